@@ -1,0 +1,62 @@
+# Ballast: `make demo` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+TOOLS := .venv-tools
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+NETWORK ?= ethereum:local:foundry
+
+.PHONY: install demo test test-unit test-contracts fuzz lint format bench backtest calibrate clean
+
+install: $(BIN)/.installed node_modules/.installed $(TOOLS)/.installed
+
+# The stamp depends on pyproject.toml: editing dependencies reinstalls; otherwise a no-op.
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,keeper]'
+	@touch $@
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	@node_modules/.bin/anvil --version > /dev/null
+	@touch $@
+
+# mamushi pins click==8.1.3 while eth-ape needs >=8.1.6: the linters get their own venv.
+$(TOOLS)/.installed: Makefile
+	@test -x $(TOOLS)/bin/python || $(PY) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet mamushi==0.1.2 ruff==0.8.6
+	@touch $@
+
+demo: install
+	ape run demo --network $(NETWORK)
+
+test: install lint
+	ape test tests --network $(NETWORK) -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: install
+	ape test tests/unit --network $(NETWORK) $(PYTEST_ARGS)
+
+test-contracts: install
+	ape test tests/contracts --network $(NETWORK) $(PYTEST_ARGS)
+
+# Long campaigns: HYPOTHESIS_PROFILE=soak (2,000 examples per property; ~1 h on 2 cores).
+fuzz: install
+	HYPOTHESIS_PROFILE=soak ape test tests/fuzz tests/contracts/test_differential.py --network $(NETWORK)
+
+lint: $(TOOLS)/.installed
+	$(TOOLS)/bin/ruff check .
+	$(TOOLS)/bin/ruff format --check .
+	$(TOOLS)/bin/mamushi --check contracts
+
+format: $(TOOLS)/.installed
+	$(TOOLS)/bin/ruff check --fix .
+	$(TOOLS)/bin/ruff format .
+	$(TOOLS)/bin/mamushi contracts
+
+bench: install
+	ape run bench --network $(NETWORK)
+
+clean:
+	rm -rf $(VENV) $(TOOLS) node_modules .build .pytest_cache

@@ -1,0 +1,34 @@
+# pragma version ~=0.4.3
+"""
+@title Ballast constants
+@notice Fixed-point units, bounds and sentinels shared by every module.
+        WAD = 10**18 is "1.0"; bps = 10**4 is "100%".
+"""
+
+WAD: constant(uint256) = 10**18
+IWAD: constant(int256) = 10**18
+BPS: constant(uint256) = 10**4
+IBPS: constant(int256) = 10**4
+# WAD * BPS: the divisor of a (units * price * bps) product.
+WAD_BPS: constant(int256) = 10**22
+
+# Assets are numbered 0..MAX_ASSETS-1; an account's active set is a bitmap in one word.
+MAX_ASSETS: constant(uint256) = 32
+# Joint scenarios per asset, packed as int16 bps into one storage word.
+MAX_SCENARIOS: constant(uint256) = 16
+# A scenario shock is a relative price move: -100% .. +327.67%.
+MIN_SHOCK_BPS: constant(int256) = -10000
+
+# Sub-account ids live in the low 96 bits of an account id; the owner in the high 160.
+SUB_BITS: constant(uint256) = 96
+SUB_MASK: constant(uint256) = 2**96 - 1
+
+# Fill-counter value of a cancelled order nonce.
+NONCE_CANCELLED: constant(uint256) = max_value(uint256)
+
+# Admin bounds.
+MAX_HEARTBEAT: constant(uint256) = 7 * 86400
+MAX_FEED_DECIMALS: constant(uint256) = 36
+MAX_TOKEN_DECIMALS: constant(uint256) = 36
+MAX_PRICE_BAND: constant(uint256) = WAD // 5
+MAX_IM_MULTIPLIER: constant(uint256) = 10 * WAD

@@ -1,0 +1,89 @@
+# pragma version ~=0.4.3
+"""
+@title Fixed-point helpers with an explicit rounding direction
+@notice Stateless. Every margin quantity in Ballast is computed exactly in
+        int256 and rounded once, against the account: equity down, losses and
+        margin up. The numpy twin (`offchain_risk.models.margin`) uses the same
+        helpers on Python ints.
+"""
+
+
+@internal
+@pure
+def _floor_div(x: int256, d: int256) -> int256:
+    """
+    @dev Division rounding towards negative infinity, for d > 0.
+         EVM `sdiv` truncates towards zero, so a negative x with a remainder
+         is one too high.
+    """
+    q: int256 = x // d
+    if x < 0 and q * d != x:
+        q -= 1
+    return q
+
+
+@internal
+@pure
+def _ceil_div(x: int256, d: int256) -> int256:
+    """
+    @dev Division rounding towards positive infinity, for d > 0.
+    """
+    return -self._floor_div(-x, d)
+
+
+@internal
+@pure
+def _shock(word: uint256, k: uint256) -> int256:
+    """
+    @dev The k-th int16 (two's complement) of a packed shock word, in bps.
+    """
+    raw: int256 = convert((word >> (16 * k)) & 65535, int256)
+    if raw >= 32768:
+        raw -= 65536
+    return raw
+
+
+@internal
+@pure
+def _to_word128(x: int256) -> uint256:
+    """
+    @dev x as a 128-bit two's complement field; reverts outside int128.
+    """
+    assert x >= -(2**127) and x < 2**127, "math: int128 overflow"
+    if x < 0:
+        return convert(x + 2**128, uint256)
+    return convert(x, uint256)
+
+
+@internal
+@pure
+def _from_word128(w: uint256) -> int256:
+    """
+    @dev Inverse of `_to_word128` for w < 2**128.
+    """
+    x: int256 = convert(w, int256)
+    if x >= 2**127:
+        x -= 2**128
+    return x
+
+
+@internal
+@pure
+def _pack_position(size: int256, open_notional: int256) -> uint256:
+    """
+    @dev A perp position in one word: size in the low 128 bits, open notional
+         in the high 128, both two's complement. Out-of-range values revert, so
+         a position that does not fit can never be stored.
+    """
+    return (self._to_word128(open_notional) << 128) | self._to_word128(size)
+
+
+@internal
+@pure
+def _unpack_position(word: uint256) -> (int256, int256):
+    """
+    @dev Inverse of `_pack_position`: (size, open_notional).
+    """
+    return self._from_word128(word & (2**128 - 1)), self._from_word128(
+        word >> 128
+    )

@@ -1,0 +1,978 @@
+# pragma version ~=0.4.3
+"""
+@title Ballast ledger: assets, collateral, sub-accounts, positions and margin
+@notice Holds every balance of the protocol and computes the margin model of
+        DESIGN.md exactly:
+          E  = cash - sum(open_notional) + floor(sum(coll*p*(1-h) + size*p))
+          loss_k = ceil(-sum((coll + size) * p * shock[k]))
+          floor  = ceil(sum((coll + |size|) * p * floor_rate))
+          MM = max(max_k loss_k, floor, 0);  IM = ceil(MM * im_multiplier)
+        An account id packs (owner, sub-account): `owner << 96 | sub`; each id
+        is its own margin domain.
+@custom:security Guards: deposit caps per asset and per account bound what a
+        manipulated price can be levered into; fee-on-transfer and false-
+        returning tokens are refused by a balance-difference check; withdrawals
+        leave IM intact and need a valid price for every exposed asset, and pay
+        only the owner. The owner pauses nothing here: listing caps can be set
+        to zero to stop new deposits of an asset.
+"""
+
+from ethereum.ercs import IERC20
+from ethereum.ercs import IERC20Detailed
+from interfaces import IAggregatorV3
+from snekmate.auth import ownable
+
+import constants
+import fixed_math
+import oracle
+
+uses: ownable
+
+# The quote asset's pseudo asset id in events and token records.
+CASH: constant(uint256) = max_value(uint256)
+
+# Packed hot asset word: one SLOAD per asset per margin computation.
+FEED_BITS: constant(uint256) = 160
+HEARTBEAT_SHIFT: constant(uint256) = 160
+FEED_DECIMALS_SHIFT: constant(uint256) = 192
+FLOOR_SHIFT: constant(uint256) = 200
+HAIRCUT_SHIFT: constant(uint256) = 216
+FLAGS_SHIFT: constant(uint256) = 232
+FLAG_LISTED: constant(uint256) = 1
+FLAG_PERP: constant(uint256) = 2
+
+
+struct TokenInfo:
+    asset: uint256  # asset id, or CASH for the quote token
+    scale_up: uint256  # 10**(18 - decimals) when decimals <= 18, else 1
+    scale_down: uint256  # 10**(decimals - 18) when decimals > 18, else 1
+    deposit_cap: uint256  # WAD, over all accounts
+    account_cap: uint256  # WAD, per account
+    total: uint256  # WAD held for all accounts
+
+
+struct AssetConfig:
+    token: address
+    feed: address
+    heartbeat: uint256
+    feed_decimals: uint256
+    floor_bps: uint256
+    haircut_bps: uint256
+    perp: bool
+    oi_cap: uint256
+    open_interest: uint256
+
+
+# A hypothetical change to one asset of one account, for previews and for
+# checking an action before its effects are written.
+struct Override:
+    active: bool
+    asset: uint256
+    collateral: uint256
+    position: uint256  # packed (size, open_notional)
+    cash: int256
+
+
+struct Margin:
+    equity: int256
+    mm: uint256
+    im: uint256
+    prices_ok: bool
+
+
+struct AssetState:
+    asset: uint256
+    collateral: uint256
+    size: int256
+    open_notional: int256
+    price: uint256
+    price_ok: bool
+
+
+struct AccountView:
+    owner: address
+    sub_id: uint256
+    cash: int256
+    equity: int256
+    mm: uint256
+    im: uint256
+    health: int256
+    prices_ok: bool
+    assets: DynArray[AssetState, constants.MAX_ASSETS]
+
+
+# IM = MM * im_multiplier / WAD; >= WAD.
+im_multiplier: public(uint256)
+# Max relative distance of a fill price from the oracle price (WAD).
+price_band: public(uint256)
+# The quote token; balances in it are `cash` and may go negative.
+cash_token: public(address)
+# Number of listed assets; ids are 0..num_assets-1.
+num_assets: public(uint256)
+# Packed feed | heartbeat | feed decimals | floor bps | haircut bps | flags.
+asset_word: HashMap[uint256, uint256]
+# K = 16 joint scenario shocks of the asset, int16 bps packed in one word.
+shock_word: public(HashMap[uint256, uint256])
+# The collateral token of an asset (empty for a perp-only underlying).
+asset_token: public(HashMap[uint256, address])
+# Long open interest (= short open interest) of the asset's perp, WAD units.
+open_interest: public(HashMap[uint256, uint256])
+# Cap on open_interest.
+oi_cap: public(HashMap[uint256, uint256])
+# Listing record of every accepted token, cash included.
+tokens: public(HashMap[address, TokenInfo])
+# Per account: bit 2a = holds collateral a, bit 2a+1 = has a position in a.
+account_assets: public(HashMap[uint256, uint256])
+# Per account quote balance (WAD); negative when losses exceed deposits.
+cash: public(HashMap[uint256, int256])
+# Per account, per asset collateral balance (WAD units of the token).
+collateral: public(HashMap[uint256, HashMap[uint256, uint256]])
+# Per account, per asset perp position, packed (size, open_notional).
+position_word: HashMap[uint256, HashMap[uint256, uint256]]
+# Per account operators: may trade, move collateral between the owner's
+# sub-accounts and withdraw to the owner; never to anyone else.
+operators: public(HashMap[uint256, HashMap[address, bool]])
+
+
+event AccountState:
+    account: indexed(uint256)
+    asset: uint256
+    cash: int256
+    collateral: uint256
+    size: int256
+    open_notional: int256
+
+
+event AssetListed:
+    asset: indexed(uint256)
+    token: indexed(address)
+    feed: address
+    perp: bool
+
+
+event AssetRiskSet:
+    asset: indexed(uint256)
+    floor_bps: uint256
+    haircut_bps: uint256
+
+
+event FeedSet:
+    asset: indexed(uint256)
+    feed: address
+    heartbeat: uint256
+    feed_decimals: uint256
+
+
+event CapsSet:
+    token: indexed(address)
+    deposit_cap: uint256
+    account_cap: uint256
+
+
+event OpenInterestCapSet:
+    asset: indexed(uint256)
+    cap: uint256
+
+
+event ShocksSet:
+    asset: indexed(uint256)
+    word: uint256
+
+
+event ImMultiplierSet:
+    im_multiplier: uint256
+
+
+event PriceBandSet:
+    price_band: uint256
+
+
+event OperatorSet:
+    account: indexed(uint256)
+    operator: indexed(address)
+    approved: bool
+
+
+event Deposit:
+    account: indexed(uint256)
+    token: indexed(address)
+    amount: uint256
+
+
+event Withdraw:
+    account: indexed(uint256)
+    token: indexed(address)
+    amount: uint256
+    receiver: address
+
+
+event Transfer:
+    source: indexed(uint256)
+    destination: indexed(uint256)
+    token: indexed(address)
+    amount: uint256
+
+
+@deploy
+def __init__(
+    cash_token: address,
+    cash_deposit_cap: uint256,
+    cash_account_cap: uint256,
+    im_multiplier: uint256,
+    price_band: uint256,
+):
+    """
+    @param cash_token The quote token (a USD stablecoin), valued at 1.
+    @param cash_deposit_cap Cap on all cash deposits, WAD.
+    @param cash_account_cap Cap on one account's cash deposits, WAD.
+    @param im_multiplier IM / MM, WAD, in [1, 10].
+    @param price_band Max fill distance from the oracle, WAD, <= 20%.
+    """
+    assert cash_token != empty(address), "ledger: zero cash token"
+    self.cash_token = cash_token
+    self._list_token(cash_token, CASH, cash_deposit_cap, cash_account_cap)
+    self._set_im_multiplier(im_multiplier)
+    self._set_price_band(price_band)
+
+
+# ---------------------------------------------------------------- admin
+
+
+@external
+def list_asset(
+    token: address,
+    feed: address,
+    heartbeat: uint256,
+    floor_bps: uint256,
+    haircut_bps: uint256,
+    deposit_cap: uint256,
+    account_cap: uint256,
+    perp: bool,
+    oi_cap: uint256,
+) -> uint256:
+    """
+    @notice List an asset: a collateral token (or none), its price feed and,
+            when `perp`, a linear perpetual quoted in cash. Owner only.
+    @dev Scenario shocks start at zero: until set, MM is the floor alone.
+    @return The new asset id.
+    """
+    ownable._check_owner()
+    asset: uint256 = self.num_assets
+    assert asset < constants.MAX_ASSETS, "ledger: too many assets"
+    assert token != empty(address) or perp, "ledger: nothing to list"
+    self.asset_word[asset] = FLAG_LISTED << FLAGS_SHIFT
+    self._set_feed(asset, feed, heartbeat)
+    self._set_asset_risk(asset, floor_bps, haircut_bps)
+    if perp:
+        self.asset_word[asset] |= FLAG_PERP << FLAGS_SHIFT
+        self.oi_cap[asset] = oi_cap
+        log OpenInterestCapSet(asset=asset, cap=oi_cap)
+    if token != empty(address):
+        self.asset_token[asset] = token
+        self._list_token(token, asset, deposit_cap, account_cap)
+    self.num_assets = asset + 1
+    log AssetListed(asset=asset, token=token, feed=feed, perp=perp)
+    return asset
+
+
+@external
+def set_feed(asset: uint256, feed: address, heartbeat: uint256):
+    """
+    @notice Replace an asset's price feed. Owner only.
+    """
+    ownable._check_owner()
+    self._check_listed(asset)
+    self._set_feed(asset, feed, heartbeat)
+
+
+@external
+def set_asset_risk(asset: uint256, floor_bps: uint256, haircut_bps: uint256):
+    """
+    @notice Set an asset's on-chain margin floor rate and liquidity haircut
+            (bps). Owner only.
+    """
+    ownable._check_owner()
+    self._check_listed(asset)
+    self._set_asset_risk(asset, floor_bps, haircut_bps)
+
+
+@external
+def set_caps(token: address, deposit_cap: uint256, account_cap: uint256):
+    """
+    @notice Deposit caps of a listed token, WAD. Lowering a cap below what is
+            held blocks new deposits only. Owner only.
+    """
+    ownable._check_owner()
+    assert self.tokens[token].scale_up != 0, "ledger: token not listed"
+    self.tokens[token].deposit_cap = deposit_cap
+    self.tokens[token].account_cap = account_cap
+    log CapsSet(token=token, deposit_cap=deposit_cap, account_cap=account_cap)
+
+
+@external
+def set_oi_cap(asset: uint256, cap: uint256):
+    """
+    @notice Open-interest cap of a perp market, WAD units. Owner only.
+    """
+    ownable._check_owner()
+    assert self._is_perp(self.asset_word[asset]), "ledger: not a perp market"
+    self.oi_cap[asset] = cap
+    log OpenInterestCapSet(asset=asset, cap=cap)
+
+
+@external
+def set_shocks(asset: uint256, shocks_bps: int256[constants.MAX_SCENARIOS]):
+    """
+    @notice Set the asset's K = 16 joint scenario shocks (relative price
+            moves, bps, each in [-10000, 32767]); scenario k of every asset
+            forms one joint scenario. Owner only.
+    """
+    ownable._check_owner()
+    self._check_listed(asset)
+    self._set_shock_word(asset, self._pack_shocks(shocks_bps))
+
+
+@external
+def set_im_multiplier(im_multiplier: uint256):
+    """
+    @notice IM / MM as WAD, in [1, 10]. Owner only.
+    """
+    ownable._check_owner()
+    self._set_im_multiplier(im_multiplier)
+
+
+@external
+def set_price_band(price_band: uint256):
+    """
+    @notice Max relative distance of a fill price from the oracle, WAD,
+            at most 20%. Owner only.
+    """
+    ownable._check_owner()
+    self._set_price_band(price_band)
+
+
+# ------------------------------------------------------- account actions
+
+
+@external
+def set_operator(sub_id: uint256, operator: address, approved: bool):
+    """
+    @notice Approve or revoke an operator of the caller's sub-account.
+    """
+    assert operator != empty(address), "ledger: zero operator"
+    account: uint256 = self._account_id(msg.sender, sub_id)
+    self.operators[account][operator] = approved
+    log OperatorSet(account=account, operator=operator, approved=approved)
+
+
+@external
+@nonreentrant
+def deposit(account: uint256, token: address, amount: uint256):
+    """
+    @notice Deposit `amount` (token units) of a listed token into `account`,
+            pulled from the caller. Caller: the owner or an operator.
+    @dev Never needs a price: adding collateral cannot lower equity.
+    """
+    self._check_authorized(account)
+    info: TokenInfo = self._token_info(token)
+    wad: uint256 = self._to_wad(info, amount)
+    assert info.total + wad <= info.deposit_cap, "ledger: deposit cap exceeded"
+    balance: uint256 = 0
+    if info.asset == CASH:
+        balance = convert(max(self.cash[account], 0), uint256)
+    else:
+        balance = self.collateral[account][info.asset]
+    assert balance + wad <= info.account_cap, "ledger: account cap exceeded"
+
+    before: uint256 = staticcall IERC20(token).balanceOf(self)
+    assert extcall IERC20(token).transferFrom(
+        msg.sender, self, amount, default_return_value=True
+    ), "ledger: transfer failed"
+    received: uint256 = staticcall IERC20(token).balanceOf(self) - before
+    assert received == amount, "ledger: received amount differs"
+
+    self.tokens[token].total = info.total + wad
+    if info.asset == CASH:
+        self.cash[account] += convert(wad, int256)
+    else:
+        self._write_collateral(
+            account, info.asset, self.collateral[account][info.asset] + wad
+        )
+    log Deposit(account=account, token=token, amount=amount)
+    self._log_state(account, info.asset)
+
+
+@external
+@nonreentrant
+def withdraw(account: uint256, token: address, amount: uint256):
+    """
+    @notice Withdraw `amount` (token units) to the account's owner. The
+            account must meet IM afterwards with a valid price for every asset
+            it is exposed to. Cash cannot be withdrawn below zero.
+            Caller: the owner or an operator.
+    """
+    self._check_authorized(account)
+    info: TokenInfo = self._token_info(token)
+    wad: uint256 = self._to_wad(info, amount)
+    ov: Override = self._debit(account, info.asset, wad)
+    self._require_initial_margin(account, ov)
+
+    self.tokens[token].total = info.total - wad
+    self._apply(account, ov)
+    receiver: address = self._owner_of(account)
+    assert extcall IERC20(token).transfer(
+        receiver, amount, default_return_value=True
+    ), "ledger: transfer failed"
+    log Withdraw(account=account, token=token, amount=amount, receiver=receiver)
+    self._log_state(account, info.asset)
+
+
+@external
+@nonreentrant
+def transfer(
+    source: uint256, destination: uint256, token: address, amount: uint256
+):
+    """
+    @notice Move collateral or cash between two sub-accounts of one owner.
+            The source must meet IM afterwards. Caller: the owner or an
+            operator of the source.
+    """
+    self._check_authorized(source)
+    assert source != destination, "ledger: same account"
+    assert self._owner_of(source) == self._owner_of(
+        destination
+    ), "ledger: different owners"
+    info: TokenInfo = self._token_info(token)
+    wad: uint256 = self._to_wad(info, amount)
+    ov: Override = self._debit(source, info.asset, wad)
+    self._require_initial_margin(source, ov)
+
+    self._apply(source, ov)
+    if info.asset == CASH:
+        self.cash[destination] += convert(wad, int256)
+    else:
+        self._write_collateral(
+            destination,
+            info.asset,
+            self.collateral[destination][info.asset] + wad,
+        )
+    log Transfer(
+        source=source, destination=destination, token=token, amount=amount
+    )
+    self._log_state(source, info.asset)
+    self._log_state(destination, info.asset)
+
+
+# ------------------------------------------------------------------ views
+
+
+@external
+@pure
+def account_id(owner: address, sub_id: uint256) -> uint256:
+    """
+    @notice The account id of `owner`'s sub-account `sub_id` (< 2**96).
+    """
+    return self._account_id(owner, sub_id)
+
+
+@external
+@view
+def equity(account: uint256) -> int256:
+    """
+    @notice Account equity in cash (WAD), rounded down. Reverts when a price
+            the account depends on is invalid.
+    """
+    m: Margin = self._strict_margin(account)
+    return m.equity
+
+
+@external
+@view
+def margin(account: uint256) -> (uint256, uint256):
+    """
+    @notice (IM, MM) in cash (WAD), rounded up. Reverts when a price the
+            account depends on is invalid.
+    """
+    m: Margin = self._strict_margin(account)
+    return m.im, m.mm
+
+
+@external
+@view
+def health(account: uint256) -> int256:
+    """
+    @notice E - MM (WAD); negative means liquidatable. Reverts when a price
+            the account depends on is invalid.
+    """
+    m: Margin = self._strict_margin(account)
+    return m.equity - convert(m.mm, int256)
+
+
+@external
+@view
+def account_state(account: uint256) -> AccountView:
+    """
+    @notice Everything about an account at once; never reverts on a bad
+            price (see `prices_ok` and each asset's `price_ok`).
+    """
+    m: Margin = self._margin(account, empty(Override))
+    v: AccountView = AccountView(
+        owner=self._owner_of(account),
+        sub_id=account & constants.SUB_MASK,
+        cash=self.cash[account],
+        equity=m.equity,
+        mm=m.mm,
+        im=m.im,
+        health=m.equity - convert(m.mm, int256),
+        prices_ok=m.prices_ok,
+        assets=[],
+    )
+    bitmap: uint256 = self.account_assets[account]
+    for a: uint256 in range(constants.MAX_ASSETS):
+        if bitmap >> (2 * a) == 0:
+            break
+        if (bitmap >> (2 * a)) & 3 == 0:
+            continue
+        size: int256 = 0
+        notional: int256 = 0
+        size, notional = fixed_math._unpack_position(
+            self.position_word[account][a]
+        )
+        word: uint256 = self.asset_word[a]
+        price: uint256 = 0
+        ok: bool = False
+        price, ok = self._price(word)
+        v.assets.append(
+            AssetState(
+                asset=a,
+                collateral=self.collateral[account][a],
+                size=size,
+                open_notional=notional,
+                price=price,
+                price_ok=ok,
+            )
+        )
+    return v
+
+
+@external
+@view
+def position(account: uint256, asset: uint256) -> (int256, int256):
+    """
+    @notice (size, open_notional) of a perp position, WAD.
+    """
+    return fixed_math._unpack_position(self.position_word[account][asset])
+
+
+@external
+@view
+def price(asset: uint256) -> (uint256, bool):
+    """
+    @notice (oracle price in WAD, valid) of a listed asset.
+    """
+    self._check_listed(asset)
+    return self._price(self.asset_word[asset])
+
+
+@external
+@view
+def asset_config(asset: uint256) -> AssetConfig:
+    """
+    @notice The listing of an asset, unpacked.
+    """
+    self._check_listed(asset)
+    word: uint256 = self.asset_word[asset]
+    return AssetConfig(
+        token=self.asset_token[asset],
+        feed=convert(word & (2**FEED_BITS - 1), address),
+        heartbeat=(word >> HEARTBEAT_SHIFT) & (2**32 - 1),
+        feed_decimals=(word >> FEED_DECIMALS_SHIFT) & 255,
+        floor_bps=(word >> FLOOR_SHIFT) & 65535,
+        haircut_bps=(word >> HAIRCUT_SHIFT) & 65535,
+        perp=self._is_perp(word),
+        oi_cap=self.oi_cap[asset],
+        open_interest=self.open_interest[asset],
+    )
+
+
+@external
+@view
+def shocks(asset: uint256) -> int256[constants.MAX_SCENARIOS]:
+    """
+    @notice The asset's 16 scenario shocks, bps.
+    """
+    word: uint256 = self.shock_word[asset]
+    out: int256[constants.MAX_SCENARIOS] = empty(
+        int256[constants.MAX_SCENARIOS]
+    )
+    for k: uint256 in range(constants.MAX_SCENARIOS):
+        out[k] = fixed_math._shock(word, k)
+    return out
+
+
+# --------------------------------------------------------------- internal
+
+
+@internal
+@pure
+def _account_id(owner: address, sub_id: uint256) -> uint256:
+    assert sub_id <= constants.SUB_MASK, "ledger: sub-account id too large"
+    return (convert(owner, uint256) << constants.SUB_BITS) | sub_id
+
+
+@internal
+@pure
+def _owner_of(account: uint256) -> address:
+    return convert(account >> constants.SUB_BITS, address)
+
+
+@internal
+@view
+def _check_authorized(account: uint256):
+    assert (
+        self._owner_of(account) == msg.sender
+        or self.operators[account][msg.sender]
+    ), "ledger: not owner or operator"
+
+
+@internal
+@view
+def _check_listed(asset: uint256):
+    assert (
+        self.asset_word[asset] >> FLAGS_SHIFT
+    ) & FLAG_LISTED != 0, "ledger: asset not listed"
+
+
+@internal
+@pure
+def _is_perp(word: uint256) -> bool:
+    return (word >> FLAGS_SHIFT) & FLAG_PERP != 0
+
+
+@internal
+@view
+def _token_info(token: address) -> TokenInfo:
+    info: TokenInfo = self.tokens[token]
+    assert info.scale_up != 0, "ledger: token not listed"
+    return info
+
+
+@internal
+@pure
+def _to_wad(info: TokenInfo, amount: uint256) -> uint256:
+    """
+    @dev Token units to WAD. Exact: for tokens with more than 18 decimals an
+         amount that is not a whole number of WAD units is refused rather than
+         rounded, so nothing is ever lost in conversion.
+    """
+    assert amount != 0, "ledger: zero amount"
+    assert amount % info.scale_down == 0, "ledger: amount below precision"
+    return amount // info.scale_down * info.scale_up
+
+
+@internal
+@view
+def _price(word: uint256) -> (uint256, bool):
+    return oracle._read(
+        convert(word & (2**FEED_BITS - 1), address),
+        (word >> HEARTBEAT_SHIFT) & (2**32 - 1),
+        (word >> FEED_DECIMALS_SHIFT) & 255,
+    )
+
+
+@internal
+@view
+def _position(account: uint256, asset: uint256) -> uint256:
+    return self.position_word[account][asset]
+
+
+@internal
+def _list_token(
+    token: address, asset: uint256, deposit_cap: uint256, account_cap: uint256
+):
+    assert self.tokens[token].scale_up == 0, "ledger: token already listed"
+    decimals: uint256 = convert(
+        staticcall IERC20Detailed(token).decimals(), uint256
+    )
+    assert (
+        decimals <= constants.MAX_TOKEN_DECIMALS
+    ), "ledger: bad token decimals"
+    up: uint256 = 1
+    down: uint256 = 1
+    if decimals < 18:
+        up = 10**(18 - decimals)
+    elif decimals > 18:
+        down = 10**(decimals - 18)
+    self.tokens[token] = TokenInfo(
+        asset=asset,
+        scale_up=up,
+        scale_down=down,
+        deposit_cap=deposit_cap,
+        account_cap=account_cap,
+        total=0,
+    )
+    log CapsSet(token=token, deposit_cap=deposit_cap, account_cap=account_cap)
+
+
+@internal
+def _set_feed(asset: uint256, feed: address, heartbeat: uint256):
+    assert feed != empty(address), "ledger: zero feed"
+    assert (
+        heartbeat != 0 and heartbeat <= constants.MAX_HEARTBEAT
+    ), "ledger: bad heartbeat"
+    decimals: uint256 = convert(
+        staticcall IAggregatorV3(feed).decimals(), uint256
+    )
+    assert decimals <= constants.MAX_FEED_DECIMALS, "ledger: bad feed decimals"
+    word: uint256 = self.asset_word[asset]
+    word &= ~(2**FLOOR_SHIFT - 1)
+    word |= (
+        convert(feed, uint256)
+        | (heartbeat << HEARTBEAT_SHIFT)
+        | (decimals << FEED_DECIMALS_SHIFT)
+    )
+    self.asset_word[asset] = word
+    log FeedSet(
+        asset=asset, feed=feed, heartbeat=heartbeat, feed_decimals=decimals
+    )
+
+
+@internal
+def _set_asset_risk(asset: uint256, floor_bps: uint256, haircut_bps: uint256):
+    assert floor_bps <= constants.BPS, "ledger: floor rate above 100%"
+    assert haircut_bps < constants.BPS, "ledger: haircut must be below 100%"
+    word: uint256 = self.asset_word[asset]
+    word &= ~((2**32 - 1) << FLOOR_SHIFT)
+    word |= (floor_bps << FLOOR_SHIFT) | (haircut_bps << HAIRCUT_SHIFT)
+    self.asset_word[asset] = word
+    log AssetRiskSet(asset=asset, floor_bps=floor_bps, haircut_bps=haircut_bps)
+
+
+@internal
+@pure
+def _pack_shocks(shocks_bps: int256[constants.MAX_SCENARIOS]) -> uint256:
+    word: uint256 = 0
+    for k: uint256 in range(constants.MAX_SCENARIOS):
+        s: int256 = shocks_bps[k]
+        assert (
+            s >= constants.MIN_SHOCK_BPS and s <= 32767
+        ), "ledger: shock out of range"
+        if s < 0:
+            s += 65536
+        word |= convert(s, uint256) << (16 * k)
+    return word
+
+
+@internal
+def _set_shock_word(asset: uint256, word: uint256):
+    self.shock_word[asset] = word
+    log ShocksSet(asset=asset, word=word)
+
+
+@internal
+def _set_im_multiplier(im_multiplier: uint256):
+    assert (
+        im_multiplier >= constants.WAD
+        and im_multiplier <= constants.MAX_IM_MULTIPLIER
+    ), "ledger: bad IM multiplier"
+    self.im_multiplier = im_multiplier
+    log ImMultiplierSet(im_multiplier=im_multiplier)
+
+
+@internal
+def _set_price_band(price_band: uint256):
+    assert (
+        price_band != 0 and price_band <= constants.MAX_PRICE_BAND
+    ), "ledger: bad price band"
+    self.price_band = price_band
+    log PriceBandSet(price_band=price_band)
+
+
+@internal
+@view
+def _margin(account: uint256, ov: Override) -> Margin:
+    """
+    @dev The margin model, exact in int256 with one rounding per quantity,
+         against the account. `ov` replaces one asset's collateral and
+         position and the cash balance, so an action is checked before its
+         effects are written. Bound: |units| < 2**128 (int128 positions, caps
+         on collateral), price < 2**80 WAD, bps < 2**15: every product is below
+         2**223 and the sum over 32 assets below 2**228, inside int256.
+    """
+    bitmap: uint256 = self.account_assets[account]
+    cash: int256 = self.cash[account]
+    if ov.active:
+        bitmap |= 3 << (2 * ov.asset)
+        cash = ov.cash
+
+    value_num: int256 = 0  # sum(coll*p*(BPS-h) + size*p*BPS), WAD*WAD*BPS
+    floor_num: int256 = 0  # sum((coll + |size|) * p * floor_bps)
+    notional: int256 = 0  # sum(open_notional), WAD
+    losses: int256[constants.MAX_SCENARIOS] = empty(
+        int256[constants.MAX_SCENARIOS]
+    )
+    prices_ok: bool = True
+
+    for a: uint256 in range(constants.MAX_ASSETS):
+        if bitmap >> (2 * a) == 0:
+            break
+        if (bitmap >> (2 * a)) & 3 == 0:
+            continue
+        coll: int256 = 0
+        pos: uint256 = 0
+        if ov.active and a == ov.asset:
+            coll = convert(ov.collateral, int256)
+            pos = ov.position
+        else:
+            coll = convert(self.collateral[account][a], int256)
+            pos = self.position_word[account][a]
+        size: int256 = 0
+        on: int256 = 0
+        size, on = fixed_math._unpack_position(pos)
+        if coll == 0 and size == 0:
+            notional += on
+            continue
+
+        word: uint256 = self.asset_word[a]
+        p: uint256 = 0
+        ok: bool = False
+        p, ok = self._price(word)
+        prices_ok = prices_ok and ok
+        price: int256 = convert(p, int256)
+        haircut: int256 = convert((word >> HAIRCUT_SHIFT) & 65535, int256)
+        floor_bps: int256 = convert((word >> FLOOR_SHIFT) & 65535, int256)
+
+        notional += on
+        value_num += (
+            coll * (constants.IBPS - haircut) + size * constants.IBPS
+        ) * price
+        floor_num += (coll + abs(size)) * price * floor_bps
+        exposure: int256 = (coll + size) * price
+        shocks: uint256 = self.shock_word[a]
+        if exposure != 0 and shocks != 0:
+            for k: uint256 in range(constants.MAX_SCENARIOS):
+                losses[k] -= exposure * fixed_math._shock(shocks, k)
+    worst: int256 = fixed_math._ceil_div(floor_num, constants.WAD_BPS)
+    for k: uint256 in range(constants.MAX_SCENARIOS):
+        worst = max(worst, fixed_math._ceil_div(losses[k], constants.WAD_BPS))
+    mm: uint256 = convert(max(worst, 0), uint256)
+    im: uint256 = convert(
+        fixed_math._ceil_div(
+            convert(mm * self.im_multiplier, int256), constants.IWAD
+        ),
+        uint256,
+    )
+    equity: int256 = (
+        cash - notional + fixed_math._floor_div(value_num, constants.WAD_BPS)
+    )
+    return Margin(equity=equity, mm=mm, im=im, prices_ok=prices_ok)
+
+
+@internal
+@view
+def _strict_margin(account: uint256) -> Margin:
+    m: Margin = self._margin(account, empty(Override))
+    assert m.prices_ok, "oracle: invalid price"
+    return m
+
+
+@internal
+@view
+def _require_initial_margin(account: uint256, ov: Override):
+    """
+    @dev The check of every risk-increasing action: valid prices for every
+         exposed asset, then E >= IM, both on the state after the action.
+    """
+    m: Margin = self._margin(account, ov)
+    assert m.prices_ok, "oracle: invalid price"
+    assert m.equity >= convert(m.im, int256), "margin: below initial margin"
+
+
+@internal
+@view
+def _debit(account: uint256, asset: uint256, wad: uint256) -> Override:
+    """
+    @dev The account after removing `wad` of `asset` (or cash).
+    """
+    cash: int256 = self.cash[account]
+    if asset == CASH:
+        assert cash >= convert(wad, int256), "ledger: insufficient cash"
+        return Override(
+            active=True,
+            asset=0,
+            collateral=self.collateral[account][0],
+            position=self.position_word[account][0],
+            cash=cash - convert(wad, int256),
+        )
+    held: uint256 = self.collateral[account][asset]
+    assert held >= wad, "ledger: insufficient collateral"
+    return Override(
+        active=True,
+        asset=asset,
+        collateral=held - wad,
+        position=self.position_word[account][asset],
+        cash=cash,
+    )
+
+
+@internal
+def _apply(account: uint256, ov: Override):
+    """
+    @dev Write an override to storage.
+    """
+    self.cash[account] = ov.cash
+    self._write_collateral(account, ov.asset, ov.collateral)
+    self._write_position(account, ov.asset, ov.position)
+
+
+@internal
+def _write_collateral(account: uint256, asset: uint256, amount: uint256):
+    if self.collateral[account][asset] == amount:
+        return
+    self.collateral[account][asset] = amount
+    bit: uint256 = 1 << (2 * asset)
+    if amount == 0:
+        self.account_assets[account] &= ~bit
+    else:
+        self.account_assets[account] |= bit
+
+
+@internal
+def _write_position(account: uint256, asset: uint256, word: uint256):
+    if self.position_word[account][asset] == word:
+        return
+    self.position_word[account][asset] = word
+    bit: uint256 = 2 << (2 * asset)
+    if word == 0:
+        self.account_assets[account] &= ~bit
+    else:
+        self.account_assets[account] |= bit
+
+
+@internal
+def _log_state(account: uint256, asset: uint256):
+    """
+    @dev Absolute (not delta) state of the touched asset and of cash, so a
+         reader rebuilds every account from logs alone, idempotently.
+    """
+    if asset == CASH:
+        log AccountState(
+            account=account,
+            asset=CASH,
+            cash=self.cash[account],
+            collateral=0,
+            size=0,
+            open_notional=0,
+        )
+        return
+    size: int256 = 0
+    on: int256 = 0
+    size, on = fixed_math._unpack_position(self.position_word[account][asset])
+    log AccountState(
+        account=account,
+        asset=asset,
+        cash=self.cash[account],
+        collateral=self.collateral[account][asset],
+        size=size,
+        open_notional=on,
+    )

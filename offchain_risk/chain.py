@@ -1,0 +1,173 @@
+"""A small typed client for a deployed Ballast engine, through Ape.
+
+Everything here talks to the chain through an Ape contract instance, so it works the
+same against a local anvil, a testnet, or inside ``ape console``::
+
+    from offchain_risk.chain import Engine
+    engine = Engine(project.MarginEngine.at(address))
+    engine.state(engine.account_id(trader, 0)).summary()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from eip712.messages import EIP712Domain, EIP712Message
+from eth_pydantic_types import abi
+
+WAD = 10**18
+CASH = 2**256 - 1
+
+
+class Order(EIP712Message):
+    """A maker order; field names and order match ``trading.ORDER_TYPEHASH``."""
+
+    owner: abi.address
+    subaccount: abi.uint256
+    market: abi.uint256
+    size: abi.int256
+    price: abi.uint256
+    nonce: abi.uint256
+    expiry: abi.uint256
+
+
+@dataclass(frozen=True)
+class AssetState:
+    asset: int
+    collateral: int
+    size: int
+    open_notional: int
+    price: int
+    price_ok: bool
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """An account as the engine sees it; WAD ints."""
+
+    account: int
+    owner: str
+    sub_id: int
+    cash: int
+    equity: int
+    mm: int
+    im: int
+    health: int
+    prices_ok: bool
+    assets: list[AssetState] = field(default_factory=list)
+
+    @property
+    def health_ratio(self) -> float:
+        """E / MM; infinite for an account without margin requirement."""
+        return float("inf") if self.mm == 0 else self.equity / self.mm
+
+    def summary(self) -> str:
+        f = lambda x: f"{x / WAD:,.2f}"  # noqa: E731
+        return (
+            f"account {self.owner}/{self.sub_id}: equity {f(self.equity)} MM {f(self.mm)} "
+            f"IM {f(self.im)} health {f(self.health)}"
+            + ("" if self.prices_ok else " [price invalid]")
+        )
+
+
+def account_id(owner: str, sub_id: int) -> int:
+    """The engine's account id: owner << 96 | sub_id."""
+    if not 0 <= sub_id < 2**96:
+        raise ValueError("sub_id must be in [0, 2**96)")
+    return (int(str(owner), 16) << 96) | sub_id
+
+
+def signature_bytes(sig: Any) -> bytes:
+    """An Ape ``MessageSignature`` as the 65 bytes r || s || v the engine takes."""
+    return bytes(sig.r) + bytes(sig.s) + bytes([sig.v])
+
+
+class Engine:
+    """Typed reads and signed-order helpers over an Ape ``MarginEngine`` instance."""
+
+    def __init__(self, contract: Any):
+        self.contract = contract
+
+    @property
+    def address(self) -> str:
+        return str(self.contract.address)
+
+    def domain(self) -> EIP712Domain:
+        _, name, version, chain_id, verifying, _, _ = self.contract.eip712Domain()
+        return EIP712Domain(
+            name=name, version=version, chainId=chain_id, verifyingContract=verifying
+        )
+
+    @staticmethod
+    def account_id(owner: Any, sub_id: int = 0) -> int:
+        return account_id(str(owner), sub_id)
+
+    def order(
+        self,
+        owner: Any,
+        market: int,
+        size: int,
+        price: int,
+        nonce: int,
+        expiry: int,
+        subaccount: int = 0,
+    ) -> Order:
+        """A maker order bound to this engine's EIP-712 domain."""
+        return Order(
+            owner=str(owner),
+            subaccount=subaccount,
+            market=market,
+            size=size,
+            price=price,
+            nonce=nonce,
+            expiry=expiry,
+            eip712_domain=self.domain(),
+        )
+
+    @staticmethod
+    def order_tuple(order: Order) -> tuple:
+        return (
+            order.owner,
+            order.subaccount,
+            order.market,
+            order.size,
+            order.price,
+            order.nonce,
+            order.expiry,
+        )
+
+    def sign(self, signer: Any, order: Order) -> bytes:
+        """Sign with an Ape account and check the digest matches the engine's."""
+        sig = signer.sign_message(order)
+        if sig is None:
+            raise RuntimeError(f"{signer} declined to sign the order")
+        return signature_bytes(sig)
+
+    def fill(self, order: Order, signature: bytes, amount: int, taker: int, sender: Any):
+        return self.contract.fill(self.order_tuple(order), signature, amount, taker, sender=sender)
+
+    def state(self, account: int) -> AccountState:
+        v = self.contract.account_state(account)
+        return AccountState(
+            account=account,
+            owner=str(v.owner),
+            sub_id=v.sub_id,
+            cash=v.cash,
+            equity=v.equity,
+            mm=v.mm,
+            im=v.im,
+            health=v.health,
+            prices_ok=v.prices_ok,
+            assets=[
+                AssetState(
+                    asset=a.asset,
+                    collateral=a.collateral,
+                    size=a.size,
+                    open_notional=a.open_notional,
+                    price=a.price,
+                    price_ok=a.price_ok,
+                )
+                for a in v.assets
+            ],
+        )

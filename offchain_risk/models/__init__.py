@@ -1,0 +1,1 @@
+"""Risk models: the margin twin, volatility, scenarios, haircuts, VaR / ES."""

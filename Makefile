@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 NETWORK ?= ethereum:local:foundry
 
-.PHONY: install demo test test-unit test-contracts fuzz lint format bench backtest calibrate clean
+.PHONY: install build demo console deploy test test-unit test-contracts fuzz lint format bench backtest calibrate clean
 
 install: $(BIN)/.installed node_modules/.installed $(TOOLS)/.installed
 
@@ -29,20 +29,35 @@ $(TOOLS)/.installed: Makefile
 	$(TOOLS)/bin/pip install --quiet mamushi==0.1.2 ruff==0.8.6
 	@touch $@
 
-demo: install
+# Ape caches bytecode per deployable source and does not see edits to the modules it
+# imports (they are excluded from compilation), so any contract change forces a rebuild.
+CONTRACT_SOURCES := $(shell find contracts -name '*.vy' -o -name '*.vyi')
+.build/.stamp: $(CONTRACT_SOURCES) ape-config.yaml | $(BIN)/.installed
+	ape compile --force
+	@touch $@
+
+build: install .build/.stamp
+
+demo: build
 	ape run demo --network $(NETWORK)
 
-test: install lint
+console: build
+	ape console --network $(NETWORK)
+
+deploy: build
+	ape run deploy --network $(NETWORK) $(DEPLOY_ARGS)
+
+test: build lint
 	ape test tests --network $(NETWORK) -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: install
 	ape test tests/unit --network $(NETWORK) $(PYTEST_ARGS)
 
-test-contracts: install
+test-contracts: build
 	ape test tests/contracts --network $(NETWORK) $(PYTEST_ARGS)
 
 # Long campaigns: HYPOTHESIS_PROFILE=soak (2,000 examples per property; ~1 h on 2 cores).
-fuzz: install
+fuzz: build
 	HYPOTHESIS_PROFILE=soak ape test tests/fuzz tests/contracts/test_differential.py --network $(NETWORK)
 
 lint: $(TOOLS)/.installed
@@ -55,8 +70,8 @@ format: $(TOOLS)/.installed
 	$(TOOLS)/bin/ruff format .
 	$(TOOLS)/bin/mamushi contracts
 
-bench: install
-	ape run bench --network $(NETWORK)
+bench: build
+	python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .build .pytest_cache

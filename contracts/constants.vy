@@ -26,6 +26,13 @@ SUB_MASK: constant(uint256) = 2**96 - 1
 # Fill-counter value of a cancelled order nonce.
 NONCE_CANCELLED: constant(uint256) = max_value(uint256)
 
+# A price above this (WAD) is treated as invalid: it bounds every margin product
+# (units < 2**129, price < 2**100, bps < 2**15) so the scenario sums cannot overflow.
+MAX_PRICE: constant(uint256) = 2**100
+
+# Deposit caps and token totals are uint128 (packed two to a word).
+MAX_CAP: constant(uint256) = 2**128 - 1
+
 # Admin bounds.
 MAX_HEARTBEAT: constant(uint256) = 7 * 86400
 MAX_FEED_DECIMALS: constant(uint256) = 36

@@ -35,12 +35,11 @@ def _ceil_div(x: int256, d: int256) -> int256:
 @pure
 def _shock(word: uint256, k: uint256) -> int256:
     """
-    @dev The k-th int16 (two's complement) of a packed shock word, in bps.
+    @dev The k-th int16 (two's complement) of a packed shock word, in bps:
+         shift it to the top of the word, reinterpret the bits as int256 and
+         shift back arithmetically, which sign-extends.
     """
-    raw: int256 = convert((word >> (16 * k)) & 65535, int256)
-    if raw >= 32768:
-        raw -= 65536
-    return raw
+    return convert(convert(word << (240 - 16 * k), bytes32), int256) >> 240
 
 
 @internal

@@ -30,6 +30,8 @@ uses: ownable
 
 # The quote asset's pseudo asset id in events and token records.
 CASH: constant(uint256) = max_value(uint256)
+# Override.asset of a change to cash alone.
+NO_ASSET: constant(uint256) = constants.MAX_ASSETS
 
 # Packed hot asset word: one SLOAD per asset per margin computation.
 FEED_BITS: constant(uint256) = 160
@@ -42,13 +44,28 @@ FLAG_LISTED: constant(uint256) = 1
 FLAG_PERP: constant(uint256) = 2
 
 
+# Packed token record: listed flag | asset id << 8 (CASH_ID for cash)
+# | decimals << 16 | total held (WAD, uint128) << 128.
+TOKEN_ASSET_SHIFT: constant(uint256) = 8
+TOKEN_DECIMALS_SHIFT: constant(uint256) = 16
+TOKEN_TOTAL_SHIFT: constant(uint256) = 128
+CASH_ID: constant(uint256) = 255
+
+
 struct TokenInfo:
     asset: uint256  # asset id, or CASH for the quote token
     scale_up: uint256  # 10**(18 - decimals) when decimals <= 18, else 1
     scale_down: uint256  # 10**(decimals - 18) when decimals > 18, else 1
-    deposit_cap: uint256  # WAD, over all accounts
-    account_cap: uint256  # WAD, per account
     total: uint256  # WAD held for all accounts
+    word: uint256  # the packed record
+
+
+struct TokenView:
+    asset: uint256
+    decimals: uint256
+    deposit_cap: uint256
+    account_cap: uint256
+    total: uint256
 
 
 struct AssetConfig:
@@ -119,8 +136,11 @@ asset_token: public(HashMap[uint256, address])
 open_interest: public(HashMap[uint256, uint256])
 # Cap on open_interest.
 oi_cap: public(HashMap[uint256, uint256])
-# Listing record of every accepted token, cash included.
-tokens: public(HashMap[address, TokenInfo])
+# Listing record of every accepted token, cash included (see TokenInfo).
+token_word: HashMap[address, uint256]
+# Deposit caps of a token, WAD: over all accounts (low 128 bits) and per
+# account (high 128 bits).
+token_caps: HashMap[address, uint256]
 # Per account: bit 2a = holds collateral a, bit 2a+1 = has a position in a.
 account_assets: public(HashMap[uint256, uint256])
 # Per account quote balance (WAD); negative when losses exceed deposits.
@@ -303,10 +323,8 @@ def set_caps(token: address, deposit_cap: uint256, account_cap: uint256):
             held blocks new deposits only. Owner only.
     """
     ownable._check_owner()
-    assert self.tokens[token].scale_up != 0, "ledger: token not listed"
-    self.tokens[token].deposit_cap = deposit_cap
-    self.tokens[token].account_cap = account_cap
-    log CapsSet(token=token, deposit_cap=deposit_cap, account_cap=account_cap)
+    self._token_info(token)
+    self._set_caps(token, deposit_cap, account_cap)
 
 
 @external
@@ -376,14 +394,19 @@ def deposit(account: uint256, token: address, amount: uint256):
     self._check_authorized(account)
     info: TokenInfo = self._token_info(token)
     wad: uint256 = self._to_wad(info, amount)
-    assert info.total + wad <= info.deposit_cap, "ledger: deposit cap exceeded"
+    caps: uint256 = self.token_caps[token]
+    assert (
+        info.total + wad <= caps & constants.MAX_CAP
+    ), "ledger: deposit cap exceeded"
     balance: uint256 = 0
     if info.asset == CASH:
         balance = convert(max(self.cash[account], 0), uint256)
     else:
         balance = self.collateral[account][info.asset]
-    assert balance + wad <= info.account_cap, "ledger: account cap exceeded"
+    assert balance + wad <= caps >> 128, "ledger: account cap exceeded"
 
+    # The one interaction before the effects: the balance difference is how
+    # a fee-on-transfer token is caught. The nonreentrant lock covers it.
     before: uint256 = staticcall IERC20(token).balanceOf(self)
     assert extcall IERC20(token).transferFrom(
         msg.sender, self, amount, default_return_value=True
@@ -391,7 +414,7 @@ def deposit(account: uint256, token: address, amount: uint256):
     received: uint256 = staticcall IERC20(token).balanceOf(self) - before
     assert received == amount, "ledger: received amount differs"
 
-    self.tokens[token].total = info.total + wad
+    self._set_total(token, info, info.total + wad)
     if info.asset == CASH:
         self.cash[account] += convert(wad, int256)
     else:
@@ -417,7 +440,7 @@ def withdraw(account: uint256, token: address, amount: uint256):
     ov: Override = self._debit(account, info.asset, wad)
     self._require_initial_margin(account, ov)
 
-    self.tokens[token].total = info.total - wad
+    self._set_total(token, info, info.total - wad)
     self._apply(account, ov)
     receiver: address = self._owner_of(account)
     assert extcall IERC20(token).transfer(
@@ -557,6 +580,24 @@ def account_state(account: uint256) -> AccountView:
 
 @external
 @view
+def tokens(token: address) -> TokenView:
+    """
+    @notice The listing of a token: asset id (2**256 - 1 for cash), decimals,
+            caps and total held (WAD).
+    """
+    info: TokenInfo = self._token_info(token)
+    caps: uint256 = self.token_caps[token]
+    return TokenView(
+        asset=info.asset,
+        decimals=(info.word >> TOKEN_DECIMALS_SHIFT) & 255,
+        deposit_cap=caps & constants.MAX_CAP,
+        account_cap=caps >> 128,
+        total=info.total,
+    )
+
+
+@external
+@view
 def position(account: uint256, asset: uint256) -> (int256, int256):
     """
     @notice (size, open_notional) of a perp position, WAD.
@@ -652,9 +693,45 @@ def _is_perp(word: uint256) -> bool:
 @internal
 @view
 def _token_info(token: address) -> TokenInfo:
-    info: TokenInfo = self.tokens[token]
-    assert info.scale_up != 0, "ledger: token not listed"
-    return info
+    word: uint256 = self.token_word[token]
+    assert word & 1 != 0, "ledger: token not listed"
+    asset: uint256 = (word >> TOKEN_ASSET_SHIFT) & 255
+    if asset == CASH_ID:
+        asset = CASH
+    decimals: uint256 = (word >> TOKEN_DECIMALS_SHIFT) & 255
+    up: uint256 = 1
+    down: uint256 = 1
+    if decimals < 18:
+        up = 10**(18 - decimals)
+    elif decimals > 18:
+        down = 10**(decimals - 18)
+    return TokenInfo(
+        asset=asset,
+        scale_up=up,
+        scale_down=down,
+        total=word >> TOKEN_TOTAL_SHIFT,
+        word=word,
+    )
+
+
+@internal
+def _set_total(token: address, info: TokenInfo, total: uint256):
+    """
+    @dev total <= deposit cap <= MAX_CAP on the way up; on the way down it
+         only shrinks, so it always fits its 128 bits.
+    """
+    self.token_word[token] = (info.word & (2**TOKEN_TOTAL_SHIFT - 1)) | (
+        total << TOKEN_TOTAL_SHIFT
+    )
+
+
+@internal
+def _set_caps(token: address, deposit_cap: uint256, account_cap: uint256):
+    assert (
+        deposit_cap <= constants.MAX_CAP and account_cap <= constants.MAX_CAP
+    ), "ledger: cap too large"
+    self.token_caps[token] = deposit_cap | (account_cap << 128)
+    log CapsSet(token=token, deposit_cap=deposit_cap, account_cap=account_cap)
 
 
 @internal
@@ -690,28 +767,20 @@ def _position(account: uint256, asset: uint256) -> uint256:
 def _list_token(
     token: address, asset: uint256, deposit_cap: uint256, account_cap: uint256
 ):
-    assert self.tokens[token].scale_up == 0, "ledger: token already listed"
+    assert self.token_word[token] == 0, "ledger: token already listed"
     decimals: uint256 = convert(
         staticcall IERC20Detailed(token).decimals(), uint256
     )
     assert (
         decimals <= constants.MAX_TOKEN_DECIMALS
     ), "ledger: bad token decimals"
-    up: uint256 = 1
-    down: uint256 = 1
-    if decimals < 18:
-        up = 10**(18 - decimals)
-    elif decimals > 18:
-        down = 10**(decimals - 18)
-    self.tokens[token] = TokenInfo(
-        asset=asset,
-        scale_up=up,
-        scale_down=down,
-        deposit_cap=deposit_cap,
-        account_cap=account_cap,
-        total=0,
+    asset_id: uint256 = asset
+    if asset == CASH:
+        asset_id = CASH_ID
+    self.token_word[token] = (
+        1 | (asset_id << TOKEN_ASSET_SHIFT) | (decimals << TOKEN_DECIMALS_SHIFT)
     )
-    log CapsSet(token=token, deposit_cap=deposit_cap, account_cap=account_cap)
+    self._set_caps(token, deposit_cap, account_cap)
 
 
 @internal
@@ -795,16 +864,18 @@ def _margin(account: uint256, ov: Override) -> Margin:
     @dev The margin model, exact in int256 with one rounding per quantity,
          against the account. `ov` replaces one asset's collateral and
          position and the cash balance, so an action is checked before its
-         effects are written. Bound: |units| < 2**128 (int128 positions, caps
-         on collateral), price < 2**80 WAD, bps < 2**15: every product is below
-         2**223 and the sum over 32 assets below 2**228, inside int256.
+         effects are written (`ov.asset == NO_ASSET`: cash only).
+         Bounds: |coll + size| < 2**129 (collateral <= MAX_CAP, int128
+         positions), price <= MAX_PRICE = 2**100, |shock| <= 2**15, so
+         |exposure * shock| < 2**244 and a sum over 32 assets < 2**249: the
+         unchecked scenario arithmetic below cannot overflow int256.
     """
     bitmap: uint256 = self.account_assets[account]
     cash: int256 = self.cash[account]
     if ov.active:
-        bitmap |= 3 << (2 * ov.asset)
         cash = ov.cash
-
+        if ov.asset < constants.MAX_ASSETS:
+            bitmap |= 3 << (2 * ov.asset)
     value_num: int256 = 0  # sum(coll*p*(BPS-h) + size*p*BPS), WAD*WAD*BPS
     floor_num: int256 = 0  # sum((coll + |size|) * p * floor_bps)
     notional: int256 = 0  # sum(open_notional), WAD
@@ -814,9 +885,10 @@ def _margin(account: uint256, ov: Override) -> Margin:
     prices_ok: bool = True
 
     for a: uint256 in range(constants.MAX_ASSETS):
-        if bitmap >> (2 * a) == 0:
+        bits: uint256 = bitmap >> (2 * a)
+        if bits == 0:
             break
-        if (bitmap >> (2 * a)) & 3 == 0:
+        if bits & 3 == 0:
             continue
         coll: int256 = 0
         pos: uint256 = 0
@@ -824,13 +896,15 @@ def _margin(account: uint256, ov: Override) -> Margin:
             coll = convert(ov.collateral, int256)
             pos = ov.position
         else:
-            coll = convert(self.collateral[account][a], int256)
-            pos = self.position_word[account][a]
+            if bits & 1 != 0:
+                coll = convert(self.collateral[account][a], int256)
+            if bits & 2 != 0:
+                pos = self.position_word[account][a]
         size: int256 = 0
         on: int256 = 0
         size, on = fixed_math._unpack_position(pos)
+        notional += on
         if coll == 0 and size == 0:
-            notional += on
             continue
 
         word: uint256 = self.asset_word[a]
@@ -842,7 +916,6 @@ def _margin(account: uint256, ov: Override) -> Margin:
         haircut: int256 = convert((word >> HAIRCUT_SHIFT) & 65535, int256)
         floor_bps: int256 = convert((word >> FLOOR_SHIFT) & 65535, int256)
 
-        notional += on
         value_num += (
             coll * (constants.IBPS - haircut) + size * constants.IBPS
         ) * price
@@ -851,11 +924,22 @@ def _margin(account: uint256, ov: Override) -> Margin:
         shocks: uint256 = self.shock_word[a]
         if exposure != 0 and shocks != 0:
             for k: uint256 in range(constants.MAX_SCENARIOS):
-                losses[k] -= exposure * fixed_math._shock(shocks, k)
-    worst: int256 = fixed_math._ceil_div(floor_num, constants.WAD_BPS)
+                # The low int16 of the word, sign-extended (fixed_math._shock
+                # with k = 0), then the next one moves down. Unchecked:
+                # bounded as in the docstring.
+                shock: int256 = (
+                    convert(convert(shocks << 240, bytes32), int256) >> 240
+                )
+                shocks = shocks >> 16
+                losses[k] = unsafe_sub(losses[k], unsafe_mul(exposure, shock))
+    worst: int256 = (
+        floor_num  # ceil is monotonic: round the largest numerator once
+    )
     for k: uint256 in range(constants.MAX_SCENARIOS):
-        worst = max(worst, fixed_math._ceil_div(losses[k], constants.WAD_BPS))
-    mm: uint256 = convert(max(worst, 0), uint256)
+        worst = max(worst, losses[k])
+    mm: uint256 = convert(
+        max(fixed_math._ceil_div(worst, constants.WAD_BPS), 0), uint256
+    )
     im: uint256 = convert(
         fixed_math._ceil_div(
             convert(mm * self.im_multiplier, int256), constants.IWAD
@@ -899,9 +983,9 @@ def _debit(account: uint256, asset: uint256, wad: uint256) -> Override:
         assert cash >= convert(wad, int256), "ledger: insufficient cash"
         return Override(
             active=True,
-            asset=0,
-            collateral=self.collateral[account][0],
-            position=self.position_word[account][0],
+            asset=NO_ASSET,
+            collateral=0,
+            position=0,
             cash=cash - convert(wad, int256),
         )
     held: uint256 = self.collateral[account][asset]
@@ -910,9 +994,29 @@ def _debit(account: uint256, asset: uint256, wad: uint256) -> Override:
         active=True,
         asset=asset,
         collateral=held - wad,
-        position=self.position_word[account][asset],
+        position=self._stored_position(account, asset),
         cash=cash,
     )
+
+
+@internal
+@view
+def _stored_position(account: uint256, asset: uint256) -> uint256:
+    """
+    @dev The position word, read only when the account's bitmap says it is
+         non-zero (saves a cold SLOAD on the common path).
+    """
+    if (self.account_assets[account] >> (2 * asset)) & 2 == 0:
+        return 0
+    return self.position_word[account][asset]
+
+
+@internal
+@view
+def _stored_collateral(account: uint256, asset: uint256) -> uint256:
+    if (self.account_assets[account] >> (2 * asset)) & 1 == 0:
+        return 0
+    return self.collateral[account][asset]
 
 
 @internal
@@ -921,8 +1025,9 @@ def _apply(account: uint256, ov: Override):
     @dev Write an override to storage.
     """
     self.cash[account] = ov.cash
-    self._write_collateral(account, ov.asset, ov.collateral)
-    self._write_position(account, ov.asset, ov.position)
+    if ov.asset < constants.MAX_ASSETS:
+        self._write_collateral(account, ov.asset, ov.collateral)
+        self._write_position(account, ov.asset, ov.position)
 
 
 @internal

@@ -7,11 +7,14 @@
         act on it (`ledger._require_prices`).
 @custom:security A price is valid iff answer > 0, 0 < updatedAt <= now,
         now - updatedAt <= heartbeat and answeredInRound >= roundId. A
-        non-positive answer yields price 0. A feed that reverts makes the read
-        revert: Ballast never substitutes a price of its own.
+        non-positive answer or a price above `constants.MAX_PRICE` yields
+        price 0. A feed that reverts makes the read revert: Ballast never
+        substitutes a price of its own.
 """
 
 from interfaces import IAggregatorV3
+
+import constants
 
 
 @internal
@@ -38,6 +41,8 @@ def _read(
         price *= 10**(18 - feed_decimals)
     elif feed_decimals > 18:
         price //= 10**(feed_decimals - 18)
+    if price > constants.MAX_PRICE:
+        return 0, False
     valid: bool = (
         updated_at != 0
         and updated_at <= block.timestamp

@@ -230,7 +230,7 @@ def _trade(
     size: int256 = 0
     on: int256 = 0
     size, on = fixed_math._unpack_position(
-        ledger.position_word[account][market]
+        ledger._stored_position(account, market)
     )
     new_size: int256 = size + d_size
     if size == 0 or (size > 0) == (d_size > 0):
@@ -246,7 +246,7 @@ def _trade(
     return ledger.Override(
         active=True,
         asset=market,
-        collateral=ledger.collateral[account][market],
+        collateral=ledger._stored_collateral(account, market),
         position=fixed_math._pack_position(new_size, on),
         cash=cash,
     )
@@ -264,8 +264,8 @@ def _check_open_interest(
     @dev Long open interest moves by the change in the two sides' long sizes.
     """
     before: int256 = self._long(
-        ledger.position_word[maker][market]
-    ) + self._long(ledger.position_word[taker][market])
+        ledger._stored_position(maker, market)
+    ) + self._long(ledger._stored_position(taker, market))
     after: int256 = self._long(maker_ov.position) + self._long(
         taker_ov.position
     )

@@ -78,9 +78,18 @@ def account_id(owner: str, sub_id: int) -> int:
     return (int(str(owner), 16) << 96) | sub_id
 
 
+def _word(x: int | bytes) -> bytes:
+    return x.to_bytes(32, "big") if isinstance(x, int) else bytes(x).rjust(32, b"\0")
+
+
 def signature_bytes(sig: Any) -> bytes:
-    """An Ape ``MessageSignature`` as the 65 bytes r || s || v the engine takes."""
-    return bytes(sig.r) + bytes(sig.s) + bytes([sig.v])
+    """A signature (Ape ``MessageSignature`` or eth-account ``SignedMessage``) as the
+    65 bytes r || s || v the engine takes.
+
+    r and s are left-padded to 32 bytes: about 1 in 128 signatures has a leading zero
+    byte, which a plain ``bytes(r)`` would drop.
+    """
+    return _word(sig.r) + _word(sig.s) + bytes([sig.v])
 
 
 class Engine:

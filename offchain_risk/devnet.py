@@ -152,3 +152,32 @@ def deploy(
         if spec.token is not None:
             d.tokens[asset] = token
     return d
+
+
+def apply_params(d: Deployment, params: dict, sender: Any) -> list[str]:
+    """Set a calibrated parameter set (``python -m offchain_risk calibrate``) on the engine.
+
+    Assets are matched by symbol; K < 16 scenarios are padded with zero shocks. Returns the
+    symbols that were set. Owner-only setters: `sender` must own the engine.
+    """
+    from offchain_risk.models.margin import pad_scenarios
+
+    missing = [s for s in params["shocks_bps"] if s not in d.symbols]
+    if len(missing) == len(params["shocks_bps"]):
+        raise ValueError(f"no asset of the parameter set is listed here: {missing}")
+    done = []
+    for symbol, shocks in params["shocks_bps"].items():
+        if symbol not in d.symbols:
+            continue
+        asset = d.symbols[symbol]
+        row = pad_scenarios(np.array([shocks], dtype=np.int64))[0]
+        d.engine.set_shocks(asset, [int(s) for s in row], sender=sender)
+        d.engine.set_asset_risk(
+            asset,
+            int(params["floor_bps"][symbol]),
+            int(params["haircut_bps"][symbol]),
+            sender=sender,
+        )
+        done.append(symbol)
+    d.engine.set_im_multiplier(int(params["im_multiplier_wad"]), sender=sender)
+    return done

@@ -94,7 +94,7 @@ def fund(engine, usdc, weth, wbtc, owner):
     return _fund
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def funded(fund, usdc, trader, maker):
     """trader and maker each hold 100k USDC of cash in sub-account 0."""
     fund(trader, usdc, 100_000 * USDC)
@@ -123,3 +123,26 @@ def trade(client, maker, trader):
 
 def acct(who, sub=0) -> int:
     return Engine.account_id(who, sub)
+
+
+@pytest.fixture(scope="session")
+def snapshot(engine, usdc, weth, wbtc):
+    """Every balance and ledger value a user action could move, for no-op assertions."""
+
+    def _snap(*who, tokens=(), markets=(ETH, BTC, SOL, LINK)):
+        toks = (usdc, weth, wbtc, *tokens)
+        state = {"engine_tokens": [t.balanceOf(engine) for t in toks]}
+        state["totals"] = [engine.tokens(t).total for t in (usdc, weth, wbtc)]
+        state["oi"] = [engine.open_interest(m) for m in markets]
+        for w in who:
+            a = acct(w)
+            state[str(w)] = (
+                [t.balanceOf(w) for t in toks],
+                engine.cash(a),
+                engine.account_assets(a),
+                [engine.collateral(a, m) for m in markets],
+                [engine.position(a, m) for m in markets],
+            )
+        return state
+
+    return _snap

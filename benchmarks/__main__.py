@@ -1,0 +1,54 @@
+"""`python -m benchmarks [--quick] [--skip-gas] [--skip-throughput]`.
+
+Starts a local anvil through Ape, measures gas exactly, measures the risk engine's
+throughput against this machine's roofs, prints the tables and writes
+benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="10x smaller throughput run")
+    parser.add_argument("--skip-gas", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args()
+
+    sections = [
+        "# Benchmarks",
+        "",
+        f"Written by `python -m benchmarks` on {datetime.now(timezone.utc):%Y-%m-%d} "
+        f"({platform.machine()}, {platform.python_version()}). Gas is exact; seconds drift on "
+        "shared machines, so compare the ratios measured in one run.",
+    ]
+    if not args.skip_gas:
+        from ape import accounts, networks, project
+
+        from benchmarks import gas
+
+        print("gas: starting anvil and deploying ...", flush=True)
+        with networks.ethereum.local.use_provider("foundry") as provider:
+            rows = gas.measure(project, accounts.test_accounts, provider.web3)
+        section = gas.render(rows)
+        print(section, flush=True)
+        sections += ["", section]
+    if not args.skip_throughput:
+        from benchmarks import throughput
+
+        print("throughput: measuring roofs and workloads ...", flush=True)
+        section = throughput.run(quick=args.quick)
+        sections += ["", section]
+    RESULTS.write_text("\n".join(sections) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+import ape
+from conftest import BTC, ETH, IM_MULTIPLIER, SHOCKS, SOL, USDC, WAD, acct
+
+
+def _ceil(x: int, d: int) -> int:
+    return -((-x) // d)
+
+
+def test_margin__weth_collateral_with_equal_short__floor_only(
+    engine, usdc, weth, fund, maker, trade, trader
+):
+    fund(maker, usdc, 1_000_000 * USDC)
+    fund(trader, weth, 25 * WAD)
+    trade(ETH, 25 * WAD, 2000)  # trader shorts 25 ETH against 25 WETH
+    im, mm = engine.margin(acct(trader))
+    floor = (25 + 25) * 2000 * WAD * 100 // 10_000  # 1% of each gross leg
+    assert mm == floor == 1_000 * WAD
+    assert im == floor * IM_MULTIPLIER // WAD
+    # equity: WETH at 98% (2% haircut); the short is flat at the oracle price
+    assert engine.equity(acct(trader)) == 25 * 2000 * WAD * 9_800 // 10_000
+
+
+def test_margin__btc_eth_pair__worst_joint_scenario(engine, usdc, fund, maker, trade, trader):
+    fund(maker, usdc, 2_000_000 * USDC)
+    fund(trader, usdc, 200_000 * USDC)
+    trade(BTC, -5 * WAD, 60_000)  # trader long 5 BTC  (300,000)
+    trade(ETH, 120 * WAD, 2_000)  # trader short 120 ETH (240,000)
+    exposure = {BTC: 300_000 * WAD, ETH: -240_000 * WAD}
+    losses = [
+        _ceil(-sum(exposure[a] * int(SHOCKS[a][k]) for a in exposure), 10_000) for k in range(16)
+    ]
+    floor = 540_000 * WAD * 100 // 10_000
+    worst = max(losses)
+    assert worst > floor
+    assert engine.margin(acct(trader))[1] == worst
+    naked = max(_ceil(-exposure[BTC] * int(s), 10_000) for s in SHOCKS[BTC]) + max(
+        _ceil(-exposure[ETH] * int(s), 10_000) for s in SHOCKS[ETH]
+    )
+    assert worst < naked / 2  # the hedge offsets more than half of the isolated margin
+
+
+def test_health__sign_flips_when_underwater(engine, usdc, fund, feeds, owner, maker, trade, trader):
+    fund(maker, usdc, 1_000_000 * USDC)
+    fund(trader, usdc, 24_000 * USDC)
+    trade(SOL, -300 * WAD, 150)  # trader long 300 SOL
+    assert engine.health(acct(trader)) > 0
+    feeds[SOL].set_price(105 * 10**8, sender=owner)
+    assert engine.health(acct(trader)) < 0
+    state = engine.account_state(acct(trader))
+    assert state.health == engine.health(acct(trader))
+    assert state.equity == 24_000 * WAD - 300 * 45 * WAD
+
+
+def test_views__invalid_price__strict_views_revert_state_flags(
+    engine, weth, feeds, owner, trader, fund
+):
+    fund(trader, weth, WAD)
+    feeds[ETH].set_round(0, 1, 2, 2, sender=owner)
+    for view in (engine.equity, engine.margin, engine.health):
+        with ape.reverts("oracle: invalid price"):
+            view(acct(trader))
+    state = engine.account_state(acct(trader))
+    assert not state.prices_ok
+    assert [(a.asset, a.collateral, a.price, a.price_ok) for a in state.assets] == [
+        (ETH, WAD, 0, False)
+    ]
+
+
+def test_account_state__lists_active_assets(engine, usdc, weth, fund, maker, trade, trader):
+    fund(maker, usdc, 1_000_000 * USDC)
+    fund(trader, usdc, 50_000 * USDC)
+    fund(trader, weth, 2 * WAD)
+    trade(SOL, 10 * WAD, 150)
+    state = engine.account_state(acct(trader))
+    assert (state.owner, state.sub_id, state.cash) == (trader, 0, 50_000 * WAD)
+    assert [(a.asset, a.collateral, a.size) for a in state.assets] == [
+        (ETH, 2 * WAD, 0),
+        (SOL, 0, -10 * WAD),
+    ]
+
+
+def test_margin_after_trade__equals_margin_after_fill(engine, client, funded, maker, trader):
+    preview = engine.margin_after_trade(acct(trader), ETH, -7 * WAD, 2_010 * WAD)
+    order = client.order(maker, ETH, 7 * WAD, 2_010 * WAD, 1, 2**40)
+    client.fill(order, client.sign(maker, order), 7 * WAD, acct(trader), sender=trader)
+    im, mm = engine.margin(acct(trader))
+    assert (preview.equity, preview.mm, preview.im) == (engine.equity(acct(trader)), mm, im)
+
+
+def test_price__normalises_feed_decimals(engine, project, owner):
+    feed = project.MockAggregator.deploy(20, 3 * 10**20, sender=owner)
+    engine.list_asset(
+        "0x0000000000000000000000000000000000000000",
+        feed,
+        3600,
+        0,
+        0,
+        0,
+        0,
+        True,
+        0,
+        sender=owner,
+    )
+    assert engine.price(4) == (3 * WAD, True)
+    assert engine.price(ETH) == (2_000 * WAD, True)

@@ -48,7 +48,7 @@ def ape_init_extras(accounts: Any, project: Any) -> dict[str, Any]:
     def trade(who: Any, symbol: str, size: float, price: float, sub: int = 0) -> Any:
         """`who` takes `size` (signed, whole units) of the perp from the desk at `price`."""
         d = _d()
-        client = Engine(d.engine)
+        client = Engine(d.engine, d.book)
         wad = int(size * WAD)
         order = client.order(desk, d.symbols[symbol], -wad, int(price * WAD), next(nonces), 2**40)
         return client.fill(

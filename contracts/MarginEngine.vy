@@ -1,10 +1,11 @@
 # pragma version ~=0.4.3
 """
 @title Ballast margin engine
-@notice The deployable: multi-asset collateral in numbered sub-accounts,
-        linear perpetuals traded through EIP-712 signed maker orders, and
-        joint-scenario portfolio margin (MM = max(worst scenario loss, floor),
-        IM = MM * multiplier). See docs/ARCHITECTURE.md.
+@notice The core: multi-asset collateral in numbered sub-accounts, linear
+        perpetuals settled for registered venues (OrderBook.vy: EIP-712
+        signed maker orders), and joint-scenario portfolio margin
+        (MM = max(worst scenario loss, floor), IM = MM * multiplier).
+        See docs/ARCHITECTURE.md.
 @custom:security Ownership is two-step (snekmate `ownable_2step`). The owner
         lists assets and sets risk parameters and caps; it cannot move user
         funds. To stop new risk in an asset set its caps to zero.
@@ -14,12 +15,12 @@ from snekmate.auth import ownable
 from snekmate.auth import ownable_2step
 
 import ledger
-import trading
+import settlement
 
 initializes: ownable
 initializes: ownable_2step[ownable := ownable]
 initializes: ledger[ownable := ownable]
-initializes: trading[ledger := ledger]
+initializes: settlement[ledger := ledger, ownable := ownable]
 
 exports: (
     ownable_2step.owner,
@@ -27,12 +28,11 @@ exports: (
     ownable_2step.transfer_ownership,
     ownable_2step.accept_ownership,
     ledger.__interface__,
-    trading.fill,
-    trading.cancel,
-    trading.filled,
-    trading.order_digest,
-    trading.margin_after_trade,
-    trading.eip712.eip712Domain,
+    settlement.set_venue,
+    settlement.venues,
+    settlement.settle,
+    settlement.is_authorized,
+    settlement.margin_after_trade,
 )
 
 
@@ -60,4 +60,3 @@ def __init__(
         im_multiplier,
         price_band,
     )
-    trading.__init__()

@@ -86,3 +86,28 @@ def _unpack_position(word: uint256) -> (int256, int256):
     return self._from_word128(word & (2**128 - 1)), self._from_word128(
         word >> 128
     )
+
+
+@internal
+@pure
+def _apply_trade(
+    size: int256, on: int256, cash: int256, d_size: int256, flow: int256
+) -> (int256, int256, int256):
+    """
+    @dev Position accounting of a trade of `d_size` for the cash flow `flow`
+         (paid when negative): the new (size, open_notional, cash). Integer
+         division truncates towards zero. cash - open_notional moves by
+         exactly `flow` whatever the truncation, so equity
+         (cash - on + size * price) changes by d_size * price - flow:
+           extend:  on -= flow
+           reduce:  removed = on * |d| / |s|; on -= removed;
+                    cash += flow - removed
+           flip:    close |s| for flow * |s| / |d|, open the rest
+    """
+    if size == 0 or (size > 0) == (d_size > 0):
+        return size + d_size, on - flow, cash
+    if abs(d_size) <= abs(size):
+        removed: int256 = on * abs(d_size) // abs(size)
+        return size + d_size, on - removed, cash + flow - removed
+    close_flow: int256 = flow * abs(size) // abs(d_size)
+    return size + d_size, -(flow - close_flow), cash + close_flow - on

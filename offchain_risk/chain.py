@@ -4,7 +4,7 @@ Everything here talks to the chain through an Ape contract instance, so it works
 same against a local anvil, a testnet, or inside ``ape console``::
 
     from offchain_risk.chain import Engine
-    engine = Engine(project.MarginEngine.at(address))
+    engine = Engine(project.MarginEngine.at(engine_address), project.OrderBook.at(book_address))
     engine.state(engine.account_id(trader, 0)).summary()
 """
 
@@ -93,17 +93,23 @@ def signature_bytes(sig: Any) -> bytes:
 
 
 class Engine:
-    """Typed reads and signed-order helpers over an Ape ``MarginEngine`` instance."""
+    """Typed reads over an Ape ``MarginEngine`` and signed orders on its ``OrderBook``."""
 
-    def __init__(self, contract: Any):
+    def __init__(self, contract: Any, book: Any = None):
         self.contract = contract
+        self.book = book
+
+    def _book(self) -> Any:
+        if self.book is None:
+            raise RuntimeError("no OrderBook given: Engine(engine, book) to trade")
+        return self.book
 
     @property
     def address(self) -> str:
         return str(self.contract.address)
 
     def domain(self) -> EIP712Domain:
-        _, name, version, chain_id, verifying, _, _ = self.contract.eip712Domain()
+        _, name, version, chain_id, verifying, _, _ = self._book().eip712Domain()
         return EIP712Domain(
             name=name, version=version, chainId=chain_id, verifyingContract=verifying
         )
@@ -154,7 +160,7 @@ class Engine:
         return signature_bytes(sig)
 
     def fill(self, order: Order, signature: bytes, amount: int, taker: int, sender: Any):
-        return self.contract.fill(self.order_tuple(order), signature, amount, taker, sender=sender)
+        return self._book().fill(self.order_tuple(order), signature, amount, taker, sender=sender)
 
     def state(self, account: int) -> AccountState:
         v = self.contract.account_state(account)

@@ -84,6 +84,7 @@ DEFAULT_SHOCKS_BPS = np.array(
 @dataclass
 class Deployment:
     engine: Any
+    book: Any  # the OrderBook venue, registered with the engine
     cash: Any
     tokens: dict[int, Any] = field(default_factory=dict)  # asset id -> collateral token
     feeds: dict[int, Any] = field(default_factory=dict)  # asset id -> mock aggregator
@@ -94,7 +95,11 @@ class Deployment:
         self.feeds[self.symbols[symbol]].set_price(int(round(price_usd * 10**8)), sender=sender)
 
     def addresses(self) -> dict[str, str]:
-        out = {"engine": str(self.engine.address), "USDC": str(self.cash.address)}
+        out = {
+            "engine": str(self.engine.address),
+            "book": str(self.book.address),
+            "USDC": str(self.cash.address),
+        }
         for token in self.tokens.values():
             out[token.symbol()] = str(token.address)
         for symbol, asset in self.symbols.items():
@@ -127,7 +132,9 @@ def deploy(
         price_band_wad,
         sender=deployer,
     )
-    d = Deployment(engine=engine, cash=cash)
+    book = project.OrderBook.deploy(engine, sender=deployer)
+    engine.set_venue(book, True, sender=deployer)
+    d = Deployment(engine=engine, book=book, cash=cash)
     for spec, shocks in zip(markets, shocks_bps, strict=True):
         feed = project.MockAggregator.deploy(8, int(round(spec.price_usd * 10**8)), sender=deployer)
         token = ZERO_ADDRESS

@@ -77,8 +77,13 @@ def feeds(deployment):
 
 
 @pytest.fixture(scope="session")
-def client(engine):
-    return Engine(engine)
+def book(deployment):
+    return deployment.book
+
+
+@pytest.fixture(scope="session")
+def client(engine, book):
+    return Engine(engine, book)
 
 
 @pytest.fixture(scope="session")

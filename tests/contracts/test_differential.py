@@ -72,4 +72,4 @@ def test_margin__random_portfolios__equal_twin_to_the_wei(
     venue = ApeVenue(client, owner, maker, trader, deployment)
     sub = next(_SUBS)
     run_example(venue, acct(trader, sub), acct(maker, sub), example)
-    assert Engine(deployment.engine).state(acct(trader, sub)).prices_ok
+    assert Engine(deployment.engine, deployment.book).state(acct(trader, sub)).prices_ok

@@ -16,18 +16,20 @@ def order(client, maker):
     return client.order(maker, ETH, 10 * WAD, 2000 * WAD, 1, 2**40)
 
 
-def test_fill__partial_then_rest__positions_cash_oi(client, engine, funded, order, maker, trader):
+def test_fill__partial_then_rest__positions_cash_oi(
+    client, engine, book, funded, order, maker, trader
+):
     sig = client.sign(maker, order)
     tx = client.fill(order, sig, 4 * WAD, acct(trader), sender=trader)
     assert engine.position(acct(maker), ETH) == (4 * WAD, 8_000 * WAD)
     assert engine.position(acct(trader), ETH) == (-4 * WAD, -8_000 * WAD)
-    assert engine.filled(acct(maker), 1) == 4 * WAD
+    assert book.filled(acct(maker), 1) == 4 * WAD
     assert engine.open_interest(ETH) == 4 * WAD
     [fill] = tx.events.filter(engine.Fill)
     assert (fill.maker_size, fill.price, fill.quote) == (4 * WAD, 2000 * WAD, 8_000 * WAD)
     client.fill(order, sig, 6 * WAD, acct(trader), sender=trader)
     assert engine.position(acct(maker), ETH)[0] == 10 * WAD
-    assert engine.filled(acct(maker), 1) == 10 * WAD
+    assert book.filled(acct(maker), 1) == 10 * WAD
     assert engine.open_interest(ETH) == 10 * WAD
     assert engine.cash(acct(maker)) == engine.cash(acct(trader)) == 100_000 * WAD
 
@@ -105,22 +107,22 @@ def test_fill__stale_feed_of_other_asset__reducing_allowed_increasing_refused(
     assert engine.position(acct(trader), ETH)[0] == -5 * WAD
 
 
-def _rejects(client, engine, snapshot, order, sig, amount, taker, sender, message, who):
+def _rejects(client, book, snapshot, order, sig, amount, taker, sender, message, who):
     before = snapshot(*who)
-    filled = engine.filled(acct(order.owner, order.subaccount), order.nonce)
+    filled = book.filled(acct(order.owner, order.subaccount), order.nonce)
     with ape.reverts(message):
         client.fill(order, sig, amount, taker, sender=sender)
     assert snapshot(*who) == before
-    assert engine.filled(acct(order.owner, order.subaccount), order.nonce) == filled
+    assert book.filled(acct(order.owner, order.subaccount), order.nonce) == filled
 
 
 @pytest.fixture
-def reject(client, engine, snapshot, maker, trader, funded):
+def reject(client, book, snapshot, maker, trader, funded):
     def _reject(order, message, amount=WAD, sig=None, taker=None, sender=None, signer=None):
         sig = sig if sig is not None else client.sign(signer or maker, order)
         _rejects(
             client,
-            engine,
+            book,
             snapshot,
             order,
             sig,
@@ -145,8 +147,8 @@ def test_fill__reused_nonce__reverts(client, order, maker, trader, reject):
     reject(again, "trading: overfill")
 
 
-def test_fill__cancelled_nonce__reverts(engine, order, maker, reject):
-    engine.cancel(acct(maker), order.nonce, sender=maker)
+def test_fill__cancelled_nonce__reverts(book, order, maker, reject):
+    book.cancel(acct(maker), order.nonce, sender=maker)
     reject(order, "trading: nonce cancelled")
 
 
@@ -213,7 +215,7 @@ def test_fill__short_signature__reverts(client, order, maker, reject):
 
 @pytest.mark.parametrize("price", [2101, 1899])
 def test_fill__outside_price_band__reverts(client, maker, reject, price):
-    reject(client.order(maker, ETH, WAD, price * WAD, 1, 2**40), "trading: price outside band")
+    reject(client.order(maker, ETH, WAD, price * WAD, 1, 2**40), "settlement: price outside band")
 
 
 def test_fill__band_edge__allowed(client, engine, funded, maker, trader):
@@ -228,21 +230,21 @@ def test_fill__stale_market_feed__reverts(client, feeds, owner, maker, reject):
 
 
 def test_fill__not_a_market__reverts(client, maker, reject):
-    reject(client.order(maker, 9, WAD, 2000 * WAD, 1, 2**40), "trading: not a perp market")
+    reject(client.order(maker, 9, WAD, 2000 * WAD, 1, 2**40), "settlement: not a perp market")
 
 
 def test_fill__open_interest_cap__reverts(engine, owner, order, reject):
     engine.set_oi_cap(ETH, 5 * WAD, sender=owner)
-    reject(order, "trading: open interest cap", amount=6 * WAD)
+    reject(order, "settlement: open interest cap", amount=6 * WAD)
 
 
-def test_fill__taker_below_im__reverts(client, usdc, fund, maker, trader, snapshot, engine):
+def test_fill__taker_below_im__reverts(client, usdc, fund, maker, trader, snapshot, book):
     fund(maker, usdc, 1_000_000 * USDC)
     fund(trader, usdc, 5_399 * USDC)  # IM for short 10 ETH is 5,400
     order = client.order(maker, ETH, 10 * WAD, 2000 * WAD, 1, 2**40)
     _rejects(
         client,
-        engine,
+        book,
         snapshot,
         order,
         client.sign(maker, order),
@@ -254,13 +256,13 @@ def test_fill__taker_below_im__reverts(client, usdc, fund, maker, trader, snapsh
     )
 
 
-def test_fill__maker_below_im__reverts(client, usdc, fund, maker, trader, snapshot, engine):
+def test_fill__maker_below_im__reverts(client, usdc, fund, maker, trader, snapshot, book):
     fund(maker, usdc, 1_000 * USDC)
     fund(trader, usdc, 1_000_000 * USDC)
     order = client.order(maker, BTC, WAD, 60_000 * WAD, 1, 2**40)  # IM 60k * 13% * 1.5
     _rejects(
         client,
-        engine,
+        book,
         snapshot,
         order,
         client.sign(maker, order),

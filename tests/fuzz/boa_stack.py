@@ -24,6 +24,7 @@ WAD = 10**18
 @dataclass
 class BoaStack:
     engine: Any
+    book: Any
     cash: Any
     tokens: dict[int, Any]
     feeds: dict[int, Any]
@@ -39,7 +40,7 @@ class BoaStack:
         return self.keys[name].address
 
     def sign_order(self, signer: str, **fields: Any) -> tuple[tuple, bytes]:
-        domain = self.engine.eip712Domain()
+        domain = self.book.eip712Domain()
         order = Order(
             **fields,
             eip712_domain=EIP712Domain(
@@ -74,6 +75,8 @@ def deploy() -> BoaStack:
     engine = load(
         "MarginEngine.vy", cash.address, 10**12 * WAD, 10**12 * WAD, 3 * WAD // 2, WAD // 20
     )
+    book = load("OrderBook.vy", engine.address)
+    engine.set_venue(book.address, True)
     tokens, feeds = {}, {}
     for asset, spec in enumerate(devnet.MARKETS):
         feeds[asset] = load("test/MockAggregator.vy", 8, int(spec.price_usd * 10**8))
@@ -93,4 +96,4 @@ def deploy() -> BoaStack:
             10**9 * WAD,
         )
         engine.set_shocks(asset, [int(s) for s in devnet.DEFAULT_SHOCKS_BPS[asset]])
-    return BoaStack(engine=engine, cash=cash, tokens=tokens, feeds=feeds, owner=owner)
+    return BoaStack(engine=engine, book=book, cash=cash, tokens=tokens, feeds=feeds, owner=owner)

@@ -57,7 +57,7 @@ class BoaVenue:
             expiry=2**40,
         )
         try:
-            self.s.engine.fill(order, sig, abs(size), taker, sender=self.trader)
+            self.s.book.fill(order, sig, abs(size), taker, sender=self.trader)
         except boa.BoaError as err:
             assert "margin: below initial margin" in str(err)
             return False

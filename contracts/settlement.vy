@@ -1,0 +1,238 @@
+# pragma version ~=0.4.3
+"""
+@title Ballast settlement: the one way positions change by trading
+@notice Venues (the signed-order book, later others) match traders; the
+        engine settles what they matched. `settle` is the core's rules for
+        every trade whatever the venue: the price lies within `price_band` of
+        a valid oracle price (self-trade PnL pumping, Mango 2022), open
+        interest stays under its cap, and both sides meet IM after the trade
+        unless it lowers their MM without lowering their health. Settlement
+        moves cash peer-to-peer, exactly zero-sum.
+@custom:security Only venues the owner registered may call `settle`; a venue
+        must check that both accounts consented (the book: the maker's
+        signature and the taker's call). Removing a venue stops it at once.
+"""
+
+from snekmate.auth import ownable
+
+import constants
+import fixed_math
+import ledger
+
+uses: ownable
+uses: ledger
+
+
+# Venues allowed to call `settle`.
+venues: public(HashMap[address, bool])
+
+
+event VenueSet:
+    venue: indexed(address)
+    allowed: bool
+
+
+event Fill:
+    maker: indexed(uint256)
+    taker: indexed(uint256)
+    market: indexed(uint256)
+    venue: address
+    maker_size: int256  # signed size change of the maker
+    price: uint256
+    quote: uint256  # cash moved, WAD
+
+
+@external
+def set_venue(venue: address, allowed: bool):
+    """
+    @notice Allow or stop a venue. Owner only.
+    """
+    ownable._check_owner()
+    assert venue != empty(address), "settlement: zero venue"
+    self.venues[venue] = allowed
+    log VenueSet(venue=venue, allowed=allowed)
+
+
+@external
+@nonreentrant
+def settle(
+    maker: uint256,
+    taker: uint256,
+    market: uint256,
+    maker_size: int256,
+    price: uint256,
+):
+    """
+    @notice Settle a matched trade: `maker` changes its position in `market`
+            by `maker_size` (WAD, signed), `taker` by the opposite, at
+            `price` (WAD cash per unit). Venues only.
+    """
+    assert self.venues[msg.sender], "settlement: not a venue"
+    assert maker_size != 0, "settlement: zero size"
+    assert maker != taker, "settlement: self trade"
+    self._check_price(market, price)
+    # One quote amount for both sides keeps settlement exactly zero-sum; the
+    # rounding (down) moves < 1 wei between the two parties, never to or from
+    # the protocol.
+    quote: int256 = convert(
+        convert(abs(maker_size), uint256) * price // constants.WAD, int256
+    )
+    maker_flow: int256 = quote
+    if maker_size > 0:
+        maker_flow = -quote
+    maker_ov: ledger.Override = self._trade(
+        maker, market, maker_size, maker_flow
+    )
+    taker_ov: ledger.Override = self._trade(
+        taker, market, -maker_size, -maker_flow
+    )
+    self._check_open_interest(market, maker, maker_ov, taker, taker_ov)
+    self._require_fill_margin(maker, maker_ov)
+    self._require_fill_margin(taker, taker_ov)
+
+    ledger._apply(maker, maker_ov)
+    ledger._apply(taker, taker_ov)
+    log Fill(
+        maker=maker,
+        taker=taker,
+        market=market,
+        venue=msg.sender,
+        maker_size=maker_size,
+        price=price,
+        quote=convert(quote, uint256),
+    )
+    ledger._log_state(maker, market)
+    ledger._log_state(taker, market)
+
+
+@external
+@view
+def is_authorized(account: uint256, caller: address) -> bool:
+    """
+    @notice Whether `caller` is the account's owner or one of its operators.
+    """
+    return (
+        ledger._owner_of(account) == caller or ledger.operators[account][caller]
+    )
+
+
+@external
+@view
+def margin_after_trade(
+    account: uint256, market: uint256, size: int256, price: uint256
+) -> ledger.Margin:
+    """
+    @notice Preview: the account's margin if it traded `size` (signed, WAD) of
+            `market` at `price`. Does not check authorisation or the band.
+    """
+    ledger._check_listed(market)
+    assert ledger._is_perp(
+        ledger.asset_word[market]
+    ), "settlement: not a perp market"
+    quote: int256 = convert(
+        convert(abs(size), uint256) * price // constants.WAD, int256
+    )
+    flow: int256 = quote
+    if size > 0:
+        flow = -quote
+    return ledger._margin(account, self._trade(account, market, size, flow))
+
+
+@internal
+@view
+def _check_price(market: uint256, price: uint256):
+    word: uint256 = ledger.asset_word[market]
+    assert ledger._is_perp(word), "settlement: not a perp market"
+    oracle_price: uint256 = 0
+    ok: bool = False
+    oracle_price, ok = ledger._price(word)
+    assert ok, "oracle: invalid price"
+    distance: uint256 = max(price, oracle_price) - min(price, oracle_price)
+    assert (
+        distance * constants.WAD <= ledger.price_band * oracle_price
+    ), "settlement: price outside band"
+
+
+@internal
+@view
+def _trade(
+    account: uint256, market: uint256, d_size: int256, flow: int256
+) -> ledger.Override:
+    """
+    @dev The account after trading `d_size` for the cash flow `flow` (paid
+         when negative); see fixed_math._apply_trade.
+    """
+    size: int256 = 0
+    on: int256 = 0
+    size, on = fixed_math._unpack_position(
+        ledger._stored_position(account, market)
+    )
+    cash: int256 = 0
+    size, on, cash = fixed_math._apply_trade(
+        size, on, ledger.cash[account], d_size, flow
+    )
+    return ledger.Override(
+        active=True,
+        asset=market,
+        collateral=ledger._stored_collateral(account, market),
+        position=fixed_math._pack_position(size, on),
+        cash=cash,
+    )
+
+
+@internal
+def _check_open_interest(
+    market: uint256,
+    maker: uint256,
+    maker_ov: ledger.Override,
+    taker: uint256,
+    taker_ov: ledger.Override,
+):
+    """
+    @dev Long open interest moves by the change in the two sides' long sizes.
+    """
+    before: int256 = self._long(
+        ledger._stored_position(maker, market)
+    ) + self._long(ledger._stored_position(taker, market))
+    after: int256 = self._long(maker_ov.position) + self._long(
+        taker_ov.position
+    )
+    oi: uint256 = ledger.open_interest[market]
+    if after > before:
+        oi += convert(after - before, uint256)
+        assert oi <= ledger.oi_cap[market], "settlement: open interest cap"
+    else:
+        oi -= convert(before - after, uint256)
+    ledger.open_interest[market] = oi
+
+
+@internal
+@pure
+def _long(word: uint256) -> int256:
+    size: int256 = 0
+    on: int256 = 0
+    size, on = fixed_math._unpack_position(word)
+    return max(size, 0)
+
+
+@internal
+@view
+def _require_fill_margin(account: uint256, ov: ledger.Override):
+    """
+    @dev A side must meet IM with valid prices after the fill, or the fill
+         must be risk-reducing for it: MM strictly lower and health (E - MM)
+         not lower than before. The second rule lets an account below IM
+         always de-risk, and cannot be used to extract value, since its health
+         may only rise.
+    """
+    after: ledger.Margin = ledger._margin(account, ov)
+    if after.prices_ok and after.equity >= convert(after.im, int256):
+        return
+    before: ledger.Margin = ledger._margin(account, empty(ledger.Override))
+    reduces: bool = after.mm < before.mm and (
+        after.equity - convert(after.mm, int256)
+        >= before.equity - convert(before.mm, int256)
+    )
+    if not reduces:
+        assert after.prices_ok, "oracle: invalid price"
+        raise "margin: below initial margin"

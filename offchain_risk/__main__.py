@@ -1,0 +1,253 @@
+"""Command line: ``python -m offchain_risk calibrate|backtest``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+from offchain_risk.backtest.engine import BacktestConfig as BacktestDefaults
+from offchain_risk.calibrate import CalibrationConfig as CalibrationDefaults
+from offchain_risk.data import DataNotFoundError, available_assets, load_panel, parse_time
+
+DEFAULT_BACKTEST_ASSETS = "BTC,ETH,BNB,LINK"
+
+
+def _assets(value: str | None, data_dir: str | None) -> list[str]:
+    known = available_assets("1h", data_dir)
+    if not value:
+        return known
+    names = [a.strip().upper() for a in value.split(",") if a.strip()]
+    unknown = [a for a in names if a not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown asset(s) {unknown}; hourly data exists for {known}", param_hint="--assets"
+        )
+    if len(set(names)) != len(names):
+        raise click.BadParameter(f"duplicate assets in {names}", param_hint="--assets")
+    return names
+
+
+def _time(value: str | None, hint: str) -> np.datetime64 | None:
+    try:
+        return parse_time(value, hint)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from exc
+
+
+@click.group()
+def cli() -> None:
+    """Ballast off-chain risk engine: calibrate risk parameters and backtest them."""
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON file to write the parameter set to.",
+)
+@click.option(
+    "--asof",
+    default=None,
+    help="Calibrate with data up to this UTC time " "(default: the last bar).",
+)
+@click.option(
+    "--assets", default=None, help="Comma-separated symbols (default: every hourly " "file)."
+)
+@click.option(
+    "--alpha",
+    default=CalibrationDefaults.alpha,
+    type=click.FloatRange(0.9, 0.9999),
+    show_default=True,
+)
+@click.option("--horizon-hours", default=24, type=click.IntRange(1, 24 * 14), show_default=True)
+@click.option(
+    "--k",
+    "k",
+    default=16,
+    type=click.IntRange(1, 16),
+    show_default=True,
+    help="Number of joint scenarios (the chain holds at most 16).",
+)
+@click.option("--window-days", default=730, type=click.IntRange(30, 5000), show_default=True)
+@click.option("--floor-bps", default=50, type=click.IntRange(0, 10_000), show_default=True)
+@click.option(
+    "--stress-weight",
+    default=CalibrationDefaults.stress_weight,
+    type=click.FloatRange(0.0, 1.0),
+    show_default=True,
+    help="Probability on the stressed period's daily moves (0 = current period only).",
+)
+@click.option(
+    "--stress-window-days",
+    default=CalibrationDefaults.stress_window_days,
+    type=click.IntRange(30, 3650),
+    show_default=True,
+    help="Length of the stressed period searched in the daily bars.",
+)
+@click.option(
+    "--vol-model",
+    default="ewma",
+    type=click.Choice(["ewma", "garch"]),
+    show_default=True,
+    help="Filter of the historical simulation.",
+)
+@click.option(
+    "--data-dir",
+    default=None,
+    help="Market data folder (default: $BALLAST_DATA_DIR " "or ../shared/data).",
+)
+def calibrate(
+    out: Path,
+    asof: str | None,
+    assets: str | None,
+    alpha: float,
+    horizon_hours: int,
+    k: int,
+    window_days: int,
+    floor_bps: int,
+    stress_weight: float,
+    stress_window_days: int,
+    vol_model: str,
+    data_dir: str | None,
+) -> None:
+    """Write a risk-parameter set (shocks, haircuts, floor, IM multiplier) as JSON."""
+    from offchain_risk.calibrate import CalibrationConfig
+    from offchain_risk.calibrate import calibrate as run_calibration
+
+    try:
+        names = _assets(assets, data_dir)
+        end = _time(asof, "--asof")
+        panel = load_panel(names, "1h", end=end, data_dir=data_dir)
+        start = panel.timestamps[-1] - np.timedelta64(window_days, "D")
+        panel = panel.between(start, None)
+        if panel.timestamps.size < 60 * 24:
+            raise click.BadParameter(
+                f"only {panel.timestamps.size} common hourly bars up to {panel.timestamps[-1]} "
+                f"for {names}; need 60 days",
+                param_hint="--asof",
+            )
+        cfg = CalibrationConfig(
+            alpha,
+            horizon_hours,
+            k,
+            floor_bps,
+            vol_model,
+            stress_weight=stress_weight,
+            stress_window_days=stress_window_days,
+        )
+        daily = load_panel(names, "1d", data_dir=data_dir) if stress_weight > 0 else None
+        click.echo(
+            f"calibrating on {panel.timestamps.size} hourly bars of {', '.join(names)}", err=True
+        )
+        params = run_calibration(panel, cfg, daily)
+    except (DataNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(params, indent=2) + "\n")
+    meta = params["metadata"]
+    click.echo(
+        f"wrote {out}: {len(names)} assets, K={meta['k']}, scale "
+        f"{meta['scenario_scale']:.3f}, IM multiplier {meta['im_multiplier']['value']:.4f}"
+    )
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out",
+    default="docs/backtest",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option(
+    "--assets",
+    default=DEFAULT_BACKTEST_ASSETS,
+    show_default=True,
+    help="Comma-separated symbols; must include BTC and ETH.",
+)
+@click.option("--start", default="2020-03-01", show_default=True, help="First rebalance day (UTC).")
+@click.option("--end", default=None, help="Last data time used (default: the last bar).")
+@click.option(
+    "--alpha",
+    default=BacktestDefaults.alpha,
+    type=click.FloatRange(0.9, 0.9999),
+    show_default=True,
+)
+@click.option(
+    "--tested-level",
+    default=BacktestDefaults.tested_level,
+    type=click.FloatRange(0.0001, 0.5),
+    show_default=True,
+    help="Exceedance probability the Kupiec test is run against.",
+)
+@click.option(
+    "--stress-weight",
+    default=BacktestDefaults.stress_weight,
+    type=click.FloatRange(0.0, 1.0),
+    show_default=True,
+)
+@click.option(
+    "--stress-window-days",
+    default=BacktestDefaults.stress_window_days,
+    type=click.IntRange(30, 3650),
+    show_default=True,
+)
+@click.option("--horizon-hours", default=24, type=click.IntRange(1, 24 * 14), show_default=True)
+@click.option("--k", "k", default=16, type=click.IntRange(1, 16), show_default=True)
+@click.option("--window-days", default=730, type=click.IntRange(14, 5000), show_default=True)
+@click.option("--floor-bps", default=50.0, type=click.FloatRange(0, 10_000), show_default=True)
+@click.option("--random-books", default=1000, type=click.IntRange(1, 100_000), show_default=True)
+@click.option("--data-dir", default=None)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def backtest(
+    out: Path,
+    assets: str,
+    start: str,
+    end: str | None,
+    alpha: float,
+    tested_level: float,
+    stress_weight: float,
+    stress_window_days: int,
+    horizon_hours: int,
+    k: int,
+    window_days: int,
+    floor_bps: float,
+    random_books: int,
+    data_dir: str | None,
+    progress: bool,
+) -> None:
+    """Rolling out-of-sample backtest; writes README.md and PNG figures to --out."""
+    from offchain_risk.backtest import BacktestConfig, run_backtest
+    from offchain_risk.report import write_backtest_report
+
+    try:
+        names = _assets(assets, data_dir)
+        t0, t1 = _time(start, "--start"), _time(end, "--end")
+        panel = load_panel(names, "1h", end=t1, data_dir=data_dir)
+        daily = load_panel(names, "1d", data_dir=data_dir) if stress_weight > 0 else None
+        cfg = BacktestConfig(
+            alpha=alpha,
+            tested_level=tested_level,
+            stress_weight=stress_weight,
+            stress_window_days=stress_window_days,
+            horizon_hours=horizon_hours,
+            k=k,
+            window_days=window_days,
+            floor_bps=floor_bps,
+            n_random_books=random_books,
+        )
+        result = run_backtest(panel, cfg, start=t0, progress=progress, daily=daily)
+    except (DataNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    path = write_backtest_report(result, out)
+    click.echo(result.summary())
+    click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,271 @@
+"""Rolling out-of-sample backtest of the K-scenario margin on hourly data.
+
+At every rebalance time T (00:00 UTC each ``step_hours``), using only bars that closed by T:
+filtered historical simulation on the trailing window, blended with the stressed period (the most
+volatile run of daily moves closed by T, from the daily bars), reduction to K shocks, margin for
+every book. The realised loss is the book's loss from the close at T to the close ``horizon`` hours
+later, so consecutive daily observations do not overlap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from offchain_risk.backtest.books import (
+    Books,
+    build_books,
+    fixed_random_weights,
+    flat_margin,
+    isolated_margin,
+    portfolio_margin,
+    synthetix_margin,
+)
+from offchain_risk.backtest.stats import TestResult, christoffersen_independence, kupiec_pof
+from offchain_risk.data import PricePanel
+from offchain_risk.models.risk import exceedance_probability
+from offchain_risk.models.scenarios import (
+    FilteredHistoricalSimulation,
+    blend_scenarios,
+    reduce_to_shocks,
+    select_stressed_period,
+)
+from offchain_risk.models.volatility import HOURLY_LAMBDA, EWMAVolatility
+
+CRASH_WINDOWS = {
+    "2020-03-12 (Covid)": ("2020-03-12", "2020-03-13"),
+    "2021-05-19 (outage)": ("2021-05-19", "2021-05-20"),
+    "2022-05 (Terra)": ("2022-05-01", "2022-06-01"),
+    "2022-06 (3AC/Celsius)": ("2022-06-01", "2022-07-01"),
+    "2022-11 (FTX)": ("2022-11-01", "2022-12-01"),
+}
+METHODS = ("ballast", "isolated", "flat", "synthetix")
+
+
+@dataclass(frozen=True)
+class CoverageTests:
+    n_obs: int
+    n_exceed: int
+    model_level: float  # mean model exceedance probability of MM over the steps
+    kupiec_nominal: TestResult  # against the tested level (config.tested_level)
+    kupiec_model: TestResult | None  # against model_level (None when the model gives 0)
+    christoffersen: TestResult
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    alpha: float = 0.99
+    horizon_hours: int = 24
+    k: int = 16
+    window_days: int = 730
+    min_history_days: int = 14
+    step_hours: int = 24
+    floor_bps: float = 50.0
+    ewma_lambda: float = HOURLY_LAMBDA
+    n_random_books: int = 1000
+    n_fit_books: int = 512
+    seed: int = 7
+    # probability mass on the stressed period's daily moves (0 = current period only); the
+    # margin never falls below the unblended current-period calibration
+    stress_weight: float = 0.25
+    stress_window_days: int = 365
+    # exceedance probability the MM is tested against (ES 97.5% ~ VaR 99%, Basel FRTB)
+    tested_level: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.stress_weight <= 1.0:
+            raise ValueError("stress_weight must be in [0, 1]")
+        if not 0.0 < self.tested_level < 1.0:
+            raise ValueError("tested_level must be in (0, 1)")
+        if self.min_history_days * 24 < 2 * self.horizon_hours:
+            raise ValueError("min_history_days must cover at least two horizons")
+        if self.window_days < self.min_history_days:
+            raise ValueError("window_days must be >= min_history_days")
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    config: BacktestConfig
+    assets: tuple[str, ...]
+    labels: tuple[str, ...]  # (n_books,) three archetypes then random books
+    times: np.ndarray  # (n_steps,) rebalance times, datetime64[s]
+    margin: dict[str, np.ndarray]  # method -> (n_steps, n_books) USD
+    realised_loss: np.ndarray  # (n_steps, n_books) USD, positive = loss
+    # (n_steps, n_books): share of that day's simulated scenarios in which the loss exceeds MM,
+    # the exceedance probability the model itself assigns to the margin (its level)
+    model_exceed_prob: np.ndarray
+    gross: np.ndarray  # (n_steps, n_books) USD
+    scale: np.ndarray  # (n_steps,) scenario scale factor
+    validation_covered: np.ndarray  # (n_steps,) share of held-out books covered in-sample
+    shocks_bps: np.ndarray  # (n_steps, n_assets, K) int16
+    data_range: tuple[str, str] = field(default=("", ""))
+    # (n_steps,) first and last close time of the stressed period used (NaT when none)
+    stress_start: np.ndarray | None = None
+    stress_end: np.ndarray | None = None
+
+    @property
+    def n_archetypes(self) -> int:
+        return 3
+
+    def mask(self, start: str | None = None, end: str | None = None) -> np.ndarray:
+        """Steps with ``start <= time < end``, (n_steps,)."""
+        m = np.ones(self.times.shape, dtype=bool)
+        if start is not None:
+            m &= self.times >= np.datetime64(start)
+        if end is not None:
+            m &= self.times < np.datetime64(end)
+        return m
+
+    def exceedances(self, method: str = "ballast") -> np.ndarray:
+        """``realised_loss > margin`` per step and book, (n_steps, n_books)."""
+        return self.realised_loss > self.margin[method]
+
+    def coverage_tests(
+        self, book: int, steps: np.ndarray, method: str = "ballast"
+    ) -> CoverageTests:
+        """Exceedance counts and tests for one book over ``steps`` (a boolean mask)."""
+        hits = self.exceedances(method)[steps, book]
+        n, x = int(hits.size), int(hits.sum())
+        level = float(self.model_exceed_prob[steps, book].mean())
+        return CoverageTests(
+            n,
+            x,
+            level,
+            kupiec_pof(n, x, self.config.tested_level),
+            kupiec_pof(n, x, level) if level > 0 else None,
+            christoffersen_independence(hits),
+        )
+
+    def summary(self) -> str:
+        oos = self.mask("2021-01-01")
+        lines = [f"backtest {self.times[0]} .. {self.times[-1]}, {self.times.size} steps"]
+        for b in range(self.n_archetypes):
+            t = self.coverage_tests(b, oos)
+            at_level = "n/a" if t.kupiec_model is None else f"{t.kupiec_model.p_value:.3f}"
+            lines.append(
+                f"{self.labels[b]}: {t.n_exceed}/{t.n_obs} exceedances since 2021 (model level "
+                f"{t.model_level:.3%}); Kupiec p at {self.config.tested_level:.2%} "
+                f"{t.kupiec_nominal.p_value:.3f}, "
+                f"at the model level {at_level}; Christoffersen p "
+                f"{t.christoffersen.p_value:.3f}"
+            )
+        return "\n".join(lines)
+
+
+def _rebalance_indices(panel: PricePanel, cfg: BacktestConfig, start: np.datetime64) -> np.ndarray:
+    """Indices j of the bar closing at each rebalance time (bar open = T - 1h), (n_steps,)."""
+    ts = panel.timestamps
+    first_ok = ts[0] + np.timedelta64(cfg.min_history_days * 24, "h")
+    t0 = max(start, first_ok)
+    # first midnight at or after t0
+    t0 = t0.astype("datetime64[D]").astype("datetime64[s]") + (
+        np.timedelta64(1, "D") if t0 != t0.astype("datetime64[D]") else np.timedelta64(0, "D")
+    )
+    times = np.arange(t0, ts[-1], np.timedelta64(cfg.step_hours, "h"))
+    j = np.searchsorted(ts, times - np.timedelta64(1, "h"))
+    valid = (j < ts.size) & (j + cfg.horizon_hours < ts.size)
+    j = j[valid]
+    if not (ts[j] == times[valid] - np.timedelta64(1, "h")).all():
+        raise ValueError("the hourly panel has gaps; the backtest needs a contiguous index")
+    return j
+
+
+def run_backtest(
+    panel: PricePanel,
+    config: BacktestConfig | None = None,
+    start: str | np.datetime64 | None = None,
+    progress: bool = True,
+    daily: PricePanel | None = None,
+) -> BacktestResult:
+    """Roll the calibration forward over ``panel`` (hourly, contiguous) from ``start``.
+
+    ``daily``: daily bars of the same assets for the stressed period (required when
+    ``config.stress_weight > 0``); at each step only daily returns closed by T are searched.
+    """
+    cfg = config or BacktestConfig()
+    if panel.freq != "1h":
+        raise ValueError("the backtest runs on hourly bars")
+    panel.require_contiguous()
+    if cfg.stress_weight > 0:
+        if daily is None or daily.freq != "1d":
+            raise ValueError("stress_weight > 0 needs the daily bars of the assets (daily=...)")
+        if daily.assets != panel.assets:
+            raise ValueError(f"daily assets {daily.assets} != hourly assets {panel.assets}")
+        d_close_t, d_ret = daily.returns_with_close_times()
+    start64 = panel.timestamps[0] if start is None else np.datetime64(start, "s")
+    idx = _rebalance_indices(panel, cfg, start64)
+    if idx.size == 0:
+        raise ValueError("no rebalance step has enough history and a full horizon ahead")
+    log_close = np.log(panel.close)  # (n_t, n_assets)
+    returns = np.diff(log_close, axis=0)  # (n_t - 1, n_assets); row i ends at bar i + 1
+    n_steps, n_assets = idx.size, panel.n_assets
+    weights = fixed_random_weights(cfg.n_random_books, n_assets, cfg.seed)
+    n_books = 3 + cfg.n_random_books
+    floor = np.full(n_assets, cfg.floor_bps)
+    fhs = FilteredHistoricalSimulation(EWMAVolatility(cfg.ewma_lambda), cfg.horizon_hours)
+    margin = {m: np.empty((n_steps, n_books)) for m in METHODS}
+    realised = np.empty((n_steps, n_books))
+    model_p = np.empty((n_steps, n_books))
+    gross = np.empty((n_steps, n_books))
+    scale = np.empty(n_steps)
+    val_cov = np.empty(n_steps)
+    shocks_all = np.empty((n_steps, n_assets, cfg.k), dtype=np.int16)
+    stress_start = np.full(n_steps, np.datetime64("NaT"), dtype="datetime64[s]")
+    stress_end = stress_start.copy()
+    b_i, e_i = panel.assets.index("BTC"), panel.assets.index("ETH")
+    window = cfg.window_days * 24
+    for s, j in enumerate(tqdm(idx, desc="backtest", unit="day", disable=not progress)):
+        hist = returns[max(0, j - window) : j]  # returns known at the close of bar j
+        scen = fhs.generate(hist, panel.assets)
+        cov = np.cov(scen.moves[:, [b_i, e_i]], rowvar=False)  # (2, 2)
+        books: Books = build_books(panel.assets, cov[0, 1] / cov[1, 1], weights)
+        model, cover = scen, None
+        if cfg.stress_weight > 0:
+            asof = panel.timestamps[j] + np.timedelta64(1, "h")  # close of bar j = T
+            period = select_stressed_period(d_close_t, d_ret, asof, cfg.stress_window_days)
+            if period is not None:
+                model = blend_scenarios(
+                    scen, period.moves_over(cfg.horizon_hours), cfg.stress_weight
+                )
+                cover = scen
+                stress_start[s], stress_end[s] = period.start, period.end
+        shocks = reduce_to_shocks(
+            model,
+            cfg.alpha,
+            cfg.k,
+            cfg.n_fit_books,
+            n_validation_books=200,
+            seed=s,
+            also_cover=cover,
+        )
+        shocks_all[s] = shocks.shocks_bps
+        scale[s] = shocks.scale
+        val_cov[s] = shocks.validation_coverage.covered_share
+        margin["ballast"][s] = portfolio_margin(books, shocks.shocks_bps, floor)
+        model_p[s] = exceedance_probability(
+            books.exposures, model.moves, margin["ballast"][s], model.weights
+        )
+        margin["isolated"][s] = isolated_margin(books, shocks.shocks_bps, floor)
+        margin["flat"][s] = flat_margin(books)
+        margin["synthetix"][s] = synthetix_margin(books, panel.assets)
+        move = np.expm1(log_close[j + cfg.horizon_hours] - log_close[j])  # (n_assets,)
+        realised[s] = -(books.exposures @ move)
+        gross[s] = books.gross.sum(axis=1)
+    return BacktestResult(
+        cfg,
+        panel.assets,
+        books.labels,
+        panel.timestamps[idx] + np.timedelta64(1, "h"),
+        margin,
+        realised,
+        model_p,
+        gross,
+        scale,
+        val_cov,
+        shocks_all,
+        (str(panel.timestamps[0]), str(panel.timestamps[-1])),
+        stress_start,
+        stress_end,
+    )

@@ -1,0 +1,87 @@
+"""Small end-to-end runs on the shared market data (skipped when it is absent)."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from offchain_risk.__main__ import cli
+from offchain_risk.backtest import BacktestConfig, run_backtest
+from offchain_risk.backtest.metrics import efficiency_table
+from offchain_risk.data import load_panel
+from offchain_risk.report import write_backtest_report
+
+pytestmark = pytest.mark.data
+
+
+def test_backtest__terra_weeks__margins_and_report(data_dir, tmp_path):
+    panel = load_panel(
+        ["BTC", "ETH", "SOL"], "1h", start="2022-03-01", end="2022-06-01", data_dir=data_dir
+    )
+    daily = load_panel(["BTC", "ETH", "SOL"], "1d", data_dir=data_dir)
+    cfg = BacktestConfig(window_days=60, min_history_days=45, n_random_books=100, n_fit_books=96)
+    res = run_backtest(panel, cfg, start="2022-05-01", progress=False, daily=daily)
+    assert res.times.size == 31
+    # the stressed period is a year of daily moves that closed before each rebalance time
+    assert (res.stress_end <= res.times).all()
+    assert ((res.stress_end - res.stress_start) == np.timedelta64(364, "D")).all()
+    mm = res.margin["ballast"]
+    # the collateral-hedged short has zero net exposure: its margin is the floor on two legs
+    np.testing.assert_allclose(mm[:, 2] / res.gross[:, 2], 0.005, rtol=1e-9)
+    assert not res.exceedances()[:, 2].any()
+    # cross margin never needs more than isolated margin
+    assert (mm <= res.margin["isolated"] * (1 + 1e-12)).all()
+    eff = {r.book: r for r in efficiency_table(res, start="2022-05-01")}
+    assert eff["long BTC / short ETH (beta)"].saving_vs("isolated") > 0.4
+    assert res.exceedances()[:, 3:].mean() < 0.1
+    path = write_backtest_report(res, tmp_path / "bt")
+    text = path.read_text()
+    assert "Kupiec" in text and "2022-05 (Terra)" in text
+    assert (tmp_path / "bt" / "capital_efficiency.png").stat().st_size > 0
+
+
+def test_cli_calibrate__two_assets__writes_parameter_set(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("BALLAST_DATA_DIR", str(data_dir))
+    out = tmp_path / "params.json"
+    res = CliRunner().invoke(
+        cli,
+        [
+            "calibrate",
+            "--out",
+            str(out),
+            "--asof",
+            "2023-01-01",
+            "--assets",
+            "BTC,ETH",
+            "--window-days",
+            "90",
+            "--k",
+            "8",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    params = json.loads(out.read_text())
+    assert set(params["shocks_bps"]) == {"BTC", "ETH"}
+    assert all(len(v) == 8 for v in params["shocks_bps"].values())
+    assert int(params["im_multiplier_wad"]) >= 10**18
+    assert params["metadata"]["coverage"]["calibration_books"]["covered_share"] == 1.0
+    stress = params["metadata"]["stressed_period"]
+    assert stress["weight"] == 0.25 and stress["n_days"] == 365
+    assert stress["end"] <= "2023-01-01T00:00:00Z"
+    assert "weight" in params["units"]["metadata.stressed_period"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--assets", "BTC,NOPE"], "unknown asset"),
+        (["--k", "17"], "17"),
+        (["--asof", "2023-02-31"], "bad --asof"),
+    ],
+)
+def test_cli_calibrate__bad_input__clear_error(data_dir, tmp_path, monkeypatch, args, message):
+    monkeypatch.setenv("BALLAST_DATA_DIR", str(data_dir))
+    res = CliRunner().invoke(cli, ["calibrate", "--out", str(tmp_path / "p.json"), *args])
+    assert res.exit_code != 0
+    assert message in res.output

@@ -39,7 +39,7 @@ CONTRACT_SOURCES := $(shell find contracts -name '*.vy' -o -name '*.vyi')
 build: install .build/.stamp
 
 demo: build
-	ape run demo --network $(NETWORK)
+	PYTHONWARNINGS=ignore::UserWarning ape run demo --network $(NETWORK) -v WARNING
 
 console: build
 	ape console --network $(NETWORK)

@@ -15,6 +15,17 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
+def _previous(title: str) -> str | None:
+    """A section of the current RESULTS.md, kept when its benchmark is skipped."""
+    if not RESULTS.exists():
+        return None
+    parts = RESULTS.read_text().split("\n## ")
+    for part in parts[1:]:
+        if part.startswith(title):
+            return ("## " + part).rstrip()
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="10x smaller throughput run")
@@ -29,7 +40,10 @@ def main() -> None:
         f"({platform.machine()}, {platform.python_version()}). Gas is exact; seconds drift on "
         "shared machines, so compare the ratios measured in one run.",
     ]
-    if not args.skip_gas:
+    if args.skip_gas:
+        kept = _previous("Gas")
+        sections += ["", kept] if kept else []
+    else:
         from ape import accounts, networks, project
 
         from benchmarks import gas
@@ -40,7 +54,10 @@ def main() -> None:
         section = gas.render(rows)
         print(section, flush=True)
         sections += ["", section]
-    if not args.skip_throughput:
+    if args.skip_throughput:
+        kept = _previous("Risk-engine throughput")
+        sections += ["", kept] if kept else []
+    else:
         from benchmarks import throughput
 
         print("throughput: measuring roofs and workloads ...", flush=True)

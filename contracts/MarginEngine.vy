@@ -7,8 +7,11 @@
         (MM = max(worst scenario loss, floor), IM = MM * multiplier).
         See docs/ARCHITECTURE.md.
 @custom:security Ownership is two-step (snekmate `ownable_2step`). The owner
-        lists assets and sets risk parameters and caps; it cannot move user
-        funds. To stop new risk in an asset set its caps to zero.
+        lists assets, feeds, venues, risk parameters and caps. It has no
+        function that moves user funds, but a feed or venue it installs
+        prices and matches trades, so the owner must be a timelocked
+        multisig. To stop new risk in an asset set its caps to zero; to stop
+        a venue, `set_venue(venue, False)`.
 """
 
 from snekmate.auth import ownable

@@ -6,9 +6,10 @@
         at the order's price. The engine settles each fill under its own
         rules (price band, open interest, margin): see settlement.vy.
 @custom:security Replay: the EIP-712 domain binds chain id and this book's
-        address; the fill budget is keyed by (maker account, nonce), so two
-        orders signed with one nonce share one budget (re-signing with a
-        nonce amends the order) and a cancelled nonce is dead for good.
+        address. A nonce belongs to the first order filled under it: its fill
+        record keeps that order's digest, so another order signed with the
+        same nonce can never be filled (to amend, cancel and re-sign with a
+        new nonce), and a cancelled nonce is dead for good.
         Signatures: 65 bytes, low-s (snekmate ecdsa). The owner of the engine
         stops this venue with `set_venue(book, False)`.
 """
@@ -24,6 +25,7 @@ initializes: eip712
 
 exports: eip712.eip712Domain
 
+LOW_128: constant(uint256) = 2**128 - 1
 ORDER_TYPEHASH: constant(bytes32) = keccak256(
     "Order(address owner,uint256 subaccount,uint256 market,int256 size,uint256 price,uint256 nonce,uint256 expiry)"
 )
@@ -41,9 +43,10 @@ struct Order:
 
 # The engine that settles the fills.
 engine: public(immutable(IMarginEngine))
-# Filled size (WAD, unsigned) per (maker account, nonce); NONCE_CANCELLED once
-# cancelled.
-filled: public(HashMap[uint256, HashMap[uint256, uint256]])
+# Per (maker account, nonce): the high 128 bits of the digest of the order
+# that owns the nonce | the size filled (WAD, low 128 bits); NONCE_CANCELLED
+# once cancelled.
+fills: HashMap[uint256, HashMap[uint256, uint256]]
 
 
 event OrderFilled:
@@ -84,14 +87,21 @@ def fill(order: Order, signature: Bytes[65], amount: uint256, taker: uint256):
     assert order.size != 0, "trading: zero size order"
     assert block.timestamp <= order.expiry, "trading: order expired"
     assert maker != taker, "trading: self trade"
-    self._check_signature(order, signature, maker)
-    done: uint256 = self.filled[maker][order.nonce]
-    assert done != constants.NONCE_CANCELLED, "trading: nonce cancelled"
+    digest: bytes32 = self._digest(order)
+    self._check_signature(order, digest, signature, maker)
+    word: uint256 = self.fills[maker][order.nonce]
+    assert word != constants.NONCE_CANCELLED, "trading: nonce cancelled"
+    tag: uint256 = convert(digest, uint256) & ~LOW_128
+    assert (
+        word == 0 or word & ~LOW_128 == tag
+    ), "trading: nonce used by another order"
+    done: uint256 = word & LOW_128
     assert done + amount <= convert(
         abs(order.size), uint256
     ), "trading: overfill"
+    assert done + amount <= LOW_128, "trading: size too large"
 
-    self.filled[maker][order.nonce] = done + amount
+    self.fills[maker][order.nonce] = tag | (done + amount)
     maker_size: int256 = convert(amount, int256)
     if order.size < 0:
         maker_size = -maker_size
@@ -115,10 +125,23 @@ def cancel(account: uint256, nonce: uint256):
         account, msg.sender
     ), "ledger: not owner or operator"
     assert (
-        self.filled[account][nonce] != constants.NONCE_CANCELLED
+        self.fills[account][nonce] != constants.NONCE_CANCELLED
     ), "trading: nonce cancelled"
-    self.filled[account][nonce] = constants.NONCE_CANCELLED
+    self.fills[account][nonce] = constants.NONCE_CANCELLED
     log OrderCancelled(account=account, nonce=nonce)
+
+
+@external
+@view
+def filled(account: uint256, nonce: uint256) -> uint256:
+    """
+    @notice Size filled (WAD) under the account's nonce, or 2**256 - 1 once
+            the nonce is cancelled.
+    """
+    word: uint256 = self.fills[account][nonce]
+    if word == constants.NONCE_CANCELLED:
+        return word
+    return word & LOW_128
 
 
 @external
@@ -151,9 +174,11 @@ def _digest(order: Order) -> bytes32:
 
 @internal
 @view
-def _check_signature(order: Order, signature: Bytes[65], maker: uint256):
+def _check_signature(
+    order: Order, digest: bytes32, signature: Bytes[65], maker: uint256
+):
     assert len(signature) == 65, "trading: bad signature length"
-    signer: address = ecdsa._recover_sig(self._digest(order), signature)
+    signer: address = ecdsa._recover_sig(digest, signature)
     assert signer == order.owner or staticcall engine.operators(
         maker, signer
     ), "trading: bad signature"

@@ -145,6 +145,12 @@ token_caps: HashMap[address, uint256]
 account_assets: public(HashMap[uint256, uint256])
 # Per account quote balance (WAD); negative when losses exceed deposits.
 cash: public(HashMap[uint256, int256])
+# Sum of the negative cash balances (WAD): cash other depositors lent.
+debt: public(uint256)
+# Cap on `debt`; a trade that would raise debt above it reverts. Until
+# borrowing pays interest, this bounds what realised losses against
+# collateral (including an owner's self-trades at the band edges) can borrow.
+debt_cap: public(uint256)
 # Per account, per asset collateral balance (WAD units of the token).
 collateral: public(HashMap[uint256, HashMap[uint256, uint256]])
 # Per account, per asset perp position, packed (size, open_notional).
@@ -197,6 +203,10 @@ event OpenInterestCapSet:
 event ShocksSet:
     asset: indexed(uint256)
     word: uint256
+
+
+event DebtCapSet:
+    debt_cap: uint256
 
 
 event ImMultiplierSet:
@@ -351,6 +361,16 @@ def set_shocks(asset: uint256, shocks_bps: int256[constants.MAX_SCENARIOS]):
 
 
 @external
+def set_debt_cap(debt_cap: uint256):
+    """
+    @notice Cap on the sum of negative cash balances, WAD. Owner only.
+    """
+    ownable._check_owner()
+    self.debt_cap = debt_cap
+    log DebtCapSet(debt_cap=debt_cap)
+
+
+@external
 def set_im_multiplier(im_multiplier: uint256):
     """
     @notice IM / MM as WAD, in [1, 10]. Owner only.
@@ -416,7 +436,7 @@ def deposit(account: uint256, token: address, amount: uint256):
 
     self._set_total(token, info, info.total + wad)
     if info.asset == CASH:
-        self.cash[account] += convert(wad, int256)
+        self._set_cash(account, self.cash[account] + convert(wad, int256))
     else:
         self._write_collateral(
             account, info.asset, self.collateral[account][info.asset] + wad
@@ -470,15 +490,22 @@ def transfer(
     ov: Override = self._debit(source, info.asset, wad)
     self._require_initial_margin(source, ov)
 
+    received: uint256 = 0
+    if info.asset == CASH:
+        received = convert(max(self.cash[destination], 0), uint256)
+    else:
+        received = self.collateral[destination][info.asset]
+    assert (
+        received + wad <= self.token_caps[token] >> 128
+    ), "ledger: account cap exceeded"
+
     self._apply(source, ov)
     if info.asset == CASH:
-        self.cash[destination] += convert(wad, int256)
-    else:
-        self._write_collateral(
-            destination,
-            info.asset,
-            self.collateral[destination][info.asset] + wad,
+        self._set_cash(
+            destination, self.cash[destination] + convert(wad, int256)
         )
+    else:
+        self._write_collateral(destination, info.asset, received + wad)
     log Transfer(
         source=source, destination=destination, token=token, amount=amount
     )
@@ -1024,10 +1051,25 @@ def _apply(account: uint256, ov: Override):
     """
     @dev Write an override to storage.
     """
-    self.cash[account] = ov.cash
+    self._set_cash(account, ov.cash)
     if ov.asset < constants.MAX_ASSETS:
         self._write_collateral(account, ov.asset, ov.collateral)
         self._write_position(account, ov.asset, ov.position)
+
+
+@internal
+def _set_cash(account: uint256, new: int256):
+    """
+    @dev Write a cash balance and keep `debt` the sum of the negative ones.
+    """
+    old: int256 = self.cash[account]
+    self.cash[account] = new
+    if old < 0 or new < 0:
+        self.debt = (
+            self.debt
+            + convert(max(-new, 0), uint256)
+            - convert(max(-old, 0), uint256)
+        )
 
 
 @internal

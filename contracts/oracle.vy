@@ -41,7 +41,8 @@ def _read(
         price *= 10**(18 - feed_decimals)
     elif feed_decimals > 18:
         price //= 10**(feed_decimals - 18)
-    if price > constants.MAX_PRICE:
+    if price == 0 or price > constants.MAX_PRICE:
+        # 0: a positive answer below one WAD unit after scaling down.
         return 0, False
     valid: bool = (
         updated_at != 0

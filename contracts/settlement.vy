@@ -87,11 +87,24 @@ def settle(
         taker, market, -maker_size, -maker_flow
     )
     self._check_open_interest(market, maker, maker_ov, taker, taker_ov)
-    self._require_fill_margin(maker, maker_ov)
-    self._require_fill_margin(taker, taker_ov)
+    # A side that meets IM and takes its cash further below zero borrows
+    # other depositors' cash: bounded by the debt cap. A de-risking side
+    # (accepted by the risk-reducing rule) is exempt: its loss already
+    # exists, realising it must stay possible.
+    borrows: bool = (
+        self._require_fill_margin(maker, maker_ov)
+        and self._borrows(maker, maker_ov)
+    )
+    borrows = (
+        self._require_fill_margin(taker, taker_ov)
+        and self._borrows(taker, taker_ov)
+    ) or borrows
 
     ledger._apply(maker, maker_ov)
     ledger._apply(taker, taker_ov)
+    assert (
+        not borrows or ledger.debt <= ledger.debt_cap
+    ), "settlement: debt cap"
     log Fill(
         maker=maker,
         taker=taker,
@@ -217,22 +230,41 @@ def _long(word: uint256) -> int256:
 
 @internal
 @view
-def _require_fill_margin(account: uint256, ov: ledger.Override):
+def _require_fill_margin(account: uint256, ov: ledger.Override) -> bool:
     """
     @dev A side must meet IM with valid prices after the fill, or the fill
-         must be risk-reducing for it: MM strictly lower and health (E - MM)
-         not lower than before. The second rule lets an account below IM
-         always de-risk, and cannot be used to extract value, since its health
-         may only rise.
+         must be risk-reducing for it: MM strictly lower, health (E - MM) not
+         lower than before, and equity not pushed below zero (nor lowered
+         when already negative). The rule lets an account below IM always
+         de-risk at the oracle price without handing its losses to the
+         protocol. Prices on the comparison are the last reported ones, stale
+         or not (a dead feed of another asset does not freeze de-risking).
+    @return True when the side met IM, False when it was let through as
+            risk-reducing.
     """
     after: ledger.Margin = ledger._margin(account, ov)
     if after.prices_ok and after.equity >= convert(after.im, int256):
-        return
+        return True
     before: ledger.Margin = ledger._margin(account, empty(ledger.Override))
-    reduces: bool = after.mm < before.mm and (
-        after.equity - convert(after.mm, int256)
+    # ... and an account may not give equity away below zero (or, when
+    # already underwater, at all: 1 wei of slack for the quote's rounding),
+    # since that loss would be the protocol's.
+    reduces: bool = (
+        after.mm < before.mm
+        and after.equity - convert(after.mm, int256)
         >= before.equity - convert(before.mm, int256)
+        and after.equity >= min(before.equity - 1, 0)
     )
     if not reduces:
         assert after.prices_ok, "oracle: invalid price"
         raise "margin: below initial margin"
+    return False
+
+
+@internal
+@view
+def _borrows(account: uint256, ov: ledger.Override) -> bool:
+    """
+    @dev The fill takes the account's cash further below zero.
+    """
+    return ov.cash < 0 and ov.cash < ledger.cash[account]

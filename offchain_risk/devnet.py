@@ -118,6 +118,7 @@ def deploy(
     deposit_cap_wad: int = 10**12 * WAD,
     account_cap_wad: int = 10**12 * WAD,
     oi_cap_wad: int = 10**9 * WAD,
+    debt_cap_wad: int = 10**7 * WAD,
     heartbeat: int = 86_400,
 ) -> Deployment:
     """Deploy tokens, feeds and the engine, list every market and set its shocks."""
@@ -134,6 +135,7 @@ def deploy(
     )
     book = project.OrderBook.deploy(engine, sender=deployer)
     engine.set_venue(book, True, sender=deployer)
+    engine.set_debt_cap(debt_cap_wad, sender=deployer)
     d = Deployment(engine=engine, book=book, cash=cash)
     for spec, shocks in zip(markets, shocks_bps, strict=True):
         feed = project.MockAggregator.deploy(8, int(round(spec.price_usd * 10**8)), sender=deployer)

@@ -198,7 +198,7 @@ def pad_scenarios(shocks_bps: np.ndarray) -> np.ndarray:
 
 
 def apply_trade(size: int, open_notional: int, cash: int, d_size: int, flow: int):
-    """The contract's position accounting (``trading._trade``), exactly.
+    """The contract's position accounting (``fixed_math._apply_trade``), exactly.
 
     Returns the new (size, open_notional, cash) after trading ``d_size`` for the
     signed cash flow ``flow``. cash - open_notional moves by exactly ``flow``.

@@ -64,6 +64,7 @@ def test_set_shocks__round_trips_and_bounds(engine, owner):
         ("set_oi_cap", (ETH, 1)),
         ("set_im_multiplier", (2 * WAD,)),
         ("set_price_band", (WAD // 100,)),
+        ("set_debt_cap", (1,)),
     ],
 )
 def test_setters__stranger__reverts(engine, feeds, weth, stranger, setter, args):

@@ -144,7 +144,57 @@ def test_fill__overfill__reverts(client, order, maker, trader, reject):
 def test_fill__reused_nonce__reverts(client, order, maker, trader, reject):
     client.fill(order, client.sign(maker, order), 10 * WAD, acct(trader), sender=trader)
     again = client.order(maker, ETH, 10 * WAD, 2000 * WAD, order.nonce, 2**40)
-    reject(again, "trading: overfill")
+    reject(again, "trading: overfill")  # the same order: its budget is spent
+
+
+def test_fill__other_order_on_a_used_nonce__reverts(client, order, maker, trader, reject):
+    """Regression: an order re-signed with a used nonce shared the first one's budget, so
+    every order ever signed with the nonce stayed fillable at the taker's choice (e.g. sell
+    10 @ 2000, "amended" to sell 1 @ 2090: the taker filled the stale 10 @ 2000)."""
+    client.fill(order, client.sign(maker, order), 2 * WAD, acct(trader), sender=trader)
+    amended = client.order(maker, ETH, 1 * WAD, 2010 * WAD, order.nonce, 2**40)
+    reject(amended, "trading: nonce used by another order", amount=WAD)
+
+
+def test_fill__underwater_account_cannot_give_equity_away(
+    client, engine, usdc, fund, feeds, owner, maker, trader, trade, snapshot
+):
+    """Regression: the risk-reducing rule let an account with E < 0 sell at the band's
+    worst price (MM fell more than equity, so health rose) and hand that equity to a
+    counterparty: new bad debt for the protocol (long 50 ETH @ 2000, ETH to 1200, sold
+    at 1140: E -10k -> -13k)."""
+    fund(maker, usdc, 1_000_000 * USDC)
+    fund(trader, usdc, 30_000 * USDC)
+    trade(ETH, -50 * WAD, 2000)  # trader long 50 ETH
+    feeds[ETH].set_price(1_200 * 10**8, sender=owner)
+    assert engine.equity(acct(trader)) < 0
+    before = snapshot(maker, trader)
+    with ape.reverts("margin: below initial margin"):
+        trade(ETH, 50 * WAD, 1_140)  # trader sells at -5%
+    assert snapshot(maker, trader) == before
+    engine.set_debt_cap(0, sender=owner)  # realising an existing loss is never capped
+    trade(ETH, 50 * WAD, 1_200)  # closing at the oracle price stays possible
+    assert engine.position(acct(trader), ETH)[0] == 0
+    assert engine.equity(acct(trader)) == -10_000 * WAD
+
+
+def test_fill__realised_losses_beyond_debt_cap__revert(
+    client, engine, usdc, weth, fund, owner, maker, trader, trade
+):
+    """Regression: realised losses against collateral, e.g. an owner's self-trades at the
+    band edges, borrowed other depositors' cash without bound (cash went to -80k against
+    100 WETH while the other sub-account withdrew the proceeds)."""
+    engine.set_debt_cap(1_000 * WAD, sender=owner)
+    fund(maker, usdc, 1_000_000 * USDC)
+    fund(trader, weth, 100 * WAD)
+    trade(ETH, -10 * WAD, 2_100)  # trader buys 10 @ +5%
+    trade(ETH, 5 * WAD, 1_900)  # sells 5 @ -5%: realises -1,000 -> cash -1,000, at the cap
+    assert engine.cash(acct(trader)) == -1_000 * WAD
+    assert engine.debt() == 1_000 * WAD
+    with ape.reverts("settlement: debt cap"):
+        trade(ETH, 5 * WAD, 1_900)  # another -1,000
+    fund(trader, usdc, 400 * USDC)  # a cash deposit pays the debt down
+    assert engine.debt() == 600 * WAD
 
 
 def test_fill__cancelled_nonce__reverts(book, order, maker, reject):

@@ -103,3 +103,22 @@ def test_price__normalises_feed_decimals(engine, project, owner):
     )
     assert engine.price(4) == (3 * WAD, True)
     assert engine.price(ETH) == (2_000 * WAD, True)
+
+
+def test_price__answer_below_one_wad_unit__invalid(engine, project, owner):
+    """Regression: a feed with more than 18 decimals whose answer scales to 0 reported a
+    valid price of 0, so fills at price 0 needed no margin."""
+    feed = project.MockAggregator.deploy(36, 5 * 10**17, sender=owner)
+    engine.list_asset(
+        "0x0000000000000000000000000000000000000000",
+        feed,
+        3600,
+        0,
+        0,
+        0,
+        0,
+        True,
+        0,
+        sender=owner,
+    )
+    assert engine.price(4) == (0, False)

@@ -56,3 +56,18 @@ def test_transfer__sub_id_too_large__reverts(engine, weth, trader, fund):
     fund(trader, weth, WAD)
     with ape.reverts("ledger: sub-account id too large"):
         engine.account_id(trader, 2**96)
+
+
+def test_transfer__above_destination_account_cap__reverts(
+    engine, weth, owner, trader, fund, snapshot
+):
+    """Regression: transfer credited the destination without its per-account cap, so two
+    capped deposits could be stacked in one sub-account."""
+    engine.set_caps(weth, 10**6 * WAD, 10 * WAD, sender=owner)
+    fund(trader, weth, 10 * WAD, sub=0)
+    fund(trader, weth, 10 * WAD, sub=1)
+    before = snapshot(trader)
+    with ape.reverts("ledger: account cap exceeded"):
+        engine.transfer(acct(trader, 1), acct(trader, 0), weth, WAD, sender=trader)
+    assert snapshot(trader) == before
+    assert engine.collateral(acct(trader, 1), ETH) == 10 * WAD

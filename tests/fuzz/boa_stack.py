@@ -77,6 +77,7 @@ def deploy() -> BoaStack:
     )
     book = load("OrderBook.vy", engine.address)
     engine.set_venue(book.address, True)
+    engine.set_debt_cap(10**7 * WAD)
     tokens, feeds = {}, {}
     for asset, spec in enumerate(devnet.MARKETS):
         feeds[asset] = load("test/MockAggregator.vy", 8, int(spec.price_usd * 10**8))

@@ -51,7 +51,7 @@ def main() -> None:
         print("gas: starting anvil and deploying ...", flush=True)
         with networks.ethereum.local.use_provider("foundry") as provider:
             rows = gas.measure(project, accounts.test_accounts, provider.web3)
-        section = gas.render(rows)
+        section = gas.render(rows, gas.bytecode_sizes(project))
         print(section, flush=True)
         sections += ["", section]
     if args.skip_throughput:

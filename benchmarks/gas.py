@@ -123,6 +123,18 @@ def measure(project: Any, accounts: Any, web3: Any) -> list[Row]:
     return rows
 
 
+EIP170_LIMIT = 24_576  # bytes of runtime code a contract may have
+DEPLOYABLES = ("MarginEngine", "OrderBook")
+
+
+def bytecode_sizes(project: Any) -> dict[str, int]:
+    """Runtime bytecode size (bytes) of each deployable, as compiled by Ape."""
+    return {
+        name: len(bytes.fromhex(getattr(project, name).contract_type.runtime_bytecode.bytecode[2:]))
+        for name in DEPLOYABLES
+    }
+
+
 COLD_SLOAD = 2_100
 COLD_ACCOUNT = 2_600
 
@@ -131,7 +143,7 @@ def _execution(note: str) -> int:
     return int(note.split()[-1].replace(",", ""))
 
 
-def render(rows: list[Row]) -> str:
+def render(rows: list[Row], sizes: dict[str, int] | None = None) -> str:
     by_name = {r.operation: r for r in rows}
     per_asset = (by_name["margin(): 8 perp(s)"].gas - by_name["margin(): 4 perp(s)"].gas) / 4
     feed = _execution(by_name["feed.latestRoundData() alone"].note)
@@ -171,4 +183,13 @@ def render(rows: list[Row]) -> str:
         "22,100 per slot going from zero: both positions, the fill budget, the account "
         "bitmaps); steady-state fills (extend, reduce) are under 180k.",
     ]
+    if sizes:
+        lines += [
+            "",
+            f"Runtime bytecode (EIP-170 limit {EIP170_LIMIT:,} bytes):",
+            "",
+            "| deployable | bytes | headroom |",
+            "| --- | ---: | ---: |",
+            *[f"| {n} | {b:,} | {EIP170_LIMIT - b:,} |" for n, b in sizes.items()],
+        ]
     return "\n".join(lines)

@@ -27,3 +27,10 @@ def test_gas_benchmark__measures_every_operation(project, accounts, chain):
         < by_name["margin(): 8 perp(s)"]
     )
     assert "each exposed perp costs" in gas.render(rows)
+
+
+def test_deployables__fit_eip170(project):
+    """Every deployable stays under the 24,576-byte runtime code limit (EIP-170)."""
+    sizes = gas.bytecode_sizes(project)
+    assert set(sizes) == {"MarginEngine", "OrderBook"}
+    assert all(0 < size <= gas.EIP170_LIMIT for size in sizes.values()), sizes

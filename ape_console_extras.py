@@ -20,7 +20,8 @@ from offchain_risk.chain import WAD, AccountState, Engine, account_id
 
 
 def ape_init_extras(accounts: Any, project: Any) -> dict[str, Any]:
-    owner, desk, trader, maker = accounts.test_accounts[:4]
+    # `ape console` passes the AccountManager; tests pass its test accounts directly.
+    owner, desk, trader, maker = getattr(accounts, "test_accounts", accounts)[:4]
     current: dict[str, devnet.Deployment] = {}
     nonces = iter(range(1, 2**64))
 

@@ -237,8 +237,9 @@ def _require_fill_margin(account: uint256, ov: ledger.Override) -> bool:
          lower than before, and equity not pushed below zero (nor lowered
          when already negative). The rule lets an account below IM always
          de-risk at the oracle price without handing its losses to the
-         protocol. Prices on the comparison are the last reported ones, stale
-         or not (a dead feed of another asset does not freeze de-risking).
+         protocol. The comparison uses the last reported prices, stale or not,
+         so a dead feed of another asset does not freeze de-risking; an asset
+         whose feed answers <= 0 counts at 0 on both sides of it.
     @return True when the side met IM, False when it was let through as
             risk-reducing.
     """

@@ -87,38 +87,22 @@ def test_margin_after_trade__equals_margin_after_fill(engine, client, funded, ma
     assert (preview.equity, preview.mm, preview.im) == (engine.equity(acct(trader)), mm, im)
 
 
+def _list_perp_on_feed(engine, project, owner, decimals, answer) -> int:
+    """List a perp-only market on a fresh feed; returns its asset id."""
+    feed = project.MockAggregator.deploy(decimals, answer, sender=owner)
+    zero = "0x0000000000000000000000000000000000000000"
+    engine.list_asset(zero, feed, 3600, 0, 0, 0, 0, True, 0, sender=owner)
+    return engine.num_assets() - 1
+
+
 def test_price__normalises_feed_decimals(engine, project, owner):
-    feed = project.MockAggregator.deploy(20, 3 * 10**20, sender=owner)
-    engine.list_asset(
-        "0x0000000000000000000000000000000000000000",
-        feed,
-        3600,
-        0,
-        0,
-        0,
-        0,
-        True,
-        0,
-        sender=owner,
-    )
-    assert engine.price(4) == (3 * WAD, True)
+    asset = _list_perp_on_feed(engine, project, owner, 20, 3 * 10**20)
+    assert engine.price(asset) == (3 * WAD, True)
     assert engine.price(ETH) == (2_000 * WAD, True)
 
 
 def test_price__answer_below_one_wad_unit__invalid(engine, project, owner):
     """Regression: a feed with more than 18 decimals whose answer scales to 0 reported a
     valid price of 0, so fills at price 0 needed no margin."""
-    feed = project.MockAggregator.deploy(36, 5 * 10**17, sender=owner)
-    engine.list_asset(
-        "0x0000000000000000000000000000000000000000",
-        feed,
-        3600,
-        0,
-        0,
-        0,
-        0,
-        True,
-        0,
-        sender=owner,
-    )
-    assert engine.price(4) == (0, False)
+    asset = _list_perp_on_feed(engine, project, owner, 36, 5 * 10**17)
+    assert engine.price(asset) == (0, False)

@@ -785,12 +785,6 @@ def _price(word: uint256) -> (uint256, bool):
 
 
 @internal
-@view
-def _position(account: uint256, asset: uint256) -> uint256:
-    return self.position_word[account][asset]
-
-
-@internal
 def _list_token(
     token: address, asset: uint256, deposit_cap: uint256, account_cap: uint256
 ):

@@ -12,9 +12,8 @@ from offchain_risk.models.risk import var_es
 from offchain_risk.models.scenarios import (
     FilteredHistoricalSimulation,
     StudentTCopulaMonteCarlo,
-    blend_scenarios,
     random_books,
-    reduce_to_shocks,
+    reduce_with_stress,
     select_stressed_period,
 )
 from offchain_risk.models.volatility import HOURLY_LAMBDA, EWMAVolatility, GARCHVolatility
@@ -65,11 +64,9 @@ def calibrate(panel: PricePanel, cfg: CalibrationConfig, daily: PricePanel | Non
     if cfg.stress_weight > 0:
         d_close_t, d_ret = daily.returns_with_close_times()
         period = select_stressed_period(d_close_t, d_ret, asof, cfg.stress_window_days)
-    if period is None:
-        shocks = reduce_to_shocks(fhs, cfg.alpha, cfg.k, seed=cfg.seed)
-    else:
-        blended = blend_scenarios(fhs, period.moves_over(h), cfg.stress_weight)
-        shocks = reduce_to_shocks(blended, cfg.alpha, cfg.k, seed=cfg.seed, also_cover=fhs)
+    shocks, _ = reduce_with_stress(
+        fhs, period, cfg.stress_weight, h, cfg.alpha, cfg.k, seed=cfg.seed
+    )
 
     # Monte Carlo cross-check: do the K shocks also cover copula ES on fresh random books?
     mc = StudentTCopulaMonteCarlo(EWMAVolatility(HOURLY_LAMBDA), h, seed=cfg.seed).generate(

@@ -153,7 +153,7 @@ class Engine:
         )
 
     def sign(self, signer: Any, order: Order) -> bytes:
-        """Sign with an Ape account and check the digest matches the engine's."""
+        """Sign with an Ape account; the 65-byte signature the order book takes."""
         sig = signer.sign_message(order)
         if sig is None:
             raise RuntimeError(f"{signer} declined to sign the order")

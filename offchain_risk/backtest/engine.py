@@ -28,8 +28,7 @@ from offchain_risk.data import PricePanel
 from offchain_risk.models.risk import exceedance_probability
 from offchain_risk.models.scenarios import (
     FilteredHistoricalSimulation,
-    blend_scenarios,
-    reduce_to_shocks,
+    reduce_with_stress,
     select_stressed_period,
 )
 from offchain_risk.models.volatility import HOURLY_LAMBDA, EWMAVolatility
@@ -221,24 +220,22 @@ def run_backtest(
         scen = fhs.generate(hist, panel.assets)
         cov = np.cov(scen.moves[:, [b_i, e_i]], rowvar=False)  # (2, 2)
         books: Books = build_books(panel.assets, cov[0, 1] / cov[1, 1], weights)
-        model, cover = scen, None
+        period = None
         if cfg.stress_weight > 0:
             asof = panel.timestamps[j] + np.timedelta64(1, "h")  # close of bar j = T
             period = select_stressed_period(d_close_t, d_ret, asof, cfg.stress_window_days)
             if period is not None:
-                model = blend_scenarios(
-                    scen, period.moves_over(cfg.horizon_hours), cfg.stress_weight
-                )
-                cover = scen
                 stress_start[s], stress_end[s] = period.start, period.end
-        shocks = reduce_to_shocks(
-            model,
+        shocks, model = reduce_with_stress(
+            scen,
+            period,
+            cfg.stress_weight,
+            cfg.horizon_hours,
             cfg.alpha,
             cfg.k,
-            cfg.n_fit_books,
+            n_fit_books=cfg.n_fit_books,
             n_validation_books=200,
             seed=s,
-            also_cover=cover,
         )
         shocks_all[s] = shocks.shocks_bps
         scale[s] = shocks.scale

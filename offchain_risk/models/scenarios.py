@@ -485,6 +485,25 @@ def select_stressed_period(
     )
 
 
+def reduce_with_stress(
+    current: ScenarioSet,
+    period: StressedPeriod | None,
+    weight: float,
+    horizon_hours: int,
+    alpha: float,
+    k: int,
+    **reduce_kwargs,
+) -> tuple[ShockSet, ScenarioSet]:
+    """The production reduction, shared by ``calibrate`` and the backtest: blend the stressed
+    period in with probability ``weight`` (when there is one) and reduce to K shocks that
+    cover ES of both the blend and the current scenarios alone. Returns the shocks and the
+    scenario set they model (the blend, or ``current``)."""
+    if period is None or weight == 0:
+        return reduce_to_shocks(current, alpha, k, **reduce_kwargs), current
+    model = blend_scenarios(current, period.moves_over(horizon_hours), weight)
+    return reduce_to_shocks(model, alpha, k, also_cover=current, **reduce_kwargs), model
+
+
 def blend_scenarios(current: ScenarioSet, stressed_moves: np.ndarray, weight: float) -> ScenarioSet:
     """Mixture of two scenario sets: probability ``weight`` on the stressed moves, ``1 - weight``
     on the current ones (each set keeps its internal weights, equal by default).

@@ -5,7 +5,8 @@
     In [2]: fund(trader, "USDC", 50_000)       # mint and deposit into sub-account 0
     In [3]: trade(trader, "ETH", -5, 2_000)    # trader sells 5 ETH-PERP to the desk
     In [4]: state(trader)                      # equity / MM / IM / health
-    In [5]: d.set_price("ETH", 2_200, owner)   # move the oracle, then state(trader) again
+    In [5]: d.set_price("ETH", 1_600, owner)   # move the oracle, then state(trader) again
+    In [6]: liquidate(trader)                  # the desk liquidates what the policy allows
 
 `deploy()` lists the devnet market of `offchain_risk.devnet`; `Engine`, `WAD` and
 `account_id` are there for direct calls on `d.engine`.
@@ -49,7 +50,7 @@ def ape_init_extras(accounts: Any, project: Any) -> dict[str, Any]:
     def trade(who: Any, symbol: str, size: float, price: float, sub: int = 0) -> Any:
         """`who` takes `size` (signed, whole units) of the perp from the desk at `price`."""
         d = _d()
-        client = Engine(d.engine, d.book)
+        client = Engine(d.engine, d.book, d.lens)
         wad = int(size * WAD)
         order = client.order(desk, d.symbols[symbol], -wad, int(price * WAD), next(nonces), 2**40)
         return client.fill(
@@ -57,12 +58,28 @@ def ape_init_extras(accounts: Any, project: Any) -> dict[str, Any]:
         )
 
     def state(who: Any, sub: int = 0) -> AccountState:
-        s = Engine(_d().engine).state(account_id(str(who), sub))
+        s = Engine(_d().engine, lens=_d().lens).state(account_id(str(who), sub))
         print(s.summary())
         return s
 
+    def liquidate(who: Any, sub: int = 0, fraction: float = 1.0) -> Any:
+        """The desk liquidates up to `fraction` of `who`'s sub-account (clamped on-chain);
+        prints the preview first."""
+        d = _d()
+        target = account_id(str(who), sub)
+        p = d.liquidations.liquidation_preview(target, int(fraction * WAD))
+        print(
+            f"fraction {p.fraction / WAD:.2%} (allowed {p.allowed / WAD:.2%}), "
+            f"discount {p.discount / WAD:.2%}, penalty {p.penalty / WAD:,.2f}, "
+            f"health after {p.health_after / WAD:,.2f}"
+        )
+        return d.liquidations.liquidate(
+            target, account_id(str(desk), 0), int(fraction * WAD), 2**255 - 1, sender=desk
+        )
+
     return {
         "deploy": deploy,
+        "liquidate": liquidate,
         "fund": fund,
         "trade": trade,
         "state": state,

@@ -4,7 +4,9 @@
 @notice The core: multi-asset collateral in numbered sub-accounts, linear
         perpetuals settled for registered venues (OrderBook.vy: EIP-712
         signed maker orders), and joint-scenario portfolio margin
-        (MM = max(worst scenario loss, floor), IM = MM * multiplier).
+        (MM = max(worst scenario loss, floor), IM = MM * multiplier), and
+        the core of liquidation: slice transfers for the registered policy
+        (Liquidations.vy), the insurance fund and the bad-debt deficit.
         See docs/ARCHITECTURE.md.
 @custom:security Ownership is two-step (snekmate `ownable_2step`). The owner
         lists assets, feeds, venues, risk parameters and caps. It has no
@@ -18,29 +20,66 @@ from snekmate.auth import ownable
 from snekmate.auth import ownable_2step
 
 import ledger
+import liquidation
 import settlement
 
 initializes: ownable
 initializes: ownable_2step[ownable := ownable]
 initializes: ledger[ownable := ownable]
 initializes: settlement[ledger := ledger, ownable := ownable]
+initializes: liquidation[ledger := ledger, ownable := ownable]
 
 exports: (
     ownable_2step.owner,
     ownable_2step.pending_owner,
     ownable_2step.transfer_ownership,
     ownable_2step.accept_ownership,
-    ledger.__interface__,
-    settlement.set_venue,
+    # Owner setters run in MarginConfig.vy, by delegatecall (__default__).
+    ledger.im_multiplier,
+    ledger.price_band,
+    ledger.cash_token,
+    ledger.num_assets,
+    ledger.asset_word,
+    ledger.shock_word,
+    ledger.asset_token,
+    ledger.open_interest,
+    ledger.oi_cap,
+    ledger.token_word,
+    ledger.token_caps,
+    ledger.account_assets,
+    ledger.cash,
+    ledger.debt,
+    ledger.deficit,
+    ledger.debt_cap,
+    ledger.collateral,
+    ledger.operators,
+    ledger.set_operator,
+    ledger.deposit,
+    ledger.withdraw,
+    ledger.transfer,
+    ledger.account_id,
+    ledger.equity,
+    ledger.margin,
+    ledger.health,
+    ledger.position,
+    ledger.price,
     settlement.venues,
     settlement.settle,
     settlement.is_authorized,
     settlement.margin_after_trade,
+    liquidation.liquidator,
+    liquidation.liquidate_slice,
+    liquidation.liquidation_margin,
+    liquidation.healths,
 )
+
+# The owner's setters (MarginConfig.vy), run against this storage.
+CONFIG: public(immutable(address))
 
 
 @deploy
 def __init__(
+    config: address,
     cash_token: address,
     cash_deposit_cap: uint256,
     cash_account_cap: uint256,
@@ -48,12 +87,15 @@ def __init__(
     price_band: uint256,
 ):
     """
+    @param config The MarginConfig deployment (same storage layout).
     @param cash_token The quote token (a USD stablecoin), valued at 1.
     @param cash_deposit_cap Cap on all cash deposits, WAD.
     @param cash_account_cap Cap on one account's cash deposits, WAD.
     @param im_multiplier IM / MM, WAD, in [1, 10].
     @param price_band Max fill distance from the oracle, WAD, <= 20%.
     """
+    assert config.is_contract, "engine: config is not a contract"
+    CONFIG = config
     ownable.__init__()
     ownable_2step.__init__()
     ledger.__init__(
@@ -63,3 +105,14 @@ def __init__(
         im_multiplier,
         price_band,
     )
+
+
+@external
+@raw_return
+def __default__() -> Bytes[32]:
+    """
+    @notice Any other call is one of the owner's setters: run it from
+            MarginConfig against this contract's storage and return its
+            result as is (at most one word). Unknown selectors revert there.
+    """
+    return raw_call(CONFIG, msg.data, max_outsize=32, is_delegate_call=True)

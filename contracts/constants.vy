@@ -23,6 +23,14 @@ MIN_SHOCK_BPS: constant(int256) = -10000
 SUB_BITS: constant(uint256) = 96
 SUB_MASK: constant(uint256) = 2**96 - 1
 
+# The insurance fund is the cash balance of account 0 (owner address 0, which
+# no one can sign for): deposits into it are open to anyone, nothing leaves it
+# except to cover bad debt.
+INSURANCE: constant(uint256) = 0
+
+# Accounts per `healths` batch.
+MAX_BATCH: constant(uint256) = 100
+
 # Fill-counter value of a cancelled order nonce.
 NONCE_CANCELLED: constant(uint256) = max_value(uint256)
 

@@ -7,6 +7,8 @@
         helpers on Python ints.
 """
 
+import constants
+
 
 @internal
 @pure
@@ -111,3 +113,55 @@ def _apply_trade(
         return size + d_size, on - removed, cash + flow - removed
     close_flow: int256 = flow * abs(size) // abs(d_size)
     return size + d_size, -(flow - close_flow), cash + close_flow - on
+
+
+@internal
+@pure
+def _long(word: uint256) -> int256:
+    """
+    @dev The long size of a packed position (0 when short or flat).
+    """
+    return max(self._from_word128(word & (2**128 - 1)), 0)
+
+
+@internal
+@pure
+def _slice(
+    coll: uint256,
+    size: int256,
+    fraction: uint256,
+    price: uint256,
+    haircut_bps: uint256,
+) -> (uint256, int256, int256, uint256):
+    """
+    @dev The slice `fraction` (WAD) of one asset that a liquidation moves:
+         (collateral moved, size moved, perp cash flow to the liquidatee,
+         collateral payment to the liquidatee). Amounts round towards zero,
+         so the liquidatee never gives more than `fraction`, and exactly all
+         at `fraction == WAD`. The perp moves at the oracle price and the
+         collateral at its haircut value `p * (1 - h)`: both are the prices
+         the margin model values them at, so the transfer leaves both sides'
+         equity unchanged except for the rounding, which favours the
+         liquidatee (it receives ceil, pays floor).
+    """
+    moved_coll: uint256 = coll * fraction // constants.WAD
+    # Signed `//` truncates towards zero, like the EVM's sdiv.
+    moved: int256 = size * convert(fraction, int256) // constants.IWAD
+    flow: int256 = 0
+    if moved > 0:
+        flow = convert(
+            (
+                convert(moved, uint256) * price + constants.WAD - 1
+            ) // constants.WAD,
+            int256,
+        )
+    elif moved < 0:
+        flow = -convert(
+            convert(-moved, uint256) * price // constants.WAD, int256
+        )
+    pay: uint256 = (
+        moved_coll * price * (constants.BPS - haircut_bps)
+        + convert(constants.WAD_BPS, uint256)
+        - 1
+    ) // convert(constants.WAD_BPS, uint256)
+    return moved_coll, moved, flow, pay

@@ -60,34 +60,16 @@ struct TokenInfo:
     word: uint256  # the packed record
 
 
-struct TokenView:
-    asset: uint256
-    decimals: uint256
-    deposit_cap: uint256
-    account_cap: uint256
-    total: uint256
-
-
-struct AssetConfig:
-    token: address
-    feed: address
-    heartbeat: uint256
-    feed_decimals: uint256
-    floor_bps: uint256
-    haircut_bps: uint256
-    perp: bool
-    oi_cap: uint256
-    open_interest: uint256
-
-
 # A hypothetical change to one asset of one account, for previews and for
-# checking an action before its effects are written.
+# checking an action before its effects are written; or (`fraction` != 0) the
+# account after a liquidation moved that fraction (WAD) of every balance.
 struct Override:
     active: bool
     asset: uint256
     collateral: uint256
     position: uint256  # packed (size, open_notional)
     cash: int256
+    fraction: uint256
 
 
 struct Margin:
@@ -95,27 +77,9 @@ struct Margin:
     mm: uint256
     im: uint256
     prices_ok: bool
-
-
-struct AssetState:
-    asset: uint256
-    collateral: uint256
-    size: int256
-    open_notional: int256
-    price: uint256
-    price_ok: bool
-
-
-struct AccountView:
-    owner: address
-    sub_id: uint256
-    cash: int256
-    equity: int256
-    mm: uint256
-    im: uint256
-    health: int256
-    prices_ok: bool
-    assets: DynArray[AssetState, constants.MAX_ASSETS]
+    # With Override.fraction: the cash the liquidatee receives for the slice
+    # (perp flows plus collateral payments); otherwise 0.
+    flow: int256
 
 
 # IM = MM * im_multiplier / WAD; >= WAD.
@@ -127,7 +91,7 @@ cash_token: public(address)
 # Number of listed assets; ids are 0..num_assets-1.
 num_assets: public(uint256)
 # Packed feed | heartbeat | feed decimals | floor bps | haircut bps | flags.
-asset_word: HashMap[uint256, uint256]
+asset_word: public(HashMap[uint256, uint256])
 # K = 16 joint scenario shocks of the asset, int16 bps packed in one word.
 shock_word: public(HashMap[uint256, uint256])
 # The collateral token of an asset (empty for a perp-only underlying).
@@ -137,16 +101,20 @@ open_interest: public(HashMap[uint256, uint256])
 # Cap on open_interest.
 oi_cap: public(HashMap[uint256, uint256])
 # Listing record of every accepted token, cash included (see TokenInfo).
-token_word: HashMap[address, uint256]
+token_word: public(HashMap[address, uint256])
 # Deposit caps of a token, WAD: over all accounts (low 128 bits) and per
 # account (high 128 bits).
-token_caps: HashMap[address, uint256]
+token_caps: public(HashMap[address, uint256])
 # Per account: bit 2a = holds collateral a, bit 2a+1 = has a position in a.
 account_assets: public(HashMap[uint256, uint256])
 # Per account quote balance (WAD); negative when losses exceed deposits.
 cash: public(HashMap[uint256, int256])
 # Sum of the negative cash balances (WAD): cash other depositors lent.
 debt: public(uint256)
+# Bad debt neither the liquidated account nor the insurance fund could pay
+# (WAD): what the positive cash balances are owed beyond the tokens held and
+# the debts. Cash withdrawals leave their pro-rata share of it behind.
+deficit: public(uint256)
 # Cap on `debt`; a trade that would raise debt above it reverts. Until
 # borrowing pays interest, this bounds what realised losses against
 # collateral (including an owner's self-trades at the band edges) can borrow.
@@ -234,6 +202,12 @@ event Withdraw:
     token: indexed(address)
     amount: uint256
     receiver: address
+
+
+event DeficitShared:
+    account: indexed(uint256)
+    amount: uint256  # WAD left behind (withdrawal) or paid in (insurance fee)
+    deficit: uint256  # after
 
 
 event Transfer:
@@ -408,11 +382,15 @@ def set_operator(sub_id: uint256, operator: address, approved: bool):
 def deposit(account: uint256, token: address, amount: uint256):
     """
     @notice Deposit `amount` (token units) of a listed token into `account`,
-            pulled from the caller. Caller: the owner or an operator.
+            pulled from the caller. Caller: the owner or an operator; anyone
+            may pay cash into the insurance fund (account 0).
     @dev Never needs a price: adding collateral cannot lower equity.
     """
-    self._check_authorized(account)
     info: TokenInfo = self._token_info(token)
+    if account == constants.INSURANCE:
+        assert info.asset == CASH, "ledger: insurance holds cash only"
+    else:
+        self._check_authorized(account)
     wad: uint256 = self._to_wad(info, amount)
     caps: uint256 = self.token_caps[token]
     assert (
@@ -451,8 +429,10 @@ def withdraw(account: uint256, token: address, amount: uint256):
     """
     @notice Withdraw `amount` (token units) to the account's owner. The
             account must meet IM afterwards with a valid price for every asset
-            it is exposed to. Cash cannot be withdrawn below zero.
-            Caller: the owner or an operator.
+            it is exposed to. Cash cannot be withdrawn below zero. While a
+            deficit is open, a cash withdrawal pays out `amount` less its
+            pro-rata share of the deficit (see `_deficit_share`); the event
+            says what was paid. Caller: the owner or an operator.
     """
     self._check_authorized(account)
     info: TokenInfo = self._token_info(token)
@@ -460,13 +440,19 @@ def withdraw(account: uint256, token: address, amount: uint256):
     ov: Override = self._debit(account, info.asset, wad)
     self._require_initial_margin(account, ov)
 
-    self._set_total(token, info, info.total - wad)
+    paid: uint256 = amount
+    paid_wad: uint256 = wad
+    if info.asset == CASH and self.deficit != 0:
+        paid_wad = self._deficit_share(account, info, wad)
+        paid = paid_wad // info.scale_up * info.scale_down
+    self._set_total(token, info, info.total - paid_wad)
     self._apply(account, ov)
     receiver: address = self._owner_of(account)
-    assert extcall IERC20(token).transfer(
-        receiver, amount, default_return_value=True
-    ), "ledger: transfer failed"
-    log Withdraw(account=account, token=token, amount=amount, receiver=receiver)
+    if paid != 0:
+        assert extcall IERC20(token).transfer(
+            receiver, paid, default_return_value=True
+        ), "ledger: transfer failed"
+    log Withdraw(account=account, token=token, amount=paid, receiver=receiver)
     self._log_state(account, info.asset)
 
 
@@ -560,71 +546,6 @@ def health(account: uint256) -> int256:
 
 @external
 @view
-def account_state(account: uint256) -> AccountView:
-    """
-    @notice Everything about an account at once; never reverts on a bad
-            price (see `prices_ok` and each asset's `price_ok`).
-    """
-    m: Margin = self._margin(account, empty(Override))
-    v: AccountView = AccountView(
-        owner=self._owner_of(account),
-        sub_id=account & constants.SUB_MASK,
-        cash=self.cash[account],
-        equity=m.equity,
-        mm=m.mm,
-        im=m.im,
-        health=m.equity - convert(m.mm, int256),
-        prices_ok=m.prices_ok,
-        assets=[],
-    )
-    bitmap: uint256 = self.account_assets[account]
-    for a: uint256 in range(constants.MAX_ASSETS):
-        if bitmap >> (2 * a) == 0:
-            break
-        if (bitmap >> (2 * a)) & 3 == 0:
-            continue
-        size: int256 = 0
-        notional: int256 = 0
-        size, notional = fixed_math._unpack_position(
-            self.position_word[account][a]
-        )
-        word: uint256 = self.asset_word[a]
-        price: uint256 = 0
-        ok: bool = False
-        price, ok = self._price(word)
-        v.assets.append(
-            AssetState(
-                asset=a,
-                collateral=self.collateral[account][a],
-                size=size,
-                open_notional=notional,
-                price=price,
-                price_ok=ok,
-            )
-        )
-    return v
-
-
-@external
-@view
-def tokens(token: address) -> TokenView:
-    """
-    @notice The listing of a token: asset id (2**256 - 1 for cash), decimals,
-            caps and total held (WAD).
-    """
-    info: TokenInfo = self._token_info(token)
-    caps: uint256 = self.token_caps[token]
-    return TokenView(
-        asset=info.asset,
-        decimals=(info.word >> TOKEN_DECIMALS_SHIFT) & 255,
-        deposit_cap=caps & constants.MAX_CAP,
-        account_cap=caps >> 128,
-        total=info.total,
-    )
-
-
-@external
-@view
 def position(account: uint256, asset: uint256) -> (int256, int256):
     """
     @notice (size, open_notional) of a perp position, WAD.
@@ -640,42 +561,6 @@ def price(asset: uint256) -> (uint256, bool):
     """
     self._check_listed(asset)
     return self._price(self.asset_word[asset])
-
-
-@external
-@view
-def asset_config(asset: uint256) -> AssetConfig:
-    """
-    @notice The listing of an asset, unpacked.
-    """
-    self._check_listed(asset)
-    word: uint256 = self.asset_word[asset]
-    return AssetConfig(
-        token=self.asset_token[asset],
-        feed=convert(word & (2**FEED_BITS - 1), address),
-        heartbeat=(word >> HEARTBEAT_SHIFT) & (2**32 - 1),
-        feed_decimals=(word >> FEED_DECIMALS_SHIFT) & 255,
-        floor_bps=(word >> FLOOR_SHIFT) & 65535,
-        haircut_bps=(word >> HAIRCUT_SHIFT) & 65535,
-        perp=self._is_perp(word),
-        oi_cap=self.oi_cap[asset],
-        open_interest=self.open_interest[asset],
-    )
-
-
-@external
-@view
-def shocks(asset: uint256) -> int256[constants.MAX_SCENARIOS]:
-    """
-    @notice The asset's 16 scenario shocks, bps.
-    """
-    word: uint256 = self.shock_word[asset]
-    out: int256[constants.MAX_SCENARIOS] = empty(
-        int256[constants.MAX_SCENARIOS]
-    )
-    for k: uint256 in range(constants.MAX_SCENARIOS):
-        out[k] = fixed_math._shock(word, k)
-    return out
 
 
 # --------------------------------------------------------------- internal
@@ -759,6 +644,29 @@ def _set_caps(token: address, deposit_cap: uint256, account_cap: uint256):
     ), "ledger: cap too large"
     self.token_caps[token] = deposit_cap | (account_cap << 128)
     log CapsSet(token=token, deposit_cap=deposit_cap, account_cap=account_cap)
+
+
+@internal
+def _deficit_share(account: uint256, info: TokenInfo, wad: uint256) -> uint256:
+    """
+    @dev The deficit rule for a cash withdrawal of `wad`. Accounts' net cash
+         (cash - open notional; positions at mark net to zero across
+         accounts) sums to C = tokens held + deficit, of which only the
+         tokens exist: each WAD of claim is backed by (C - deficit) / C. The
+         withdrawal leaves ceil(wad * deficit / C), rounded up to the token's
+         precision, behind to shrink the deficit; the ratio is the same for
+         whoever leaves first or last: no run to the door. Returns the WAD
+         paid.
+    """
+    deficit: uint256 = self.deficit
+    claims: uint256 = info.total + deficit
+    share: uint256 = (wad * deficit + claims - 1) // claims
+    # What is paid is a whole number of token units.
+    paid: uint256 = (wad - share) // info.scale_up * info.scale_up
+    left: uint256 = min(wad - paid, deficit)
+    self.deficit = deficit - left
+    log DeficitShared(account=account, amount=left, deficit=deficit - left)
+    return paid
 
 
 @internal
@@ -885,7 +793,10 @@ def _margin(account: uint256, ov: Override) -> Margin:
     @dev The margin model, exact in int256 with one rounding per quantity,
          against the account. `ov` replaces one asset's collateral and
          position and the cash balance, so an action is checked before its
-         effects are written (`ov.asset == NO_ASSET`: cash only).
+         effects are written (`ov.asset == NO_ASSET`: cash only). With
+         `ov.fraction` the account is valued after a liquidation moved that
+         fraction of every balance (fixed_math._slice), exactly as
+         liquidation._liquidate_slice writes it.
          Bounds: |coll + size| < 2**129 (collateral <= MAX_CAP, int128
          positions), price <= MAX_PRICE = 2**100, |shock| <= 2**15, so
          |exposure * shock| < 2**244 and a sum over 32 assets < 2**249: the
@@ -904,6 +815,7 @@ def _margin(account: uint256, ov: Override) -> Margin:
         int256[constants.MAX_SCENARIOS]
     )
     prices_ok: bool = True
+    slice_flow: int256 = 0
 
     for a: uint256 in range(constants.MAX_ASSETS):
         bits: uint256 = bitmap >> (2 * a)
@@ -924,9 +836,8 @@ def _margin(account: uint256, ov: Override) -> Margin:
         size: int256 = 0
         on: int256 = 0
         size, on = fixed_math._unpack_position(pos)
-        notional += on
         if coll == 0 and size == 0:
-            continue
+            continue  # a flat position has zero open notional
 
         word: uint256 = self.asset_word[a]
         p: uint256 = 0
@@ -936,6 +847,25 @@ def _margin(account: uint256, ov: Override) -> Margin:
         price: int256 = convert(p, int256)
         haircut: int256 = convert((word >> HAIRCUT_SHIFT) & 65535, int256)
         floor_bps: int256 = convert((word >> FLOOR_SHIFT) & 65535, int256)
+        if ov.fraction != 0:
+            moved_coll: uint256 = 0
+            moved: int256 = 0
+            flow: int256 = 0
+            pay: uint256 = 0
+            moved_coll, moved, flow, pay = fixed_math._slice(
+                convert(coll, uint256),
+                size,
+                ov.fraction,
+                p,
+                convert(haircut, uint256),
+            )
+            coll -= convert(moved_coll, int256)
+            size, on, cash = fixed_math._apply_trade(
+                size, on, cash, -moved, flow
+            )
+            cash += convert(pay, int256)
+            slice_flow += flow + convert(pay, int256)
+        notional += on
 
         value_num += (
             coll * (constants.IBPS - haircut) + size * constants.IBPS
@@ -970,7 +900,9 @@ def _margin(account: uint256, ov: Override) -> Margin:
     equity: int256 = (
         cash - notional + fixed_math._floor_div(value_num, constants.WAD_BPS)
     )
-    return Margin(equity=equity, mm=mm, im=im, prices_ok=prices_ok)
+    return Margin(
+        equity=equity, mm=mm, im=im, prices_ok=prices_ok, flow=slice_flow
+    )
 
 
 @internal
@@ -1008,6 +940,7 @@ def _debit(account: uint256, asset: uint256, wad: uint256) -> Override:
             collateral=0,
             position=0,
             cash=cash - convert(wad, int256),
+            fraction=0,
         )
     held: uint256 = self.collateral[account][asset]
     assert held >= wad, "ledger: insufficient collateral"
@@ -1017,6 +950,7 @@ def _debit(account: uint256, asset: uint256, wad: uint256) -> Override:
         collateral=held - wad,
         position=self._stored_position(account, asset),
         cash=cash,
+        fraction=0,
     )
 
 

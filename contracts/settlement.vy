@@ -190,6 +190,7 @@ def _trade(
         collateral=ledger._stored_collateral(account, market),
         position=fixed_math._pack_position(size, on),
         cash=cash,
+        fraction=0,
     )
 
 
@@ -204,10 +205,10 @@ def _check_open_interest(
     """
     @dev Long open interest moves by the change in the two sides' long sizes.
     """
-    before: int256 = self._long(
+    before: int256 = fixed_math._long(
         ledger._stored_position(maker, market)
-    ) + self._long(ledger._stored_position(taker, market))
-    after: int256 = self._long(maker_ov.position) + self._long(
+    ) + fixed_math._long(ledger._stored_position(taker, market))
+    after: int256 = fixed_math._long(maker_ov.position) + fixed_math._long(
         taker_ov.position
     )
     oi: uint256 = ledger.open_interest[market]
@@ -217,15 +218,6 @@ def _check_open_interest(
     else:
         oi -= convert(before - after, uint256)
     ledger.open_interest[market] = oi
-
-
-@internal
-@pure
-def _long(word: uint256) -> int256:
-    size: int256 = 0
-    on: int256 = 0
-    size, on = fixed_math._unpack_position(word)
-    return max(size, 0)
 
 
 @internal

@@ -4,7 +4,8 @@ Everything here talks to the chain through an Ape contract instance, so it works
 same against a local anvil, a testnet, or inside ``ape console``::
 
     from offchain_risk.chain import Engine
-    engine = Engine(project.MarginEngine.at(engine_address), project.OrderBook.at(book_address))
+    engine = Engine(devnet.engine_at(project, engine_address), project.OrderBook.at(book_address),
+                    project.Lens.at(lens_address))
     engine.state(engine.account_id(trader, 0)).summary()
 """
 
@@ -95,9 +96,10 @@ def signature_bytes(sig: Any) -> bytes:
 class Engine:
     """Typed reads over an Ape ``MarginEngine`` and signed orders on its ``OrderBook``."""
 
-    def __init__(self, contract: Any, book: Any = None):
+    def __init__(self, contract: Any, book: Any = None, lens: Any = None):
         self.contract = contract
         self.book = book
+        self.lens = lens
 
     def _book(self) -> Any:
         if self.book is None:
@@ -163,7 +165,9 @@ class Engine:
         return self._book().fill(self.order_tuple(order), signature, amount, taker, sender=sender)
 
     def state(self, account: int) -> AccountState:
-        v = self.contract.account_state(account)
+        if self.lens is None:
+            raise RuntimeError("no Lens given: Engine(engine, book, lens) to read states")
+        v = self.lens.account_state(account)
         return AccountState(
             account=account,
             owner=str(v.owner),

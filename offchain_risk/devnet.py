@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from offchain_risk.models.liquidation import LiquidationPolicy
+
 WAD = 10**18
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -81,11 +83,16 @@ DEFAULT_SHOCKS_BPS = np.array(
 )
 
 
+DEFAULT_POLICY = LiquidationPolicy()
+
+
 @dataclass
 class Deployment:
-    engine: Any
+    engine: Any  # the core, with MarginConfig's setters in its ABI (see engine_at)
     book: Any  # the OrderBook venue, registered with the engine
     cash: Any
+    lens: Any = None  # read-only unpacked views
+    liquidations: Any = None  # the liquidation policy, registered with the engine
     tokens: dict[int, Any] = field(default_factory=dict)  # asset id -> collateral token
     feeds: dict[int, Any] = field(default_factory=dict)  # asset id -> mock aggregator
     symbols: dict[str, int] = field(default_factory=dict)  # "ETH" -> asset id
@@ -98,6 +105,8 @@ class Deployment:
         out = {
             "engine": str(self.engine.address),
             "book": str(self.book.address),
+            "lens": str(self.lens.address),
+            "liquidations": str(self.liquidations.address),
             "USDC": str(self.cash.address),
         }
         for token in self.tokens.values():
@@ -105,6 +114,22 @@ class Deployment:
         for symbol, asset in self.symbols.items():
             out[f"feed:{symbol}"] = str(self.feeds[asset].address)
         return out
+
+
+def engine_at(project: Any, address: Any) -> Any:
+    """The engine at ``address`` with both ABIs: the core's and the owner setters of
+    ``MarginConfig``, which the core runs by delegatecall from its fallback."""
+    from ape import Contract
+
+    core = project.MarginEngine.contract_type
+    names = {abi.name for abi in core.abi if hasattr(abi, "name")}
+    extra = [
+        abi
+        for abi in project.MarginConfig.contract_type.abi
+        if abi.type == "function" and abi.name not in names
+    ]
+    merged = core.model_copy(update={"abi": [*core.abi, *extra]})
+    return Contract(str(address), contract_type=merged)
 
 
 def deploy(
@@ -120,12 +145,16 @@ def deploy(
     oi_cap_wad: int = 10**9 * WAD,
     debt_cap_wad: int = 10**7 * WAD,
     heartbeat: int = 86_400,
+    policy: LiquidationPolicy = DEFAULT_POLICY,
 ) -> Deployment:
-    """Deploy tokens, feeds and the engine, list every market and set its shocks."""
+    """Deploy tokens, feeds, the engine, its venue, lens and liquidation policy; list every
+    market and set its shocks."""
     if len(shocks_bps) != len(markets):
         raise ValueError("one row of shocks per market")
     cash = project.MockToken.deploy("USD Coin", "USDC", 6, sender=deployer)
-    engine = project.MarginEngine.deploy(
+    config = project.MarginConfig.deploy(cash, sender=deployer)
+    core = project.MarginEngine.deploy(
+        config,
         cash,
         deposit_cap_wad,
         account_cap_wad,
@@ -133,10 +162,14 @@ def deploy(
         price_band_wad,
         sender=deployer,
     )
+    engine = engine_at(project, core.address)
     book = project.OrderBook.deploy(engine, sender=deployer)
     engine.set_venue(book, True, sender=deployer)
     engine.set_debt_cap(debt_cap_wad, sender=deployer)
-    d = Deployment(engine=engine, book=book, cash=cash)
+    liquidations = project.Liquidations.deploy(engine, *policy.args(), sender=deployer)
+    engine.set_liquidator(liquidations, sender=deployer)
+    lens = project.Lens.deploy(engine, sender=deployer)
+    d = Deployment(engine=engine, book=book, cash=cash, lens=lens, liquidations=liquidations)
     for spec, shocks in zip(markets, shocks_bps, strict=True):
         feed = project.MockAggregator.deploy(8, int(round(spec.price_usd * 10**8)), sender=deployer)
         token = ZERO_ADDRESS

@@ -49,7 +49,7 @@ def cli(network):
     deployer, mm_desk, alice, bob, carol, dave = accounts.test_accounts[:6]
     click.echo("Deploying Ballast on the local devnet ...")
     d = devnet.deploy(project, deployer)
-    engine = Engine(d.engine, d.book)
+    engine = Engine(d.engine, d.book, d.lens)
     eth, btc, sol = d.symbols["ETH"], d.symbols["BTC"], d.symbols["SOL"]
     symbols = {v: k for k, v in d.symbols.items()}
     weth = d.tokens[eth]

@@ -77,13 +77,23 @@ def feeds(deployment):
 
 
 @pytest.fixture(scope="session")
+def lens(deployment):
+    return deployment.lens
+
+
+@pytest.fixture(scope="session")
+def liquidations(deployment):
+    return deployment.liquidations
+
+
+@pytest.fixture(scope="session")
 def book(deployment):
     return deployment.book
 
 
 @pytest.fixture(scope="session")
-def client(engine, book):
-    return Engine(engine, book)
+def client(engine, book, lens):
+    return Engine(engine, book, lens)
 
 
 @pytest.fixture(scope="session")
@@ -131,14 +141,16 @@ def acct(who, sub=0) -> int:
 
 
 @pytest.fixture(scope="session")
-def snapshot(engine, usdc, weth, wbtc):
+def snapshot(engine, lens, usdc, weth, wbtc):
     """Every balance and ledger value a user action could move, for no-op assertions."""
 
     def _snap(*who, tokens=(), markets=(ETH, BTC, SOL, LINK)):
         toks = (usdc, weth, wbtc, *tokens)
         state = {"engine_tokens": [t.balanceOf(engine) for t in toks]}
-        state["totals"] = [engine.tokens(t).total for t in (usdc, weth, wbtc)]
+        state["totals"] = [lens.tokens(t).total for t in (usdc, weth, wbtc)]
         state["oi"] = [engine.open_interest(m) for m in markets]
+        state["insurance"] = engine.cash(0)
+        state["debt"] = (engine.debt(), engine.deficit())
         for w in who:
             a = acct(w)
             state[str(w)] = (

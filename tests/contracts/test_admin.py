@@ -7,13 +7,13 @@ from conftest import ETH, SHOCKS, WAD
 ZERO = "0x0000000000000000000000000000000000000000"
 
 
-def test_list_asset__perp_only__listed(engine, feeds, owner):
+def test_list_asset__perp_only__listed(lens, engine, feeds, owner):
     tx = engine.list_asset(ZERO, feeds[ETH], 3600, 150, 0, 0, 0, True, 7 * WAD, sender=owner)
     asset = tx.return_value if tx.return_value is not None else engine.num_assets() - 1
-    cfg = engine.asset_config(asset)
+    cfg = lens.asset_config(asset)
     assert (cfg.feed, cfg.heartbeat, cfg.feed_decimals, cfg.floor_bps) == (feeds[ETH], 3600, 8, 150)
     assert cfg.perp and cfg.oi_cap == 7 * WAD and cfg.token == ZERO
-    assert engine.shocks(asset) == [0] * 16
+    assert lens.shocks(asset) == [0] * 16
 
 
 @pytest.mark.parametrize(
@@ -43,15 +43,15 @@ def test_list_asset__stranger__reverts(engine, feeds, stranger):
         engine.list_asset(ZERO, feeds[ETH], 3600, 0, 0, 0, 0, True, 0, sender=stranger)
 
 
-def test_set_shocks__round_trips_and_bounds(engine, owner):
+def test_set_shocks__round_trips_and_bounds(lens, engine, owner):
     new = [-10_000, 32_767, 5, -5] + [0] * 12
     engine.set_shocks(ETH, new, sender=owner)
-    assert engine.shocks(ETH) == new
+    assert lens.shocks(ETH) == new
     with ape.reverts("ledger: shock out of range"):
         engine.set_shocks(ETH, [-10_001] + [0] * 15, sender=owner)
     with ape.reverts("ledger: shock out of range"):
         engine.set_shocks(ETH, [32_768] + [0] * 15, sender=owner)
-    assert engine.shocks(ETH) == new
+    assert lens.shocks(ETH) == new
 
 
 @pytest.mark.parametrize(
@@ -67,12 +67,12 @@ def test_set_shocks__round_trips_and_bounds(engine, owner):
         ("set_debt_cap", (1,)),
     ],
 )
-def test_setters__stranger__reverts(engine, feeds, weth, stranger, setter, args):
+def test_setters__stranger__reverts(lens, engine, feeds, weth, stranger, setter, args):
     args = [feeds[ETH] if a == "feed" else weth if a == "weth" else a for a in args]
-    before = (engine.asset_config(ETH), engine.shocks(ETH), engine.im_multiplier())
+    before = (lens.asset_config(ETH), lens.shocks(ETH), engine.im_multiplier())
     with ape.reverts("ownable: caller is not the owner"):
         getattr(engine, setter)(*args, sender=stranger)
-    assert (engine.asset_config(ETH), engine.shocks(ETH), engine.im_multiplier()) == before
+    assert (lens.asset_config(ETH), lens.shocks(ETH), engine.im_multiplier()) == before
 
 
 @pytest.mark.parametrize(
@@ -94,10 +94,10 @@ def test_setters__bad_value__reverts(engine, owner, setter, args, message):
     assert (engine.im_multiplier(), engine.price_band()) == before
 
 
-def test_set_feed__replaces_feed_keeps_risk(engine, project, owner):
+def test_set_feed__replaces_feed_keeps_risk(lens, engine, project, owner):
     feed = project.MockAggregator.deploy(18, 2_500 * WAD, sender=owner)
     engine.set_feed(ETH, feed, 600, sender=owner)
-    cfg = engine.asset_config(ETH)
+    cfg = lens.asset_config(ETH)
     assert (cfg.feed, cfg.heartbeat, cfg.feed_decimals) == (feed, 600, 18)
     assert (cfg.floor_bps, cfg.haircut_bps) == (100, 200)
     assert engine.price(ETH) == (2_500 * WAD, True)

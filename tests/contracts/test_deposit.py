@@ -5,13 +5,13 @@ from conftest import BTC, ETH, USDC, WAD, acct
 CASH = 2**256 - 1
 
 
-def test_deposit__cash_six_decimals__credits_wad(engine, usdc, trader, fund):
+def test_deposit__cash_six_decimals__credits_wad(lens, engine, usdc, trader, fund):
     fund(trader, usdc, 1_234 * USDC, deposit=False)
     tx = engine.deposit(acct(trader), usdc, 1_234 * USDC, sender=trader)
     assert engine.cash(acct(trader)) == 1_234 * WAD
     assert usdc.balanceOf(engine) == 1_234 * USDC
     assert usdc.balanceOf(trader) == 0
-    assert engine.tokens(usdc).total == 1_234 * WAD
+    assert lens.tokens(usdc).total == 1_234 * WAD
     assert engine.account_assets(acct(trader)) == 0  # cash needs no asset bit
     [state] = tx.events.filter(engine.AccountState)
     assert (state.account, state.asset, state.cash) == (acct(trader), CASH, 1_234 * WAD)
@@ -115,7 +115,7 @@ def test_deposit__token_returning_false__reverts(project, engine, feeds, owner, 
 
 
 def test_deposit__more_than_18_decimals__exact_or_refused(
-    project, engine, feeds, owner, trader, snapshot
+    lens, project, engine, feeds, owner, trader, snapshot
 ):
     token = project.MockToken.deploy("Fine", "FINE", 24, sender=owner)
     engine.list_asset(token, feeds[ETH], 86_400, 100, 0, 10**30, 10**30, False, 0, sender=owner)
@@ -123,5 +123,5 @@ def test_deposit__more_than_18_decimals__exact_or_refused(
     token.approve(engine, 3 * 10**24 + 1, sender=trader)
     _rejects(engine, snapshot, trader, token, 10**24 + 1, "ledger: amount below precision")
     engine.deposit(acct(trader), token, 3 * 10**24, sender=trader)
-    asset = engine.tokens(token).asset
+    asset = lens.tokens(token).asset
     assert engine.collateral(acct(trader), asset) == 3 * WAD

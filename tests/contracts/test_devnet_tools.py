@@ -30,12 +30,12 @@ PARAMS = {  # the shape `python -m offchain_risk calibrate` writes
 }
 
 
-def test_apply_params__sets_listed_assets_and_pads_scenarios(deployment, engine, owner):
+def test_apply_params__sets_listed_assets_and_pads_scenarios(lens, deployment, engine, owner):
     done = devnet.apply_params(deployment, PARAMS, owner)
     assert done == ["ETH", "SOL"]  # DOGE is not listed on this market
-    assert engine.shocks(ETH) == [-1700, 1600, -900] + [0] * 13
-    assert engine.shocks(SOL) == [-3000, 2900, -100] + [0] * 13
-    cfg = engine.asset_config(SOL)
+    assert lens.shocks(ETH) == [-1700, 1600, -900] + [0] * 13
+    assert lens.shocks(SOL) == [-3000, 2900, -100] + [0] * 13
+    cfg = lens.asset_config(SOL)
     assert (cfg.floor_bps, cfg.haircut_bps) == (50, 81)
     assert engine.im_multiplier() == 13 * WAD // 10
 
@@ -45,11 +45,11 @@ def test_apply_params__nothing_listed__clear_error(deployment, owner):
         devnet.apply_params(deployment, {**PARAMS, "shocks_bps": {"DOGE": [1]}}, owner)
 
 
-def test_apply_params__not_owner__reverts(deployment, engine, stranger):
-    before = engine.shocks(ETH)
+def test_apply_params__not_owner__reverts(lens, deployment, engine, stranger):
+    before = lens.shocks(ETH)
     with ape.reverts("ownable: caller is not the owner"):
         devnet.apply_params(deployment, PARAMS, stranger)
-    assert engine.shocks(ETH) == before
+    assert lens.shocks(ETH) == before
 
 
 def test_console_extras__readme_session(accounts, project, chain):
@@ -65,3 +65,11 @@ def test_console_extras__readme_session(accounts, project, chain):
     d.set_price("ETH", 2_300, names["owner"])
     assert names["state"](trader).equity == 50_000 * WAD - 5 * 300 * WAD
     assert d.engine.cash(acct(trader)) == 50_000 * WAD
+    # A levered long in sub-account 1, then the price falls and the desk liquidates it.
+    names["fund"](trader, "USDC", 3_500, sub=1)
+    names["trade"](trader, "ETH", 5, 2_300, sub=1)
+    d.set_price("ETH", 1_950, names["owner"])
+    assert names["state"](trader, sub=1).health < 0
+    tx = names["liquidate"](trader, sub=1)
+    assert [log.event_name for log in tx.events].count("Liquidated") == 1
+    assert names["state"](trader, sub=1).health > 0

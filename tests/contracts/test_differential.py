@@ -23,6 +23,7 @@ class ApeVenue:
         self.client, self.owner, self.maker, self.trader = client, owner, maker, trader
         self.d = deployment
         self.engine = deployment.engine
+        self.lens = deployment.lens
         self.tokens = {
             "USDC": deployment.cash,
             "WETH": deployment.tokens[0],
@@ -59,7 +60,7 @@ class ApeVenue:
         return True
 
     def read(self, account):
-        state = self.engine.account_state(account)
+        state = self.lens.account_state(account)
         positions = [tuple(self.engine.position(account, m)) for m in MARKETS]
         return state.cash, positions, state.equity, state.mm, state.im
 
@@ -72,4 +73,5 @@ def test_margin__random_portfolios__equal_twin_to_the_wei(
     venue = ApeVenue(client, owner, maker, trader, deployment)
     sub = next(_SUBS)
     run_example(venue, acct(trader, sub), acct(maker, sub), example)
-    assert Engine(deployment.engine, deployment.book).state(acct(trader, sub)).prices_ok
+    client = Engine(deployment.engine, deployment.book, deployment.lens)
+    assert client.state(acct(trader, sub)).prices_ok

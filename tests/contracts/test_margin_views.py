@@ -39,39 +39,41 @@ def test_margin__btc_eth_pair__worst_joint_scenario(engine, usdc, fund, maker, t
     assert worst < naked / 2  # the hedge offsets more than half of the isolated margin
 
 
-def test_health__sign_flips_when_underwater(engine, usdc, fund, feeds, owner, maker, trade, trader):
+def test_health__sign_flips_when_underwater(
+    lens, engine, usdc, fund, feeds, owner, maker, trade, trader
+):
     fund(maker, usdc, 1_000_000 * USDC)
     fund(trader, usdc, 24_000 * USDC)
     trade(SOL, -300 * WAD, 150)  # trader long 300 SOL
     assert engine.health(acct(trader)) > 0
     feeds[SOL].set_price(105 * 10**8, sender=owner)
     assert engine.health(acct(trader)) < 0
-    state = engine.account_state(acct(trader))
+    state = lens.account_state(acct(trader))
     assert state.health == engine.health(acct(trader))
     assert state.equity == 24_000 * WAD - 300 * 45 * WAD
 
 
 def test_views__invalid_price__strict_views_revert_state_flags(
-    engine, weth, feeds, owner, trader, fund
+    lens, engine, weth, feeds, owner, trader, fund
 ):
     fund(trader, weth, WAD)
     feeds[ETH].set_round(0, 1, 2, 2, sender=owner)
     for view in (engine.equity, engine.margin, engine.health):
         with ape.reverts("oracle: invalid price"):
             view(acct(trader))
-    state = engine.account_state(acct(trader))
+    state = lens.account_state(acct(trader))
     assert not state.prices_ok
     assert [(a.asset, a.collateral, a.price, a.price_ok) for a in state.assets] == [
         (ETH, WAD, 0, False)
     ]
 
 
-def test_account_state__lists_active_assets(engine, usdc, weth, fund, maker, trade, trader):
+def test_account_state__lists_active_assets(lens, engine, usdc, weth, fund, maker, trade, trader):
     fund(maker, usdc, 1_000_000 * USDC)
     fund(trader, usdc, 50_000 * USDC)
     fund(trader, weth, 2 * WAD)
     trade(SOL, 10 * WAD, 150)
-    state = engine.account_state(acct(trader))
+    state = lens.account_state(acct(trader))
     assert (state.owner, state.sub_id, state.cash) == (trader, 0, 50_000 * WAD)
     assert [(a.asset, a.collateral, a.size) for a in state.assets] == [
         (ETH, 2 * WAD, 0),

@@ -2,12 +2,12 @@ import ape
 from conftest import ETH, USDC, WAD, acct
 
 
-def test_transfer__between_sub_accounts__moves_collateral(engine, weth, trader, fund):
+def test_transfer__between_sub_accounts__moves_collateral(lens, engine, weth, trader, fund):
     fund(trader, weth, 3 * WAD)
     tx = engine.transfer(acct(trader, 0), acct(trader, 1), weth, WAD, sender=trader)
     assert engine.collateral(acct(trader, 0), ETH) == 2 * WAD
     assert engine.collateral(acct(trader, 1), ETH) == WAD
-    assert engine.tokens(weth).total == 3 * WAD  # nothing left the engine
+    assert lens.tokens(weth).total == 3 * WAD  # nothing left the engine
     assert len(tx.events.filter(engine.AccountState)) == 2
 
 

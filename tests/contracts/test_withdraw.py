@@ -3,12 +3,12 @@ import pytest
 from conftest import BTC, ETH, SOL, USDC, WAD, acct
 
 
-def test_withdraw__cash__pays_owner(engine, usdc, trader, fund):
+def test_withdraw__cash__pays_owner(lens, engine, usdc, trader, fund):
     fund(trader, usdc, 500 * USDC)
     tx = engine.withdraw(acct(trader), usdc, 200 * USDC, sender=trader)
     assert engine.cash(acct(trader)) == 300 * WAD
     assert usdc.balanceOf(trader) == 200 * USDC
-    assert engine.tokens(usdc).total == 300 * WAD
+    assert lens.tokens(usdc).total == 300 * WAD
     [event] = tx.events.filter(engine.Withdraw)
     assert event.receiver == trader
 

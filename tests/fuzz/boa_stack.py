@@ -24,6 +24,9 @@ WAD = 10**18
 @dataclass
 class BoaStack:
     engine: Any
+    admin: Any  # MarginConfig's setters at the engine's address (its fallback runs them)
+    lens: Any
+    liquidations: Any
     book: Any
     cash: Any
     tokens: dict[int, Any]
@@ -72,12 +75,23 @@ def deploy() -> BoaStack:
     owner = boa.env.eoa
     load = lambda name, *args: boa.load(str(CONTRACTS / name), *args)  # noqa: E731
     cash = load("test/MockToken.vy", "USD Coin", "USDC", 6)
+    config = load("MarginConfig.vy", cash.address)
     engine = load(
-        "MarginEngine.vy", cash.address, 10**12 * WAD, 10**12 * WAD, 3 * WAD // 2, WAD // 20
+        "MarginEngine.vy",
+        config.address,
+        cash.address,
+        10**12 * WAD,
+        10**12 * WAD,
+        3 * WAD // 2,
+        WAD // 20,
     )
+    admin = boa.load_partial(str(CONTRACTS / "MarginConfig.vy")).at(engine.address)
     book = load("OrderBook.vy", engine.address)
-    engine.set_venue(book.address, True)
-    engine.set_debt_cap(10**7 * WAD)
+    admin.set_venue(book.address, True)
+    admin.set_debt_cap(10**7 * WAD)
+    liquidations = load("Liquidations.vy", engine.address, *devnet.LiquidationPolicy().args())
+    admin.set_liquidator(liquidations.address)
+    lens = load("Lens.vy", engine.address)
     tokens, feeds = {}, {}
     for asset, spec in enumerate(devnet.MARKETS):
         feeds[asset] = load("test/MockAggregator.vy", 8, int(spec.price_usd * 10**8))
@@ -85,7 +99,7 @@ def deploy() -> BoaStack:
         if spec.token is not None:
             tokens[asset] = load("test/MockToken.vy", *spec.token)
             token = tokens[asset].address
-        engine.list_asset(
+        admin.list_asset(
             token,
             feeds[asset].address,
             86_400,
@@ -96,5 +110,15 @@ def deploy() -> BoaStack:
             spec.perp,
             10**9 * WAD,
         )
-        engine.set_shocks(asset, [int(s) for s in devnet.DEFAULT_SHOCKS_BPS[asset]])
-    return BoaStack(engine=engine, book=book, cash=cash, tokens=tokens, feeds=feeds, owner=owner)
+        admin.set_shocks(asset, [int(s) for s in devnet.DEFAULT_SHOCKS_BPS[asset]])
+    return BoaStack(
+        engine=engine,
+        admin=admin,
+        lens=lens,
+        liquidations=liquidations,
+        book=book,
+        cash=cash,
+        tokens=tokens,
+        feeds=feeds,
+        owner=owner,
+    )

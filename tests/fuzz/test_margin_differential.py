@@ -33,11 +33,11 @@ class BoaVenue:
         self.s.feeds[market].set_price(price_wad // 10**10)
 
     def set_risk(self, market, shocks, floor, haircut):
-        self.s.engine.set_shocks(market, shocks)
-        self.s.engine.set_asset_risk(market, floor, haircut)
+        self.s.admin.set_shocks(market, shocks)
+        self.s.admin.set_asset_risk(market, floor, haircut)
 
     def set_im_multiplier(self, wad):
-        self.s.engine.set_im_multiplier(wad)
+        self.s.admin.set_im_multiplier(wad)
 
     def deposit(self, account, token, amount):
         who = self.maker if account >> 96 == int(self.maker, 16) else self.trader
@@ -64,7 +64,7 @@ class BoaVenue:
         return True
 
     def read(self, account):
-        state = self.s.engine.account_state(account)
+        state = self.s.lens.account_state(account)
         positions = [tuple(self.s.engine.position(account, m)) for m in MARKETS]
         return state.cash, positions, state.equity, state.mm, state.im
 

@@ -1,0 +1,54 @@
+# pragma version ~=0.4.3
+"""
+@title Ballast engine configuration: the owner's setters
+@notice The owner-only setters of the engine (listing, feeds, risk
+        parameters, caps, venues, the liquidation policy). MarginEngine runs
+        them by delegatecall from its fallback, so they read and write the
+        engine's storage: this contract initializes the same modules in the
+        same order, hence the same storage layout (a test compares the two
+        layouts). Split out to keep the core under the EIP-170 size limit;
+        the engine's address answers both ABIs.
+@custom:security Deployed once and fixed in the engine as an immutable: no
+        upgrade path. Every function here checks the owner through snekmate
+        `ownable` (msg.sender is preserved by delegatecall). Calling this
+        contract directly changes only its own, unused storage.
+"""
+
+from snekmate.auth import ownable
+from snekmate.auth import ownable_2step
+
+import constants
+import ledger
+import liquidation
+import settlement
+
+initializes: ownable
+initializes: ownable_2step[ownable := ownable]
+initializes: ledger[ownable := ownable]
+initializes: settlement[ledger := ledger, ownable := ownable]
+initializes: liquidation[ledger := ledger, ownable := ownable]
+
+exports: (
+    ledger.list_asset,
+    ledger.set_feed,
+    ledger.set_asset_risk,
+    ledger.set_caps,
+    ledger.set_oi_cap,
+    ledger.set_shocks,
+    ledger.set_debt_cap,
+    ledger.set_im_multiplier,
+    ledger.set_price_band,
+    settlement.set_venue,
+    liquidation.set_liquidator,
+)
+
+
+@deploy
+def __init__(cash_token: address):
+    """
+    @param cash_token Any listed-able token: the constructor of the ledger
+           module needs one; this contract's own storage is never used.
+    """
+    ownable.__init__()
+    ownable_2step.__init__()
+    ledger.__init__(cash_token, 0, 0, constants.WAD, constants.MAX_PRICE_BAND)

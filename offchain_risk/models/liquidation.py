@@ -1,0 +1,205 @@
+"""The liquidation policy of ``Liquidations.vy``, vectorised over accounts: the twin.
+
+:func:`preview` is ``Liquidations.liquidation_preview`` for many accounts at once, equal
+to the contract to the wei: the same plan (discount, allowed and executed fraction,
+penalty split) and the same slices (``fixed_math._slice``) valued with
+:func:`~offchain_risk.models.margin.margin_exact`. Keepers use it to rank and size
+liquidations without one RPC call per account.
+
+Units follow the chain: WAD ints for amounts, prices and fractions; bps for haircuts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from offchain_risk.models.margin import RiskParams, apply_trade, margin_exact, trunc_div
+
+WAD = 10**18
+BPS = 10**4
+WAD_BPS = WAD * BPS
+
+
+@dataclass(frozen=True)
+class LiquidationPolicy:
+    """The parameters of ``Liquidations.vy`` (all WAD)."""
+
+    min_discount: int = 2 * WAD // 100
+    max_discount: int = 10 * WAD // 100
+    insurance_share: int = 30 * WAD // 100
+    target_buffer: int = 5 * WAD // 100
+    close_cap: int = WAD // 2
+    critical_health: int = WAD // 2
+    dust_margin: int = 100 * WAD
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_discount <= self.max_discount <= WAD // 2:
+            raise ValueError("need 0 < min_discount <= max_discount <= 50%")
+        if not 0 <= self.insurance_share <= WAD:
+            raise ValueError("insurance_share outside [0, 1]")
+        if not 0 <= self.target_buffer <= WAD:
+            raise ValueError("target_buffer outside [0, 100%]")
+        if not 0 < self.close_cap <= WAD:
+            raise ValueError("close_cap outside (0, 1]")
+        if not 0 <= self.critical_health < WAD:
+            raise ValueError("critical_health outside [0, 1)")
+        if not 0 <= self.dust_margin < 2**128:
+            raise ValueError("dust_margin outside [0, 2**128)")
+
+    def args(self) -> tuple[int, ...]:
+        """Constructor arguments of ``Liquidations.vy``, in order."""
+        return (
+            self.min_discount,
+            self.max_discount,
+            self.insurance_share,
+            self.target_buffer,
+            self.close_cap,
+            self.critical_health,
+            self.dust_margin,
+        )
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Per-account arrays of Python ints, fields as ``Liquidations.Preview``.
+
+    ``liquidatable`` marks the accounts the contract would liquidate (equity < MM);
+    every other field is 0 for the rest, where the contract's preview reverts.
+    """
+
+    liquidatable: np.ndarray
+    fraction: np.ndarray
+    allowed: np.ndarray
+    discount: np.ndarray
+    penalty: np.ndarray
+    reward: np.ndarray
+    fee: np.ndarray
+    cost: np.ndarray
+    equity_before: np.ndarray
+    mm_before: np.ndarray
+    equity_after: np.ndarray
+    mm_after: np.ndarray
+
+    @property
+    def health_after(self) -> np.ndarray:
+        return self.equity_after - self.mm_after
+
+
+def slice_asset(
+    coll: int, size: int, fraction: int, price: int, haircut_bps: int
+) -> tuple[int, int, int, int]:
+    """``fixed_math._slice``: (collateral moved, size moved, perp flow to the account,
+    collateral payment to the account) for a slice ``fraction`` (WAD) of one asset."""
+    moved_coll = coll * fraction // WAD
+    moved = trunc_div(size * fraction, WAD)
+    # Selling (moved > 0) the account receives ceil(moved * p); buying back it pays
+    # floor(|moved| * p). Both are -floor(-moved * p).
+    flow = -((-moved * price) // WAD)
+    pay = -((-moved_coll * price * (BPS - haircut_bps)) // WAD_BPS)
+    return moved_coll, moved, flow, pay
+
+
+def slice_accounts(
+    cash: np.ndarray,
+    collateral: np.ndarray,
+    size: np.ndarray,
+    open_notional: np.ndarray,
+    prices_wad: np.ndarray,
+    haircut_bps: np.ndarray,
+    fraction: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The accounts after moving ``fraction[i]`` of every balance, before the penalty:
+    (cash, collateral, size, open_notional, flow), as ``ledger._margin`` computes them
+    under ``Override.fraction``. ``flow`` is what the liquidator pays for the slices."""
+    cash = np.array(cash, dtype=object)
+    coll = np.array(collateral, dtype=object)
+    size = np.array(size, dtype=object)
+    on = np.array(open_notional, dtype=object)
+    flow_total = np.zeros(len(cash), dtype=object)
+    for i in range(len(cash)):
+        f = int(fraction[i])
+        if f == 0:
+            continue
+        for a in range(coll.shape[1]):
+            c, s = int(coll[i, a]), int(size[i, a])
+            if c == 0 and s == 0:
+                continue
+            mc, ms, flow, pay = slice_asset(c, s, f, int(prices_wad[a]), int(haircut_bps[a]))
+            coll[i, a] = c - mc
+            size[i, a], on[i, a], cash[i] = apply_trade(s, int(on[i, a]), int(cash[i]), -ms, flow)
+            cash[i] += pay
+            flow_total[i] += flow + pay
+    return cash, coll, size, on, flow_total
+
+
+def preview(
+    cash: np.ndarray,
+    collateral: np.ndarray,
+    size: np.ndarray,
+    open_notional: np.ndarray,
+    prices_wad: np.ndarray,
+    params: RiskParams,
+    policy: LiquidationPolicy,
+    requested: np.ndarray | int = WAD,
+    same_owner: np.ndarray | bool = False,
+) -> Preview:
+    """``Liquidations.liquidation_preview`` for n accounts (and, with ``same_owner``,
+    the plan ``liquidate`` executes). Shapes as :func:`margin_exact`; ``requested`` is the
+    fraction asked for (WAD), per account or one for all."""
+    before = margin_exact(cash, collateral, size, open_notional, prices_wad, params)
+    n = len(before.equity)
+    requested = np.broadcast_to(np.asarray(requested, dtype=object), (n,))
+    if any(int(r) == 0 for r in requested):
+        raise ValueError("requested fraction must be > 0 (the contract reverts)")
+    same_owner = np.broadcast_to(np.asarray(same_owner, dtype=bool), (n,))
+    e, mm = before.equity, before.mm
+    live = e < mm
+    p = policy
+
+    # Vectorised plan on object (Python int) arrays; mm > 0 wherever equity >= 0 and live.
+    safe_mm = np.where(mm > 0, mm, 1)
+    shortfall = np.where(e > 0, (mm - e) * WAD // safe_mm, WAD)
+    discount = p.min_discount + (p.max_discount - p.min_discount) * shortfall // WAD
+    num = (WAD + p.target_buffer) * mm - np.maximum(e, 0) * WAD
+    den = np.where(mm > 0, (WAD + p.target_buffer - discount) * mm, 1)
+    needed = np.minimum(-((-num * WAD) // den), WAD)
+    critical = e * WAD < p.critical_health * mm
+    allowed = np.where(
+        mm < p.dust_margin,
+        WAD,
+        np.where(critical, needed, np.minimum(needed, p.close_cap)),
+    )
+    allowed = np.where(e < 0, WAD, allowed)
+    fraction = np.where(e < 0, WAD, np.minimum(requested, allowed))
+    penalty = -((-(discount * fraction * mm)) // (WAD * WAD))
+    penalty = np.where(e >= 0, np.minimum(penalty, np.maximum(e, 0)), penalty)
+    fee = np.where(same_owner, penalty, -((-(penalty * p.insurance_share)) // WAD))
+    reward = penalty - fee
+
+    fraction = np.where(live, fraction, 0)
+    cash_a, coll_a, size_a, on_a, flow = slice_accounts(
+        cash, collateral, size, open_notional, prices_wad, params.haircut_bps, fraction
+    )
+    after = margin_exact(cash_a, coll_a, size_a, on_a, prices_wad, params)
+    equity_after = after.equity - penalty
+    equity_after = np.where((fraction == WAD) & (equity_after < 0), 0, equity_after)
+
+    def live_only(x: np.ndarray) -> np.ndarray:
+        return np.where(live, x, 0).astype(object)
+
+    return Preview(
+        liquidatable=np.asarray(live, dtype=bool),
+        fraction=live_only(fraction),
+        allowed=live_only(allowed),
+        discount=live_only(discount),
+        penalty=live_only(penalty),
+        reward=live_only(reward),
+        fee=live_only(fee),
+        cost=live_only(flow - reward),
+        equity_before=live_only(e),
+        mm_before=live_only(mm),
+        equity_after=live_only(equity_after),
+        mm_after=live_only(after.mm),
+    )

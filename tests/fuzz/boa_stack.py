@@ -111,6 +111,9 @@ def deploy() -> BoaStack:
             10**9 * WAD,
         )
         admin.set_shocks(asset, [int(s) for s in devnet.DEFAULT_SHOCKS_BPS[asset]])
+    # `admin` registered itself at the engine's address; boa decodes revert traces with the
+    # contract registered there, so give the address back to the engine.
+    boa.env.register_contract(engine.address, engine)
     return BoaStack(
         engine=engine,
         admin=admin,

@@ -8,33 +8,9 @@
         and cannot disagree with the core.
 """
 
-MAX_ASSETS: constant(uint256) = 32
-MAX_SCENARIOS: constant(uint256) = 16
-SUB_BITS: constant(uint256) = 96
-SUB_MASK: constant(uint256) = 2**96 - 1
-CASH: constant(uint256) = max_value(uint256)
-CASH_ID: constant(uint256) = 255
-
-# Layout of the core's packed words (ledger.vy).
-FEED_BITS: constant(uint256) = 160
-HEARTBEAT_SHIFT: constant(uint256) = 160
-FEED_DECIMALS_SHIFT: constant(uint256) = 192
-FLOOR_SHIFT: constant(uint256) = 200
-HAIRCUT_SHIFT: constant(uint256) = 216
-FLAGS_SHIFT: constant(uint256) = 232
-FLAG_LISTED: constant(uint256) = 1
-FLAG_PERP: constant(uint256) = 2
-TOKEN_ASSET_SHIFT: constant(uint256) = 8
-TOKEN_DECIMALS_SHIFT: constant(uint256) = 16
-TOKEN_TOTAL_SHIFT: constant(uint256) = 128
-
-
-struct Margin:
-    equity: int256
-    mm: uint256
-    im: uint256
-    prices_ok: bool
-    flow: int256
+import constants
+import fixed_math
+import ledger
 
 
 struct AssetState:
@@ -55,7 +31,7 @@ struct AccountView:
     im: uint256
     health: int256
     prices_ok: bool
-    assets: DynArray[AssetState, MAX_ASSETS]
+    assets: DynArray[AssetState, constants.MAX_ASSETS]
 
 
 struct AssetConfig:
@@ -84,7 +60,9 @@ interface IEngine:
     def collateral(account: uint256, asset: uint256) -> uint256: view
     def position(account: uint256, asset: uint256) -> (int256, int256): view
     def price(asset: uint256) -> (uint256, bool): view
-    def liquidation_margin(account: uint256, fraction: uint256) -> Margin: view
+    def liquidation_margin(
+        account: uint256, fraction: uint256
+    ) -> ledger.Margin: view
     def asset_word(asset: uint256) -> uint256: view
     def asset_token(asset: uint256) -> address: view
     def oi_cap(asset: uint256) -> uint256: view
@@ -110,10 +88,10 @@ def account_state(account: uint256) -> AccountView:
     @notice Everything about an account at once; never reverts on a bad
             price (see `prices_ok` and each asset's `price_ok`).
     """
-    m: Margin = staticcall engine.liquidation_margin(account, 0)
+    m: ledger.Margin = staticcall engine.liquidation_margin(account, 0)
     v: AccountView = AccountView(
-        owner=convert(account >> SUB_BITS, address),
-        sub_id=account & SUB_MASK,
+        owner=convert(account >> constants.SUB_BITS, address),
+        sub_id=account & constants.SUB_MASK,
         cash=staticcall engine.cash(account),
         equity=m.equity,
         mm=m.mm,
@@ -123,7 +101,7 @@ def account_state(account: uint256) -> AccountView:
         assets=[],
     )
     bitmap: uint256 = staticcall engine.account_assets(account)
-    for a: uint256 in range(MAX_ASSETS):
+    for a: uint256 in range(constants.MAX_ASSETS):
         if bitmap >> (2 * a) == 0:
             break
         if (bitmap >> (2 * a)) & 3 == 0:
@@ -154,15 +132,17 @@ def asset_config(asset: uint256) -> AssetConfig:
     @notice The listing of an asset, unpacked.
     """
     word: uint256 = staticcall engine.asset_word(asset)
-    assert (word >> FLAGS_SHIFT) & FLAG_LISTED != 0, "lens: asset not listed"
+    assert (
+        word >> ledger.FLAGS_SHIFT
+    ) & ledger.FLAG_LISTED != 0, "lens: asset not listed"
     return AssetConfig(
         token=staticcall engine.asset_token(asset),
-        feed=convert(word & (2**FEED_BITS - 1), address),
-        heartbeat=(word >> HEARTBEAT_SHIFT) & (2**32 - 1),
-        feed_decimals=(word >> FEED_DECIMALS_SHIFT) & 255,
-        floor_bps=(word >> FLOOR_SHIFT) & 65535,
-        haircut_bps=(word >> HAIRCUT_SHIFT) & 65535,
-        perp=(word >> FLAGS_SHIFT) & FLAG_PERP != 0,
+        feed=convert(word & (2**ledger.FEED_BITS - 1), address),
+        heartbeat=(word >> ledger.HEARTBEAT_SHIFT) & (2**32 - 1),
+        feed_decimals=(word >> ledger.FEED_DECIMALS_SHIFT) & 255,
+        floor_bps=(word >> ledger.FLOOR_SHIFT) & 65535,
+        haircut_bps=(word >> ledger.HAIRCUT_SHIFT) & 65535,
+        perp=(word >> ledger.FLAGS_SHIFT) & ledger.FLAG_PERP != 0,
         oi_cap=staticcall engine.oi_cap(asset),
         open_interest=staticcall engine.open_interest(asset),
     )
@@ -178,28 +158,28 @@ def tokens(token: address) -> TokenView:
     word: uint256 = staticcall engine.token_word(token)
     assert word & 1 != 0, "lens: token not listed"
     caps: uint256 = staticcall engine.token_caps(token)
-    asset: uint256 = (word >> TOKEN_ASSET_SHIFT) & 255
-    if asset == CASH_ID:
-        asset = CASH
+    asset: uint256 = (word >> ledger.TOKEN_ASSET_SHIFT) & 255
+    if asset == ledger.CASH_ID:
+        asset = ledger.CASH
     return TokenView(
         asset=asset,
-        decimals=(word >> TOKEN_DECIMALS_SHIFT) & 255,
-        deposit_cap=caps & (2**128 - 1),
+        decimals=(word >> ledger.TOKEN_DECIMALS_SHIFT) & 255,
+        deposit_cap=caps & constants.MAX_CAP,
         account_cap=caps >> 128,
-        total=word >> TOKEN_TOTAL_SHIFT,
+        total=word >> ledger.TOKEN_TOTAL_SHIFT,
     )
 
 
 @external
 @view
-def shocks(asset: uint256) -> int256[MAX_SCENARIOS]:
+def shocks(asset: uint256) -> int256[constants.MAX_SCENARIOS]:
     """
     @notice The asset's 16 scenario shocks, bps.
     """
     word: uint256 = staticcall engine.shock_word(asset)
-    out: int256[MAX_SCENARIOS] = empty(int256[MAX_SCENARIOS])
-    for k: uint256 in range(MAX_SCENARIOS):
-        out[k] = (
-            convert(convert(word << (240 - 16 * k), bytes32), int256) >> 240
-        )
+    out: int256[constants.MAX_SCENARIOS] = empty(
+        int256[constants.MAX_SCENARIOS]
+    )
+    for k: uint256 in range(constants.MAX_SCENARIOS):
+        out[k] = fixed_math._shock(word, k)
     return out

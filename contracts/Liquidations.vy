@@ -25,6 +25,9 @@
 from snekmate.auth import ownable
 from snekmate.auth import ownable_2step
 
+import constants
+import ledger
+
 initializes: ownable
 initializes: ownable_2step[ownable := ownable]
 
@@ -35,21 +38,11 @@ exports: (
     ownable_2step.accept_ownership,
 )
 
-WAD: constant(uint256) = 10**18
-IWAD: constant(int256) = 10**18
-SUB_BITS: constant(uint256) = 96
+WAD: constant(uint256) = constants.WAD
 # Admin bounds.
 MAX_DISCOUNT: constant(uint256) = WAD // 2
 MAX_BUFFER: constant(uint256) = WAD
 MASK64: constant(uint256) = 2**64 - 1
-
-
-struct Margin:
-    equity: int256
-    mm: uint256
-    im: uint256
-    prices_ok: bool
-    flow: int256
 
 
 struct Plan:
@@ -79,7 +72,9 @@ struct Preview:
 
 
 interface IEngine:
-    def liquidation_margin(account: uint256, fraction: uint256) -> Margin: view
+    def liquidation_margin(
+        account: uint256, fraction: uint256
+    ) -> ledger.Margin: view
     def is_authorized(account: uint256, caller: address) -> bool: view
     def liquidate_slice(
         account: uint256,
@@ -228,7 +223,7 @@ def liquidate(
     plan: Plan = self._plan(
         account,
         fraction,
-        account >> SUB_BITS == liquidator >> SUB_BITS,
+        account >> constants.SUB_BITS == liquidator >> constants.SUB_BITS,
     )
     flow: int256 = extcall engine.liquidate_slice(
         account, liquidator, plan.fraction, plan.penalty, plan.fee
@@ -261,7 +256,9 @@ def liquidation_preview(account: uint256, fraction: uint256) -> Preview:
             healthy account, a bad price or a zero fraction.
     """
     plan: Plan = self._plan(account, fraction, False)
-    after: Margin = staticcall engine.liquidation_margin(account, plan.fraction)
+    after: ledger.Margin = staticcall engine.liquidation_margin(
+        account, plan.fraction
+    )
     equity: int256 = after.equity - convert(plan.penalty, int256)
     if plan.fraction == WAD and equity < 0:
         equity = 0  # written off by the waterfall
@@ -345,7 +342,7 @@ def _plan(account: uint256, requested: uint256, same_owner: bool) -> Plan:
          leave MM' a few wei above (1 - f) * MM; the buffer absorbs it.
     """
     assert requested != 0, "liquidations: zero fraction"
-    m: Margin = staticcall engine.liquidation_margin(account, 0)
+    m: ledger.Margin = staticcall engine.liquidation_margin(account, 0)
     assert m.prices_ok, "oracle: invalid price"
     mm: int256 = convert(m.mm, int256)
     equity: int256 = m.equity
@@ -360,7 +357,7 @@ def _plan(account: uint256, requested: uint256, same_owner: bool) -> Plan:
     # Shortfall 1 - E/MM in [0, 1], rounded down with the discount.
     shortfall: uint256 = WAD
     if equity > 0:
-        shortfall = convert((mm - equity) * IWAD // mm, uint256)
+        shortfall = convert((mm - equity) * constants.IWAD // mm, uint256)
     discount: uint256 = min_d + (max_d - min_d) * shortfall // WAD
 
     allowed: uint256 = WAD

@@ -308,86 +308,53 @@ def test_liquidate__self_liquidation__costs_the_owner(
     assert engine.cash(INSURANCE) == insurance_before + done.penalty
 
 
-def _insolvent(fund, usdc, trade, trader, maker, feeds, owner):
-    fund(trader, usdc, 15_000 * USDC)
-    fund(maker, usdc, 100_000 * USDC)
-    trade(ETH, -20 * WAD, 2_000)
-    set_price(feeds, owner, ETH, 1_200)  # E = 15,000 - 16,000 = -1,000
-    return acct(trader)
+@pytest.fixture
+def insolvent(underwater, feeds, owner):
+    """The same book at ETH 1,200: E = 15,000 - 16,000 = -1,000."""
+    set_price(feeds, owner, ETH, 1_200)
+    return underwater
+
+
+@pytest.fixture
+def deficit_open(insolvent, liquidations, keeper, keeper_funded):
+    """The insolvent book closed with an empty insurance fund: a deficit is open."""
+    liquidations.liquidate(insolvent, acct(keeper), WAD, 10**30, sender=keeper)
+    return insolvent
 
 
 def test_liquidate__insolvent_funded_insurance__fund_covers_hole(
-    engine,
-    liquidations,
-    usdc,
-    weth,
-    fund,
-    trade,
-    trader,
-    maker,
-    feeds,
-    owner,
-    keeper,
-    keeper_funded,
-    stranger,
+    engine, liquidations, usdc, owner, keeper, keeper_funded, stranger, insolvent
 ):
-    a = _insolvent(fund, usdc, trade, trader, maker, feeds, owner)
-    assert engine.equity(a) == -1_000 * WAD
+    assert engine.equity(insolvent) == -1_000 * WAD
     usdc.mint(stranger, 5_000 * USDC, sender=owner)
     usdc.approve(engine, 5_000 * USDC, sender=stranger)
     engine.deposit(INSURANCE, usdc, 5_000 * USDC, sender=stranger)  # anyone may fund it
-    tx = liquidations.liquidate(a, acct(keeper), WAD // 10, 10**30, sender=keeper)
+    tx = liquidations.liquidate(insolvent, acct(keeper), WAD // 10, 10**30, sender=keeper)
     done = event(tx, "Liquidated")
     assert done.fraction == WAD and done.clamped  # full close whatever was asked
     bad = event(tx, "BadDebt")
     hole = 1_000 * WAD + done.penalty  # the reward is part of the hole
     assert (bad.hole, bad.covered, bad.deficit) == (hole, hole, 0)
     assert engine.cash(INSURANCE) == 5_000 * WAD + done.fee - hole
-    assert (engine.cash(a), engine.account_assets(a), engine.deficit()) == (0, 0, 0)
+    assert (engine.cash(insolvent), engine.account_assets(insolvent), engine.deficit()) == (0, 0, 0)
     assert engine.debt() == 0
 
 
 def test_liquidate__insolvent_empty_insurance__records_deficit(
-    engine,
-    liquidations,
-    usdc,
-    weth,
-    fund,
-    trade,
-    trader,
-    maker,
-    feeds,
-    owner,
-    keeper,
-    keeper_funded,
+    engine, liquidations, usdc, maker, keeper, keeper_funded, insolvent
 ):
-    a = _insolvent(fund, usdc, trade, trader, maker, feeds, owner)
-    tx = liquidations.liquidate(a, acct(keeper), WAD, 10**30, sender=keeper)
+    tx = liquidations.liquidate(insolvent, acct(keeper), WAD, 10**30, sender=keeper)
     done, bad = event(tx, "Liquidated"), event(tx, "BadDebt")
     # The fee reached the fund first and covered part of the hole.
     hole = 1_000 * WAD + done.penalty
     assert (bad.hole, bad.covered) == (hole, done.fee)
     assert engine.deficit() == hole - done.fee == bad.deficit
     assert engine.cash(INSURANCE) == 0
-    assert conserved(engine, usdc, acct(maker), acct(keeper), a)
+    assert conserved(engine, usdc, acct(maker), acct(keeper), insolvent)
 
 
-def test_deficit__withdrawals_share_it_pro_rata(
-    engine,
-    liquidations,
-    usdc,
-    weth,
-    fund,
-    trade,
-    trader,
-    maker,
-    feeds,
-    owner,
-    keeper,
-    keeper_funded,
-):
-    a = _insolvent(fund, usdc, trade, trader, maker, feeds, owner)
-    liquidations.liquidate(a, acct(keeper), WAD, 10**30, sender=keeper)
+@pytest.mark.usefixtures("deficit_open")
+def test_deficit__withdrawals_share_it_pro_rata(engine, usdc, trader, maker, keeper):
     deficit = engine.deficit()
     claims = usdc.balanceOf(engine) * 10**12 + deficit
     cash_before, wallet_before = engine.cash(acct(maker)), usdc.balanceOf(maker)
@@ -404,23 +371,10 @@ def test_deficit__withdrawals_share_it_pro_rata(
     assert conserved(engine, usdc, acct(maker), acct(keeper), acct(trader))
 
 
+@pytest.mark.usefixtures("deficit_open")
 def test_deficit__insurance_income_repays_it_first(
-    engine,
-    liquidations,
-    usdc,
-    weth,
-    fund,
-    trade,
-    trader,
-    maker,
-    feeds,
-    owner,
-    keeper,
-    keeper_funded,
-    accounts,
+    engine, liquidations, usdc, fund, trade, feeds, owner, keeper, accounts
 ):
-    a = _insolvent(fund, usdc, trade, trader, maker, feeds, owner)
-    liquidations.liquidate(a, acct(keeper), WAD, 10**30, sender=keeper)
     deficit = engine.deficit()
     # A second, solvent account is liquidated: its fee goes to the deficit, not the fund.
     other = accounts[6]

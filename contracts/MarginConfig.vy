@@ -38,6 +38,13 @@ exports: (
     ledger.set_debt_cap,
     ledger.set_im_multiplier,
     ledger.set_price_band,
+    ledger.set_risk_manager,
+    ledger.set_guardian,
+    ledger.set_paused,
+    # Read through the same fallback: kept out of the core's bytecode.
+    ledger.risk_manager,
+    ledger.guardian,
+    ledger.paused,
     settlement.set_venue,
     liquidation.set_liquidator,
 )

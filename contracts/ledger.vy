@@ -13,8 +13,13 @@
         manipulated price can be levered into; fee-on-transfer and false-
         returning tokens are refused by a balance-difference check; withdrawals
         leave IM intact and need a valid price for every exposed asset, and pay
-        only the owner. The owner pauses nothing here: listing caps can be set
-        to zero to stop new deposits of an asset.
+        only the owner. Risk parameters (shocks, floor and haircut rates, IM
+        multiplier) are set by the owner or by the `risk_manager` (the signed-
+        update governor, RiskGovernor.vy, which bounds and rate-limits them).
+        Pause: the `guardian` (or the owner) sets `paused`, which stops
+        withdrawals and risk-increasing fills (settlement.vy); only the owner
+        clears it. Deposits, risk-reducing fills and liquidations never pause.
+        Listing caps can be set to zero to stop new deposits of an asset.
 """
 
 from ethereum.ercs import IERC20
@@ -126,6 +131,13 @@ position_word: HashMap[uint256, HashMap[uint256, uint256]]
 # Per account operators: may trade, move collateral between the owner's
 # sub-accounts and withdraw to the owner; never to anyone else.
 operators: public(HashMap[uint256, HashMap[address, bool]])
+# May set shocks, floor and haircut rates and the IM multiplier besides the
+# owner: the signed-update governor, which bounds and rate-limits them.
+risk_manager: public(address)
+# May pause (not unpause) withdrawals and risk-increasing fills.
+guardian: public(address)
+# True: withdrawals and risk-increasing fills revert. Cleared by the owner.
+paused: public(bool)
 
 
 event AccountState:
@@ -183,6 +195,19 @@ event ImMultiplierSet:
 
 event PriceBandSet:
     price_band: uint256
+
+
+event RiskManagerSet:
+    risk_manager: indexed(address)
+
+
+event GuardianSet:
+    guardian: indexed(address)
+
+
+event PausedSet:
+    paused: bool
+    by: indexed(address)
 
 
 event OperatorSet:
@@ -293,9 +318,9 @@ def set_feed(asset: uint256, feed: address, heartbeat: uint256):
 def set_asset_risk(asset: uint256, floor_bps: uint256, haircut_bps: uint256):
     """
     @notice Set an asset's on-chain margin floor rate and liquidity haircut
-            (bps). Owner only.
+            (bps). Owner or risk manager.
     """
-    ownable._check_owner()
+    self._check_risk_admin()
     self._check_listed(asset)
     self._set_asset_risk(asset, floor_bps, haircut_bps)
 
@@ -327,9 +352,9 @@ def set_shocks(asset: uint256, shocks_bps: int256[constants.MAX_SCENARIOS]):
     """
     @notice Set the asset's K = 16 joint scenario shocks (relative price
             moves, bps, each in [-10000, 32767]); scenario k of every asset
-            forms one joint scenario. Owner only.
+            forms one joint scenario. Owner or risk manager.
     """
-    ownable._check_owner()
+    self._check_risk_admin()
     self._check_listed(asset)
     self._set_shock_word(asset, self._pack_shocks(shocks_bps))
 
@@ -347,9 +372,9 @@ def set_debt_cap(debt_cap: uint256):
 @external
 def set_im_multiplier(im_multiplier: uint256):
     """
-    @notice IM / MM as WAD, in [1, 10]. Owner only.
+    @notice IM / MM as WAD, in [1, 10]. Owner or risk manager.
     """
-    ownable._check_owner()
+    self._check_risk_admin()
     self._set_im_multiplier(im_multiplier)
 
 
@@ -361,6 +386,42 @@ def set_price_band(price_band: uint256):
     """
     ownable._check_owner()
     self._set_price_band(price_band)
+
+
+@external
+def set_risk_manager(risk_manager: address):
+    """
+    @notice Install the contract that may set risk parameters besides the
+            owner (the signed-update governor); empty to remove it. Owner
+            only.
+    """
+    ownable._check_owner()
+    self.risk_manager = risk_manager
+    log RiskManagerSet(risk_manager=risk_manager)
+
+
+@external
+def set_guardian(guardian: address):
+    """
+    @notice The key that may pause withdrawals and risk-increasing fills.
+            Owner only.
+    """
+    ownable._check_owner()
+    self.guardian = guardian
+    log GuardianSet(guardian=guardian)
+
+
+@external
+def set_paused(paused: bool):
+    """
+    @notice Pause (guardian or owner) or unpause (owner only) withdrawals and
+            risk-increasing fills. Deposits, risk-reducing fills and
+            liquidations are never paused.
+    """
+    if not paused or msg.sender != self.guardian:
+        ownable._check_owner()
+    self.paused = paused
+    log PausedSet(paused=paused, by=msg.sender)
 
 
 # ------------------------------------------------------- account actions
@@ -432,8 +493,10 @@ def withdraw(account: uint256, token: address, amount: uint256):
             it is exposed to. Cash cannot be withdrawn below zero. While a
             deficit is open, a cash withdrawal pays out `amount` less its
             pro-rata share of the deficit (see `_deficit_share`); the event
-            says what was paid. Caller: the owner or an operator.
+            says what was paid. Caller: the owner or an operator. Stopped by
+            `paused`.
     """
+    assert not self.paused, "ledger: paused"
     self._check_authorized(account)
     info: TokenInfo = self._token_info(token)
     wad: uint256 = self._to_wad(info, amount)
@@ -586,6 +649,16 @@ def _check_authorized(account: uint256):
         self._owner_of(account) == msg.sender
         or self.operators[account][msg.sender]
     ), "ledger: not owner or operator"
+
+
+@internal
+def _check_risk_admin():
+    """
+    @dev The owner or the risk manager. Anyone else gets the owner check's
+         revert string.
+    """
+    if msg.sender != self.risk_manager:
+        ownable._check_owner()
 
 
 @internal

@@ -10,7 +10,9 @@
         moves cash peer-to-peer, exactly zero-sum.
 @custom:security Only venues the owner registered may call `settle`; a venue
         must check that both accounts consented (the book: the maker's
-        signature and the taker's call). Removing a venue stops it at once.
+        signature and the taker's call). Removing a venue stops it at once;
+        `ledger.paused` stops every fill that is not risk-reducing for both
+        sides.
 """
 
 from snekmate.auth import ownable
@@ -232,11 +234,17 @@ def _require_fill_margin(account: uint256, ov: ledger.Override) -> bool:
          protocol. The comparison uses the last reported prices, stale or not,
          so a dead feed of another asset does not freeze de-risking; an asset
          whose feed answers <= 0 counts at 0 on both sides of it.
+         While `ledger.paused`, meeting IM is not enough: only risk-reducing
+         fills pass (the guardian's stop on new risk).
     @return True when the side met IM, False when it was let through as
             risk-reducing.
     """
     after: ledger.Margin = ledger._margin(account, ov)
-    if after.prices_ok and after.equity >= convert(after.im, int256):
+    if (
+        not ledger.paused
+        and after.prices_ok
+        and after.equity >= convert(after.im, int256)
+    ):
         return True
     before: ledger.Margin = ledger._margin(account, empty(ledger.Override))
     # ... and an account may not give equity away below zero (or, when
@@ -249,6 +257,7 @@ def _require_fill_margin(account: uint256, ov: ledger.Override) -> bool:
         and after.equity >= min(before.equity - 1, 0)
     )
     if not reduces:
+        assert not ledger.paused, "ledger: paused"
         assert after.prices_ok, "oracle: invalid price"
         raise "margin: below initial margin"
     return False

@@ -163,3 +163,8 @@ def snapshot(engine, lens, usdc, weth, wbtc):
         return state
 
     return _snap
+
+
+@pytest.fixture(scope="session")
+def guardian(accounts):
+    return accounts[9]

@@ -223,3 +223,43 @@ def apply_params(d: Deployment, params: dict, sender: Any) -> list[str]:
         done.append(symbol)
     d.engine.set_im_multiplier(int(params["im_multiplier_wad"]), sender=sender)
     return done
+
+
+# Signed risk updates (RiskGovernor): the devnet's policy. Loosening: 5% of the current value
+# per update, 10% of the tightest value held in the rolling hour; MM tightening: 500 bps at
+# once, the rest over 6 hours.
+GOVERNOR_LIMITS = (3_600, WAD // 10, WAD // 20, 500, 6 * 3_600)
+# (im_min, im_max, min_discount_min, min_discount_max, max_discount_min, max_discount_max)
+GLOBAL_BOUNDS = (6 * WAD // 5, 3 * WAD, WAD // 100, WAD // 20, WAD // 20, WAD // 5)
+
+
+def asset_bounds(spec: MarketSpec) -> tuple[int, ...]:
+    """Owner bounds of a devnet asset (bps): the listed floor rate is the admin floor; every
+    scenario set keeps at least a 5% move each way; shocks within -100% .. +200%."""
+    return (spec.floor_bps, 2_000, 0, 5_000, 10_000, 20_000, 500, 500)
+
+
+def deploy_governor(
+    project: Any,
+    d: Deployment,
+    deployer: Any,
+    signers: list[Any],
+    threshold: int,
+    *,
+    markets: tuple[MarketSpec, ...] = MARKETS,
+    limits: tuple[int, ...] = GOVERNOR_LIMITS,
+    guardian: Any = None,
+) -> Any:
+    """Deploy a RiskGovernor for the engine and its liquidation policy, set the devnet
+    bounds and install it as the risk manager of both."""
+    governor = project.RiskGovernor.deploy(
+        d.engine, d.liquidations, signers, threshold, limits, sender=deployer
+    )
+    for asset, spec in enumerate(markets):
+        governor.set_asset_bounds(asset, asset_bounds(spec), sender=deployer)
+    governor.set_global_bounds(GLOBAL_BOUNDS, sender=deployer)
+    if guardian is not None:
+        governor.set_guardian(guardian, sender=deployer)
+    d.engine.set_risk_manager(governor, sender=deployer)
+    d.liquidations.set_risk_manager(governor, sender=deployer)
+    return governor

@@ -168,3 +168,112 @@ def snapshot(engine, lens, usdc, weth, wbtc):
 @pytest.fixture(scope="session")
 def guardian(accounts):
     return accounts[9]
+
+
+# ------------------------------------------------------------ signed risk updates
+
+
+@pytest.fixture(scope="session")
+def risk_signers(accounts):
+    """Three registered risk signers, sorted by address (M = 2 of N = 3)."""
+    return sorted(accounts[5:8], key=lambda a: int(str(a), 16))
+
+
+@pytest.fixture(scope="session")
+def keeper(accounts):
+    """The relayer that submits signed updates: not a signer."""
+    return accounts[8]
+
+
+@pytest.fixture(scope="session")
+def governor(project, deployment, owner, risk_signers, guardian):
+    """A RiskGovernor (M = 2 of 3) installed on the session engine and liquidation policy."""
+    return devnet.deploy_governor(
+        project, deployment, owner, list(risk_signers), 2, guardian=guardian
+    )
+
+
+@pytest.fixture(scope="session")
+def risk_signer(governor, engine, liquidations, risk_signers, keeper):
+    """The keeper's signer client with the first two signers (M = 2)."""
+    from offchain_risk.keeper.signer import RiskSigner
+
+    return RiskSigner(governor, engine, liquidations, risk_signers[:2], keeper)
+
+
+@pytest.fixture(scope="session")
+def governed(engine, lens, governor, liquidations):
+    """Every value a risk update could move, for no-op assertions."""
+
+    def _snap(assets=(ETH, BTC, SOL, LINK)):
+        return {
+            "shocks": [engine.shock_word(a) for a in assets],
+            "risk": [
+                (lens.asset_config(a).floor_bps, lens.asset_config(a).haircut_bps) for a in assets
+            ],
+            "im": engine.im_multiplier(),
+            "curve": (liquidations.min_discount(), liquidations.max_discount()),
+            "nonce": governor.next_nonce(),
+            "views": [governor.asset_view(a) for a in assets],
+            "global": governor.global_view(),
+        }
+
+    return _snap
+
+
+def sign_with(message, signers, sort=True) -> list[bytes]:
+    """65-byte signatures of `message` by `signers`, sorted by signer address."""
+    from offchain_risk.chain import signature_bytes
+
+    if sort:
+        signers = sorted(signers, key=lambda a: int(str(a), 16))
+    return [signature_bytes(s.sign_message(message)) for s in signers]
+
+
+@pytest.fixture(scope="session")
+def update_for(risk_signer):
+    """`update_for(change)`: a signed update of the four devnet assets from the current
+    values, after `change(values (4, 18) int64, globals list)` edits them in place."""
+    from offchain_risk.keeper.signer import ParamSet
+
+    def _update(change=None, nonce=None, deadline=None, signers=None, assets=(0, 1, 2, 3)):
+        view = risk_signer.view(assets)
+        values = view.current.copy()
+        globals_ = [int(x) for x in view.global_current]
+        if change is not None:
+            change(values, globals_)
+        target = ParamSet.from_values(assets, values, globals_)
+        message = risk_signer.message(
+            target,
+            view.nonce if nonce is None else nonce,
+            view.timestamp + 600 if deadline is None else deadline,
+        )
+        return message, sign_with(message, signers or risk_signer.signers)
+
+    return _update
+
+
+def revert_message(contract, method: str, *args, sender) -> str:
+    """The revert string of `contract.method(*args)` sent by `sender` on the pending block,
+    through a raw eth_call. Ape's own revert path rebuilds a source traceback from the full
+    execution trace, which takes a minute for a long governor update; the message and the
+    state are the same."""
+    from ape import chain
+    from web3.exceptions import ContractLogicError
+
+    data = bytes(getattr(contract, method).encode_input(*args))
+    try:
+        chain.provider.web3.eth.call(
+            {"from": str(sender), "to": str(contract.address), "data": data}, "pending"
+        )
+    except ContractLogicError as err:
+        return str(err.message).removeprefix("execution reverted: ")
+    raise AssertionError(f"{method} did not revert")
+
+
+def would_revert(contract, method: str, *args, sender) -> str | None:
+    """`revert_message`, or None when the call would succeed."""
+    try:
+        return revert_message(contract, method, *args, sender=sender)
+    except AssertionError:
+        return None

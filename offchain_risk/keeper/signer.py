@@ -1,0 +1,467 @@
+"""Signed risk-parameter updates: from a numpy parameter set to confirmed on-chain values.
+
+The chain side is ``contracts/RiskGovernor.vy``; its rules are mirrored here exactly so that
+the keeper only ever signs what the governor will accept:
+
+* bounds: every signed value inside the owner's floors and caps (``AssetBounds``,
+  ``GlobalBounds``);
+* loosening: within ``update_rate`` of the current value and within ``window_rate`` of the
+  rolling-window reference (the tightest value held in the current and previous bucket), the
+  allowance being ``max(floor(|ref| * rate / WAD), 1)``;
+* tightening of a shock, floor or haircut beyond ``mm_step_bps`` is applied up to the step at
+  once and ramped to the signed value on-chain (``poke``).
+
+A target beyond the rate limits is reached in steps: :meth:`RiskSigner.plan` computes the
+furthest update the chain accepts now, :meth:`RiskSigner.step` signs, recovers, submits and
+confirms it, and the caller repeats after the window has moved on.
+
+Keys: risk signers are Ape accounts, either test accounts or keyfile accounts unlocked with
+the passphrase in the environment variable ``BALLAST_SIGNER_PASSPHRASE``
+(:func:`load_signer`). The relayer that submits is a different account: the governor refuses a
+signer as relayer.
+
+Shapes: ``n`` assets in the update, ``K <= 16`` scenarios (padded with zero shocks to 16),
+``SLOTS = 18`` governed values per asset (16 shocks, floor, haircut).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from eip712.messages import EIP712Domain, EIP712Message
+from eth_account import Account
+from eth_pydantic_types import abi
+
+from offchain_risk.chain import signature_bytes
+from offchain_risk.models.margin import MAX_SCENARIOS, pack_shocks, pad_scenarios
+
+WAD = 10**18
+BPS = 10**4
+SLOTS = MAX_SCENARIOS + 2
+FLOOR, HAIRCUT = MAX_SCENARIOS, MAX_SCENARIOS + 1
+PASSPHRASE_ENV = "BALLAST_SIGNER_PASSPHRASE"
+# Floor and haircut rates (bps) in the engine's packed asset word (ledger.vy).
+FLOOR_SHIFT, HAIRCUT_SHIFT = 200, 216
+# secp256k1 group order: the governor refuses s > N / 2 (malleable signatures).
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+class RiskUpdate(EIP712Message):
+    """The typed update; field names and order match ``RiskGovernor.UPDATE_TYPEHASH``."""
+
+    assets: list[abi.uint256]
+    shocks: list[abi.uint256]
+    floors: list[abi.uint256]
+    haircuts: list[abi.uint256]
+    im_multiplier: abi.uint256
+    min_discount: abi.uint256
+    max_discount: abi.uint256
+    nonce: abi.uint256
+    deadline: abi.uint256
+
+
+def update_tuple(update: RiskUpdate) -> tuple:
+    """The struct argument of ``RiskGovernor.submit``."""
+    return (
+        list(update.assets),
+        list(update.shocks),
+        list(update.floors),
+        list(update.haircuts),
+        update.im_multiplier,
+        update.min_discount,
+        update.max_discount,
+        update.nonce,
+        update.deadline,
+    )
+
+
+@dataclass(frozen=True)
+class ParamSet:
+    """A target parameter set.
+
+    assets: (n,) asset ids, strictly increasing.
+    shocks_bps: (n, K) joint scenario shocks, K <= 16.
+    floor_bps, haircut_bps: (n,).
+    im_multiplier_wad, min_discount_wad, max_discount_wad: global values (WAD).
+    """
+
+    assets: np.ndarray
+    shocks_bps: np.ndarray
+    floor_bps: np.ndarray
+    haircut_bps: np.ndarray
+    im_multiplier_wad: int
+    min_discount_wad: int
+    max_discount_wad: int
+
+    def __post_init__(self) -> None:
+        assets = np.asarray(self.assets, dtype=np.int64)
+        shocks = np.asarray(self.shocks_bps)
+        n = len(assets)
+        if shocks.ndim != 2 or shocks.shape[0] != n or shocks.shape[1] > MAX_SCENARIOS:
+            raise ValueError(f"shocks_bps must be (n_assets={n}, K<=16), got {shocks.shape}")
+        for name in ("shocks_bps", "floor_bps", "haircut_bps"):
+            arr = np.asarray(getattr(self, name))
+            if arr.size and not np.issubdtype(arr.dtype, np.integer):
+                raise TypeError(f"{name} must hold integers (bps), got {arr.dtype}")
+        if len(self.floor_bps) != n or len(self.haircut_bps) != n:
+            raise ValueError("floor_bps and haircut_bps need one entry per asset")
+        if n and (np.any(np.diff(assets) <= 0) or assets[0] < 0):
+            raise ValueError("assets must be distinct, non-negative and increasing")
+        if shocks.size and (shocks.min() < -10_000 or shocks.max() > 32_767):
+            raise ValueError("shocks_bps outside [-10000, 32767]")
+        if not 0 <= self.min_discount_wad <= self.max_discount_wad:
+            raise ValueError("need 0 <= min_discount_wad <= max_discount_wad")
+
+    @property
+    def values(self) -> np.ndarray:
+        """(n, SLOTS) int64: 16 shocks (zero-padded), floor, haircut."""
+        out = np.zeros((len(self.assets), SLOTS), dtype=np.int64)
+        out[:, :MAX_SCENARIOS] = pad_scenarios(self.shocks_bps)
+        out[:, FLOOR] = self.floor_bps
+        out[:, HAIRCUT] = self.haircut_bps
+        return out
+
+    @property
+    def globals(self) -> tuple[int, int, int]:
+        return (self.im_multiplier_wad, self.min_discount_wad, self.max_discount_wad)
+
+    @classmethod
+    def from_values(
+        cls, assets: Sequence[int], values: np.ndarray, globals_: Sequence[int]
+    ) -> ParamSet:
+        values = np.asarray(values, dtype=np.int64)
+        return cls(
+            assets=np.asarray(assets, dtype=np.int64),
+            shocks_bps=values[:, :MAX_SCENARIOS],
+            floor_bps=values[:, FLOOR],
+            haircut_bps=values[:, HAIRCUT],
+            im_multiplier_wad=int(globals_[0]),
+            min_discount_wad=int(globals_[1]),
+            max_discount_wad=int(globals_[2]),
+        )
+
+
+@dataclass(frozen=True)
+class Limits:
+    window: int
+    window_rate: int
+    update_rate: int
+    mm_step_bps: int
+    ramp_duration: int
+
+
+@dataclass(frozen=True)
+class AssetBounds:
+    floor_min: int
+    floor_max: int
+    haircut_min: int
+    haircut_max: int
+    shock_down_max: int
+    shock_up_max: int
+    shock_down_min: int
+    shock_up_min: int
+
+    def lower(self) -> np.ndarray:
+        """(SLOTS,) smallest value allowed per slot."""
+        return np.array([-self.shock_down_max] * MAX_SCENARIOS + [self.floor_min, self.haircut_min])
+
+    def upper(self) -> np.ndarray:
+        return np.array([self.shock_up_max] * MAX_SCENARIOS + [self.floor_max, self.haircut_max])
+
+
+@dataclass(frozen=True)
+class GlobalBounds:
+    im_min: int
+    im_max: int
+    min_discount_min: int
+    min_discount_max: int
+    max_discount_min: int
+    max_discount_max: int
+
+
+@dataclass
+class ChainView:
+    """What the governor checks an update against, read in one go.
+
+    current, reference: (n, SLOTS) per asset of the update; ramp_target: (n, SLOTS) or zeros.
+    """
+
+    nonce: int
+    timestamp: int
+    limits: Limits
+    bounds: list[AssetBounds]
+    global_bounds: GlobalBounds
+    current: np.ndarray
+    reference: np.ndarray
+    global_current: np.ndarray  # (3,) object ints
+    global_reference: np.ndarray
+
+
+@dataclass
+class StepPlan:
+    """The next update the chain accepts on the way to a target."""
+
+    signed: ParamSet  # what is signed (and, after ramps, what the chain ends at)
+    applied: np.ndarray  # (n, SLOTS) what the engine holds right after the update
+    final: bool  # signed == target
+    clipped: list[str] = field(default_factory=list)  # target values moved into bounds
+
+    def summary(self) -> str:
+        ramps = int(np.sum(np.any(self.applied != self.signed.values, axis=1)))
+        return (
+            f"{len(self.signed.assets)} assets, {'final' if self.final else 'partial'} step, "
+            f"{ramps} ramping, {len(self.clipped)} clipped to bounds"
+        )
+
+
+def allowance(ref: np.ndarray, rate: int) -> np.ndarray:
+    """max(floor(|ref| * rate / WAD), 1): how far a value may loosen from ``ref``."""
+    mags = np.abs(np.asarray(ref, dtype=object))
+    return np.array([max(int(m) * rate // WAD, 1) for m in mags.flat], dtype=object).reshape(
+        mags.shape
+    )
+
+
+def loosening_range(
+    current: np.ndarray, reference: np.ndarray, limits: Limits
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi): the values the governor's rate limits accept now, slot by slot.
+
+    A value on the positive side of a reference may go down by its allowance, one on the
+    negative side up by its allowance; a zero reference constrains nothing. Unbounded sides
+    are +-2**255.
+    """
+    current = np.asarray(current, dtype=object)
+    reference = np.asarray(reference, dtype=object)
+    lo = np.full(current.shape, -(2**255), dtype=object)
+    hi = np.full(current.shape, 2**255, dtype=object)
+    for ref, rate in ((reference, limits.window_rate), (current, limits.update_rate)):
+        allow = allowance(ref, rate)
+        lo = np.where(ref > 0, np.maximum(lo, ref - allow), lo)
+        hi = np.where(ref < 0, np.minimum(hi, ref + allow), hi)
+    return lo, hi
+
+
+def mm_applied(current: np.ndarray, signed: np.ndarray, mm_step_bps: int) -> np.ndarray:
+    """What the engine holds right after an update: MM tightening capped at the step."""
+    current = np.asarray(current, dtype=np.int64)
+    signed = np.asarray(signed, dtype=np.int64)
+    out = signed.copy()
+    up = (current >= 0) & (signed > current + mm_step_bps)
+    down = (current <= 0) & (signed < current - mm_step_bps)
+    out[up] = current[up] + mm_step_bps
+    out[down] = current[down] - mm_step_bps
+    return out
+
+
+def unpack_shocks(word: int) -> np.ndarray:
+    """(16,) int64 shocks of a packed int16 word."""
+    out = [(word >> (16 * k)) & 0xFFFF for k in range(MAX_SCENARIOS)]
+    return np.array([v - 65536 if v >= 32768 else v for v in out], dtype=np.int64)
+
+
+def load_signer(alias: str, passphrase_env: str = PASSPHRASE_ENV) -> Any:
+    """An Ape keyfile account unlocked to sign without prompting.
+
+    The passphrase comes from the environment variable ``passphrase_env``
+    (``BALLAST_SIGNER_PASSPHRASE`` by default); a missing variable is an error, never a prompt.
+    """
+    from ape import accounts
+
+    passphrase = os.environ.get(passphrase_env)
+    if not passphrase:
+        raise RuntimeError(f"set {passphrase_env} to unlock the risk signer '{alias}'")
+    account = accounts.load(alias)
+    account.set_autosign(True, passphrase=passphrase)
+    return account
+
+
+class RiskSigner:
+    """Plans, signs, submits and confirms risk updates on one ``RiskGovernor``.
+
+    ``signers``: Ape accounts registered on the governor (at least its threshold);
+    ``relayer``: the account that pays for the submission (not a signer).
+    """
+
+    def __init__(
+        self,
+        governor: Any,
+        engine: Any,
+        liquidations: Any,
+        signers: Sequence[Any],
+        relayer: Any,
+        ttl: int = 600,
+    ):
+        self.governor = governor
+        self.engine = engine
+        self.liquidations = liquidations
+        self.signers = list(signers)
+        self.relayer = relayer
+        self.ttl = ttl
+        if any(str(s) == str(relayer) for s in self.signers):
+            raise ValueError("the relayer must not be a risk signer")
+
+    # ------------------------------------------------------------- reading
+
+    def domain(self) -> EIP712Domain:
+        _, name, version, chain_id, verifying, _, _ = self.governor.eip712Domain()
+        return EIP712Domain(
+            name=name, version=version, chainId=chain_id, verifyingContract=verifying
+        )
+
+    def view(self, assets: Sequence[int]) -> ChainView:
+        g = self.governor
+        lim = Limits(*g.limits())
+        views = [g.asset_view(int(a)) for a in assets]
+        gv = g.global_view()
+        from ape import chain
+
+        return ChainView(
+            nonce=g.next_nonce(),
+            timestamp=chain.blocks.head.timestamp,
+            limits=lim,
+            bounds=[AssetBounds(*g.asset_bounds(int(a))) for a in assets],
+            global_bounds=GlobalBounds(*g.global_bounds()),
+            current=np.array([list(v.current) for v in views], dtype=np.int64).reshape(-1, SLOTS),
+            reference=np.array([list(v.reference) for v in views], dtype=np.int64).reshape(
+                -1, SLOTS
+            ),
+            global_current=np.array(list(gv.current), dtype=object),
+            global_reference=np.array(list(gv.reference), dtype=object),
+        )
+
+    # ------------------------------------------------------------ planning
+
+    def plan(self, target: ParamSet, view: ChainView | None = None) -> StepPlan:
+        """The furthest step toward ``target`` the governor accepts now.
+
+        Target values outside the owner's bounds are moved inside them (and listed in
+        ``clipped``); loosening beyond the rate limits is cut at the limit. Raises when no
+        acceptable update exists (bounds and rate limits in conflict).
+        """
+        view = view or self.view(target.assets)
+        want = target.values.copy()
+        clipped: list[str] = []
+        for i, (asset, b) in enumerate(zip(target.assets, view.bounds, strict=True)):
+            if b.floor_max == 0 and b.haircut_max == 0 and b.shock_down_max == 0:
+                raise ValueError(f"asset {asset} is not governed (no bounds set)")
+            row = np.clip(want[i], b.lower(), b.upper())
+            # the worst down / up shock must reach the floors of the scenario set
+            if -row[:MAX_SCENARIOS].min() < b.shock_down_min:
+                row[int(np.argmin(row[:MAX_SCENARIOS]))] = -b.shock_down_min
+            if row[:MAX_SCENARIOS].max() < b.shock_up_min:
+                row[int(np.argmax(row[:MAX_SCENARIOS]))] = b.shock_up_min
+            if np.any(row != want[i]):
+                clipped.append(f"asset {asset}: {int(np.sum(row != want[i]))} values")
+            want[i] = row
+        gb = view.global_bounds
+        gwant = np.array(
+            [
+                min(max(target.im_multiplier_wad, gb.im_min), gb.im_max),
+                min(max(target.min_discount_wad, gb.min_discount_min), gb.min_discount_max),
+                min(max(target.max_discount_wad, gb.max_discount_min), gb.max_discount_max),
+            ],
+            dtype=object,
+        )
+        if tuple(gwant) != target.globals:
+            clipped.append("global values")
+
+        lo, hi = loosening_range(view.current, view.reference, view.limits)
+        step = np.minimum(np.maximum(want.astype(object), lo), hi).astype(np.int64)
+        glo, ghi = loosening_range(view.global_current, view.global_reference, view.limits)
+        gstep = np.minimum(np.maximum(gwant, glo), ghi)
+        if gstep[1] > gstep[2]:
+            raise ValueError("rate limits keep min_discount above max_discount: step by hand")
+        signed = ParamSet.from_values(target.assets, step, [int(x) for x in gstep])
+        self._check_bounds(signed, view)
+        return StepPlan(
+            signed=signed,
+            applied=mm_applied(view.current, step, view.limits.mm_step_bps),
+            final=bool(np.array_equal(step, want) and tuple(gstep) == tuple(gwant)),
+            clipped=clipped,
+        )
+
+    @staticmethod
+    def _check_bounds(signed: ParamSet, view: ChainView) -> None:
+        values = signed.values
+        for i, b in enumerate(view.bounds):
+            if np.any(values[i] < b.lower()) or np.any(values[i] > b.upper()):
+                raise ValueError(
+                    f"asset {int(signed.assets[i])}: the rate limits keep it outside the "
+                    "owner's bounds; the owner must resync or widen them"
+                )
+
+    # ------------------------------------------------------------- signing
+
+    def message(self, signed: ParamSet, nonce: int, deadline: int) -> RiskUpdate:
+        return RiskUpdate(
+            assets=[int(a) for a in signed.assets],
+            shocks=pack_shocks(pad_scenarios(signed.shocks_bps)),
+            floors=[int(x) for x in signed.floor_bps],
+            haircuts=[int(x) for x in signed.haircut_bps],
+            im_multiplier=signed.im_multiplier_wad,
+            min_discount=signed.min_discount_wad,
+            max_discount=signed.max_discount_wad,
+            nonce=nonce,
+            deadline=deadline,
+            eip712_domain=self.domain(),
+        )
+
+    def sign(self, message: RiskUpdate) -> list[bytes]:
+        """Every signer's 65-byte signature, recovered locally, low-s, sorted by address."""
+        sigs = []
+        for signer in self.signers:
+            sig = signer.sign_message(message)
+            if sig is None:
+                raise RuntimeError(f"{signer} declined to sign the risk update")
+            raw = signature_bytes(sig)
+            recovered = Account.recover_message(message.signable_message, signature=raw)
+            if recovered.lower() != str(signer).lower():
+                raise RuntimeError(f"signature of {signer} recovers to {recovered}")
+            if int.from_bytes(raw[32:64], "big") > SECP256K1_N // 2:
+                raise RuntimeError(f"signature of {signer} has a high s: the chain refuses it")
+            sigs.append((int(str(signer), 16), raw))
+        return [raw for _, raw in sorted(sigs)]
+
+    # ---------------------------------------------------------- submitting
+
+    def submit(self, message: RiskUpdate, signatures: list[bytes]) -> Any:
+        return self.governor.submit(update_tuple(message), signatures, sender=self.relayer)
+
+    def confirm(self, plan: StepPlan) -> None:
+        """Read the engine and the liquidation engine back: they must hold what was planned."""
+        signed = plan.signed
+        for i, asset in enumerate(int(a) for a in signed.assets):
+            shocks = unpack_shocks(self.engine.shock_word(asset))
+            word = self.engine.asset_word(asset)
+            floor_bps, haircut_bps = (
+                (word >> FLOOR_SHIFT) & 0xFFFF,
+                (word >> HAIRCUT_SHIFT) & 0xFFFF,
+            )
+            got = np.concatenate([shocks, [floor_bps, haircut_bps]])
+            if not np.array_equal(got, plan.applied[i]):
+                raise RuntimeError(f"asset {asset}: engine holds {got}, planned {plan.applied[i]}")
+            if not np.array_equal(plan.applied[i], signed.values[i]):
+                target = np.array(list(self.governor.asset_view(asset).ramp_target))
+                if not np.array_equal(target, signed.values[i]):
+                    raise RuntimeError(f"asset {asset}: ramp target differs from the update")
+        got_globals = (
+            self.engine.im_multiplier(),
+            self.liquidations.min_discount(),
+            self.liquidations.max_discount(),
+        )
+        if got_globals != signed.globals:
+            raise RuntimeError(f"global values {got_globals}, planned {signed.globals}")
+
+    def step(self, target: ParamSet) -> StepPlan:
+        """Plan, sign, recover, submit and confirm one update toward ``target``."""
+        view = self.view(target.assets)
+        plan = self.plan(target, view)
+        message = self.message(plan.signed, view.nonce, view.timestamp + self.ttl)
+        self.submit(message, self.sign(message))
+        self.confirm(plan)
+        return plan

@@ -1,0 +1,127 @@
+"""Property: any sequence of accepted risk updates (and ramp pokes) keeps every governed value
+inside its bounds and never loosens a value faster than the rates, judged against the history
+of values the engine actually held, not against the governor's own bookkeeping.
+
+Proposals are random (many are refused); each refused one must leave every value unchanged.
+"""
+
+import numpy as np
+from conftest import sign_with, would_revert
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from offchain_risk import devnet
+from offchain_risk.keeper.signer import (
+    ParamSet,
+    allowance,
+    unpack_shocks,
+    update_tuple,
+)
+
+ASSETS = (0, 1, 2, 3)
+WINDOW, WINDOW_RATE, UPDATE_RATE, MM_STEP, RAMP = devnet.GOVERNOR_LIMITS
+# anvil transactions cost ~50-150 ms each: a quarter of the profile's examples, each a
+# sequence of up to eight actions.
+EXAMPLES = max(10, settings.default.max_examples // 4)
+
+# relative changes in %: mostly near the 5% / 10% limits, some far beyond them or the caps
+pct = st.sampled_from([-5, -4, -4, -3, -2, -2, -1, 3, 20, 60] * 3 + [-100, -12, -6, 300])
+global_pct = st.sampled_from([0] * 12 + [-5, -4, -2, 3, 20, -12, 100])
+action = st.tuples(
+    st.sampled_from(["update", "update", "update", "poke"]),
+    st.sampled_from([0, 1, 60, WINDOW // 2, WINDOW, 2 * WINDOW]),  # seconds before it
+    st.lists(  # (asset row, slot, change) edits
+        st.tuples(st.integers(0, 3), st.integers(0, 17), pct), min_size=1, max_size=3
+    ),
+    st.tuples(global_pct, global_pct, global_pct),  # IM multiplier, min and max discount
+)
+
+
+def held(lens, engine, liquidations) -> tuple[np.ndarray, np.ndarray]:
+    """(4, 18) asset values and (3,) global values the engine and liquidations hold."""
+    rows = []
+    for a in ASSETS:
+        cfg = lens.asset_config(a)
+        rows.append([*unpack_shocks(engine.shock_word(a)), cfg.floor_bps, cfg.haircut_bps])
+    globals_ = [engine.im_multiplier(), liquidations.min_discount(), liquidations.max_discount()]
+    return np.array(rows, dtype=np.int64), np.array(globals_, dtype=object)
+
+
+def within(x, ref, rate) -> np.ndarray:
+    """The loosening rule, stated directly on held values (see RiskGovernor._within)."""
+    x, ref = np.asarray(x, dtype=object), np.asarray(ref, dtype=object)
+    allow = allowance(ref, rate)
+    return np.where(ref > 0, x >= ref - allow, np.where(ref < 0, x <= ref + allow, True))
+
+
+def check_bounds(values, globals_) -> None:
+    for a, spec in zip(ASSETS, devnet.MARKETS, strict=True):
+        fmin, fmax, hmin, hmax, dmax, umax, dmin, umin = devnet.asset_bounds(spec)
+        shocks = values[a, :16]
+        assert shocks.min() >= -dmax and shocks.max() <= umax
+        assert -shocks.min() >= dmin and shocks.max() >= umin
+        assert fmin <= values[a, 16] <= fmax and hmin <= values[a, 17] <= hmax
+    im_min, im_max, lo_min, lo_max, hi_min, hi_max = devnet.GLOBAL_BOUNDS
+    assert im_min <= globals_[0] <= im_max
+    assert lo_min <= globals_[1] <= lo_max and hi_min <= globals_[2] <= hi_max
+    assert globals_[1] <= globals_[2]
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(actions=st.lists(action, min_size=1, max_size=8))
+def test_accepted_updates__stay_in_bounds_and_rate(
+    actions, chain, governor, engine, lens, liquidations, risk_signer, keeper, stranger
+):
+    snapshot = chain.snapshot()
+    try:
+        values, globals_ = held(lens, engine, liquidations)
+        # (time, values, globals) each time the held values changed
+        history = [(chain.blocks.head.timestamp, values, globals_)]
+        for kind, dt, edits, gedits in actions:
+            poked = edits[0][0]
+            chain.mine(timestamp=chain.pending_timestamp + dt)
+            before = held(lens, engine, liquidations)
+            if kind == "poke":
+                if would_revert(governor, "poke", poked, sender=stranger) is None:
+                    tx = governor.poke(poked, sender=stranger)
+                else:
+                    continue
+            else:
+                proposal = before[0].copy()
+                for row, slot, pct in edits:
+                    proposal[row, slot] = int(proposal[row, slot] * (100 + pct) // 100)
+                proposal[:, :16] = np.clip(proposal[:, :16], -10_000, 32_767)
+                proposal[:, 16:] = np.clip(proposal[:, 16:], 0, 9_999)
+                g = [int(v) * (100 + p) // 100 for v, p in zip(before[1], gedits, strict=True)]
+                g[1] = min(g[1], g[2])
+                target = ParamSet.from_values(ASSETS, proposal, g)
+                view = risk_signer.view(ASSETS)
+                message = risk_signer.message(target, view.nonce, view.timestamp + 3 * WINDOW)
+                sigs = sign_with(message, risk_signer.signers)
+                args = (update_tuple(message), sigs)
+                if would_revert(governor, "submit", *args, sender=keeper) is not None:
+                    assert held(lens, engine, liquidations)[0].tolist() == before[0].tolist()
+                    continue
+                tx = governor.submit(*args, sender=keeper)
+            now = tx.timestamp
+            values, globals_ = held(lens, engine, liquidations)
+            check_bounds(values, globals_)
+            # per update: against the values held just before it
+            assert np.all(within(values, before[0], UPDATE_RATE))
+            assert np.all(within(globals_, before[1], UPDATE_RATE))
+            # per rolling window: against every value held at some time in (now - W, now]
+            for i, (t, v, g) in enumerate(history):
+                superseded_at = history[i + 1][0] if i + 1 < len(history) else now
+                if superseded_at > now - WINDOW:
+                    assert np.all(within(values, v, WINDOW_RATE)), (t, v, values)
+                    assert np.all(within(globals_, g, WINDOW_RATE))
+            history.append((now, values, globals_))
+    finally:
+        chain.restore(snapshot)
+
+
+def test_property_oracle__detects_a_fast_loosening():
+    """The property's own rule rejects what the governor must refuse (so the test can fail)."""
+    assert not within([-1349], [-1500], WINDOW_RATE)[0]
+    assert within([-1350], [-1500], WINDOW_RATE)[0]
+    assert not within([1], [-2], UPDATE_RATE)[0]

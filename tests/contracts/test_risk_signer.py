@@ -119,24 +119,24 @@ def test_signer__relayer_is_a_signer__refused(governor, engine, liquidations, ri
 
 
 def test_load_signer__keyfile_with_env_passphrase__signs_on_chain(
-    lens, governor, engine, liquidations, risk_signers, keeper, owner, monkeypatch
+    lens, governor, engine, liquidations, risk_signers, keeper, owner, monkeypatch, tmp_path
 ):
+    from ape import accounts
     from ape_accounts import import_account_from_private_key
 
+    # The keyfile goes to a temporary accounts folder, never the user's ~/.ape/accounts.
+    monkeypatch.setitem(accounts.containers["accounts"].__dict__, "data_folder", tmp_path)
     alias = "ballast-test-risk-signer"
-    key = "0x" + "5e" * 32
     monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
-    account = import_account_from_private_key(alias, "correct horse", key)
-    try:
-        with pytest.raises(RuntimeError, match=PASSPHRASE_ENV):
-            load_signer(alias)
-        monkeypatch.setenv(PASSPHRASE_ENV, "correct horse")
-        signer = load_signer(alias)
-        governor.add_signer(signer, sender=owner)
-        client = RiskSigner(governor, engine, liquidations, [signer, risk_signers[2]], keeper)
-        values, globals_ = current(client)
-        values[ETH, 17] = 250
-        client.step(ParamSet.from_values(ASSETS, values, globals_))
-        assert lens.asset_config(ETH).haircut_bps == 250
-    finally:
-        account.keyfile_path.unlink(missing_ok=True)
+    account = import_account_from_private_key(alias, "correct horse", "0x" + "5e" * 32)
+    assert account.keyfile_path.parent == tmp_path
+    with pytest.raises(RuntimeError, match=PASSPHRASE_ENV):
+        load_signer(alias)
+    monkeypatch.setenv(PASSPHRASE_ENV, "correct horse")
+    signer = load_signer(alias)
+    governor.add_signer(signer, sender=owner)
+    client = RiskSigner(governor, engine, liquidations, [signer, risk_signers[2]], keeper)
+    values, globals_ = current(client)
+    values[ETH, 17] = 250
+    client.step(ParamSet.from_values(ASSETS, values, globals_))
+    assert lens.asset_config(ETH).haircut_bps == 250

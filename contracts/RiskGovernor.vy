@@ -414,8 +414,11 @@ def set_global_bounds(bounds: GlobalBounds):
         and bounds.im_min <= bounds.im_max
         and bounds.im_max <= constants.MAX_IM_MULTIPLIER
     ), "governor: bad IM bounds"
+    # Liquidations refuses a zero minimum discount: so does the floor here,
+    # or a signed update inside the bounds could still revert there.
     assert (
-        bounds.min_discount_min <= bounds.min_discount_max
+        bounds.min_discount_min != 0
+        and bounds.min_discount_min <= bounds.min_discount_max
         and bounds.max_discount_min <= bounds.max_discount_max
         and bounds.min_discount_max <= MAX_DISCOUNT
         and bounds.max_discount_max <= MAX_DISCOUNT

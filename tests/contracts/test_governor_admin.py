@@ -121,11 +121,13 @@ def test_set_asset_bounds__unlisted_asset__reverts(governor, owner):
 @pytest.mark.parametrize(
     "bounds,error",
     [
-        ((WAD - 1, 2 * WAD, 0, 1, 0, 1), "governor: bad IM bounds"),
-        ((2 * WAD, WAD, 0, 1, 0, 1), "governor: bad IM bounds"),
-        ((WAD, 10 * WAD + 1, 0, 1, 0, 1), "governor: bad IM bounds"),
-        ((WAD, 2 * WAD, 2, 1, 0, 1), "governor: bad discount bounds"),
-        ((WAD, 2 * WAD, 0, 1, 0, WAD // 2 + 1), "governor: bad discount bounds"),
+        ((WAD - 1, 2 * WAD, 1, 1, 1, 1), "governor: bad IM bounds"),
+        ((2 * WAD, WAD, 1, 1, 1, 1), "governor: bad IM bounds"),
+        ((WAD, 10 * WAD + 1, 1, 1, 1, 1), "governor: bad IM bounds"),
+        ((WAD, 2 * WAD, 2, 1, 1, 1), "governor: bad discount bounds"),
+        ((WAD, 2 * WAD, 1, 1, 1, WAD // 2 + 1), "governor: bad discount bounds"),
+        # Liquidations refuses a zero minimum discount, so the floor may not allow it.
+        ((WAD, 2 * WAD, 0, 1, 1, 1), "governor: bad discount bounds"),
     ],
 )
 def test_set_global_bounds__bad__reverts(governor, owner, bounds, error):

@@ -56,6 +56,9 @@ TOKEN_DECIMALS_SHIFT: constant(uint256) = 16
 TOKEN_TOTAL_SHIFT: constant(uint256) = 128
 CASH_ID: constant(uint256) = 255
 
+# The pause flag's bit in `risk_word`.
+PAUSED_BIT: constant(uint256) = 1 << 128
+
 
 struct TokenInfo:
     asset: uint256  # asset id, or CASH for the quote token
@@ -87,8 +90,10 @@ struct Margin:
     flow: int256
 
 
-# IM = MM * im_multiplier / WAD; >= WAD.
-im_multiplier: public(uint256)
+# IM multiplier (IM = MM * m / WAD, m >= WAD; low 128 bits) | paused flag
+# (bit PAUSED_BIT): one word, so the fill path's pause check is a warm read of
+# the word every margin computation loads anyway.
+risk_word: uint256
 # Max relative distance of a fill price from the oracle price (WAD).
 price_band: public(uint256)
 # The quote token; balances in it are `cash` and may go negative.
@@ -136,8 +141,6 @@ operators: public(HashMap[uint256, HashMap[address, bool]])
 risk_manager: public(address)
 # May pause (not unpause) withdrawals and risk-increasing fills.
 guardian: public(address)
-# True: withdrawals and risk-increasing fills revert. Cleared by the owner.
-paused: public(bool)
 
 
 event AccountState:
@@ -420,7 +423,10 @@ def set_paused(paused: bool):
     """
     if not paused or msg.sender != self.guardian:
         ownable._check_owner()
-    self.paused = paused
+    word: uint256 = self.risk_word & (PAUSED_BIT - 1)
+    if paused:
+        word |= PAUSED_BIT
+    self.risk_word = word
     log PausedSet(paused=paused, by=msg.sender)
 
 
@@ -496,7 +502,7 @@ def withdraw(account: uint256, token: address, amount: uint256):
             says what was paid. Caller: the owner or an operator. Stopped by
             `paused`.
     """
-    assert not self.paused, "ledger: paused"
+    assert not self._paused(), "ledger: paused"
     self._check_authorized(account)
     info: TokenInfo = self._token_info(token)
     wad: uint256 = self._to_wad(info, amount)
@@ -563,6 +569,24 @@ def transfer(
 
 
 # ------------------------------------------------------------------ views
+
+
+@external
+@view
+def im_multiplier() -> uint256:
+    """
+    @notice IM / MM as WAD (>= WAD).
+    """
+    return self.risk_word & (PAUSED_BIT - 1)
+
+
+@external
+@view
+def paused() -> bool:
+    """
+    @notice True while withdrawals and risk-increasing fills are stopped.
+    """
+    return self._paused()
 
 
 @external
@@ -649,6 +673,12 @@ def _check_authorized(account: uint256):
         self._owner_of(account) == msg.sender
         or self.operators[account][msg.sender]
     ), "ledger: not owner or operator"
+
+
+@internal
+@view
+def _paused() -> bool:
+    return self.risk_word & PAUSED_BIT != 0
 
 
 @internal
@@ -846,7 +876,7 @@ def _set_im_multiplier(im_multiplier: uint256):
         im_multiplier >= constants.WAD
         and im_multiplier <= constants.MAX_IM_MULTIPLIER
     ), "ledger: bad IM multiplier"
-    self.im_multiplier = im_multiplier
+    self.risk_word = (self.risk_word & PAUSED_BIT) | im_multiplier
     log ImMultiplierSet(im_multiplier=im_multiplier)
 
 
@@ -966,7 +996,8 @@ def _margin(account: uint256, ov: Override) -> Margin:
     )
     im: uint256 = convert(
         fixed_math._ceil_div(
-            convert(mm * self.im_multiplier, int256), constants.IWAD
+            convert(mm * (self.risk_word & (PAUSED_BIT - 1)), int256),
+            constants.IWAD,
         ),
         uint256,
     )

@@ -241,7 +241,7 @@ def _require_fill_margin(account: uint256, ov: ledger.Override) -> bool:
     """
     after: ledger.Margin = ledger._margin(account, ov)
     if (
-        not ledger.paused
+        not ledger._paused()
         and after.prices_ok
         and after.equity >= convert(after.im, int256)
     ):
@@ -257,7 +257,7 @@ def _require_fill_margin(account: uint256, ov: ledger.Override) -> bool:
         and after.equity >= min(before.equity - 1, 0)
     )
     if not reduces:
-        assert not ledger.paused, "ledger: paused"
+        assert not ledger._paused(), "ledger: paused"
         assert after.prices_ok, "oracle: invalid price"
         raise "margin: below initial margin"
     return False

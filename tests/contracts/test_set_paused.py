@@ -79,3 +79,14 @@ def test_fill__paused__risk_reducing_allowed(
     engine.set_paused(False, sender=owner)
     trade(ETH, 7 * WAD, 2000)
     assert engine.position(acct(maker), ETH)[0] == 13 * WAD
+
+
+def test_set_paused__keeps_im_multiplier_and_back(engine, guarded, owner, guardian):
+    # The flag shares a storage word with the IM multiplier: neither setter touches the other.
+    engine.set_im_multiplier(2 * WAD, sender=owner)
+    engine.set_paused(True, sender=guardian)
+    assert engine.im_multiplier() == 2 * WAD and engine.paused()
+    engine.set_im_multiplier(3 * WAD, sender=owner)
+    assert engine.im_multiplier() == 3 * WAD and engine.paused()
+    engine.set_paused(False, sender=owner)
+    assert engine.im_multiplier() == 3 * WAD and not engine.paused()

@@ -305,15 +305,16 @@ def render(rows: list[Row], sizes: dict[str, int] | None = None) -> str:
             "",
             f"Signed risk update (RiskGovernor, 8 assets, K = 16, M = 2 of 3): {update.gas:,} "
             f"gas against a target of 150,000, missed by {update.gas - 150_000:,}. Where it "
-            "goes: the engine's own setters (`set_shocks` takes 16 int256 and re-packs them: "
-            "~14k per asset, ~112k for 8) are what the minimal core change buys; the governor "
-            "reads four cold words per asset (bounds, record, previous- and current-bucket "
-            "references: ~67k for 8 assets, ~92k with signer set, nonce, limits and global "
-            "state) and checks 16 slots per asset against bounds, two rate limits and the MM "
-            "step in interpreted Vyper (~300k of plain execution for 128 changed slots). "
-            "Reaching 150k needs a packed batch setter in the core (one call, no re-packing), "
-            "the per-asset record and references in two words, and a word-parallel (SWAR) "
-            "slot check.",
+            "goes, every shock slot changing: cold storage, ~150k (per asset the governor's "
+            "bounds, record and two bucket-reference words, the engine's shock word read and "
+            "written and its asset word for the listed check), the 21k intrinsic gas and ~10k "
+            "for the EIP-712 hash and two `ecrecover`s; the rest is the slot check (bounds, "
+            "two rate limits, the MM step; ~1k per changed slot, 128 here) in Vyper's legacy "
+            "code generation, whose locals live in memory. The engine takes the packed word "
+            "as signed (`set_shock_word`: no unpacking and re-packing). Storage alone puts "
+            "this design's floor near 200k: 150k needs fewer words per asset (dropping the "
+            "previous-bucket reference would weaken the rolling window) and a word-parallel "
+            "(SWAR) slot check.",
         ]
     if sizes:
         lines += [

@@ -35,6 +35,7 @@ exports: (
     ledger.set_caps,
     ledger.set_oi_cap,
     ledger.set_shocks,
+    ledger.set_shock_word,
     ledger.set_debt_cap,
     ledger.set_im_multiplier,
     ledger.set_price_band,

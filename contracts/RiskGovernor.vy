@@ -952,7 +952,7 @@ def _update_asset(
         self.ramp_word[asset] = 0
 
     if applied != current:
-        extcall engine.set_shocks(asset, self._shock_array(applied))
+        extcall engine.set_shock_word(asset, applied)
     if floor_applied != cur_floor or haircut_applied != cur_haircut:
         extcall engine.set_asset_risk(
             asset,
@@ -981,6 +981,7 @@ def _scan_shocks(
     down_max: int256 = -convert((bounds >> 64) & MASK16, int256)
     up_max: int256 = convert((bounds >> 80) & MASK16, int256)
     step: int256 = convert(lim.mm_step_bps, int256)
+    neg_step: int256 = -step
     update_rate: int256 = convert(lim.update_rate, int256)
     window_rate: int256 = convert(lim.window_rate, int256)
     worst_down: int256 = 0
@@ -988,9 +989,12 @@ def _scan_shocks(
     applied: uint256 = new
     tightest: uint256 = bucket
     ramps: bool = False
+    # Unchecked arithmetic below: every value is an int16 slot, both rates
+    # are <= WAD and the step is <= BPS, so no sum, difference or product
+    # leaves (-2**80, 2**80).
     for k: uint256 in range(constants.MAX_SCENARIOS):
         # Slot k of each word, sign-extended (fixed_math._shock inlined).
-        up: uint256 = 240 - 16 * k
+        up: uint256 = unsafe_sub(240, unsafe_mul(16, k))
         n: int256 = convert(convert(new << up, bytes32), int256) >> 240
         assert n >= down_max and n <= up_max, "governor: shock out of bounds"
         worst_down = min(worst_down, n)
@@ -1000,40 +1004,45 @@ def _scan_shocks(
             continue
         b: int256 = convert(convert(bucket << up, bytes32), int256) >> 240
         p: int256 = convert(convert(prev << up, bytes32), int256) >> 240
-        # _check_rate inlined. Unchecked: |c|, |r| <= 2**15 and both rates
-        # <= 10**18, so the products stay below 2**76.
-        if (c > 0 and n < c) or (c < 0 and n > c):
-            allow: int256 = max(
-                unsafe_div(unsafe_mul(abs(c), update_rate), constants.IWAD), 1
-            )
-            assert (
-                n >= c - allow and n <= c + allow
+        # Loosening moves toward zero or across it (c * d < 0): |d| within
+        # the per-update allowance max(|c| * rate, 1), and the move from the
+        # tightest value r held in the window within the window's allowance
+        # (_check_rate inlined; magnitudes compared as squares, SDIV
+        # truncating toward zero as the floor of |c| * rate).
+        d: int256 = unsafe_sub(n, c)
+        if unsafe_mul(c, d) < 0:
+            q: int256 = unsafe_div(unsafe_mul(c, update_rate), constants.IWAD)
+            assert unsafe_mul(d, d) <= max(
+                unsafe_mul(q, q), 1
             ), "governor: loosens too fast per update"
+        bb: int256 = unsafe_mul(b, b)
         r: int256 = p
-        if abs(b) > abs(p):
+        if bb > unsafe_mul(p, p):
             r = b
-        if (r > 0 and n < r) or (r < 0 and n > r):
-            allow: int256 = max(
-                unsafe_div(unsafe_mul(abs(r), window_rate), constants.IWAD), 1
-            )
-            assert (
-                n >= r - allow and n <= r + allow
+        e: int256 = unsafe_sub(n, r)
+        if unsafe_mul(r, e) < 0:
+            q: int256 = unsafe_div(unsafe_mul(r, window_rate), constants.IWAD)
+            assert unsafe_mul(e, e) <= max(
+                unsafe_mul(q, q), 1
             ), "governor: loosens too fast per window"
         # MM-relevant tightening: at most `step` now, the rest over a ramp.
         a: int256 = n
-        if c >= 0 and n > c + step:
-            a = c + step
-        elif c <= 0 and n < c - step:
-            a = c - step
-        mask: uint256 = ~(MASK16 << (16 * k))
-        bits: uint256 = (convert(convert(a, bytes32), uint256) & MASK16) << (
-            16 * k
-        )
-        if a != n:
-            applied = (applied & mask) | bits
-            ramps = True
-        if abs(a) > abs(b):
-            tightest = (tightest & mask) | bits
+        if c >= 0 and d > step:
+            a = unsafe_add(c, step)
+        elif c <= 0 and d < neg_step:
+            a = unsafe_sub(c, step)
+        tighter: bool = unsafe_mul(a, a) > bb
+        if a != n or tighter:
+            at: uint256 = unsafe_mul(16, k)
+            keep: uint256 = ~(MASK16 << at)
+            bits: uint256 = (
+                convert(convert(a, bytes32), uint256) & MASK16
+            ) << at
+            if a != n:
+                applied = (applied & keep) | bits
+                ramps = True
+            if tighter:
+                tightest = (tightest & keep) | bits
     assert -worst_down >= convert(
         (bounds >> 96) & MASK16, int256
     ) and worst_up >= convert(
@@ -1059,17 +1068,6 @@ def _scan_value(
     if mm and n > c + convert(lim.mm_step_bps, int256):
         a = c + convert(lim.mm_step_bps, int256)
     return a, max(a, b)
-
-
-@internal
-@pure
-def _shock_array(word: uint256) -> int256[constants.MAX_SCENARIOS]:
-    out: int256[constants.MAX_SCENARIOS] = empty(
-        int256[constants.MAX_SCENARIOS]
-    )
-    for k: uint256 in range(constants.MAX_SCENARIOS):
-        out[k] = fixed_math._shock(word, k)
-    return out
 
 
 @internal
@@ -1260,15 +1258,9 @@ def _write_engine(
     """
     @dev Set on the engine what changed: the shocks, then floor and haircut.
     """
-    changed: bool = False
-    shocks: int256[constants.MAX_SCENARIOS] = empty(
-        int256[constants.MAX_SCENARIOS]
-    )
-    for k: uint256 in range(constants.MAX_SCENARIOS):
-        shocks[k] = values[k]
-        changed = changed or values[k] != current[k]
-    if changed:
-        extcall engine.set_shocks(asset, shocks)
+    word: uint256 = self._pack_shocks(values)
+    if word != self._pack_shocks(current):
+        extcall engine.set_shock_word(asset, word)
     if values[FLOOR] != current[FLOOR] or values[HAIRCUT] != current[HAIRCUT]:
         extcall engine.set_asset_risk(
             asset,

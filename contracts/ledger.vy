@@ -56,6 +56,8 @@ TOKEN_DECIMALS_SHIFT: constant(uint256) = 16
 TOKEN_TOTAL_SHIFT: constant(uint256) = 128
 CASH_ID: constant(uint256) = 255
 
+# constants.MIN_SHOCK_BPS as an int16 slot of a packed shock word.
+LOWEST_FALL_SLOT: constant(uint256) = 65536 - 10000
 # The pause flag's bit in `risk_word`.
 PAUSED_BIT: constant(uint256) = 1 << 128
 
@@ -360,6 +362,25 @@ def set_shocks(asset: uint256, shocks_bps: int256[constants.MAX_SCENARIOS]):
     self._check_risk_admin()
     self._check_listed(asset)
     self._set_shock_word(asset, self._pack_shocks(shocks_bps))
+
+
+@external
+def set_shock_word(asset: uint256, word: uint256):
+    """
+    @notice `set_shocks` with the shocks already packed as the engine holds
+            them: scenario k's int16 (two's complement) at bits 16k..16k+15.
+            Each must be >= -10000 bps. Owner or risk manager (the signed
+            update carries packed words).
+    """
+    self._check_risk_admin()
+    self._check_listed(asset)
+    for k: uint256 in range(constants.MAX_SCENARIOS):
+        # A slot below 2**15 is a rise; a fall must not pass -100%.
+        slot: uint256 = (word >> unsafe_mul(16, k)) & 65535
+        assert (
+            slot < 32768 or slot >= LOWEST_FALL_SLOT
+        ), "ledger: shock out of range"
+    self._set_shock_word(asset, word)
 
 
 @external

@@ -2,7 +2,10 @@
 and nothing else an owner can."""
 
 import ape
+import pytest
 from conftest import ETH, WAD
+
+from offchain_risk.models.margin import pack_shocks
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -46,3 +49,37 @@ def test_risk_manager__removed__loses_access(engine, owner, operator):
     with ape.reverts("ownable: caller is not the owner"):
         engine.set_im_multiplier(2 * WAD, sender=operator)
     assert engine.im_multiplier() == 3 * WAD // 2
+
+
+def test_set_shock_word__risk_manager_sets_packed_word(project, engine, lens, owner, operator):
+    engine.set_risk_manager(operator, sender=owner)
+    shocks = [-10_000, 32_767, -1, 0] + [250 * k - 1_500 for k in range(12)]
+    [word] = pack_shocks([shocks])
+    tx = engine.set_shock_word(ETH, word, sender=operator)
+    assert engine.shock_word(ETH) == word and lens.shocks(ETH) == shocks
+    assert tx.decode_logs(project.MarginConfig.ShocksSet)[0].word == word
+
+
+@pytest.mark.parametrize(
+    "slot,error",
+    [
+        (65_536 - 10_001, "ledger: shock out of range"),  # int16 -10001: below -100%
+        (32_768, "ledger: shock out of range"),  # int16 -32768
+    ],
+)
+def test_set_shock_word__slot_out_of_range__reverts(engine, owner, operator, slot, error):
+    engine.set_risk_manager(operator, sender=owner)
+    before = engine.shock_word(ETH)
+    for k in (0, 15):  # first and last slot
+        with ape.reverts(error):
+            engine.set_shock_word(ETH, slot << (16 * k), sender=operator)
+    assert engine.shock_word(ETH) == before
+
+
+def test_set_shock_word__stranger_or_unlisted__reverts(engine, owner, stranger):
+    before = engine.shock_word(ETH)
+    with ape.reverts("ownable: caller is not the owner"):
+        engine.set_shock_word(ETH, 0, sender=stranger)
+    with ape.reverts("ledger: asset not listed"):
+        engine.set_shock_word(9, 0, sender=owner)
+    assert engine.shock_word(ETH) == before

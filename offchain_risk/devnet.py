@@ -85,6 +85,37 @@ DEFAULT_SHOCKS_BPS = np.array(
 
 DEFAULT_POLICY = LiquidationPolicy()
 
+# Listings for replays of history (`offchain_risk.replay`): any symbol with an hourly price
+# file. ETH and BTC come with their wrapped tokens as collateral; the others are perps. The
+# shock rows are the default ones above: ETH's and BTC's own, the alt rows for the rest.
+REPLAY_SPECS: dict[str, tuple[int, int, tuple[str, str, int] | None, int]] = {
+    # symbol: (floor bps, haircut bps, collateral token, row of DEFAULT_SHOCKS_BPS)
+    "ETH": (100, 200, ("Wrapped Ether", "WETH", 18), 0),
+    "BTC": (100, 300, ("Wrapped BTC", "WBTC", 8), 1),
+    "BNB": (200, 0, None, 2),
+    "SOL": (200, 0, None, 2),
+    "LINK": (300, 0, None, 3),
+    "DOGE": (300, 0, None, 3),
+    "AVAX": (300, 0, None, 3),
+    "MATIC": (300, 0, None, 3),
+}
+
+
+def replay_markets(prices_usd: dict[str, float]) -> tuple[tuple[MarketSpec, ...], np.ndarray]:
+    """Market specs and their shock rows (n, 16) for ``prices_usd`` (symbol -> opening
+    price), in the order given."""
+    unknown = [s for s in prices_usd if s not in REPLAY_SPECS]
+    if unknown:
+        raise ValueError(f"no replay listing for {unknown}; known: {sorted(REPLAY_SPECS)}")
+    specs, rows = [], []
+    for symbol, price in prices_usd.items():
+        if not price > 0:
+            raise ValueError(f"{symbol}: opening price must be positive, got {price}")
+        floor_bps, haircut_bps, token, row = REPLAY_SPECS[symbol]
+        specs.append(MarketSpec(symbol, float(price), floor_bps, haircut_bps, token))
+        rows.append(DEFAULT_SHOCKS_BPS[row])
+    return tuple(specs), np.array(rows, dtype=np.int64)
+
 
 @dataclass
 class Deployment:
@@ -146,12 +177,18 @@ def deploy(
     debt_cap_wad: int = 10**7 * WAD,
     heartbeat: int = 86_400,
     policy: LiquidationPolicy = DEFAULT_POLICY,
+    feeds: dict[str, Any] | None = None,
+    tokens: dict[str, Any] | None = None,
+    cash: Any = None,
 ) -> Deployment:
     """Deploy tokens, feeds, the engine, its venue, lens and liquidation policy; list every
-    market and set its shocks."""
+    market and set its shocks. ``feeds`` (symbol -> aggregator) reuses existing feeds
+    instead of deploying new ones: two engines on one set of prices. ``tokens`` (symbol ->
+    ERC-20) and ``cash`` list existing tokens instead of deploying mock ones."""
     if len(shocks_bps) != len(markets):
         raise ValueError("one row of shocks per market")
-    cash = project.MockToken.deploy("USD Coin", "USDC", 6, sender=deployer)
+    if cash is None:
+        cash = project.MockToken.deploy("USD Coin", "USDC", 6, sender=deployer)
     config = project.MarginConfig.deploy(cash, sender=deployer)
     core = project.MarginEngine.deploy(
         config,
@@ -171,9 +208,16 @@ def deploy(
     lens = project.Lens.deploy(engine, sender=deployer)
     d = Deployment(engine=engine, book=book, cash=cash, lens=lens, liquidations=liquidations)
     for spec, shocks in zip(markets, shocks_bps, strict=True):
-        feed = project.MockAggregator.deploy(8, int(round(spec.price_usd * 10**8)), sender=deployer)
+        if feeds is not None and spec.symbol in feeds:
+            feed = feeds[spec.symbol]
+        else:
+            feed = project.MockAggregator.deploy(
+                8, int(round(spec.price_usd * 10**8)), sender=deployer
+            )
         token = ZERO_ADDRESS
-        if spec.token is not None:
+        if tokens is not None and spec.symbol in tokens:
+            token = tokens[spec.symbol]
+        elif spec.token is not None:
             token = project.MockToken.deploy(*spec.token, sender=deployer)
         asset = engine.num_assets()
         engine.list_asset(
@@ -191,7 +235,7 @@ def deploy(
         engine.set_shocks(asset, [int(s) for s in shocks], sender=deployer)
         d.feeds[asset] = feed
         d.symbols[spec.symbol] = asset
-        if spec.token is not None:
+        if token is not ZERO_ADDRESS:
             d.tokens[asset] = token
     return d
 

@@ -1,0 +1,317 @@
+"""Replay a window of history on a local devnet with the keeper running.
+
+Two venues share one set of mock Chainlink feeds on one anvil chain:
+
+- **Ballast**: the engine with its scenario margin (the devnet's joint shocks and floors);
+- **flat**: the same contracts with every shock zero and a flat floor of 6.5% of gross
+  exposure (the backtest's flat-margin rule) on every asset: a flat-margin venue.
+
+The baseline is a second deployment rather than the numpy twin under flat parameters so
+that the comparison runs the same code on both sides: the same liquidation policy, the
+same insurance fund and bad-debt waterfall, and the same keeper, each venue with its own.
+
+Each venue gets the same positions (``seed.generate_books``), funded at the same buffer
+over the venue's own IM. Then for every oracle round of the :class:`PricePath`: the
+chain's clock moves forward by the historical time since the previous round
+(``evm_increaseTime``, so a replayed day is a chain day and feeds stay fresh), the feeder
+pushes the round, and each venue's :class:`~offchain_risk.keeper.keeper.Keeper` ticks until
+its scan finds no account below MM (at most ``max_ticks`` times, one block each).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from offchain_risk import devnet
+from offchain_risk.keeper.keeper import Keeper
+from offchain_risk.keeper.liquidator import LiquidatorConfig
+from offchain_risk.keeper.rpc import Contracts
+from offchain_risk.keeper.scanner import Market, float_margin, read_market
+from offchain_risk.keeper.store import Store
+from offchain_risk.keeper.txs import LocalSigner, TxManager
+from offchain_risk.models.margin import MAX_SCENARIOS, margin_exact
+from offchain_risk.replay.path import PricePath
+from offchain_risk.replay.seed import Seeded, generate_books, seed
+from offchain_risk.replay.txs import RawSender
+
+WAD = 10**18
+FLAT_FLOOR_BPS = 650  # offchain_risk.backtest.books.FLAT_RATE
+COLLATERAL_ASSETS = ("ETH", "BTC")  # listed with WETH / WBTC
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    n_accounts: int = 300
+    seed: int = 7
+    max_ticks: int = 8  # keeper blocks per oracle round
+    baseline: bool = True
+    desk_cash_usd: float = 2e9
+    keeper_cash_usd: float = 2e8
+    insurance_usd: float = 25_000.0
+
+    def __post_init__(self) -> None:
+        if self.n_accounts < 1:
+            raise ValueError("n_accounts must be at least 1")
+        if self.max_ticks < 1:
+            raise ValueError("max_ticks must be at least 1")
+
+
+@dataclass(frozen=True)
+class Shock:
+    """An oracle round after which the keeper found accounts below MM."""
+
+    step: int
+    at: np.datetime64  # historical time
+    hit: int  # accounts below MM after the round
+    liquidations: int  # sent until the scan was clean
+    ticks: int  # keeper ticks (blocks) until no account was below MM
+    cleared: bool  # False: still accounts below MM after max_ticks
+    wall_ms: float  # from the round's price update to the clean scan
+
+
+@dataclass
+class VenueRun:
+    """One venue through the replay; time series are per oracle round."""
+
+    label: str
+    deployment: Any
+    seeded: Seeded
+    keeper: Keeper
+    market: Market  # at the opening
+    ratio: list[np.ndarray] = field(default_factory=list)  # (n_accounts,) E / MM
+    below_mm: list[int] = field(default_factory=list)
+    shocks: list[Shock] = field(default_factory=list)
+    tick_errors: list[str] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=dict)  # keeper actions by outcome
+    step_block: list[int] = field(default_factory=list)  # head once the keeper is done
+    opening: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Replay:
+    path: PricePath
+    config: ReplayConfig
+    venues: list[VenueRun]
+    chain_start: int  # chain timestamp of the opening
+    wall_seconds: float = 0.0
+    seed_seconds: float = 0.0
+
+
+def flat_rules(markets: tuple[devnet.MarketSpec, ...]) -> tuple[tuple, np.ndarray]:
+    """The flat venue's listing: the same markets, floor 6.5%, no scenario shocks."""
+    specs = tuple(
+        devnet.MarketSpec(m.symbol, m.price_usd, FLAT_FLOOR_BPS, m.haircut_bps, m.token, m.perp)
+        for m in markets
+    )
+    return specs, np.zeros((len(markets), MAX_SCENARIOS), dtype=np.int64)
+
+
+def isolated_im(seeded: Seeded, market: Market) -> np.ndarray:
+    """(n_accounts,) WAD: the IM each book would need with every leg in its own
+    sub-account (isolated margin), at ``market``."""
+    k = market.n_assets
+    rows_c, rows_s, owner = [], [], []
+    for i, s in enumerate(seeded.specs):
+        for a in range(k):
+            if s.collateral[a]:
+                rows_c.append(
+                    [int(round(s.collateral[a] * 1e8)) * 10**10 if j == a else 0 for j in range(k)]
+                )
+                rows_s.append([0] * k)
+                owner.append(i)
+            if s.size[a]:
+                rows_c.append([0] * k)
+                rows_s.append(
+                    [int(round(s.size[a] * 1e8)) * 10**10 if j == a else 0 for j in range(k)]
+                )
+                owner.append(i)
+    n = len(owner)
+    coll = np.array(rows_c, dtype=object).reshape(n, k)
+    size = np.array(rows_s, dtype=object).reshape(n, k)
+    zero = np.zeros((n, k), dtype=object)
+    prices = np.array([int(p) for p in market.prices_wad], dtype=object)
+    im = margin_exact(np.zeros(n, dtype=object), coll, size, zero, prices, market.params).im
+    out = np.zeros(len(seeded.specs), dtype=object)
+    for i, v in zip(owner, im, strict=True):
+        out[i] += int(v)
+    return out
+
+
+def healths(engine: Any, accounts: list[int]) -> list[Any]:
+    """``engine.healths`` for any number of accounts (100 per call)."""
+    out = []
+    for i in range(0, len(accounts), 100):
+        out.extend(engine.healths(accounts[i : i + 100]))
+    return out
+
+
+def _rpc(w3: Any, method: str, params: list) -> Any:
+    response = w3.provider.make_request(method, params)
+    if "error" in response:
+        raise RuntimeError(f"{method}: {response['error']}")
+    return response.get("result")
+
+
+def run_replay(
+    project: Any,
+    w3: Any,
+    accounts: list[Any],
+    path: PricePath,
+    config: ReplayConfig,
+    *,
+    progress: Callable[[str, int], Any] | None = None,
+) -> Replay:
+    """Deploy, seed, and replay ``path`` with the keeper (see the module doc).
+
+    ``accounts``: the node's test accounts: 0 owns the contracts and feeds the prices, 1
+    is the desk, 2 and 3 are the venues' keepers, the rest are traders (at least one).
+    ``progress(phase, n)`` is told of work done (``"seed"``: books, ``"replay"``: rounds).
+    """
+    if len(accounts) < 5:
+        raise ValueError("need at least five test accounts: owner, desk, two keepers, traders")
+    t_start = time.perf_counter()
+    owner, desk, traders = accounts[0], accounts[1], list(accounts[4:])
+    keepers = [accounts[2], accounts[3]]
+    opening = {a: float(p) for a, p in zip(path.assets, path.opening, strict=True)}
+    markets, shocks = devnet.replay_markets(opening)
+    rules = [("Ballast", markets, shocks)]
+    if config.baseline:
+        rules.append(("flat 6.5%", *flat_rules(markets)))
+    specs = generate_books(
+        config.n_accounts,
+        path.assets,
+        path.opening,
+        tuple(a for a in COLLATERAL_ASSETS if a in path.assets),
+        len(traders),
+        config.seed,
+    )
+    sender = RawSender(w3)
+    venues: list[VenueRun] = []
+    feeds = None
+    for (label, venue_markets, venue_shocks), keeper_account in zip(rules, keepers, strict=False):
+        d = devnet.deploy(
+            project, owner, markets=venue_markets, shocks_bps=venue_shocks, feeds=feeds
+        )
+        feeds = feeds or {s: d.feeds[a] for s, a in d.symbols.items()}
+        contracts = Contracts.from_project(
+            project, w3, d.engine.address, d.liquidations.address, d.lens.address
+        )
+        market = read_market(contracts)
+
+        def tell(n: int) -> None:
+            if progress is not None:
+                progress("seed", n)
+
+        seeded = seed(
+            project,
+            w3,
+            d,
+            market,
+            specs,
+            sender=sender,
+            owner=owner,
+            desk=desk,
+            keeper=keeper_account,
+            traders=traders,
+            desk_cash_usd=config.desk_cash_usd,
+            keeper_cash_usd=config.keeper_cash_usd,
+            insurance_usd=config.insurance_usd,
+            progress=tell,
+        )
+        store = Store(":memory:")
+        keeper = Keeper(
+            contracts,
+            store,
+            # the gas token is priced by ETH's feed when ETH is replayed
+            LiquidatorConfig(account=seeded.keeper, gas_asset=d.symbols.get("ETH", 0)),
+            tx=TxManager(w3, LocalSigner(keeper_account.private_key), store),
+            sender=str(keeper_account.address),
+            start_block=seeded.first_block,
+        )
+        venues.append(VenueRun(label, d, seeded, keeper, market))
+    seed_seconds = time.perf_counter() - t_start
+
+    for v in venues:
+        v.keeper.tick()  # index the seeded books
+        states = healths(v.deployment.engine, v.seeded.accounts)
+        v.opening = {
+            "im": sum(int(s.im) for s in states),
+            "mm": sum(int(s.mm) for s in states),
+            "equity": sum(int(s.equity) for s in states),
+            "isolated_im": int(sum(isolated_im(v.seeded, v.market))),
+            "insurance": int(v.deployment.engine.cash(0)),
+            "block": int(w3.eth.block_number),
+        }
+    chain_start = int(w3.eth.get_block("latest")["timestamp"])
+    feeder_feeds = [feeds[a] for a in path.assets]
+    last = 0
+    for step in range(path.n_steps):
+        dt = int(path.seconds[step]) - last
+        last = int(path.seconds[step])
+        _rpc(w3, "evm_increaseTime", [dt])
+        t_round = time.perf_counter()
+        answers = [int(round(float(p) * 10**8)) for p in path.prices[step]]
+        for feed, answer in zip(feeder_feeds, answers, strict=True):
+            sender.send(owner, _web3_feed(project, w3, feed), "set_price", [answer], "price")
+        sender.check()
+        prices_wad = np.array([a * 10**10 for a in answers], dtype=object)
+        for v in venues:
+            _keep(v, step, path, config.max_ticks, t_round)
+            market = Market(prices_wad, np.ones(len(answers), dtype=bool), v.market.params)
+            equity, mm = _float_state(v, market)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                v.ratio.append(np.where(mm > 0, equity / np.where(mm > 0, mm, 1), np.inf))
+            v.below_mm.append(int(np.sum((equity < mm) & (mm > 0))))
+            v.step_block.append(int(w3.eth.block_number))
+        if progress is not None:
+            progress("replay", 1)
+    return Replay(path, config, venues, chain_start, time.perf_counter() - t_start, seed_seconds)
+
+
+_FEEDS: dict[str, Any] = {}
+
+
+def _web3_feed(project: Any, w3: Any, feed: Any) -> Any:
+    from offchain_risk.keeper.rpc import abi_of
+
+    key = str(feed.address)
+    if key not in _FEEDS:
+        abi = abi_of(project.MockAggregator.contract_type)
+        _FEEDS[key] = w3.eth.contract(address=w3.to_checksum_address(key), abi=abi)
+    return _FEEDS[key]
+
+
+def _float_state(v: VenueRun, market: Market) -> tuple[np.ndarray, np.ndarray]:
+    """(equity, mm) USD of the venue's seeded books from the keeper's own index."""
+    equity, mm = float_margin(v.keeper.book, market)
+    rows = [v.keeper.book.rows[a] for a in v.seeded.accounts]
+    return equity[rows], mm[rows]
+
+
+def _keep(v: VenueRun, step: int, path: PricePath, max_ticks: int, t_round: float) -> None:
+    """Tick the venue's keeper until its scan is clean (or ``max_ticks``)."""
+    hit, sent, ticks, cleared = 0, 0, 0, False
+    for ticks in range(1, max_ticks + 1):
+        result = v.keeper.tick()
+        if result.error is not None:
+            v.tick_errors.append(f"round {step}: {result.error}")
+            continue
+        confirmed = len(result.scan.confirmed)
+        if ticks == 1:
+            hit = confirmed
+        sent += len(result.sent())
+        for action in result.actions:
+            v.outcomes[action.outcome] = v.outcomes.get(action.outcome, 0) + 1
+        if confirmed == 0:
+            cleared = True
+            break
+        if not result.sent():  # nothing the keeper will do more of this round
+            break
+    if hit:
+        wall_ms = (time.perf_counter() - t_round) * 1e3
+        v.shocks.append(Shock(step, path.times[step], hit, sent, ticks, cleared, wall_ms))

@@ -53,6 +53,8 @@ class ReplayConfig:
     desk_cash_usd: float = 2e9
     keeper_cash_usd: float = 2e8
     insurance_usd: float = 25_000.0
+    risk_updates: bool = True  # Ballast's keeper runs its risk updater (signed updates)
+    vol_days: int = 30  # history before the opening that calibrates the base volatility
 
     def __post_init__(self) -> None:
         if self.n_accounts < 1:
@@ -89,6 +91,9 @@ class VenueRun:
     tick_errors: list[str] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)  # keeper actions by outcome
     step_block: list[int] = field(default_factory=list)  # head once the keeper is done
+    governor: Any = None  # RiskGovernor, when the keeper signs risk updates
+    risk_updates: list[tuple[int, str, bool]] = field(default_factory=list)  # (step, why, ok)
+    pokes: int = 0
     opening: dict[str, Any] = field(default_factory=dict)
 
 
@@ -169,13 +174,18 @@ def run_replay(
     """Deploy, seed, and replay ``path`` with the keeper (see the module doc).
 
     ``accounts``: the node's test accounts: 0 owns the contracts and feeds the prices, 1
-    is the desk, 2 and 3 are the venues' keepers, the rest are traders (at least one).
+    is the desk, 2 and 3 are the venues' keepers, 4 relays signed risk updates, 5 and 6
+    sign them (2 of 2), the rest are traders (at least one).
     ``progress(phase, n)`` is told of work done (``"seed"``: books, ``"replay"``: rounds).
     """
-    if len(accounts) < 5:
-        raise ValueError("need at least five test accounts: owner, desk, two keepers, traders")
+    if len(accounts) < 8:
+        raise ValueError(
+            "need at least eight test accounts: owner, desk, two keepers, a relayer, two risk "
+            "signers, traders"
+        )
     t_start = time.perf_counter()
-    owner, desk, traders = accounts[0], accounts[1], list(accounts[4:])
+    owner, desk, relayer, traders = accounts[0], accounts[1], accounts[4], list(accounts[7:])
+    risk_signers = sorted(accounts[5:7], key=lambda a: int(str(a), 16))
     keepers = [accounts[2], accounts[3]]
     opening = {a: float(p) for a, p in zip(path.assets, path.opening, strict=True)}
     markets, shocks = devnet.replay_markets(opening)
@@ -223,6 +233,12 @@ def run_replay(
             insurance_usd=config.insurance_usd,
             progress=tell,
         )
+        governor = updater = None
+        if config.risk_updates and label == "Ballast":
+            governor = devnet.deploy_governor(
+                project, d, owner, risk_signers, 2, markets=venue_markets
+            )
+            updater = risk_updater(governor, d, risk_signers, relayer, path, config.vol_days, w3)
         store = Store(":memory:")
         keeper = Keeper(
             contracts,
@@ -232,12 +248,14 @@ def run_replay(
             tx=TxManager(w3, LocalSigner(keeper_account.private_key), store),
             sender=str(keeper_account.address),
             start_block=seeded.first_block,
+            risk_updater=updater,
         )
-        venues.append(VenueRun(label, d, seeded, keeper, market))
+        venues.append(VenueRun(label, d, seeded, keeper, market, governor=governor))
     seed_seconds = time.perf_counter() - t_start
 
+    sender.add(relayer)
     for v in venues:
-        v.keeper.tick()  # index the seeded books
+        v.keeper.tick()  # index the seeded books (and land the first scheduled risk update)
         states = healths(v.deployment.engine, v.seeded.accounts)
         v.opening = {
             "im": sum(int(s.im) for s in states),
@@ -262,6 +280,9 @@ def run_replay(
         prices_wad = np.array([a * 10**10 for a in answers], dtype=object)
         for v in venues:
             _keep(v, step, path, config.max_ticks, t_round)
+            if v.governor is not None:
+                _poke(v, project, w3, sender, relayer)
+                v.market = read_market(v.keeper.c)  # the risk parameters may have moved
             market = Market(prices_wad, np.ones(len(answers), dtype=bool), v.market.params)
             equity, mm = _float_state(v, market)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -286,6 +307,67 @@ def _web3_feed(project: Any, w3: Any, feed: Any) -> Any:
     return _FEEDS[key]
 
 
+def base_volatility(path: PricePath, days: int, data_dir: Any = None) -> np.ndarray:
+    """(n_assets,) RMS log return per oracle round over the ``days`` of hourly history
+    before the opening: the calm the keeper's risk updater measures jumps against."""
+    from offchain_risk.data.loaders import load_panel
+
+    end = path.opening_time - np.timedelta64(3600, "s")
+    start = end - np.timedelta64(days, "D")
+    panel = load_panel(path.assets, "1h", start, end, data_dir)
+    hourly = np.sqrt(np.mean(np.diff(np.log(panel.close), axis=0) ** 2, axis=0))
+    per_round = np.median(np.diff(path.seconds)) if path.n_steps > 1 else 3600
+    return hourly * np.sqrt(per_round / 3600)
+
+
+def risk_updater(
+    governor: Any,
+    d: Any,
+    signers: list[Any],
+    relayer: Any,
+    path: PricePath,
+    vol_days: int,
+    w3: Any,
+) -> Any:
+    """The keeper's risk updater for the replay: the listed shocks scaled by the realised
+    volatility of the last six rounds over the calm before the window (at most twice),
+    every six chain hours or on a doubling of volatility, signed 2 of 2."""
+    from offchain_risk.keeper.risk_updater import RiskUpdater, vol_scaled_target
+    from offchain_risk.keeper.signer import ParamSet, RiskSigner
+
+    signer = RiskSigner(governor, d.engine, d.liquidations, signers, relayer)
+    assets = list(range(len(path.assets)))
+    view = signer.view(assets)
+    base = ParamSet.from_values(assets, view.current, [int(x) for x in view.global_current])
+    vol = base_volatility(path, vol_days)
+    return RiskUpdater(
+        signer,
+        vol_scaled_target(base, vol, max_scale=2.0),
+        interval=6 * 3600,
+        vol_jump=2.0,
+        short=6,
+        clock=lambda: float(w3.eth.get_block("latest")["timestamp"]),
+    )
+
+
+def _poke(v: VenueRun, project: Any, w3: Any, sender: RawSender, relayer: Any) -> None:
+    """Move every open MM ramp of the governor forward (anyone may; the relayer does)."""
+    from offchain_risk.keeper.rpc import abi_of
+
+    gov = w3.eth.contract(
+        address=w3.to_checksum_address(str(v.governor.address)),
+        abi=abi_of(project.RiskGovernor.contract_type),
+    )
+    for asset in range(v.market.n_assets):
+        try:
+            gov.functions.poke(asset).call({"from": str(relayer.address)})
+        except Exception:  # "governor: no ramp": nothing to move
+            continue
+        sender.send(relayer, gov, "poke", [asset], f"poke {asset}")
+        v.pokes += 1
+    sender.check()
+
+
 def _float_state(v: VenueRun, market: Market) -> tuple[np.ndarray, np.ndarray]:
     """(equity, mm) USD of the venue's seeded books from the keeper's own index."""
     equity, mm = float_margin(v.keeper.book, market)
@@ -301,6 +383,9 @@ def _keep(v: VenueRun, step: int, path: PricePath, max_ticks: int, t_round: floa
         if result.error is not None:
             v.tick_errors.append(f"round {step}: {result.error}")
             continue
+        if result.risk_update is not None:
+            update = result.risk_update
+            v.risk_updates.append((step, update.reason, bool(update.landed)))
         confirmed = len(result.scan.confirmed)
         if ticks == 1:
             hit = confirmed

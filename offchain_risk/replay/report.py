@@ -46,6 +46,8 @@ class VenueSummary:
     tick_errors: tuple[str, ...]
     liquidations_per_step: np.ndarray  # (n_steps,)
     bad_debt_per_step: np.ndarray  # (n_steps,) USD
+    risk_updates: tuple[tuple[int, str, bool], ...] = ()  # (round, reason, landed)
+    pokes: int = 0
 
     @property
     def worst_shock(self) -> Shock | None:
@@ -170,6 +172,8 @@ def summarize_venue(v: VenueRun, n_steps: int) -> VenueSummary:
         tick_errors=tuple(v.tick_errors),
         liquidations_per_step=per_step,
         bad_debt_per_step=bad_step,
+        risk_updates=tuple(v.risk_updates),
+        pokes=v.pokes,
     )
 
 

@@ -198,9 +198,10 @@ def seed(
     keeper_cash_usd: float,
     insurance_usd: float,
     progress: Any = None,
+    chunk: int = 50,
 ) -> Seeded:
-    """Open ``specs`` on ``deployment`` (see the module doc); ``progress(n)`` is called as
-    books are opened."""
+    """Open ``specs`` on ``deployment`` (see the module doc), ``chunk`` books per round of
+    blocks; ``progress(n)`` is told of books opened."""
     d = deployment
     first_block = int(w3.eth.block_number) + 1
 
@@ -251,12 +252,13 @@ def seed(
             if units:
                 sender.send(owner, token, "mint", [str(who), units], "mint")
                 sender.send(who, token, "approve", [d.engine.address, big], "approve")
+    count = sender.check()
     desk_id, keeper_id = account_id(str(desk), 0), account_id(str(keeper), 0)
     sender.send(desk, engine, "deposit", [desk_id, cash.address, funding[0][1]], "desk deposit")
     sender.send(keeper, engine, "deposit", [keeper_id, cash.address, funding[1][1]], "keeper")
     if funding[2][1]:
         sender.send(owner, engine, "deposit", [0, cash.address, funding[2][1]], "insurance fund")
-    sender.check()
+    count += sender.check()
 
     # one maker order per market and side, at the oracle price, sized for every fill
     client = Engine(d.engine, d.book)
@@ -295,9 +297,10 @@ def seed(
         excess = deposit - usdc_units(target[i])
         if excess > 0:
             sender.send(who, engine, "withdraw", [acct, cash.address, excess], f"book {i} excess")
-        if progress is not None:
-            progress(1)
-    count = sender.check()
+        if i % chunk == chunk - 1 or i == len(specs) - 1:
+            count += sender.check()
+            if progress is not None:
+                progress(i % chunk + 1)
     return Seeded(
         specs=specs,
         accounts=accounts,

@@ -3,9 +3,10 @@
 Seeding a few hundred accounts takes well over a thousand transactions; through Ape each
 costs a confirmation round trip and a Python signature. :class:`RawSender` sends from the
 node's own unlocked test accounts (``eth_sendTransaction``: anvil signs, in native code)
-with a fixed gas limit, and checks every receipt in :meth:`RawSender.check`, which raises on
-the first failure with the label it was sent under. On an automining node each
-transaction is mined in the order sent, so a later one may rely on an earlier one.
+with a fixed gas limit. :meth:`RawSender.check` sends the queued transactions in JSON-RPC
+batches, mines them and checks every receipt, raising on the first failure with the label
+it was queued under. One sender's transactions are mined in nonce order; transactions that
+depend on another sender's go in a later :meth:`check`.
 
 :func:`lean_web3` is a web3 client for the same node without the per-request validation
 middleware (it asks the node for its chain id on every call): the replay's keepers and
@@ -30,9 +31,9 @@ class RawSender:
     gas: int = 3_000_000
     max_fee: int = 50 * GWEI
     priority_fee: int = GWEI
-    timeout: float = 60.0
+    batch: int = 100  # requests per JSON-RPC batch
     _senders: set[str] = field(default_factory=set)
-    _sent: list[tuple[str, str]] = field(default_factory=list)  # (hash, label)
+    _queue: list[tuple[dict, str]] = field(default_factory=list)  # (tx, label)
 
     def add(self, account: Any) -> str:
         """Register one of the node's unlocked test accounts."""
@@ -42,8 +43,11 @@ class RawSender:
         self._senders.add(address)
         return address
 
-    def send(self, sender: Any, contract: Any, fn: str, args: list | tuple, label: str = "") -> str:
-        """Call ``contract.fn(*args)`` (a web3 contract) from ``sender``; the tx hash."""
+    def send(
+        self, sender: Any, contract: Any, fn: str, args: list | tuple, label: str = ""
+    ) -> None:
+        """Queue ``contract.fn(*args)`` (a web3 contract) from ``sender`` for the next
+        :meth:`check`; transactions go out in the order queued."""
         address = self.w3.to_checksum_address(str(getattr(sender, "address", sender)))
         if address not in self._senders:
             raise ValueError(f"{address} is not registered with the sender")
@@ -51,29 +55,64 @@ class RawSender:
             "from": address,
             "to": contract.address,
             "data": contract.encode_abi(fn, args=list(args)),
-            "gas": self.gas,
-            "maxFeePerGas": self.max_fee,
-            "maxPriorityFeePerGas": self.priority_fee,
-            "value": 0,
+            "gas": hex(self.gas),
+            "maxFeePerGas": hex(self.max_fee),
+            "maxPriorityFeePerGas": hex(self.priority_fee),
+            "value": "0x0",
         }
-        tx_hash = self.w3.to_hex(self.w3.eth.send_transaction(tx))
-        self._sent.append((tx_hash, label or f"{fn}{tuple(args)}"))
-        return tx_hash
+        self._queue.append((tx, label or fn))
 
     def check(self) -> int:
-        """Every transaction sent since the last check was mined and succeeded; their count."""
-        sent, self._sent = self._sent, []
-        for tx_hash, label in sent:
-            try:
-                # an automining node mines right after it answers: wait for the receipt
-                receipt = self.w3.eth.wait_for_transaction_receipt(
-                    tx_hash, timeout=self.timeout, poll_latency=0.02
+        """Send the queue and mine it: every transaction must succeed. Returns the count.
+
+        The queue goes out in JSON-RPC batches of ``batch`` requests with automining off,
+        and is mined in as many blocks as it needs; automining is back on afterwards.
+        """
+        queue, self._queue = self._queue, []
+        if not queue:
+            return 0
+        provider = self.w3.provider
+        gas_limit = int(self.w3.eth.get_block("latest")["gasLimit"])
+        self._rpc("evm_setAutomine", [False])
+        # room for a whole batch per block: every transaction reserves `gas`
+        self._rpc("evm_setBlockGasLimit", [hex(max(gas_limit, self.gas * self.batch))])
+        try:
+            hashes = []
+            for i in range(0, len(queue), self.batch):
+                part = queue[i : i + self.batch]
+                replies = provider.make_batch_request(
+                    [("eth_sendTransaction", [tx]) for tx, _ in part]
                 )
-            except Exception as exc:  # web3's TimeExhausted
-                raise SeedError(f"{label}: not mined ({tx_hash}): {exc}") from exc
-            if int(receipt["status"]) != 1:
+                for (_, label), reply in zip(part, replies, strict=True):
+                    if "error" in reply:
+                        raise SeedError(f"{label}: refused by the node: {reply['error']}")
+                    hashes.append(reply["result"])
+            receipts: list[Any] = [None] * len(hashes)
+            for _ in range(len(hashes) + 1):
+                self._rpc("evm_mine", [])
+                missing = [i for i, r in enumerate(receipts) if r is None]
+                replies = provider.make_batch_request(
+                    [("eth_getTransactionReceipt", [hashes[i]]) for i in missing]
+                )
+                for i, reply in zip(missing, replies, strict=True):
+                    receipts[i] = reply.get("result")
+                if all(r is not None for r in receipts):
+                    break
+        finally:
+            self._rpc("evm_setBlockGasLimit", [hex(gas_limit)])
+            self._rpc("evm_setAutomine", [True])
+        for (_, label), tx_hash, receipt in zip(queue, hashes, receipts, strict=True):
+            if receipt is None:
+                raise SeedError(f"{label}: not mined ({tx_hash})")
+            if int(receipt["status"], 16) != 1:
                 raise SeedError(f"{label}: reverted ({tx_hash})")
-        return len(sent)
+        return len(queue)
+
+    def _rpc(self, method: str, params: list) -> Any:
+        reply = self.w3.provider.make_request(method, params)
+        if "error" in reply:
+            raise SeedError(f"{method}: {reply['error']}")
+        return reply.get("result")
 
 
 def lean_web3(uri: str, timeout: float = 60.0) -> Any:

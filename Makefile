@@ -38,8 +38,18 @@ CONTRACT_SOURCES := $(shell find contracts -name '*.vy' -o -name '*.vyi')
 
 build: install .build/.stamp
 
+# The demo starts its own anvil: ape-foundry's always records step traces, which for the
+# replay's thousands of transactions takes gigabytes. `ape run` connects to the running node
+# (same mnemonic and accounts as Ape's test accounts); ANVIL_PORT must match ape-config.yaml.
+ANVIL_PORT ?= 8545
+ANVIL_DEMO := anvil --port $(ANVIL_PORT) --silent --accounts 10 --balance 10000 \
+	--mnemonic "test test test test test test test test test test test junk" \
+	--block-base-fee-per-gas 0 --gas-price 0 --hardfork cancun
+
 demo: build
-	PYTHONWARNINGS=ignore::UserWarning ape run demo --network $(NETWORK) -v WARNING
+	@$(ANVIL_DEMO) & pid=$$!; trap "kill $$pid" EXIT; \
+	for i in $$(seq 100); do (: > /dev/tcp/127.0.0.1/$(ANVIL_PORT)) 2>/dev/null && break; sleep 0.1; done; \
+	PYTHONWARNINGS=ignore::UserWarning ape run demo --network $(NETWORK) -v WARNING $(DEMO_ARGS)
 
 console: build
 	ape console --network $(NETWORK)

@@ -1,8 +1,13 @@
-"""`ape run deploy`: deploy the Ballast market and write its address book.
+"""`ape run deploy`: deploy Ballast from a config file and write its manifest.
 
-On a local network it uses test account 0. Elsewhere it needs `--account` and asks before
-broadcasting. Tokens and feeds are the mock ones of `offchain_risk.devnet` (a sandbox market
-whose feeder key is the deployer).
+    ape run deploy --network ethereum:local:foundry                 # deployments/config/local.toml
+    ape run deploy --config deployments/config/sepolia.toml --network ethereum:sepolia \
+        --account deployer
+
+The manifest (addresses, block, parameters) goes to ``deployments/<config name>.json``; an
+existing one is never replaced without ``--force``. On a local network the deployer is test
+account 0 and the feeds and tokens are mocks; elsewhere ``--account`` is required, the config
+must name existing feeds and tokens, and the deploy asks for confirmation first.
 """
 
 from __future__ import annotations
@@ -14,11 +19,21 @@ import click
 from ape import accounts, project
 from ape.cli import ConnectedProviderCommand, network_option
 
-from offchain_risk import devnet
+from offchain_risk import deploy
+
+DEFAULT_CONFIG = Path("deployments/config/local.toml")
 
 
 @click.command(cls=ConnectedProviderCommand)
 @network_option()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Deploy config (TOML)",
+)
 @click.option("--account", "alias", default=None, help="Ape account alias (non-local networks)")
 @click.option(
     "--params",
@@ -30,30 +45,42 @@ from offchain_risk import devnet
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Address book to write (default deployments/<network>.json)",
+    help="Manifest to write (default: deployments/<config name>.json)",
 )
-def cli(network, alias, params, out):
-    """Deploy tokens, feeds and the engine; list the markets; write the address book."""
-    if network.is_local:
-        deployer = accounts.test_accounts[0]
-    else:
-        if alias is None:
-            raise click.UsageError("--account is required on a non-local network")
-        deployer = accounts.load(alias)
-        click.confirm(f"Deploy Ballast to {network.name} from {deployer.address}?", abort=True)
+@click.option("--force", is_flag=True, help="Replace an existing manifest")
+def cli(network, config_path, alias, params, out, force):
+    """Deploy the engine, markets, feeds and risk governor of a config; write the manifest."""
+    try:
+        cfg = deploy.load_config(config_path)
+    except deploy.ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--config") from exc
     parsed = None
     if params is not None:
         parsed = json.loads(params.read_text())
         for key in ("shocks_bps", "haircut_bps", "floor_bps", "im_multiplier_wad"):
             if key not in parsed:
                 raise click.BadParameter(f"{params} has no {key!r}", param_hint="--params")
-    d = devnet.deploy(project, deployer)
-    if parsed is not None:
-        done = devnet.apply_params(d, parsed, deployer)
-        click.echo(f"applied calibrated parameters for {', '.join(done)}")
-    book = {"network": network.name, "chain_id": network.chain_id, **d.addresses()}
-    path = out or Path("deployments") / f"{network.ecosystem.name}-{network.name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(book, indent=2) + "\n")
-    click.echo(json.dumps(book, indent=2))
-    click.echo(f"wrote {path}")
+    if network.is_local:
+        deployer = accounts.test_accounts[0]
+    else:
+        if alias is None:
+            raise click.UsageError("--account is required on a non-local network")
+        deployer = accounts.load(alias)
+    out = out or deploy.manifest_path(config_path)
+    try:
+        manifest = deploy.run_deploy(
+            project,
+            network,
+            deployer,
+            cfg,
+            config_path,
+            out,
+            force=force,
+            params=parsed,
+            confirm=lambda q: click.confirm(q, default=False),
+            echo=click.echo,
+        )
+    except (deploy.ManifestExistsError, deploy.ConfigError, deploy.DeployAborted) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(manifest["contracts"], indent=2))
+    click.echo(f"wrote {out} (block {manifest['block']})")

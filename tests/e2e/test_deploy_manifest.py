@@ -1,0 +1,298 @@
+"""`ape run deploy` from a config file: the manifest matches the chain, is never silently
+replaced, and a non-local network asks first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from offchain_risk import deploy
+
+CONFIG = Path(__file__).resolve().parents[2] / "deployments" / "config" / "local.toml"
+
+
+@pytest.fixture
+def local_network(chain):
+    return SimpleNamespace(
+        name="local",
+        is_local=True,
+        chain_id=chain.chain_id,
+        ecosystem=SimpleNamespace(name="ethereum"),
+    )
+
+
+@pytest.fixture
+def remote_network(chain):
+    """A network that is not local (the chain underneath is the test anvil)."""
+    return SimpleNamespace(
+        name="sepolia",
+        is_local=False,
+        chain_id=chain.chain_id,
+        ecosystem=SimpleNamespace(name="ethereum"),
+    )
+
+
+@pytest.fixture
+def owner(accounts):
+    return accounts[0]
+
+
+def test_load_config__local_toml__every_market_and_the_governor():
+    cfg = deploy.load_config(CONFIG)
+    assert [m.symbol for m in cfg.markets] == ["ETH", "BTC", "BNB", "SOL", "LINK"]
+    assert cfg.shocks.shape == (5, 16)
+    assert cfg.signers == ("test:5", "test:6", "test:7") and cfg.threshold == 2
+    assert cfg.needs_mocks()  # feeds and tokens are mocks: local networks only
+
+
+def test_run_deploy__local_config__manifest_matches_the_chain(
+    project, chain, owner, local_network, tmp_path
+):
+    cfg = deploy.load_config(CONFIG)
+    out = tmp_path / "local.json"
+    manifest = deploy.run_deploy(project, local_network, owner, cfg, CONFIG, out)
+    assert json.loads(out.read_text()) == manifest
+    assert manifest["block"] == chain.blocks.head.number
+    assert deploy.check_manifest(manifest, project, chain.chain_id) == []
+    d = deploy.load_deployment(project, manifest)
+    assert d.engine.num_assets() == 5
+    assert [m["asset"] for m in manifest["markets"].values()] == [0, 1, 2, 3, 4]
+    assert manifest["markets"]["BNB"]["shocks_bps"] == list(cfg.shocks[2])
+    assert manifest["markets"]["ETH"]["token"] == str(d.tokens[0].address)
+    assert manifest["markets"]["SOL"]["token"] is None
+    governor = project.RiskGovernor.at(manifest["contracts"]["governor"])
+    assert governor.threshold() == 2 and governor.signer_count() == 3
+    assert all(governor.is_signer(s) for s in manifest["parameters"]["signers"])
+    assert manifest["parameters"]["im_multiplier_wad"] == d.engine.im_multiplier() == 15 * 10**17
+
+
+def test_check_manifest__tampered__names_every_difference(
+    project, chain, owner, local_network, tmp_path
+):
+    cfg = deploy.load_config(CONFIG)
+    manifest = deploy.run_deploy(project, local_network, owner, cfg, CONFIG, tmp_path / "m.json")
+    bad = json.loads(json.dumps(manifest))
+    bad["markets"]["ETH"]["feed"] = manifest["markets"]["BTC"]["feed"]
+    bad["markets"]["LINK"]["shocks_bps"][0] -= 1
+    bad["parameters"]["im_multiplier_wad"] += 1
+    problems = deploy.check_manifest(bad, project, chain.chain_id)
+    assert len(problems) == 3
+    assert any(p.startswith("ETH: feed") for p in problems)
+    assert "LINK: shocks differ" in problems and "IM multiplier differs" in problems
+    assert deploy.check_manifest(manifest, project, chain.chain_id + 1) == [
+        f"manifest is for chain {chain.chain_id}, connected to {chain.chain_id + 1}"
+    ]
+
+
+def test_run_deploy__manifest_exists__refused_and_nothing_sent(
+    project, chain, owner, local_network, tmp_path
+):
+    cfg = deploy.load_config(CONFIG)
+    out = tmp_path / "local.json"
+    out.write_text('{"recorded": "an earlier deployment"}\n')
+    nonce, head = owner.nonce, chain.blocks.head.number
+    with pytest.raises(deploy.ManifestExistsError, match="use --force to replace it"):
+        deploy.run_deploy(project, local_network, owner, cfg, CONFIG, out)
+    assert out.read_text() == '{"recorded": "an earlier deployment"}\n'
+    assert (owner.nonce, chain.blocks.head.number) == (nonce, head)
+    # with force it is replaced by the new deployment's manifest
+    manifest = deploy.run_deploy(project, local_network, owner, cfg, CONFIG, out, force=True)
+    assert json.loads(out.read_text()) == manifest
+
+
+def _remote_config(tmp_path, d):
+    """The local config, pointed at existing feeds and tokens (as on a real network)."""
+    text = CONFIG.read_text().replace('signers = ["test:5", "test:6", "test:7"]', "signers = []")
+    text = text.replace("threshold = 2", "threshold = 0")
+    text = text.replace(
+        "heartbeat = 86400", f'heartbeat = 86400\ncash_address = "{d.cash.address}"'
+    )
+    blocks = text.split("[[markets]]")
+    out = [blocks[0]]
+    symbols = {"ETH": 0, "BTC": 1, "BNB": None, "SOL": 2, "LINK": 3}
+    for block, (symbol, asset) in zip(blocks[1:], symbols.items(), strict=True):
+        feed = d.feeds[asset if asset is not None else 2].address
+        extra = f'\nfeed = "{feed}"'
+        if symbol in ("ETH", "BTC"):
+            extra += f'\ntoken_address = "{d.tokens[asset].address}"'
+            block = "\n".join(line for line in block.splitlines() if not line.startswith("token ="))
+        out.append(block.rstrip("\n") + extra + "\n\n")
+    path = tmp_path / "remote.toml"
+    path.write_text("[[markets]]".join(out))
+    return path
+
+
+def test_run_deploy__non_local_declined__nothing_sent(
+    project, chain, owner, remote_network, tmp_path
+):
+    from offchain_risk import devnet
+
+    d = devnet.deploy(project, owner)
+    path = _remote_config(tmp_path, d)
+    cfg = deploy.load_config(path)
+    assert cfg.needs_mocks() == []
+    asked = []
+    nonce, head = owner.nonce, chain.blocks.head.number
+    with pytest.raises(deploy.DeployAborted, match="not deployed to sepolia"):
+        deploy.run_deploy(
+            project,
+            remote_network,
+            owner,
+            cfg,
+            path,
+            tmp_path / "r.json",
+            confirm=lambda q: asked.append(q) or False,
+        )
+    assert len(asked) == 1 and "to sepolia" in asked[0] and str(owner.address) in asked[0]
+    assert (owner.nonce, chain.blocks.head.number) == (nonce, head)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_run_deploy__non_local_confirmed__lists_existing_feeds_and_tokens(
+    project, chain, owner, remote_network, tmp_path
+):
+    from offchain_risk import devnet
+
+    d = devnet.deploy(project, owner)
+    path = _remote_config(tmp_path, d)
+    cfg = deploy.load_config(path)
+    manifest = deploy.run_deploy(
+        project, remote_network, owner, cfg, path, tmp_path / "r.json", confirm=lambda q: True
+    )
+    assert manifest["contracts"]["cash"] == str(d.cash.address)
+    assert manifest["markets"]["ETH"]["feed"] == str(d.feeds[0].address)
+    assert manifest["markets"]["BTC"]["token"] == str(d.tokens[1].address)
+    assert "governor" not in manifest["contracts"]
+    assert deploy.check_manifest(manifest, project, chain.chain_id) == []
+
+
+def test_run_deploy__non_local_with_mocks__refused_before_asking(
+    project, chain, owner, remote_network, tmp_path
+):
+    cfg = deploy.load_config(CONFIG)
+    nonce = owner.nonce
+    with pytest.raises(deploy.ConfigError, match="needs existing contracts for markets.ETH.feed"):
+        deploy.run_deploy(
+            project,
+            remote_network,
+            owner,
+            cfg,
+            CONFIG,
+            tmp_path / "r.json",
+            confirm=lambda q: pytest.fail("asked although the config cannot deploy"),
+        )
+    assert owner.nonce == nonce
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.replace("im_multiplier = 1.5", "im_multiplier = 0.5"),
+            r"engine.im_multiplier: 0.5 outside",
+        ),
+        (
+            lambda t: t.replace("\n[engine]\n", "\n[engine]\nleverage = 3\n"),
+            r"engine: unknown keys \['leverage'\]",
+        ),
+        (lambda t: t.replace('symbol = "SOL"', 'symbol = "BNB"'), "duplicate symbols"),
+        (lambda t: t.replace("threshold = 2", "threshold = 4"), "governor.threshold: 4 not in"),
+        (lambda t: t.replace("floor_bps = 300", "floor_bps = 20000"), "markets.LINK.floor_bps"),
+        (
+            lambda t: t.replace("shocks_bps = [-2000, 2000,", "shocks_bps = [-20000, 2000,", 1),
+            "markets.LINK.shocks_bps",
+        ),
+        (
+            lambda t: t.replace(
+                'token = ["Wrapped BTC", "WBTC", 8]', 'token = ["Wrapped BTC", "WBTC"]'
+            ),
+            "markets.BTC.token",
+        ),
+        (
+            lambda t: t.replace("max_discount = 0.10", "max_discount = 0.01"),
+            "liquidation: need 0 < min_discount",
+        ),
+        (lambda t: t.replace("[[markets]]", "[[market]]"), "unknown sections"),
+        (lambda t: t + "\n[oops", "not valid TOML"),
+    ],
+)
+def test_load_config__bad_field__names_the_file_and_field(tmp_path, edit, message):
+    text = CONFIG.read_text()
+    edited = edit(text)
+    assert edited != text
+    path = tmp_path / "bad.toml"
+    path.write_text(edited)
+    with pytest.raises(deploy.ConfigError, match=message) as info:
+        deploy.load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_config__missing_file__clear_error(tmp_path):
+    with pytest.raises(deploy.ConfigError, match="no such config file"):
+        deploy.load_config(tmp_path / "absent.toml")
+
+
+def test_manifest_path__next_to_the_config_folder():
+    assert deploy.manifest_path("deployments/config/local.toml") == Path("deployments/local.json")
+    assert deploy.manifest_path("elsewhere/x.toml") == Path("elsewhere/x.json")
+
+
+def _extras():
+    import importlib.util
+    import sys
+
+    path = CONFIG.parents[2] / "ape_console_extras.py"
+    spec = importlib.util.spec_from_file_location("ballast_console_extras_e2e", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_console_extras__after_deploy__names_and_helpers(
+    project, chain, accounts, owner, local_network, tmp_path, monkeypatch, capsys
+):
+    cfg = deploy.load_config(CONFIG)
+    out = tmp_path / "local.json"
+    manifest = deploy.run_deploy(project, local_network, owner, cfg, CONFIG, out)
+    monkeypatch.setenv("BALLAST_MANIFEST", str(out))
+    names = _extras().ape_init_extras(accounts=accounts, project=project, chain=chain)
+    assert f"loaded {out}" in capsys.readouterr().out
+    assert str(names["engine"].address) == manifest["contracts"]["engine"]
+    assert str(names["governor"].address) == manifest["contracts"]["governor"]
+    assert str(names["WETH"].address) == manifest["markets"]["ETH"]["token"]
+    assert str(names["feeds"]["BNB"].address) == manifest["markets"]["BNB"]["feed"]
+    trader = names["trader"]
+    names["deposit"](trader, "USDC", 20_000)
+    names["open_position"](trader, "BNB", 10)  # at the oracle price, 600
+    s = names["show"](trader)
+    assert [(a.asset, a.size, a.open_notional) for a in s.assets] == [
+        (2, 10 * 10**18, 6_000 * 10**18)
+    ]
+    names["set_price"]("BNB", 300)
+    assert names["show"](trader).equity == (20_000 - 3_000) * 10**18
+    rows = names["health_table"]()
+    table = capsys.readouterr().out
+    ids = [account for account, _ in rows]
+    assert ids[0] == names["account_id"](str(trader), 0)  # the least healthy first
+    assert names["account_id"](str(names["desk"]), 0) in ids and "E/MM" in table
+    with pytest.raises(ValueError, match="unknown token 'DAI'"):
+        names["deposit"](trader, "DAI", 1)
+
+
+def test_console_extras__manifest_of_another_chain__not_loaded(
+    project, chain, accounts, owner, local_network, tmp_path, monkeypatch, capsys
+):
+    cfg = deploy.load_config(CONFIG)
+    out = tmp_path / "local.json"
+    manifest = deploy.run_deploy(project, local_network, owner, cfg, CONFIG, out)
+    out.write_text(json.dumps({**manifest, "chain_id": chain.chain_id + 7}))
+    monkeypatch.setenv("BALLAST_MANIFEST", str(out))
+    names = _extras().ape_init_extras(accounts=accounts, project=project, chain=chain)
+    assert "does not match this chain" in capsys.readouterr().out
+    assert "engine" not in names
+    with pytest.raises(RuntimeError, match="no deployment loaded"):
+        names["show"](names["trader"])

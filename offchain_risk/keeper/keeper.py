@@ -193,7 +193,14 @@ class Keeper:
                 backoff = min(2 * backoff, max_backoff)
                 continue
             if head != last_head:
-                result = self.tick()
+                try:
+                    result = self.tick()
+                except Exception:  # a bug or a contract surprise: loud, and retried
+                    log.exception("tick at block %d failed", head)
+                    self.metrics.healthy.set(0)
+                    self._stop.wait(backoff)
+                    backoff = min(2 * backoff, max_backoff)
+                    continue
                 if result.error is None:
                     last_head, backoff = head, poll_interval
                 else:

@@ -11,7 +11,7 @@ For each candidate (largest shortfall first) the :class:`Liquidator`
    whose simulation fails is never sent, the revert reason is logged and counted;
 4. checks that the reward (USD) pays the gas at the fee it would bid, times ``min_profit``;
 5. sends it through the :class:`~offchain_risk.keeper.txs.TxManager`, or, in dry-run mode
-   (no signer), logs what it would have sent.
+   (no signer), logs what it would have sent (gas priced at zero: no key, no fee policy).
 """
 
 from __future__ import annotations
@@ -20,13 +20,20 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from offchain_risk.keeper.rpc import RPC_ERRORS, Contracts
+from eth_abi import decode
+
+from offchain_risk.keeper.rpc import Contracts, RpcError, eth_calls, rpc_one
 from offchain_risk.keeper.scanner import Candidate, Market
 from offchain_risk.keeper.txs import SendError, TxManager
 
 log = logging.getLogger("ballast.keeper.liquidator")
 WAD = 10**18
 KIND = "liquidation"
+# Liquidations.Preview: fraction, allowed, discount, penalty, reward, fee, cost,
+# equity_before, mm_before, equity_after, mm_after, health_after.
+PREVIEW = (
+    "(uint256,uint256,uint256,uint256,uint256,uint256,int256,int256,uint256,int256,uint256,int256)"
+)
 
 
 @dataclass(frozen=True)
@@ -106,30 +113,36 @@ class Liquidator:
         return actions
 
     def _one(self, cand: Candidate, market: Market) -> Action:
-        liq = self.c.liquidations.functions
+        liq = self.c.liquidations
         account = cand.account
         try:
-            p = liq.liquidation_preview(account, WAD).call()
-        except RPC_ERRORS:
-            raise
-        except Exception as exc:
+            [raw] = eth_calls(
+                self.c.w3,
+                [(liq.address, liq.encode_abi("liquidation_preview", args=(account, WAD)))],
+            )
+        except RpcError as exc:
             log.info("preview of %d reverts: %s", account, exc)
             return Action(account, "simulation_failed", reason=f"preview: {exc}")
+        p = decode([PREVIEW], raw)[0]
         fraction, reward, cost = int(p[0]), int(p[4]), int(p[6])
         slack = abs(cost) * self.config.cost_slack_bps // 10_000 + WAD
-        call = liq.liquidate(account, self.config.account, fraction, cost + slack)
+        data = liq.encode_abi(
+            "liquidate", args=(account, self.config.account, fraction, cost + slack)
+        )
         try:
-            gas = call.estimate_gas({"from": self.sender})
-        except RPC_ERRORS:
-            raise
-        except Exception as exc:
+            gas = int(
+                rpc_one(
+                    self.c.w3,
+                    "eth_estimateGas",
+                    [{"from": self.sender, "to": liq.address, "data": data}],
+                ),
+                16,
+            )
+        except RpcError as exc:
             log.warning("simulation of liquidate(%d) fails: %s", account, exc)
             return Action(account, "simulation_failed", fraction, reward, reason=str(exc))
         gas = int(gas * self.config.gas_margin)
-        if self.tx is not None:
-            max_fee = self.tx.fees()[0]
-        else:
-            max_fee = int(self.c.w3.eth.get_block("pending").get("baseFeePerGas") or 0) * 2
+        max_fee = self.tx.fees()[0] if self.tx is not None else 0
         gas_price = int(market.prices_wad[self.config.gas_asset])
         gas_cost = gas * max_fee * gas_price // WAD  # WAD USD
         if reward < gas_cost * self.config.min_profit:
@@ -144,9 +157,8 @@ class Liquidator:
                 gas,
             )
             return Action(account, "dry_run", fraction, reward, gas_cost)
-        data = call._encode_transaction_data()
         try:
-            sent = self.tx.send(KIND, self.c.liquidations.address, data, gas, account)
+            sent = self.tx.send(KIND, liq.address, data, gas, account)
         except SendError as exc:
             log.warning("liquidate(%d) refused by the node: %s", account, exc)
             return Action(account, "send_failed", fraction, reward, gas_cost, reason=str(exc))

@@ -249,10 +249,6 @@ def backtest(
     click.echo(f"wrote {path}")
 
 
-if __name__ == "__main__":
-    cli()
-
-
 @cli.command()
 @click.option("--network", default="ethereum:local:foundry", show_default=True)
 @click.option(
@@ -318,3 +314,7 @@ def keeper(
         max_fee_gwei=max_fee_gwei,
     ):
         click.echo(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    cli()

@@ -8,7 +8,6 @@ bot in ``offchain_risk/keeper/bot.py`` calls ``tick`` from its block handler ins
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -168,7 +167,7 @@ class Keeper:
         m.last_tick.set(time.time())
         m.healthy.set(1)
         result = TickResult(head, index, poll, scan, actions, risk)
-        log.info(json.dumps({"event": "tick", **result.summary()}))
+        log.info("tick %d", head, extra={"fields": result.summary()})
         return result
 
     # ------------------------------------------------------------------ loop

@@ -41,17 +41,19 @@ def deploy_devnet(project: Any, deployer: Any, path: Path) -> dict[str, str]:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message."""
+    """One JSON object per line: time, level, logger, message and the record's ``fields``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {
-                "t": round(record.created, 3),
-                "level": record.levelname,
-                "logger": record.name,
-                "msg": record.getMessage(),
-            }
-        )
+        out = {
+            "t": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        out |= getattr(record, "fields", {})
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -306,8 +306,6 @@ def test_keeper__run_loop__serves_health_and_stops_cleanly(contracts, bot, chain
     server.shutdown()
 
 
-# Last in the file: after this test's blocks are reverted, anvil 1.7 sometimes reports a head
-# whose recent blocks it cannot return, which a later indexer pass (rightly) refuses.
 def test_keeper__stuck_low_fee_tx__replaced_on_same_nonce(
     contracts, deployment, engine, liquidations, owner, bot, book_accounts, chain, tmp_path
 ):
@@ -343,6 +341,10 @@ def test_keeper__stuck_low_fee_tx__replaced_on_same_nonce(
         tick = keeper.tick()
     finally:
         rpc("evm_setAutomine", [True])
+        # Back to Ape's zero base fee before the snapshot is restored: otherwise anvil 1.7
+        # reports the pre-revert head but cannot return its blocks to later tests.
+        rpc("anvil_setNextBlockBaseFeePerGas", ["0x0"])
+        chain.mine()
     assert bumped.hash in {t.hash for t in tick.poll.confirmed}
     statuses = {t.hash: t.status for t in keeper.store.txs(kind="liquidation")}
     assert statuses[stuck.hash] == "dropped" and statuses[bumped.hash] == CONFIRMED

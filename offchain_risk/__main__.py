@@ -275,6 +275,15 @@ def backtest(
 @click.option("--max-fee-gwei", type=float, default=500.0, show_default=True)
 @click.option("--once", is_flag=True, help="Run one tick, print it and exit.")
 @click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--risk-params",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Calibrated parameters (calibrate --out): enables signed risk updates.",
+)
+@click.option("--risk-signers", default=None, help="Comma-separated Ape aliases (or test:N).")
+@click.option("--relayer", default=None, help="Ape account that submits the updates.")
+@click.option("--risk-interval", type=float, default=3_600.0, show_default=True)
 def keeper(
     network: str,
     addresses_path: Path,
@@ -288,6 +297,10 @@ def keeper(
     max_fee_gwei: float,
     once: bool,
     log_level: str,
+    risk_params: Path | None,
+    risk_signers: str | None,
+    relayer: str | None,
+    risk_interval: float,
 ) -> None:
     """Run the keeper: index, scan and liquidate every block (dry run without --account)."""
     from offchain_risk.keeper import runner
@@ -299,6 +312,16 @@ def keeper(
             f"{addresses_path} not found: pass --deploy or a deployment's addresses",
             param_hint="--addresses",
         )
+    risk = None
+    if risk_params is not None:
+        if not risk_signers or not relayer:
+            raise click.BadParameter("--risk-params needs --risk-signers and --relayer")
+        risk = {
+            "params_path": risk_params,
+            "signer_names": [n.strip() for n in risk_signers.split(",") if n.strip()],
+            "relayer_name": relayer,
+            "interval": risk_interval,
+        }
     runner.setup_logging(log_level)
     for summary in runner.run(
         network,
@@ -312,6 +335,7 @@ def keeper(
         once=once,
         start_block=start_block,
         max_fee_gwei=max_fee_gwei,
+        risk=risk,
     ):
         click.echo(json.dumps(summary))
 

@@ -93,8 +93,12 @@ class Book:
 
     def _grow(self, cap: int, n_assets: int) -> None:
         def grow(a: np.ndarray) -> np.ndarray:
-            out = np.zeros((cap, n_assets) if a.ndim == 2 else cap)
-            out[: a.shape[0], : (a.shape[1] if a.ndim == 2 else None)] = a
+            if a.ndim == 1:
+                out = np.zeros(cap)
+                out[: len(a)] = a
+            else:
+                out = np.zeros((cap, n_assets))
+                out[: a.shape[0], : a.shape[1]] = a
             return out
 
         self.cash = grow(self.cash)

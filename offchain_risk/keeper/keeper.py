@@ -8,7 +8,6 @@ bot in ``offchain_risk/keeper/bot.py`` calls ``tick`` from its block handler ins
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -168,7 +167,7 @@ class Keeper:
         m.last_tick.set(time.time())
         m.healthy.set(1)
         result = TickResult(head, index, poll, scan, actions, risk)
-        log.info(json.dumps({"event": "tick", **result.summary()}))
+        log.info("tick %d", head, extra={"fields": result.summary()})
         return result
 
     # ------------------------------------------------------------------ loop
@@ -193,7 +192,14 @@ class Keeper:
                 backoff = min(2 * backoff, max_backoff)
                 continue
             if head != last_head:
-                result = self.tick()
+                try:
+                    result = self.tick()
+                except Exception:  # a bug or a contract surprise: loud, and retried
+                    log.exception("tick at block %d failed", head)
+                    self.metrics.healthy.set(0)
+                    self._stop.wait(backoff)
+                    backoff = min(2 * backoff, max_backoff)
+                    continue
                 if result.error is None:
                     last_head, backoff = head, poll_interval
                 else:

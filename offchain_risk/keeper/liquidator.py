@@ -11,7 +11,9 @@ For each candidate (largest shortfall first) the :class:`Liquidator`
    whose simulation fails is never sent, the revert reason is logged and counted;
 4. checks that the reward (USD) pays the gas at the fee it would bid, times ``min_profit``;
 5. sends it through the :class:`~offchain_risk.keeper.txs.TxManager`, or, in dry-run mode
-   (no signer), logs what it would have sent.
+   (no signer), logs what it would have sent (gas priced at zero: no key, no fee policy).
+
+Previews and simulations of one block's candidates go out as two JSON-RPC batches.
 """
 
 from __future__ import annotations
@@ -20,13 +22,20 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from offchain_risk.keeper.rpc import RPC_ERRORS, Contracts
+from eth_abi import decode
+
+from offchain_risk.keeper.rpc import Contracts, RpcError, rpc_batch
 from offchain_risk.keeper.scanner import Candidate, Market
 from offchain_risk.keeper.txs import SendError, TxManager
 
 log = logging.getLogger("ballast.keeper.liquidator")
 WAD = 10**18
 KIND = "liquidation"
+# Liquidations.Preview: fraction, allowed, discount, penalty, reward, fee, cost,
+# equity_before, mm_before, equity_after, mm_after, health_after.
+PREVIEW = (
+    "(uint256,uint256,uint256,uint256,uint256,uint256,int256,int256,uint256,int256,uint256,int256)"
+)
 
 
 @dataclass(frozen=True)
@@ -89,47 +98,62 @@ class Liquidator:
         return {t.account for t in self.tx.in_flight(KIND) if t.account is not None}
 
     def run(self, candidates: list[Candidate], market: Market) -> list[Action]:
+        """Liquidate ``candidates`` (in their order). Previews and simulations of all of
+        them go out as two JSON-RPC batches; sends follow one by one, in order."""
         busy = self.in_flight()
-        actions: list[Action] = []
-        sent = 0
+        actions: dict[int, Action] = {}
+        todo = []
         for cand in candidates:
-            if sent >= self.config.max_per_tick:
-                break
             if cand.account in busy:
-                actions.append(Action(cand.account, "in_flight"))
-                continue
-            action = self._one(cand, market)
-            actions.append(action)
-            if action.outcome in ("sent", "dry_run"):
-                sent += 1
+                actions[cand.account] = Action(cand.account, "in_flight")
+            elif len(todo) < self.config.max_per_tick:
+                todo.append(cand.account)
                 busy.add(cand.account)
-        return actions
+        liq = self.c.liquidations
+        previews = rpc_batch(
+            self.c.w3,
+            [
+                ("eth_call", [{"to": liq.address, "data": self._preview_data(a)}, "latest"])
+                for a in todo
+            ],
+        )
+        planned = []  # (account, fraction, reward, calldata)
+        for account, answer in zip(todo, previews, strict=True):
+            if isinstance(answer, RpcError):
+                log.info("preview of %d reverts: %s", account, answer)
+                actions[account] = Action(account, "simulation_failed", reason=f"preview: {answer}")
+                continue
+            p = decode([PREVIEW], bytes.fromhex(answer.removeprefix("0x")))[0]
+            fraction, reward, cost = int(p[0]), int(p[4]), int(p[6])
+            slack = abs(cost) * self.config.cost_slack_bps // 10_000 + WAD
+            args = (account, self.config.account, fraction, cost + slack)
+            planned.append((account, fraction, reward, liq.encode_abi("liquidate", args=args)))
+        # The simulation: eth_estimateGas of each liquidate from the keeper's address.
+        estimates = rpc_batch(
+            self.c.w3,
+            [
+                ("eth_estimateGas", [{"from": self.sender, "to": liq.address, "data": data}])
+                for _, _, _, data in planned
+            ],
+        )
+        for (account, fraction, reward, data), est in zip(planned, estimates, strict=True):
+            if isinstance(est, RpcError):
+                log.warning("simulation of liquidate(%d) fails: %s", account, est)
+                actions[account] = Action(
+                    account, "simulation_failed", fraction, reward, reason=str(est)
+                )
+                continue
+            gas = int(int(est, 16) * self.config.gas_margin)
+            actions[account] = self._send(account, fraction, reward, data, gas, market)
+        return [actions[c.account] for c in candidates if c.account in actions]
 
-    def _one(self, cand: Candidate, market: Market) -> Action:
-        liq = self.c.liquidations.functions
-        account = cand.account
-        try:
-            p = liq.liquidation_preview(account, WAD).call()
-        except RPC_ERRORS:
-            raise
-        except Exception as exc:
-            log.info("preview of %d reverts: %s", account, exc)
-            return Action(account, "simulation_failed", reason=f"preview: {exc}")
-        fraction, reward, cost = int(p[0]), int(p[4]), int(p[6])
-        slack = abs(cost) * self.config.cost_slack_bps // 10_000 + WAD
-        call = liq.liquidate(account, self.config.account, fraction, cost + slack)
-        try:
-            gas = call.estimate_gas({"from": self.sender})
-        except RPC_ERRORS:
-            raise
-        except Exception as exc:
-            log.warning("simulation of liquidate(%d) fails: %s", account, exc)
-            return Action(account, "simulation_failed", fraction, reward, reason=str(exc))
-        gas = int(gas * self.config.gas_margin)
-        if self.tx is not None:
-            max_fee = self.tx.fees()[0]
-        else:
-            max_fee = int(self.c.w3.eth.get_block("pending").get("baseFeePerGas") or 0) * 2
+    def _preview_data(self, account: int) -> str:
+        return self.c.liquidations.encode_abi("liquidation_preview", args=(account, WAD))
+
+    def _send(
+        self, account: int, fraction: int, reward: int, data: str, gas: int, market: Market
+    ) -> Action:
+        max_fee = self.tx.fees()[0] if self.tx is not None else 0
         gas_price = int(market.prices_wad[self.config.gas_asset])
         gas_cost = gas * max_fee * gas_price // WAD  # WAD USD
         if reward < gas_cost * self.config.min_profit:
@@ -144,7 +168,6 @@ class Liquidator:
                 gas,
             )
             return Action(account, "dry_run", fraction, reward, gas_cost)
-        data = call._encode_transaction_data()
         try:
             sent = self.tx.send(KIND, self.c.liquidations.address, data, gas, account)
         except SendError as exc:

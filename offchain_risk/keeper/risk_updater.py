@@ -10,10 +10,10 @@ owner's bounds, cuts loosening at the rate limits (a step toward the target), si
 risk-signer keys, submits through the relayer key and reads the engine back.
 
 :func:`vol_scaled_target` is the default target: a base parameter set (the risk engine's
-calibration on the shared history, ``python -m offchain_risk calibrate``, or the chain's
-current values) whose shocks are scaled by on-chain realised volatility over the base's
-volatility, never below 1 (a regime change tightens; loosening waits for the next
-calibration).
+calibration on the shared history, ``python -m offchain_risk calibrate``, read by
+:func:`base_from_params`; or the chain's current values) whose shocks are scaled by the
+on-chain realised volatility over the calibration's forecast volatility, never below 1 (a
+regime change tightens; loosening waits for the next calibration).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 
 from offchain_risk.keeper.scanner import Market
 from offchain_risk.keeper.signer import ParamSet, RiskSigner, StepPlan
+from offchain_risk.models.margin import pad_scenarios
 
 log = logging.getLogger("ballast.keeper.risk")
 WAD = 10**18
@@ -63,15 +64,31 @@ class RiskUpdateResult:
 
 
 def vol_scaled_target(
-    base: ParamSet, base_vol: np.ndarray, max_scale: float = 2.0
+    base: ParamSet,
+    base_vol: np.ndarray,
+    max_scale: float = 2.0,
+    horizon_s: float | None = None,
 ) -> Callable[[PriceHistory, np.ndarray], ParamSet]:
     """A target function: ``base`` with each asset's shocks times
-    ``clip(realised / base_vol, 1, max_scale)``."""
+    ``clip(realised / base_vol, 1, max_scale)``.
+
+    ``base_vol`` (n,) is per asset of ``base``: per observation of the keeper's price history
+    when ``horizon_s`` is None, else the volatility of the log move over ``horizon_s``
+    seconds (the calibration's ``metadata.horizon_vol``), which the realised volatility is
+    scaled to by the mean time between observations.
+    """
     base_vol = np.asarray(base_vol, dtype=np.float64)
+    if base_vol.shape != (len(base.assets),):
+        raise ValueError("base_vol needs one entry per asset of the base set")
 
     def target(history: PriceHistory, vol: np.ndarray) -> ParamSet:
         idx = np.asarray(base.assets, dtype=np.int64)
-        ratio = np.divide(vol[idx], base_vol, out=np.ones(len(idx)), where=base_vol > 0)
+        realised = np.asarray(vol, dtype=np.float64)[idx]
+        if horizon_s is not None:
+            times = history.times
+            dt = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else 0.0
+            realised = realised * np.sqrt(horizon_s / dt) if dt > 0 else np.zeros_like(realised)
+        ratio = np.divide(realised, base_vol, out=np.ones(len(idx)), where=base_vol > 0)
         scale = np.clip(ratio, 1.0, max_scale)  # (n,)
         shocks = np.round(np.asarray(base.shocks_bps) * scale[:, None]).astype(np.int64)
         return ParamSet(
@@ -85,6 +102,35 @@ def vol_scaled_target(
         )
 
     return target
+
+
+def base_from_params(
+    params: dict, symbols: dict[str, int], discounts: tuple[int, int]
+) -> tuple[ParamSet, np.ndarray, float]:
+    """The risk engine's calibration (``python -m offchain_risk calibrate`` JSON, fitted on
+    the shared history) as a base set for the listed assets: (base, horizon vols (n,),
+    horizon in seconds). ``symbols``: listed symbol -> asset id; ``discounts``: the
+    liquidation curve (min, max) to restate, which the calibration does not set."""
+    listed = sorted((symbols[s], s) for s in params["shocks_bps"] if s in symbols)
+    if not listed:
+        raise ValueError(f"no asset of the parameter set is listed: {list(params['shocks_bps'])}")
+    meta = params.get("metadata", {})
+    vols = meta.get("horizon_vol", {})
+    missing = [s for _, s in listed if s not in vols]
+    if missing:
+        raise ValueError(f"metadata.horizon_vol lacks {missing}")
+    shocks = pad_scenarios(np.array([params["shocks_bps"][s] for _, s in listed], dtype=np.int64))
+    base = ParamSet(
+        assets=np.array([a for a, _ in listed], dtype=np.int64),
+        shocks_bps=shocks,
+        floor_bps=np.array([int(params["floor_bps"][s]) for _, s in listed], dtype=np.int64),
+        haircut_bps=np.array([int(params["haircut_bps"][s]) for _, s in listed], dtype=np.int64),
+        im_multiplier_wad=int(params["im_multiplier_wad"]),
+        min_discount_wad=int(discounts[0]),
+        max_discount_wad=int(discounts[1]),
+    )
+    horizon_s = float(meta.get("horizon_hours", 24)) * 3_600
+    return base, np.array([float(vols[s]) for _, s in listed]), horizon_s
 
 
 class RiskUpdater:

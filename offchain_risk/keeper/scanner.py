@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from eth_abi import decode
 
 from offchain_risk.keeper.indexer import Book
-from offchain_risk.keeper.rpc import Contracts
+from offchain_risk.keeper.rpc import Contracts, eth_calls
 from offchain_risk.models.margin import MAX_SCENARIOS, RiskParams
 
 WAD = 10**18
@@ -25,6 +26,10 @@ BATCH = 100  # constants.MAX_BATCH
 # 1e-9 of MM (or 1e-9 USD) is sent to the chain for the exact answer.
 REL_TOL = 1e-9
 ABS_TOL = 1e-9
+# Lens.AssetConfig: token, feed, heartbeat, feed_decimals, floor_bps, haircut_bps, perp,
+# oi_cap, open_interest.
+ASSET_CONFIG = "(address,address,uint256,uint256,uint256,uint256,bool,uint256,uint256)"
+MARGIN_LIST = "(int256,uint256,uint256,bool,int256)[]"  # ledger.Margin[]
 
 
 def unpack_shocks(word: int) -> list[int]:
@@ -50,23 +55,34 @@ class Market:
 
 
 def read_market(c: Contracts) -> Market:
-    """Prices (``engine.price``) and risk parameters (``Lens``, ``shock_word``,
-    ``im_multiplier``) of every listed asset."""
-    n = c.engine.functions.num_assets().call()
+    """Prices (``engine.price``) and risk parameters (``Lens.asset_config``, ``shock_word``,
+    ``im_multiplier``) of every listed asset, in two batched round trips."""
+    engine, lens = c.engine, c.lens
+    [raw] = eth_calls(c.w3, [(engine.address, engine.encode_abi("num_assets"))])
+    n = decode(["uint256"], raw)[0]
+    calls = [(engine.address, engine.encode_abi("im_multiplier"))]
+    for a in range(n):
+        calls += [
+            (engine.address, engine.encode_abi("price", args=(a,))),
+            (lens.address, lens.encode_abi("asset_config", args=(a,))),
+            (engine.address, engine.encode_abi("shock_word", args=(a,))),
+        ]
+    out = eth_calls(c.w3, calls)
+    im = decode(["uint256"], out[0])[0]
     prices, ok, floors, haircuts, shocks = [], [], [], [], []
     for a in range(n):
-        p, valid = c.engine.functions.price(a).call()
-        cfg = c.lens.functions.asset_config(a).call()
+        p, valid = decode(["uint256", "bool"], out[1 + 3 * a])
+        cfg = decode([ASSET_CONFIG], out[2 + 3 * a])[0]
         prices.append(int(p))
         ok.append(bool(valid))
         floors.append(int(cfg[4]))
         haircuts.append(int(cfg[5]))
-        shocks.append(unpack_shocks(c.engine.functions.shock_word(a).call()))
+        shocks.append(unpack_shocks(decode(["uint256"], out[3 + 3 * a])[0]))
     params = RiskParams(
         floor_bps=np.array(floors, dtype=np.int64),
         haircut_bps=np.array(haircuts, dtype=np.int64),
         shocks_bps=np.array(shocks, dtype=np.int64).reshape(n, MAX_SCENARIOS),
-        im_multiplier_wad=int(c.engine.functions.im_multiplier().call()),
+        im_multiplier_wad=int(im),
     )
     return Market(np.array(prices, dtype=object), np.array(ok, dtype=bool), params)
 
@@ -139,11 +155,15 @@ class Scanner:
 
     def confirm(self, accounts: list[int]) -> list[Candidate]:
         """The chain's (equity, MM) for ``accounts``; the liquidatable ones."""
+        engine = self.c.engine
+        parts = [accounts[i : i + self.batch] for i in range(0, len(accounts), self.batch)]
+        answers = eth_calls(
+            self.c.w3, [(engine.address, engine.encode_abi("healths", args=(p,))) for p in parts]
+        )
         out = []
-        for i in range(0, len(accounts), self.batch):
-            part = accounts[i : i + self.batch]
-            for account, m in zip(part, self.c.engine.functions.healths(part).call(), strict=True):
-                equity, mm, _, prices_ok = int(m[0]), int(m[1]), int(m[2]), bool(m[3])
+        for part, raw in zip(parts, answers, strict=True):
+            for account, m in zip(part, decode([MARGIN_LIST], raw)[0], strict=True):
+                equity, mm, prices_ok = int(m[0]), int(m[1]), bool(m[3])
                 if prices_ok and equity < mm:
                     out.append(Candidate(account, equity, mm))
         out.sort(key=lambda c: c.shortfall, reverse=True)

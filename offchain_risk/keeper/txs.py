@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from offchain_risk.keeper.rpc import RPC_ERRORS
+from offchain_risk.keeper.rpc import RPC_ERRORS, RpcError, rpc_batch, rpc_one
 from offchain_risk.keeper.store import (
     CONFIRMED,
     DROPPED,
@@ -138,12 +138,14 @@ class TxManager:
         self.gas = gas or GasPolicy()
         self.chain_id = w3.eth.chain_id
         self._next_nonce: int | None = None
+        self._head: int | None = None
+        self._fees: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ nonce
 
     def sync_nonce(self) -> int:
         """The next nonce: the chain's count, or past every pending transaction we sent."""
-        chain = self.w3.eth.get_transaction_count(self.address, "latest")
+        chain = self._chain_nonce()
         pending = [t.nonce for t in self.store.txs(PENDING) if t.target]
         self._next_nonce = max([chain, *[n + 1 for n in pending]])
         return self._next_nonce
@@ -154,16 +156,26 @@ class TxManager:
             return self.sync_nonce()
         return self._next_nonce
 
+    def _chain_nonce(self) -> int:
+        return int(rpc_one(self.w3, "eth_getTransactionCount", [self.address, "latest"]), 16)
+
     def in_flight(self, kind: str | None = None) -> list[SentTx]:
         return self.store.txs(PENDING, kind)
 
     # ------------------------------------------------------------------ fees
 
     def fees(self) -> tuple[int, int]:
-        """(max_fee, priority_fee) for a new transaction."""
-        base = int(self.w3.eth.get_block("pending").get("baseFeePerGas") or 0)
-        tip = self.gas.priority_fee
-        return min(self.gas.base_fee_multiplier * base + tip, self.gas.max_fee_cap), tip
+        """(max_fee, priority_fee) for a new transaction; read once per block."""
+        if self._fees is None:
+            block = rpc_one(self.w3, "eth_getBlockByNumber", ["pending", False])
+            base = int(block.get("baseFeePerGas") or "0x0", 16)
+            tip = self.gas.priority_fee
+            self._fees = (min(self.gas.base_fee_multiplier * base + tip, self.gas.max_fee_cap), tip)
+        return self._fees
+
+    def begin(self, head: int) -> None:
+        """A new block: fees are read again."""
+        self._head, self._fees = head, None
 
     # ------------------------------------------------------------------ send
 
@@ -185,10 +197,10 @@ class TxManager:
         if not self.store.txs_by_hash(tx_hash):
             self.store.add_tx(tx)
         try:
-            self.w3.eth.send_raw_transaction(raw)
+            rpc_one(self.w3, "eth_sendRawTransaction", ["0x" + raw.hex()])
         except RPC_ERRORS:
             raise  # recorded as pending: re-broadcast when found stuck
-        except Exception as exc:
+        except RpcError as exc:
             text = str(exc).lower()
             if "already known" in text or "already imported" in text:
                 return tx_hash
@@ -208,7 +220,7 @@ class TxManager:
             status=PENDING,
             max_fee=max_fee,
             priority_fee=tip,
-            sent_block=self.w3.eth.block_number,
+            sent_block=self._head if self._head is not None else self.w3.eth.block_number,
             payload=data,
             target=self.w3.to_checksum_address(to),
             gas=gas,
@@ -229,23 +241,30 @@ class TxManager:
         """Settle mined transactions and bump the stuck ones."""
         if head is None:
             head = self.w3.eth.block_number
+        self.begin(head)
         confirmed, failed, bumped, dropped = [], [], [], []
         live = self.store.txs(PENDING) + self.store.txs(REPLACED)
+        if not live:
+            return PollResult(confirmed, failed, bumped, dropped)
         by_nonce: dict[int, list[SentTx]] = {}
         for t in live:
             by_nonce.setdefault(t.nonce, []).append(t)
-        chain_nonce = self.w3.eth.get_transaction_count(self.address, "latest")
+        answers = rpc_batch(self.w3, [("eth_getTransactionReceipt", [t.hash]) for t in live])
+        receipts = {}
+        for t, r in zip(live, answers, strict=True):
+            if isinstance(r, RpcError):
+                raise r
+            if r is not None:
+                receipts[t.hash] = r
+        chain_nonce = self._chain_nonce()
         for nonce, versions in sorted(by_nonce.items()):
-            mined = None
-            for t in versions:
-                receipt = self._receipt(t.hash)
-                if receipt is not None:
-                    mined = (t, receipt)
-                    break
+            mined = next(((t, receipts[t.hash]) for t in versions if t.hash in receipts), None)
             if mined is not None:
                 t, receipt = mined
-                ok = int(receipt["status"]) == 1
-                self.store.set_status(t.hash, CONFIRMED if ok else FAILED, receipt["blockNumber"])
+                ok = int(receipt["status"], 16) == 1
+                block = int(receipt["blockNumber"], 16)
+                self.store.set_status(t.hash, CONFIRMED if ok else FAILED, block)
+                t.mined_block = block
                 (confirmed if ok else failed).append(t)
                 for other in versions:
                     if other.hash != t.hash:
@@ -262,14 +281,6 @@ class TxManager:
                 if new is not None:
                     bumped.append(new)
         return PollResult(confirmed, failed, bumped, dropped)
-
-    def _receipt(self, tx_hash: str) -> Any:
-        try:
-            return self.w3.eth.get_transaction_receipt(tx_hash)
-        except RPC_ERRORS:
-            raise
-        except Exception:  # web3's TransactionNotFound: not mined (yet)
-            return None
 
     def _bump(self, old: SentTx, head: int) -> SentTx | None:
         max_fee_now, tip_now = self.fees()

@@ -3,7 +3,9 @@ transaction, re-organisation."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -13,6 +15,7 @@ from keeper_setup import liquidatable, long_book
 
 from offchain_risk.keeper.keeper import Keeper
 from offchain_risk.keeper.liquidator import LiquidatorConfig
+from offchain_risk.keeper.metrics import serve
 from offchain_risk.keeper.rpc import Contracts, http_web3
 from offchain_risk.keeper.store import CONFIRMED, PENDING, Store
 from offchain_risk.keeper.txs import GasPolicy, LocalSigner, TxManager
@@ -272,8 +275,37 @@ def test_keeper__anvil_reorg__index_matches_the_new_chain(
     assert rows[-1].cash == before
 
 
-# Last in the file: after this test's blocks are reverted, anvil 1.7 sometimes reports a head
-# whose recent blocks it cannot return, which a later indexer pass (rightly) refuses.
+def test_keeper__run_loop__serves_health_and_stops_cleanly(contracts, bot, chain, tmp_path):
+    keeper = make_keeper(contracts, Store(tmp_path / "k.db"), bot, dry_run=True)
+    server = serve(keeper.metrics, 0, max_silence=1.0)
+    url = f"http://127.0.0.1:{server.server_port}"
+    assert requests.get(f"{url}/health", timeout=5).status_code == 503  # no tick yet
+    loop = threading.Thread(target=keeper.run, kwargs={"poll_interval": 0.05})
+    loop.start()
+    try:
+        deadline = time.time() + 20
+        while keeper.metrics.value("keeper_last_tick_timestamp") == 0:
+            assert time.time() < deadline, "no tick"
+            time.sleep(0.05)
+        assert requests.get(f"{url}/health", timeout=5).status_code == 200
+        page = requests.get(f"{url}/metrics", timeout=5).text
+        assert "keeper_accounts_indexed" in page and "keeper_scan_ms_bucket" in page
+        head = keeper.store.last_block
+        chain.mine()
+        while keeper.store.last_block == head:
+            assert time.time() < deadline, "the loop did not follow the new block"
+            time.sleep(0.05)
+    finally:
+        keeper.stop()
+        loop.join(10)
+    assert not loop.is_alive()
+    with pytest.raises(sqlite3.ProgrammingError):  # closed on the way out
+        keeper.store.count_events()
+    time.sleep(1.1)
+    assert requests.get(f"{url}/health", timeout=5).status_code == 503  # stale now
+    server.shutdown()
+
+
 def test_keeper__stuck_low_fee_tx__replaced_on_same_nonce(
     contracts, deployment, engine, liquidations, owner, bot, book_accounts, chain, tmp_path
 ):
@@ -309,6 +341,10 @@ def test_keeper__stuck_low_fee_tx__replaced_on_same_nonce(
         tick = keeper.tick()
     finally:
         rpc("evm_setAutomine", [True])
+        # Back to Ape's zero base fee before the snapshot is restored: otherwise anvil 1.7
+        # reports the pre-revert head but cannot return its blocks to later tests.
+        rpc("anvil_setNextBlockBaseFeePerGas", ["0x0"])
+        chain.mine()
     assert bumped.hash in {t.hash for t in tick.poll.confirmed}
     statuses = {t.hash: t.status for t in keeper.store.txs(kind="liquidation")}
     assert statuses[stuck.hash] == "dropped" and statuses[bumped.hash] == CONFIRMED

@@ -11,7 +11,7 @@ from offchain_risk.keeper.indexer import (
     Indexer,
     decode_account_state,
 )
-from offchain_risk.keeper.store import CASH_ASSET, Store
+from offchain_risk.keeper.store import CASH_ASSET, AccountEvent, Store
 
 WAD = 10**18
 CASH = 2**256 - 1
@@ -194,3 +194,16 @@ def test_store__bound_to_one_engine(tmp_path):
     store.bind(1, ENGINE.upper().replace("0X", "0x"))
     with pytest.raises(ValueError, match="use another --db path"):
         store.bind(2, ENGINE)
+
+
+def test_book__grows_past_its_first_capacity_and_new_assets__values_kept():
+    book = Book(2)
+    n = 2_500  # the arrays start at 1,024 rows
+    for i in range(n):
+        book.apply(AccountEvent(1, i, i + 1, 1, i * WAD, 0, -i * WAD, i * WAD))
+    book.apply(AccountEvent(2, 0, 7, 3, 5 * WAD, 2 * WAD, 0, 0))  # a fourth asset listed
+    cash, coll, size, on = book.view()
+    assert len(book) == n and cash.shape == (n,) and size.shape == (n, 4)
+    assert list(cash[:3]) == [0.0, 1.0, 2.0] and cash[-1] == n - 1
+    assert size[-1, 1] == -(n - 1) and on[-1, 1] == n - 1
+    assert coll[6, 3] == 2.0 and cash[6] == 5.0 and book.records[7].assets[3] == (2 * WAD, 0, 0)

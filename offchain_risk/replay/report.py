@@ -91,6 +91,11 @@ class ReplayReport:
             ("IM if every leg were isolated", lambda v: usd(v.isolated_im_usd)),
             ("shocks: rounds with books below MM", lambda v: f"{len(v.shocks)}"),
             (
+                "signed risk updates landed (on a vol jump)",
+                lambda v: f"{sum(1 for u in v.risk_updates if u[2])} "
+                f"({sum(1 for u in v.risk_updates if u[2] and u[1] == 'vol_jump')})",
+            ),
+            (
                 "keeper ticks to restore (max)",
                 lambda v: f"{max((s.ticks for s in v.shocks), default=0)}",
             ),
@@ -198,15 +203,16 @@ def plot_replay(report: ReplayReport, path: Path) -> Path:
     ax.set_ylabel("price (opening = 100)")
     ax.set_title(
         f"Replay of {r.path.opening_time.astype('datetime64[D]')} .. "
-        f"{r.path.times[-1].astype('datetime64[D]')}: {len(report.ballast.shocks) and ''}"
-        f"{report.ballast.accounts} books, keeper running"
+        f"{r.path.times[-1].astype('datetime64[D]')}: {report.ballast.accounts} books per "
+        "venue, keeper running"
     )
     ax.legend(loc="lower left", fontsize=8, ncol=len(r.path.assets))
     ax = axes[1]
     colors = ("tab:blue", "tab:red")
     for v, color in zip(r.venues, colors, strict=False):
         ratio = np.array(v.ratio)  # (n_steps, n_accounts)
-        finite = np.where(np.isfinite(ratio), np.clip(ratio, -1, 6), np.nan)
+        # books with nothing left (MM = 0) drop out; log scale, clipped to [0.25, 50]
+        finite = np.where(np.isfinite(ratio), np.clip(ratio, 0.25, 50), np.nan)
         with np.errstate(all="ignore"):
             import warnings
 
@@ -217,7 +223,8 @@ def plot_replay(report: ReplayReport, path: Path) -> Path:
         ax.plot(t, p50, color=color, lw=1.2, label=f"{v.label}: median E/MM (10-90% band)")
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     ax.text(t[0], 1.02, "liquidatable below 1", fontsize=7, va="bottom")
-    ax.set_ylabel("equity / MM of open books")
+    ax.set_yscale("log")
+    ax.set_ylabel("equity / MM of open books (log)")
     ax.legend(loc="upper right", fontsize=8)
     ax = axes[2]
     width = (r.path.times[1] - r.path.times[0]).astype("timedelta64[s]").astype(float) / 86_400

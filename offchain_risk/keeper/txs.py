@@ -7,9 +7,10 @@ restart neither reuses a pending nonce nor leaves a gap), records every transact
 
 * marks mined transactions confirmed or failed (and the other versions of the same nonce
   dropped);
-* re-sends a transaction that has waited ``stuck_blocks`` blocks on the same nonce with both
-  fees raised by ``bump`` (at least the 10% a node needs to accept a replacement), up to
-  ``max_fee_cap``; a transaction the node lost is re-broadcast the same way.
+* when none of its transactions was mined for ``stuck_blocks`` blocks, re-sends each pending
+  one on its nonce with both fees raised by ``bump`` (at least the 10% a node needs to accept
+  a replacement), up to ``max_fee_cap``; a transaction the node lost is re-broadcast the same
+  way. A queue that moves is not bumped: it waits for block space, not for a higher fee.
 
 Signers: :class:`LocalSigner` (a raw key, e.g. an Ape test account's) or :class:`ApeSigner`
 (any Ape account: keyfile, hardware).
@@ -140,6 +141,8 @@ class TxManager:
         self._next_nonce: int | None = None
         self._head: int | None = None
         self._fees: tuple[int, int] | None = None
+        self._seen_nonce: int | None = None  # the chain's count at the last poll
+        self._moved_at = 0  # the block at which that count last changed
 
     # ------------------------------------------------------------------ nonce
 
@@ -243,6 +246,9 @@ class TxManager:
             head = self.w3.eth.block_number
         self.begin(head)
         confirmed, failed, bumped, dropped = [], [], [], []
+        chain_nonce = self._chain_nonce()
+        if chain_nonce != self._seen_nonce:
+            self._seen_nonce, self._moved_at = chain_nonce, head
         live = self.store.txs(PENDING) + self.store.txs(REPLACED)
         if not live:
             return PollResult(confirmed, failed, bumped, dropped)
@@ -256,7 +262,6 @@ class TxManager:
                 raise r
             if r is not None:
                 receipts[t.hash] = r
-        chain_nonce = self._chain_nonce()
         for nonce, versions in sorted(by_nonce.items()):
             mined = next(((t, receipts[t.hash]) for t in versions if t.hash in receipts), None)
             if mined is not None:
@@ -275,8 +280,12 @@ class TxManager:
                     self.store.set_status(t.hash, DROPPED)
                     dropped.append(t)
                 continue
+            # Stuck: no transaction of ours was mined for stuck_blocks blocks. A queue that
+            # moves (a full block of our own liquidations) is waiting for space, not stuck,
+            # and bumping it would only re-send every queued transaction.
             current = max(versions, key=lambda t: t.max_fee)
-            if current.status == PENDING and head - current.sent_block >= self.gas.stuck_blocks:
+            waited = head - max(current.sent_block, self._moved_at)
+            if current.status == PENDING and waited >= self.gas.stuck_blocks:
                 new = self._bump(current, head)
                 if new is not None:
                     bumped.append(new)

@@ -7,7 +7,7 @@ everyone the hostile contract does not concern.
 
 import boa
 import pytest
-from boa_stack import CONTRACTS, deploy
+from boa_stack import CONTRACTS
 
 WAD = 10**18
 ETH, BTC, SOL, LINK = 0, 1, 2, 3
@@ -16,18 +16,6 @@ HEARTBEAT = 86_400
 
 def load(name, *args):
     return boa.load(str(CONTRACTS / name), *args)
-
-
-@pytest.fixture(scope="module")
-def stack():
-    with boa.env.anchor():
-        yield deploy()
-
-
-@pytest.fixture
-def s(stack):
-    with boa.env.anchor():
-        yield stack
 
 
 def list_collateral(s, token, price_usd, haircut_bps=1_000):

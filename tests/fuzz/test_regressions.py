@@ -6,25 +6,11 @@ stays covered whatever that database holds.
 """
 
 import boa
-import pytest
-from boa_stack import deploy
 
 WAD = 10**18
 USDC = 10**6
 ETH = 0
 SIZE = 3 * WAD + 123_456_789  # odd wei: the hole is not a whole number of USDC units
-
-
-@pytest.fixture(scope="module")
-def stack():
-    with boa.env.anchor():
-        yield deploy()
-
-
-@pytest.fixture
-def s(stack):
-    with boa.env.anchor():
-        yield stack
 
 
 def fund(s, name, sub, amount):

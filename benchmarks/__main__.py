@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--skip-gas] [--skip-throughput]`.
+"""`python -m benchmarks [--quick] [--skip-gas] [--skip-throughput] [--fuzz]`.
 
 Starts a local anvil through Ape, measures gas exactly, measures the risk engine's
 throughput against this machine's roofs, prints the tables and writes
@@ -31,6 +31,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10x smaller throughput run")
     parser.add_argument("--skip-gas", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--fuzz", action="store_true", help="measure the stateful fuzz profiles (titanoboa)"
+    )
+    parser.add_argument(
+        "--fuzz-long-examples",
+        type=int,
+        default=8,
+        help="examples per process for the shortened long-profile measurement",
+    )
     args = parser.parse_args()
 
     sections = [
@@ -63,6 +72,15 @@ def main() -> None:
         print("throughput: measuring roofs and workloads ...", flush=True)
         section = throughput.run(quick=args.quick)
         sections += ["", section]
+    if args.fuzz:
+        from benchmarks import fuzz
+
+        section = fuzz.run(long_examples=args.fuzz_long_examples)
+        print(section, flush=True)
+        sections += ["", section]
+    else:
+        kept = _previous("Fuzz throughput")
+        sections += ["", kept] if kept else []
     RESULTS.write_text("\n".join(sections) + "\n")
     print(f"wrote {RESULTS}")
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m offchain_risk calibrate|backtest``."""
+"""Command line: ``python -m offchain_risk calibrate|backtest|keeper``."""
 
 from __future__ import annotations
 
@@ -247,6 +247,97 @@ def backtest(
     path = write_backtest_report(result, out)
     click.echo(result.summary())
     click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.option("--network", default="ethereum:local:foundry", show_default=True)
+@click.option(
+    "--addresses",
+    "addresses_path",
+    default="deployment.json",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON of the deployment (engine, liquidations, lens); written with --deploy.",
+)
+@click.option("--deploy", is_flag=True, help="Deploy a fresh devnet listing first.")
+@click.option(
+    "--db",
+    default="keeper.db",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite state (index, transactions).",
+)
+@click.option("--account", default=None, help="Ape account alias, or test:N. None: dry run.")
+@click.option("--sender", default=None, help="Dry run: the address simulations run from.")
+@click.option("--metrics-port", type=int, default=None, help="Serve /metrics and /health.")
+@click.option("--poll", "poll_interval", type=float, default=1.0, show_default=True)
+@click.option("--start-block", type=int, default=0, show_default=True)
+@click.option("--max-fee-gwei", type=float, default=500.0, show_default=True)
+@click.option("--once", is_flag=True, help="Run one tick, print it and exit.")
+@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--risk-params",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Calibrated parameters (calibrate --out): enables signed risk updates.",
+)
+@click.option("--risk-signers", default=None, help="Comma-separated Ape aliases (or test:N).")
+@click.option("--relayer", default=None, help="Ape account that submits the updates.")
+@click.option("--risk-interval", type=float, default=3_600.0, show_default=True)
+def keeper(
+    network: str,
+    addresses_path: Path,
+    deploy: bool,
+    db: Path,
+    account: str | None,
+    sender: str | None,
+    metrics_port: int | None,
+    poll_interval: float,
+    start_block: int,
+    max_fee_gwei: float,
+    once: bool,
+    log_level: str,
+    risk_params: Path | None,
+    risk_signers: str | None,
+    relayer: str | None,
+    risk_interval: float,
+) -> None:
+    """Run the keeper: index, scan and liquidate every block (dry run without --account)."""
+    from offchain_risk.keeper import runner
+
+    if account is None and sender is None:
+        raise click.BadParameter("a dry run needs --sender (or sign with --account)")
+    if not deploy and not addresses_path.exists():
+        raise click.BadParameter(
+            f"{addresses_path} not found: pass --deploy or a deployment's addresses",
+            param_hint="--addresses",
+        )
+    risk = None
+    if risk_params is not None:
+        if not risk_signers or not relayer:
+            raise click.BadParameter("--risk-params needs --risk-signers and --relayer")
+        risk = {
+            "params_path": risk_params,
+            "signer_names": [n.strip() for n in risk_signers.split(",") if n.strip()],
+            "relayer_name": relayer,
+            "interval": risk_interval,
+        }
+    runner.setup_logging(log_level)
+    for summary in runner.run(
+        network,
+        addresses_path,
+        db,
+        account,
+        sender,
+        deploy=deploy,
+        metrics_port=metrics_port,
+        poll_interval=poll_interval,
+        once=once,
+        start_block=start_block,
+        max_fee_gwei=max_fee_gwei,
+        risk=risk,
+    ):
+        click.echo(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,281 @@
+"""Index the engine's accounts from its ``AccountState`` logs.
+
+The engine emits the absolute post-state of every touched (account, asset) pair, so the
+latest log per pair is the account. The :class:`Indexer` backfills in chunks from the last
+processed block, follows the head, re-reads a look-back window every pass (a re-organised
+block is replaced as a whole) and commits each pass to the :class:`Store` atomically. The
+:class:`Book` is the in-memory mirror the scanner reads: exact ints per account and float64
+arrays ``(n_accounts, n_assets)`` for the vectorised scan.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from eth_abi import decode
+from eth_utils import keccak
+
+from offchain_risk.keeper.store import CASH_ASSET, AccountEvent, Store
+
+log = logging.getLogger("ballast.keeper.indexer")
+
+WAD = 10**18
+CASH_SENTINEL = 2**256 - 1
+ACCOUNT_STATE_TOPIC = "0x" + keccak(
+    text="AccountState(uint256,uint256,int256,uint256,int256,int256)"
+).hex().removeprefix("0x")
+_DATA_TYPES = ["uint256", "int256", "uint256", "int256", "int256"]
+
+
+def decode_account_state(raw: Any) -> AccountEvent:
+    """An ``AccountState`` log (web3 ``AttributeDict``) as an :class:`AccountEvent`."""
+    topics = raw["topics"]
+    if len(topics) != 2 or _hex(topics[0]) != ACCOUNT_STATE_TOPIC:
+        raise ValueError(f"not an AccountState log: {raw}")
+    asset, cash, collateral, size, on = decode(_DATA_TYPES, bytes(raw["data"]))
+    return AccountEvent(
+        block=int(raw["blockNumber"]),
+        log_index=int(raw["logIndex"]),
+        account=int.from_bytes(bytes(topics[1]), "big"),
+        asset=CASH_ASSET if asset == CASH_SENTINEL else int(asset),
+        cash=cash,
+        collateral=collateral,
+        size=size,
+        open_notional=on,
+    )
+
+
+def _hex(value: Any) -> str:
+    if isinstance(value, str):
+        return value.lower() if value.startswith("0x") else "0x" + value.lower()
+    return "0x" + bytes(value).hex()
+
+
+@dataclass
+class AccountRecord:
+    """One account's exact balances (WAD ints): cash and {asset: (collateral, size, on)}."""
+
+    cash: int = 0
+    assets: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+
+
+class Book:
+    """Every indexed account, exact and as float64 arrays for the scan."""
+
+    def __init__(self, n_assets: int):
+        self.n_assets = n_assets
+        self.accounts: list[int] = []  # row -> account id
+        self.rows: dict[int, int] = {}  # account id -> row
+        self.records: dict[int, AccountRecord] = {}
+        cap = 1024
+        self.cash = np.zeros(cap)  # (cap,) USD
+        self.collateral = np.zeros((cap, n_assets))  # (cap, n_assets) token units
+        self.size = np.zeros((cap, n_assets))  # (cap, n_assets) signed units
+        self.open_notional = np.zeros((cap, n_assets))  # (cap, n_assets) USD
+
+    def __len__(self) -> int:
+        return len(self.accounts)
+
+    def _row(self, account: int) -> int:
+        row = self.rows.get(account)
+        if row is not None:
+            return row
+        row = len(self.accounts)
+        if row == len(self.cash):
+            self._grow(2 * row, self.n_assets)
+        self.accounts.append(account)
+        self.rows[account] = row
+        self.records[account] = AccountRecord()
+        return row
+
+    def _grow(self, cap: int, n_assets: int) -> None:
+        def grow(a: np.ndarray) -> np.ndarray:
+            if a.ndim == 1:
+                out = np.zeros(cap)
+                out[: len(a)] = a
+            else:
+                out = np.zeros((cap, n_assets))
+                out[: a.shape[0], : a.shape[1]] = a
+            return out
+
+        self.cash = grow(self.cash)
+        self.collateral, self.size, self.open_notional = (
+            grow(self.collateral),
+            grow(self.size),
+            grow(self.open_notional),
+        )
+        self.n_assets = n_assets
+
+    def ensure_assets(self, n_assets: int) -> None:
+        """Widen the arrays when the engine lists a new asset."""
+        if n_assets > self.n_assets:
+            self._grow(len(self.cash), n_assets)
+
+    def apply(self, e: AccountEvent) -> None:
+        row = self._row(e.account)
+        rec = self.records[e.account]
+        rec.cash = e.cash
+        self.cash[row] = e.cash / WAD
+        if e.asset == CASH_ASSET:
+            return
+        if e.asset >= self.n_assets:
+            self.ensure_assets(e.asset + 1)
+        if e.collateral == 0 and e.size == 0 and e.open_notional == 0:
+            rec.assets.pop(e.asset, None)
+        else:
+            rec.assets[e.asset] = (e.collateral, e.size, e.open_notional)
+        self.collateral[row, e.asset] = e.collateral / WAD
+        self.size[row, e.asset] = e.size / WAD
+        self.open_notional[row, e.asset] = e.open_notional / WAD
+
+    def reset(self, account: int) -> None:
+        row = self.rows.get(account)
+        if row is None:
+            return
+        self.records[account] = AccountRecord()
+        self.cash[row] = 0.0
+        self.collateral[row] = 0.0
+        self.size[row] = 0.0
+        self.open_notional[row] = 0.0
+
+    def exact(self, accounts: list[int]) -> tuple[np.ndarray, ...]:
+        """(cash (n,), collateral, size, open_notional (n, n_assets)) as Python-int arrays,
+        the inputs of the exact twins."""
+        n, a = len(accounts), self.n_assets
+        cash = np.zeros(n, dtype=object)
+        coll, size, on = (np.zeros((n, a), dtype=object) for _ in range(3))
+        for i, acc in enumerate(accounts):
+            rec = self.records[acc]
+            cash[i] = rec.cash
+            for asset, (c, s, o) in rec.assets.items():
+                coll[i, asset], size[i, asset], on[i, asset] = c, s, o
+        return cash, coll, size, on
+
+    def view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Float views of the live rows: cash (n,), collateral, size, on (n, n_assets)."""
+        n = len(self.accounts)
+        return self.cash[:n], self.collateral[:n], self.size[:n], self.open_notional[:n]
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    first_block: int  # re-read from here (look-back included)
+    head: int
+    events: int  # logs read this pass
+    reorg_block: int | None  # first block whose hash changed, if any
+    touched: int  # accounts rebuilt
+
+
+class Indexer:
+    """Backfill and follow the engine's account logs into a :class:`Store` and a :class:`Book`.
+
+    ``chunk``: blocks per ``eth_getLogs`` call (halved on an RPC range error, down to 1);
+    ``lookback``: blocks re-read on every pass, the deepest re-organisation handled exactly;
+    ``start_block``: where a fresh store begins (the engine's deployment block).
+    """
+
+    def __init__(
+        self,
+        w3: Any,
+        engine: str,
+        store: Store,
+        book: Book,
+        *,
+        start_block: int = 0,
+        chunk: int = 2_000,
+        lookback: int = 8,
+    ):
+        if chunk < 1 or lookback < 1:
+            raise ValueError("chunk and lookback must be >= 1")
+        self.w3 = w3
+        self.engine = w3.to_checksum_address(engine)
+        self.store = store
+        self.book = book
+        self.start_block = start_block
+        self.chunk = chunk
+        self.lookback = lookback
+        self._loaded = False
+
+    def load(self) -> int:
+        """Rebuild the book from the store (after a restart); returns the events replayed."""
+        events = self.store.events()
+        for e in events:
+            self.book.apply(e)
+        self._loaded = True
+        return len(events)
+
+    def _logs(self, first: int, last: int) -> list[AccountEvent]:
+        out: list[AccountEvent] = []
+        lo = first
+        while lo <= last:
+            hi = min(last, lo + self.chunk - 1)
+            try:
+                raw = self.w3.eth.get_logs(
+                    {
+                        "address": self.engine,
+                        "topics": [ACCOUNT_STATE_TOPIC],
+                        "fromBlock": lo,
+                        "toBlock": hi,
+                    }
+                )
+            except Exception as exc:  # an RPC's log-range or result-size limit
+                if hi == lo or not _is_range_error(exc):
+                    raise
+                self.chunk = max(1, (hi - lo + 1) // 2)
+                log.warning("getLogs %d-%d refused (%s): chunk now %d", lo, hi, exc, self.chunk)
+                continue
+            out.extend(decode_account_state(r) for r in raw)
+            lo = hi + 1
+        out.sort(key=lambda e: (e.block, e.log_index))
+        return out
+
+    def _hashes(self, first: int, last: int) -> dict[int, str]:
+        return {n: _hex(self.w3.eth.get_block(n)["hash"]) for n in range(first, last + 1)}
+
+    def sync(self, head: int | None = None) -> IndexResult:
+        """One pass up to ``head`` (default: the chain's latest block)."""
+        if not self._loaded:
+            self.load()
+        if head is None:
+            head = self.w3.eth.block_number
+        last = self.store.last_block
+        fresh = last is None
+        first = self.start_block if fresh else max(self.start_block, last - self.lookback + 1)
+        # Hashes of the last 2 x lookback blocks: a changed one is a re-organisation, which is
+        # re-read from its first changed block even when that is older than the window.
+        hash_lo = max(self.start_block, head - 2 * self.lookback + 1)
+        chain_hashes = self._hashes(hash_lo, head)
+        stored = self.store.block_hashes(hash_lo)
+        changed = [n for n, h in stored.items() if chain_hashes.get(n, h) != h]
+        changed += [n for n in stored if n > head]  # the chain got shorter
+        reorg_block = min(changed) if changed else None
+        if reorg_block is not None:
+            first = min(first, reorg_block)
+            log.warning("re-organisation from block %d: re-reading", reorg_block)
+        if first > head:
+            return IndexResult(first, head, 0, reorg_block, 0)
+        before = set() if fresh else self.store.accounts_since(first)
+        events = self._logs(first, head)
+        self.store.commit_range(first, events, chain_hashes, head)
+        self.store.prune_blocks(hash_lo)
+        if fresh:
+            for e in events:
+                self.book.apply(e)
+            return IndexResult(first, head, len(events), reorg_block, len(self.book))
+        touched = before | {e.account for e in events}
+        for account in touched:
+            self.book.reset(account)
+        for e in self.store.events(touched):
+            self.book.apply(e)
+        return IndexResult(first, head, len(events), reorg_block, len(touched))
+
+
+def _is_range_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(
+        s in text
+        for s in ("range", "too many", "limit", "exceed", "query returned more than", "timeout")
+    )

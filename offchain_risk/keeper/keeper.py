@@ -1,0 +1,211 @@
+"""The keeper: index -> follow transactions -> scan -> liquidate (-> risk update) per block.
+
+:class:`Keeper` wires the plain parts and runs one block with :meth:`Keeper.tick`, which
+returns what it did. :meth:`Keeper.run` is the plain-Python loop (polling the head,
+backing off while the endpoint fails, stopping cleanly on SIGINT / SIGTERM); the Silverback
+bot in ``offchain_risk/keeper/bot.py`` calls ``tick`` from its block handler instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from offchain_risk.keeper.indexer import Book, Indexer, IndexResult
+from offchain_risk.keeper.liquidator import KIND, Action, Liquidator, LiquidatorConfig
+from offchain_risk.keeper.metrics import Metrics
+from offchain_risk.keeper.rpc import RPC_ERRORS, Contracts
+from offchain_risk.keeper.scanner import Scanner, ScanResult
+from offchain_risk.keeper.store import Store
+from offchain_risk.keeper.txs import GasPolicy, PollResult, TxManager, signer_for
+
+log = logging.getLogger("ballast.keeper")
+
+
+@dataclass(frozen=True)
+class TickResult:
+    head: int
+    index: IndexResult | None = None
+    poll: PollResult | None = None
+    scan: ScanResult | None = None
+    actions: list[Action] = field(default_factory=list)
+    risk_update: Any = None
+    error: str | None = None
+
+    def sent(self) -> list[Action]:
+        return [a for a in self.actions if a.outcome == "sent"]
+
+    def summary(self) -> dict:
+        out: dict[str, Any] = {"head": self.head}
+        if self.error:
+            out["error"] = self.error
+        if self.scan is not None:
+            out |= {
+                "accounts": self.scan.accounts,
+                "at_risk": len(self.scan.confirmed),
+                "scan_ms": round(self.scan.total_ms, 2),
+            }
+        outcomes: dict[str, int] = {}
+        for a in self.actions:
+            outcomes[a.outcome] = outcomes.get(a.outcome, 0) + 1
+        if outcomes:
+            out["actions"] = outcomes
+        if self.poll is not None:
+            out["confirmed"] = len(self.poll.confirmed)
+            out["failed"] = len(self.poll.failed)
+            out["bumped"] = len(self.poll.bumped)
+        return out
+
+
+class Keeper:
+    """One keeper over one deployment. ``tx`` None is a dry run (nothing is signed)."""
+
+    def __init__(
+        self,
+        contracts: Contracts,
+        store: Store,
+        liquidator_config: LiquidatorConfig,
+        *,
+        tx: TxManager | None = None,
+        sender: str | None = None,
+        start_block: int = 0,
+        chunk: int = 2_000,
+        lookback: int = 8,
+        risk_updater: Any = None,
+        metrics: Metrics | None = None,
+    ):
+        self.c = contracts
+        self.store = store
+        self.metrics = metrics or Metrics()
+        store.bind(contracts.w3.eth.chain_id, contracts.engine.address)
+        n_assets = contracts.engine.functions.num_assets().call()
+        self.book = Book(n_assets)
+        self.indexer = Indexer(
+            contracts.w3,
+            contracts.engine.address,
+            store,
+            self.book,
+            start_block=start_block,
+            chunk=chunk,
+            lookback=lookback,
+        )
+        self.scanner = Scanner(contracts, self.book)
+        self.tx = tx
+        self.liquidator = Liquidator(contracts, liquidator_config, tx, sender=sender)
+        self.risk_updater = risk_updater
+        self._stop = threading.Event()
+
+    @classmethod
+    def from_addresses(
+        cls,
+        project: Any,
+        w3: Any,
+        addresses: dict[str, str],
+        store: Store,
+        *,
+        account: Any = None,
+        liquidator_sub: int = 0,
+        dry_run_sender: str | None = None,
+        gas: GasPolicy | None = None,
+        **kwargs: Any,
+    ) -> Keeper:
+        """A keeper on the contracts named in ``addresses`` (``engine``, ``liquidations``,
+        ``lens``): signing with the Ape ``account``, or a dry run from ``dry_run_sender``."""
+        from offchain_risk.chain import account_id
+
+        c = Contracts.from_project(
+            project, w3, addresses["engine"], addresses["liquidations"], addresses["lens"]
+        )
+        owner = str(account.address) if account is not None else dry_run_sender
+        if owner is None:
+            raise ValueError("a dry run needs dry_run_sender: the address to simulate from")
+        config = kwargs.pop("liquidator_config", None) or LiquidatorConfig(
+            account=account_id(owner, liquidator_sub)
+        )
+        tx = None if account is None else TxManager(w3, signer_for(account), store, gas)
+        return cls(c, store, config, tx=tx, sender=owner, **kwargs)
+
+    # ------------------------------------------------------------------ one block
+
+    def tick(self) -> TickResult:
+        """Index, follow sent transactions, scan and liquidate for the current head."""
+        m = self.metrics
+        head = -1
+        try:
+            head = self.c.w3.eth.block_number
+            index = self.indexer.sync(head)
+            poll = self.tx.poll(head) if self.tx is not None else None
+            scan, market = self.scanner.scan()
+            actions = self.liquidator.run(scan.confirmed, market)
+            risk = None
+            if self.risk_updater is not None and self.risk_updater.due(market):
+                risk = self.risk_updater.run(market)
+                if risk is not None and getattr(risk, "landed", False):
+                    m.risk_updates.inc()
+        except RPC_ERRORS as exc:
+            m.rpc_errors.inc()
+            m.healthy.set(0)
+            log.warning("tick lost to the RPC endpoint: %s", exc)
+            return TickResult(head, error=f"{type(exc).__name__}: {exc}")
+        m.accounts_indexed.set(len(self.book))
+        m.at_risk.set(len(scan.confirmed))
+        m.scan_ms.observe(scan.total_ms)
+        m.head_lag.set(max(0, self.c.w3.eth.block_number - index.head))
+        if poll is not None:
+            m.confirmed.inc(sum(1 for t in poll.confirmed if t.kind == KIND))
+            m.failed.inc(sum(1 for t in poll.failed if t.kind == KIND))
+            m.bumped.inc(len(poll.bumped))
+        m.sent.inc(sum(1 for a in actions if a.outcome == "sent"))
+        m.failed.inc(sum(1 for a in actions if a.outcome == "send_failed"))
+        m.sim_failed.inc(sum(1 for a in actions if a.outcome == "simulation_failed"))
+        if self.tx is not None:
+            m.signer_balance.labels(self.tx.address).set(self.c.w3.eth.get_balance(self.tx.address))
+        m.last_tick.set(time.time())
+        m.healthy.set(1)
+        result = TickResult(head, index, poll, scan, actions, risk)
+        log.info("tick %d", head, extra={"fields": result.summary()})
+        return result
+
+    # ------------------------------------------------------------------ loop
+
+    def stop(self) -> None:
+        """Finish the current tick and leave :meth:`run`."""
+        self._stop.set()
+
+    def run(self, poll_interval: float = 1.0, max_backoff: float = 30.0) -> None:
+        """Tick on every new block until :meth:`stop` (or SIGINT / SIGTERM)."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: self.stop())
+        last_head, backoff = None, poll_interval
+        while not self._stop.is_set():
+            try:
+                head = self.c.w3.eth.block_number
+            except RPC_ERRORS as exc:
+                self.metrics.rpc_errors.inc()
+                log.warning("endpoint unreachable (%s); retry in %.1fs", exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(2 * backoff, max_backoff)
+                continue
+            if head != last_head:
+                try:
+                    result = self.tick()
+                except Exception:  # a bug or a contract surprise: loud, and retried
+                    log.exception("tick at block %d failed", head)
+                    self.metrics.healthy.set(0)
+                    self._stop.wait(backoff)
+                    backoff = min(2 * backoff, max_backoff)
+                    continue
+                if result.error is None:
+                    last_head, backoff = head, poll_interval
+                else:
+                    self._stop.wait(backoff)
+                    backoff = min(2 * backoff, max_backoff)
+                    continue
+            self._stop.wait(poll_interval)
+        log.info("keeper stopped at block %s", last_head)
+        self.store.close()

@@ -1,0 +1,209 @@
+"""The keeper's store and indexer against a fake RPC: chunking, range limits, reorgs, restart."""
+
+from __future__ import annotations
+
+import pytest
+from eth_abi import encode
+
+from offchain_risk.keeper.indexer import (
+    ACCOUNT_STATE_TOPIC,
+    Book,
+    Indexer,
+    decode_account_state,
+)
+from offchain_risk.keeper.store import CASH_ASSET, AccountEvent, Store
+
+WAD = 10**18
+CASH = 2**256 - 1
+
+
+def raw_log(block, index, account, asset, cash, coll=0, size=0, on=0, block_hash=None):
+    return {
+        "blockNumber": block,
+        "logIndex": index,
+        "blockHash": block_hash or f"0x{block:064x}",
+        "topics": [bytes.fromhex(ACCOUNT_STATE_TOPIC[2:]), account.to_bytes(32, "big")],
+        "data": encode(
+            ["uint256", "int256", "uint256", "int256", "int256"], [asset, cash, coll, size, on]
+        ),
+    }
+
+
+class FakeEth:
+    def __init__(self, max_range=None):
+        self.blocks: list[str] = ["0x" + "00" * 32]  # hashes; index = number
+        self.logs: dict[int, list[dict]] = {}
+        self.max_range = max_range
+        self.calls: list[tuple[int, int]] = []
+
+    @property
+    def block_number(self):
+        return len(self.blocks) - 1
+
+    def mine(self, logs=(), salt="a"):
+        n = len(self.blocks)
+        self.blocks.append(f"0x{salt * 2}{n:062x}")
+        self.logs[n] = [dict(log, blockNumber=n) for log in logs]
+        return n
+
+    def reorg(self, depth, replacement):
+        for n in range(len(self.blocks) - depth, len(self.blocks)):
+            self.logs.pop(n, None)
+        del self.blocks[len(self.blocks) - depth :]
+        for logs in replacement:
+            self.mine(logs, salt="b")
+
+    def get_block(self, n):
+        if n >= len(self.blocks):
+            raise ValueError("block not found")
+        return {"hash": bytes.fromhex(self.blocks[n][2:]), "number": n}
+
+    def get_logs(self, f):
+        lo, hi = f["fromBlock"], f["toBlock"]
+        self.calls.append((lo, hi))
+        if self.max_range is not None and hi - lo + 1 > self.max_range:
+            raise ValueError(f"query exceeds max block range {self.max_range}")
+        return [log for n in range(lo, hi + 1) for log in self.logs.get(n, [])]
+
+
+class FakeWeb3:
+    def __init__(self, eth):
+        self.eth = eth
+
+    @staticmethod
+    def to_checksum_address(a):
+        return a
+
+
+ENGINE = "0x" + "11" * 20
+
+
+def make(eth, store=None, **kw):
+    store = store or Store()
+    book = Book(4)
+    return Indexer(FakeWeb3(eth), ENGINE, store, book, **kw), store, book
+
+
+def test_decode_account_state__cash_sentinel__is_cash_asset():
+    e = decode_account_state(raw_log(7, 2, 5, CASH, -3 * WAD))
+    assert (e.block, e.log_index, e.account, e.asset, e.cash) == (7, 2, 5, CASH_ASSET, -3 * WAD)
+    with pytest.raises(ValueError, match="not an AccountState log"):
+        decode_account_state(dict(raw_log(7, 2, 5, 0, 0), topics=[b"\0" * 32]))
+
+
+def test_indexer__backfill_in_chunks__latest_state_per_asset():
+    eth = FakeEth()
+    eth.mine([raw_log(0, 0, 1, CASH, 100 * WAD)])
+    for _ in range(30):
+        eth.mine()
+    eth.mine([raw_log(0, 0, 1, 0, 90 * WAD, coll=2 * WAD), raw_log(0, 1, 2, 1, 5, size=-WAD)])
+    eth.mine([raw_log(0, 0, 1, 1, 80 * WAD, size=3 * WAD, on=-6 * WAD)])
+    indexer, store, book = make(eth, chunk=10)
+    result = indexer.sync()
+    assert result.events == 4 and len(eth.calls) == 4  # 34 blocks in chunks of 10
+    assert book.records[1].cash == 80 * WAD
+    assert book.records[1].assets == {0: (2 * WAD, 0, 0), 1: (0, 3 * WAD, -6 * WAD)}
+    assert book.records[2].assets == {1: (0, -WAD, 0)}
+    cash, coll, size, on = book.view()
+    assert list(cash) == [80.0, 5e-18] and coll[0, 0] == 2.0 and size[0, 1] == 3.0
+    assert on[0, 1] == -6.0 and store.last_block == eth.block_number
+
+
+def test_indexer__rpc_range_limit__halves_the_chunk_and_completes():
+    eth = FakeEth(max_range=4)
+    for i in range(20):
+        eth.mine([raw_log(0, 0, i + 1, CASH, i * WAD)])
+    indexer, _, book = make(eth, chunk=16)
+    assert indexer.sync().events == 20
+    assert indexer.chunk == 4 and len(book) == 20
+    assert eth.calls[:2] == [(0, 15), (0, 7)]  # refused, then halved twice
+    assert all(hi - lo + 1 <= 4 for lo, hi in eth.calls[2:])
+
+
+def test_indexer__position_closed__asset_dropped():
+    eth = FakeEth()
+    eth.mine([raw_log(0, 0, 1, 0, WAD, size=WAD, on=-WAD)])
+    indexer, _, book = make(eth)
+    indexer.sync()
+    eth.mine([raw_log(0, 0, 1, 0, 2 * WAD)])
+    indexer.sync()
+    assert book.records[1].assets == {} and book.records[1].cash == 2 * WAD
+    assert book.size[0, 0] == 0.0
+
+
+def test_indexer__reorg_within_lookback__state_of_the_new_chain():
+    eth = FakeEth()
+    eth.mine([raw_log(0, 0, 1, CASH, 10 * WAD)])
+    eth.mine([raw_log(0, 0, 1, CASH, 20 * WAD), raw_log(0, 1, 2, CASH, WAD)])
+    eth.mine([raw_log(0, 0, 1, CASH, 30 * WAD)])
+    indexer, store, book = make(eth, lookback=4)
+    indexer.sync()
+    assert book.records[1].cash == 30 * WAD and 2 in book.records
+    eth.reorg(2, [[raw_log(0, 0, 1, CASH, 15 * WAD)], []])
+    result = indexer.sync()
+    assert result.reorg_block == 2
+    assert book.records[1].cash == 15 * WAD
+    assert book.records[2].cash == 0  # its only event was dropped
+    assert [e.cash for e in store.events([1])] == [10 * WAD, 15 * WAD]
+
+
+def test_indexer__reorg_deeper_than_window__found_by_stored_hashes():
+    eth = FakeEth()
+    eth.mine([raw_log(0, 0, 1, CASH, 10 * WAD)])
+    for _ in range(3):
+        eth.mine()
+    indexer, _, book = make(eth, lookback=2)
+    indexer.sync()
+    eth.reorg(4, [[raw_log(0, 0, 1, CASH, 7 * WAD)], [], [], []])
+    result = indexer.sync()
+    assert result.reorg_block == 1 and book.records[1].cash == 7 * WAD
+
+
+def test_indexer__chain_shorter_after_rollback__reread():
+    eth = FakeEth()
+    eth.mine([raw_log(0, 0, 1, CASH, 10 * WAD)])
+    eth.mine([raw_log(0, 0, 1, CASH, 20 * WAD)])
+    indexer, store, book = make(eth, lookback=4)
+    indexer.sync()
+    eth.reorg(1, [])
+    result = indexer.sync()
+    assert result.reorg_block == 2 and book.records[1].cash == 10 * WAD
+    assert store.last_block == 1
+
+
+def test_indexer__restart__resumes_without_rereading_history(tmp_path):
+    eth = FakeEth()
+    for i in range(50):
+        eth.mine([raw_log(0, 0, i + 1, CASH, WAD)])
+    path = tmp_path / "k.db"
+    indexer, store, _ = make(eth, Store(path), lookback=3)
+    indexer.sync()
+    store.close()
+    eth.mine([raw_log(0, 0, 99, CASH, 5 * WAD)])
+    eth.calls.clear()
+    indexer, store, book = make(eth, Store(path), lookback=3)
+    result = indexer.sync()
+    assert len(book) == 51 and book.records[99].cash == 5 * WAD
+    assert eth.calls == [(48, 51)]  # the look-back window and the new block only
+    assert result.events == 4
+
+
+def test_store__bound_to_one_engine(tmp_path):
+    store = Store(tmp_path / "k.db")
+    store.bind(1, ENGINE)
+    store.bind(1, ENGINE.upper().replace("0X", "0x"))
+    with pytest.raises(ValueError, match="use another --db path"):
+        store.bind(2, ENGINE)
+
+
+def test_book__grows_past_its_first_capacity_and_new_assets__values_kept():
+    book = Book(2)
+    n = 2_500  # the arrays start at 1,024 rows
+    for i in range(n):
+        book.apply(AccountEvent(1, i, i + 1, 1, i * WAD, 0, -i * WAD, i * WAD))
+    book.apply(AccountEvent(2, 0, 7, 3, 5 * WAD, 2 * WAD, 0, 0))  # a fourth asset listed
+    cash, coll, size, on = book.view()
+    assert len(book) == n and cash.shape == (n,) and size.shape == (n, 4)
+    assert list(cash[:3]) == [0.0, 1.0, 2.0] and cash[-1] == n - 1
+    assert size[-1, 1] == -(n - 1) and on[-1, 1] == n - 1
+    assert coll[6, 3] == 2.0 and cash[6] == 5.0 and book.records[7].assets[3] == (2 * WAD, 0, 0)

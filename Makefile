@@ -66,9 +66,18 @@ test-unit: install
 test-contracts: build
 	ape test tests/contracts --network $(NETWORK) $(PYTEST_ARGS)
 
-# Long campaigns: HYPOTHESIS_PROFILE=soak (2,000 examples per property; ~1 h on 2 cores).
+# Long campaigns. First the differentials at HYPOTHESIS_PROFILE=soak (2,000 examples per
+# property; ~1 h on 2 cores). Then the stateful model's long profile in titanoboa (no node):
+# two processes, one per core, each FUZZ_LONG_EXAMPLES (120) x 100 steps, about an hour at
+# the rate in benchmarks/RESULTS.md; failures land in tests/fuzz/.hypothesis and replay first.
+FUZZ_LONG_EXAMPLES ?= 120
 fuzz: build
-	HYPOTHESIS_PROFILE=soak ape test tests/fuzz tests/contracts/test_differential.py --network $(NETWORK)
+	HYPOTHESIS_PROFILE=soak ape test tests/fuzz tests/contracts/test_differential.py --network $(NETWORK) --deselect tests/fuzz/test_stateful.py::TestBallast::runTest
+	for i in 1 2; do \
+	  FUZZ_PROFILE=long FUZZ_LONG_EXAMPLES=$(FUZZ_LONG_EXAMPLES) PYTHONPATH=$(CURDIR) \
+	    python -m pytest tests/fuzz/test_stateful.py -p no:ape_test -p no:cacheprovider -q & \
+	done; \
+	status=0; for job in $$(jobs -p); do wait $$job || status=1; done; exit $$status
 
 lint: $(TOOLS)/.installed
 	$(TOOLS)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--quick] [--skip-gas] [--skip-throughput] [--keeper]`.
+"""`python -m benchmarks [--quick] [--skip-gas] [--skip-throughput] [--fuzz] [--keeper]`.
 
 Starts a local anvil through Ape, measures gas exactly, measures the risk engine's
 throughput against this machine's roofs, prints the tables and writes
@@ -32,6 +32,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10x smaller throughput run")
     parser.add_argument("--skip-gas", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--fuzz", action="store_true", help="measure the stateful fuzz profiles (titanoboa)"
+    )
+    parser.add_argument(
+        "--fuzz-long-examples",
+        type=int,
+        default=8,
+        help="examples per process for the shortened long-profile measurement",
+    )
     parser.add_argument("--keeper", action="store_true", help="only the keeper benchmark")
     parser.add_argument("--keeper-sizes", default="1000,10000", help="accounts per run")
     parser.add_argument("--keeper-port", type=int, default=8566, help="anvil port")
@@ -69,6 +78,15 @@ def main() -> None:
         print("throughput: measuring roofs and workloads ...", flush=True)
         section = throughput.run(quick=args.quick)
         sections += ["", section]
+    if args.fuzz:
+        from benchmarks import fuzz
+
+        section = fuzz.run(long_examples=args.fuzz_long_examples)
+        print(section, flush=True)
+        sections += ["", section]
+    else:
+        kept = _previous("Fuzz throughput")
+        sections += ["", kept] if kept else []
     if args.keeper:
         from ape import accounts, networks, project
 

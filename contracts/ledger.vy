@@ -533,8 +533,11 @@ def withdraw(account: uint256, token: address, amount: uint256):
     paid: uint256 = amount
     paid_wad: uint256 = wad
     if info.asset == CASH and self.deficit != 0:
-        paid_wad = self._deficit_share(account, info, wad)
+        kept: uint256 = 0
+        paid_wad, kept = self._deficit_share(account, info, wad)
         paid = paid_wad // info.scale_up * info.scale_down
+        # kept < scale_up <= 10**18 and ov.cash >= 0 after the debit: no overflow.
+        ov.cash += convert(kept, int256)
     self._set_total(token, info, info.total - paid_wad)
     self._apply(account, ov)
     receiver: address = self._owner_of(account)
@@ -771,7 +774,9 @@ def _set_caps(token: address, deposit_cap: uint256, account_cap: uint256):
 
 
 @internal
-def _deficit_share(account: uint256, info: TokenInfo, wad: uint256) -> uint256:
+def _deficit_share(
+    account: uint256, info: TokenInfo, wad: uint256
+) -> (uint256, uint256):
     """
     @dev The deficit rule for a cash withdrawal of `wad`. Accounts' net cash
          (cash - open notional; positions at mark net to zero across
@@ -779,8 +784,11 @@ def _deficit_share(account: uint256, info: TokenInfo, wad: uint256) -> uint256:
          tokens exist: each WAD of claim is backed by (C - deficit) / C. The
          withdrawal leaves ceil(wad * deficit / C), rounded up to the token's
          precision, behind to shrink the deficit; the ratio is the same for
-         whoever leaves first or last: no run to the door. Returns the WAD
-         paid.
+         whoever leaves first or last: no run to the door. What the rounding
+         to whole token units leaves behind beyond the deficit stays the
+         account's (else it would leave every claim while the tokens stay:
+         `held + deficit == sum of net cash` would break). Returns (WAD paid,
+         WAD kept by the account).
     """
     deficit: uint256 = self.deficit
     claims: uint256 = info.total + deficit
@@ -790,7 +798,7 @@ def _deficit_share(account: uint256, info: TokenInfo, wad: uint256) -> uint256:
     left: uint256 = min(wad - paid, deficit)
     self.deficit = deficit - left
     log DeficitShared(account=account, amount=left, deficit=deficit - left)
-    return paid
+    return paid, wad - paid - left
 
 
 @internal

@@ -1,0 +1,86 @@
+# pragma version ~=0.4.3
+"""
+@title Chainlink AggregatorV3-compatible feed that can turn hostile, for tests
+@notice Mode 0 answers like MockAggregator; mode 1 reverts on every read;
+        mode 2 is stuck: it keeps answering the round it held when it got
+        stuck (its `updatedAt` ages until the engine's heartbeat refuses it),
+        and `set_price` no longer moves it.
+@custom:security Test only; never listed in production deployments.
+"""
+
+MODE_LIVE: constant(uint256) = 0
+MODE_REVERT: constant(uint256) = 1
+MODE_STUCK: constant(uint256) = 2
+
+decimals: public(uint8)
+# The hostility: MODE_LIVE, MODE_REVERT or MODE_STUCK.
+mode: public(uint256)
+# The current round (answer, updatedAt, roundId, answeredInRound).
+answer: public(int256)
+updated_at: public(uint256)
+round_id: public(uint256)
+answered_in_round: public(uint256)
+
+
+@deploy
+def __init__(decimals: uint8, answer: int256):
+    self.decimals = decimals
+    self._write(answer, block.timestamp, 1, 1)
+
+
+@external
+def set_mode(mode: uint256):
+    assert mode <= MODE_STUCK, "aggregator: bad mode"
+    self.mode = mode
+
+
+@external
+def set_price(answer: int256):
+    """
+    @notice A new round at the current time; ignored while stuck.
+    """
+    if self.mode == MODE_STUCK:
+        return
+    self._write(answer, block.timestamp, self.round_id + 1, self.round_id + 1)
+
+
+@external
+def set_round(
+    answer: int256,
+    updated_at: uint256,
+    round_id: uint256,
+    answered_in_round: uint256,
+):
+    """
+    @notice An arbitrary round (stale, future or inconsistent).
+    """
+    self._write(answer, updated_at, round_id, answered_in_round)
+
+
+@external
+@view
+def latestRoundData() -> (uint80, int256, uint256, uint256, uint80):
+    assert self.mode != MODE_REVERT, "aggregator: down"
+    return (
+        convert(self.round_id, uint80),
+        self.answer,
+        self.updated_at,
+        self.updated_at,
+        convert(self.answered_in_round, uint80),
+    )
+
+
+@internal
+def _write(
+    answer: int256,
+    updated_at: uint256,
+    round_id: uint256,
+    answered_in_round: uint256,
+):
+    assert (
+        round_id < 2**80 and answered_in_round < 2**80
+    ), "aggregator: bad round"
+    self.answer = answer
+    self.updated_at = updated_at
+    self.round_id = round_id
+    self.answered_in_round = answered_in_round

@@ -1,0 +1,916 @@
+"""The stateful fuzz model of Ballast: random users, keepers, oracles and risk signers
+against the real Vyper sources in titanoboa, with the invariants checked after every step.
+
+`BallastMachine` is a hypothesis `RuleBasedStateMachine`. Its rules are the actions of the
+protocol (deposit, withdraw, sub-account transfer, signed-order fill and partial fill,
+cancel, oracle moves including stale rounds, crashes and a pumped thin asset, time, signed
+risk updates valid and invalid, ramp pokes, liquidation with any fraction, a keeper pass,
+insolvency). Its invariants:
+
+* conservation, per token: for the cash token
+  ``balanceOf(engine) * 10**12 + deficit == sum over accounts of (cash - open notional)``
+  (the insurance fund, account 0, included; fees are part of it), and for each collateral
+  token ``balanceOf(engine) * scale == sum of balances``; the engine's recorded totals equal
+  what it holds; positions net to zero per market and open interest is the sum of longs;
+* every successful risk-increasing action left its account at or above IM (a fill side
+  may instead pass the risk-reducing rule: MM strictly lower, health not lower);
+* a liquidation never leaves a solvent account worse in health ratio ``E / MM`` than
+  before minus the discount paid, and matches the numpy twin's preview to the wei;
+* nothing is liquidatable after a full keeper pass;
+* the deficit equals the sum of uncovered holes (each write-off predicted by the twin, less
+  what insurance fees and withdrawal haircuts paid back);
+* every signed parameter stays in the governor's bounds; invalid updates move nothing;
+* views (`healths`, `Lens.account_state`) never revert on a listed account;
+* the contract and the numpy twin (`margin_exact`) agree to the wei on equity, MM and IM.
+
+Contract reads are the expensive part of a step (py-evm runs ~3 us per opcode), so balances
+are re-read for the accounts a step touched, and every account when a step moved a price, a
+parameter or the clock; parameters are re-read after the steps that can change them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+import boa
+import numpy as np
+from boa_stack import CONTRACTS, BoaStack, deploy
+from eth_account import Account
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from offchain_risk import devnet
+from offchain_risk.keeper.signer import (
+    AssetBounds,
+    ChainView,
+    GlobalBounds,
+    Limits,
+    ParamSet,
+    RiskSigner,
+    update_tuple,
+)
+from offchain_risk.models.liquidation import LiquidationPolicy, preview, slice_accounts
+from offchain_risk.models.margin import RiskParams, margin_exact
+
+WAD = 10**18
+BPS = 10**4
+N_ASSETS = 4
+ETH, BTC, SOL, LINK = range(N_ASSETS)
+FEED_UNIT = 10**10  # 8-decimal feeds
+CASH_SCALE = 10**12  # USDC has 6 decimals
+INSURANCE = 0
+HEARTBEAT = 86_400
+# Risk-governor rules are ~50x a user action in py-evm: offered on one step in GOV_EVERY.
+GOV_EVERY = 6
+SCALE = {-1: CASH_SCALE, ETH: 1, BTC: 10**10}  # token units -> WAD
+# Traders: (owner name, sub-account). The desk liquidates; it is funded deep.
+TRADERS = (("alice", 0), ("alice", 1), ("bob", 0), ("bob", 1), ("carol", 0))
+DESK = ("desk", 0)
+# Revert messages a rule may meet; anything else fails the run.
+USER_ERRORS = (
+    "margin: below initial margin",
+    "oracle: invalid price",
+    "ledger: insufficient cash",
+    "ledger: insufficient collateral",
+    "settlement: price outside band",
+    "settlement: debt cap",
+    "settlement: open interest cap",
+    "trading: overfill",
+    "trading: nonce cancelled",
+)
+
+
+def revert_reason(err: Exception) -> str:
+    """The known revert string a boa error carries, else the error's tail."""
+    text = str(err)
+    for known in (*USER_ERRORS, "liquidations: account is healthy"):
+        if known in text:
+            return known
+    return text[-400:]
+
+
+@dataclass
+class Stack:
+    """The devnet listing plus what the fuzz model adds: hostile-capable feeds on every
+    market and a 2-of-3 RiskGovernor installed as risk manager."""
+
+    s: BoaStack
+    feeds: dict[int, object]
+    governor: object
+    signers: list
+    relayer: str
+    accounts: list[int]  # INSURANCE, traders..., desk
+    owners: dict[int, str]  # account -> owner address
+    desk: int
+    tokens: dict[int, object]  # asset -> collateral token; -1 -> cash
+
+
+_STACK: Stack | None = None
+
+
+def stack() -> Stack:
+    """Deploy once per process (compiling takes seconds); each example runs in an anchor."""
+    global _STACK
+    if _STACK is not None:
+        return _STACK
+    boa.env.enable_fast_mode()
+    s = deploy()
+    feeds = {}
+    for asset, spec in enumerate(devnet.MARKETS):
+        feeds[asset] = boa.load(
+            str(CONTRACTS / "test/HostileAggregator.vy"), 8, int(spec.price_usd * 10**8)
+        )
+        s.admin.set_feed(asset, feeds[asset].address, HEARTBEAT)
+    keys = [Account.from_key((0xB0 + i).to_bytes(32, "big")) for i in range(3)]  # risk signers
+    for k in keys:
+        s.keys[f"signer{k.address}"] = k
+    relayer = s.actor("relayer")
+    governor = boa.load(
+        str(CONTRACTS / "RiskGovernor.vy"),
+        s.engine.address,
+        s.liquidations.address,
+        [k.address for k in keys],
+        2,
+        devnet.GOVERNOR_LIMITS,
+    )
+    for asset, spec in enumerate(devnet.MARKETS):
+        governor.set_asset_bounds(asset, devnet.asset_bounds(spec))
+    governor.set_global_bounds(devnet.GLOBAL_BOUNDS)
+    s.admin.set_risk_manager(governor.address)
+    s.liquidations.set_risk_manager(governor.address)
+    boa.env.register_contract(s.engine.address, s.engine)
+
+    owners = {INSURANCE: devnet.ZERO_ADDRESS}
+    accounts = [INSURANCE]
+    for name, sub in (*TRADERS, DESK):
+        who = s.actor(name)
+        acct = s.account(who, sub)
+        accounts.append(acct)
+        owners[acct] = who
+        for token in (s.cash, *s.tokens.values()):
+            token.approve(s.engine.address, 2**255, sender=who)
+    desk = accounts[-1]
+    _fund(s, owners[desk], desk, s.cash, 10**9 * 10**6)
+    # Every trader starts with cash and some ETH, so that fills pass IM from the start.
+    for acct in accounts[1:-1]:
+        _fund(s, owners[acct], acct, s.cash, 20_000 * 10**6)
+        _fund(s, owners[acct], acct, s.tokens[ETH], 2 * 10**18)
+    _fund(s, s.owner, INSURANCE, s.cash, 10_000 * 10**6)
+    _STACK = Stack(
+        s=s,
+        feeds=feeds,
+        governor=governor,
+        signers=keys,
+        relayer=relayer,
+        accounts=accounts,
+        owners=owners,
+        desk=desk,
+        tokens={-1: s.cash, **s.tokens},
+    )
+    return _STACK
+
+
+def _fund(s: BoaStack, who: str, account: int, token, amount: int) -> None:
+    token.mint(who, amount)
+    token.approve(s.engine.address, 2**255, sender=who)
+    s.engine.deposit(account, token.address, amount, sender=who)
+
+
+class BoaRiskSigner(RiskSigner):
+    """The keeper's RiskSigner reading the governor through boa and signing with local
+    keys (the Ape-specific parts of RiskSigner replaced, the planning kept)."""
+
+    def view(self, assets) -> ChainView:
+        g = self.governor
+        views = [g.asset_view(int(a)) for a in assets]
+        gv = g.global_view()
+        return ChainView(
+            nonce=g.next_nonce(),
+            timestamp=boa.env.evm.patch.timestamp,
+            limits=Limits(*g.limits()),
+            bounds=[AssetBounds(*g.asset_bounds(int(a))) for a in assets],
+            global_bounds=GlobalBounds(*g.global_bounds()),
+            current=np.array([list(v[0]) for v in views], dtype=np.int64).reshape(-1, 18),
+            reference=np.array([list(v[1]) for v in views], dtype=np.int64).reshape(-1, 18),
+            global_current=np.array(list(gv[0]), dtype=object),
+            global_reference=np.array(list(gv[1]), dtype=object),
+        )
+
+    def sign(self, message) -> list[bytes]:
+        signable = message.signable_message
+        sigs = []
+        for key in self.signers:
+            raw = key.sign_message(signable)
+            sig = raw.r.to_bytes(32, "big") + raw.s.to_bytes(32, "big") + bytes([raw.v])
+            sigs.append((int(key.address, 16), sig))
+        return [sig for _, sig in sorted(sigs)]
+
+    def submit(self, message, signatures):
+        return self.governor.submit(update_tuple(message), signatures, sender=self.relayer)
+
+
+@dataclass
+class Snapshot:
+    """Balances of one account: cash, (N_ASSETS,) collateral, size, open notional."""
+
+    cash: int
+    coll: tuple[int, ...]
+    size: tuple[int, ...]
+    on: tuple[int, ...]
+
+
+@dataclass
+class MarginRow:
+    equity: int
+    mm: int
+    im: int
+    prices_ok: bool
+
+    @property
+    def liquidatable(self) -> bool:
+        return self.prices_ok and self.equity < self.mm
+
+
+# Distinct states: a coarse signature of the whole book (see BallastMachine.signature).
+STATES: set[tuple] = set()
+STEPS = [0]
+# What the steps did (successful actions and refusals by reason), for the benchmark.
+STATS: Counter = Counter()
+
+
+class BallastMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.k = stack()
+        self.s = self.k.s
+        self._anchor = boa.env.anchor()
+        self._anchor.__enter__()
+        try:
+            self._setup()
+        except BaseException:
+            self._anchor.__exit__(None, None, None)
+            raise
+
+    def _setup(self) -> None:
+        self.steps = 0
+        self.nonce = 0
+        self.orders: list[tuple[tuple, bytes, int]] = []  # (order, signature, maker account)
+        self.signer = BoaRiskSigner(
+            self.k.governor,
+            self.s.engine,
+            self.s.liquidations,
+            self.k.signers[:2],
+            self.k.relayer,
+        )
+        # What the deficit must be: holes the insurance fund did not cover, less paid back.
+        self.expected_deficit = 0
+        self.dirty: set[int] = set(self.k.accounts)
+        self.params_dirty = True
+        self.prices_dirty = True
+        self.book: dict[int, Snapshot] = {}
+        self.margins: dict[int, MarginRow] = {}
+        self._refresh()
+
+    def teardown(self) -> None:
+        self._anchor.__exit__(None, None, None)
+
+    # ------------------------------------------------------------------ reads
+
+    def _snapshot(self, account: int) -> Snapshot:
+        e = self.s.engine
+        bitmap = e.account_assets(account)
+        coll, size, on = [0] * N_ASSETS, [0] * N_ASSETS, [0] * N_ASSETS
+        for a in range(N_ASSETS):
+            if bitmap >> (2 * a) & 1:
+                coll[a] = e.collateral(account, a)
+            if bitmap >> (2 * a + 1) & 1:
+                size[a], on[a] = e.position(account, a)
+        return Snapshot(e.cash(account), tuple(coll), tuple(size), tuple(on))
+
+    def _read_params(self) -> None:
+        s = self.s
+        shocks, floors, haircuts = [], [], []
+        for a in range(N_ASSETS):
+            shocks.append(list(s.lens.shocks(a)))
+            cfg = s.lens.asset_config(a)
+            floors.append(cfg.floor_bps)
+            haircuts.append(cfg.haircut_bps)
+        self.params = RiskParams(
+            floor_bps=np.array(floors, dtype=np.int64),
+            haircut_bps=np.array(haircuts, dtype=np.int64),
+            shocks_bps=np.array(shocks, dtype=np.int64),
+            im_multiplier_wad=s.engine.im_multiplier(),
+        )
+        liq = s.liquidations
+        self.policy = LiquidationPolicy(
+            min_discount=liq.min_discount(),
+            max_discount=liq.max_discount(),
+            insurance_share=liq.insurance_share(),
+            target_buffer=liq.target_buffer(),
+            close_cap=liq.close_cap(),
+            critical_health=liq.critical_health(),
+            dust_margin=liq.dust_margin(),
+        )
+
+    def _refresh(self) -> None:
+        """Re-read what the last step may have changed and check the views."""
+        if self.params_dirty:
+            self._read_params()
+        if self.prices_dirty:
+            self.prices = [self.s.engine.price(a) for a in range(N_ASSETS)]
+        if self.params_dirty or self.prices_dirty:
+            self.dirty = set(self.k.accounts)
+        self.params_dirty = self.prices_dirty = False
+        if not self.dirty:
+            return
+        accounts = sorted(self.dirty)
+        for acct in accounts:
+            self.book[acct] = self._snapshot(acct)
+        # Views never revert on a listed account (no feed reverts in this model).
+        rows = self.s.engine.healths(accounts)
+        for acct, row in zip(accounts, rows, strict=True):
+            self.margins[acct] = MarginRow(*row[:4])
+        if STEPS[0] % 16 == 0:
+            view = self.s.lens.account_state(accounts[-1])
+            assert (view.equity, view.mm) == (rows[-1][0], rows[-1][1])
+        self.dirty = set()
+
+    def _twin(self, accounts: list[int]):
+        snaps = [self.book[a] for a in accounts]
+        return margin_exact(
+            np.array([x.cash for x in snaps], dtype=object),
+            np.array([x.coll for x in snaps], dtype=object),
+            np.array([x.size for x in snaps], dtype=object),
+            np.array([x.on for x in snaps], dtype=object),
+            np.array([p for p, _ in self.prices], dtype=object),
+            self.params,
+        )
+
+    def _price(self, asset: int) -> int:
+        return self.prices[asset][0]
+
+    def _state(self, *accounts: int) -> tuple:
+        """What must not move when an action on `accounts` is refused."""
+        e = self.s.engine
+        return (
+            tuple((a, self._snapshot(a)) for a in accounts),
+            e.deficit(),
+            tuple(t.balanceOf(e.address) for t in self.k.tokens.values()),
+        )
+
+    def _refused(self, before: tuple, reason: str, allowed: tuple[str, ...]) -> None:
+        STATS[f"refused: {reason}"] += 1
+        assert reason in allowed, reason
+        accounts = [a for a, _ in before[0]]
+        assert self._state(*accounts) == before, f"state moved on a refused action ({reason})"
+
+    # ------------------------------------------------------------------ rules
+
+    accounts = st.sampled_from(range(1, len(TRADERS) + 1))
+    token_ids = st.sampled_from((-1, ETH, BTC))
+
+    def _acct(self, i: int) -> int:
+        return self.k.accounts[i]
+
+    def _units(self, token_id: int, frac: float) -> int:
+        """An amount in token units: frac of a few thousand dollars' worth."""
+        if token_id == -1:
+            return max(int(frac * 20_000 * 10**6), 1)
+        if token_id == ETH:
+            return max(int(frac * 10 * 10**18), 1)
+        return max(int(frac * 0.3 * 10**8), 1)
+
+    @rule(i=accounts, token_id=token_ids, frac=st.floats(0.0001, 1.0))
+    def deposit(self, i, token_id, frac):
+        acct, who = self._acct(i), self.k.owners[self._acct(i)]
+        token = self.k.tokens[token_id]
+        amount = self._units(token_id, frac)
+        token.mint(who, amount)
+        self.s.engine.deposit(acct, token.address, amount, sender=who)
+        STATS["deposit"] += 1
+        self.dirty.add(acct)
+
+    @rule(amount=st.integers(1, 5_000 * 10**6))
+    def deposit_insurance(self, amount):
+        self.s.cash.mint(self.s.owner, amount)
+        self.s.cash.approve(self.s.engine.address, amount)
+        self.s.engine.deposit(INSURANCE, self.s.cash.address, amount)
+        self.dirty.add(INSURANCE)
+
+    @rule(i=accounts, token_id=token_ids, frac=st.floats(0.0001, 1.5))
+    def withdraw(self, i, token_id, frac):
+        acct = self._acct(i)
+        who = self.k.owners[acct]
+        token = self.k.tokens[token_id]
+        snap = self.book[acct]
+        held = snap.cash if token_id == -1 else snap.coll[token_id]
+        scale = SCALE[token_id]
+        amount = max(int(max(held, 0) // scale * frac), 1)
+        before = self._state(acct)
+        wallet = token.balanceOf(who)
+        deficit = before[1]
+        try:
+            self.s.engine.withdraw(acct, token.address, amount, sender=who)
+        except boa.BoaError as err:
+            self._refused(before, revert_reason(err), USER_ERRORS)
+            return
+        wad = amount * scale
+        paid = amount
+        if token_id == -1 and deficit:
+            total = before[2][0] * CASH_SCALE
+            share = -((-wad * deficit) // (total + deficit))
+            paid_wad = (wad - share) // CASH_SCALE * CASH_SCALE
+            self.expected_deficit -= min(wad - paid_wad, deficit)
+            paid = paid_wad // CASH_SCALE
+        assert token.balanceOf(who) - wallet == paid
+        STATS["withdraw" + (" under deficit" if deficit and token_id == -1 else "")] += 1
+        self._require_im(acct)
+        self.dirty.add(acct)
+
+    @rule(i=accounts, j=accounts, token_id=token_ids, frac=st.floats(0.0001, 1.5))
+    def transfer(self, i, j, token_id, frac):
+        src, dst = self._acct(i), self._acct(j)
+        if src == dst or self.k.owners[src] != self.k.owners[dst]:
+            return
+        token = self.k.tokens[token_id]
+        snap = self.book[src]
+        held = snap.cash if token_id == -1 else snap.coll[token_id]
+        scale = SCALE[token_id]
+        amount = max(int(max(held, 0) // scale * frac), 1)
+        before = self._state(src, dst)
+        try:
+            self.s.engine.transfer(src, dst, token.address, amount, sender=self.k.owners[src])
+        except boa.BoaError as err:
+            self._refused(before, revert_reason(err), USER_ERRORS)
+            return
+        self._require_im(src)
+        STATS["transfer"] += 1
+        self.dirty |= {src, dst}
+
+    def _require_im(self, acct: int) -> None:
+        """A risk-increasing action succeeded: the account meets IM with valid prices."""
+        equity, mm, im, ok, _ = self.s.engine.healths([acct])[0]
+        assert ok and equity >= im, (equity, mm, im)
+
+    @rule(
+        m=accounts,
+        t=accounts,
+        market=st.sampled_from(range(N_ASSETS)),
+        notional=st.integers(-60_000, 60_000),
+        offset_bps=st.integers(-600, 600),
+        part=st.floats(0.1, 1.0),
+    )
+    def fill(self, m, t, market, notional, offset_bps, part):
+        maker, taker = self._acct(m), self._acct(t)
+        price = self._price(market)
+        if maker == taker or notional == 0 or price == 0:
+            return
+        fill_price = price * (BPS + offset_bps) // BPS // FEED_UNIT * FEED_UNIT
+        size = notional * WAD * WAD // price
+        if size == 0 or fill_price == 0:
+            return
+        self.nonce += 1
+        maker_who = self.k.owners[maker]
+        order, sig = self.s.sign_order(
+            maker_who,
+            owner=maker_who,
+            subaccount=maker & (2**96 - 1),
+            market=market,
+            size=size,
+            price=fill_price,
+            nonce=self.nonce,
+            expiry=2**40,
+        )
+        self.orders.append((order, sig, maker))
+        self._fill(order, sig, maker, taker, max(int(abs(size) * part), 1))
+
+    @precondition(lambda self: self.orders)
+    @rule(k=st.integers(0, 10**6), t=accounts, part=st.floats(0.05, 1.0))
+    def fill_again(self, k, t, part):
+        """Fill (part of) an earlier order: partial fills, overfills, cancelled nonces."""
+        order, sig, maker = self.orders[k % len(self.orders)]
+        taker = self._acct(t)
+        if taker == maker:
+            return
+        self._fill(order, sig, maker, taker, max(int(abs(order[3]) * part), 1))
+
+    def _fill(self, order, sig, maker: int, taker: int, amount: int) -> None:
+        before = self._state(maker, taker)
+        m_before, t_before = self.margins[maker], self.margins[taker]
+        try:
+            self.s.book.fill(order, sig, amount, taker, sender=self.k.owners[taker])
+        except boa.BoaError as err:
+            self._refused(before, revert_reason(err), USER_ERRORS)
+            return
+        rows = self.s.engine.healths([maker, taker])
+        for prior, row in ((m_before, rows[0]), (t_before, rows[1])):
+            equity, mm, im, ok, _ = row
+            meets_im = ok and equity >= im
+            reduces = (
+                mm < prior.mm
+                and equity - mm >= prior.equity - prior.mm
+                and equity >= min(prior.equity - 1, 0)
+            )
+            assert meets_im or reduces, (prior, row)
+            STATS["fill side at IM" if meets_im else "fill side risk-reducing"] += 1
+        self.dirty |= {maker, taker}
+
+    @precondition(lambda self: self.orders)
+    @rule(k=st.integers(0, 10**6))
+    def cancel(self, k):
+        order, _, maker = self.orders[k % len(self.orders)]
+        book, nonce = self.s.book, order[5]
+        if book.filled(maker, nonce) == 2**256 - 1:
+            try:
+                book.cancel(maker, nonce, sender=self.k.owners[maker])
+            except boa.BoaError as err:
+                assert "trading: nonce cancelled" in str(err)
+                return
+            raise AssertionError("a nonce was cancelled twice")
+        book.cancel(maker, nonce, sender=self.k.owners[maker])
+        assert book.filled(maker, nonce) == 2**256 - 1
+
+    # -- oracles and time
+
+    @rule(asset=st.sampled_from(range(N_ASSETS)), bps=st.integers(-2_000, 2_000))
+    def move_price(self, asset, bps):
+        price = self._price(asset) or int(devnet.MARKETS[asset].price_usd * WAD)
+        answer = max(price * (BPS + bps) // BPS // FEED_UNIT, 1)
+        self.k.feeds[asset].set_price(answer)
+        self.prices_dirty = True
+
+    @rule(asset=st.sampled_from(range(N_ASSETS)), keep_bps=st.integers(500, 7_000))
+    def crash(self, asset, keep_bps):
+        price = self._price(asset) or int(devnet.MARKETS[asset].price_usd * WAD)
+        self.k.feeds[asset].set_price(max(price * keep_bps // BPS // FEED_UNIT, 1))
+        self.prices_dirty = True
+
+    @rule(times=st.integers(2, 10))
+    def pump_thin_asset(self, times):
+        """Mango: pump LINK (the thinnest market) then try to take value out against it."""
+        price = self._price(LINK) or 15 * WAD
+        self.k.feeds[LINK].set_price(price * times // FEED_UNIT)
+        self.prices_dirty = True
+
+    @rule(asset=st.sampled_from(range(N_ASSETS)), age=st.integers(1, 3 * HEARTBEAT))
+    def stale_round(self, asset, age):
+        now = boa.env.evm.patch.timestamp
+        feed = self.k.feeds[asset]
+        rid = feed.round_id() + 1
+        answer = feed.answer()
+        feed.set_round(answer, max(now - HEARTBEAT - age, 1), rid, rid)
+        self.prices_dirty = True
+
+    @rule(asset=st.sampled_from(range(N_ASSETS)))
+    def fresh_round(self, asset):
+        feed = self.k.feeds[asset]
+        feed.set_price(max(feed.answer(), 1))
+        self.prices_dirty = True
+
+    @rule(seconds=st.integers(1, 8 * 3_600))
+    def wait(self, seconds):
+        boa.env.time_travel(seconds=seconds)
+        self.prices_dirty = True
+
+    @rule(i=accounts, depth=st.integers(1, 5_000))
+    def push_insolvent(self, i, depth):
+        """Move one market so that an account's equity is `depth` dollars below zero."""
+        traders = [a for a in self.k.accounts[1:-1] if any(self.book[a].size)]
+        if not traders:
+            STATS["push insolvent: no position"] += 1
+            return
+        acct = traders[i % len(traders)]
+        snap = self.book[acct]
+        exposed = [a for a in range(N_ASSETS) if snap.size[a] != 0]
+        if not exposed:
+            STATS["push insolvent: no position"] += 1
+            return
+        a = exposed[0]
+        m = self.margins[acct]
+        # Equity is linear in the price of `a`: dE/dp = (coll * (1 - h) + size).
+        slope = (snap.coll[a] * (BPS - int(self.params.haircut_bps[a])) + snap.size[a] * BPS) // BPS
+        if slope == 0:
+            return
+        target = -depth * WAD
+        price = self._price(a) + (target - m.equity) * WAD // slope
+        if price <= FEED_UNIT or price > 10**12 * WAD:
+            return
+        self.k.feeds[a].set_price(price // FEED_UNIT)
+        STATS["push insolvent"] += 1
+        self.prices_dirty = True
+
+    # -- liquidation
+
+    @rule(i=accounts, fraction=st.integers(1, WAD))
+    def liquidate(self, i, fraction):
+        acct = self._acct(i)
+        self._liquidate(acct, fraction)
+
+    def _liquidate(self, acct: int, fraction: int) -> bool:
+        m = self.margins[acct]
+        before = self._state(acct, self.k.desk, INSURANCE)
+        desk_who = self.k.owners[self.k.desk]
+        if not m.liquidatable:
+            try:
+                self.s.liquidations.liquidate(
+                    acct, self.k.desk, fraction, 2**255 - 1, sender=desk_who
+                )
+            except boa.BoaError as err:
+                allowed = ("liquidations: account is healthy", "oracle: invalid price")
+                self._refused(before, revert_reason(err), allowed)
+                return False
+            raise AssertionError("a healthy account was liquidated")
+        snap = self.book[acct]
+        prices = np.array([p for p, _ in self.prices], dtype=object)
+        arrays = (
+            np.array([snap.cash], dtype=object),
+            np.array([snap.coll], dtype=object),
+            np.array([snap.size], dtype=object),
+            np.array([snap.on], dtype=object),
+        )
+        want = preview(*arrays, prices, self.params, self.policy, requested=fraction)
+        fund = self.book[INSURANCE].cash
+        deficit = before[1]
+        # The keeper's preview view equals the twin's, to the wei.
+        pv = self.s.liquidations.liquidation_preview(acct, fraction)
+        assert (pv.fraction, pv.penalty, pv.equity_after, pv.mm_after) == (
+            int(want.fraction[0]),
+            int(want.penalty[0]),
+            int(want.equity_after[0]),
+            int(want.mm_after[0]),
+        ), (pv, want)
+        try:
+            self.s.liquidations.liquidate(acct, self.k.desk, fraction, 2**255 - 1, sender=desk_who)
+        except boa.BoaError as err:
+            # Only the desk's own IM may refuse a due liquidation.
+            self._refused(before, revert_reason(err), ("margin: below initial margin",))
+            return False
+        (equity, mm, _, _, _), desk_row = self.s.engine.healths([acct, self.k.desk])
+        assert (equity, mm) == (int(want.equity_after[0]), int(want.mm_after[0]))
+        # The liquidator took on risk: it meets IM with valid prices.
+        assert desk_row[3] and desk_row[0] >= desk_row[2], desk_row
+        # The waterfall, predicted: the fee repays the deficit first, then the fund covers
+        # the hole a full close leaves, the rest is deficit.
+        f, penalty, fee = int(want.fraction[0]), int(want.penalty[0]), int(want.fee[0])
+        repaid = min(fee, deficit)
+        fund += fee - repaid
+        self.expected_deficit -= repaid
+        hole = 0
+        if f == WAD:
+            cash_after = int(
+                slice_accounts(*arrays, prices, self.params.haircut_bps, np.array([WAD]))[0][0]
+            )
+            hole = max(penalty - cash_after, 0)
+            covered = min(hole, max(fund, 0))
+            self.expected_deficit += hole - covered
+        # A solvent account's health ratio falls by at most the discount paid.
+        if m.equity >= 0 and m.mm > 0:
+            d = int(want.discount[0])
+            if mm == 0:
+                assert equity >= 0
+            else:
+                # E'/MM' >= E/MM - d  <=>  E' * MM * WAD >= (E * WAD - d * MM) * MM'
+                assert equity * m.mm * WAD >= (m.equity * WAD - d * m.mm) * mm
+        STATS["liquidation" + (" (full)" if f == WAD else "")] += 1
+        if f == WAD and hole:
+            STATS["bad debt"] += 1
+        self.dirty |= {acct, self.k.desk, INSURANCE}
+        return True
+
+    @precondition(lambda self: any(self.margins[a].liquidatable for a in self.k.accounts[1:-1]))
+    @rule()
+    def keeper_pass(self):
+        """Liquidate everything liquidatable; afterwards nothing is."""
+        self._refresh()
+        traders = self.k.accounts[1:-1]
+        for _ in range(12):
+            due = [a for a in traders if self.margins[a].liquidatable]
+            if not due:
+                break
+            for acct in due:
+                assert self._liquidate(acct, WAD), "the desk could not take a liquidation"
+                row = self.s.engine.healths([acct])[0]
+                self.margins[acct] = MarginRow(*row[:4])
+        rows = self.s.engine.healths(traders)
+        assert not any(ok and e < mm for e, mm, _, ok, _ in rows), rows
+        STATS["keeper pass"] += 1
+
+    # -- signed risk updates
+
+    def _governance_due(self) -> bool:
+        return self.steps % GOV_EVERY == 0
+
+    @precondition(_governance_due)
+    @rule(
+        assets=st.sets(st.sampled_from(range(N_ASSETS)), min_size=1, max_size=N_ASSETS),
+        moves=st.lists(st.integers(-3_000, 3_000), min_size=18, max_size=18),
+        im_bps=st.integers(-5_000, 5_000),
+        discount_bps=st.integers(-500, 500),
+    )
+    def signed_update(self, assets, moves, im_bps, discount_bps):
+        assets = np.array(sorted(assets))
+        view = self.signer.view(assets)
+        values = view.current.copy()
+        values = values + np.array(moves, dtype=np.int64)[None, :]
+        values[:, 16:] = np.maximum(values[:, 16:], 0)
+        g = [int(x) for x in view.global_current]
+        target = ParamSet.from_values(
+            assets,
+            values,
+            [
+                max(g[0] + g[0] * im_bps // BPS, WAD),
+                max(g[1] + discount_bps * WAD // BPS // 10, 1),
+                max(g[2] + discount_bps * WAD // BPS // 10, 1),
+            ],
+        )
+        try:
+            plan = self.signer.plan(target, view)
+        except ValueError:
+            return
+        deadline = view.timestamp + 600
+        message = self.signer.message(plan.signed, view.nonce, deadline)
+        self.signer.submit(message, self.signer.sign(message))
+        STATS["signed update"] += 1
+        self.params_dirty = True
+        self._refresh()
+        np.testing.assert_array_equal(self.params.shocks_bps[assets], plan.applied[:, :16])
+
+    @precondition(_governance_due)
+    @rule(
+        kind=st.sampled_from(
+            (
+                "bad nonce",
+                "expired",
+                "one signature",
+                "unsorted",
+                "outsider",
+                "signer relays",
+                "floor above bound",
+                "tampered",
+            )
+        ),
+        asset=st.sampled_from(range(N_ASSETS)),
+    )
+    def invalid_update(self, kind, asset):
+        assets = np.array([asset])
+        view = self.signer.view(assets)
+        signed = ParamSet.from_values(assets, view.current, [int(x) for x in view.global_current])
+        nonce, deadline = view.nonce, view.timestamp + 600
+        if kind == "bad nonce":
+            nonce += 1
+        if kind == "expired":
+            deadline = view.timestamp - 1
+        if kind == "floor above bound":
+            values = view.current.copy()
+            values[0, 16] = view.bounds[0].floor_max + 1
+            signed = ParamSet.from_values(assets, values, [int(x) for x in view.global_current])
+        message = self.signer.message(signed, nonce, deadline)
+        sigs = self.signer.sign(message)
+        relayer = self.k.relayer
+        expected = {
+            "bad nonce": "governor: bad nonce",
+            "expired": "governor: expired",
+            "one signature": "governor: below threshold",
+            "unsorted": "governor: signers not sorted",
+            "outsider": "governor: not a signer",
+            "signer relays": "governor: signer cannot relay",
+            "floor above bound": "governor: floor out of bounds",
+            "tampered": "governor: not a signer",
+        }[kind]
+        if kind == "one signature":
+            sigs = sigs[:1]
+        if kind == "unsorted":
+            sigs = sigs[::-1]
+        if kind == "outsider":
+            outsider = BoaRiskSigner(
+                self.k.governor,
+                None,
+                None,
+                [self.k.signers[0], Account.from_key(b"\x11" * 32)],
+                relayer,
+            )
+            sigs = outsider.sign(message)
+        if kind == "signer relays":
+            relayer = self.k.signers[0].address
+        if kind == "tampered":
+            message = self.signer.message(signed, nonce, deadline)
+            message.im_multiplier = message.im_multiplier + 1
+        governed = self._governed()
+        try:
+            self.k.governor.submit(update_tuple(message), sigs, sender=relayer)
+        except boa.BoaError as err:
+            assert expected in str(err), (kind, str(err)[-300:])
+            assert self._governed() == governed
+            STATS["invalid update refused"] += 1
+            return
+        raise AssertionError(f"invalid update ({kind}) accepted")
+
+    def _governed(self) -> tuple:
+        e, g = self.s.engine, self.k.governor
+        return (
+            g.next_nonce(),
+            e.im_multiplier(),
+            self.s.liquidations.min_discount(),
+            self.s.liquidations.max_discount(),
+            tuple(e.shock_word(a) for a in range(N_ASSETS)),
+            tuple(e.asset_word(a) for a in range(N_ASSETS)),
+        )
+
+    @precondition(_governance_due)
+    @rule(asset=st.sampled_from(range(N_ASSETS)))
+    def poke(self, asset):
+        if self.k.governor.asset_view(asset)[4] == 0:
+            governed = self._governed()
+            try:
+                self.k.governor.poke(asset)
+            except boa.BoaError as err:
+                assert "governor: no ramp" in str(err)
+                assert self._governed() == governed
+                return
+            raise AssertionError("poke without a ramp succeeded")
+        self.k.governor.poke(asset)
+        STATS["poke"] += 1
+        self.params_dirty = True
+
+    # ------------------------------------------------------------- invariants
+
+    @invariant()
+    def invariants(self):
+        STEPS[0] += 1
+        self.steps += 1
+        self._refresh()
+        accounts = self.k.accounts
+        e = self.s.engine
+        # Twin == contract, to the wei, for every account.
+        twin = self._twin(accounts)
+        for n, acct in enumerate(accounts):
+            row = self.margins[acct]
+            assert (row.equity, row.mm, row.im) == (
+                int(twin.equity[n]),
+                int(twin.mm[n]),
+                int(twin.im[n]),
+            ), (acct, row, twin.equity[n], twin.mm[n], twin.im[n])
+        # Conservation, per token.
+        deficit = e.deficit()
+        assert deficit == self.expected_deficit, (deficit, self.expected_deficit)
+        claims = sum(self.book[a].cash - sum(self.book[a].on) for a in accounts)
+        held = self.s.cash.balanceOf(e.address)
+        assert held * CASH_SCALE + deficit == claims, (held, deficit, claims)
+        assert e.token_word(self.s.cash.address) >> 128 == held * CASH_SCALE
+        for a, scale in ((ETH, 1), (BTC, 10**10)):
+            token = self.k.tokens[a]
+            held = token.balanceOf(e.address)
+            assert held * scale == sum(self.book[x].coll[a] for x in accounts)
+            assert e.token_word(token.address) >> 128 == held * scale
+        for a in range(N_ASSETS):
+            sizes = [self.book[x].size[a] for x in accounts]
+            assert sum(sizes) == 0
+            assert e.open_interest(a) == sum(s for s in sizes if s > 0)
+        # Every signed parameter within its bounds.
+        self._check_bounds()
+        STATES.add(self.signature())
+
+    def _check_bounds(self) -> None:
+        p = self.params
+        for a, spec in enumerate(devnet.MARKETS):
+            fmin, fmax, hmin, hmax, dmax, umax, dmin, umin = devnet.asset_bounds(spec)
+            shocks = p.shocks_bps[a]
+            assert fmin <= p.floor_bps[a] <= fmax and hmin <= p.haircut_bps[a] <= hmax
+            assert shocks.min() >= -dmax and shocks.max() <= umax
+            assert shocks.min() <= -dmin and shocks.max() >= umin
+        im_min, im_max, dmin_lo, dmin_hi, dmax_lo, dmax_hi = devnet.GLOBAL_BOUNDS
+        # The deployment's IM (1.5) lies inside its bounds from the start.
+        assert im_min <= p.im_multiplier_wad <= im_max
+        assert dmin_lo <= self.policy.min_discount <= dmin_hi
+        assert dmax_lo <= self.policy.max_discount <= dmax_hi
+        assert self.policy.min_discount <= self.policy.max_discount
+
+    def signature(self) -> tuple:
+        """A coarse picture of the book: per trader, the sign of its cash, which markets it
+        holds long / short, which collateral, and its health band (above IM, between MM
+        and IM, liquidatable, insolvent); plus whether a deficit is open and which prices
+        are valid."""
+        out = []
+        for acct in self.k.accounts[1:-1]:
+            snap, m = self.book[acct], self.margins[acct]
+            band = 0 if m.equity >= m.im else 1 if m.equity >= m.mm else 2 if m.equity >= 0 else 3
+            out.append(
+                (
+                    (snap.cash > 0) - (snap.cash < 0),
+                    tuple((s > 0) - (s < 0) for s in snap.size),
+                    tuple(c > 0 for c in snap.coll[:2]),
+                    band,
+                )
+            )
+        return (tuple(out), self.expected_deficit > 0, tuple(ok for _, ok in self.prices))
+
+
+# (examples, steps per example). quick: the default suite (~1,000 steps; 233 s of wall time
+# on the shared 2-core machine, see benchmarks/RESULTS.md); long: `make fuzz`, per process
+# (two run at once), 12,000 steps: about an hour at 3 to 4 steps/s per process.
+PROFILES = {
+    "quick": (int(os.environ.get("FUZZ_QUICK_EXAMPLES", "20")), 50),
+    "long": (int(os.environ.get("FUZZ_LONG_EXAMPLES", "120")), 100),
+}

@@ -1,0 +1,35 @@
+"""The stateful fuzz model (ballast_machine.BallastMachine) under the `quick` profile.
+
+`FUZZ_PROFILE=long` (make fuzz) runs the long campaign instead. Failing examples are kept
+in the hypothesis database (tests/fuzz/.hypothesis, ignored by git) and replayed first on
+the next run; the bugs found are kept as named regression tests in test_regressions.py.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+from ballast_machine import PROFILES, BallastMachine, stack
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+PROFILE = os.environ.get("FUZZ_PROFILE", "quick")
+EXAMPLES, STEPS = PROFILES[PROFILE]
+DATABASE = DirectoryBasedExampleDatabase(Path(__file__).parent / ".hypothesis")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _deployed():
+    """Deploy once, outside every example's snapshot (titanoboa's pytest plugin rolls each
+    hypothesis example back, which would take a stack deployed inside it along)."""
+    stack()
+
+
+TestBallast = BallastMachine.TestCase
+TestBallast.settings = settings(
+    max_examples=EXAMPLES,
+    stateful_step_count=STEPS,
+    deadline=None,
+    database=DATABASE,
+    suppress_health_check=list(HealthCheck),
+)

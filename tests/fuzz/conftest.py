@@ -2,6 +2,7 @@
 
 import boa
 import pytest
+from ballast_machine import stack
 from boa_stack import deploy
 
 
@@ -17,3 +18,13 @@ def s(devnet_stack):
     """The devnet listing in a snapshot rolled back after the test."""
     with boa.env.anchor():
         yield devnet_stack
+
+
+@pytest.fixture(scope="session")
+def machine_stack():
+    """The stateful model's stack (ballast_machine.stack), deployed once per session.
+
+    titanoboa's pytest plugin rolls every fixture's deployments back when the fixture is
+    torn down; session scope keeps the model's cached stack alive for every module that
+    uses it, and each example runs in its own snapshot on top of it."""
+    return stack()

@@ -6,6 +6,7 @@ stays covered whatever that database holds.
 """
 
 import boa
+from ballast_machine import STATS, BallastMachine
 
 WAD = 10**18
 USDC = 10**6
@@ -72,3 +73,63 @@ def test_regression_deficit_dust_stranded_on_withdrawal(s):
     # The saver paid exactly the deficit, and one token unit less was sent.
     assert s.cash.balanceOf(saver) == 1_000 * USDC - 1
     assert s.engine.cash(saver_acct) == 4_000 * WAD + 10**12 - deficit
+
+
+# Found by the quick profile in CI: after LINK was pumped some 300,000-fold the desk, short
+# LINK from an earlier liquidation, was itself bankrupt, so the protocol rightly refused it
+# the next liquidation for its own IM and the model's keeper pass failed. A keeper brings
+# capital: the pass now recapitalises the desk when its IM refuses and then must succeed.
+BANKRUPT_DESK = [
+    ("fill", dict(m=1, market=0, notional=1212, offset_bps=-395, part=0.2825429220300454, t=4)),
+    ("stale_round", dict(age=18275, asset=1)),
+    ("deposit", dict(frac=0.7762958657784468, i=1, token_id=-1)),
+    ("fresh_round", dict(asset=2)),
+    ("wait", dict(seconds=3376)),
+    ("move_price", dict(asset=3, bps=250)),
+    ("move_price", dict(asset=2, bps=929)),
+    ("fill", dict(m=4, market=2, notional=-6456, offset_bps=-4, part=0.43278137873226463, t=3)),
+    ("fill", dict(m=3, market=3, notional=10494, offset_bps=-416, part=0.6, t=5)),
+    ("pump_thin_asset", dict(times=5)),
+    ("stale_round", dict(age=31095, asset=3)),
+    ("pump_thin_asset", dict(times=7)),
+    ("pump_thin_asset", dict(times=5)),
+    ("keeper_pass", dict()),
+    ("pump_thin_asset", dict(times=10)),
+    ("deposit", dict(frac=0.5, i=5, token_id=-1)),
+    ("move_price", dict(asset=0, bps=1146)),
+    ("fill", dict(m=1, market=2, notional=-153, offset_bps=107, part=0.65, t=1)),
+    ("fill", dict(m=4, market=3, notional=500, offset_bps=-120, part=0.37647758660222674, t=5)),
+    ("pump_thin_asset", dict(times=10)),
+    ("crash", dict(asset=3, keep_bps=501)),
+    ("deposit", dict(frac=0.11657971854374037, i=3, token_id=0)),
+    ("push_insolvent", dict(depth=3552, i=5)),
+    ("wait", dict(seconds=128)),
+    ("pump_thin_asset", dict(times=5)),
+    ("deposit", dict(frac=0.5959560851420123, i=5, token_id=-1)),
+    ("push_insolvent", dict(depth=72, i=4)),
+    ("withdraw", dict(frac=1.2681587123734546, i=4, token_id=-1)),
+    ("stale_round", dict(age=1146, asset=1)),
+    ("deposit", dict(frac=0.5055094705429882, i=5, token_id=-1)),
+    ("fresh_round", dict(asset=0)),
+    ("push_insolvent", dict(depth=146, i=3)),
+    ("keeper_pass", dict()),
+]
+
+
+def replay(steps):
+    """Run a failing example as hypothesis printed it, invariants after every step."""
+    machine = BallastMachine()
+    check = vars(BallastMachine)["invariants"]  # hypothesis shadows the name on instances
+    try:
+        check(machine)
+        for rule, kwargs in steps:
+            getattr(machine, rule)(**kwargs)
+            check(machine)
+    finally:
+        machine.teardown()
+
+
+def test_regression_keeper_pass_with_bankrupt_desk(machine_stack):
+    before = STATS["desk recapitalised"]
+    replay(BANKRUPT_DESK)
+    assert STATS["desk recapitalised"] > before

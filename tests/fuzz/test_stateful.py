@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from ballast_machine import PROFILES, BallastMachine, stack
+from ballast_machine import PROFILES, BallastMachine
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
@@ -20,10 +20,9 @@ DATABASE = DirectoryBasedExampleDatabase(Path(__file__).parent / ".hypothesis")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _deployed():
-    """Deploy once, outside every example's snapshot (titanoboa's pytest plugin rolls each
+def _deployed(machine_stack):
+    """Deploy outside every example's snapshot (titanoboa's pytest plugin rolls each
     hypothesis example back, which would take a stack deployed inside it along)."""
-    stack()
 
 
 TestBallast = BallastMachine.TestCase

@@ -57,8 +57,20 @@ console: build
 deploy: build
 	ape run deploy --network $(NETWORK) $(DEPLOY_ARGS)
 
+# Two processes, one per core: the node-free suites (numpy twin and titanoboa fuzz, in
+# .test-logs/offline.log) run beside the anvil suites, and their output follows at the end.
+OFFLINE_TESTS := tests/unit tests/fuzz
 test: build lint
-	ape test tests --network $(NETWORK) -p no:cacheprovider $(PYTEST_ARGS)
+	@mkdir -p .test-logs; \
+	python -m pytest $(OFFLINE_TESTS) -p no:ape_test -p no:cacheprovider $(PYTEST_ARGS) \
+	  > .test-logs/offline.log 2>&1 & pid=$$!; trap "kill $$pid 2>/dev/null" INT TERM; \
+	echo "$(OFFLINE_TESTS) run beside this suite (progress: .test-logs/offline.log)"; \
+	ape test tests $(addprefix --ignore=,$(OFFLINE_TESTS)) --network $(NETWORK) \
+	  -p no:cacheprovider $(PYTEST_ARGS); node=$$?; \
+	wait $$pid; offline=$$?; \
+	echo "=== $(OFFLINE_TESTS) ==="; cat .test-logs/offline.log; \
+	echo "anvil suites: exit $$node; $(OFFLINE_TESTS): exit $$offline"; \
+	test $$node -eq 0 -a $$offline -eq 0
 
 test-unit: install
 	ape test tests/unit --network $(NETWORK) $(PYTEST_ARGS)
@@ -66,15 +78,20 @@ test-unit: install
 test-contracts: build
 	ape test tests/contracts --network $(NETWORK) $(PYTEST_ARGS)
 
-# Long campaigns. First the differentials at HYPOTHESIS_PROFILE=soak (2,000 examples per
-# property; ~1 h on 2 cores). Then the stateful model's long profile in titanoboa (no node):
-# two processes, one per core, each FUZZ_LONG_EXAMPLES (120) x 100 steps, about an hour at
-# the rate in benchmarks/RESULTS.md; failures land in tests/fuzz/.hypothesis and replay first.
+# Long campaigns, about 1 h 45 min on 2 cores. First the differentials (2,000 titanoboa and
+# 100 devnet portfolios) and the other properties at HYPOTHESIS_PROFILE=soak (2,000 examples
+# each), ~45 min. Then the stateful model's long profile in titanoboa (no node): two
+# processes, one per core, each FUZZ_LONG_EXAMPLES (120) x 100 steps, about an hour at the
+# rate in benchmarks/RESULTS.md; failures land in tests/fuzz/.hypothesis and replay first.
 FUZZ_LONG_EXAMPLES ?= 120
 fuzz: build
-	HYPOTHESIS_PROFILE=soak ape test tests/fuzz tests/contracts/test_differential.py --network $(NETWORK) --deselect tests/fuzz/test_stateful.py::TestBallast::runTest
+	HYPOTHESIS_PROFILE=soak DIFFERENTIAL_EXAMPLES=100 \
+	  ape test tests/contracts/test_differential.py --network $(NETWORK) -p no:cacheprovider
+	HYPOTHESIS_PROFILE=soak DIFFERENTIAL_EXAMPLES_BOA=2000 \
+	  python -m pytest tests/fuzz -p no:ape_test -p no:cacheprovider \
+	  --deselect tests/fuzz/test_stateful.py::TestBallast::runTest
 	for i in 1 2; do \
-	  FUZZ_PROFILE=long FUZZ_LONG_EXAMPLES=$(FUZZ_LONG_EXAMPLES) PYTHONPATH=$(CURDIR) \
+	  FUZZ_PROFILE=long FUZZ_LONG_EXAMPLES=$(FUZZ_LONG_EXAMPLES) \
 	    python -m pytest tests/fuzz/test_stateful.py -p no:ape_test -p no:cacheprovider -q & \
 	done; \
 	status=0; for job in $$(jobs -p); do wait $$job || status=1; done; exit $$status

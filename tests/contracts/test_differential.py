@@ -14,7 +14,7 @@ from portfolio_book import MARKETS, examples, run_example
 
 from offchain_risk.chain import Engine
 
-EXAMPLES = int(os.environ.get("DIFFERENTIAL_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("DIFFERENTIAL_EXAMPLES", "10"))
 _SUBS = iter(range(1, 10**9))
 
 

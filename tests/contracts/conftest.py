@@ -7,6 +7,8 @@ snapshots the chain around each test, so every test starts from this state.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from offchain_risk import devnet
@@ -19,6 +21,34 @@ PRICES = {m.symbol: m.price_usd for m in devnet.MARKETS}
 IM_MULTIPLIER = 3 * WAD // 2
 PRICE_BAND = WAD // 20  # 5%
 SHOCKS = devnet.DEFAULT_SHOCKS_BPS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _lean_reverts():
+    """Revert errors without the call tree and source traceback.
+
+    For every reverted transaction ape-foundry rebuilds a source traceback and prints the
+    call tree, both from the full debug trace: about 4 s per revert, most of this suite's
+    time. The tests read only the revert message (`ape.reverts`), which stays the same.
+    BALLAST_TRACE_REVERTS=1 keeps Ape's full path, for debugging a failure."""
+    if os.environ.get("BALLAST_TRACE_REVERTS") == "1":
+        yield
+        return
+    from ape.exceptions import ContractLogicError, TransactionError
+    from ape_foundry.provider import FoundryProvider
+
+    def lean(self, exception, revert_message=None, **kwargs):
+        if revert_message in (None, "", "0x"):
+            revert_message = TransactionError.DEFAULT_MESSAGE
+        revert_message = revert_message.removeprefix("revert: ")
+        kwargs.pop("trace", None)
+        kwargs["set_ape_traceback"] = False
+        return ContractLogicError(base_err=exception, revert_message=revert_message, **kwargs)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(FoundryProvider, "_handle_execution_reverted", lean)
+    yield
+    mp.undo()
 
 
 @pytest.fixture(scope="session")

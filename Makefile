@@ -81,9 +81,9 @@ test-contracts: build
 # Long campaigns, about 1 h 45 min on 2 cores. First the differentials (2,000 titanoboa and
 # 100 devnet portfolios) and the other properties at HYPOTHESIS_PROFILE=soak (2,000 examples
 # each), ~45 min. Then the stateful model's long profile in titanoboa (no node): two
-# processes, one per core, each FUZZ_LONG_EXAMPLES (120) x 100 steps, about an hour at the
-# rate in benchmarks/RESULTS.md; failures land in tests/fuzz/.hypothesis and replay first.
-FUZZ_LONG_EXAMPLES ?= 120
+# processes, one per core, each FUZZ_LONG_EXAMPLES (300) x up to 100 steps, about an hour at
+# the rate in benchmarks/RESULTS.md; failures land in tests/fuzz/.hypothesis and replay first.
+FUZZ_LONG_EXAMPLES ?= 300
 fuzz: build
 	HYPOTHESIS_PROFILE=soak DIFFERENTIAL_EXAMPLES=100 \
 	  ape test tests/contracts/test_differential.py --network $(NETWORK) -p no:cacheprovider

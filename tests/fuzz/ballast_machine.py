@@ -930,10 +930,10 @@ class BallastMachine(RuleBasedStateMachine):
         return (tuple(out), self.expected_deficit > 0, tuple(ok for _, ok in self.prices))
 
 
-# (examples, steps per example). quick: the default suite (~1,000 steps; 233 s of wall time
-# on the shared 2-core machine, see benchmarks/RESULTS.md); long: `make fuzz`, per process
-# (two run at once), 12,000 steps: about an hour at 3 to 4 steps/s per process.
+# (examples, steps per example). quick: the default suite (~1,000 steps, about 2 minutes,
+# see benchmarks/RESULTS.md); long: `make fuzz`, per process (two run at once), up to 30,000
+# steps: about an hour at 7 to 8 steps/s per process (40 examples took 7 to 8 minutes).
 PROFILES = {
     "quick": (int(os.environ.get("FUZZ_QUICK_EXAMPLES", "20")), 50),
-    "long": (int(os.environ.get("FUZZ_LONG_EXAMPLES", "120")), 100),
+    "long": (int(os.environ.get("FUZZ_LONG_EXAMPLES", "300")), 100),
 }

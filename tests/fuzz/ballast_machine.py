@@ -692,9 +692,7 @@ class BallastMachine(RuleBasedStateMachine):
         cost = self.s.liquidations.liquidation_preview(acct, WAD).cost
         need = max(im - equity, 0) + 2 * self.margins[acct].im + max(cost, 0)
         amount = need // CASH_SCALE + 1
-        who = self.k.owners[desk]
-        self.s.cash.mint(who, amount)
-        self.s.engine.deposit(desk, self.s.cash.address, amount, sender=who)
+        _fund(self.s, self.k.owners[desk], desk, self.s.cash, amount)
         STATS["desk recapitalised"] += 1
         self.dirty.add(desk)
 

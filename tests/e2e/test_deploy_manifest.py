@@ -14,25 +14,24 @@ from offchain_risk import deploy
 CONFIG = Path(__file__).resolve().parents[2] / "deployments" / "config" / "local.toml"
 
 
-@pytest.fixture
-def local_network(chain):
+def _network(chain, name: str, is_local: bool) -> SimpleNamespace:
     return SimpleNamespace(
-        name="local",
-        is_local=True,
+        name=name,
+        is_local=is_local,
         chain_id=chain.chain_id,
         ecosystem=SimpleNamespace(name="ethereum"),
     )
+
+
+@pytest.fixture
+def local_network(chain):
+    return _network(chain, "local", True)
 
 
 @pytest.fixture
 def remote_network(chain):
     """A network that is not local (the chain underneath is the test anvil)."""
-    return SimpleNamespace(
-        name="sepolia",
-        is_local=False,
-        chain_id=chain.chain_id,
-        ecosystem=SimpleNamespace(name="ethereum"),
-    )
+    return _network(chain, "sepolia", False)
 
 
 @pytest.fixture

@@ -1,17 +1,23 @@
 # pragma version ~=0.4.3
 """
-@title Ballast engine configuration: the owner's setters
+@title Ballast engine configuration: the owner's setters and token moves
 @notice The owner-only setters of the engine (listing, feeds, risk
-        parameters, caps, venues, the liquidation policy). MarginEngine runs
-        them by delegatecall from its fallback, so they read and write the
-        engine's storage: this contract initializes the same modules in the
-        same order, hence the same storage layout (a test compares the two
-        layouts). Split out to keep the core under the EIP-170 size limit;
-        the engine's address answers both ABIs.
+        parameters, caps, venues, the liquidation policy, fallback prices),
+        and the account actions that move tokens in and out (deposit,
+        withdraw, transfer between sub-accounts). MarginEngine runs them by
+        delegatecall from its fallback, so they read and write the engine's
+        storage, hold the engine's reentrancy lock and see the engine as
+        `self`: this contract initializes the same modules in the same
+        order, hence the same storage layout (a test compares the two
+        layouts). Split out to keep the core under the EIP-170 size limit
+        with room for funding and options; the engine's address answers both
+        ABIs.
 @custom:security Deployed once and fixed in the engine as an immutable: no
         upgrade path. Every function here checks the owner through snekmate
         `ownable` (msg.sender is preserved by delegatecall). Calling this
-        contract directly changes only its own, unused storage.
+        contract directly changes only its own, unused storage: its own
+        listing has only the cash token, with zero caps, so a direct deposit
+        reverts.
 """
 
 from snekmate.auth import ownable
@@ -29,6 +35,10 @@ initializes: settlement[ledger := ledger, ownable := ownable]
 initializes: liquidation[ledger := ledger, ownable := ownable]
 
 exports: (
+    # The account actions that move tokens (see the header).
+    ledger.deposit,
+    ledger.withdraw,
+    ledger.transfer,
     ledger.list_asset,
     ledger.set_feed,
     ledger.set_asset_risk,
@@ -42,10 +52,12 @@ exports: (
     ledger.set_risk_manager,
     ledger.set_guardian,
     ledger.set_paused,
+    ledger.set_fallback_price,
     # Read through the same fallback: kept out of the core's bytecode.
     ledger.risk_manager,
     ledger.guardian,
     ledger.paused,
+    ledger.fallback_price,
     settlement.set_venue,
     liquidation.set_liquidator,
 )

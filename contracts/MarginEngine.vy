@@ -34,7 +34,9 @@ exports: (
     ownable_2step.pending_owner,
     ownable_2step.transfer_ownership,
     ownable_2step.accept_ownership,
-    # Owner setters run in MarginConfig.vy, by delegatecall (__default__).
+    # Owner setters and the token-moving account actions (deposit,
+    # withdraw, transfer) run in MarginConfig.vy, by delegatecall
+    # (__default__).
     ledger.im_multiplier,
     ledger.price_band,
     ledger.cash_token,
@@ -54,15 +56,13 @@ exports: (
     ledger.collateral,
     ledger.operators,
     ledger.set_operator,
-    ledger.deposit,
-    ledger.withdraw,
-    ledger.transfer,
     ledger.account_id,
     ledger.equity,
     ledger.margin,
     ledger.health,
     ledger.position,
     ledger.price,
+    ledger.liquidation_price,
     settlement.venues,
     settlement.settle,
     settlement.is_authorized,
@@ -111,8 +111,10 @@ def __init__(
 @raw_return
 def __default__() -> Bytes[32]:
     """
-    @notice Any other call is one of the owner's setters: run it from
-            MarginConfig against this contract's storage and return its
-            result as is (at most one word). Unknown selectors revert there.
+    @notice Any other call is one of the owner's setters or an account's
+            deposit, withdrawal or transfer: run it from MarginConfig against
+            this contract's storage, with this contract's address, caller
+            and reentrancy lock, and return its result as is (at most one
+            word). Unknown selectors revert there.
     """
     return raw_call(CONFIG, msg.data, max_outsize=32, is_delegate_call=True)

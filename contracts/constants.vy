@@ -47,3 +47,5 @@ MAX_FEED_DECIMALS: constant(uint256) = 36
 MAX_TOKEN_DECIMALS: constant(uint256) = 36
 MAX_PRICE_BAND: constant(uint256) = WAD // 5
 MAX_IM_MULTIPLIER: constant(uint256) = 10 * WAD
+# Longest life of a guardian's fallback price (liquidations only).
+MAX_FALLBACK_LIFE: constant(uint256) = 3600

@@ -132,20 +132,30 @@ def _slice(
     fraction: uint256,
     price: uint256,
     haircut_bps: uint256,
+    decimals: uint256,
 ) -> (uint256, int256, int256, uint256):
     """
     @dev The slice `fraction` (WAD) of one asset that a liquidation moves:
          (collateral moved, size moved, perp cash flow to the liquidatee,
          collateral payment to the liquidatee). Amounts round towards zero,
          so the liquidatee never gives more than `fraction`, and exactly all
-         at `fraction == WAD`. The perp moves at the oracle price and the
-         collateral at its haircut value `p * (1 - h)`: both are the prices
-         the margin model values them at, so the transfer leaves both sides'
-         equity unchanged except for the rounding, which favours the
-         liquidatee (it receives ceil, pays floor).
+         at `fraction == WAD`. Collateral moves in whole units of its token
+         (`decimals`), so neither side is left a remainder it cannot
+         withdraw (balances are whole units: deposits and withdrawals are),
+         and not at all without a price (`price == 0`: it stays). The perp
+         moves at the oracle price and the collateral at its haircut value
+         `p * (1 - h)`: both are the prices the margin model values them at,
+         so the transfer leaves both sides' equity unchanged except for the
+         rounding, which favours the liquidatee (it receives ceil, pays
+         floor).
     """
-    moved_coll: uint256 = coll * fraction // constants.WAD
-    # Signed `//` truncates towards zero, like the EVM's sdiv.
+    moved_coll: uint256 = 0
+    if price != 0:
+        moved_coll = coll * fraction // constants.WAD
+        if decimals < 18:
+            unit: uint256 = 10**(18 - decimals)
+            moved_coll = moved_coll // unit * unit
+        # Signed `//` truncates towards zero, like the EVM's sdiv.
     moved: int256 = size * convert(fraction, int256) // constants.IWAD
     flow: int256 = 0
     if moved > 0:

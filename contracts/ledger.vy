@@ -47,6 +47,9 @@ HAIRCUT_SHIFT: constant(uint256) = 216
 FLAGS_SHIFT: constant(uint256) = 232
 FLAG_LISTED: constant(uint256) = 1
 FLAG_PERP: constant(uint256) = 2
+# Decimals of the asset's collateral token (18 when it has none): a
+# liquidation moves collateral in whole token units.
+UNIT_SHIFT: constant(uint256) = 240
 
 
 # Packed token record: listed flag | asset id << 8 (CASH_ID for cash)
@@ -86,10 +89,16 @@ struct Margin:
     equity: int256
     mm: uint256
     im: uint256
+    # Every price the computation needed was valid. In the liquidation
+    # valuation only perps need one (primary feed or a live fallback).
     prices_ok: bool
     # With Override.fraction: the cash the liquidatee receives for the slice
     # (perp flows plus collateral payments); otherwise 0.
     flow: int256
+    # Liquidation valuation only: some collateral had no valid price and
+    # counted at zero (it stays in the account; no bad debt is written off
+    # while it is there).
+    unpriced: bool
 
 
 # IM multiplier (IM = MM * m / WAD, m >= WAD; low 128 bits) | paused flag
@@ -141,8 +150,13 @@ operators: public(HashMap[uint256, HashMap[address, bool]])
 # May set shocks, floor and haircut rates and the IM multiplier besides the
 # owner: the signed-update governor, which bounds and rate-limits them.
 risk_manager: public(address)
-# May pause (not unpause) withdrawals and risk-increasing fills.
+# May pause (not unpause) withdrawals and risk-increasing fills, and set
+# fallback prices.
 guardian: public(address)
+# Per asset: a short-lived price (WAD, low 128 bits) and its expiry (unix
+# time, high 128 bits) set by the guardian or owner, used by liquidations
+# only and only while the asset's own feed is invalid.
+fallback_price: public(HashMap[uint256, uint256])
 
 
 event AccountState:
@@ -212,6 +226,13 @@ event GuardianSet:
 
 event PausedSet:
     paused: bool
+    by: indexed(address)
+
+
+event FallbackPriceSet:
+    asset: indexed(uint256)
+    price: uint256
+    expiry: uint256
     by: indexed(address)
 
 
@@ -294,16 +315,19 @@ def list_asset(
     asset: uint256 = self.num_assets
     assert asset < constants.MAX_ASSETS, "ledger: too many assets"
     assert token != empty(address) or perp, "ledger: nothing to list"
-    self.asset_word[asset] = FLAG_LISTED << FLAGS_SHIFT
+    decimals: uint256 = 18
+    if token != empty(address):
+        self.asset_token[asset] = token
+        decimals = self._list_token(token, asset, deposit_cap, account_cap)
+    self.asset_word[asset] = (FLAG_LISTED << FLAGS_SHIFT) | (
+        decimals << UNIT_SHIFT
+    )
     self._set_feed(asset, feed, heartbeat)
     self._set_asset_risk(asset, floor_bps, haircut_bps)
     if perp:
         self.asset_word[asset] |= FLAG_PERP << FLAGS_SHIFT
         self.oi_cap[asset] = oi_cap
         log OpenInterestCapSet(asset=asset, cap=oi_cap)
-    if token != empty(address):
-        self.asset_token[asset] = token
-        self._list_token(token, asset, deposit_cap, account_cap)
     self.num_assets = asset + 1
     log AssetListed(asset=asset, token=token, feed=feed, perp=perp)
     return asset
@@ -451,6 +475,36 @@ def set_paused(paused: bool):
     log PausedSet(paused=paused, by=msg.sender)
 
 
+@external
+def set_fallback_price(asset: uint256, price: uint256, life: uint256):
+    """
+    @notice Guardian or owner: the price (WAD) liquidations use for `asset`
+            while its feed is invalid, for `life` seconds (at most
+            `constants.MAX_FALLBACK_LIFE`); `life = 0` clears it. It never
+            prices a deposit, withdrawal or trade, and a valid feed always
+            wins over it.
+    """
+    if msg.sender != self.guardian:
+        ownable._check_owner()
+    self._check_listed(asset)
+    word: uint256 = 0
+    if life != 0:
+        assert (
+            price != 0 and price <= constants.MAX_PRICE
+        ), "ledger: bad fallback price"
+        assert (
+            life <= constants.MAX_FALLBACK_LIFE
+        ), "ledger: fallback life too long"
+        word = price | ((block.timestamp + life) << 128)
+    self.fallback_price[asset] = word
+    log FallbackPriceSet(
+        asset=asset,
+        price=word & (2**128 - 1),
+        expiry=word >> 128,
+        by=msg.sender,
+    )
+
+
 # ------------------------------------------------------- account actions
 
 
@@ -472,13 +526,21 @@ def deposit(account: uint256, token: address, amount: uint256):
     @notice Deposit `amount` (token units) of a listed token into `account`,
             pulled from the caller. Caller: the owner or an operator; anyone
             may pay cash into the insurance fund (account 0).
-    @dev Never needs a price: adding collateral cannot lower equity.
+    @dev Collateral needs a valid price of its own asset: collateral with
+         a dead feed counts at zero when the account is liquidated, so it
+         could only shield the account (the dust shield). Cash paid into the
+         insurance fund repays an open deficit first.
     """
     info: TokenInfo = self._token_info(token)
     if account == constants.INSURANCE:
         assert info.asset == CASH, "ledger: insurance holds cash only"
     else:
         self._check_authorized(account)
+    if info.asset != CASH:
+        ok: bool = False
+        p: uint256 = 0
+        p, ok = self._price(self.asset_word[info.asset])
+        assert ok, "oracle: invalid price"
     wad: uint256 = self._to_wad(info, amount)
     caps: uint256 = self.token_caps[token]
     assert (
@@ -501,7 +563,9 @@ def deposit(account: uint256, token: address, amount: uint256):
     assert received == amount, "ledger: received amount differs"
 
     self._set_total(token, info, info.total + wad)
-    if info.asset == CASH:
+    if account == constants.INSURANCE:
+        self._credit_insurance(account, wad)
+    elif info.asset == CASH:
         self._set_cash(account, self.cash[account] + convert(wad, int256))
     else:
         self._write_collateral(
@@ -528,7 +592,7 @@ def withdraw(account: uint256, token: address, amount: uint256):
     info: TokenInfo = self._token_info(token)
     wad: uint256 = self._to_wad(info, amount)
     ov: Override = self._debit(account, info.asset, wad)
-    self._require_initial_margin(account, ov)
+    self._require_initial_margin(account, ov, False)
 
     paid: uint256 = amount
     paid_wad: uint256 = wad
@@ -567,7 +631,7 @@ def transfer(
     info: TokenInfo = self._token_info(token)
     wad: uint256 = self._to_wad(info, amount)
     ov: Override = self._debit(source, info.asset, wad)
-    self._require_initial_margin(source, ov)
+    self._require_initial_margin(source, ov, False)
 
     received: uint256 = 0
     if info.asset == CASH:
@@ -672,6 +736,18 @@ def price(asset: uint256) -> (uint256, bool):
     """
     self._check_listed(asset)
     return self._price(self.asset_word[asset])
+
+
+@external
+@view
+def liquidation_price(asset: uint256) -> uint256:
+    """
+    @notice The price (WAD) a liquidation uses for a listed asset: its feed's
+            when valid, else the guardian's live fallback, else 0 (collateral
+            then counts at zero; a perp blocks the account's liquidation).
+    """
+    self._check_listed(asset)
+    return self._liquidation_price(asset, self.asset_word[asset])
 
 
 # --------------------------------------------------------------- internal
@@ -827,7 +903,7 @@ def _price(word: uint256) -> (uint256, bool):
 @internal
 def _list_token(
     token: address, asset: uint256, deposit_cap: uint256, account_cap: uint256
-):
+) -> uint256:
     assert self.token_word[token] == 0, "ledger: token already listed"
     decimals: uint256 = convert(
         staticcall IERC20Detailed(token).decimals(), uint256
@@ -842,6 +918,7 @@ def _list_token(
         1 | (asset_id << TOKEN_ASSET_SHIFT) | (decimals << TOKEN_DECIMALS_SHIFT)
     )
     self._set_caps(token, deposit_cap, account_cap)
+    return decimals
 
 
 @internal
@@ -920,7 +997,7 @@ def _set_price_band(price_band: uint256):
 
 @internal
 @view
-def _margin(account: uint256, ov: Override) -> Margin:
+def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
     """
     @dev The margin model, exact in int256 with one rounding per quantity,
          against the account. `ov` replaces one asset's collateral and
@@ -928,7 +1005,13 @@ def _margin(account: uint256, ov: Override) -> Margin:
          effects are written (`ov.asset == NO_ASSET`: cash only). With
          `ov.fraction` the account is valued after a liquidation moved that
          fraction of every balance (fixed_math._slice), exactly as
-         liquidation._liquidate_slice writes it.
+         liquidation.liquidate_slice writes it.
+         `liq` selects the liquidation valuation (`_liquidation_price`): a
+         perp needs its feed or a live fallback price; collateral without
+         either counts at zero and is never moved (`unpriced`). Otherwise
+         every exposed asset needs a valid price for `prices_ok`, and an
+         invalid one is still reported (the risk-reducing rule compares
+         before and after at the last reported prices).
          Bounds: |coll + size| < 2**129 (collateral <= MAX_CAP, int128
          positions), price <= MAX_PRICE = 2**100, |shock| <= 2**15, so
          |exposure * shock| < 2**244 and a sum over 32 assets < 2**249: the
@@ -947,6 +1030,7 @@ def _margin(account: uint256, ov: Override) -> Margin:
         int256[constants.MAX_SCENARIOS]
     )
     prices_ok: bool = True
+    unpriced: bool = False
     slice_flow: int256 = 0
 
     for a: uint256 in range(constants.MAX_ASSETS):
@@ -974,7 +1058,12 @@ def _margin(account: uint256, ov: Override) -> Margin:
         word: uint256 = self.asset_word[a]
         p: uint256 = 0
         ok: bool = False
-        p, ok = self._price(word)
+        if liq:
+            p = self._liquidation_price(a, word)
+            ok = p != 0 or size == 0
+            unpriced = unpriced or p == 0
+        else:
+            p, ok = self._price(word)
         prices_ok = prices_ok and ok
         price: int256 = convert(p, int256)
         haircut: int256 = convert((word >> HAIRCUT_SHIFT) & 65535, int256)
@@ -990,6 +1079,7 @@ def _margin(account: uint256, ov: Override) -> Margin:
                 ov.fraction,
                 p,
                 convert(haircut, uint256),
+                word >> UNIT_SHIFT,
             )
             coll -= convert(moved_coll, int256)
             size, on, cash = fixed_math._apply_trade(
@@ -1034,28 +1124,75 @@ def _margin(account: uint256, ov: Override) -> Margin:
         cash - notional + fixed_math._floor_div(value_num, constants.WAD_BPS)
     )
     return Margin(
-        equity=equity, mm=mm, im=im, prices_ok=prices_ok, flow=slice_flow
+        equity=equity,
+        mm=mm,
+        im=im,
+        prices_ok=prices_ok,
+        flow=slice_flow,
+        unpriced=unpriced,
     )
 
 
 @internal
 @view
+def _liquidation_price(asset: uint256, word: uint256) -> uint256:
+    """
+    @dev The price a liquidation uses: the feed's when valid, else a live
+         fallback price (`set_fallback_price`), else 0 (no price).
+    """
+    p: uint256 = 0
+    ok: bool = False
+    p, ok = self._price(word)
+    if ok:
+        return p
+    fallback: uint256 = self.fallback_price[asset]
+    if fallback >> 128 < block.timestamp:
+        return 0  # none set, or expired
+    return fallback & (2**128 - 1)
+
+
+@internal
+@view
 def _strict_margin(account: uint256) -> Margin:
-    m: Margin = self._margin(account, empty(Override))
+    m: Margin = self._margin(account, empty(Override), False)
     assert m.prices_ok, "oracle: invalid price"
     return m
 
 
 @internal
 @view
-def _require_initial_margin(account: uint256, ov: Override):
+def _require_initial_margin(account: uint256, ov: Override, liq: bool):
     """
     @dev The check of every risk-increasing action: valid prices for every
          exposed asset, then E >= IM, both on the state after the action.
+         `liq`: a liquidator's account after taking a slice, valued as a
+         liquidation values it (a dead feed of the liquidator's own
+         collateral counts at zero rather than blocking the liquidation).
     """
-    m: Margin = self._margin(account, ov)
+    m: Margin = self._margin(account, ov, liq)
     assert m.prices_ok, "oracle: invalid price"
     assert m.equity >= convert(m.im, int256), "margin: below initial margin"
+
+
+@internal
+def _credit_insurance(account: uint256, wad: uint256):
+    """
+    @dev Cash paid to the insurance fund (penalty fees, deposits into account
+         0) repays an open deficit first; `account` is who paid it. The
+         caller logs the fund's AccountState.
+    """
+    deficit: uint256 = self.deficit
+    repaid: uint256 = min(wad, deficit)
+    if repaid != 0:
+        self.deficit = deficit - repaid
+        log DeficitShared(
+            account=account, amount=repaid, deficit=deficit - repaid
+        )
+    if wad != repaid:
+        self._set_cash(
+            constants.INSURANCE,
+            self.cash[constants.INSURANCE] + convert(wad - repaid, int256),
+        )
 
 
 @internal

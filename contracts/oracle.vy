@@ -8,13 +8,23 @@
 @custom:security A price is valid iff answer > 0, 0 < updatedAt <= now,
         now - updatedAt <= heartbeat and answeredInRound >= roundId. A
         non-positive answer or a price above `constants.MAX_PRICE` yields
-        price 0. A feed that reverts makes the read revert: Ballast never
-        substitutes a price of its own.
+        price 0. The feed is called with at most `FEED_GAS` gas and its
+        answer is read from raw return data: a feed that reverts, runs out of
+        gas or answers malformed data reads as invalid (price 0) and never
+        reverts the caller, so one dead feed cannot stop a batch view or a
+        liquidation. The caller must hold enough gas to give the feed its
+        full allowance (else "oracle: out of gas"), so no caller can starve a
+        live feed into reading as dead.
 """
 
-from interfaces import IAggregatorV3
-
 import constants
+
+# Gas a feed may use per read: a cold Chainlink proxy and aggregator read
+# takes 15k to 25k; a feed that needs more counts as dead.
+FEED_GAS: constant(uint256) = 50_000
+# The gas a caller must hold before a read: the call forwards at most 63/64
+# of what is left (EIP-150), so this guarantees the feed its full FEED_GAS.
+FEED_GAS_RESERVE: constant(uint256) = FEED_GAS * 64 // 63 + 2_000
 
 
 @internal
@@ -26,14 +36,30 @@ def _read(
     @dev (price in WAD, valid). Scaling down for feeds with more than 18
          decimals rounds towards zero; no listed feed has that many.
     """
-    round_id: uint80 = 0
+    assert msg.gas >= FEED_GAS_RESERVE, "oracle: out of gas"
+    ok: bool = False
+    data: Bytes[160] = b""
+    ok, data = raw_call(
+        feed,
+        method_id("latestRoundData()"),
+        max_outsize=160,
+        gas=FEED_GAS,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    if not ok or len(data) != 160:
+        return 0, False
+    # Decoded as full words, which cannot fail: a uint80 field out of range
+    # is read as is and compared as a uint256 (a bad round id only makes the
+    # answer stale, never valid).
+    round_id: uint256 = 0
     answer: int256 = 0
     started_at: uint256 = 0
     updated_at: uint256 = 0
-    answered_in_round: uint80 = 0
-    (
-        round_id, answer, started_at, updated_at, answered_in_round
-    ) = staticcall IAggregatorV3(feed).latestRoundData()
+    answered_in_round: uint256 = 0
+    (round_id, answer, started_at, updated_at, answered_in_round) = abi_decode(
+        data, (uint256, int256, uint256, uint256, uint256)
+    )
     if answer <= 0:
         return 0, False
     price: uint256 = convert(answer, uint256)

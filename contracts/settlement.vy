@@ -89,24 +89,23 @@ def settle(
         taker, market, -maker_size, -maker_flow
     )
     self._check_open_interest(market, maker, maker_ov, taker, taker_ov)
-    # A side that meets IM and takes its cash further below zero borrows
-    # other depositors' cash: bounded by the debt cap. A de-risking side
-    # (accepted by the risk-reducing rule) is exempt: its loss already
-    # exists, realising it must stay possible.
-    borrows: bool = (
-        self._require_fill_margin(maker, maker_ov)
-        and self._borrows(maker, maker_ov)
-    )
-    borrows = (
-        self._require_fill_margin(taker, taker_ov)
-        and self._borrows(taker, taker_ov)
-    ) or borrows
+    # A side that takes its cash further below zero borrows other
+    # depositors' cash: bounded by the debt cap, except what a risk-reducing
+    # fill realises of a loss the account already had (see _check_fill).
+    maker_borrows: uint256 = 0
+    maker_counted: uint256 = 0
+    maker_borrows, maker_counted = self._check_fill(maker, maker_ov)
+    taker_borrows: uint256 = 0
+    taker_counted: uint256 = 0
+    taker_borrows, taker_counted = self._check_fill(taker, taker_ov)
 
     ledger._apply(maker, maker_ov)
     ledger._apply(taker, taker_ov)
-    assert (
-        not borrows or ledger.debt <= ledger.debt_cap
-    ), "settlement: debt cap"
+    if maker_counted + taker_counted != 0:
+        exempt: uint256 = (maker_borrows - maker_counted) + (
+            taker_borrows - taker_counted
+        )
+        assert ledger.debt - exempt <= ledger.debt_cap, "settlement: debt cap"
     log Fill(
         maker=maker,
         taker=taker,
@@ -150,7 +149,9 @@ def margin_after_trade(
     flow: int256 = quote
     if size > 0:
         flow = -quote
-    return ledger._margin(account, self._trade(account, market, size, flow))
+    return ledger._margin(
+        account, self._trade(account, market, size, flow), False
+    )
 
 
 @internal
@@ -224,7 +225,7 @@ def _check_open_interest(
 
 @internal
 @view
-def _require_fill_margin(account: uint256, ov: ledger.Override) -> bool:
+def _check_fill(account: uint256, ov: ledger.Override) -> (uint256, uint256):
     """
     @dev A side must meet IM with valid prices after the fill, or the fill
          must be risk-reducing for it: MM strictly lower, health (E - MM) not
@@ -236,17 +237,30 @@ def _require_fill_margin(account: uint256, ov: ledger.Override) -> bool:
          whose feed answers <= 0 counts at 0 on both sides of it.
          While `ledger.paused`, meeting IM is not enough: only risk-reducing
          fills pass (the guardian's stop on new risk).
-    @return True when the side met IM, False when it was let through as
-            risk-reducing.
+         Borrowing: a fill that takes the side's cash further below zero
+         borrows depositors' cash, and that counts against the debt cap. A
+         risk-reducing fill only realises a loss the account already had
+         (its equity held it): only the equity it gives away on top (a price
+         worse than the oracle's) counts, so a full cap never traps an
+         account closing at the oracle price, while round trips at the band
+         edges (the self-trade that borrows without bound) still count.
+    @return (new debt of the side, the part of it counted against the cap).
     """
-    after: ledger.Margin = ledger._margin(account, ov)
-    if (
+    after: ledger.Margin = ledger._margin(account, ov, False)
+    meets_im: bool = (
         not ledger._paused()
         and after.prices_ok
         and after.equity >= convert(after.im, int256)
-    ):
-        return True
-    before: ledger.Margin = ledger._margin(account, empty(ledger.Override))
+    )
+    cash: int256 = ledger.cash[account]
+    borrows: uint256 = 0
+    if ov.cash < 0 and ov.cash < cash:
+        borrows = convert(min(cash, 0) - ov.cash, uint256)
+    if meets_im and borrows == 0:
+        return 0, 0
+    before: ledger.Margin = ledger._margin(
+        account, empty(ledger.Override), False
+    )
     # ... and an account may not give equity away below zero (or, when
     # already underwater, at all: 1 wei of slack for the quote's rounding),
     # since that loss would be the protocol's.
@@ -256,17 +270,12 @@ def _require_fill_margin(account: uint256, ov: ledger.Override) -> bool:
         >= before.equity - convert(before.mm, int256)
         and after.equity >= min(before.equity - 1, 0)
     )
-    if not reduces:
+    if reduces:
+        # 1 wei of slack: the quote's rounding down.
+        given: int256 = max(before.equity - after.equity - 1, 0)
+        return borrows, min(borrows, convert(given, uint256))
+    if not meets_im:
         assert not ledger._paused(), "ledger: paused"
         assert after.prices_ok, "oracle: invalid price"
         raise "margin: below initial margin"
-    return False
-
-
-@internal
-@view
-def _borrows(account: uint256, ov: ledger.Override) -> bool:
-    """
-    @dev The fill takes the account's cash further below zero.
-    """
-    return ov.cash < 0 and ov.cash < ledger.cash[account]
+    return borrows, borrows

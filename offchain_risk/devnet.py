@@ -148,16 +148,17 @@ class Deployment:
 
 
 def engine_at(project: Any, address: Any) -> Any:
-    """The engine at ``address`` with both ABIs: the core's and the owner setters of
-    ``MarginConfig``, which the core runs by delegatecall from its fallback."""
+    """The engine at ``address`` with both ABIs: the core's and ``MarginConfig``'s (owner
+    setters and token moves, with their events), which the core runs by delegatecall from
+    its fallback."""
     from ape import Contract
 
     core = project.MarginEngine.contract_type
-    names = {abi.name for abi in core.abi if hasattr(abi, "name")}
+    names = {(abi.type, abi.name) for abi in core.abi if hasattr(abi, "name")}
     extra = [
         abi
         for abi in project.MarginConfig.contract_type.abi
-        if abi.type == "function" and abi.name not in names
+        if abi.type in ("function", "event") and (abi.type, abi.name) not in names
     ]
     merged = core.model_copy(update={"abi": [*core.abi, *extra]})
     return Contract(str(address), contract_type=merged)

@@ -4,13 +4,17 @@
 @notice Mode 0 answers like MockAggregator; mode 1 reverts on every read;
         mode 2 is stuck: it keeps answering the round it held when it got
         stuck (its `updatedAt` ages until the engine's heartbeat refuses it),
-        and `set_price` no longer moves it.
+        and `set_price` no longer moves it; mode 3 burns about 5M gas before
+        it answers (a feed that eats its caller's gas); mode 4 answers with
+        32 bytes instead of five words (malformed).
 @custom:security Test only; never listed in production deployments.
 """
 
 MODE_LIVE: constant(uint256) = 0
 MODE_REVERT: constant(uint256) = 1
 MODE_STUCK: constant(uint256) = 2
+MODE_BURN: constant(uint256) = 3
+MODE_SHORT: constant(uint256) = 4
 
 decimals: public(uint8)
 # The hostility: MODE_LIVE, MODE_REVERT or MODE_STUCK.
@@ -30,7 +34,7 @@ def __init__(decimals: uint8, answer: int256):
 
 @external
 def set_mode(mode: uint256):
-    assert mode <= MODE_STUCK, "aggregator: bad mode"
+    assert mode <= MODE_SHORT, "aggregator: bad mode"
     self.mode = mode
 
 
@@ -59,9 +63,17 @@ def set_round(
 
 @external
 @view
-def latestRoundData() -> (uint80, int256, uint256, uint256, uint80):
+@raw_return
+def latestRoundData() -> Bytes[160]:
     assert self.mode != MODE_REVERT, "aggregator: down"
-    return (
+    if self.mode == MODE_BURN:
+        h: bytes32 = empty(bytes32)
+        for i: uint256 in range(100_000):
+            h = keccak256(concat(h, convert(i, bytes32)))
+        assert h != empty(bytes32)
+    if self.mode == MODE_SHORT:
+        return abi_encode(self.answer)
+    return abi_encode(
         convert(self.round_id, uint80),
         self.answer,
         self.updated_at,

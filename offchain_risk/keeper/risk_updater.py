@@ -161,6 +161,13 @@ class RiskUpdater:
 
     def observe(self, market: Market) -> None:
         p = np.array([int(x) for x in market.prices_wad], dtype=np.float64) / WAD
+        dead = ~np.asarray(market.price_ok, dtype=bool)
+        if dead.any():
+            # A feed without a price holds its last observation; before the first
+            # one there is nothing to hold, so the observation waits.
+            if not self.history.prices or len(self.history.prices[-1]) != len(p):
+                return
+            p[dead] = self.history.prices[-1][dead]
         if self.history.prices and np.array_equal(self.history.prices[-1], p):
             return  # one observation per oracle move
         self.history.times.append(self.clock())

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi import decode
 from web3 import Web3
 
 #: Errors that mean "the endpoint is unreachable or failing": retried on the next tick.
@@ -72,6 +73,36 @@ class Contracts:
             return w3.eth.contract(address=c.address, abi=c.abi)
 
         return Contracts(w3, again(self.engine), again(self.liquidations), again(self.lens))
+
+
+def _abi_type(item: dict) -> str:
+    """The canonical type of an ABI input or output (tuples spelled out)."""
+    t = item["type"]
+    if t.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + t[5:]
+    return t
+
+
+def _named(item: dict, value: Any) -> Any:
+    """``value`` decoded for ABI ``item``, with every struct as a dict by field name."""
+    t = item["type"]
+    if not t.startswith("tuple"):
+        return value
+    inner = {**item, "type": "tuple" + t[5:].rsplit("[", 1)[0]} if t.endswith("]") else None
+    if inner is not None:
+        return [_named(inner, v) for v in value]
+    return {c["name"]: _named(c, v) for c, v in zip(item["components"], value, strict=True)}
+
+
+def decode_output(contract: Any, fn_name: str, raw: bytes) -> Any:
+    """Decode what ``contract.fn_name`` returned, from the compiled ABI: structs become dicts
+    keyed by field name, so a changed struct is a KeyError rather than a silent mis-read by
+    position. A function with one output returns it alone."""
+    (fn,) = [i for i in contract.abi if i.get("type") == "function" and i["name"] == fn_name]
+    outputs = fn["outputs"]
+    values = decode([_abi_type(o) for o in outputs], raw)
+    named = [_named(o, v) for o, v in zip(outputs, values, strict=True)]
+    return named[0] if len(named) == 1 else tuple(named)
 
 
 def http_web3(url: str, timeout: float = 10.0) -> Web3:

@@ -17,7 +17,8 @@ import numpy as np
 from eth_abi import decode
 
 from offchain_risk.keeper.indexer import Book
-from offchain_risk.keeper.rpc import Contracts, eth_calls
+from offchain_risk.keeper.rpc import Contracts, decode_output, eth_calls
+from offchain_risk.models.liquidation import is_liquidatable
 from offchain_risk.models.margin import MAX_SCENARIOS, RiskParams
 
 WAD = 10**18
@@ -26,10 +27,6 @@ BATCH = 100  # constants.MAX_BATCH
 # 1e-9 of MM (or 1e-9 USD) is sent to the chain for the exact answer.
 REL_TOL = 1e-9
 ABS_TOL = 1e-9
-# Lens.AssetConfig: token, feed, heartbeat, feed_decimals, floor_bps, haircut_bps, perp,
-# oi_cap, open_interest.
-ASSET_CONFIG = "(address,address,uint256,uint256,uint256,uint256,bool,uint256,uint256)"
-MARGIN_LIST = "(int256,uint256,uint256,bool,int256)[]"  # ledger.Margin[]
 
 
 def unpack_shocks(word: int) -> list[int]:
@@ -43,10 +40,14 @@ def unpack_shocks(word: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Market:
-    """Oracle prices and risk parameters as the chain holds them now."""
+    """Liquidation prices and risk parameters as the chain holds them now.
+
+    ``prices_wad`` are ``engine.liquidation_price``: the feed's price when valid, else the
+    guardian's live fallback, else 0. Collateral at 0 counts at zero, as the chain counts it;
+    a perp on an asset at 0 blocks the account's liquidation (``price_ok`` False)."""
 
     prices_wad: np.ndarray  # (n_assets,) object ints
-    price_ok: np.ndarray  # (n_assets,) bool
+    price_ok: np.ndarray  # (n_assets,) bool: a liquidation price exists
     params: RiskParams
 
     @property
@@ -55,15 +56,17 @@ class Market:
 
 
 def read_market(c: Contracts) -> Market:
-    """Prices (``engine.price``) and risk parameters (``Lens.asset_config``, ``shock_word``,
-    ``im_multiplier``) of every listed asset, in two batched round trips."""
+    """Liquidation prices (``engine.liquidation_price``) and risk parameters
+    (``Lens.asset_config``, ``shock_word``, ``im_multiplier``) of every listed asset, in two
+    batched round trips. A dead or reverting feed reads as price 0 (the engine's reads are
+    gas-capped and never revert), so it removes only the accounts exposed to it."""
     engine, lens = c.engine, c.lens
     [raw] = eth_calls(c.w3, [(engine.address, engine.encode_abi("num_assets"))])
     n = decode(["uint256"], raw)[0]
     calls = [(engine.address, engine.encode_abi("im_multiplier"))]
     for a in range(n):
         calls += [
-            (engine.address, engine.encode_abi("price", args=(a,))),
+            (engine.address, engine.encode_abi("liquidation_price", args=(a,))),
             (lens.address, lens.encode_abi("asset_config", args=(a,))),
             (engine.address, engine.encode_abi("shock_word", args=(a,))),
         ]
@@ -71,12 +74,12 @@ def read_market(c: Contracts) -> Market:
     im = decode(["uint256"], out[0])[0]
     prices, ok, floors, haircuts, shocks = [], [], [], [], []
     for a in range(n):
-        p, valid = decode(["uint256", "bool"], out[1 + 3 * a])
-        cfg = decode([ASSET_CONFIG], out[2 + 3 * a])[0]
-        prices.append(int(p))
-        ok.append(bool(valid))
-        floors.append(int(cfg[4]))
-        haircuts.append(int(cfg[5]))
+        p = int(decode_output(engine, "liquidation_price", out[1 + 3 * a]))
+        cfg = decode_output(lens, "asset_config", out[2 + 3 * a])
+        prices.append(p)
+        ok.append(p != 0)
+        floors.append(int(cfg["floor_bps"]))
+        haircuts.append(int(cfg["haircut_bps"]))
         shocks.append(unpack_shocks(decode(["uint256"], out[3 + 3 * a])[0]))
     params = RiskParams(
         floor_bps=np.array(floors, dtype=np.int64),
@@ -140,7 +143,8 @@ class Scanner:
 
     def flag(self, market: Market) -> tuple[list[int], int]:
         """Accounts the float twin finds at or below MM (within tolerance), and how many
-        of those are exposed to an asset whose price is invalid (not liquidatable)."""
+        of those hold a perp on an asset without a liquidation price (not liquidatable
+        until its feed or a fallback price returns)."""
         if len(self.book) == 0:
             return [], 0
         equity, mm = float_margin(self.book, market)
@@ -148,7 +152,7 @@ class Scanner:
         near &= mm > 0  # nothing to liquidate without a requirement
         _, coll, size, _ = self.book.view()
         a = market.n_assets
-        exposed_bad = ((coll[:, :a] != 0) | (size[:, :a] != 0)) & ~market.price_ok
+        exposed_bad = (size[:, :a] != 0) & ~market.price_ok
         blocked = near & exposed_bad.any(axis=1)
         rows = np.flatnonzero(near & ~blocked)
         return [self.book.accounts[r] for r in rows], int(blocked.sum())
@@ -162,9 +166,9 @@ class Scanner:
         )
         out = []
         for part, raw in zip(parts, answers, strict=True):
-            for account, m in zip(part, decode([MARGIN_LIST], raw)[0], strict=True):
-                equity, mm, prices_ok = int(m[0]), int(m[1]), bool(m[3])
-                if prices_ok and equity < mm:
+            for account, m in zip(part, decode_output(engine, "healths", raw), strict=True):
+                equity, mm = int(m["equity"]), int(m["mm"])
+                if is_liquidatable(equity, mm, m["prices_ok"], m["unpriced"]):
                     out.append(Candidate(account, equity, mm))
         out.sort(key=lambda c: c.shortfall, reverse=True)
         return out

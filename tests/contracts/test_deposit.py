@@ -43,10 +43,12 @@ def test_deposit__into_own_sub_account__isolated(engine, weth, trader, fund):
     assert engine.collateral(acct(trader, 0), ETH) == 0
 
 
-def test_deposit__stale_feed__still_allowed(engine, weth, feeds, trader, owner, fund, chain):
+def test_deposit__stale_feed__refused(engine, weth, feeds, trader, owner, fund, snapshot):
+    """Collateral whose own feed is invalid would count at zero in a liquidation and could
+    only shield the account (see test_liquidation_findings)."""
     feeds[ETH].set_round(2000 * 10**8, 1, 5, 5, sender=owner)
-    fund(trader, weth, WAD)
-    assert engine.collateral(acct(trader), ETH) == WAD
+    fund(trader, weth, WAD, deposit=False)
+    _rejects(engine, snapshot, trader, weth, WAD, "oracle: invalid price")
 
 
 def _rejects(engine, snapshot, who, token, amount, message, account=None, sender=None):

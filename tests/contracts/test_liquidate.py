@@ -89,15 +89,18 @@ def test_liquidate__partial__every_balance_accounted(
     tx = liquidations.liquidate(underwater, liq, WAD, 10**30, sender=keeper)
 
     done = event(tx, "Liquidated")
-    f, penalty, fee = done.fraction, done.penalty, done.fee
+    f, penalty, fee, bounty = done.fraction, done.penalty, done.fee, done.bounty
     assert done.clamped and done.requested == WAD and f == done.allowed == preview.fraction
+    # The liquidator's share of the penalty is below the minimum bounty: the fund tops
+    # it up to min_bounty (the whole allowed fraction was taken).
+    assert penalty - fee + bounty == POLICY.min_bounty and bounty > 0
     moved = 20 * WAD * f // WAD
     flow = -((-moved * 1_550 * WAD) // WAD)  # the account sells at the oracle, rounded up
     after = balances(engine, usdc, weth, underwater, liq)
     # Tokens do not move in a liquidation; cash does, exactly.
     assert after["engine_usdc"] == before["engine_usdc"]
     assert after["engine_weth"] == before["engine_weth"]
-    assert after["insurance"] == before["insurance"] + fee
+    assert after["insurance"] == before["insurance"] + fee - bounty
     assert (after["deficit"], after["debt"]) == (before["deficit"], before["debt"])
     assert after["oi"] == before["oi"]  # the long moved from one account to another
     size, on = before[underwater][2][ETH]
@@ -105,17 +108,22 @@ def test_liquidate__partial__every_balance_accounted(
     assert after[underwater][2][ETH] == (size - moved, on - removed)
     assert after[underwater][0] == before[underwater][0] + flow - removed - penalty
     assert after[liq][2][ETH] == (moved, flow)  # it opened a long: the price is its notional
-    assert after[liq][0] == before[liq][0] + penalty - fee  # its cash moves by the reward only
+    assert after[liq][0] == before[liq][0] + penalty - fee + bounty  # by the reward only
     # Zero-sum in net cash (cash - open notional): what the account lost, the others got.
     assert net_cash(before, underwater, liq) == net_cash(after, underwater, liq)
-    # The account is back above MM with the buffer, and the event carries both states.
+    # The account is back above MM with the buffer; the event carries the state before.
     e1, (_, mm1) = engine.equity(underwater), engine.margin(underwater)
     assert e1 >= mm1 * (WAD + POLICY.target_buffer) // WAD - 10
     slice_ = event(tx, "Liquidation")
     assert (slice_.equity_before, slice_.mm_before) == (e0, mm0)
-    assert (slice_.equity_after, slice_.mm_after) == (e1, mm1)
+    assert (slice_.penalty, slice_.fee, slice_.bounty, slice_.hole) == (penalty, fee, bounty, 0)
     # Preview equals execution.
-    assert (preview.penalty, preview.fee, preview.cost) == (penalty, fee, done.cost)
+    assert (preview.penalty, preview.fee, preview.bounty, preview.cost) == (
+        penalty,
+        fee,
+        bounty,
+        done.cost,
+    )
     assert (preview.equity_after, preview.mm_after) == (e1, mm1)
 
 
@@ -273,7 +281,8 @@ def test_liquidate__bad_input__reverts_nothing_moves(
             cost = liquidations.liquidation_preview(underwater, WAD).cost
             liquidations.liquidate(underwater, liq, WAD, cost - 1, sender=keeper)
         elif case == "direct_slice":
-            engine.liquidate_slice(underwater, liq, WAD // 10, 0, 0, sender=keeper)
+            e, mm = engine.equity(underwater), engine.margin(underwater)[1]
+            engine.liquidate_slice(underwater, liq, (WAD // 10, 0, 0, 0, e, mm), sender=keeper)
         elif case == "stale_feed":
             feeds[ETH].set_round(1_550 * 10**8, 1, 7, 7, sender=owner)  # updated at t = 1
             liquidations.liquidate(underwater, liq, WAD, 10**30, sender=keeper)
@@ -325,17 +334,27 @@ def deficit_open(insolvent, liquidations, keeper, keeper_funded):
 def test_liquidate__insolvent_funded_insurance__fund_covers_hole(
     engine, liquidations, usdc, owner, keeper, keeper_funded, stranger, insolvent
 ):
+    """A slice of a bankrupt account charges its pro-rata share of the hole to the fund;
+    the final slice writes off the rest. The liquidator earns the bounty only."""
     assert engine.equity(insolvent) == -1_000 * WAD
     usdc.mint(stranger, 5_000 * USDC, sender=owner)
     usdc.approve(engine, 5_000 * USDC, sender=stranger)
     engine.deposit(INSURANCE, usdc, 5_000 * USDC, sender=stranger)  # anyone may fund it
     tx = liquidations.liquidate(insolvent, acct(keeper), WAD // 10, 10**30, sender=keeper)
     done = event(tx, "Liquidated")
-    assert done.fraction == WAD and done.clamped  # full close whatever was asked
+    assert (done.fraction, done.clamped, done.penalty, done.fee) == (WAD // 10, False, 0, 0)
+    assert done.bounty == POLICY.min_bounty // 10
     bad = event(tx, "BadDebt")
-    hole = 1_000 * WAD + done.penalty  # the reward is part of the hole
-    assert (bad.hole, bad.covered, bad.deficit) == (hole, hole, 0)
-    assert engine.cash(INSURANCE) == 5_000 * WAD + done.fee - hole
+    assert (bad.hole, bad.covered, bad.deficit) == (100 * WAD, 100 * WAD, 0)
+    assert engine.cash(INSURANCE) == 5_000 * WAD - 100 * WAD - done.bounty
+    # The rest of the account keeps its health ratio: E and MM both shrank by 10%.
+    assert engine.equity(insolvent) == -900 * WAD
+
+    tx = liquidations.liquidate(insolvent, acct(keeper), WAD, 10**30, sender=keeper)
+    last, bad = event(tx, "Liquidated"), event(tx, "BadDebt")
+    assert last.fraction == WAD and last.bounty == POLICY.min_bounty
+    assert (bad.hole, bad.covered, bad.deficit) == (900 * WAD, 900 * WAD, 0)
+    assert engine.cash(INSURANCE) == 5_000 * WAD - 1_000 * WAD - 11 * POLICY.min_bounty // 10
     assert (engine.cash(insolvent), engine.account_assets(insolvent), engine.deficit()) == (0, 0, 0)
     assert engine.debt() == 0
 
@@ -345,10 +364,10 @@ def test_liquidate__insolvent_empty_insurance__records_deficit(
 ):
     tx = liquidations.liquidate(insolvent, acct(keeper), WAD, 10**30, sender=keeper)
     done, bad = event(tx, "Liquidated"), event(tx, "BadDebt")
-    # The fee reached the fund first and covered part of the hole.
-    hole = 1_000 * WAD + done.penalty
-    assert (bad.hole, bad.covered) == (hole, done.fee)
-    assert engine.deficit() == hole - done.fee == bad.deficit
+    assert (done.penalty, done.fee, done.bounty) == (0, 0, POLICY.min_bounty)
+    # The empty fund covers nothing: the hole and the bounty become the deficit.
+    assert (bad.hole, bad.covered) == (1_000 * WAD, 0)
+    assert engine.deficit() == 1_000 * WAD + POLICY.min_bounty == bad.deficit
     assert engine.cash(INSURANCE) == 0
     assert conserved(engine, usdc, acct(maker), acct(keeper), insolvent)
 
@@ -383,8 +402,9 @@ def test_deficit__insurance_income_repays_it_first(
     trade(ETH, -20 * WAD, 2_000, taker_acc=other)
     set_price(feeds, owner, ETH, 1_550)
     tx = liquidations.liquidate(acct(other), acct(keeper), WAD, 10**30, sender=keeper)
-    fee = event(tx, "Liquidated").fee
-    assert engine.deficit() == deficit - fee
+    done = event(tx, "Liquidated")
+    assert done.fee > done.bounty  # the fund's net income: its fee less the bounty top-up
+    assert engine.deficit() == deficit - (done.fee - done.bounty)
     assert engine.cash(INSURANCE) == 0
 
 
@@ -440,6 +460,8 @@ def test_twin_preview__equals_contract(
                 c.penalty,
                 c.reward,
                 c.fee,
+                c.bounty,
+                c.hole,
                 c.cost,
                 c.equity_before,
                 c.mm_before,
@@ -452,6 +474,8 @@ def test_twin_preview__equals_contract(
                 twin.penalty[i],
                 twin.reward[i],
                 twin.fee[i],
+                twin.bounty[i],
+                twin.hole[i],
                 twin.cost[i],
                 twin.equity_before[i],
                 twin.mm_before[i],

@@ -18,12 +18,13 @@ def policy_state(liquidations):
         liquidations.close_cap(),
         liquidations.critical_health(),
         liquidations.dust_margin(),
+        liquidations.min_bounty(),
         liquidations.risk_manager(),
     )
 
 
 def test_policy__deployed_values(liquidations, engine):
-    assert policy_state(liquidations)[:7] == POLICY.args()
+    assert policy_state(liquidations)[:8] == POLICY.args()
     assert engine.liquidator() == liquidations.address
 
 
@@ -47,6 +48,7 @@ def test_set_discount_curve__risk_manager_may_owner_may(liquidations, owner, ope
         (("set_policy", 0, 0, WAD + 1, 0, 0), "liquidations: bad close cap"),
         (("set_policy", 0, 0, WAD, WAD, 0), "liquidations: critical health >= 1"),
         (("set_policy", 0, 0, WAD, 0, 2**128), "liquidations: dust margin too large"),
+        (("set_min_bounty", 1_000 * WAD + 1), "liquidations: bounty above 1000"),
     ],
 )
 def test_policy_setters__out_of_bounds__revert(liquidations, owner, call, message):
@@ -62,6 +64,7 @@ def test_policy_setters__out_of_bounds__revert(liquidations, owner, call, messag
         (("set_discount_curve", WAD // 100, WAD // 10), "liquidations: not owner or risk manager"),
         (("set_policy", 0, 0, WAD, 0, 0), "ownable: caller is not the owner"),
         (("set_risk_manager", "0x" + "11" * 20), "ownable: caller is not the owner"),
+        (("set_min_bounty", WAD), "ownable: caller is not the owner"),
     ],
 )
 def test_policy_setters__stranger__revert(liquidations, stranger, call, message):
@@ -69,6 +72,12 @@ def test_policy_setters__stranger__revert(liquidations, stranger, call, message)
     with ape.reverts(message):
         getattr(liquidations, call[0])(*call[1:], sender=stranger)
     assert policy_state(liquidations) == before
+
+
+def test_set_min_bounty__owner__sets_and_logs(liquidations, owner):
+    tx = liquidations.set_min_bounty(25 * WAD, sender=owner)
+    assert liquidations.min_bounty() == 25 * WAD
+    assert [log.min_bounty for log in tx.events if log.event_name == "MinBountySet"] == [25 * WAD]
 
 
 def test_set_liquidator__owner_only(engine, stranger, owner, liquidations):

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import boa
 import numpy as np
 from boa_stack import CONTRACTS, BoaStack, deploy
+from eth_abi import decode as abi_decode
 from eth_account import Account
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -51,7 +52,7 @@ from offchain_risk.keeper.signer import (
     RiskSigner,
     update_tuple,
 )
-from offchain_risk.models.liquidation import LiquidationPolicy, preview, slice_accounts
+from offchain_risk.models.liquidation import LiquidationPolicy, is_liquidatable, preview
 from offchain_risk.models.margin import RiskParams, margin_exact
 
 WAD = 10**18
@@ -82,9 +83,19 @@ USER_ERRORS = (
 )
 
 
+ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+
+
 def revert_reason(err: Exception) -> str:
-    """The known revert string a boa error carries, else the error's tail."""
-    text = str(err)
+    """The known revert string a boa error carries, else the error's tail. Read from the
+    revert data itself: titanoboa's printed trace cannot format a call through the engine's
+    delegatecall fallback (deposit, withdraw, transfer), and its last frame may be a feed
+    call that failed inside a gas-capped read, which the engine caught."""
+    output = getattr(getattr(err, "call_trace", None), "output", b"") or b""
+    if output[:4] == ERROR_SELECTOR:
+        (text,) = abi_decode(["string"], output[4:])
+    else:
+        text = str(err)
     for known in (*USER_ERRORS, "liquidations: account is healthy"):
         if known in text:
             return known
@@ -179,7 +190,7 @@ def stack() -> Stack:
 def _fund(s: BoaStack, who: str, account: int, token, amount: int) -> None:
     token.mint(who, amount)
     token.approve(s.engine.address, 2**255, sender=who)
-    s.engine.deposit(account, token.address, amount, sender=who)
+    s.admin.deposit(account, token.address, amount, sender=who)
 
 
 class BoaRiskSigner(RiskSigner):
@@ -227,14 +238,22 @@ class Snapshot:
 
 @dataclass
 class MarginRow:
+    """One account's `healths` row (the liquidation valuation)."""
+
     equity: int
     mm: int
     im: int
     prices_ok: bool
+    unpriced: bool
+
+    @classmethod
+    def of(cls, row) -> MarginRow:
+        equity, mm, im, prices_ok, _, unpriced = row
+        return cls(equity, mm, im, prices_ok, unpriced)
 
     @property
     def liquidatable(self) -> bool:
-        return self.prices_ok and self.equity < self.mm
+        return bool(is_liquidatable(self.equity, self.mm, self.prices_ok, self.unpriced))
 
 
 # Distinct states: a coarse signature of the whole book (see BallastMachine.signature).
@@ -316,6 +335,10 @@ class BallastMachine(RuleBasedStateMachine):
             close_cap=liq.close_cap(),
             critical_health=liq.critical_health(),
             dust_margin=liq.dust_margin(),
+            min_bounty=liq.min_bounty(),
+        )
+        self.decimals = np.array(
+            [spec.token[2] if spec.token else 18 for spec in devnet.MARKETS], dtype=np.int64
         )
 
     def _refresh(self) -> None:
@@ -323,7 +346,12 @@ class BallastMachine(RuleBasedStateMachine):
         if self.params_dirty:
             self._read_params()
         if self.prices_dirty:
-            self.prices = [self.s.engine.price(a) for a in range(N_ASSETS)]
+            # (liquidation price, feed valid) and the feed's reported price (stale or not):
+            # the liquidation valuation and the strict one of the risk-reducing rule.
+            e = self.s.engine
+            reported = [e.price(a) for a in range(N_ASSETS)]
+            self.prices = [(e.liquidation_price(a), ok) for a, (_, ok) in enumerate(reported)]
+            self.reported = [p for p, _ in reported]
         if self.params_dirty or self.prices_dirty:
             self.dirty = set(self.k.accounts)
         self.params_dirty = self.prices_dirty = False
@@ -332,10 +360,10 @@ class BallastMachine(RuleBasedStateMachine):
         accounts = sorted(self.dirty)
         for acct in accounts:
             self.book[acct] = self._snapshot(acct)
-        # Views never revert on a listed account (no feed reverts in this model).
+        # Views never revert on a listed account, whatever its feeds do.
         rows = self.s.engine.healths(accounts)
         for acct, row in zip(accounts, rows, strict=True):
-            self.margins[acct] = MarginRow(*row[:4])
+            self.margins[acct] = MarginRow.of(row)
         if STEPS[0] % 16 == 0:
             view = self.s.lens.account_state(accounts[-1])
             assert (view.equity, view.mm) == (rows[-1][0], rows[-1][1])
@@ -353,7 +381,20 @@ class BallastMachine(RuleBasedStateMachine):
         )
 
     def _price(self, asset: int) -> int:
-        return self.prices[asset][0]
+        """The feed's current answer in WAD (0 when it answers <= 0)."""
+        return max(self.k.feeds[asset].answer(), 0) * FEED_UNIT
+
+    def _strict(self, *snaps: Snapshot):
+        """The twin at the feeds' reported prices, stale or not: the valuation of the fill's
+        risk-reducing rule (settlement._check_fill)."""
+        return margin_exact(
+            np.array([x.cash for x in snaps], dtype=object),
+            np.array([x.coll for x in snaps], dtype=object),
+            np.array([x.size for x in snaps], dtype=object),
+            np.array([x.on for x in snaps], dtype=object),
+            np.array(self.reported, dtype=object),
+            self.params,
+        )
 
     def _state(self, *accounts: int) -> tuple:
         """What must not move when an action on `accounts` is refused."""
@@ -391,8 +432,23 @@ class BallastMachine(RuleBasedStateMachine):
         acct, who = self._acct(i), self.k.owners[self._acct(i)]
         token = self.k.tokens[token_id]
         amount = self._units(token_id, frac)
+        self._deposit(acct, who, token, amount)
+
+    @rule(i=accounts, token_id=st.sampled_from((ETH, BTC)))
+    def deposit_dust(self, i, token_id):
+        """One base unit of a collateral token: the dust shield's opening move."""
+        acct = self._acct(i)
+        self._deposit(acct, self.k.owners[acct], self.k.tokens[token_id], 1)
+
+    def _deposit(self, acct: int, who: str, token, amount: int) -> None:
         token.mint(who, amount)
-        self.s.engine.deposit(acct, token.address, amount, sender=who)
+        before = self._state(acct)
+        try:
+            self.s.admin.deposit(acct, token.address, amount, sender=who)
+        except boa.BoaError as err:
+            # Collateral needs a valid price of its own asset.
+            self._refused(before, revert_reason(err), ("oracle: invalid price",))
+            return
         STATS["deposit"] += 1
         self.dirty.add(acct)
 
@@ -400,7 +456,10 @@ class BallastMachine(RuleBasedStateMachine):
     def deposit_insurance(self, amount):
         self.s.cash.mint(self.s.owner, amount)
         self.s.cash.approve(self.s.engine.address, amount)
-        self.s.engine.deposit(INSURANCE, self.s.cash.address, amount)
+        deficit = self.s.engine.deficit()
+        self.s.admin.deposit(INSURANCE, self.s.cash.address, amount)
+        # A top-up repays an open deficit first.
+        self.expected_deficit -= min(amount * CASH_SCALE, deficit)
         self.dirty.add(INSURANCE)
 
     @rule(i=accounts, token_id=token_ids, frac=st.floats(0.0001, 1.5))
@@ -416,7 +475,7 @@ class BallastMachine(RuleBasedStateMachine):
         wallet = token.balanceOf(who)
         deficit = before[1]
         try:
-            self.s.engine.withdraw(acct, token.address, amount, sender=who)
+            self.s.admin.withdraw(acct, token.address, amount, sender=who)
         except boa.BoaError as err:
             self._refused(before, revert_reason(err), USER_ERRORS)
             return
@@ -445,7 +504,7 @@ class BallastMachine(RuleBasedStateMachine):
         amount = max(int(max(held, 0) // scale * frac), 1)
         before = self._state(src, dst)
         try:
-            self.s.engine.transfer(src, dst, token.address, amount, sender=self.k.owners[src])
+            self.s.admin.transfer(src, dst, token.address, amount, sender=self.k.owners[src])
         except boa.BoaError as err:
             self._refused(before, revert_reason(err), USER_ERRORS)
             return
@@ -455,7 +514,7 @@ class BallastMachine(RuleBasedStateMachine):
 
     def _require_im(self, acct: int) -> None:
         """A risk-increasing action succeeded: the account meets IM with valid prices."""
-        equity, mm, im, ok, _ = self.s.engine.healths([acct])[0]
+        equity, mm, im, ok, _, _ = self.s.engine.healths([acct])[0]
         assert ok and equity >= im, (equity, mm, im)
 
     @rule(
@@ -502,22 +561,24 @@ class BallastMachine(RuleBasedStateMachine):
 
     def _fill(self, order, sig, maker: int, taker: int, amount: int) -> None:
         before = self._state(maker, taker)
-        m_before, t_before = self.margins[maker], self.margins[taker]
+        strict_before = self._strict(self.book[maker], self.book[taker])
         try:
             self.s.book.fill(order, sig, amount, taker, sender=self.k.owners[taker])
         except boa.BoaError as err:
             self._refused(before, revert_reason(err), USER_ERRORS)
             return
         rows = self.s.engine.healths([maker, taker])
-        for prior, row in ((m_before, rows[0]), (t_before, rows[1])):
-            equity, mm, im, ok, _ = row
+        snaps = (self._snapshot(maker), self._snapshot(taker))
+        strict_after = self._strict(*snaps)
+        for n, snap in enumerate(snaps):
+            e0, mm0 = int(strict_before.equity[n]), int(strict_before.mm[n])
+            equity, mm = int(strict_after.equity[n]), int(strict_after.mm[n])
+            im = int(strict_after.im[n])
+            exposed = [a for a in range(N_ASSETS) if snap.coll[a] or snap.size[a]]
+            ok = all(self.prices[a][1] for a in exposed)
             meets_im = ok and equity >= im
-            reduces = (
-                mm < prior.mm
-                and equity - mm >= prior.equity - prior.mm
-                and equity >= min(prior.equity - 1, 0)
-            )
-            assert meets_im or reduces, (prior, row)
+            reduces = mm < mm0 and equity - mm >= e0 - mm0 and equity >= min(e0 - 1, 0)
+            assert meets_im or reduces, (n, rows, equity, mm, im, e0, mm0)
             STATS["fill side at IM" if meets_im else "fill side risk-reducing"] += 1
         self.dirty |= {maker, taker}
 
@@ -571,6 +632,31 @@ class BallastMachine(RuleBasedStateMachine):
     def fresh_round(self, asset):
         feed = self.k.feeds[asset]
         feed.set_price(max(feed.answer(), 1))
+        self.prices_dirty = True
+
+    @rule(
+        asset=st.sampled_from(range(N_ASSETS)),
+        kind=st.sampled_from(("zero", "reverting", "gas_eating", "malformed", "recover")),
+    )
+    def feed_outage(self, asset, kind):
+        """A feed answers zero, reverts, eats its gas or answers garbage; or recovers."""
+        feed = self.k.feeds[asset]
+        if kind == "recover":
+            feed.set_mode(0)
+            feed.set_price(max(feed.answer(), 0) or int(devnet.MARKETS[asset].price_usd * 10**8))
+        elif kind == "zero":
+            feed.set_mode(0)
+            feed.set_price(0)
+        else:
+            feed.set_mode({"reverting": 1, "gas_eating": 3, "malformed": 4}[kind])
+        STATS[f"feed {kind}"] += 1
+        self.prices_dirty = True
+
+    @rule(asset=st.sampled_from(range(N_ASSETS)), life=st.integers(0, 3_600))
+    def fallback_price(self, asset, life):
+        """The guardian's short-lived price for liquidations while a feed is out."""
+        price = self._price(asset) or int(devnet.MARKETS[asset].price_usd * WAD)
+        self.s.admin.set_fallback_price(asset, price, life)
         self.prices_dirty = True
 
     @rule(seconds=st.integers(1, 8 * 3_600))
@@ -634,7 +720,9 @@ class BallastMachine(RuleBasedStateMachine):
             np.array([snap.size], dtype=object),
             np.array([snap.on], dtype=object),
         )
-        want = preview(*arrays, prices, self.params, self.policy, requested=fraction)
+        want = preview(
+            *arrays, prices, self.params, self.policy, requested=fraction, decimals=self.decimals
+        )
         fund = self.book[INSURANCE].cash
         deficit = before[1]
         # The keeper's preview view equals the twin's, to the wei.
@@ -651,24 +739,22 @@ class BallastMachine(RuleBasedStateMachine):
             # Only the desk's own IM may refuse a due liquidation.
             self._refused(before, revert_reason(err), ("margin: below initial margin",))
             return False
-        (equity, mm, _, _, _), desk_row = self.s.engine.healths([acct, self.k.desk])
+        (equity, mm, _, _, _, _), desk_row = self.s.engine.healths([acct, self.k.desk])
         assert (equity, mm) == (int(want.equity_after[0]), int(want.mm_after[0]))
         # The liquidator took on risk: it meets IM with valid prices.
         assert desk_row[3] and desk_row[0] >= desk_row[2], desk_row
-        # The waterfall, predicted: the fee repays the deficit first, then the fund covers
-        # the hole a full close leaves, the rest is deficit.
-        f, penalty, fee = int(want.fraction[0]), int(want.penalty[0]), int(want.fee[0])
-        repaid = min(fee, deficit)
-        fund += fee - repaid
-        self.expected_deficit -= repaid
-        hole = 0
-        if f == WAD:
-            cash_after = int(
-                slice_accounts(*arrays, prices, self.params.haircut_bps, np.array([WAD]))[0][0]
-            )
-            hole = max(penalty - cash_after, 0)
-            covered = min(hole, max(fund, 0))
-            self.expected_deficit += hole - covered
+        # The waterfall, predicted: the fund takes the fee and pays the slice's share of a
+        # hole and the bounty, netted; net income repays the deficit first, a net payment
+        # comes from the fund while it lasts and the rest is deficit.
+        f, fee = int(want.fraction[0]), int(want.fee[0])
+        hole, bounty = int(want.hole[0]), int(want.bounty[0])
+        if fee >= hole + bounty:
+            repaid = min(fee - hole - bounty, deficit)
+            self.expected_deficit -= repaid
+        else:
+            due = hole + bounty - fee
+            covered = min(due, max(fund, 0))
+            self.expected_deficit += due - covered
         # A solvent account's health ratio falls by at most the discount paid.
         if m.equity >= 0 and m.mm > 0:
             d = int(want.discount[0])
@@ -678,7 +764,7 @@ class BallastMachine(RuleBasedStateMachine):
                 # E'/MM' >= E/MM - d  <=>  E' * MM * WAD >= (E * WAD - d * MM) * MM'
                 assert equity * m.mm * WAD >= (m.equity * WAD - d * m.mm) * mm
         STATS["liquidation" + (" (full)" if f == WAD else "")] += 1
-        if f == WAD and hole:
+        if hole:
             STATS["bad debt"] += 1
         self.dirty |= {acct, self.k.desk, INSURANCE}
         return True
@@ -688,7 +774,7 @@ class BallastMachine(RuleBasedStateMachine):
         IM shortfall plus twice the account's IM (a position adds at most its own worst
         scenario loss to a portfolio's) plus what the take costs."""
         desk = self.k.desk
-        equity, _, im, _, _ = self.s.engine.healths([desk])[0]
+        equity, _, im, _, _, _ = self.s.engine.healths([desk])[0]
         cost = self.s.liquidations.liquidation_preview(acct, WAD).cost
         need = max(im - equity, 0) + 2 * self.margins[acct].im + max(cost, 0)
         amount = need // CASH_SCALE + 1
@@ -713,9 +799,9 @@ class BallastMachine(RuleBasedStateMachine):
                     self._recapitalise_desk(acct)
                     assert self._liquidate(acct, WAD), "the desk could not take a liquidation"
                 row = self.s.engine.healths([acct])[0]
-                self.margins[acct] = MarginRow(*row[:4])
+                self.margins[acct] = MarginRow.of(row)
         rows = self.s.engine.healths(traders)
-        assert not any(ok and e < mm for e, mm, _, ok, _ in rows), rows
+        assert not any(ok and e < mm for e, mm, _, ok, _, _ in rows), rows
         STATS["keeper pass"] += 1
 
     # -- signed risk updates
@@ -892,6 +978,29 @@ class BallastMachine(RuleBasedStateMachine):
         # Every signed parameter within its bounds.
         self._check_bounds()
         STATES.add(self.signature())
+
+    @invariant()
+    def liquidatable_accounts_can_be_liquidated(self):
+        """The one property: every account whose liquidation the written policy allows can
+        be liquidated, whatever it holds (dust of a dead-feed asset, a reverting feed), by a
+        well-funded liquidator. Tried in an anchor, so the model's state does not move."""
+        self._refresh()
+        due = [a for a in self.k.accounts[1:-1] if self.margins[a].liquidatable]
+        if not due:
+            return
+        with boa.env.anchor():
+            who = self.s.actor("rescuer")
+            rescuer = self.s.account(who, 0)
+            amount = 10**11 * 10**6
+            self.s.cash.mint(who, amount)
+            self.s.cash.approve(self.s.engine.address, amount, sender=who)
+            self.s.admin.deposit(rescuer, self.s.cash.address, amount, sender=who)
+            for acct in due:
+                try:
+                    self.s.liquidations.liquidate(acct, rescuer, WAD, 2**255 - 1, sender=who)
+                except boa.BoaError as err:
+                    raise AssertionError(f"{acct} could not be liquidated: {err}") from err
+        STATS["liquidatable, proven"] += len(due)
 
     def _check_bounds(self) -> None:
         p = self.params

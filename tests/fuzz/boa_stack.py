@@ -24,7 +24,7 @@ WAD = 10**18
 @dataclass
 class BoaStack:
     engine: Any
-    admin: Any  # MarginConfig's setters at the engine's address (its fallback runs them)
+    admin: Any  # MarginConfig at the engine's address: setters, deposit, withdraw, transfer
     lens: Any
     liquidations: Any
     book: Any

@@ -43,7 +43,7 @@ class BoaVenue:
         who = self.maker if account >> 96 == int(self.maker, 16) else self.trader
         self.tokens[token].mint(who, amount)
         self.tokens[token].approve(self.s.engine.address, amount, sender=who)
-        self.s.engine.deposit(account, self.tokens[token].address, amount, sender=who)
+        self.s.admin.deposit(account, self.tokens[token].address, amount, sender=who)
 
     def fill(self, maker, taker, market, size, price, nonce):
         order, sig = self.s.sign_order(

@@ -19,7 +19,7 @@ def fund(s, name, sub, amount):
     acct = s.account(who, sub)
     s.cash.mint(who, amount)
     s.cash.approve(s.engine.address, amount, sender=who)
-    s.engine.deposit(acct, s.cash.address, amount, sender=who)
+    s.admin.deposit(acct, s.cash.address, amount, sender=who)
     return who, acct
 
 
@@ -57,7 +57,7 @@ def test_regression_deficit_dust_stranded_on_withdrawal(s):
     # Fund the insurance with all but a fraction of a USDC unit of that hole.
     s.cash.mint(s.owner, hole // 10**12)
     s.cash.approve(s.engine.address, hole // 10**12)
-    s.engine.deposit(0, s.cash.address, hole // 10**12)
+    s.admin.deposit(0, s.cash.address, hole // 10**12)
     close()
     deficit = s.engine.deficit()
     assert 0 < deficit < 10**12
@@ -65,7 +65,7 @@ def test_regression_deficit_dust_stranded_on_withdrawal(s):
     held = s.cash.balanceOf(s.engine.address)
     assert held * 10**12 + deficit == claims(s, accounts)
 
-    s.engine.withdraw(saver_acct, s.cash.address, 1_000 * USDC, sender=saver)
+    s.admin.withdraw(saver_acct, s.cash.address, 1_000 * USDC, sender=saver)
 
     held = s.cash.balanceOf(s.engine.address)
     assert held * 10**12 + s.engine.deficit() == claims(s, accounts)

@@ -33,11 +33,11 @@ from offchain_risk.keeper.liquidator import LiquidatorConfig
 from offchain_risk.keeper.rpc import Contracts
 from offchain_risk.keeper.scanner import Market, float_margin, read_market
 from offchain_risk.keeper.store import Store
-from offchain_risk.keeper.txs import LocalSigner, TxManager
+from offchain_risk.keeper.txs import LocalSigner, NonceSource, TxManager
 from offchain_risk.models.margin import MAX_SCENARIOS, margin_exact
 from offchain_risk.replay.path import PricePath
 from offchain_risk.replay.seed import Seeded, generate_books, seed
-from offchain_risk.replay.txs import RawSender
+from offchain_risk.replay.txs import RawSender, sourced_account
 
 WAD = 10**18
 FLAT_FLOOR_BPS = 650  # offchain_risk.backtest.books.FLAT_RATE
@@ -177,6 +177,10 @@ def run_replay(
     is the desk, 2 and 3 are the venues' keepers, 4 relays signed risk updates, 5 and 6
     sign them (2 of 2), the rest are traders (at least one).
     ``progress(phase, n)`` is told of work done (``"seed"``: books, ``"replay"``: rounds).
+
+    Every transaction from one key takes its nonce from one :class:`NonceSource`, whoever
+    sends it: Ape (deployments, the relayer's signed updates), the raw sender (seeding, the
+    feeder's prices, pokes) or a keeper's transaction manager.
     """
     if len(accounts) < 8:
         raise ValueError(
@@ -184,6 +188,8 @@ def run_replay(
             "signers, traders"
         )
     t_start = time.perf_counter()
+    nonces = NonceSource(w3)
+    accounts = [sourced_account(a, nonces) for a in accounts]
     owner, desk, relayer, traders = accounts[0], accounts[1], accounts[4], list(accounts[7:])
     risk_signers = sorted(accounts[5:7], key=lambda a: int(str(a), 16))
     keepers = [accounts[2], accounts[3]]
@@ -200,7 +206,7 @@ def run_replay(
         len(traders),
         config.seed,
     )
-    sender = RawSender(w3)
+    sender = RawSender(w3, nonces=nonces)
     venues: list[VenueRun] = []
     feeds = None
     for (label, venue_markets, venue_shocks), keeper_account in zip(rules, keepers, strict=False):
@@ -245,7 +251,7 @@ def run_replay(
             store,
             # the gas token is priced by ETH's feed when ETH is replayed
             LiquidatorConfig(account=seeded.keeper, gas_asset=d.symbols.get("ETH", 0)),
-            tx=TxManager(w3, LocalSigner(keeper_account.private_key), store),
+            tx=TxManager(w3, LocalSigner(keeper_account.private_key), store, nonces=nonces),
             sender=str(keeper_account.address),
             start_block=seeded.first_block,
             risk_updater=updater,

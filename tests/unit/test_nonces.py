@@ -1,0 +1,112 @@
+"""NonceSource: one nonce source per key, whatever sends from it (no node)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from web3 import Web3
+
+from offchain_risk.keeper.txs import NonceSource
+
+KEEPER = Web3.to_checksum_address("0x" + "aa" * 20)
+FEEDER = Web3.to_checksum_address("0x" + "bb" * 20)
+
+
+class FakeProvider:
+    """Answers eth_getTransactionCount from ``counts`` (the node's pending count)."""
+
+    def __init__(self, counts: dict[str, int]):
+        self.counts = counts
+        self.requests = 0
+
+    def _answer(self, i: int, method: str, params: list) -> dict:
+        assert method == "eth_getTransactionCount" and params[1] == "pending"
+        self.requests += 1
+        return {"id": i, "result": hex(self.counts.get(params[0], 0))}
+
+    def make_request(self, method: str, params: list) -> dict:
+        return self._answer(0, method, params)
+
+    def make_batch_request(self, requests: list) -> list[dict]:
+        return [self._answer(i, m, p) for i, (m, p) in enumerate(requests)]
+
+
+class FakeWeb3:
+    def __init__(self, counts: dict[str, int]):
+        self.provider = FakeProvider(counts)
+        self.to_checksum_address = Web3.to_checksum_address
+
+
+def test_take__two_senders_one_key__distinct_consecutive_nonces():
+    source = NonceSource(FakeWeb3({KEEPER: 7}))
+    assert source.take(KEEPER) == 7
+    assert source.take_many({KEEPER.lower(): 3, FEEDER: 2}) == {KEEPER: [8, 9, 10], FEEDER: [0, 1]}
+    assert source.take(KEEPER) == 11
+
+
+def test_take__node_count_moved_past_the_source__follows_the_node():
+    """Another process (or Ape before it shared the source) sent from the key."""
+    w3 = FakeWeb3({KEEPER: 3})
+    source = NonceSource(w3)
+    assert source.take(KEEPER) == 3
+    w3.provider.counts[KEEPER] = 10
+    assert source.take(KEEPER) == 10
+
+
+def test_take__pool_not_yet_counted__never_repeats_a_nonce():
+    """The node's count lags what this process has sent: the source's own count wins."""
+    source = NonceSource(FakeWeb3({KEEPER: 3}))
+    assert [source.take(KEEPER) for _ in range(3)] == [3, 4, 5]
+
+
+def test_give_back__last_nonce__handed_out_again():
+    source = NonceSource(FakeWeb3({KEEPER: 0}))
+    n = source.take(KEEPER)
+    source.give_back(KEEPER, n)
+    assert source.take(KEEPER) == n
+
+
+def test_give_back__nonce_below_a_later_one__the_gap_is_filled_first():
+    """A refused nonce below one another sender broadcast would hold that one in the pool."""
+    source = NonceSource(FakeWeb3({KEEPER: 0}))
+    assert source.take_many({KEEPER: 3}) == {KEEPER: [0, 1, 2]}
+    source.give_back(KEEPER, 1)
+    assert source.take_many({KEEPER: 2}) == {KEEPER: [1, 3]}
+    assert source.take(KEEPER) == 4
+
+
+def test_give_back__nonce_mined_since__not_reused():
+    w3 = FakeWeb3({KEEPER: 0})
+    source = NonceSource(w3)
+    source.take_many({KEEPER: 3})
+    source.give_back(KEEPER, 0)  # e.g. a send that raised although the node mined it
+    w3.provider.counts[KEEPER] = 3
+    assert source.take(KEEPER) == 3
+
+
+def test_at_least__store_has_pending_transactions__starts_past_them():
+    source = NonceSource(FakeWeb3({KEEPER: 2}))
+    source.at_least(KEEPER, 6)
+    assert source.peek(KEEPER) == 6 and source.take(KEEPER) == 6
+
+
+def test_take_many__negative_count__clear_error():
+    with pytest.raises(ValueError, match="negative"):
+        NonceSource(FakeWeb3({})).take_many({KEEPER: -1})
+
+
+def test_take__concurrent_threads__every_nonce_once():
+    source = NonceSource(FakeWeb3({KEEPER: 0}))
+    taken: list[int] = []
+
+    def run() -> None:
+        for _ in range(200):
+            taken.append(source.take(KEEPER))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == list(range(800))

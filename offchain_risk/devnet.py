@@ -96,20 +96,6 @@ class Deployment:
         """Push a new oracle round (the feeder must send it)."""
         self.feeds[self.symbols[symbol]].set_price(int(round(price_usd * 10**8)), sender=sender)
 
-    def addresses(self) -> dict[str, str]:
-        out = {
-            "engine": str(self.engine.address),
-            "book": str(self.book.address),
-            "lens": str(self.lens.address),
-            "liquidations": str(self.liquidations.address),
-            "USDC": str(self.cash.address),
-        }
-        for token in self.tokens.values():
-            out[token.symbol()] = str(token.address)
-        for symbol, asset in self.symbols.items():
-            out[f"feed:{symbol}"] = str(self.feeds[asset].address)
-        return out
-
 
 def engine_at(project: Any, address: Any) -> Any:
     """The engine at ``address`` with both ABIs: the core's and the owner setters of

@@ -65,6 +65,20 @@ class Contracts:
             lens=at("Lens", lens),
         )
 
+    @classmethod
+    def from_manifest(cls, project: Any, w3: Any, manifest: dict) -> Contracts:
+        """The contracts of a deployment manifest (``offchain_risk.deploy``), which must be
+        of the chain ``w3`` is connected to."""
+        from offchain_risk.deploy import ManifestError
+
+        chain_id = int(w3.eth.chain_id)
+        if int(manifest.get("chain_id", -1)) != chain_id:
+            raise ManifestError(
+                f"manifest is for chain {manifest.get('chain_id')}, connected to {chain_id}"
+            )
+        c = manifest["contracts"]
+        return cls.from_project(project, w3, c["engine"], c["liquidations"], c["lens"])
+
     def with_web3(self, w3: Any) -> Contracts:
         """The same contracts over another endpoint."""
 

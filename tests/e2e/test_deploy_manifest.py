@@ -380,3 +380,44 @@ def test_deploy_config__non_local_governor__limits_and_bounds_from_the_config(
         "governor limits differ",
         "SOL: governor bounds differ",
     ]
+
+
+def test_keeper__manifest_of_ape_run_deploy__indexes_and_scans_the_deployment(
+    project, chain, accounts, owner, local_network, tmp_path
+):
+    """The keeper runs from the manifest `ape run deploy` wrote (no other address file)."""
+    from offchain_risk.chain import account_id
+    from offchain_risk.keeper.keeper import Keeper
+    from offchain_risk.keeper.store import Store
+    from offchain_risk.replay.txs import lean_web3
+
+    cfg = deploy.load_config(CONFIG)
+    out = tmp_path / "local.json"
+    deploy.run_deploy(project, local_network, owner, cfg, CONFIG, out)
+    manifest = deploy.load_manifest(out, chain.chain_id)
+    d = deploy.load_deployment(project, manifest)
+    trader, keeper_key = accounts[2], accounts[4]
+    d.cash.mint(trader, 10_000 * 10**6, sender=owner)
+    d.cash.approve(d.engine, 2**255, sender=trader)
+    d.engine.deposit(account_id(str(trader), 0), d.cash, 10_000 * 10**6, sender=trader)
+    w3 = lean_web3(chain.provider.uri)
+    keeper = Keeper.from_manifest(project, w3, manifest, Store(":memory:"), account=keeper_key)
+    result = keeper.tick()
+    assert result.error is None
+    assert account_id(str(trader), 0) in keeper.book.rows
+    assert result.scan.confirmed == [] and result.actions == []
+
+
+def test_keeper__manifest_of_another_chain__refused(
+    project, chain, accounts, owner, local_network, tmp_path
+):
+    from offchain_risk.keeper.keeper import Keeper
+    from offchain_risk.keeper.store import Store
+    from offchain_risk.replay.txs import lean_web3
+
+    cfg = deploy.load_config(CONFIG)
+    manifest = deploy.run_deploy(project, local_network, owner, cfg, CONFIG, tmp_path / "m.json")
+    other = {**manifest, "chain_id": chain.chain_id + 1}
+    w3 = lean_web3(chain.provider.uri)
+    with pytest.raises(deploy.ManifestError, match=f"manifest is for chain {chain.chain_id + 1}"):
+        Keeper.from_manifest(project, w3, other, Store(":memory:"), account=accounts[4])

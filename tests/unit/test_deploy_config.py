@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from click.testing import CliRunner
 
 from offchain_risk import deploy, devnet
 from offchain_risk.units import WAD
@@ -182,3 +183,13 @@ def test_load_manifest__this_chain__loaded(tmp_path):
     path = tmp_path / "m.json"
     path.write_text(json.dumps(_manifest()))
     assert deploy.load_manifest(path, chain_id=31337) == _manifest()
+
+
+def test_keeper_cli__no_manifest__points_at_ape_run_deploy(tmp_path):
+    from offchain_risk.__main__ import cli
+
+    result = CliRunner().invoke(
+        cli, ["keeper", "--manifest", str(tmp_path / "absent.json"), "--sender", "0x" + "11" * 20]
+    )
+    assert result.exit_code != 0
+    assert "absent.json not found: run `ape run deploy`, or pass --deploy" in result.output

@@ -78,21 +78,54 @@ class RawSender:
         }
         self._queue.append((tx, label or fn))
 
-    def check(self) -> int:
-        """Send the queue and mine it: every transaction must succeed. Returns the count.
+    def broadcast(self) -> list[tuple[str, str]]:
+        """Send the queue, each transaction on a nonce from the source, in JSON-RPC batches
+        of ``batch`` requests; mine nothing. Returns (label, hash) in queue order.
 
-        The queue goes out in JSON-RPC batches of ``batch`` requests with automining off,
-        and is mined in as many blocks as it needs; automining is back on afterwards.
-        """
+        A transaction the node refuses raises :class:`SeedError`; its nonce and those of
+        the transactions not sent yet go back to the source."""
         queue, self._queue = self._queue, []
         if not queue:
-            return 0
+            return []
         counts: dict[str, int] = {}
         for tx, _ in queue:
             counts[tx["from"]] = counts.get(tx["from"], 0) + 1
         nonces = self.nonces.take_many(counts)
         for tx, _ in queue:  # queue order is nonce order, sender by sender
             tx["nonce"] = hex(nonces[tx["from"]].pop(0))
+        sent: list[tuple[str, str]] = []
+        for i in range(0, len(queue), self.batch):
+            part = queue[i : i + self.batch]
+            replies = self.w3.provider.make_batch_request(
+                [("eth_sendTransaction", [tx]) for tx, _ in part]
+            )
+            refused = [
+                (tx, label, r) for (tx, label), r in zip(part, replies, strict=True) if "error" in r
+            ]
+            sent += [
+                (label, r["result"])
+                for (_, label), r in zip(part, replies, strict=True)
+                if "error" not in r
+            ]
+            if refused:
+                unsent = [tx for tx, _, _ in refused] + [tx for tx, _ in queue[i + self.batch :]]
+                for tx in unsent:
+                    self.nonces.give_back(tx["from"], int(tx["nonce"], 16))
+                tx, label, reply = refused[0]
+                raise SeedError(
+                    f"{label}: refused by the node (from {tx['from']}, nonce "
+                    f"{int(tx['nonce'], 16)}): {reply['error']}"
+                )
+        return sent
+
+    def check(self) -> int:
+        """Send the queue and mine it: every transaction must succeed. Returns the count.
+
+        The queue goes out (:meth:`broadcast`) with automining off, and is mined in as many
+        blocks as it needs; automining is back on afterwards.
+        """
+        if not self._queue:
+            return 0
         provider = self.w3.provider
         gas_limit = int(self.w3.eth.get_block("latest")["gasLimit"])
         self._rpc("evm_setAutomine", [False])
@@ -101,19 +134,8 @@ class RawSender:
         self._rpc("evm_setBlockGasLimit", [hex(raised)])
         mined = False
         try:
-            hashes = []
-            for i in range(0, len(queue), self.batch):
-                part = queue[i : i + self.batch]
-                replies = provider.make_batch_request(
-                    [("eth_sendTransaction", [tx]) for tx, _ in part]
-                )
-                for (tx, label), reply in zip(part, replies, strict=True):
-                    if "error" in reply:
-                        raise SeedError(
-                            f"{label}: refused by the node (from {tx['from']}, nonce "
-                            f"{int(tx['nonce'], 16)}): {reply['error']}"
-                        )
-                    hashes.append(reply["result"])
+            sent = self.broadcast()
+            hashes = [h for _, h in sent]
             receipts: list[Any] = [None] * len(hashes)
             missing = list(range(len(hashes)))
             waited_since = time.monotonic()
@@ -143,12 +165,12 @@ class RawSender:
                 # latest block's limit, which a later block would refuse
                 self._rpc("evm_mine", [])
             self._rpc("evm_setAutomine", [True])
-        for (_, label), tx_hash, receipt in zip(queue, hashes, receipts, strict=True):
+        for (label, tx_hash), receipt in zip(sent, receipts, strict=True):
             if receipt is None:
                 raise SeedError(f"{label}: not mined ({tx_hash})")
             if int(receipt["status"], 16) != 1:
                 raise SeedError(f"{label}: reverted ({tx_hash})")
-        return len(queue)
+        return len(sent)
 
     def _rpc(self, method: str, params: list) -> Any:
         reply = self.w3.provider.make_request(method, params)

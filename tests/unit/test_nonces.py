@@ -110,3 +110,74 @@ def test_take__concurrent_threads__every_nonce_once():
     for t in threads:
         t.join()
     assert sorted(taken) == list(range(800))
+
+
+class FakeNode(FakeProvider):
+    """Also takes eth_sendTransaction batches, refusing transactions whose nonce is in
+    ``refuse``; ``sent`` records every transaction as received."""
+
+    def __init__(self, counts: dict[str, int], refuse: set[int] = frozenset()):
+        super().__init__(counts)
+        self.sent: list[dict] = []
+        self.refuse = refuse
+
+    def make_batch_request(self, requests: list) -> list[dict]:
+        if requests and requests[0][0] == "eth_sendTransaction":
+            out = []
+            for i, (_, (tx,)) in enumerate(requests):
+                self.sent.append(tx)
+                if int(tx["nonce"], 16) in self.refuse:
+                    out.append({"id": i, "error": {"message": "intrinsic gas too low"}})
+                else:
+                    out.append({"id": i, "result": f"0x{len(self.sent):064x}"})
+            return out
+        return super().make_batch_request(requests)
+
+
+class FakeContract:
+    address = "0x" + "cc" * 20
+
+    def encode_abi(self, fn: str, args: list) -> str:
+        return "0x" + fn.encode().hex()
+
+
+def _raw_sender(node: FakeNode):
+    from offchain_risk.replay.txs import RawSender
+
+    w3 = FakeWeb3({})
+    w3.provider = node
+    w3.eth = type("Eth", (), {"accounts": [KEEPER, FEEDER]})()
+    sender = RawSender(w3, batch=3)
+    sender.add(KEEPER)
+    sender.add(FEEDER)
+    return sender
+
+
+def test_raw_sender_broadcast__every_request_carries_its_own_nonce():
+    """Regression: the node picked the nonces of a batch and gave two the same one."""
+    node = FakeNode({KEEPER: 4, FEEDER: 9})
+    sender = _raw_sender(node)
+    for i in range(4):
+        sender.send(KEEPER, FakeContract(), "poke", [i], f"poke {i}")
+        sender.send(FEEDER, FakeContract(), "set_price", [i], "price")
+    assert len(sender.broadcast()) == 8
+    by_key = {KEEPER: [], FEEDER: []}
+    for tx in node.sent:
+        by_key[tx["from"]].append(int(tx["nonce"], 16))
+    assert by_key == {KEEPER: [4, 5, 6, 7], FEEDER: [9, 10, 11, 12]}
+
+
+def test_raw_sender_broadcast__refused__names_it_and_gives_back_the_unsent_nonces():
+    from offchain_risk.replay.txs import SeedError
+
+    node = FakeNode({KEEPER: 0}, refuse={1})
+    sender = _raw_sender(node)
+    for i in range(5):
+        sender.send(KEEPER, FakeContract(), "poke", [i], f"poke {i}")
+    with pytest.raises(
+        SeedError, match=f"poke 1: refused by the node \\(from {KEEPER}, nonce 1\\)"
+    ):
+        sender.broadcast()
+    # batch of 3: nonces 0 and 2 went out; 1 (refused) and 3, 4 (never sent) come back
+    node.counts[KEEPER] = 0
+    assert sender.nonces.take_many({KEEPER: 3}) == {KEEPER: [1, 3, 4]}

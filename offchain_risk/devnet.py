@@ -17,7 +17,6 @@ import numpy as np
 from offchain_risk.deploy import ASSET_BOUND_KEYS, GLOBAL_BOUND_KEYS, LIMIT_KEYS, local_config
 from offchain_risk.models.liquidation import LiquidationPolicy
 
-WAD = 10**18
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 

@@ -27,9 +27,10 @@ from eth_abi import decode
 from offchain_risk.keeper.rpc import Contracts, RpcError, rpc_batch
 from offchain_risk.keeper.scanner import Candidate, Market
 from offchain_risk.keeper.txs import SendError, TxManager
+from offchain_risk.units import WAD
 
 log = logging.getLogger("ballast.keeper.liquidator")
-WAD = 10**18
+
 KIND = "liquidation"
 # Liquidations.Preview: fraction, allowed, discount, penalty, reward, fee, cost,
 # equity_before, mm_before, equity_after, mm_after, health_after.

@@ -19,8 +19,8 @@ from eth_abi import decode
 from offchain_risk.keeper.indexer import Book
 from offchain_risk.keeper.rpc import Contracts, eth_calls
 from offchain_risk.models.margin import MAX_SCENARIOS, RiskParams
+from offchain_risk.units import WAD, unpack_int16
 
-WAD = 10**18
 BATCH = 100  # constants.MAX_BATCH
 # Float64 sums of <= 32 products carry a relative error far below 1e-12; anything within
 # 1e-9 of MM (or 1e-9 USD) is sent to the chain for the exact answer.
@@ -34,11 +34,7 @@ MARGIN_LIST = "(int256,uint256,uint256,bool,int256)[]"  # ledger.Margin[]
 
 def unpack_shocks(word: int) -> list[int]:
     """The engine's shock word: 16 int16 bps, scenario k in bits 16k..16k+15."""
-    out = []
-    for k in range(MAX_SCENARIOS):
-        v = (word >> (16 * k)) & 0xFFFF
-        out.append(v - 0x10000 if v >= 0x8000 else v)
-    return out
+    return unpack_int16(word, MAX_SCENARIOS)
 
 
 @dataclass(frozen=True)

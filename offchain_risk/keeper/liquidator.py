@@ -22,9 +22,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import decode
-
-from offchain_risk.keeper.rpc import Contracts, RpcError, rpc_batch
+from offchain_risk.keeper.rpc import Contracts, RpcError, decode_output, rpc_batch
 from offchain_risk.keeper.scanner import Candidate, Market
 from offchain_risk.keeper.txs import SendError, TxManager
 from offchain_risk.units import WAD
@@ -32,11 +30,6 @@ from offchain_risk.units import WAD
 log = logging.getLogger("ballast.keeper.liquidator")
 
 KIND = "liquidation"
-# Liquidations.Preview: fraction, allowed, discount, penalty, reward, fee, cost,
-# equity_before, mm_before, equity_after, mm_after, health_after.
-PREVIEW = (
-    "(uint256,uint256,uint256,uint256,uint256,uint256,int256,int256,uint256,int256,uint256,int256)"
-)
 
 
 @dataclass(frozen=True)
@@ -124,8 +117,9 @@ class Liquidator:
                 log.info("preview of %d reverts: %s", account, answer)
                 actions[account] = Action(account, "simulation_failed", reason=f"preview: {answer}")
                 continue
-            p = decode([PREVIEW], bytes.fromhex(answer.removeprefix("0x")))[0]
-            fraction, reward, cost = int(p[0]), int(p[4]), int(p[6])
+            raw = bytes.fromhex(answer.removeprefix("0x"))
+            p = decode_output(liq, "liquidation_preview", raw)  # Liquidations.Preview
+            fraction, reward, cost = int(p["fraction"]), int(p["reward"]), int(p["cost"])
             slack = abs(cost) * self.config.cost_slack_bps // 10_000 + WAD
             args = (account, self.config.account, fraction, cost + slack)
             planned.append((account, fraction, reward, liq.encode_abi("liquidate", args=args)))

@@ -88,6 +88,43 @@ class Contracts:
         return Contracts(w3, again(self.engine), again(self.liquidations), again(self.lens))
 
 
+def _named(params: list[dict], values: Any) -> Any:
+    """``values`` decoded by ``params`` (ABI entries): a tuple (struct) as a dict by field
+    name, an array element by element."""
+    out = {}
+    for param, value in zip(params, values, strict=True):
+        out[param.get("name") or str(len(out))] = _named_one(param, value)
+    return out
+
+
+def _named_one(param: dict, value: Any) -> Any:
+    kind = param["type"]
+    if kind.startswith("tuple"):
+        if kind.endswith("]"):  # an array of structs
+            inner = {**param, "type": kind[: kind.rindex("[")]}
+            return [_named_one(inner, v) for v in value]
+        return _named(param["components"], value)
+    return value
+
+
+def decode_output(contract: Any, fn: str, raw: bytes) -> Any:
+    """The return value of ``contract.fn`` (a web3 contract: its compiled ABI) decoded from
+    ``raw``: a struct as a dict by field name, a struct array as a list of them. A struct
+    that changes shape on chain fails here (or at a missing name), never decodes silently
+    into the wrong fields."""
+    from eth_abi import decode
+    from eth_utils.abi import collapse_if_tuple
+
+    items = [i for i in contract.abi if i.get("type") == "function" and i.get("name") == fn]
+    if len(items) != 1:
+        raise ValueError(f"{fn} is not one function of the contract's ABI")
+    outputs = items[0]["outputs"]
+    values = decode([collapse_if_tuple(o) for o in outputs], raw)
+    if len(outputs) == 1:
+        return _named_one(outputs[0], values[0])
+    return _named(outputs, values)
+
+
 def http_web3(url: str, timeout: float = 10.0) -> Web3:
     """A web3 client on ``url`` with a bounded request timeout."""
     return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))

@@ -17,7 +17,7 @@ import numpy as np
 from eth_abi import decode
 
 from offchain_risk.keeper.indexer import Book
-from offchain_risk.keeper.rpc import Contracts, eth_calls
+from offchain_risk.keeper.rpc import Contracts, decode_output, eth_calls
 from offchain_risk.models.margin import MAX_SCENARIOS, RiskParams
 from offchain_risk.units import WAD, unpack_int16
 
@@ -26,10 +26,6 @@ BATCH = 100  # constants.MAX_BATCH
 # 1e-9 of MM (or 1e-9 USD) is sent to the chain for the exact answer.
 REL_TOL = 1e-9
 ABS_TOL = 1e-9
-# Lens.AssetConfig: token, feed, heartbeat, feed_decimals, floor_bps, haircut_bps, perp,
-# oi_cap, open_interest.
-ASSET_CONFIG = "(address,address,uint256,uint256,uint256,uint256,bool,uint256,uint256)"
-MARGIN_LIST = "(int256,uint256,uint256,bool,int256)[]"  # ledger.Margin[]
 
 
 def unpack_shocks(word: int) -> list[int]:
@@ -68,11 +64,11 @@ def read_market(c: Contracts) -> Market:
     prices, ok, floors, haircuts, shocks = [], [], [], [], []
     for a in range(n):
         p, valid = decode(["uint256", "bool"], out[1 + 3 * a])
-        cfg = decode([ASSET_CONFIG], out[2 + 3 * a])[0]
+        cfg = decode_output(lens, "asset_config", out[2 + 3 * a])  # Lens.AssetConfig
         prices.append(int(p))
         ok.append(bool(valid))
-        floors.append(int(cfg[4]))
-        haircuts.append(int(cfg[5]))
+        floors.append(int(cfg["floor_bps"]))
+        haircuts.append(int(cfg["haircut_bps"]))
         shocks.append(unpack_shocks(decode(["uint256"], out[3 + 3 * a])[0]))
     params = RiskParams(
         floor_bps=np.array(floors, dtype=np.int64),
@@ -158,8 +154,9 @@ class Scanner:
         )
         out = []
         for part, raw in zip(parts, answers, strict=True):
-            for account, m in zip(part, decode([MARGIN_LIST], raw)[0], strict=True):
-                equity, mm, prices_ok = int(m[0]), int(m[1]), bool(m[3])
+            margins = decode_output(engine, "healths", raw)  # ledger.Margin[]
+            for account, m in zip(part, margins, strict=True):
+                equity, mm, prices_ok = int(m["equity"]), int(m["mm"]), bool(m["prices_ok"])
                 if prices_ok and equity < mm:
                     out.append(Candidate(account, equity, mm))
         out.sort(key=lambda c: c.shortfall, reverse=True)

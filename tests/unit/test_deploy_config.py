@@ -193,3 +193,14 @@ def test_keeper_cli__no_manifest__points_at_ape_run_deploy(tmp_path):
     )
     assert result.exit_code != 0
     assert "absent.json not found: run `ape run deploy`, or pass --deploy" in result.output
+
+
+def test_keeper_deploy__non_local_network__refused_before_any_transaction(tmp_path):
+    from types import SimpleNamespace
+
+    from offchain_risk.keeper.runner import deploy_local
+
+    sepolia = SimpleNamespace(is_local=False, name="sepolia")
+    with pytest.raises(deploy.ConfigError, match="--deploy is for local networks"):
+        deploy_local(None, sepolia, CONFIG, tmp_path / "m.json")
+    assert not (tmp_path / "m.json").exists()

@@ -18,8 +18,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,keeper]'
 	@touch $@
 
-node_modules/.installed: package.json
-	npm install --no-audit --no-fund --loglevel=error
+# `npm ci` installs exactly the lock and never rewrites it (`npm install` would add other
+# platforms' optional packages to the tracked package-lock.json).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	@node_modules/.bin/anvil --version > /dev/null
 	@touch $@
 

@@ -27,8 +27,8 @@ from offchain_risk.keeper.liquidator import LiquidatorConfig
 from offchain_risk.keeper.rpc import Contracts
 from offchain_risk.keeper.store import Store
 from offchain_risk.keeper.txs import LocalSigner, TxManager
+from offchain_risk.units import WAD
 
-WAD = 10**18
 USDC = 10**6
 ETH = 0
 PER_TX = 100

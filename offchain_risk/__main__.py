@@ -252,14 +252,24 @@ def backtest(
 @cli.command()
 @click.option("--network", default="ethereum:local:foundry", show_default=True)
 @click.option(
-    "--addresses",
-    "addresses_path",
-    default="deployment.json",
+    "--manifest",
+    "manifest_path",
+    default="deployments/local.json",
     show_default=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="JSON of the deployment (engine, liquidations, lens); written with --deploy.",
+    help="The deployment's manifest, as `ape run deploy` writes it (and --deploy).",
 )
-@click.option("--deploy", is_flag=True, help="Deploy a fresh devnet listing first.")
+@click.option(
+    "--deploy", is_flag=True, help="Deploy --config first (local networks; replaces --manifest)."
+)
+@click.option(
+    "--config",
+    "config_path",
+    default="deployments/config/local.toml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Deploy config for --deploy.",
+)
 @click.option(
     "--db",
     default="keeper.db",
@@ -271,7 +281,7 @@ def backtest(
 @click.option("--sender", default=None, help="Dry run: the address simulations run from.")
 @click.option("--metrics-port", type=int, default=None, help="Serve /metrics and /health.")
 @click.option("--poll", "poll_interval", type=float, default=1.0, show_default=True)
-@click.option("--start-block", type=int, default=0, show_default=True)
+@click.option("--start-block", type=int, default=None, help="Default: the manifest's block.")
 @click.option("--max-fee-gwei", type=float, default=500.0, show_default=True)
 @click.option("--once", is_flag=True, help="Run one tick, print it and exit.")
 @click.option("--log-level", default="INFO", show_default=True)
@@ -286,14 +296,15 @@ def backtest(
 @click.option("--risk-interval", type=float, default=3_600.0, show_default=True)
 def keeper(
     network: str,
-    addresses_path: Path,
+    manifest_path: Path,
     deploy: bool,
+    config_path: Path,
     db: Path,
     account: str | None,
     sender: str | None,
     metrics_port: int | None,
     poll_interval: float,
-    start_block: int,
+    start_block: int | None,
     max_fee_gwei: float,
     once: bool,
     log_level: str,
@@ -307,10 +318,10 @@ def keeper(
 
     if account is None and sender is None:
         raise click.BadParameter("a dry run needs --sender (or sign with --account)")
-    if not deploy and not addresses_path.exists():
+    if not deploy and not manifest_path.exists():
         raise click.BadParameter(
-            f"{addresses_path} not found: pass --deploy or a deployment's addresses",
-            param_hint="--addresses",
+            f"{manifest_path} not found: run `ape run deploy`, or pass --deploy",
+            param_hint="--manifest",
         )
     risk = None
     if risk_params is not None:
@@ -323,20 +334,27 @@ def keeper(
             "interval": risk_interval,
         }
     runner.setup_logging(log_level)
-    for summary in runner.run(
-        network,
-        addresses_path,
-        db,
-        account,
-        sender,
-        deploy=deploy,
-        metrics_port=metrics_port,
-        poll_interval=poll_interval,
-        once=once,
-        start_block=start_block,
-        max_fee_gwei=max_fee_gwei,
-        risk=risk,
-    ):
+    from offchain_risk.deploy import ConfigError, ManifestError
+
+    try:
+        summaries = runner.run(
+            network,
+            manifest_path,
+            db,
+            account,
+            sender,
+            deploy=deploy,
+            config_path=config_path,
+            metrics_port=metrics_port,
+            poll_interval=poll_interval,
+            once=once,
+            start_block=start_block,
+            max_fee_gwei=max_fee_gwei,
+            risk=risk,
+        )
+    except (ConfigError, ManifestError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for summary in summaries:
         click.echo(json.dumps(summary))
 
 

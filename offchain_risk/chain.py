@@ -17,8 +17,8 @@ from typing import Any
 from eip712.messages import EIP712Domain, EIP712Message
 from eth_pydantic_types import abi
 
-WAD = 10**18
-CASH = 2**256 - 1
+from offchain_risk import units
+from offchain_risk.units import CASH, WAD  # noqa: F401 (re-exported)
 
 
 class Order(EIP712Message):
@@ -73,10 +73,8 @@ class AccountState:
 
 
 def account_id(owner: str, sub_id: int) -> int:
-    """The engine's account id: owner << 96 | sub_id."""
-    if not 0 <= sub_id < 2**96:
-        raise ValueError("sub_id must be in [0, 2**96)")
-    return (int(str(owner), 16) << 96) | sub_id
+    """The engine's account id: owner << 96 | sub_id (:func:`offchain_risk.units.account_id`)."""
+    return units.account_id(str(owner), sub_id)
 
 
 def _word(x: int | bytes) -> bytes:

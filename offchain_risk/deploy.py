@@ -10,6 +10,16 @@ On local networks the markets' feeds are mock Chainlink aggregators whose feeder
 deployer, and the tokens are mock ERC-20s. Elsewhere every market names its ``feed`` and
 every collateral its ``token_address``, and ``cash_address`` names the cash token: nothing
 mock is deployed outside a local network.
+
+The risk governor's rate limits and bounds (``[governor.limits]``,
+``[governor.global_bounds]``, ``[governor.asset_bounds]`` and a market's own
+``[markets.bounds]``) come from the config. On a local network what a config leaves out is
+the devnet's (``deployments/config/local.toml``, :data:`LOCAL_CONFIG`); a non-local network
+gets no defaults: a governor there needs every value stated.
+
+``deployments/config/local.toml`` is also the devnet listing of
+:mod:`offchain_risk.devnet`: one source for ``ape run deploy``, the console, the tests and
+the keeper's ``--deploy``.
 """
 
 from __future__ import annotations
@@ -22,12 +32,35 @@ from typing import Any
 import numpy as np
 import tomllib
 
-from offchain_risk import devnet
 from offchain_risk.models.liquidation import LiquidationPolicy
 from offchain_risk.models.margin import MAX_SCENARIOS, pad_scenarios
+from offchain_risk.units import to_wad
 
-WAD = 10**18
 MANIFEST_VERSION = 1
+#: The devnet's config: the listing of ``offchain_risk.devnet`` and the governor values a
+#: local deploy falls back on.
+LOCAL_CONFIG = Path(__file__).resolve().parents[1] / "deployments" / "config" / "local.toml"
+# RiskGovernor structs, field by field in the contract's order (see RiskGovernor.vy).
+LIMIT_KEYS = ("window", "window_rate", "update_rate", "mm_step_bps", "ramp_duration")
+_LIMIT_FRACTIONS = {"window_rate", "update_rate"}  # WAD fractions on chain
+GLOBAL_BOUND_KEYS = (
+    "im_min",
+    "im_max",
+    "min_discount_min",
+    "min_discount_max",
+    "max_discount_min",
+    "max_discount_max",
+)  # fractions / multipliers in the config, WAD on chain
+ASSET_BOUND_KEYS = (
+    "floor_min",
+    "floor_max",
+    "haircut_min",
+    "haircut_max",
+    "shock_down_max",
+    "shock_up_max",
+    "shock_down_min",
+    "shock_up_min",
+)  # bps
 _ENGINE_KEYS = {
     "im_multiplier",
     "price_band",
@@ -48,6 +81,15 @@ _MARKET_KEYS = {
     "token_address",
     "feed",
     "perp",
+    "bounds",
+}
+_GOVERNOR_KEYS = {
+    "signers",
+    "threshold",
+    "guardian",
+    "limits",
+    "global_bounds",
+    "asset_bounds",
 }
 
 
@@ -70,10 +112,14 @@ class MarketConfig:
     token_address: str | None = None  # an existing collateral token (non-local networks)
     feed: str | None = None  # an existing Chainlink feed
     perp: bool = True
+    bounds: dict[str, int] = field(default_factory=dict)  # governor bounds, bps (own keys)
 
-    def spec(self) -> devnet.MarketSpec:
-        # a collateral given by token_address is passed to devnet.deploy as an existing token
-        return devnet.MarketSpec(
+    def spec(self) -> Any:
+        """The market as :class:`offchain_risk.devnet.MarketSpec` (a collateral given by
+        ``token_address`` is passed to ``devnet.deploy`` as an existing token)."""
+        from offchain_risk.devnet import MarketSpec
+
+        return MarketSpec(
             self.symbol, self.price, self.floor_bps, self.haircut_bps, self.token, self.perp
         )
 
@@ -93,11 +139,47 @@ class DeployConfig:
     signers: tuple[str, ...] = ()  # "test:N" or Ape account aliases
     threshold: int = 0
     guardian: str | None = None
+    # the governor's values as the config states them (on-chain units); a key left out is
+    # the devnet's on a local network and an error elsewhere (see `governor_settings`)
+    limits: dict[str, int] = field(default_factory=dict)
+    global_bounds: dict[str, int] = field(default_factory=dict)
+    asset_bounds: dict[str, int] = field(default_factory=dict)  # every market's, bps
 
     @property
     def shocks(self) -> np.ndarray:
         """(n_markets, 16) bps."""
         return pad_scenarios(np.array([m.shocks_bps for m in self.markets], dtype=np.int64))
+
+    def engine_args(self) -> dict[str, Any]:
+        """The engine settings as ``devnet.deploy`` takes them (WAD, seconds, the policy)."""
+        return {
+            "im_multiplier_wad": to_wad(self.im_multiplier),
+            "price_band_wad": to_wad(self.price_band),
+            "deposit_cap_wad": to_wad(self.deposit_cap_usd),
+            "account_cap_wad": to_wad(self.account_cap_usd),
+            "oi_cap_wad": to_wad(self.oi_cap),
+            "debt_cap_wad": to_wad(self.debt_cap_usd),
+            "heartbeat": self.heartbeat,
+            "policy": self.policy,
+        }
+
+    def market_bounds(self, market: MarketConfig) -> dict[str, int]:
+        """The governor bounds the config states for ``market``: its own over the shared
+        ones; ``floor_min`` is the listed floor rate (the admin floor) unless stated."""
+        return {"floor_min": market.floor_bps} | self.asset_bounds | market.bounds
+
+    def missing_governor(self) -> list[str]:
+        """The governor values a non-local network needs and the config leaves out."""
+        if not self.signers:
+            return []
+        missing = [f"governor.limits.{k}" for k in LIMIT_KEYS if k not in self.limits]
+        missing += [
+            f"governor.global_bounds.{k}" for k in GLOBAL_BOUND_KEYS if k not in self.global_bounds
+        ]
+        for m in self.markets:
+            have = self.market_bounds(m)
+            missing += [f"markets.{m.symbol}.bounds.{k}" for k in ASSET_BOUND_KEYS if k not in have]
+        return missing
 
     def needs_mocks(self) -> list[str]:
         """What a non-local network lacks: feeds, tokens or the cash token to list."""
@@ -178,6 +260,7 @@ def load_config(path: str | Path) -> DeployConfig:
                 token_address=m.get("token_address"),
                 feed=m.get("feed"),
                 perp=bool(perp),
+                bounds=_asset_bounds(path, f"{where}.bounds", m.get("bounds", {})),
             )
         )
     symbols = [m.symbol for m in markets]
@@ -186,24 +269,16 @@ def load_config(path: str | Path) -> DeployConfig:
     liq = raw.get("liquidation", {})
     try:
         policy = LiquidationPolicy(
-            **{k: int(round(v * WAD)) for k, v in liq.items() if k != "dust_margin_usd"},
-            **(
-                {"dust_margin": int(liq["dust_margin_usd"] * WAD)}
-                if "dust_margin_usd" in liq
-                else {}
-            ),
+            **{k: to_wad(v) for k, v in liq.items() if k != "dust_margin_usd"},
+            **({"dust_margin": to_wad(liq["dust_margin_usd"])} if "dust_margin_usd" in liq else {}),
         )
     except TypeError as exc:
         raise _fail(path, "liquidation", f"unknown key: {exc}") from exc
     except ValueError as exc:
         raise _fail(path, "liquidation", str(exc)) from exc
     gov = raw.get("governor", {})
-    if set(gov) - {"signers", "threshold", "guardian"}:
-        raise _fail(
-            path,
-            "governor",
-            f"unknown keys {sorted(set(gov) - {'signers', 'threshold', 'guardian'})}",
-        )
+    if set(gov) - _GOVERNOR_KEYS:
+        raise _fail(path, "governor", f"unknown keys {sorted(set(gov) - _GOVERNOR_KEYS)}")
     signers = tuple(str(s) for s in gov.get("signers", ()))
     threshold = int(gov.get("threshold", 0))
     if signers and not 1 <= threshold <= len(signers):
@@ -234,21 +309,126 @@ def load_config(path: str | Path) -> DeployConfig:
         signers=signers,
         threshold=threshold,
         guardian=gov.get("guardian"),
+        limits=_limits(path, gov.get("limits", {})),
+        global_bounds=_global_bounds(path, gov.get("global_bounds", {})),
+        asset_bounds=_asset_bounds(path, "governor.asset_bounds", gov.get("asset_bounds", {})),
     )
+
+
+def _table(path: Path, where: str, raw: Any, keys: tuple[str, ...]) -> dict:
+    if not isinstance(raw, dict):
+        raise _fail(path, where, "expected a table")
+    if set(raw) - set(keys):
+        raise _fail(path, where, f"unknown keys {sorted(set(raw) - set(keys))}")
+    return raw
+
+
+def _limits(path: Path, raw: Any) -> dict[str, int]:
+    """``[governor.limits]``: seconds, fractions (to WAD) and bps."""
+    where = "governor.limits"
+    out = {}
+    for key, value in _table(path, where, raw, LIMIT_KEYS).items():
+        if key in _LIMIT_FRACTIONS:
+            out[key] = to_wad(_number(path, f"{where}.{key}", value, 0, 1))
+        else:
+            hi = 10_000 if key == "mm_step_bps" else 2**32
+            out[key] = int(_number(path, f"{where}.{key}", value, 0, hi))
+    return out
+
+
+def _global_bounds(path: Path, raw: Any) -> dict[str, int]:
+    """``[governor.global_bounds]``: the IM multiplier (>= 1) and discounts (fractions), to
+    WAD; each minimum at most its maximum."""
+    where = "governor.global_bounds"
+    out = {}
+    for key, value in _table(path, where, raw, GLOBAL_BOUND_KEYS).items():
+        lo, hi = (1, 10) if key.startswith("im_") else (0, 1)
+        out[key] = to_wad(_number(path, f"{where}.{key}", value, lo, hi))
+    for lo, hi in (("im_min", "im_max"), ("min_discount_min", "min_discount_max")):
+        if lo in out and hi in out and out[lo] > out[hi]:
+            raise _fail(path, f"{where}.{lo}", f"above {hi}")
+    if out.get("max_discount_min", 0) > out.get("max_discount_max", to_wad(1)):
+        raise _fail(path, f"{where}.max_discount_min", "above max_discount_max")
+    return out
+
+
+def _asset_bounds(path: Path, where: str, raw: Any) -> dict[str, int]:
+    """Governor bounds of a market, bps; each minimum at most its maximum."""
+    out = {
+        key: int(_number(path, f"{where}.{key}", value, 0, 32_767))
+        for key, value in _table(path, where, raw, ASSET_BOUND_KEYS).items()
+    }
+    for lo, hi in (("floor_min", "floor_max"), ("haircut_min", "haircut_max")):
+        if lo in out and hi in out and out[lo] > out[hi]:
+            raise _fail(path, f"{where}.{lo}", f"above {hi}")
+    return out
+
+
+@dataclass(frozen=True)
+class GovernorSettings:
+    """What the governor is deployed with, in on-chain units and the structs' field order."""
+
+    limits: tuple[int, ...]
+    global_bounds: tuple[int, ...]
+    asset_bounds: tuple[tuple[int, ...], ...]  # per market, in listing order
+
+
+def governor_settings(cfg: DeployConfig, *, local: bool) -> GovernorSettings:
+    """The governor values of ``cfg``. On a local network a value the config leaves out is
+    the devnet's (:data:`LOCAL_CONFIG`); elsewhere a missing value is a :class:`ConfigError`
+    naming every one."""
+    limits, global_bounds = dict(cfg.limits), dict(cfg.global_bounds)
+    per_market = [cfg.market_bounds(m) for m in cfg.markets]
+    if not local:
+        missing = cfg.missing_governor()
+        if missing:
+            raise ConfigError(
+                "a governor on a non-local network needs its limits and bounds stated; "
+                "missing " + ", ".join(missing)
+            )
+    else:
+        devnet_cfg = local_config()
+        limits = devnet_cfg.limits | limits
+        global_bounds = devnet_cfg.global_bounds | global_bounds
+        per_market = [devnet_cfg.asset_bounds | b for b in per_market]
+    missing = [k for k in LIMIT_KEYS if k not in limits]
+    missing += [k for k in GLOBAL_BOUND_KEYS if k not in global_bounds]
+    missing += [k for b in per_market for k in ASSET_BOUND_KEYS if k not in b]
+    if missing:  # the devnet config itself is incomplete
+        raise ConfigError(f"{LOCAL_CONFIG}: governor values missing: {sorted(set(missing))}")
+    return GovernorSettings(
+        limits=tuple(limits[k] for k in LIMIT_KEYS),
+        global_bounds=tuple(global_bounds[k] for k in GLOBAL_BOUND_KEYS),
+        asset_bounds=tuple(tuple(b[k] for k in ASSET_BOUND_KEYS) for b in per_market),
+    )
+
+
+_LOCAL: list[DeployConfig] = []
+
+
+def local_config() -> DeployConfig:
+    """The devnet's config (:data:`LOCAL_CONFIG`), parsed once."""
+    if not _LOCAL:
+        _LOCAL.append(load_config(LOCAL_CONFIG))
+    return _LOCAL[0]
 
 
 def deploy_config(
     project: Any, deployer: Any, cfg: DeployConfig, *, local: bool, signers: list[Any] = ()
-) -> tuple[devnet.Deployment, Any]:
+) -> tuple[Any, Any]:
     """Deploy ``cfg``: the engine, its venue, lens and liquidation policy, every market, and
-    a RiskGovernor over ``signers`` when the config names any. (Deployment, governor)."""
+    a RiskGovernor over ``signers`` when the config names any, with the config's limits and
+    bounds. (``devnet.Deployment``, governor)."""
     if not local and cfg.needs_mocks():
         raise ConfigError(
             "a non-local network needs existing contracts for " + ", ".join(cfg.needs_mocks())
         )
     if len(signers) != len(cfg.signers):
         raise ValueError("one account per configured signer")
+    settings = governor_settings(cfg, local=local) if signers else None
     from ape import Contract
+
+    from offchain_risk import devnet
 
     feeds = {m.symbol: Contract(m.feed) for m in cfg.markets if m.feed is not None}
     tokens = {m.symbol: Contract(m.token_address) for m in cfg.markets if m.token_address}
@@ -258,20 +438,13 @@ def deploy_config(
         deployer,
         markets=tuple(m.spec() for m in cfg.markets),
         shocks_bps=cfg.shocks,
-        im_multiplier_wad=int(round(cfg.im_multiplier * WAD)),
-        price_band_wad=int(round(cfg.price_band * WAD)),
-        deposit_cap_wad=int(cfg.deposit_cap_usd * WAD),
-        account_cap_wad=int(cfg.account_cap_usd * WAD),
-        oi_cap_wad=int(cfg.oi_cap * WAD),
-        debt_cap_wad=int(cfg.debt_cap_usd * WAD),
-        heartbeat=cfg.heartbeat,
-        policy=cfg.policy,
+        **cfg.engine_args(),
         feeds=feeds or None,
         tokens=tokens or None,
         cash=cash,
     )
     governor = None
-    if signers:
+    if settings is not None:
         governor = devnet.deploy_governor(
             project,
             d,
@@ -279,13 +452,16 @@ def deploy_config(
             list(signers),
             cfg.threshold,
             markets=tuple(m.spec() for m in cfg.markets),
+            limits=settings.limits,
             guardian=cfg.guardian,
+            asset_bounds=settings.asset_bounds,
+            global_bounds=settings.global_bounds,
         )
     return d, governor
 
 
 def build_manifest(
-    d: devnet.Deployment,
+    d: Any,
     governor: Any,
     cfg: DeployConfig,
     *,
@@ -295,8 +471,10 @@ def build_manifest(
     deployer: str,
     config_path: str,
     signers: list[str] = (),
+    local: bool = True,
 ) -> dict:
-    """What was deployed, where, from which block, with which parameters."""
+    """What was deployed (``d``: a ``devnet.Deployment``), where, from which block, with
+    which parameters."""
     contracts = {
         "engine": str(d.engine.address),
         "book": str(d.book.address),
@@ -306,8 +484,9 @@ def build_manifest(
     }
     if governor is not None:
         contracts["governor"] = str(governor.address)
+    settings = governor_settings(cfg, local=local) if governor is not None else None
     markets = {}
-    for m, shocks in zip(cfg.markets, cfg.shocks, strict=True):
+    for i, (m, shocks) in enumerate(zip(cfg.markets, cfg.shocks, strict=True)):
         asset = d.symbols[m.symbol]
         token = d.tokens.get(asset)
         markets[m.symbol] = {
@@ -319,6 +498,25 @@ def build_manifest(
             "shocks_bps": [int(s) for s in shocks],
             "perp": m.perp,
         }
+        if settings is not None:
+            markets[m.symbol]["bounds"] = dict(
+                zip(ASSET_BOUND_KEYS, settings.asset_bounds[i], strict=True)
+            )
+    engine = cfg.engine_args()
+    parameters = {
+        "im_multiplier_wad": engine["im_multiplier_wad"],
+        "price_band_wad": engine["price_band_wad"],
+        "heartbeat": cfg.heartbeat,
+        "debt_cap_wad": engine["debt_cap_wad"],
+        "policy": asdict(cfg.policy),
+        "signers": [str(s) for s in signers],
+        "threshold": cfg.threshold if governor is not None else 0,
+    }
+    if settings is not None:
+        parameters["governor_limits"] = dict(zip(LIMIT_KEYS, settings.limits, strict=True))
+        parameters["governor_global_bounds"] = dict(
+            zip(GLOBAL_BOUND_KEYS, settings.global_bounds, strict=True)
+        )
     return {
         "version": MANIFEST_VERSION,
         "network": network,
@@ -328,15 +526,7 @@ def build_manifest(
         "config": config_path,
         "contracts": contracts,
         "markets": markets,
-        "parameters": {
-            "im_multiplier_wad": int(round(cfg.im_multiplier * WAD)),
-            "price_band_wad": int(round(cfg.price_band * WAD)),
-            "heartbeat": cfg.heartbeat,
-            "debt_cap_wad": int(cfg.debt_cap_usd * WAD),
-            "policy": asdict(cfg.policy),
-            "signers": [str(s) for s in signers],
-            "threshold": cfg.threshold if governor is not None else 0,
-        },
+        "parameters": parameters,
     }
 
 
@@ -361,19 +551,48 @@ def write_manifest(path: str | Path, manifest: dict, *, force: bool = False) -> 
     return path
 
 
-def load_manifest(path: str | Path) -> dict:
+class ManifestError(ValueError):
+    """A manifest that cannot be used: malformed, of another version, or of another chain."""
+
+
+_MANIFEST_CONTRACTS = ("engine", "book", "lens", "liquidations", "cash")
+
+
+def load_manifest(path: str | Path, chain_id: int | None = None) -> dict:
+    """Read and check the manifest at ``path`` (what ``ape run deploy`` wrote); with
+    ``chain_id``, refuse a manifest of another chain."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no deployment manifest at {path}: run `ape run deploy` first")
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not a JSON manifest: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"{path}: not a deployment manifest")
     if manifest.get("version") != MANIFEST_VERSION:
-        raise ValueError(f"{path}: manifest version {manifest.get('version')} unsupported")
+        raise ManifestError(
+            f"{path}: manifest version {manifest.get('version')!r} unsupported "
+            f"(expected {MANIFEST_VERSION}: written by `ape run deploy`)"
+        )
+    missing = [k for k in ("chain_id", "block", "contracts", "markets") if k not in manifest]
+    missing += [
+        f"contracts.{k}" for k in _MANIFEST_CONTRACTS if k not in manifest.get("contracts", {})
+    ]
+    if missing:
+        raise ManifestError(f"{path}: manifest lacks {', '.join(missing)}")
+    if chain_id is not None and int(manifest["chain_id"]) != int(chain_id):
+        raise ManifestError(
+            f"{path}: manifest is for chain {manifest['chain_id']}, connected to {chain_id}"
+        )
     return manifest
 
 
 def check_manifest(manifest: dict, project: Any, chain_id: int) -> list[str]:
     """Every way the chain disagrees with ``manifest`` (empty: it matches)."""
     from ape import chain
+
+    from offchain_risk import devnet
 
     problems = []
     if manifest["chain_id"] != chain_id:
@@ -415,11 +634,28 @@ def check_manifest(manifest: dict, project: Any, chain_id: int) -> list[str]:
             problems.append("the governor is not the engine's risk manager")
         if governor.threshold() != params["threshold"]:
             problems.append("governor threshold differs")
+        stated = params.get("governor_limits")
+        if stated is not None and list(governor.limits()) != [stated[k] for k in LIMIT_KEYS]:
+            problems.append("governor limits differ")
+        stated = params.get("governor_global_bounds")
+        if stated is not None and list(governor.global_bounds()) != [
+            stated[k] for k in GLOBAL_BOUND_KEYS
+        ]:
+            problems.append("governor global bounds differ")
+        for symbol, m in manifest["markets"].items():
+            stated = m.get("bounds")
+            if stated is not None and list(governor.asset_bounds(m["asset"])) != [
+                stated[k] for k in ASSET_BOUND_KEYS
+            ]:
+                problems.append(f"{symbol}: governor bounds differ")
     return problems
 
 
-def load_deployment(project: Any, manifest: dict) -> devnet.Deployment:
-    """The contracts a manifest names, as Ape contracts (the engine with both ABIs)."""
+def load_deployment(project: Any, manifest: dict) -> Any:
+    """The contracts a manifest names, as Ape contracts (the engine with both ABIs): a
+    ``devnet.Deployment``."""
+    from offchain_risk import devnet
+
     c = manifest["contracts"]
     d = devnet.Deployment(
         engine=devnet.engine_at(project, c["engine"]),
@@ -481,6 +717,11 @@ def run_deploy(
             f"{config_path}: a non-local network needs existing contracts for "
             + ", ".join(cfg.needs_mocks())
         )
+    if not local and cfg.missing_governor():
+        raise ConfigError(
+            f"{config_path}: a governor on a non-local network needs its limits and bounds "
+            "stated; missing " + ", ".join(cfg.missing_governor())
+        )
     signers = resolve_signers(cfg.signers, local=local)
     if not local:
         question = (
@@ -492,6 +733,8 @@ def run_deploy(
             raise DeployAborted(f"not deployed to {network.name}: not confirmed")
     d, governor = deploy_config(project, deployer, cfg, local=local, signers=signers)
     if params is not None:
+        from offchain_risk import devnet
+
         done = devnet.apply_params(d, params, deployer)
         echo(f"applied calibrated parameters for {', '.join(done)}")
     manifest = build_manifest(
@@ -504,6 +747,7 @@ def run_deploy(
         deployer=str(deployer.address),
         config_path=str(config_path),
         signers=[str(s.address) for s in signers],
+        local=local,
     )
     if params is not None:
         manifest["parameters"]["calibrated"] = params

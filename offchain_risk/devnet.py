@@ -1,9 +1,10 @@
 """Deploy a complete Ballast market on a local devnet (anvil) with Ape.
 
 Used by ``ape run deploy``, ``ape run demo``, the contract tests and the benchmarks, so
-that every one of them exercises the same listing: USDC cash (6 decimals), WETH (18) and
-WBTC (8) collateral, and perps on ETH, BTC, SOL and LINK priced by mock Chainlink feeds
-(8 decimals) that a feeder key moves.
+that every one of them exercises the same listing, ``deployments/config/local.toml``:
+USDC cash (6 decimals), WETH (18) and WBTC (8) collateral, and perps on ETH, BTC, SOL and
+LINK priced by mock Chainlink feeds (8 decimals) that a feeder key moves. The governor's
+devnet limits and bounds are that file's too.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from offchain_risk.deploy import ASSET_BOUND_KEYS, GLOBAL_BOUND_KEYS, LIMIT_KEYS, local_config
 from offchain_risk.models.liquidation import LiquidationPolicy
 
-WAD = 10**18
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
@@ -29,75 +30,37 @@ class MarketSpec:
     perp: bool = True
 
 
-MARKETS: tuple[MarketSpec, ...] = (
-    MarketSpec("ETH", 2_000, 100, 200, ("Wrapped Ether", "WETH", 18)),
-    MarketSpec("BTC", 60_000, 100, 300, ("Wrapped BTC", "WBTC", 8)),
-    MarketSpec("SOL", 150, 200, 0, None),
-    MarketSpec("LINK", 15, 300, 0, None),
+# The devnet listing is deployments/config/local.toml (`ape run deploy`'s default config):
+# markets in its order, their 16 joint scenarios (bps; correlated crypto-beta moves with
+# idiosyncratic columns; the risk engine's `calibrate` replaces them with fitted ones).
+_LOCAL = local_config()
+MARKETS: tuple[MarketSpec, ...] = tuple(
+    MarketSpec(m.symbol, m.price, m.floor_bps, m.haircut_bps, m.token, m.perp)
+    for m in _LOCAL.markets
 )
-
-# 16 joint scenarios (bps), rows in MARKETS order. Correlated crypto-beta moves with
-# idiosyncratic columns; the risk engine's `calibrate` replaces them with fitted ones.
-DEFAULT_SHOCKS_BPS = np.array(
-    [
-        [-1500, 1500, -1200, 1200, -800, 800, -2000, 1800, -300, 300, -1000, 1000, 0, 0, -600, 600],
-        [-1200, 1200, -1300, 1300, -500, 500, -1800, 1500, -900, 900, -400, 400, 0, 0, -300, 300],
-        [
-            -2500,
-            2500,
-            -1800,
-            1800,
-            -1500,
-            1500,
-            -3500,
-            3000,
-            -1000,
-            1000,
-            -2000,
-            2000,
-            0,
-            0,
-            -900,
-            900,
-        ],
-        [
-            -2000,
-            2000,
-            -1600,
-            1600,
-            -1300,
-            1300,
-            -3000,
-            2800,
-            -700,
-            700,
-            -2500,
-            2500,
-            0,
-            0,
-            -1200,
-            1200,
-        ],
-    ],
-    dtype=np.int64,
-)
+DEFAULT_SHOCKS_BPS: np.ndarray = _LOCAL.shocks  # (n_markets, 16)
+_ENGINE = _LOCAL.engine_args()  # the config's [engine] and [liquidation]: deploy's defaults
 
 
-DEFAULT_POLICY = LiquidationPolicy()
+DEFAULT_POLICY: LiquidationPolicy = _ENGINE["policy"]
 
 # Listings for replays of history (`offchain_risk.replay`): any symbol with an hourly price
-# file. ETH and BTC come with their wrapped tokens as collateral; the others are perps. The
-# shock rows are the default ones above: ETH's and BTC's own, the alt rows for the rest.
+# file. The devnet's markets as listed (ETH and BTC with their wrapped tokens as
+# collateral); the others are perps with the shocks of a devnet market.
+REPLAY_EXTRA: dict[str, tuple[int, int, str]] = {
+    # symbol: (floor bps, haircut bps, the devnet market whose shock row it takes)
+    "BNB": (200, 0, "SOL"),
+    "DOGE": (300, 0, "LINK"),
+    "AVAX": (300, 0, "LINK"),
+    "MATIC": (300, 0, "LINK"),
+}
 REPLAY_SPECS: dict[str, tuple[int, int, tuple[str, str, int] | None, int]] = {
     # symbol: (floor bps, haircut bps, collateral token, row of DEFAULT_SHOCKS_BPS)
-    "ETH": (100, 200, ("Wrapped Ether", "WETH", 18), 0),
-    "BTC": (100, 300, ("Wrapped BTC", "WBTC", 8), 1),
-    "BNB": (200, 0, None, 2),
-    "SOL": (200, 0, None, 2),
-    "LINK": (300, 0, None, 3),
-    "DOGE": (300, 0, None, 3),
-    "AVAX": (300, 0, None, 3),
-    "MATIC": (300, 0, None, 3),
+    **{m.symbol: (m.floor_bps, m.haircut_bps, m.token, i) for i, m in enumerate(MARKETS)},
+    **{
+        symbol: (floor, haircut, None, [m.symbol for m in MARKETS].index(like))
+        for symbol, (floor, haircut, like) in REPLAY_EXTRA.items()
+    },
 }
 
 
@@ -132,20 +95,6 @@ class Deployment:
         """Push a new oracle round (the feeder must send it)."""
         self.feeds[self.symbols[symbol]].set_price(int(round(price_usd * 10**8)), sender=sender)
 
-    def addresses(self) -> dict[str, str]:
-        out = {
-            "engine": str(self.engine.address),
-            "book": str(self.book.address),
-            "lens": str(self.lens.address),
-            "liquidations": str(self.liquidations.address),
-            "USDC": str(self.cash.address),
-        }
-        for token in self.tokens.values():
-            out[token.symbol()] = str(token.address)
-        for symbol, asset in self.symbols.items():
-            out[f"feed:{symbol}"] = str(self.feeds[asset].address)
-        return out
-
 
 def engine_at(project: Any, address: Any) -> Any:
     """The engine at ``address`` with both ABIs: the core's and ``MarginConfig``'s (owner
@@ -170,13 +119,13 @@ def deploy(
     *,
     markets: tuple[MarketSpec, ...] = MARKETS,
     shocks_bps: np.ndarray = DEFAULT_SHOCKS_BPS,
-    im_multiplier_wad: int = 3 * WAD // 2,
-    price_band_wad: int = WAD // 20,
-    deposit_cap_wad: int = 10**12 * WAD,
-    account_cap_wad: int = 10**12 * WAD,
-    oi_cap_wad: int = 10**9 * WAD,
-    debt_cap_wad: int = 10**7 * WAD,
-    heartbeat: int = 86_400,
+    im_multiplier_wad: int = _ENGINE["im_multiplier_wad"],
+    price_band_wad: int = _ENGINE["price_band_wad"],
+    deposit_cap_wad: int = _ENGINE["deposit_cap_wad"],
+    account_cap_wad: int = _ENGINE["account_cap_wad"],
+    oi_cap_wad: int = _ENGINE["oi_cap_wad"],
+    debt_cap_wad: int = _ENGINE["debt_cap_wad"],
+    heartbeat: int = _ENGINE["heartbeat"],
     policy: LiquidationPolicy = DEFAULT_POLICY,
     feeds: dict[str, Any] | None = None,
     tokens: dict[str, Any] | None = None,
@@ -270,18 +219,23 @@ def apply_params(d: Deployment, params: dict, sender: Any) -> list[str]:
     return done
 
 
-# Signed risk updates (RiskGovernor): the devnet's policy. Loosening: 5% of the current value
-# per update, 10% of the tightest value held in the rolling hour; MM tightening: 500 bps at
-# once, the rest over 6 hours.
-GOVERNOR_LIMITS = (3_600, WAD // 10, WAD // 20, 500, 6 * 3_600)
+# Signed risk updates (RiskGovernor): the devnet's policy, from its config. Loosening: 5% of
+# the current value per update, 10% of the tightest value held in the rolling hour; MM
+# tightening: 500 bps at once, the rest over 6 hours.
+GOVERNOR_LIMITS: tuple[int, ...] = tuple(_LOCAL.limits[k] for k in LIMIT_KEYS)
 # (im_min, im_max, min_discount_min, min_discount_max, max_discount_min, max_discount_max)
-GLOBAL_BOUNDS = (6 * WAD // 5, 3 * WAD, WAD // 100, WAD // 20, WAD // 20, WAD // 5)
+GLOBAL_BOUNDS: tuple[int, ...] = tuple(_LOCAL.global_bounds[k] for k in GLOBAL_BOUND_KEYS)
 
 
 def asset_bounds(spec: MarketSpec) -> tuple[int, ...]:
-    """Owner bounds of a devnet asset (bps): the listed floor rate is the admin floor; every
-    scenario set keeps at least a 5% move each way; shocks within -100% .. +200%."""
-    return (spec.floor_bps, 2_000, 0, 5_000, 10_000, 20_000, 500, 500)
+    """Owner bounds of a devnet asset (bps, in ``AssetBounds`` order): the listed floor rate
+    is the admin floor; the rest are the devnet config's (every scenario set keeps at least
+    a 5% move each way; shocks within -100% .. +200%)."""
+    bounds = {"floor_min": spec.floor_bps} | _LOCAL.asset_bounds
+    return tuple(bounds[k] for k in ASSET_BOUND_KEYS)
+
+
+devnet_asset_bounds = asset_bounds  # `deploy_governor` has a parameter of that name
 
 
 def deploy_governor(
@@ -294,15 +248,22 @@ def deploy_governor(
     markets: tuple[MarketSpec, ...] = MARKETS,
     limits: tuple[int, ...] = GOVERNOR_LIMITS,
     guardian: Any = None,
+    asset_bounds: tuple[tuple[int, ...], ...] | None = None,
+    global_bounds: tuple[int, ...] = GLOBAL_BOUNDS,
 ) -> Any:
-    """Deploy a RiskGovernor for the engine and its liquidation policy, set the devnet
-    bounds and install it as the risk manager of both."""
+    """Deploy a RiskGovernor for the engine and its liquidation policy, set its bounds
+    (``asset_bounds``, one per market; the devnet's by default) and install it as the risk
+    manager of both."""
+    if asset_bounds is None:
+        asset_bounds = tuple(devnet_asset_bounds(spec) for spec in markets)
+    if len(asset_bounds) != len(markets):
+        raise ValueError("one set of asset bounds per market")
     governor = project.RiskGovernor.deploy(
         d.engine, d.liquidations, signers, threshold, limits, sender=deployer
     )
-    for asset, spec in enumerate(markets):
-        governor.set_asset_bounds(asset, asset_bounds(spec), sender=deployer)
-    governor.set_global_bounds(GLOBAL_BOUNDS, sender=deployer)
+    for asset, bounds in enumerate(asset_bounds):
+        governor.set_asset_bounds(asset, bounds, sender=deployer)
+    governor.set_global_bounds(global_bounds, sender=deployer)
     if guardian is not None:
         governor.set_guardian(guardian, sender=deployer)
     d.engine.set_risk_manager(governor, sender=deployer)

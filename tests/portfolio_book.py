@@ -15,8 +15,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from offchain_risk.models.margin import RiskParams, apply_trade, margin_exact
+from offchain_risk.units import WAD
 
-WAD = 10**18
 ETH, BTC, SOL, LINK = 0, 1, 2, 3
 MARKETS = (ETH, BTC, SOL, LINK)
 BASE_USD = {ETH: 2_000, BTC: 60_000, SOL: 150, LINK: 15}

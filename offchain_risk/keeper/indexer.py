@@ -19,11 +19,12 @@ from eth_abi import decode
 from eth_utils import keccak
 
 from offchain_risk.keeper.store import CASH_ASSET, AccountEvent, Store
+from offchain_risk.units import CASH as CASH_SENTINEL
+from offchain_risk.units import WAD
 
 log = logging.getLogger("ballast.keeper.indexer")
 
-WAD = 10**18
-CASH_SENTINEL = 2**256 - 1
+
 ACCOUNT_STATE_TOPIC = "0x" + keccak(
     text="AccountState(uint256,uint256,int256,uint256,int256,int256)"
 ).hex().removeprefix("0x")

@@ -21,7 +21,7 @@ from offchain_risk.keeper.metrics import Metrics
 from offchain_risk.keeper.rpc import RPC_ERRORS, Contracts
 from offchain_risk.keeper.scanner import Scanner, ScanResult
 from offchain_risk.keeper.store import Store
-from offchain_risk.keeper.txs import GasPolicy, PollResult, TxManager, signer_for
+from offchain_risk.keeper.txs import GasPolicy, NonceSource, PollResult, TxManager, signer_for
 
 log = logging.getLogger("ballast.keeper")
 
@@ -100,33 +100,37 @@ class Keeper:
         self._stop = threading.Event()
 
     @classmethod
-    def from_addresses(
+    def from_manifest(
         cls,
         project: Any,
         w3: Any,
-        addresses: dict[str, str],
+        manifest: dict,
         store: Store,
         *,
         account: Any = None,
         liquidator_sub: int = 0,
         dry_run_sender: str | None = None,
         gas: GasPolicy | None = None,
+        nonces: NonceSource | None = None,
         **kwargs: Any,
     ) -> Keeper:
-        """A keeper on the contracts named in ``addresses`` (``engine``, ``liquidations``,
-        ``lens``): signing with the Ape ``account``, or a dry run from ``dry_run_sender``."""
+        """A keeper on the deployment a manifest names (``ape run deploy`` wrote it; see
+        :func:`offchain_risk.deploy.load_manifest`): signing with the Ape ``account``, or a
+        dry run from ``dry_run_sender``. A manifest of another chain is refused.
+        ``nonces``: the source shared with other senders from the account's key."""
         from offchain_risk.chain import account_id
 
-        c = Contracts.from_project(
-            project, w3, addresses["engine"], addresses["liquidations"], addresses["lens"]
-        )
+        c = Contracts.from_manifest(project, w3, manifest)
         owner = str(account.address) if account is not None else dry_run_sender
         if owner is None:
             raise ValueError("a dry run needs dry_run_sender: the address to simulate from")
         config = kwargs.pop("liquidator_config", None) or LiquidatorConfig(
             account=account_id(owner, liquidator_sub)
         )
-        tx = None if account is None else TxManager(w3, signer_for(account), store, gas)
+        tx = None
+        if account is not None:
+            tx = TxManager(w3, signer_for(account), store, gas, nonces=nonces)
+        kwargs.setdefault("start_block", int(manifest.get("block", 0)))
         return cls(c, store, config, tx=tx, sender=owner, **kwargs)
 
     # ------------------------------------------------------------------ one block

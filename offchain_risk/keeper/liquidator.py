@@ -25,9 +25,10 @@ from typing import Any
 from offchain_risk.keeper.rpc import Contracts, RpcError, decode_output, rpc_batch
 from offchain_risk.keeper.scanner import Candidate, Market
 from offchain_risk.keeper.txs import SendError, TxManager
+from offchain_risk.units import WAD
 
 log = logging.getLogger("ballast.keeper.liquidator")
-WAD = 10**18
+
 KIND = "liquidation"
 
 

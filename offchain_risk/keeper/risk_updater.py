@@ -28,9 +28,9 @@ import numpy as np
 from offchain_risk.keeper.scanner import Market
 from offchain_risk.keeper.signer import ParamSet, RiskSigner, StepPlan
 from offchain_risk.models.margin import pad_scenarios
+from offchain_risk.units import WAD
 
 log = logging.getLogger("ballast.keeper.risk")
-WAD = 10**18
 
 
 @dataclass

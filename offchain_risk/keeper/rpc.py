@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import decode
 from web3 import Web3
 
 #: Errors that mean "the endpoint is unreachable or failing": retried on the next tick.
@@ -66,6 +65,20 @@ class Contracts:
             lens=at("Lens", lens),
         )
 
+    @classmethod
+    def from_manifest(cls, project: Any, w3: Any, manifest: dict) -> Contracts:
+        """The contracts of a deployment manifest (``offchain_risk.deploy``), which must be
+        of the chain ``w3`` is connected to."""
+        from offchain_risk.deploy import ManifestError
+
+        chain_id = int(w3.eth.chain_id)
+        if int(manifest.get("chain_id", -1)) != chain_id:
+            raise ManifestError(
+                f"manifest is for chain {manifest.get('chain_id')}, connected to {chain_id}"
+            )
+        c = manifest["contracts"]
+        return cls.from_project(project, w3, c["engine"], c["liquidations"], c["lens"])
+
     def with_web3(self, w3: Any) -> Contracts:
         """The same contracts over another endpoint."""
 
@@ -75,34 +88,41 @@ class Contracts:
         return Contracts(w3, again(self.engine), again(self.liquidations), again(self.lens))
 
 
-def _abi_type(item: dict) -> str:
-    """The canonical type of an ABI input or output (tuples spelled out)."""
-    t = item["type"]
-    if t.startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + t[5:]
-    return t
+def _named(params: list[dict], values: Any) -> Any:
+    """``values`` decoded by ``params`` (ABI entries): a tuple (struct) as a dict by field
+    name, an array element by element."""
+    out = {}
+    for param, value in zip(params, values, strict=True):
+        out[param.get("name") or str(len(out))] = _named_one(param, value)
+    return out
 
 
-def _named(item: dict, value: Any) -> Any:
-    """``value`` decoded for ABI ``item``, with every struct as a dict by field name."""
-    t = item["type"]
-    if not t.startswith("tuple"):
-        return value
-    inner = {**item, "type": "tuple" + t[5:].rsplit("[", 1)[0]} if t.endswith("]") else None
-    if inner is not None:
-        return [_named(inner, v) for v in value]
-    return {c["name"]: _named(c, v) for c, v in zip(item["components"], value, strict=True)}
+def _named_one(param: dict, value: Any) -> Any:
+    kind = param["type"]
+    if kind.startswith("tuple"):
+        if kind.endswith("]"):  # an array of structs
+            inner = {**param, "type": kind[: kind.rindex("[")]}
+            return [_named_one(inner, v) for v in value]
+        return _named(param["components"], value)
+    return value
 
 
-def decode_output(contract: Any, fn_name: str, raw: bytes) -> Any:
-    """Decode what ``contract.fn_name`` returned, from the compiled ABI: structs become dicts
-    keyed by field name, so a changed struct is a KeyError rather than a silent mis-read by
-    position. A function with one output returns it alone."""
-    (fn,) = [i for i in contract.abi if i.get("type") == "function" and i["name"] == fn_name]
-    outputs = fn["outputs"]
-    values = decode([_abi_type(o) for o in outputs], raw)
-    named = [_named(o, v) for o, v in zip(outputs, values, strict=True)]
-    return named[0] if len(named) == 1 else tuple(named)
+def decode_output(contract: Any, fn: str, raw: bytes) -> Any:
+    """The return value of ``contract.fn`` (a web3 contract: its compiled ABI) decoded from
+    ``raw``: a struct as a dict by field name, a struct array as a list of them. A struct
+    that changes shape on chain fails here (or at a missing name), never decodes silently
+    into the wrong fields."""
+    from eth_abi import decode
+    from eth_utils.abi import collapse_if_tuple
+
+    items = [i for i in contract.abi if i.get("type") == "function" and i.get("name") == fn]
+    if len(items) != 1:
+        raise ValueError(f"{fn} is not one function of the contract's ABI")
+    outputs = items[0]["outputs"]
+    values = decode([collapse_if_tuple(o) for o in outputs], raw)
+    if len(outputs) == 1:
+        return _named_one(outputs[0], values[0])
+    return _named(outputs, values)
 
 
 def http_web3(url: str, timeout: float = 10.0) -> Web3:

@@ -1,9 +1,11 @@
 """Build a keeper from an Ape network, and run it: the plain-Python entry point.
 
 ``python -m offchain_risk keeper --network ethereum:local:foundry --deploy --account test:4``
-deploys a fresh devnet listing, writes its addresses to ``--addresses`` and keeps it;
-against an existing deployment pass ``--addresses deployment.json``. Without ``--account``
-the keeper runs dry: it indexes, scans, previews and simulates, and sends nothing.
+deploys a devnet config (``deployments/config/local.toml`` unless ``--config``) with the
+same deployer as ``ape run deploy``, writes its manifest to ``--manifest`` and keeps it;
+against an existing deployment pass the manifest ``ape run deploy`` wrote (``--manifest
+deployments/<name>.json``). Without ``--account`` the keeper runs dry: it indexes, scans,
+previews and simulates, and sends nothing.
 """
 
 from __future__ import annotations
@@ -30,21 +32,29 @@ def load_account(name: str) -> Any:
     return accounts.load(name)
 
 
-def deploy_devnet(
-    project: Any, deployer: Any, path: Path, risk_signers: list[Any] | None = None
-) -> dict[str, str]:
-    """The devnet listing, and with ``risk_signers`` a RiskGovernor (M = N) over it."""
-    from offchain_risk import devnet
+def deploy_local(project: Any, network: Any, config_path: Path, manifest_path: Path) -> dict:
+    """``ape run deploy`` on a local network (test account 0 deploys): the config's listing
+    and governor; the manifest at ``manifest_path`` is replaced (a devnet's manifest dies
+    with it). Returns the manifest."""
+    from offchain_risk import deploy
 
-    d = devnet.deploy(project, deployer)
-    addresses = d.addresses()
-    if risk_signers:
-        signers = sorted(risk_signers, key=lambda a: int(str(a.address), 16))
-        governor = devnet.deploy_governor(project, d, deployer, signers, len(signers))
-        addresses["governor"] = str(governor.address)
-    path.write_text(json.dumps(addresses, indent=2) + "\n")
-    log.info("deployed a devnet listing; addresses in %s", path)
-    return addresses
+    if not network.is_local:
+        raise deploy.ConfigError(
+            f"--deploy is for local networks; deploy to {network.name} with `ape run deploy`"
+        )
+    cfg = deploy.load_config(config_path)
+    manifest = deploy.run_deploy(
+        project,
+        network,
+        load_account("test:0"),
+        cfg,
+        config_path,
+        manifest_path,
+        force=True,
+        echo=log.info,
+    )
+    log.info("deployed %s; manifest in %s", config_path, manifest_path)
+    return manifest
 
 
 class JsonFormatter(logging.Formatter):
@@ -74,25 +84,26 @@ def setup_logging(level: str = "INFO") -> None:
 
 def build_risk_updater(
     project: Any,
-    addresses: dict[str, str],
+    manifest: dict,
     params_path: Path,
     signer_names: list[str],
     relayer_name: str,
     interval: float,
 ) -> Any:
-    """A :class:`RiskUpdater` on the deployment's ``governor``: the calibration in
+    """A :class:`RiskUpdater` on the manifest's ``governor``: the calibration in
     ``params_path`` (fitted on the shared history) scaled by on-chain realised volatility,
     signed by ``signer_names`` and submitted by ``relayer_name`` (Ape accounts)."""
     from offchain_risk.devnet import engine_at
     from offchain_risk.keeper.risk_updater import RiskUpdater, base_from_params, vol_scaled_target
     from offchain_risk.keeper.signer import RiskSigner
 
-    if "governor" not in addresses:
-        raise ValueError("the addresses file names no governor: signed updates need one")
-    engine = engine_at(project, addresses["engine"])
-    liquidations = project.Liquidations.at(addresses["liquidations"])
-    governor = project.RiskGovernor.at(addresses["governor"])
-    symbols = {k.removeprefix("feed:"): i for i, k in enumerate(_feeds(addresses))}
+    contracts = manifest["contracts"]
+    if "governor" not in contracts:
+        raise ValueError("the manifest names no governor: signed updates need one")
+    engine = engine_at(project, contracts["engine"])
+    liquidations = project.Liquidations.at(contracts["liquidations"])
+    governor = project.RiskGovernor.at(contracts["governor"])
+    symbols = {symbol: int(m["asset"]) for symbol, m in manifest["markets"].items()}
     base, vols, horizon = base_from_params(
         json.loads(Path(params_path).read_text()),
         symbols,
@@ -108,50 +119,54 @@ def build_risk_updater(
     return RiskUpdater(signer, vol_scaled_target(base, vols, horizon_s=horizon), interval=interval)
 
 
-def _feeds(addresses: dict[str, str]) -> list[str]:
-    """``feed:<SYMBOL>`` keys in listing order (``Deployment.addresses`` writes them so)."""
-    return [k for k in addresses if k.startswith("feed:")]
-
-
 def run(
     network: str,
-    addresses_path: Path,
+    manifest_path: Path,
     db: Path,
     account: str | None,
     dry_run_sender: str | None,
     *,
     deploy: bool = False,
+    config_path: Path | None = None,
     metrics_port: int | None = None,
     poll_interval: float = 1.0,
     once: bool = False,
-    start_block: int = 0,
+    start_block: int | None = None,
     max_fee_gwei: float = 500.0,
     risk: dict | None = None,
 ) -> list[dict]:
-    """Connect to ``network`` through Ape and run the keeper until stopped (or one tick)."""
+    """Connect to ``network`` through Ape and run the keeper on the deployment of
+    ``manifest_path`` until stopped (or one tick); ``deploy`` first deploys ``config_path``
+    there (local networks). ``start_block`` None: the manifest's block."""
     from ape import networks, project
+
+    from offchain_risk import deploy as deploy_module
 
     with networks.parse_network_choice(network) as provider:
         signer = load_account(account) if account else None
         if deploy:
-            deployer = load_account("test:0")
-            signers = [load_account(n) for n in risk["signer_names"]] if risk else None
-            addresses = deploy_devnet(project, deployer, addresses_path, signers)
+            manifest = deploy_local(
+                project,
+                provider.network,
+                config_path or deploy_module.LOCAL_CONFIG,
+                manifest_path,
+            )
         else:
-            addresses = json.loads(Path(addresses_path).read_text())
+            manifest = deploy_module.load_manifest(manifest_path, provider.chain_id)
         updater = None
         if risk is not None:
-            updater = build_risk_updater(project, addresses, **risk)
-        keeper = Keeper.from_addresses(
+            updater = build_risk_updater(project, manifest, **risk)
+        extra = {} if start_block is None else {"start_block": start_block}
+        keeper = Keeper.from_manifest(
             project,
             provider.web3,
-            addresses,
+            manifest,
             Store(db),
             account=signer,
             dry_run_sender=dry_run_sender,
             gas=GasPolicy(max_fee_cap=int(max_fee_gwei * 10**9)),
-            start_block=start_block,
             risk_updater=updater,
+            **extra,
         )
         if metrics_port is not None:
             serve(keeper.metrics, metrics_port, max_silence=max(60.0, 30 * poll_interval))

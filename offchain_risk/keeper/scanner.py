@@ -20,8 +20,8 @@ from offchain_risk.keeper.indexer import Book
 from offchain_risk.keeper.rpc import Contracts, decode_output, eth_calls
 from offchain_risk.models.liquidation import is_liquidatable
 from offchain_risk.models.margin import MAX_SCENARIOS, RiskParams
+from offchain_risk.units import WAD, unpack_int16
 
-WAD = 10**18
 BATCH = 100  # constants.MAX_BATCH
 # Float64 sums of <= 32 products carry a relative error far below 1e-12; anything within
 # 1e-9 of MM (or 1e-9 USD) is sent to the chain for the exact answer.
@@ -31,11 +31,7 @@ ABS_TOL = 1e-9
 
 def unpack_shocks(word: int) -> list[int]:
     """The engine's shock word: 16 int16 bps, scenario k in bits 16k..16k+15."""
-    out = []
-    for k in range(MAX_SCENARIOS):
-        v = (word >> (16 * k)) & 0xFFFF
-        out.append(v - 0x10000 if v >= 0x8000 else v)
-    return out
+    return unpack_int16(word, MAX_SCENARIOS)
 
 
 @dataclass(frozen=True)

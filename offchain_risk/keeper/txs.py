@@ -1,8 +1,16 @@
-"""Sending transactions: one owner of the nonce, EIP-1559 fees, geometric gas bumps.
+"""Sending transactions: one source of nonces per key, EIP-1559 fees, geometric gas bumps.
 
-The :class:`TxManager` is the only thing that signs for the keeper's address. It assigns
-nonces itself (starting from the chain's count and the store's pending transactions, so a
-restart neither reuses a pending nonce nor leaves a gap), records every transaction in the
+A :class:`NonceSource` hands out the nonces of every key a process sends from. Everything
+that sends from one key takes its nonces from the same source: the :class:`TxManager` here,
+the replay's :class:`~offchain_risk.replay.txs.RawSender`, and Ape accounts wrapped by
+:func:`~offchain_risk.replay.txs.sourced_account`. A node that picks the nonce itself
+(``eth_sendTransaction`` without one) gives two concurrent requests from one key, even two
+requests of one JSON-RPC batch, the same nonce: the second is refused as an underpriced
+replacement or, with a higher fee, silently replaces the first.
+
+The :class:`TxManager` signs for the keeper's address. It takes its nonces from its source
+(floored by the store's pending transactions, so a restart neither reuses a pending nonce nor
+leaves a gap), records every transaction in the
 :class:`~offchain_risk.keeper.store.Store` before broadcasting it, and on every block:
 
 * marks mined transactions confirmed or failed (and the other versions of the same nonce
@@ -19,6 +27,7 @@ Signers: :class:`LocalSigner` (a raw key, e.g. an Ape test account's) or :class:
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -112,6 +121,97 @@ class GasPolicy:
             raise ValueError("fees must be positive")
 
 
+class NonceSource:
+    """The next nonce of each key this process sends from: one source per key, shared by
+    every sender from that key.
+
+    :meth:`take` hands out, for each key, first any nonce given back out of order (a gap the
+    node would otherwise wait on forever), then ``max(the node's pending count, next)``:
+    the node's count covers what other processes sent (and a transaction mined before this
+    source first saw the key), ``next`` what this process has sent and the node may not have
+    pooled yet. Thread-safe: the node is asked under the lock.
+    """
+
+    def __init__(self, w3: Any):
+        self.w3 = w3
+        self._next: dict[str, int] = {}
+        self._holes: dict[str, set[int]] = {}  # nonces given back below ``next``
+        self._lock = threading.Lock()
+
+    def _key(self, address: Any) -> str:
+        return self.w3.to_checksum_address(str(getattr(address, "address", address)))
+
+    def _counts(self, keys: list[str]) -> list[int]:
+        answers = rpc_batch(
+            self.w3, [("eth_getTransactionCount", [key, "pending"]) for key in keys]
+        )
+        for a in answers:
+            if isinstance(a, RpcError):
+                raise a
+        return [int(a, 16) for a in answers]
+
+    def take(self, address: Any) -> int:
+        """One nonce for ``address``, never handed out before."""
+        key = self._key(address)
+        return self.take_many({key: 1})[key][0]
+
+    def take_many(self, counts: dict[Any, int]) -> dict[str, list[int]]:
+        """``counts[address]`` nonces for each address (one request to the node for all),
+        in the order they should be sent; keys of the answer are checksum addresses."""
+        wanted: dict[str, int] = {}
+        for address, n in counts.items():
+            if n < 0:
+                raise ValueError("a negative number of nonces")
+            key = self._key(address)
+            wanted[key] = wanted.get(key, 0) + n
+        keys = [k for k, n in wanted.items() if n]
+        out: dict[str, list[int]] = {k: [] for k in wanted}
+        if not keys:
+            return out
+        with self._lock:
+            for key, node in zip(keys, self._counts(keys), strict=True):
+                holes = sorted(h for h in self._holes.pop(key, set()) if h >= node)
+                n = wanted[key]
+                got = holes[:n]
+                self._holes[key] = set(holes[n:])
+                first = max(node, self._next.get(key, 0))
+                got += range(first, first + n - len(got))
+                self._next[key] = max(first, got[-1] + 1)
+                out[key] = got
+        return out
+
+    def give_back(self, address: Any, nonces: list[int] | int) -> None:
+        """Return nonces that were never broadcast (the node refused them, or signing failed).
+        The next :meth:`take` for the key hands them out again, lowest first."""
+        key = self._key(address)
+        nonces = [nonces] if isinstance(nonces, int) else list(nonces)
+        with self._lock:
+            holes = self._holes.setdefault(key, set())
+            holes.update(nonces)
+            nxt = self._next.get(key, 0)
+            while nxt - 1 in holes:  # the last ones handed out: just move back
+                nxt -= 1
+                holes.discard(nxt)
+            self._next[key] = nxt
+            self._holes[key] = {h for h in holes if h < nxt}
+
+    def at_least(self, address: Any, nonce: int) -> None:
+        """Never hand out a nonce below ``nonce`` for ``address`` (e.g. past transactions a
+        store knows are pending but the node may have lost)."""
+        key = self._key(address)
+        with self._lock:
+            self._next[key] = max(self._next.get(key, 0), nonce)
+            self._holes[key] = {h for h in self._holes.get(key, set()) if h >= nonce}
+
+    def peek(self, address: Any) -> int:
+        """The nonce :meth:`take` would hand out next, without taking it."""
+        key = self._key(address)
+        with self._lock:
+            node = self._counts([key])[0]
+            holes = [h for h in self._holes.get(key, set()) if h >= node]
+            return min(holes) if holes else max(node, self._next.get(key, 0))
+
+
 class SendError(RuntimeError):
     """The node refused a transaction (not an unreachable endpoint)."""
 
@@ -131,14 +231,18 @@ class TxManager:
         signer: Signer,
         store: Store,
         gas: GasPolicy | None = None,
+        nonces: NonceSource | None = None,
     ):
+        """``nonces``: the source every other sender from the same key takes from (its own
+        one when None: then nothing else may send from the key while it runs)."""
         self.w3 = w3
         self.signer = signer
         self.address = w3.to_checksum_address(signer.address)
         self.store = store
         self.gas = gas or GasPolicy()
+        self.nonces = nonces if nonces is not None else NonceSource(w3)
         self.chain_id = w3.eth.chain_id
-        self._next_nonce: int | None = None
+        self._synced = False
         self._head: int | None = None
         self._fees: tuple[int, int] | None = None
         self._seen_nonce: int | None = None  # the chain's count at the last poll
@@ -147,17 +251,18 @@ class TxManager:
     # ------------------------------------------------------------------ nonce
 
     def sync_nonce(self) -> int:
-        """The next nonce: the chain's count, or past every pending transaction we sent."""
-        chain = self._chain_nonce()
+        """The next nonce: the source's, past every pending transaction the store holds."""
         pending = [t.nonce for t in self.store.txs(PENDING) if t.target]
-        self._next_nonce = max([chain, *[n + 1 for n in pending]])
-        return self._next_nonce
+        if pending:
+            self.nonces.at_least(self.address, max(pending) + 1)
+        self._synced = True
+        return self.nonces.peek(self.address)
 
     @property
     def next_nonce(self) -> int:
-        if self._next_nonce is None:
+        if not self._synced:
             return self.sync_nonce()
-        return self._next_nonce
+        return self.nonces.peek(self.address)
 
     def _chain_nonce(self) -> int:
         return int(rpc_one(self.w3, "eth_getTransactionCount", [self.address, "latest"]), 16)
@@ -213,8 +318,10 @@ class TxManager:
 
     def send(self, kind: str, to: str, data: str, gas: int, account: int | None = None) -> SentTx:
         """Sign and broadcast a new transaction on the next nonce."""
-        nonce = self.next_nonce
+        if not self._synced:
+            self.sync_nonce()
         max_fee, tip = self.fees()
+        nonce = self.nonces.take(self.address)
         tx = SentTx(
             hash="",
             nonce=nonce,
@@ -230,11 +337,17 @@ class TxManager:
         )
         try:
             self._broadcast(tx)
-        except SendError as exc:
-            if "nonce too low" in str(exc).lower():
-                self.sync_nonce()
+        except SendError:
+            # refused: the nonce is free again (a "nonce too low" one is skipped at the next
+            # take, which asks the node)
+            self.nonces.give_back(self.address, nonce)
             raise
-        self._next_nonce = nonce + 1
+        except Exception:
+            # never signed: nothing stored or broadcast. Signed, the endpoint failed: stored
+            # as pending, and re-broadcast on its nonce when found stuck.
+            if not tx.hash:
+                self.nonces.give_back(self.address, nonce)
+            raise
         log.info("sent %s nonce=%d hash=%s account=%s", kind, nonce, tx.hash, account)
         return tx
 

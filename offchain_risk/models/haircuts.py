@@ -29,7 +29,6 @@ import numpy as np
 from offchain_risk.data import ImpliedVol
 
 HOURS_PER_YEAR = 24 * 365  # crypto trades every hour of the year
-WAD = 10**18
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from offchain_risk.models.margin import RiskParams, apply_trade, margin_exact, trunc_div
-
-WAD = 10**18
-BPS = 10**4
-WAD_BPS = WAD * BPS
+from offchain_risk.units import BPS, WAD, WAD_BPS
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-WAD = 10**18
-BPS = 10**4
-WAD_BPS = WAD * BPS
-MAX_SCENARIOS = 16
+from offchain_risk.units import BPS, MAX_SCENARIOS, WAD, WAD_BPS, pack_int16
+
 MIN_SHOCK_BPS = -10_000
 MAX_SHOCK_BPS = 32_767
 
@@ -180,12 +178,11 @@ def pack_shocks(shocks_bps: np.ndarray) -> list[int]:
         raise ValueError("shocks_bps must be (n_assets, K<=16)")
     words = []
     for row in shocks:
-        word = 0
-        for k, s in enumerate(int(v) for v in row):
+        values = [int(v) for v in row]
+        for s in values:
             if not MIN_SHOCK_BPS <= s <= MAX_SHOCK_BPS:
                 raise ValueError(f"shock {s} bps outside [-10000, 32767]")
-            word |= (s & 0xFFFF) << (16 * k)
-        words.append(word)
+        words.append(pack_int16(values))
     return words
 
 

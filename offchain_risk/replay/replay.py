@@ -27,19 +27,18 @@ from typing import Any
 
 import numpy as np
 
-from offchain_risk import devnet
+from offchain_risk import deploy, devnet
 from offchain_risk.keeper.keeper import Keeper
 from offchain_risk.keeper.liquidator import LiquidatorConfig
 from offchain_risk.keeper.rpc import Contracts
 from offchain_risk.keeper.scanner import Market, float_margin, read_market
 from offchain_risk.keeper.store import Store
-from offchain_risk.keeper.txs import LocalSigner, TxManager
+from offchain_risk.keeper.txs import LocalSigner, NonceSource, TxManager
 from offchain_risk.models.margin import MAX_SCENARIOS, margin_exact
 from offchain_risk.replay.path import PricePath
 from offchain_risk.replay.seed import Seeded, generate_books, seed
-from offchain_risk.replay.txs import RawSender
+from offchain_risk.replay.txs import RawSender, sourced_account
 
-WAD = 10**18
 FLAT_FLOOR_BPS = 650  # offchain_risk.backtest.books.FLAT_RATE
 COLLATERAL_ASSETS = ("ETH", "BTC")  # listed with WETH / WBTC
 
@@ -82,6 +81,7 @@ class VenueRun:
 
     label: str
     deployment: Any
+    manifest: dict  # what deploy.build_manifest records; the keeper runs from it
     seeded: Seeded
     keeper: Keeper
     market: Market  # at the opening
@@ -114,6 +114,45 @@ def flat_rules(markets: tuple[devnet.MarketSpec, ...]) -> tuple[tuple, np.ndarra
         for m in markets
     )
     return specs, np.zeros((len(markets), MAX_SCENARIOS), dtype=np.int64)
+
+
+def venue_config(
+    markets: tuple[devnet.MarketSpec, ...],
+    shocks_bps: np.ndarray,
+    *,
+    feeds: dict[str, str] | None = None,
+    signers: tuple[str, ...] = (),
+    threshold: int = 0,
+) -> deploy.DeployConfig:
+    """A venue of the replay as a deploy config: the devnet's engine settings and policy,
+    ``markets`` with their shocks, existing ``feeds`` (symbol -> address) when given, and a
+    governor over ``signers`` (addresses) with the devnet's limits and bounds."""
+    local = deploy.local_config()
+    return deploy.DeployConfig(
+        markets=tuple(
+            deploy.MarketConfig(
+                symbol=m.symbol,
+                price=m.price_usd,
+                floor_bps=m.floor_bps,
+                haircut_bps=m.haircut_bps,
+                shocks_bps=tuple(int(s) for s in row),
+                token=m.token,
+                feed=(feeds or {}).get(m.symbol),
+                perp=m.perp,
+            )
+            for m, row in zip(markets, shocks_bps, strict=True)
+        ),
+        im_multiplier=local.im_multiplier,
+        price_band=local.price_band,
+        deposit_cap_usd=local.deposit_cap_usd,
+        account_cap_usd=local.account_cap_usd,
+        oi_cap=local.oi_cap,
+        debt_cap_usd=local.debt_cap_usd,
+        heartbeat=local.heartbeat,
+        policy=local.policy,
+        signers=signers,
+        threshold=threshold,
+    )
 
 
 def isolated_im(seeded: Seeded, market: Market) -> np.ndarray:
@@ -177,6 +216,10 @@ def run_replay(
     is the desk, 2 and 3 are the venues' keepers, 4 relays signed risk updates, 5 and 6
     sign them (2 of 2), the rest are traders (at least one).
     ``progress(phase, n)`` is told of work done (``"seed"``: books, ``"replay"``: rounds).
+
+    Every transaction from one key takes its nonce from one :class:`NonceSource`, whoever
+    sends it: Ape (deployments, the relayer's signed updates), the raw sender (seeding, the
+    feeder's prices, pokes) or a keeper's transaction manager.
     """
     if len(accounts) < 8:
         raise ValueError(
@@ -184,6 +227,8 @@ def run_replay(
             "signers, traders"
         )
     t_start = time.perf_counter()
+    nonces = NonceSource(w3)
+    accounts = [sourced_account(a, nonces) for a in accounts]
     owner, desk, relayer, traders = accounts[0], accounts[1], accounts[4], list(accounts[7:])
     risk_signers = sorted(accounts[5:7], key=lambda a: int(str(a), 16))
     keepers = [accounts[2], accounts[3]]
@@ -200,17 +245,35 @@ def run_replay(
         len(traders),
         config.seed,
     )
-    sender = RawSender(w3)
+    sender = RawSender(w3, nonces=nonces)
     venues: list[VenueRun] = []
     feeds = None
+    chain_id = int(w3.eth.chain_id)
     for (label, venue_markets, venue_shocks), keeper_account in zip(rules, keepers, strict=False):
-        d = devnet.deploy(
-            project, owner, markets=venue_markets, shocks_bps=venue_shocks, feeds=feeds
+        governed = config.risk_updates and label == "Ballast"
+        cfg = venue_config(
+            venue_markets,
+            venue_shocks,
+            feeds=feeds,
+            signers=tuple(str(a.address) for a in risk_signers) if governed else (),
+            threshold=2 if governed else 0,
         )
-        feeds = feeds or {s: d.feeds[a] for s, a in d.symbols.items()}
-        contracts = Contracts.from_project(
-            project, w3, d.engine.address, d.liquidations.address, d.lens.address
+        d, governor = deploy.deploy_config(
+            project, owner, cfg, local=True, signers=risk_signers if governed else ()
         )
+        manifest = deploy.build_manifest(
+            d,
+            governor,
+            cfg,
+            network="replay",
+            chain_id=chain_id,
+            block=int(w3.eth.block_number),
+            deployer=str(owner.address),
+            config_path=f"replay: {label}",
+            signers=[str(a.address) for a in risk_signers] if governed else [],
+        )
+        feeds = feeds or {s: str(d.feeds[a].address) for s, a in d.symbols.items()}
+        contracts = Contracts.from_manifest(project, w3, manifest)
         market = read_market(contracts)
 
         def tell(n: int) -> None:
@@ -233,11 +296,8 @@ def run_replay(
             insurance_usd=config.insurance_usd,
             progress=tell,
         )
-        governor = updater = None
-        if config.risk_updates and label == "Ballast":
-            governor = devnet.deploy_governor(
-                project, d, owner, risk_signers, 2, markets=venue_markets
-            )
+        updater = None
+        if governor is not None:
             updater = risk_updater(governor, d, risk_signers, relayer, path, config.vol_days, w3)
         store = Store(":memory:")
         keeper = Keeper(
@@ -245,12 +305,12 @@ def run_replay(
             store,
             # the gas token is priced by ETH's feed when ETH is replayed
             LiquidatorConfig(account=seeded.keeper, gas_asset=d.symbols.get("ETH", 0)),
-            tx=TxManager(w3, LocalSigner(keeper_account.private_key), store),
+            tx=TxManager(w3, LocalSigner(keeper_account.private_key), store, nonces=nonces),
             sender=str(keeper_account.address),
             start_block=seeded.first_block,
             risk_updater=updater,
         )
-        venues.append(VenueRun(label, d, seeded, keeper, market, governor=governor))
+        venues.append(VenueRun(label, d, manifest, seeded, keeper, market, governor=governor))
     seed_seconds = time.perf_counter() - t_start
 
     sender.add(relayer)
@@ -300,7 +360,7 @@ _FEEDS: dict[str, Any] = {}
 def _web3_feed(project: Any, w3: Any, feed: Any) -> Any:
     from offchain_risk.keeper.rpc import abi_of
 
-    key = str(feed.address)
+    key = str(getattr(feed, "address", feed))
     if key not in _FEEDS:
         abi = abi_of(project.MockAggregator.contract_type)
         _FEEDS[key] = w3.eth.contract(address=w3.to_checksum_address(key), abi=abi)

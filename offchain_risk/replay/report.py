@@ -15,8 +15,7 @@ import numpy as np
 
 from offchain_risk.replay.replay import Replay, Shock, VenueRun, healths
 from offchain_risk.report.tables import markdown_table
-
-WAD = 10**18
+from offchain_risk.units import WAD
 
 
 @dataclass(frozen=True)

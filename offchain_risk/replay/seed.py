@@ -31,8 +31,8 @@ from offchain_risk.keeper.rpc import abi_of
 from offchain_risk.keeper.scanner import Market
 from offchain_risk.models.margin import margin_exact
 from offchain_risk.replay.txs import RawSender
+from offchain_risk.units import WAD
 
-WAD = 10**18
 KINDS = ("naked", "over-levered", "pair", "collateral", "cross")
 KIND_WEIGHTS = (0.38, 0.06, 0.16, 0.16, 0.24)
 ORDER_EXPIRY = 2**40

@@ -18,7 +18,6 @@ from offchain_risk.replay.txs import lean_web3
 
 pytestmark = pytest.mark.data
 ASSETS = ("BTC", "ETH", "BNB", "LINK")
-WAD = 10**18
 
 
 @pytest.fixture(scope="module")

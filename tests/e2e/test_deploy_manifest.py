@@ -41,8 +41,8 @@ def owner(accounts):
 
 def test_load_config__local_toml__every_market_and_the_governor():
     cfg = deploy.load_config(CONFIG)
-    assert [m.symbol for m in cfg.markets] == ["ETH", "BTC", "BNB", "SOL", "LINK"]
-    assert cfg.shocks.shape == (5, 16)
+    assert [m.symbol for m in cfg.markets] == ["ETH", "BTC", "SOL", "LINK"]
+    assert cfg.shocks.shape == (4, 16)
     assert cfg.signers == ("test:5", "test:6", "test:7") and cfg.threshold == 2
     assert cfg.needs_mocks()  # feeds and tokens are mocks: local networks only
 
@@ -57,9 +57,9 @@ def test_run_deploy__local_config__manifest_matches_the_chain(
     assert manifest["block"] == chain.blocks.head.number
     assert deploy.check_manifest(manifest, project, chain.chain_id) == []
     d = deploy.load_deployment(project, manifest)
-    assert d.engine.num_assets() == 5
-    assert [m["asset"] for m in manifest["markets"].values()] == [0, 1, 2, 3, 4]
-    assert manifest["markets"]["BNB"]["shocks_bps"] == list(cfg.shocks[2])
+    assert d.engine.num_assets() == 4
+    assert [m["asset"] for m in manifest["markets"].values()] == [0, 1, 2, 3]
+    assert manifest["markets"]["SOL"]["shocks_bps"] == list(cfg.shocks[2])
     assert manifest["markets"]["ETH"]["token"] == str(d.tokens[0].address)
     assert manifest["markets"]["SOL"]["token"] is None
     governor = project.RiskGovernor.at(manifest["contracts"]["governor"])
@@ -111,9 +111,9 @@ def _remote_config(tmp_path, d):
     )
     blocks = text.split("[[markets]]")
     out = [blocks[0]]
-    symbols = {"ETH": 0, "BTC": 1, "BNB": None, "SOL": 2, "LINK": 3}
+    symbols = {"ETH": 0, "BTC": 1, "SOL": 2, "LINK": 3}
     for block, (symbol, asset) in zip(blocks[1:], symbols.items(), strict=True):
-        feed = d.feeds[asset if asset is not None else 2].address
+        feed = d.feeds[asset].address
         extra = f'\nfeed = "{feed}"'
         if symbol in ("ETH", "BTC"):
             extra += f'\ntoken_address = "{d.tokens[asset].address}"'
@@ -197,7 +197,7 @@ def test_run_deploy__non_local_with_mocks__refused_before_asking(
             lambda t: t.replace("\n[engine]\n", "\n[engine]\nleverage = 3\n"),
             r"engine: unknown keys \['leverage'\]",
         ),
-        (lambda t: t.replace('symbol = "SOL"', 'symbol = "BNB"'), "duplicate symbols"),
+        (lambda t: t.replace('symbol = "SOL"', 'symbol = "BTC"'), "duplicate symbols"),
         (lambda t: t.replace("threshold = 2", "threshold = 4"), "governor.threshold: 4 not in"),
         (lambda t: t.replace("floor_bps = 300", "floor_bps = 20000"), "markets.LINK.floor_bps"),
         (
@@ -263,15 +263,15 @@ def test_console_extras__after_deploy__names_and_helpers(
     assert str(names["engine"].address) == manifest["contracts"]["engine"]
     assert str(names["governor"].address) == manifest["contracts"]["governor"]
     assert str(names["WETH"].address) == manifest["markets"]["ETH"]["token"]
-    assert str(names["feeds"]["BNB"].address) == manifest["markets"]["BNB"]["feed"]
+    assert str(names["feeds"]["SOL"].address) == manifest["markets"]["SOL"]["feed"]
     trader = names["trader"]
     names["deposit"](trader, "USDC", 20_000)
-    names["open_position"](trader, "BNB", 10)  # at the oracle price, 600
+    names["open_position"](trader, "SOL", 40)  # at the oracle price, 150
     s = names["show"](trader)
     assert [(a.asset, a.size, a.open_notional) for a in s.assets] == [
-        (2, 10 * 10**18, 6_000 * 10**18)
+        (2, 40 * 10**18, 6_000 * 10**18)
     ]
-    names["set_price"]("BNB", 300)
+    names["set_price"]("SOL", 75)
     assert names["show"](trader).equity == (20_000 - 3_000) * 10**18
     rows = names["health_table"]()
     table = capsys.readouterr().out
@@ -295,3 +295,129 @@ def test_console_extras__manifest_of_another_chain__not_loaded(
     assert "engine" not in names
     with pytest.raises(RuntimeError, match="no deployment loaded"):
         names["show"](names["trader"])
+
+
+def _remote_governed_config(tmp_path, d, *, governor_values: bool):
+    """The remote config with the local one's 2-of-3 governor, with or without its limits
+    and bounds."""
+    text = _remote_config(tmp_path, d).read_text()
+    text = text.replace("signers = []", 'signers = ["test:5", "test:6", "test:7"]')
+    text = text.replace("threshold = 0", "threshold = 2")
+    if not governor_values:
+        lines, skipping = [], False
+        for line in text.splitlines():
+            if line.startswith("["):
+                skipping = line.strip().startswith("[governor.")
+            if not skipping:
+                lines.append(line)
+        text = "\n".join(lines) + "\n"
+    path = tmp_path / ("governed.toml" if governor_values else "ungoverned-values.toml")
+    path.write_text(text)
+    return path
+
+
+def test_run_deploy__non_local_governor_without_limits__refused_before_asking(
+    project, chain, owner, remote_network, tmp_path
+):
+    """Regression: a non-local deploy silently got the devnet governor limits and bounds."""
+    from offchain_risk import devnet
+
+    d = devnet.deploy(project, owner)
+    path = _remote_governed_config(tmp_path, d, governor_values=False)
+    cfg = deploy.load_config(path)
+    nonce = owner.nonce
+    with pytest.raises(deploy.ConfigError, match="missing governor.limits.window") as info:
+        deploy.run_deploy(
+            project,
+            remote_network,
+            owner,
+            cfg,
+            path,
+            tmp_path / "r.json",
+            confirm=lambda q: pytest.fail("asked although the config cannot deploy"),
+        )
+    assert "markets.LINK.bounds.shock_up_min" in str(info.value)
+    assert owner.nonce == nonce and not (tmp_path / "r.json").exists()
+
+
+def test_deploy_config__non_local_governor__limits_and_bounds_from_the_config(
+    project, chain, accounts, owner, tmp_path
+):
+    from offchain_risk import devnet
+
+    d = devnet.deploy(project, owner)
+    path = _remote_governed_config(tmp_path, d, governor_values=True)
+    text = path.read_text().replace("mm_step_bps = 500", "mm_step_bps = 300")
+    text = text.replace("im_max = 3.0", "im_max = 2.5")
+    text = text.replace('symbol = "SOL"', 'symbol = "SOL"\nbounds = { floor_max = 1500 }')
+    path.write_text(text)
+    cfg = deploy.load_config(path)
+    signers = [accounts[5], accounts[6], accounts[7]]
+    d2, governor = deploy.deploy_config(project, owner, cfg, local=False, signers=signers)
+    assert tuple(governor.limits()) == (3_600, 10**17, 5 * 10**16, 300, 21_600)
+    assert tuple(governor.global_bounds())[:2] == (12 * 10**17, 25 * 10**17)
+    assert tuple(governor.asset_bounds(2)) == (200, 1_500, 0, 5_000, 10_000, 20_000, 500, 500)
+    assert tuple(governor.asset_bounds(3)) == (300, 2_000, 0, 5_000, 10_000, 20_000, 500, 500)
+    manifest = deploy.build_manifest(
+        d2,
+        governor,
+        cfg,
+        network="ethereum:sepolia",
+        chain_id=chain.chain_id,
+        block=chain.blocks.head.number,
+        deployer=str(owner.address),
+        config_path=str(path),
+        signers=[str(s.address) for s in signers],
+        local=False,
+    )
+    assert manifest["parameters"]["governor_limits"]["mm_step_bps"] == 300
+    assert manifest["markets"]["SOL"]["bounds"]["floor_max"] == 1_500
+    assert deploy.check_manifest(manifest, project, chain.chain_id) == []
+    bad = json.loads(json.dumps(manifest))
+    bad["parameters"]["governor_limits"]["mm_step_bps"] = 500
+    bad["markets"]["SOL"]["bounds"]["floor_max"] = 2_000
+    assert deploy.check_manifest(bad, project, chain.chain_id) == [
+        "governor limits differ",
+        "SOL: governor bounds differ",
+    ]
+
+
+def test_keeper__manifest_of_ape_run_deploy__indexes_and_scans_the_deployment(
+    project, chain, accounts, owner, local_network, tmp_path
+):
+    """The keeper runs from the manifest `ape run deploy` wrote (no other address file)."""
+    from offchain_risk.chain import account_id
+    from offchain_risk.keeper.keeper import Keeper
+    from offchain_risk.keeper.store import Store
+    from offchain_risk.replay.txs import lean_web3
+
+    cfg = deploy.load_config(CONFIG)
+    out = tmp_path / "local.json"
+    deploy.run_deploy(project, local_network, owner, cfg, CONFIG, out)
+    manifest = deploy.load_manifest(out, chain.chain_id)
+    d = deploy.load_deployment(project, manifest)
+    trader, keeper_key = accounts[2], accounts[4]
+    d.cash.mint(trader, 10_000 * 10**6, sender=owner)
+    d.cash.approve(d.engine, 2**255, sender=trader)
+    d.engine.deposit(account_id(str(trader), 0), d.cash, 10_000 * 10**6, sender=trader)
+    w3 = lean_web3(chain.provider.uri)
+    keeper = Keeper.from_manifest(project, w3, manifest, Store(":memory:"), account=keeper_key)
+    result = keeper.tick()
+    assert result.error is None
+    assert account_id(str(trader), 0) in keeper.book.rows
+    assert result.scan.confirmed == [] and result.actions == []
+
+
+def test_keeper__manifest_of_another_chain__refused(
+    project, chain, accounts, owner, local_network, tmp_path
+):
+    from offchain_risk.keeper.keeper import Keeper
+    from offchain_risk.keeper.store import Store
+    from offchain_risk.replay.txs import lean_web3
+
+    cfg = deploy.load_config(CONFIG)
+    manifest = deploy.run_deploy(project, local_network, owner, cfg, CONFIG, tmp_path / "m.json")
+    other = {**manifest, "chain_id": chain.chain_id + 1}
+    w3 = lean_web3(chain.provider.uri)
+    with pytest.raises(deploy.ManifestError, match=f"manifest is for chain {chain.chain_id + 1}"):
+        Keeper.from_manifest(project, w3, other, Store(":memory:"), account=accounts[4])

@@ -12,9 +12,7 @@ from offchain_risk.keeper.indexer import (
     decode_account_state,
 )
 from offchain_risk.keeper.store import CASH_ASSET, AccountEvent, Store
-
-WAD = 10**18
-CASH = 2**256 - 1
+from offchain_risk.units import CASH, WAD
 
 
 def raw_log(block, index, account, asset, cash, coll=0, size=0, on=0, block_hash=None):

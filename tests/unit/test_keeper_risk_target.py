@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from offchain_risk.keeper.risk_updater import PriceHistory, base_from_params, vol_scaled_target
+from offchain_risk.units import WAD
 
-WAD = 10**18
 PARAMS = {
     "shocks_bps": {"BTC": [-1000, 900], "ETH": [-1200, 1100], "DOGE": [-3000, 3000]},
     "floor_bps": {"BTC": 50, "ETH": 50, "DOGE": 50},

@@ -10,8 +10,8 @@ from offchain_risk.keeper.indexer import Book
 from offchain_risk.keeper.scanner import Market, float_margin, unpack_shocks
 from offchain_risk.keeper.store import AccountEvent
 from offchain_risk.models.margin import RiskParams, margin_exact, pack_shocks, pad_scenarios
+from offchain_risk.units import WAD
 
-WAD = 10**18
 PARAMS = RiskParams(
     floor_bps=np.array([m.floor_bps for m in devnet.MARKETS]),
     haircut_bps=np.array([m.haircut_bps for m in devnet.MARKETS]),

@@ -1,0 +1,76 @@
+"""Ballast's units and packed layouts on the Python side, in one place.
+
+``contracts/constants.vy`` is the Vyper side; the names here are the same. Amounts, prices
+and ratios are WAD fixed point (``10**18`` is one token, one dollar, 100%); rates packed
+into storage words are bps (``10**4`` is 100%); a shock word holds 16 int16 bps, scenario
+``k`` in bits ``16k .. 16k+15``; an account id is ``owner << 96 | sub_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from numbers import Real
+
+WAD = 10**18
+BPS = 10**4
+WAD_BPS = WAD * BPS  # a WAD x WAD x bps product back to WAD: one division by 10**22
+#: The asset id the engine's ``AccountState`` events and views use for cash.
+CASH = 2**256 - 1
+SUB_BITS = 96  # an account id is owner << SUB_BITS | sub_id
+SUB_MASK = 2**SUB_BITS - 1
+MASK16 = 0xFFFF  # one 16-bit field of a packed word
+MAX_SCENARIOS = 16  # int16 shocks per asset word
+
+
+def to_wad(value: Real | str | Decimal) -> int:
+    """``value`` (a decimal number: 1.5, "0.05", 1e12) in WAD, exactly as written in decimal:
+    ``to_wad(0.1) == 10**17`` and ``to_wad(1e12) == 10**30``, where ``int(0.1 * 10**18)``
+    and ``int(1e12 * 10**18)`` carry the binary float's error. Rounds half to even below
+    one wei."""
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a number of units")
+    if isinstance(value, int):
+        return value * WAD
+    exact = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    if not exact.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    return int((exact * WAD).to_integral_value())
+
+
+def from_wad(value: int) -> float:
+    """A WAD integer as a float (for reports and logs, never for on-chain arithmetic)."""
+    return int(value) / WAD
+
+
+def pack_int16(values: Iterable[int]) -> int:
+    """A word of int16 fields, field ``k`` in bits ``16k .. 16k+15`` (two's complement)."""
+    word = 0
+    for k, v in enumerate(values):
+        v = int(v)
+        if not -(2**15) <= v < 2**15:
+            raise ValueError(f"{v} does not fit in an int16 field")
+        word |= (v & MASK16) << (16 * k)
+    return word
+
+
+def unpack_int16(word: int, n: int = MAX_SCENARIOS) -> list[int]:
+    """The first ``n`` int16 fields of ``word`` (see :func:`pack_int16`)."""
+    out = []
+    for k in range(n):
+        v = (int(word) >> (16 * k)) & MASK16
+        out.append(v - 0x10000 if v >= 0x8000 else v)
+    return out
+
+
+def field16(word: int, shift: int) -> int:
+    """The unsigned 16-bit field of ``word`` starting at bit ``shift``."""
+    return (int(word) >> shift) & MASK16
+
+
+def account_id(owner: str | int, sub_id: int = 0) -> int:
+    """The engine's account id of ``owner``'s sub-account ``sub_id``."""
+    if not 0 <= sub_id <= SUB_MASK:
+        raise ValueError(f"sub-account {sub_id} outside [0, 2**{SUB_BITS})")
+    owner_int = owner if isinstance(owner, int) else int(str(owner), 16)
+    return (owner_int << SUB_BITS) | sub_id

@@ -1,0 +1,206 @@
+"""Deploy configs and manifests without a node: the governor's limits and bounds come from
+the config, the devnet listing is the local config, a manifest is checked when loaded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from offchain_risk import deploy, devnet
+from offchain_risk.units import WAD
+
+CONFIG = deploy.LOCAL_CONFIG
+DEVNET_LIMITS = (3_600, WAD // 10, WAD // 20, 500, 6 * 3_600)
+DEVNET_GLOBAL = (6 * WAD // 5, 3 * WAD, WAD // 100, WAD // 20, WAD // 20, WAD // 5)
+GOVERNOR_TABLES = ("[governor.limits]", "[governor.global_bounds]", "[governor.asset_bounds]")
+
+
+def _without_governor_values(text: str) -> str:
+    """The local config with its signers but none of the governor's limits or bounds."""
+    lines, skipping = [], False
+    for line in text.splitlines():
+        if line.startswith("["):
+            skipping = line.strip() in GOVERNOR_TABLES
+        if not skipping:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def bare_config(tmp_path):
+    path = tmp_path / "bare.toml"
+    path.write_text(_without_governor_values(CONFIG.read_text()))
+    return path
+
+
+def test_load_config__local_toml__governor_values_in_chain_units():
+    cfg = deploy.load_config(CONFIG)
+    assert tuple(cfg.limits[k] for k in deploy.LIMIT_KEYS) == DEVNET_LIMITS
+    assert tuple(cfg.global_bounds[k] for k in deploy.GLOBAL_BOUND_KEYS) == DEVNET_GLOBAL
+    settings = deploy.governor_settings(cfg, local=False)  # complete: no default needed
+    assert settings.limits == DEVNET_LIMITS and settings.global_bounds == DEVNET_GLOBAL
+    # floor_min is each market's listed floor rate; the rest are [governor.asset_bounds]
+    assert settings.asset_bounds == tuple(
+        (m.floor_bps, 2_000, 0, 5_000, 10_000, 20_000, 500, 500) for m in cfg.markets
+    )
+
+
+def test_devnet__listing_and_governor_values__are_the_local_config():
+    cfg = deploy.load_config(CONFIG)
+    assert [
+        (m.symbol, m.price_usd, m.floor_bps, m.haircut_bps, m.token) for m in devnet.MARKETS
+    ] == [(m.symbol, m.price, m.floor_bps, m.haircut_bps, m.token) for m in cfg.markets]
+    assert (devnet.DEFAULT_SHOCKS_BPS == cfg.shocks).all()
+    assert devnet.GOVERNOR_LIMITS == DEVNET_LIMITS and devnet.GLOBAL_BOUNDS == DEVNET_GLOBAL
+    assert devnet.DEFAULT_POLICY == cfg.policy
+    # the replay's listing starts from the same markets
+    for i, m in enumerate(devnet.MARKETS):
+        assert devnet.REPLAY_SPECS[m.symbol] == (m.floor_bps, m.haircut_bps, m.token, i)
+
+
+def test_governor_settings__non_local_without_limits_and_bounds__names_every_missing_value(
+    bare_config,
+):
+    cfg = deploy.load_config(bare_config)
+    assert cfg.signers  # a governor is configured
+    with pytest.raises(deploy.ConfigError, match="non-local network") as info:
+        deploy.governor_settings(cfg, local=False)
+    message = str(info.value)
+    for key in deploy.LIMIT_KEYS:
+        assert f"governor.limits.{key}" in message
+    for key in deploy.GLOBAL_BOUND_KEYS:
+        assert f"governor.global_bounds.{key}" in message
+    assert "markets.ETH.bounds.floor_max" in message
+    assert "markets.ETH.bounds.floor_min" not in message  # the listed floor rate
+    assert len(cfg.missing_governor()) == 5 + 6 + 7 * len(cfg.markets)
+
+
+def test_governor_settings__local_without_limits_and_bounds__the_devnet_values(bare_config):
+    cfg = deploy.load_config(bare_config)
+    settings = deploy.governor_settings(cfg, local=True)
+    assert settings == deploy.governor_settings(deploy.load_config(CONFIG), local=True)
+
+
+def test_governor_settings__no_signers__nothing_needed(bare_config, tmp_path):
+    text = bare_config.read_text().replace('signers = ["test:5", "test:6", "test:7"]', "")
+    path = tmp_path / "ungoverned.toml"
+    path.write_text(text.replace("threshold = 2", ""))
+    assert deploy.load_config(path).missing_governor() == []
+
+
+def test_load_config__market_bounds__override_the_shared_ones(tmp_path):
+    text = CONFIG.read_text().replace(
+        'symbol = "LINK"', 'symbol = "LINK"\nbounds = { floor_min = 250, haircut_max = 0 }'
+    )
+    path = tmp_path / "link.toml"
+    path.write_text(text)
+    cfg = deploy.load_config(path)
+    link = deploy.governor_settings(cfg, local=False).asset_bounds[3]
+    assert link == (250, 2_000, 0, 0, 10_000, 20_000, 500, 500)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.replace("window = 3600", "window = 3600\nwindow_hours = 1"),
+            r"governor.limits: unknown keys \['window_hours'\]",
+        ),
+        (
+            lambda t: t.replace("window_rate = 0.10", "window_rate = 10"),
+            r"governor.limits.window_rate: 10 outside \[0, 1\]",
+        ),
+        (
+            lambda t: t.replace("im_min = 1.2", "im_min = 3.5"),
+            r"governor.global_bounds.im_min: above im_max",
+        ),
+        (
+            lambda t: t.replace("haircut_min = 0", "haircut_min = 6000"),
+            r"governor.asset_bounds.haircut_min: above haircut_max",
+        ),
+        (
+            lambda t: t.replace('symbol = "SOL"', 'symbol = "SOL"\nbounds = { floor = 1 }'),
+            r"markets.SOL.bounds: unknown keys \['floor'\]",
+        ),
+        (
+            lambda t: t.replace("[governor.limits]", "[governor.limit]"),
+            r"governor: unknown keys \['limit'\]",
+        ),
+    ],
+)
+def test_load_config__bad_governor_field__names_the_file_and_field(tmp_path, edit, message):
+    text = CONFIG.read_text()
+    edited = edit(text)
+    assert edited != text
+    path = tmp_path / "bad.toml"
+    path.write_text(edited)
+    with pytest.raises(deploy.ConfigError, match=message) as info:
+        deploy.load_config(path)
+    assert str(path) in str(info.value)
+
+
+def _manifest(**changes) -> dict:
+    contracts = {k: "0x" + f"{i:040x}" for i, k in enumerate(deploy._MANIFEST_CONTRACTS, 1)}
+    return {
+        "version": deploy.MANIFEST_VERSION,
+        "chain_id": 31337,
+        "block": 12,
+        "contracts": contracts,
+        "markets": {},
+    } | changes
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        (_manifest(chain_id=11155111), "manifest is for chain 11155111, connected to 31337"),
+        (_manifest(version=0), "manifest version 0 unsupported"),
+        ({"engine": "0x00"}, "manifest version None unsupported"),
+        (_manifest(contracts={"engine": "0x00"}), "lacks contracts.book, contracts.lens"),
+        ({k: v for k, v in _manifest().items() if k != "block"}, "lacks block"),
+    ],
+)
+def test_load_manifest__unusable__clear_error(tmp_path, manifest, message):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(deploy.ManifestError, match=message) as info:
+        deploy.load_manifest(path, chain_id=31337)
+    assert str(path) in str(info.value)
+
+
+def test_load_manifest__not_json_or_absent__clear_error(tmp_path):
+    path = tmp_path / "deployment.json"
+    path.write_text("engine = 0x00\n")
+    with pytest.raises(deploy.ManifestError, match="not a JSON manifest"):
+        deploy.load_manifest(path)
+    with pytest.raises(FileNotFoundError, match="run `ape run deploy` first"):
+        deploy.load_manifest(tmp_path / "absent.json")
+
+
+def test_load_manifest__this_chain__loaded(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(_manifest()))
+    assert deploy.load_manifest(path, chain_id=31337) == _manifest()
+
+
+def test_keeper_cli__no_manifest__points_at_ape_run_deploy(tmp_path):
+    from offchain_risk.__main__ import cli
+
+    result = CliRunner().invoke(
+        cli, ["keeper", "--manifest", str(tmp_path / "absent.json"), "--sender", "0x" + "11" * 20]
+    )
+    assert result.exit_code != 0
+    assert "absent.json not found: run `ape run deploy`, or pass --deploy" in result.output
+
+
+def test_keeper_deploy__non_local_network__refused_before_any_transaction(tmp_path):
+    from types import SimpleNamespace
+
+    from offchain_risk.keeper.runner import deploy_local
+
+    sepolia = SimpleNamespace(is_local=False, name="sepolia")
+    with pytest.raises(deploy.ConfigError, match="--deploy is for local networks"):
+        deploy_local(None, sepolia, CONFIG, tmp_path / "m.json")
+    assert not (tmp_path / "m.json").exists()

@@ -109,5 +109,11 @@ format: $(TOOLS)/.installed
 bench: build
 	python -m benchmarks $(BENCH_ARGS)
 
+# The integration kit (integration/): every deployable's ABI, Solidity interfaces with the
+# structs, EIP-712 type strings and hashes; commit the result (a test fails when it is stale).
+.PHONY: abi
+abi: | $(BIN)/.installed
+	python integration/make_abi.py
+
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .build .pytest_cache

@@ -115,5 +115,11 @@ bench: build
 abi: | $(BIN)/.installed
 	python integration/make_abi.py
 
+# The committed gas snapshot (benchmarks/gas-snapshot.json): gas per operation, runtime
+# bytecode per deployable, compiler; tests/contracts/test_benchmarks.py fails when it is stale.
+.PHONY: gas-snapshot
+gas-snapshot: .build/.stamp | node_modules/.installed
+	python -m benchmarks.snapshot
+
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .build .pytest_cache

@@ -108,19 +108,25 @@ def diff(old: dict, new: dict) -> list[str]:
     return lines
 
 
+def write(new: dict, rows: list) -> None:
+    """Rewrite the snapshot; print what moved and this run's margin() breakdown."""
+    old = load() if SNAPSHOT.exists() else {}
+    changes = diff(old, new)
+    SNAPSHOT.write_text(dumps(new))
+    print("\n".join(changes) if changes else "no figure moved")
+    print(gas.breakdown(rows))
+    print(f"wrote {SNAPSHOT}")
+
+
 def main() -> None:
     from ape import accounts, networks, project
     from ape.logging import logger
 
     logger.set_level("WARNING")  # not a line per transaction
-
+    rows: list = []
     with networks.ethereum.local.use_provider("foundry") as provider:
-        new = measure(project, accounts.test_accounts, provider)
-    old = load() if SNAPSHOT.exists() else {}
-    changes = diff(old, new)
-    SNAPSHOT.write_text(dumps(new))
-    print("\n".join(changes) if changes else "no figure moved")
-    print(f"wrote {SNAPSHOT}")
+        new = measure(project, accounts.test_accounts, provider, rows_out=rows)
+    write(new, rows)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ demo: build
 	for i in $$(seq 100); do (: > /dev/tcp/127.0.0.1/$(ANVIL_PORT)) 2>/dev/null && break; sleep 0.1; done; \
 	PYTHONWARNINGS=ignore::UserWarning ape run demo --network $(NETWORK) -v WARNING $(DEMO_ARGS)
 
+# ape-vyper 0.8.12's config model has a forward reference that pydantic-settings 2.16 warns
+# about (IncompleteFieldDefinitionWarning) whenever it loads: harmless, so the console starts quiet.
+console: export PYTHONWARNINGS := ignore:Field 'import_remapping' has an incomplete definition
 console: build
 	ape console --network $(NETWORK)
 

@@ -61,6 +61,30 @@ ENGINE_DEFAULTS = {
     "debt_cap_usd": 1e7,
     "heartbeat": 86_400,
 }
+KNOWN_KEYS = {
+    "engine": {*ENGINE_DEFAULTS, "cash_address"},
+    "liquidation": {
+        "min_discount",
+        "max_discount",
+        "insurance_share",
+        "target_buffer",
+        "close_cap",
+        "critical_health",
+        "dust_margin_usd",
+    },
+    "governor": {"signers", "threshold", "guardian"},
+    "markets": {
+        "symbol",
+        "price",
+        "floor_bps",
+        "haircut_bps",
+        "shocks_bps",
+        "token",
+        "token_address",
+        "feed",
+        "perp",
+    },
+}
 POLICY_ORDER = (
     "min_discount",
     "max_discount",
@@ -150,6 +174,13 @@ def load(path: Path) -> dict:
     unknown = set(raw) - {"engine", "liquidation", "governor", "markets"}
     if unknown:
         raise DeployError(f"{path}: unknown sections {sorted(unknown)}")
+    # A key this script does not know would be deployed differently from `ape run deploy`
+    # (which validates the same file): refuse it rather than ignore it.
+    for section, known in KNOWN_KEYS.items():
+        entries = raw.get(section, {})
+        for entry in entries if isinstance(entries, list) else [entries]:
+            if set(entry) - known:
+                raise DeployError(f"{path}: {section}: unknown keys {sorted(set(entry) - known)}")
     engine = {**ENGINE_DEFAULTS, **raw.get("engine", {})}
     liq = raw.get("liquidation", {})
     policy = dict(POLICY_DEFAULTS)

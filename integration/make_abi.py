@@ -310,20 +310,35 @@ def eip712(compiled: dict, structs: dict) -> dict:
 
 
 def _message_entry(abi: list[dict], contract: str, primary: str, structs: dict) -> dict:
-    for item in abi:
-        for e in item.get("inputs", []):
-            if e["type"] == "tuple" and struct_name(e, contract, structs) == primary:
-                types: dict[str, list] = {}
-                types[primary] = _typed_fields(e["components"], contract, structs, types)
-                return {
-                    "type": _encode_type(primary, types),
-                    "types": {
-                        "EIP712Domain": [{"name": n, "type": t} for n, t in DOMAIN_FIELDS],
-                        **{k: types[k] for k in sorted(types, key=lambda k: k != primary)},
-                    },
-                    "hashed_by": item["name"] if item["type"] == "function" else None,
-                }
-    raise ValueError(f"{contract}: no function takes the {primary} struct")
+    """The message's type string and `types`, from the first function taking the struct;
+    ``digest_view``: the view that returns its EIP-712 digest, if the contract has one."""
+    takes = [
+        (item, e)
+        for item in abi
+        if item["type"] == "function"
+        for e in item["inputs"]
+        if e["type"] == "tuple" and struct_name(e, contract, structs) == primary
+    ]
+    if not takes:
+        raise ValueError(f"{contract}: no function takes the {primary} struct")
+    _, entry = takes[0]
+    types: dict[str, list] = {}
+    types[primary] = _typed_fields(entry["components"], contract, structs, types)
+    views = [
+        item["name"]
+        for item, _ in takes
+        if item.get("stateMutability") == "view"
+        and [o["type"] for o in item.get("outputs", [])] == ["bytes32"]
+        and len(item["inputs"]) == 1
+    ]
+    return {
+        "type": _encode_type(primary, types),
+        "types": {
+            "EIP712Domain": [{"name": n, "type": t} for n, t in DOMAIN_FIELDS],
+            **{k: types[k] for k in sorted(types, key=lambda k: k != primary)},
+        },
+        "digest_view": views[0] if views else None,
+    }
 
 
 # ---- files ----------------------------------------------------------------------------

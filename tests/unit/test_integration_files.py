@@ -63,7 +63,10 @@ def test_eip712__type_strings_and_hashes__match_the_sources(files):
         "uint256 nonce,uint256 expiry)"
     )
     assert order["domain"] == {"name": "Ballast", "version": "1"}
-    assert typed["messages"]["RiskUpdate"]["domain"] == {"name": "Ballast Risk", "version": "1"}
+    assert order["digest_view"] == "order_digest"
+    risk = typed["messages"]["RiskUpdate"]
+    assert risk["domain"] == {"name": "Ballast Risk", "version": "1"}
+    assert risk["digest_view"] == "update_digest"
     for name, m in typed["messages"].items():
         source = (ROOT / vyper_build.source_path(m["contract"])).read_text()
         assert f'"{m["type"]}"' in source, name

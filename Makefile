@@ -121,6 +121,7 @@ abi: | $(BIN)/.installed
 # The committed gas snapshot (benchmarks/gas-snapshot.json): gas per operation, runtime
 # bytecode per deployable, compiler; tests/contracts/test_benchmarks.py fails when it is stale.
 .PHONY: gas-snapshot
+gas-snapshot: export PYTHONWARNINGS := ignore:Field 'import_remapping' has an incomplete definition
 gas-snapshot: .build/.stamp | node_modules/.installed
 	python -m benchmarks.snapshot
 

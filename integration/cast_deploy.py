@@ -25,10 +25,11 @@ Deploy order and wiring (docs/INTEGRATING.md explains each step):
     set_asset_bounds per asset, set_global_bounds, set_guardian, then
     engine.set_risk_manager(governor) and liquidations.set_risk_manager(governor)
 
-A local chain is chain id 31337 or 1337 (anvil, ganache, hardhat): mocks are deployed there
-and ``test:N`` signers are the accounts of ``--mnemonic``. Elsewhere every feed and token
-must exist (``feed``, ``token_address``, ``cash_address``), signers are addresses, and
-``--yes`` confirms the broadcast.
+A local chain is chain id 31337 or 1337 (anvil, ganache, hardhat): mocks are deployed there,
+``test:N`` signers are the accounts of ``--mnemonic``, and governor limits and bounds the
+config leaves out are the devnet's. Elsewhere every feed and token must exist (``feed``,
+``token_address``, ``cash_address``), signers are addresses, every governor limit and bound
+must be stated, and ``--yes`` confirms the broadcast.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ KNOWN_KEYS = {
         "critical_health",
         "dust_margin_usd",
     },
-    "governor": {"signers", "threshold", "guardian"},
+    "governor": {"signers", "threshold", "guardian", "limits", "global_bounds", "asset_bounds"},
     "markets": {
         "symbol",
         "price",
@@ -83,6 +84,7 @@ KNOWN_KEYS = {
         "token_address",
         "feed",
         "perp",
+        "bounds",
     },
 }
 POLICY_ORDER = (
@@ -103,15 +105,45 @@ POLICY_DEFAULTS = {
     "critical_health": WAD // 2,
     "dust_margin": 100 * WAD,
 }
-# The devnet governor policy (offchain_risk.devnet): window 1 h, 10% per window, 5% per
-# update, MM step 500 bps, ramps over 6 h; global bounds on IM and the discount curve; per
-# asset the listed floor rate as the admin floor and shocks within -100% .. +200%.
-GOVERNOR_LIMITS = (3_600, WAD // 10, WAD // 20, 500, 6 * 3_600)
-GLOBAL_BOUNDS = (6 * WAD // 5, 3 * WAD, WAD // 100, WAD // 20, WAD // 20, WAD // 5)
-
-
-def asset_bounds(floor_bps: int) -> tuple[int, ...]:
-    return (floor_bps, 2_000, 0, 5_000, 10_000, 20_000, 500, 500)
+# RiskGovernor's Limits, GlobalBounds and AssetBounds, field by field in struct order. The
+# config states them as [governor.limits] (seconds, fractions, bps), [governor.global_bounds]
+# (IM multiplier and discount fractions) and [governor.asset_bounds] (bps; a market's own
+# [markets.bounds] overrides keys; floor_min is the market's floor_bps unless stated).
+LIMIT_KEYS = ("window", "window_rate", "update_rate", "mm_step_bps", "ramp_duration")
+LIMIT_FRACTIONS = ("window_rate", "update_rate")  # WAD on chain
+GLOBAL_BOUND_KEYS = (
+    "im_min",
+    "im_max",
+    "min_discount_min",
+    "min_discount_max",
+    "max_discount_min",
+    "max_discount_max",
+)  # WAD on chain
+ASSET_BOUND_KEYS = (
+    "floor_min",
+    "floor_max",
+    "haircut_min",
+    "haircut_max",
+    "shock_down_max",
+    "shock_up_max",
+    "shock_down_min",
+    "shock_up_min",
+)  # bps
+# What a local deploy uses for a value the config leaves out (the devnet policy of
+# offchain_risk.devnet): window 1 h, 10% per window, 5% per update, MM step 500 bps, ramps
+# over 6 h; every scenario set keeps a 5% move each way, shocks within -100% .. +200%.
+# A non-local deploy gets no defaults: every value must be stated.
+LOCAL_LIMITS = dict(zip(LIMIT_KEYS, (3_600, WAD // 10, WAD // 20, 500, 6 * 3_600), strict=True))
+LOCAL_GLOBAL_BOUNDS = dict(
+    zip(
+        GLOBAL_BOUND_KEYS,
+        (6 * WAD // 5, 3 * WAD, WAD // 100, WAD // 20, WAD // 20, WAD // 5),
+        strict=True,
+    )
+)
+LOCAL_ASSET_BOUNDS = dict(
+    zip(ASSET_BOUND_KEYS[1:], (2_000, 0, 5_000, 10_000, 20_000, 500, 500), strict=True)
+)
 
 
 class DeployError(RuntimeError):
@@ -207,11 +239,20 @@ def load(path: Path) -> dict:
                 "token_address": m.get("token_address"),
                 "feed": m.get("feed"),
                 "perp": bool(m.get("perp", True)),
+                "bounds": _keys(
+                    path, f"markets.{m['symbol']}.bounds", m.get("bounds", {}), ASSET_BOUND_KEYS
+                ),
             }
         )
     if not markets:
         raise DeployError(f"{path}: at least one [[markets]] entry is required")
     gov = raw.get("governor", {})
+    limits = _keys(path, "governor.limits", gov.get("limits", {}), LIMIT_KEYS)
+    limits = {k: _wad(v) if k in LIMIT_FRACTIONS else int(v) for k, v in limits.items()}
+    global_bounds = _keys(
+        path, "governor.global_bounds", gov.get("global_bounds", {}), GLOBAL_BOUND_KEYS
+    )
+    shared = _keys(path, "governor.asset_bounds", gov.get("asset_bounds", {}), ASSET_BOUND_KEYS)
     return {
         "im_multiplier_wad": int(round(engine["im_multiplier"] * WAD)),
         "price_band_wad": int(round(engine["price_band"] * WAD)),
@@ -226,6 +267,53 @@ def load(path: Path) -> dict:
         "signers": [str(s) for s in gov.get("signers", [])],
         "threshold": int(gov.get("threshold", 0)),
         "guardian": gov.get("guardian"),
+        "limits": limits,
+        "global_bounds": {k: _wad(v) for k, v in global_bounds.items()},
+        "asset_bounds": {k: int(v) for k, v in shared.items()},
+    }
+
+
+def _keys(path: Path, where: str, table: object, keys: tuple[str, ...]) -> dict:
+    if not isinstance(table, dict) or set(table) - set(keys):
+        raise DeployError(f"{path}: {where}: a table of {', '.join(keys)}")
+    return table
+
+
+def _wad(value: float) -> int:
+    """A fraction or multiplier from the config in WAD (as the Ape deployer converts it)."""
+    return int(round(value * WAD))
+
+
+def governor_settings(cfg: dict, *, local: bool) -> dict:
+    """Limits, global bounds and per-market bounds in struct order. Locally a value the
+    config leaves out is the devnet's; elsewhere a missing value is an error naming it."""
+    limits, global_bounds = cfg["limits"], cfg["global_bounds"]
+    per_market = [
+        {"floor_min": m["floor_bps"]}
+        | cfg["asset_bounds"]
+        | {k: int(v) for k, v in m["bounds"].items()}
+        for m in cfg["markets"]
+    ]
+    if local:
+        limits = LOCAL_LIMITS | limits
+        global_bounds = LOCAL_GLOBAL_BOUNDS | global_bounds
+        per_market = [LOCAL_ASSET_BOUNDS | b for b in per_market]
+    missing = [f"governor.limits.{k}" for k in LIMIT_KEYS if k not in limits]
+    missing += [f"governor.global_bounds.{k}" for k in GLOBAL_BOUND_KEYS if k not in global_bounds]
+    missing += [
+        f"markets.{m['symbol']}.bounds.{k}"
+        for m, b in zip(cfg["markets"], per_market, strict=True)
+        for k in ASSET_BOUND_KEYS
+        if k not in b
+    ]
+    if missing:
+        raise DeployError(
+            "a non-local governor needs its limits and bounds stated; missing " + ", ".join(missing)
+        )
+    return {
+        "limits": tuple(limits[k] for k in LIMIT_KEYS),
+        "global_bounds": tuple(global_bounds[k] for k in GLOBAL_BOUND_KEYS),
+        "asset_bounds": [tuple(b[k] for k in ASSET_BOUND_KEYS) for b in per_market],
     }
 
 
@@ -253,10 +341,7 @@ def deploy(cfg: dict, c: Cast, *, local: bool, mnemonic: str = TEST_MNEMONIC) ->
         missing += [] if cfg["cash_address"] else ["engine.cash_address"]
         if missing:
             raise DeployError("a non-local chain needs existing " + ", ".join(missing))
-        if cfg["signers"]:
-            raise DeployError(
-                "a non-local governor needs bounds and limits from the config, which has none"
-            )
+    settings = governor_settings(cfg, local=local) if cfg["signers"] else None
     signers = [resolve_signer(c, s, local, mnemonic) for s in cfg["signers"]]
     code = {n: v["bytecode"] for n, v in compile_contracts().items() if n != "version"}
     token_ctor = "constructor(string,string,uint8)"
@@ -338,19 +423,22 @@ def deploy(cfg: dict, c: Cast, *, local: bool, mnemonic: str = TEST_MNEMONIC) ->
             liquidations,
             signers,
             cfg["threshold"],
-            GOVERNOR_LIMITS,
+            settings["limits"],
         )
-        for asset, m in enumerate(cfg["markets"]):
+        for asset, bounds in enumerate(settings["asset_bounds"]):
             c.send(
                 governor,
                 "set_asset_bounds(uint256,(uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256))",
                 asset,
-                asset_bounds(m["floor_bps"]),
+                bounds,
+            )
+            markets[cfg["markets"][asset]["symbol"]]["bounds"] = dict(
+                zip(ASSET_BOUND_KEYS, bounds, strict=True)
             )
         c.send(
             governor,
             "set_global_bounds((uint256,uint256,uint256,uint256,uint256,uint256))",
-            GLOBAL_BOUNDS,
+            settings["global_bounds"],
         )
         if cfg["guardian"]:
             c.send(governor, "set_guardian(address)", cfg["guardian"])
@@ -362,11 +450,32 @@ def deploy(cfg: dict, c: Cast, *, local: bool, mnemonic: str = TEST_MNEMONIC) ->
         for m in cfg["markets"]
         if m["token"] and not m["token_address"]
     }
-    return {"contracts": contracts, "markets": markets, "signers": signers, "tokens": tokens}
+    return {
+        "contracts": contracts,
+        "markets": markets,
+        "signers": signers,
+        "tokens": tokens,
+        "governor": settings,
+    }
 
 
 def manifest(cfg: dict, done: dict, *, chain_id: int, block: int, deployer: str, config: str):
     """The manifest ``ape run deploy`` writes (offchain_risk.deploy.build_manifest)."""
+    parameters = {
+        "im_multiplier_wad": cfg["im_multiplier_wad"],
+        "price_band_wad": cfg["price_band_wad"],
+        "heartbeat": cfg["heartbeat"],
+        "debt_cap_wad": cfg["debt_cap_wad"],
+        "policy": cfg["policy"],
+        "signers": done["signers"],
+        "threshold": cfg["threshold"] if "governor" in done["contracts"] else 0,
+    }
+    if done["governor"] is not None:
+        g = done["governor"]
+        parameters["governor_limits"] = dict(zip(LIMIT_KEYS, g["limits"], strict=True))
+        parameters["governor_global_bounds"] = dict(
+            zip(GLOBAL_BOUND_KEYS, g["global_bounds"], strict=True)
+        )
     return {
         "version": MANIFEST_VERSION,
         "network": f"rpc:{chain_id}",
@@ -376,15 +485,7 @@ def manifest(cfg: dict, done: dict, *, chain_id: int, block: int, deployer: str,
         "config": config,
         "contracts": done["contracts"],
         "markets": done["markets"],
-        "parameters": {
-            "im_multiplier_wad": cfg["im_multiplier_wad"],
-            "price_band_wad": cfg["price_band_wad"],
-            "heartbeat": cfg["heartbeat"],
-            "debt_cap_wad": cfg["debt_cap_wad"],
-            "policy": cfg["policy"],
-            "signers": done["signers"],
-            "threshold": cfg["threshold"] if "governor" in done["contracts"] else 0,
-        },
+        "parameters": parameters,
     }
 
 

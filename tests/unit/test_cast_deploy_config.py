@@ -39,11 +39,44 @@ def test_load__local_config__same_values_as_the_ape_deployer():
     assert [m["shocks_bps"] for m in ours["markets"]] == theirs.shocks.tolist()
 
 
-def test_governor_policy__same_as_the_devnet_deployer():
-    assert cast_deploy.GOVERNOR_LIMITS == devnet.GOVERNOR_LIMITS
-    assert cast_deploy.GLOBAL_BOUNDS == devnet.GLOBAL_BOUNDS
-    for spec in devnet.MARKETS:
-        assert cast_deploy.asset_bounds(spec.floor_bps) == devnet.asset_bounds(spec)
+def test_governor_settings__local_defaults__same_as_the_ape_deployer():
+    ours = cast_deploy.governor_settings(cast_deploy.load(CONFIG), local=True)
+    cfg = deploy.load_config(CONFIG)
+    if hasattr(deploy, "governor_settings"):  # limits and bounds read from the config
+        theirs = deploy.governor_settings(cfg, local=True)
+        expected = (theirs.limits, theirs.global_bounds, list(theirs.asset_bounds))
+    else:  # the devnet policy of offchain_risk.devnet
+        expected = (
+            devnet.GOVERNOR_LIMITS,
+            devnet.GLOBAL_BOUNDS,
+            [devnet.asset_bounds(m.spec()) for m in cfg.markets],
+        )
+    assert (ours["limits"], ours["global_bounds"], ours["asset_bounds"]) == expected
+
+
+def test_governor_settings__stated_values__override_and_convert(tmp_path):
+    config = tmp_path / "gov.toml"
+    config.write_text(
+        CONFIG.read_text().replace(
+            "[governor]",
+            "[governor.limits]\nwindow = 7200\nwindow_rate = 0.2\n"
+            "[governor.asset_bounds]\nfloor_max = 3000\n[governor]",
+        )
+        + "\n[markets.bounds]\nshock_up_min = 700\n"  # the last market's own bounds
+    )
+    cfg = cast_deploy.load(config)
+    settings = cast_deploy.governor_settings(cfg, local=True)
+    assert settings["limits"][:2] == (7_200, 2 * deploy.WAD // 10)
+    last = cfg["markets"][-1]
+    assert settings["asset_bounds"][-1][:2] == (last["floor_bps"], 3_000)  # floor_min = floor
+    assert settings["asset_bounds"][-1][-1] == 700
+    assert settings["asset_bounds"][0][-1] == 500  # the devnet's, locally
+
+
+def test_governor_settings__non_local_without_values__names_what_is_missing():
+    cfg = cast_deploy.load(CONFIG)
+    with pytest.raises(cast_deploy.DeployError, match=r"missing governor\.limits\.window,"):
+        cast_deploy.governor_settings(cfg, local=False)
 
 
 def test_load__unknown_key__refused_not_ignored(tmp_path):

@@ -218,9 +218,9 @@ def load(path: Path) -> dict:
     policy = dict(POLICY_DEFAULTS)
     for key, value in liq.items():
         if key == "dust_margin_usd":
-            policy["dust_margin"] = int(value * WAD)
+            policy["dust_margin"] = _wad(value, truncate=True)
         elif key in policy:
-            policy[key] = int(round(value * WAD))
+            policy[key] = _wad(value)
         else:
             raise DeployError(f"{path}: liquidation: unknown key {key!r}")
     markets = []
@@ -254,12 +254,12 @@ def load(path: Path) -> dict:
     )
     shared = _keys(path, "governor.asset_bounds", gov.get("asset_bounds", {}), ASSET_BOUND_KEYS)
     return {
-        "im_multiplier_wad": int(round(engine["im_multiplier"] * WAD)),
-        "price_band_wad": int(round(engine["price_band"] * WAD)),
-        "deposit_cap_wad": int(engine["deposit_cap_usd"] * WAD),
-        "account_cap_wad": int(engine["account_cap_usd"] * WAD),
-        "oi_cap_wad": int(engine["oi_cap"] * WAD),
-        "debt_cap_wad": int(engine["debt_cap_usd"] * WAD),
+        "im_multiplier_wad": _wad(engine["im_multiplier"]),
+        "price_band_wad": _wad(engine["price_band"]),
+        "deposit_cap_wad": _wad(engine["deposit_cap_usd"], truncate=True),
+        "account_cap_wad": _wad(engine["account_cap_usd"], truncate=True),
+        "oi_cap_wad": _wad(engine["oi_cap"], truncate=True),
+        "debt_cap_wad": _wad(engine["debt_cap_usd"], truncate=True),
         "heartbeat": int(engine["heartbeat"]),
         "cash_address": engine.get("cash_address"),
         "policy": policy,
@@ -279,9 +279,15 @@ def _keys(path: Path, where: str, table: object, keys: tuple[str, ...]) -> dict:
     return table
 
 
-def _wad(value: float) -> int:
-    """A fraction or multiplier from the config in WAD (as the Ape deployer converts it)."""
-    return int(round(value * WAD))
+def _wad(value: float, *, truncate: bool = False) -> int:
+    """A config number in WAD, converted exactly as the Ape deployer (offchain_risk.deploy)
+    converts it, so that both put the same integers on chain: through a binary float,
+    rounded for ratios and truncated for caps (1e12 USD becomes 10**30 + 19884624838656).
+    When that deployer converts decimals exactly (offchain_risk.units.to_wad), this becomes
+    ``int((Decimal(str(value)) * WAD).to_integral_value())``; the tests comparing the two
+    deployers say which."""
+    product = value * WAD
+    return int(product) if truncate else int(round(product))
 
 
 def governor_settings(cfg: dict, *, local: bool) -> dict:

@@ -53,6 +53,9 @@ demo: build
 	for i in $$(seq 100); do (: > /dev/tcp/127.0.0.1/$(ANVIL_PORT)) 2>/dev/null && break; sleep 0.1; done; \
 	PYTHONWARNINGS=ignore::UserWarning ape run demo --network $(NETWORK) -v WARNING $(DEMO_ARGS)
 
+# ape-vyper 0.8.12's config model has a forward reference that pydantic-settings 2.16 warns
+# about (IncompleteFieldDefinitionWarning) whenever it loads: harmless, so the console starts quiet.
+console: export PYTHONWARNINGS := ignore:Field 'import_remapping' has an incomplete definition
 console: build
 	ape console --network $(NETWORK)
 
@@ -110,6 +113,19 @@ format: $(TOOLS)/.installed
 
 bench: build
 	python -m benchmarks $(BENCH_ARGS)
+
+# The integration kit (integration/): every deployable's ABI, Solidity interfaces with the
+# structs, EIP-712 type strings and hashes; commit the result (a test fails when it is stale).
+.PHONY: abi
+abi: | $(BIN)/.installed
+	python integration/make_abi.py
+
+# The committed gas snapshot (benchmarks/gas-snapshot.json): gas per operation, runtime
+# bytecode per deployable, compiler; tests/contracts/test_benchmarks.py fails when it is stale.
+.PHONY: gas-snapshot
+gas-snapshot: export PYTHONWARNINGS := ignore:Field 'import_remapping' has an incomplete definition
+gas-snapshot: .build/.stamp | node_modules/.installed
+	python -m benchmarks.snapshot
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .build .pytest_cache

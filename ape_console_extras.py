@@ -6,7 +6,7 @@ and loads the deployment by name: `d`, `engine`, `book`, `lens`, `liquidations`,
 `governor`, `usdc`, the collateral tokens (`WETH`, `WBTC`) and `feeds` by symbol.
 Without one, `deploy()` lists the devnet market of `offchain_risk.devnet` in place.
 
-    $ ape console --network ethereum:local:foundry
+    $ make console                  # ape console --network ethereum:local:foundry, quietly
     In [1]: deposit(trader, "USDC", 50_000)    # mint and deposit into sub-account 0
     In [2]: open_position(trader, "ETH", -5)    # the desk signs, trader fills at the oracle
     In [3]: show(trader)                        # equity / MM / IM / health per asset
@@ -15,11 +15,16 @@ Without one, `deploy()` lists the devnet market of `offchain_risk.devnet` in pla
     In [6]: liquidate(trader)                   # the desk liquidates what the policy allows
 
 `Engine`, `WAD` and `account_id` are there for direct calls on `d.engine`.
+
+The helpers print for a person: amounts in USD (or token units) with separators, columns
+aligned to the widest value. What they return has a one-line repr, so IPython's echo
+adds a line, not a dump of WAD integers.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,115 @@ from offchain_risk.chain import WAD, AccountState, Engine, account_id
 
 MANIFEST_ENV = "BALLAST_MANIFEST"
 DEFAULT_MANIFEST = Path("deployments/local.json")
+
+
+def usd(wad: int, places: int = 2) -> str:
+    """A WAD amount of cash as dollars: ``-1,234.50``."""
+    return f"{wad / WAD:,.{places}f}"
+
+
+def short(address: Any) -> str:
+    text = str(address)
+    return f"{text[:6]}…{text[-4:]}"
+
+
+def table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """Columns as wide as their widest cell, separated by two spaces; the first ``left``
+    columns left-aligned, the numbers right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i < left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join([line(header), *(line(r) for r in rows)])
+
+
+def ratio(equity: int, mm: int) -> str:
+    return "inf" if mm == 0 else f"{equity / mm:,.2f}"
+
+
+class ShownState(AccountState):
+    """An ``AccountState`` whose repr is one line (IPython echoes what ``show`` returns).
+
+    Not a dataclass itself: `ape console` loads this file without registering it in
+    ``sys.modules``, where ``@dataclass`` would look its annotations up."""
+
+    symbols: tuple[str, ...] = ()  # asset id -> symbol, for the report
+
+    @classmethod
+    def of(cls, state: AccountState, symbols: tuple[str, ...]) -> ShownState:
+        shown = cls(**{f.name: getattr(state, f.name) for f in fields(AccountState)})
+        object.__setattr__(shown, "symbols", symbols)  # frozen, like the state it shows
+        return shown
+
+    def __repr__(self) -> str:
+        return (
+            f"<AccountState {short(self.owner)}/{self.sub_id}: equity {usd(self.equity)} "
+            f"MM {usd(self.mm)} health {usd(self.health)} USD>"
+        )
+
+    def report(self) -> str:
+        """The account and one line per asset, for a person."""
+        name = lambda a: self.symbols[a] if a < len(self.symbols) else f"asset {a}"  # noqa: E731
+        head = f"account {self.owner} / sub-account {self.sub_id}" + (
+            "" if self.prices_ok else "  [a price is invalid]"
+        )
+        summary = table(
+            ["", "cash", "equity", "MM", "IM", "health", "E/MM"],
+            [
+                [
+                    "USD",
+                    usd(self.cash),
+                    usd(self.equity),
+                    usd(self.mm),
+                    usd(self.im),
+                    usd(self.health),
+                    ratio(self.equity, self.mm),
+                ]
+            ],
+        )
+        if not self.assets:
+            return f"{head}\n{summary}"
+        legs = table(
+            ["asset", "collateral", "perp size", "entry", "price (USD)", ""],
+            [
+                [
+                    name(a.asset),
+                    f"{a.collateral / WAD:,.4f}" if a.collateral else "-",
+                    f"{a.size / WAD:+,.4f}" if a.size else "-",
+                    usd(abs(a.open_notional) * WAD // abs(a.size)) if a.size else "-",
+                    usd(a.price),
+                    "" if a.price_ok else "invalid",
+                ]
+                for a in self.assets
+            ],
+        )
+        return f"{head}\n{summary}\n{legs}"
+
+
+class HealthRows(list):
+    """``health_table``'s rows, (account id, Margin), least healthy first; one-line repr."""
+
+    def __repr__(self) -> str:
+        below = sum(1 for _, m in self if m.equity < m.mm)
+        return f"<{len(self)} accounts, {below} below maintenance margin>"
+
+
+class ConsoleDeployment(devnet.Deployment):
+    """A ``Deployment`` whose repr is one line."""
+
+    def __repr__(self) -> str:
+        return (
+            f"<Ballast engine {self.engine.address}: "
+            f"{len(self.symbols)} markets ({', '.join(self.symbols)})>"
+        )
+
+
+def _console(d: devnet.Deployment) -> ConsoleDeployment:
+    return ConsoleDeployment(**{f.name: getattr(d, f.name) for f in fields(d)})
 
 
 def _load_manifest(project: Any, chain: Any) -> tuple[dict | None, str]:
@@ -55,6 +169,7 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
     names: dict[str, Any] = {}
 
     def _publish(d: devnet.Deployment, governor: Any = None, start_block: int = 0) -> None:
+        d = _console(d)
         current["d"], current["start"] = d, start_block
         names.update(
             d=d,
@@ -116,19 +231,26 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
             order, client.sign(desk, order), abs(wad), account_id(str(who), sub), sender=who
         )
 
-    def state(who: Any, sub: int = 0) -> AccountState:
-        """Print and return the sub-account's equity, MM, IM, health and positions."""
-        s = Engine(_d().engine, lens=_d().lens).state(account_id(str(who), sub))
-        print(s.summary())
-        return s
+    def state(who: Any, sub: int = 0) -> ShownState:
+        """Print the sub-account's cash, equity, MM, IM and health (USD) and its legs;
+        return the state (WAD ints; its repr is one line)."""
+        d = _d()
+        s = Engine(d.engine, lens=d.lens).state(account_id(str(who), sub))
+        symbols = [""] * (max(d.symbols.values(), default=-1) + 1)
+        for symbol, asset in d.symbols.items():
+            symbols[asset] = symbol
+        shown = ShownState.of(s, tuple(symbols))
+        print(shown.report())
+        return shown
 
     def set_price(symbol: str, price: float) -> None:
         """Push a mock oracle round for `symbol` (the deployer is the feeder)."""
         _d().set_price(symbol, price, owner)
 
-    def health_table(limit: int = 50) -> list[tuple[int, Any]]:
-        """Every account that ever held a balance, least healthy first (from the engine's
-        AccountState logs and its batched `healths` view)."""
+    def health_table(limit: int = 50) -> HealthRows:
+        """Print every account that ever held a balance, least healthy first (from the
+        engine's AccountState logs and its batched `healths` view), amounts in USD; return
+        the rows (account id, Margin)."""
         from ape import chain as ape_chain
 
         d = _d()
@@ -142,27 +264,42 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
             part = ids[i : i + 100]
             rows.extend(zip(part, d.engine.healths(part), strict=True))
         rows.sort(key=lambda r: r[1].equity - r[1].mm)
-        print(f"{'owner':<44}{'sub':>5}{'equity':>14}{'MM':>12}{'IM':>12}{'health':>14}{'E/MM':>7}")
+        lines = []
         for account, m in rows[:limit]:
             who = "insurance fund" if account == 0 else f"0x{account >> 96:040x}"
-            ratio = "inf" if m.mm == 0 else f"{m.equity / m.mm:.2f}"
-            print(
-                f"{who:<44}{account & (2**96 - 1):>5}{m.equity / WAD:>14,.0f}{m.mm / WAD:>12,.0f}"
-                f"{m.im / WAD:>12,.0f}{(m.equity - m.mm) / WAD:>14,.0f}{ratio:>7}"
-                + ("" if m.prices_ok else "  price invalid")
+            lines.append(
+                [
+                    who,
+                    str(account & (2**96 - 1)),
+                    usd(m.equity),
+                    usd(m.mm),
+                    usd(m.im),
+                    usd(m.equity - m.mm),
+                    ratio(m.equity, m.mm),
+                    "" if m.prices_ok else "price invalid",
+                ]
             )
-        return rows
+        header = ["owner", "sub", "equity", "MM", "IM", "health", "E/MM", ""]
+        print(f"{len(rows)} accounts, least healthy first (USD)")
+        print(table(header, lines))
+        if len(rows) > limit:
+            print(f"... {len(rows) - limit} more: health_table(limit={len(rows)})")
+        return HealthRows(rows)
 
     def liquidate(who: Any, sub: int = 0, fraction: float = 1.0) -> Any:
         """The desk liquidates up to `fraction` of `who`'s sub-account (clamped on-chain);
-        prints the preview first."""
+        prints the preview first. An account at or above MM is left alone (None)."""
         d = _d()
         target = account_id(str(who), sub)
+        m = d.engine.healths([target])[0]
+        if m.prices_ok and m.equity >= m.mm:
+            print(f"health {usd(m.equity - m.mm)} USD: at or above MM, nothing to liquidate")
+            return None
         p = d.liquidations.liquidation_preview(target, int(fraction * WAD))
         print(
             f"fraction {p.fraction / WAD:.2%} (allowed {p.allowed / WAD:.2%}), "
-            f"discount {p.discount / WAD:.2%}, penalty {p.penalty / WAD:,.2f}, "
-            f"health after {p.health_after / WAD:,.2f}"
+            f"discount {p.discount / WAD:.2%}, penalty {usd(p.penalty)} USD, "
+            f"health after {usd(p.health_after)} USD"
         )
         return d.liquidations.liquidate(
             target, account_id(str(desk), 0), int(fraction * WAD), 2**255 - 1, sender=desk

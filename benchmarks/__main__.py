@@ -1,6 +1,7 @@
 """`python -m benchmarks [--quick] [--skip-gas] [--skip-throughput] [--fuzz] [--keeper]`.
 
-Starts a local anvil through Ape, measures gas exactly, measures the risk engine's
+Starts a local anvil through Ape, measures gas exactly (the figures go to
+benchmarks/gas-snapshot.json, as with `make gas-snapshot`), measures the risk engine's
 throughput against this machine's roofs, prints the tables and writes
 benchmarks/RESULTS.md. ``--keeper`` runs only the keeper benchmark (its own anvil on
 port 8566) and keeps the other sections.
@@ -61,14 +62,14 @@ def main() -> None:
     else:
         from ape import accounts, networks, project
 
-        from benchmarks import gas
+        from benchmarks import gas, snapshot
 
         print("gas: starting anvil and deploying ...", flush=True)
+        rows: list = []
         with networks.ethereum.local.use_provider("foundry") as provider:
-            rows = gas.measure(project, accounts.test_accounts, provider.web3)
-        section = gas.render(rows, gas.bytecode_sizes(project))
-        print(section, flush=True)
-        sections += ["", section]
+            new = snapshot.measure(project, accounts.test_accounts, provider, rows_out=rows)
+        snapshot.write(new, rows)  # the figures: benchmarks/gas-snapshot.json
+        sections += ["", gas.render()]
     if args.skip_throughput:
         kept = _previous("Risk-engine throughput")
         sections += ["", kept] if kept else []

@@ -1,0 +1,554 @@
+"""Deploy and wire Ballast with `vyper` and `cast` only, from the Ape deployer's TOML config.
+
+    python integration/cast_deploy.py --rpc-url http://127.0.0.1:8545 \\
+        --private-key 0x... --config deployments/config/local.toml \\
+        --out deployments/local.json --env deployments/local.env
+
+Standard library, `vyper` (compiles the contracts, see vyper_build.py) and `cast` (sends every
+transaction): no Ape, no web3. It deploys what ``ape run deploy`` deploys, in the same order
+and with the same values (a test checks the two agree on chain), and writes the same
+manifest (``offchain_risk.deploy.build_manifest``'s format, which the keeper and the console
+read) plus, with ``--env``, a shell file of ``export ENGINE=0x...`` lines.
+
+Deploy order and wiring (docs/INTEGRATING.md explains each step):
+
+ 1. cash token (a mock USDC, 6 decimals, on a local chain; else ``engine.cash_address``)
+ 2. MarginConfig(cash)                       the owner setters' code
+ 3. MarginEngine(config, cash, cash deposit cap, cash account cap, IM multiplier, band)
+ 4. OrderBook(engine);   engine.set_venue(book, true)
+ 5. engine.set_debt_cap(debt cap)
+ 6. Liquidations(engine, policy...);   engine.set_liquidator(liquidations)
+ 7. Lens(engine)
+ 8. per market: a mock feed (8 decimals) and token on a local chain, engine.list_asset(...),
+    engine.set_shocks(asset, 16 shocks)
+ 9. with [governor] signers: RiskGovernor(engine, liquidations, signers, threshold, limits),
+    set_asset_bounds per asset, set_global_bounds, set_guardian, then
+    engine.set_risk_manager(governor) and liquidations.set_risk_manager(governor)
+
+A local chain is chain id 31337 or 1337 (anvil, ganache, hardhat): mocks are deployed there,
+``test:N`` signers are the accounts of ``--mnemonic``, and governor limits and bounds the
+config leaves out are the devnet's. Elsewhere every feed and token must exist (``feed``,
+``token_address``, ``cash_address``), signers are addresses, every governor limit and bound
+must be stated, and ``--yes`` confirms the broadcast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import tomllib
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vyper_build import compile_contracts
+
+WAD = 10**18
+ZERO = "0x0000000000000000000000000000000000000000"
+LOCAL_CHAINS = (31337, 1337)
+TEST_MNEMONIC = "test test test test test test test test test test test junk"
+FEED_DECIMALS = 8
+MANIFEST_VERSION = 1  # offchain_risk.deploy.MANIFEST_VERSION
+# The Ape deployer's defaults (offchain_risk.deploy.DeployConfig, LiquidationPolicy).
+ENGINE_DEFAULTS = {
+    "im_multiplier": 1.5,
+    "price_band": 0.05,
+    "deposit_cap_usd": 1e12,
+    "account_cap_usd": 1e12,
+    "oi_cap": 1e9,
+    "debt_cap_usd": 1e7,
+    "heartbeat": 86_400,
+}
+KNOWN_KEYS = {
+    "engine": {*ENGINE_DEFAULTS, "cash_address"},
+    "liquidation": {
+        "min_discount",
+        "max_discount",
+        "insurance_share",
+        "target_buffer",
+        "close_cap",
+        "critical_health",
+        "dust_margin_usd",
+    },
+    "governor": {"signers", "threshold", "guardian", "limits", "global_bounds", "asset_bounds"},
+    "markets": {
+        "symbol",
+        "price",
+        "floor_bps",
+        "haircut_bps",
+        "shocks_bps",
+        "token",
+        "token_address",
+        "feed",
+        "perp",
+        "bounds",
+    },
+}
+POLICY_ORDER = (
+    "min_discount",
+    "max_discount",
+    "insurance_share",
+    "target_buffer",
+    "close_cap",
+    "critical_health",
+    "dust_margin",
+)
+POLICY_DEFAULTS = {
+    "min_discount": 2 * WAD // 100,
+    "max_discount": 10 * WAD // 100,
+    "insurance_share": 30 * WAD // 100,
+    "target_buffer": 5 * WAD // 100,
+    "close_cap": WAD // 2,
+    "critical_health": WAD // 2,
+    "dust_margin": 100 * WAD,
+}
+# RiskGovernor's Limits, GlobalBounds and AssetBounds, field by field in struct order. The
+# config states them as [governor.limits] (seconds, fractions, bps), [governor.global_bounds]
+# (IM multiplier and discount fractions) and [governor.asset_bounds] (bps; a market's own
+# [markets.bounds] overrides keys; floor_min is the market's floor_bps unless stated).
+LIMIT_KEYS = ("window", "window_rate", "update_rate", "mm_step_bps", "ramp_duration")
+LIMIT_FRACTIONS = ("window_rate", "update_rate")  # WAD on chain
+GLOBAL_BOUND_KEYS = (
+    "im_min",
+    "im_max",
+    "min_discount_min",
+    "min_discount_max",
+    "max_discount_min",
+    "max_discount_max",
+)  # WAD on chain
+ASSET_BOUND_KEYS = (
+    "floor_min",
+    "floor_max",
+    "haircut_min",
+    "haircut_max",
+    "shock_down_max",
+    "shock_up_max",
+    "shock_down_min",
+    "shock_up_min",
+)  # bps
+# What a local deploy uses for a value the config leaves out (the devnet policy of
+# offchain_risk.devnet): window 1 h, 10% per window, 5% per update, MM step 500 bps, ramps
+# over 6 h; every scenario set keeps a 5% move each way, shocks within -100% .. +200%.
+# A non-local deploy gets no defaults: every value must be stated.
+LOCAL_LIMITS = dict(zip(LIMIT_KEYS, (3_600, WAD // 10, WAD // 20, 500, 6 * 3_600), strict=True))
+LOCAL_GLOBAL_BOUNDS = dict(
+    zip(
+        GLOBAL_BOUND_KEYS,
+        (6 * WAD // 5, 3 * WAD, WAD // 100, WAD // 20, WAD // 20, WAD // 5),
+        strict=True,
+    )
+)
+LOCAL_ASSET_BOUNDS = dict(
+    zip(ASSET_BOUND_KEYS[1:], (2_000, 0, 5_000, 10_000, 20_000, 500, 500), strict=True)
+)
+
+
+class DeployError(RuntimeError):
+    pass
+
+
+class Cast:
+    """`cast` against one RPC, sending from one key."""
+
+    def __init__(self, rpc_url: str, private_key: str, cast: str = "cast", echo=print) -> None:
+        self.rpc, self.key, self.bin, self.echo = rpc_url, private_key, cast, echo
+
+    def run(self, *args: str) -> str:
+        proc = subprocess.run([self.bin, *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise DeployError(f"cast {' '.join(args[:3])} ...: {proc.stderr.strip()}")
+        return proc.stdout.strip()
+
+    def call(self, to: str, sig: str, *args: object) -> str:
+        return self.run("call", "--rpc-url", self.rpc, to, sig, *map(_arg, args))
+
+    def send(self, to: str, sig: str, *args: object) -> dict:
+        out = self.run(
+            "send", "--rpc-url", self.rpc, "--private-key", self.key, "--json", to, sig,
+            *map(_arg, args),
+        )  # fmt: skip
+        receipt = json.loads(out)
+        if receipt.get("status") != "0x1":
+            raise DeployError(f"{sig} on {to} reverted: {receipt}")
+        self.echo(f"  {sig.split('(')[0]} -> {to}")
+        return receipt
+
+    def create(self, name: str, bytecode: str, ctor: str | None = None, *args: object) -> str:
+        code = bytecode
+        if ctor is not None:
+            code += self.run("abi-encode", ctor, *map(_arg, args))[2:]
+        out = self.run(
+            "send", "--rpc-url", self.rpc, "--private-key", self.key, "--json", "--create", code
+        )
+        receipt = json.loads(out)
+        if receipt.get("status") != "0x1" or not receipt.get("contractAddress"):
+            raise DeployError(f"deploying {name} failed: {receipt}")
+        address = self.run("to-check-sum-address", receipt["contractAddress"])
+        self.echo(f"{name} {address}")
+        return address
+
+
+def _arg(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        inner = ",".join(_arg(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    return str(value)
+
+
+def load(path: Path) -> dict:
+    """The TOML config with the Ape deployer's defaults and unit conversions applied."""
+    raw = tomllib.loads(path.read_text())
+    unknown = set(raw) - {"engine", "liquidation", "governor", "markets"}
+    if unknown:
+        raise DeployError(f"{path}: unknown sections {sorted(unknown)}")
+    # A key this script does not know would be deployed differently from `ape run deploy`
+    # (which validates the same file): refuse it rather than ignore it.
+    for section, known in KNOWN_KEYS.items():
+        entries = raw.get(section, {})
+        for entry in entries if isinstance(entries, list) else [entries]:
+            if set(entry) - known:
+                raise DeployError(f"{path}: {section}: unknown keys {sorted(set(entry) - known)}")
+    engine = {**ENGINE_DEFAULTS, **raw.get("engine", {})}
+    liq = raw.get("liquidation", {})
+    policy = dict(POLICY_DEFAULTS)
+    for key, value in liq.items():
+        if key == "dust_margin_usd":
+            policy["dust_margin"] = _wad(value, truncate=True)
+        elif key in policy:
+            policy[key] = _wad(value)
+        else:
+            raise DeployError(f"{path}: liquidation: unknown key {key!r}")
+    markets = []
+    for m in raw.get("markets", []):
+        shocks = [int(s) for s in m["shocks_bps"]]
+        if not 1 <= len(shocks) <= 16:
+            raise DeployError(f"{path}: markets.{m['symbol']}.shocks_bps: 1 to 16 integers")
+        markets.append(
+            {
+                "symbol": m["symbol"],
+                "price": float(m.get("price", 1.0)),
+                "floor_bps": int(m["floor_bps"]),
+                "haircut_bps": int(m["haircut_bps"]),
+                "shocks_bps": shocks + [0] * (16 - len(shocks)),
+                "token": m.get("token"),
+                "token_address": m.get("token_address"),
+                "feed": m.get("feed"),
+                "perp": bool(m.get("perp", True)),
+                "bounds": _keys(
+                    path, f"markets.{m['symbol']}.bounds", m.get("bounds", {}), ASSET_BOUND_KEYS
+                ),
+            }
+        )
+    if not markets:
+        raise DeployError(f"{path}: at least one [[markets]] entry is required")
+    gov = raw.get("governor", {})
+    limits = _keys(path, "governor.limits", gov.get("limits", {}), LIMIT_KEYS)
+    limits = {k: _wad(v) if k in LIMIT_FRACTIONS else int(v) for k, v in limits.items()}
+    global_bounds = _keys(
+        path, "governor.global_bounds", gov.get("global_bounds", {}), GLOBAL_BOUND_KEYS
+    )
+    shared = _keys(path, "governor.asset_bounds", gov.get("asset_bounds", {}), ASSET_BOUND_KEYS)
+    return {
+        "im_multiplier_wad": _wad(engine["im_multiplier"]),
+        "price_band_wad": _wad(engine["price_band"]),
+        "deposit_cap_wad": _wad(engine["deposit_cap_usd"], truncate=True),
+        "account_cap_wad": _wad(engine["account_cap_usd"], truncate=True),
+        "oi_cap_wad": _wad(engine["oi_cap"], truncate=True),
+        "debt_cap_wad": _wad(engine["debt_cap_usd"], truncate=True),
+        "heartbeat": int(engine["heartbeat"]),
+        "cash_address": engine.get("cash_address"),
+        "policy": policy,
+        "markets": markets,
+        "signers": [str(s) for s in gov.get("signers", [])],
+        "threshold": int(gov.get("threshold", 0)),
+        "guardian": gov.get("guardian"),
+        "limits": limits,
+        "global_bounds": {k: _wad(v) for k, v in global_bounds.items()},
+        "asset_bounds": {k: int(v) for k, v in shared.items()},
+    }
+
+
+def _keys(path: Path, where: str, table: object, keys: tuple[str, ...]) -> dict:
+    if not isinstance(table, dict) or set(table) - set(keys):
+        raise DeployError(f"{path}: {where}: a table of {', '.join(keys)}")
+    return table
+
+
+def _wad(value: float, *, truncate: bool = False) -> int:
+    """A config number in WAD, converted exactly as the Ape deployer (offchain_risk.deploy)
+    converts it, so that both put the same integers on chain: through a binary float,
+    rounded for ratios and truncated for caps (1e12 USD becomes 10**30 + 19884624838656).
+    When that deployer converts decimals exactly (offchain_risk.units.to_wad), this becomes
+    ``int((Decimal(str(value)) * WAD).to_integral_value())``; the tests comparing the two
+    deployers say which."""
+    product = value * WAD
+    return int(product) if truncate else int(round(product))
+
+
+def governor_settings(cfg: dict, *, local: bool) -> dict:
+    """Limits, global bounds and per-market bounds in struct order. Locally a value the
+    config leaves out is the devnet's; elsewhere a missing value is an error naming it."""
+    limits, global_bounds = cfg["limits"], cfg["global_bounds"]
+    per_market = [
+        {"floor_min": m["floor_bps"]}
+        | cfg["asset_bounds"]
+        | {k: int(v) for k, v in m["bounds"].items()}
+        for m in cfg["markets"]
+    ]
+    if local:
+        limits = LOCAL_LIMITS | limits
+        global_bounds = LOCAL_GLOBAL_BOUNDS | global_bounds
+        per_market = [LOCAL_ASSET_BOUNDS | b for b in per_market]
+    missing = [f"governor.limits.{k}" for k in LIMIT_KEYS if k not in limits]
+    missing += [f"governor.global_bounds.{k}" for k in GLOBAL_BOUND_KEYS if k not in global_bounds]
+    missing += [
+        f"markets.{m['symbol']}.bounds.{k}"
+        for m, b in zip(cfg["markets"], per_market, strict=True)
+        for k in ASSET_BOUND_KEYS
+        if k not in b
+    ]
+    if missing:
+        raise DeployError(
+            "a non-local governor needs its limits and bounds stated; missing " + ", ".join(missing)
+        )
+    return {
+        "limits": tuple(limits[k] for k in LIMIT_KEYS),
+        "global_bounds": tuple(global_bounds[k] for k in GLOBAL_BOUND_KEYS),
+        "asset_bounds": [tuple(b[k] for k in ASSET_BOUND_KEYS) for b in per_market],
+    }
+
+
+def resolve_signer(c: Cast, name: str, local: bool, mnemonic: str) -> str:
+    if name.startswith("test:"):
+        if not local:
+            raise DeployError(f"signer {name!r}: test accounts exist on local chains only")
+        index = name.removeprefix("test:")
+        return c.run("wallet", "address", "--mnemonic", mnemonic, "--mnemonic-index", index)
+    if name.startswith("0x") and len(name) == 42:
+        return c.run("to-check-sum-address", name)
+    raise DeployError(f"signer {name!r}: give an address (Ape account aliases need Ape)")
+
+
+def deploy(cfg: dict, c: Cast, *, local: bool, mnemonic: str = TEST_MNEMONIC) -> dict:
+    """Deploy and wire ``cfg`` (see :func:`load`); returns the manifest's contracts and
+    markets."""
+    if not local:
+        missing = [f"markets.{m['symbol']}.feed" for m in cfg["markets"] if not m["feed"]]
+        missing += [
+            f"markets.{m['symbol']}.token_address"
+            for m in cfg["markets"]
+            if m["token"] and not m["token_address"]
+        ]
+        missing += [] if cfg["cash_address"] else ["engine.cash_address"]
+        if missing:
+            raise DeployError("a non-local chain needs existing " + ", ".join(missing))
+    settings = governor_settings(cfg, local=local) if cfg["signers"] else None
+    signers = [resolve_signer(c, s, local, mnemonic) for s in cfg["signers"]]
+    code = {n: v["bytecode"] for n, v in compile_contracts().items() if n != "version"}
+    token_ctor = "constructor(string,string,uint8)"
+    cash = cfg["cash_address"] or c.create(
+        "USDC", code["MockToken"], token_ctor, "USD Coin", "USDC", 6
+    )
+    config = c.create("MarginConfig", code["MarginConfig"], "constructor(address)", cash)
+    engine = c.create(
+        "MarginEngine",
+        code["MarginEngine"],
+        "constructor(address,address,uint256,uint256,uint256,uint256)",
+        config,
+        cash,
+        cfg["deposit_cap_wad"],
+        cfg["account_cap_wad"],
+        cfg["im_multiplier_wad"],
+        cfg["price_band_wad"],
+    )
+    book = c.create("OrderBook", code["OrderBook"], "constructor(address)", engine)
+    c.send(engine, "set_venue(address,bool)", book, True)
+    c.send(engine, "set_debt_cap(uint256)", cfg["debt_cap_wad"])
+    policy = [cfg["policy"][k] for k in POLICY_ORDER]
+    liquidations = c.create(
+        "Liquidations", code["Liquidations"], "constructor(address" + ",uint256" * 7 + ")",
+        engine, *policy,
+    )  # fmt: skip
+    c.send(engine, "set_liquidator(address)", liquidations)
+    lens = c.create("Lens", code["Lens"], "constructor(address)", engine)
+    markets = {}
+    for asset, m in enumerate(cfg["markets"]):
+        feed = m["feed"] or c.create(
+            f"feed {m['symbol']}",
+            code["MockAggregator"],
+            "constructor(uint8,int256)",
+            FEED_DECIMALS,
+            int(round(m["price"] * 10**FEED_DECIMALS)),
+        )
+        token = m["token_address"] or (
+            c.create(m["token"][1], code["MockToken"], token_ctor, *m["token"])
+            if m["token"]
+            else ZERO
+        )
+        c.send(
+            engine,
+            "list_asset(address,address,uint256,uint256,uint256,uint256,uint256,bool,uint256)",
+            token,
+            feed,
+            cfg["heartbeat"],
+            m["floor_bps"],
+            m["haircut_bps"],
+            cfg["deposit_cap_wad"],
+            cfg["account_cap_wad"],
+            m["perp"],
+            cfg["oi_cap_wad"],
+        )
+        c.send(engine, "set_shocks(uint256,int256[16])", asset, m["shocks_bps"])
+        markets[m["symbol"]] = {
+            "asset": asset,
+            "feed": feed,
+            "token": None if token == ZERO else token,
+            "floor_bps": m["floor_bps"],
+            "haircut_bps": m["haircut_bps"],
+            "shocks_bps": m["shocks_bps"],
+            "perp": m["perp"],
+        }
+    contracts = {
+        "engine": engine,
+        "book": book,
+        "lens": lens,
+        "liquidations": liquidations,
+        "cash": cash,
+    }
+    if signers:
+        governor = c.create(
+            "RiskGovernor",
+            code["RiskGovernor"],
+            "constructor(address,address,address[],uint256,(uint256,uint256,uint256,uint256,uint256))",
+            engine,
+            liquidations,
+            signers,
+            cfg["threshold"],
+            settings["limits"],
+        )
+        for asset, bounds in enumerate(settings["asset_bounds"]):
+            c.send(
+                governor,
+                "set_asset_bounds(uint256,(uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256))",
+                asset,
+                bounds,
+            )
+            markets[cfg["markets"][asset]["symbol"]]["bounds"] = dict(
+                zip(ASSET_BOUND_KEYS, bounds, strict=True)
+            )
+        c.send(
+            governor,
+            "set_global_bounds((uint256,uint256,uint256,uint256,uint256,uint256))",
+            settings["global_bounds"],
+        )
+        if cfg["guardian"]:
+            c.send(governor, "set_guardian(address)", cfg["guardian"])
+        c.send(engine, "set_risk_manager(address)", governor)
+        c.send(liquidations, "set_risk_manager(address)", governor)
+        contracts["governor"] = governor
+    tokens = {
+        m["token"][1]: markets[m["symbol"]]["token"]
+        for m in cfg["markets"]
+        if m["token"] and not m["token_address"]
+    }
+    return {
+        "contracts": contracts,
+        "markets": markets,
+        "signers": signers,
+        "tokens": tokens,
+        "governor": settings,
+    }
+
+
+def manifest(cfg: dict, done: dict, *, chain_id: int, block: int, deployer: str, config: str):
+    """The manifest ``ape run deploy`` writes (offchain_risk.deploy.build_manifest)."""
+    parameters = {
+        "im_multiplier_wad": cfg["im_multiplier_wad"],
+        "price_band_wad": cfg["price_band_wad"],
+        "heartbeat": cfg["heartbeat"],
+        "debt_cap_wad": cfg["debt_cap_wad"],
+        "policy": cfg["policy"],
+        "signers": done["signers"],
+        "threshold": cfg["threshold"] if "governor" in done["contracts"] else 0,
+    }
+    if done["governor"] is not None:
+        g = done["governor"]
+        parameters["governor_limits"] = dict(zip(LIMIT_KEYS, g["limits"], strict=True))
+        parameters["governor_global_bounds"] = dict(
+            zip(GLOBAL_BOUND_KEYS, g["global_bounds"], strict=True)
+        )
+    return {
+        "version": MANIFEST_VERSION,
+        "network": f"rpc:{chain_id}",
+        "chain_id": chain_id,
+        "block": block,
+        "deployer": deployer,
+        "config": config,
+        "contracts": done["contracts"],
+        "markets": done["markets"],
+        "parameters": parameters,
+    }
+
+
+def env_lines(done: dict) -> str:
+    """``export NAME=0x...`` for the contracts, tokens (by symbol) and feeds."""
+    names = {k.upper(): v for k, v in done["contracts"].items()}
+    names["USDC"] = names.pop("CASH")
+    for symbol, m in done["markets"].items():
+        names[f"ASSET_{symbol}"] = m["asset"]
+        names[f"FEED_{symbol}"] = m["feed"]
+        if m["token"]:
+            names[f"TOKEN_{symbol}"] = m["token"]
+    names.update(done["tokens"])  # by token symbol: WETH, WBTC
+    return "".join(f"export {k}={v}\n" for k, v in names.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Deploy Ballast with vyper and cast from a deploy config (TOML)."
+    )
+    parser.add_argument("--rpc-url", required=True)
+    parser.add_argument("--private-key", required=True, help="the deployer (engine owner)")
+    parser.add_argument("--config", type=Path, default=Path("deployments/config/local.toml"))
+    parser.add_argument("--out", type=Path, required=True, help="manifest to write (JSON)")
+    parser.add_argument("--env", type=Path, help="also write `export NAME=0x...` lines here")
+    parser.add_argument("--force", action="store_true", help="replace an existing manifest")
+    parser.add_argument("--mnemonic", default=TEST_MNEMONIC, help="for test:N signers")
+    parser.add_argument("--yes", action="store_true", help="confirm a non-local deploy")
+    args = parser.parse_args(argv)
+    if shutil.which("cast") is None:
+        parser.error("`cast` is not on PATH")
+    if args.out.exists() and not args.force:
+        parser.error(f"{args.out} exists: a deployment is recorded there (--force replaces it)")
+    c = Cast(args.rpc_url, args.private_key)
+    try:
+        cfg = load(args.config)
+        chain_id = int(c.run("chain-id", "--rpc-url", args.rpc_url))
+        local = chain_id in LOCAL_CHAINS
+        if not local and not args.yes:
+            raise DeployError(f"chain {chain_id} is not a local chain: pass --yes to deploy")
+        deployer = c.run("wallet", "address", "--private-key", args.private_key)
+        done = deploy(cfg, c, local=local, mnemonic=args.mnemonic)
+        block = int(c.run("block-number", "--rpc-url", args.rpc_url))
+    except (DeployError, KeyError, tomllib.TOMLDecodeError) as exc:
+        print(f"cast_deploy: {exc}", file=sys.stderr)
+        return 1
+    out = manifest(
+        cfg, done, chain_id=chain_id, block=block, deployer=deployer, config=str(args.config)
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {args.out} (block {block})")
+    if args.env:
+        args.env.write_text(env_lines(done))
+        print(f"wrote {args.env}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""`ape console`: the helpers print aligned tables with units, and return values whose repr
+is one line (IPython echoes them)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ape_console._cli import import_extras_file
+
+_PATH = Path(__file__).resolve().parents[2] / "ape_console_extras.py"
+
+
+def _extras():
+    """As `ape console` loads the file: not registered in sys.modules."""
+    return import_extras_file(_PATH)
+
+
+def _ends(line: str) -> list[int]:
+    return [m.end() for m in re.finditer(r"\S+(?: \S+)*", line)]
+
+
+def test_show__prints_usd_report__returns_one_line_repr(accounts, project, capsys):
+    names = _extras().ape_init_extras(accounts=accounts, project=project)
+    d = names["deploy"]()
+    assert "\n" not in repr(d) and "4 markets (ETH, BTC, SOL, LINK)" in repr(d)
+    trader = names["trader"]
+    names["deposit"](trader, "USDC", 50_000)
+    names["open_position"](trader, "ETH", -5)
+    capsys.readouterr()
+    s = names["show"](trader)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"account {trader.address} / sub-account 0"
+    assert out[1].split() == ["cash", "equity", "MM", "IM", "health", "E/MM"]
+    assert out[2].split()[:3] == ["USD", "50,000.00", "50,000.00"]
+    assert _ends(out[1]) == _ends(out[2])[1:]
+    assert out[4].split() == ["ETH", "-", "-5.0000", "2,000.00", "2,000.00"]
+    assert repr(s).startswith(f"<AccountState {str(trader.address)[:6]}…")
+    assert "\n" not in repr(s) and repr(s).endswith(" USD>")
+    assert s.cash == 50_000 * 10**18  # still the state, in WAD
+
+
+def test_health_table__large_values__aligned_columns(accounts, project, capsys):
+    names = _extras().ape_init_extras(accounts=accounts, project=project)
+    names["deploy"]()  # the desk holds 10,000,000 USDC
+    trader = names["trader"]
+    names["deposit"](trader, "USDC", 4_348.48)
+    names["open_position"](trader, "BTC", 0.1)
+    capsys.readouterr()
+    rows = names["health_table"]()
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "2 accounts, least healthy first (USD)"
+    header, *lines = out[1:]
+    assert header.split() == ["owner", "sub", "equity", "MM", "IM", "health", "E/MM"]
+    # the owner column is left-aligned; every other column ends where its header ends
+    assert all(_ends(line)[1:] == _ends(header)[1:] for line in lines), "\n".join(out)
+    desk = next(line for line in lines if line.startswith(f"0x{names['desk'].address[2:].lower()}"))
+    assert "10,000,000.00" in desk.split()
+    assert repr(rows) == "<2 accounts, 0 below maintenance margin>"
+
+
+def test_liquidate__account_above_mm__says_so_and_sends_nothing(accounts, project, capsys):
+    names = _extras().ape_init_extras(accounts=accounts, project=project)
+    d = names["deploy"]()
+    trader = names["trader"]
+    names["deposit"](trader, "USDC", 50_000)
+    names["open_position"](trader, "ETH", -5)
+    capsys.readouterr()
+    before = d.liquidations.Liquidated.query("*").shape[0]
+    assert names["liquidate"](trader) is None
+    assert "at or above MM, nothing to liquidate" in capsys.readouterr().out
+    assert d.liquidations.Liquidated.query("*").shape[0] == before

@@ -1,0 +1,165 @@
+"""The cast-only deployer (integration/cast_deploy.py) deploys what `ape run deploy` deploys.
+
+Both deploy deployments/config/local.toml on the same anvil; every view of every deployed
+contract (addresses replaced by the role they play) must agree, and the cast deployer's
+manifest must pass the Ape deployer's own check against the chain.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from offchain_risk import deploy, devnet
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "deployments" / "config" / "local.toml"
+PER_ASSET = ("asset_token", "open_interest", "oi_cap", "shock_word", "price")
+
+
+def _plain(value, roles: dict[str, str]):
+    """Ape return values as plain data; every known address replaced by its role."""
+    if hasattr(value, "items"):
+        return {k: _plain(v, roles) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, roles) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+        return roles.get(value.lower(), value)
+    return value
+
+
+def _views(contract, roles: dict[str, str], skip=()) -> dict:
+    out = {}
+    for abi in contract.contract_type.abi:
+        if abi.type == "function" and abi.stateMutability == "view" and not abi.inputs:
+            if abi.name not in skip:
+                out[abi.name] = _plain(getattr(contract, abi.name)(), roles)
+    return out
+
+
+def on_chain(project, chain, manifest: dict) -> dict:
+    """Everything the deployed contracts answer, with addresses as roles."""
+    c = manifest["contracts"]
+    engine = devnet.engine_at(project, c["engine"])
+    addresses = {**c, "config": str(engine.CONFIG())}
+    for symbol, m in manifest["markets"].items():
+        addresses[f"feed:{symbol}"] = m["feed"]
+        if m["token"]:
+            addresses[f"token:{symbol}"] = m["token"]
+    roles = {address.lower(): name for name, address in addresses.items()}
+    contracts = {
+        "engine": engine,
+        "book": project.OrderBook.at(c["book"]),
+        "lens": project.Lens.at(c["lens"]),
+        "liquidations": project.Liquidations.at(c["liquidations"]),
+        "governor": project.RiskGovernor.at(c["governor"]),
+    }
+    state = {name: _views(x, roles) for name, x in contracts.items()}
+    state["code_size"] = {
+        name: len(chain.provider.get_code(address)) for name, address in addresses.items()
+    }
+    state["venue"] = engine.venues(c["book"])
+    signers = manifest["parameters"]["signers"]
+    state["signers"] = [contracts["governor"].is_signer(s) for s in signers]
+    tokens = [c["cash"]] + [m["token"] for m in manifest["markets"].values() if m["token"]]
+    for token in tokens:
+        t = project.MockToken.at(token)
+        state[roles[token.lower()]] = {
+            "erc20": (t.name(), t.symbol(), t.decimals()),
+            "word": engine.token_word(token),
+            "caps": _plain(engine.token_caps(token), roles),
+        }
+    for symbol, m in manifest["markets"].items():
+        a = m["asset"]
+        feed = project.MockAggregator.at(m["feed"])
+        state[symbol] = {
+            "config": _plain(contracts["lens"].asset_config(a), roles),
+            "shocks": list(contracts["lens"].shocks(a)),
+            "engine": {f: _plain(getattr(engine, f)(a), roles) for f in PER_ASSET},
+            "feed": (feed.decimals(), feed.latestRoundData()[1], _plain(feed.feeder(), roles)),
+            "bounds": _plain(contracts["governor"].asset_bounds(a), roles),
+            "governed": _plain(contracts["governor"].asset_view(a), roles),
+        }
+    return state
+
+
+@pytest.fixture
+def ape_manifest(project, accounts, chain):
+    cfg = deploy.load_config(CONFIG)
+    signers = deploy.resolve_signers(cfg.signers, local=True)
+    d, governor = deploy.deploy_config(project, accounts[0], cfg, local=True, signers=signers)
+    return deploy.build_manifest(
+        d,
+        governor,
+        cfg,
+        network="ethereum:local",
+        chain_id=chain.chain_id,
+        block=chain.blocks.head.number,
+        deployer=str(accounts[0].address),
+        config_path=str(CONFIG),
+        signers=[str(s.address) for s in signers],
+    )
+
+
+def cast_deploy(chain, key: str, out: Path) -> dict:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "integration" / "cast_deploy.py"),
+            "--rpc-url",
+            chain.provider.uri,
+            "--private-key",
+            key,
+            "--config",
+            str(CONFIG),
+            "--out",
+            str(out),
+            "--env",
+            str(out.with_suffix(".env")),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(out.read_text())
+
+
+def test_cast_deploy__local_config__same_parameters_on_chain_as_ape_deploy(
+    project, accounts, chain, ape_manifest, tmp_path
+):
+    manifest = cast_deploy(chain, accounts[0].private_key, tmp_path / "local.json")
+
+    assert deploy.check_manifest(manifest, project, chain.chain_id) == []
+
+    def listing(markets: dict, keys: dict) -> dict:  # addresses differ; having a token not
+        return {
+            s: {k: m[k] for k in keys[s]} | {"feed": None, "token": m["token"] is not None}
+            for s, m in markets.items()
+        }
+
+    # every field the Ape deployer records, with the same value
+    theirs = ape_manifest["markets"]
+    assert listing(manifest["markets"], theirs) == listing(theirs, theirs)
+    params = ape_manifest["parameters"]
+    assert {k: manifest["parameters"][k] for k in params} == params
+    assert set(manifest["contracts"]) == set(ape_manifest["contracts"])
+    ours, theirs = on_chain(project, chain, manifest), on_chain(project, chain, ape_manifest)
+    assert ours == theirs
+    # the comparison covers the wiring, not just the parameters
+    assert ours["engine"]["risk_manager"] == "governor"
+    assert ours["engine"]["liquidator"] == "liquidations"
+    assert ours["liquidations"]["risk_manager"] == "governor"
+    assert ours["signers"] == [True, True, True]
+    assert ours["ETH"]["config"]["feed"] == "feed:ETH"
+
+    env = (tmp_path / "local.env").read_text()
+    assert f"export ENGINE={manifest['contracts']['engine']}\n" in env
+    assert f"export WETH={manifest['markets']['ETH']['token']}\n" in env

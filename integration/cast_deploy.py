@@ -39,6 +39,7 @@ import json
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import tomllib
@@ -72,6 +73,7 @@ KNOWN_KEYS = {
         "close_cap",
         "critical_health",
         "dust_margin_usd",
+        "min_bounty_usd",
     },
     "governor": {"signers", "threshold", "guardian", "limits", "global_bounds", "asset_bounds"},
     "markets": {
@@ -95,6 +97,7 @@ POLICY_ORDER = (
     "close_cap",
     "critical_health",
     "dust_margin",
+    "min_bounty",
 )
 POLICY_DEFAULTS = {
     "min_discount": 2 * WAD // 100,
@@ -104,6 +107,7 @@ POLICY_DEFAULTS = {
     "close_cap": WAD // 2,
     "critical_health": WAD // 2,
     "dust_margin": 100 * WAD,
+    "min_bounty": 10 * WAD,
 }
 # RiskGovernor's Limits, GlobalBounds and AssetBounds, field by field in struct order. The
 # config states them as [governor.limits] (seconds, fractions, bps), [governor.global_bounds]
@@ -217,8 +221,8 @@ def load(path: Path) -> dict:
     liq = raw.get("liquidation", {})
     policy = dict(POLICY_DEFAULTS)
     for key, value in liq.items():
-        if key == "dust_margin_usd":
-            policy["dust_margin"] = _wad(value, truncate=True)
+        if key in ("dust_margin_usd", "min_bounty_usd"):
+            policy[key.removesuffix("_usd")] = _wad(value)
         elif key in policy:
             policy[key] = _wad(value)
         else:
@@ -256,10 +260,10 @@ def load(path: Path) -> dict:
     return {
         "im_multiplier_wad": _wad(engine["im_multiplier"]),
         "price_band_wad": _wad(engine["price_band"]),
-        "deposit_cap_wad": _wad(engine["deposit_cap_usd"], truncate=True),
-        "account_cap_wad": _wad(engine["account_cap_usd"], truncate=True),
-        "oi_cap_wad": _wad(engine["oi_cap"], truncate=True),
-        "debt_cap_wad": _wad(engine["debt_cap_usd"], truncate=True),
+        "deposit_cap_wad": _wad(engine["deposit_cap_usd"]),
+        "account_cap_wad": _wad(engine["account_cap_usd"]),
+        "oi_cap_wad": _wad(engine["oi_cap"]),
+        "debt_cap_wad": _wad(engine["debt_cap_usd"]),
         "heartbeat": int(engine["heartbeat"]),
         "cash_address": engine.get("cash_address"),
         "policy": policy,
@@ -279,15 +283,12 @@ def _keys(path: Path, where: str, table: object, keys: tuple[str, ...]) -> dict:
     return table
 
 
-def _wad(value: float, *, truncate: bool = False) -> int:
-    """A config number in WAD, converted exactly as the Ape deployer (offchain_risk.deploy)
-    converts it, so that both put the same integers on chain: through a binary float,
-    rounded for ratios and truncated for caps (1e12 USD becomes 10**30 + 19884624838656).
-    When that deployer converts decimals exactly (offchain_risk.units.to_wad), this becomes
-    ``int((Decimal(str(value)) * WAD).to_integral_value())``; the tests comparing the two
-    deployers say which."""
-    product = value * WAD
-    return int(product) if truncate else int(round(product))
+def _wad(value: float) -> int:
+    """A config number in WAD, exactly as written in decimal, as the Ape deployer converts it
+    (offchain_risk.units.to_wad), so that both put the same integers on chain."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value * WAD
+    return int((Decimal(str(value)) * WAD).to_integral_value())
 
 
 def governor_settings(cfg: dict, *, local: bool) -> dict:
@@ -370,10 +371,8 @@ def deploy(cfg: dict, c: Cast, *, local: bool, mnemonic: str = TEST_MNEMONIC) ->
     c.send(engine, "set_venue(address,bool)", book, True)
     c.send(engine, "set_debt_cap(uint256)", cfg["debt_cap_wad"])
     policy = [cfg["policy"][k] for k in POLICY_ORDER]
-    liquidations = c.create(
-        "Liquidations", code["Liquidations"], "constructor(address" + ",uint256" * 7 + ")",
-        engine, *policy,
-    )  # fmt: skip
+    signature = "constructor(address" + ",uint256" * len(POLICY_ORDER) + ")"
+    liquidations = c.create("Liquidations", code["Liquidations"], signature, engine, *policy)
     c.send(engine, "set_liquidator(address)", liquidations)
     lens = c.create("Lens", code["Lens"], "constructor(address)", engine)
     markets = {}

@@ -269,8 +269,7 @@ def load_config(path: str | Path) -> DeployConfig:
     liq = raw.get("liquidation", {})
     try:
         policy = LiquidationPolicy(
-            **{k: to_wad(v) for k, v in liq.items() if k != "dust_margin_usd"},
-            **({"dust_margin": to_wad(liq["dust_margin_usd"])} if "dust_margin_usd" in liq else {}),
+            **{k.removesuffix("_usd"): to_wad(v) for k, v in liq.items()},
         )
     except TypeError as exc:
         raise _fail(path, "liquidation", f"unknown key: {exc}") from exc

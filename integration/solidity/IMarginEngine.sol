@@ -12,6 +12,16 @@ interface IMarginEngine {
         uint256 im;
         bool prices_ok;
         int256 flow;
+        bool unpriced;
+    }
+
+    struct Slice {
+        uint256 fraction;
+        uint256 penalty;
+        uint256 fee;
+        uint256 bounty;
+        int256 equity;
+        uint256 mm;
     }
 
     event OwnershipTransferred(address indexed previous_owner, address indexed new_owner);
@@ -20,14 +30,14 @@ interface IMarginEngine {
     event PriceBandSet(uint256 price_band);
     event OwnershipTransferStarted(address indexed previous_owner, address indexed new_owner);
     event OperatorSet(uint256 indexed account, address indexed operator, bool approved);
-    event Deposit(uint256 indexed account, address indexed token, uint256 amount);
-    event AccountState(uint256 indexed account, uint256 asset, int256 cash, uint256 collateral, int256 size, int256 open_notional);
-    event Withdraw(uint256 indexed account, address indexed token, uint256 amount, address receiver);
-    event DeficitShared(uint256 indexed account, uint256 amount, uint256 deficit);
-    event Transfer(uint256 indexed source, uint256 indexed destination, address indexed token, uint256 amount);
     event Fill(uint256 indexed maker, uint256 indexed taker, uint256 indexed market, address venue, int256 maker_size, uint256 price, uint256 quote);
-    event Liquidation(uint256 indexed account, uint256 indexed liquidator, uint256 fraction, int256 flow, uint256 penalty, uint256 fee, int256 equity_before, uint256 mm_before, int256 equity_after, uint256 mm_after);
+    event AccountState(uint256 indexed account, uint256 asset, int256 cash, uint256 collateral, int256 size, int256 open_notional);
+    event Liquidation(uint256 indexed account, uint256 indexed liquidator, uint256 fraction, int256 flow, uint256 penalty, uint256 fee, uint256 bounty, uint256 hole, int256 equity_before, uint256 mm_before);
+    event DeficitShared(uint256 indexed account, uint256 amount, uint256 deficit);
     event BadDebt(uint256 indexed account, uint256 hole, uint256 covered, uint256 deficit);
+    event Deposit(uint256 indexed account, address indexed token, uint256 amount);
+    event Withdraw(uint256 indexed account, address indexed token, uint256 amount, address receiver);
+    event Transfer(uint256 indexed source, uint256 indexed destination, address indexed token, uint256 amount);
     event OpenInterestCapSet(uint256 indexed asset, uint256 cap);
     event AssetListed(uint256 indexed asset, address indexed token, address feed, bool perp);
     event FeedSet(uint256 indexed asset, address feed, uint256 heartbeat, uint256 feed_decimals);
@@ -37,6 +47,7 @@ interface IMarginEngine {
     event RiskManagerSet(address indexed risk_manager);
     event GuardianSet(address indexed guardian);
     event PausedSet(bool paused, address indexed by);
+    event FallbackPriceSet(uint256 indexed asset, uint256 price, uint256 expiry, address indexed by);
     event VenueSet(address indexed venue, bool allowed);
     event LiquidatorSet(address indexed liquidator);
 
@@ -63,24 +74,25 @@ interface IMarginEngine {
     function collateral(uint256 arg0, uint256 arg1) external view returns (uint256);
     function operators(uint256 arg0, address arg1) external view returns (bool);
     function set_operator(uint256 sub_id, address operator, bool approved) external;
-    function deposit(uint256 account, address token, uint256 amount) external;
-    function withdraw(uint256 account, address token, uint256 amount) external;
-    function transfer(uint256 source, uint256 destination, address token, uint256 amount) external;
     function account_id(address owner, uint256 sub_id) external pure returns (uint256);
     function equity(uint256 account) external view returns (int256);
     function margin(uint256 account) external view returns (uint256, uint256);
     function health(uint256 account) external view returns (int256);
     function position(uint256 account, uint256 asset) external view returns (int256, int256);
     function price(uint256 asset) external view returns (uint256, bool);
+    function liquidation_price(uint256 asset) external view returns (uint256);
     function venues(address arg0) external view returns (bool);
     function settle(uint256 maker, uint256 taker, uint256 market, int256 maker_size, uint256 price) external;
     function is_authorized(uint256 account, address caller) external view returns (bool);
     function margin_after_trade(uint256 account, uint256 market, int256 size, uint256 price) external view returns (Margin memory);
     function liquidator() external view returns (address);
-    function liquidate_slice(uint256 account, uint256 liquidator, uint256 fraction, uint256 penalty, uint256 fee) external returns (int256);
+    function liquidate_slice(uint256 account, uint256 liquidator, Slice calldata s) external returns (int256);
     function liquidation_margin(uint256 account, uint256 fraction) external view returns (Margin memory);
     function healths(uint256[] calldata accounts) external view returns (Margin[] memory);
     function CONFIG() external view returns (address);
+    function deposit(uint256 account, address token, uint256 amount) external;
+    function withdraw(uint256 account, address token, uint256 amount) external;
+    function transfer(uint256 source, uint256 destination, address token, uint256 amount) external;
     function list_asset(address token, address feed, uint256 heartbeat, uint256 floor_bps, uint256 haircut_bps, uint256 deposit_cap, uint256 account_cap, bool perp, uint256 oi_cap) external returns (uint256);
     function set_feed(uint256 asset, address feed, uint256 heartbeat) external;
     function set_asset_risk(uint256 asset, uint256 floor_bps, uint256 haircut_bps) external;
@@ -94,9 +106,11 @@ interface IMarginEngine {
     function set_risk_manager(address risk_manager) external;
     function set_guardian(address guardian) external;
     function set_paused(bool paused) external;
+    function set_fallback_price(uint256 asset, uint256 price, uint256 life) external;
     function risk_manager() external view returns (address);
     function guardian() external view returns (address);
     function paused() external view returns (bool);
+    function fallback_price(uint256 arg0) external view returns (uint256);
     function set_venue(address venue, bool allowed) external;
     function set_liquidator(address liquidator) external;
 }

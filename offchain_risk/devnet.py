@@ -102,15 +102,9 @@ def engine_at(project: Any, address: Any) -> Any:
     its fallback."""
     from ape import Contract
 
-    core = project.MarginEngine.contract_type
-    names = {(abi.type, abi.name) for abi in core.abi if hasattr(abi, "name")}
-    extra = [
-        abi
-        for abi in project.MarginConfig.contract_type.abi
-        if abi.type in ("function", "event") and (abi.type, abi.name) not in names
-    ]
-    merged = core.model_copy(update={"abi": [*core.abi, *extra]})
-    return Contract(str(address), contract_type=merged)
+    from offchain_risk.keeper.rpc import engine_type
+
+    return Contract(str(address), contract_type=engine_type(project))
 
 
 def deploy(

@@ -34,6 +34,20 @@ def abi_of(contract_type: Any) -> list[dict]:
     return [item.model_dump(mode="json", by_alias=True) for item in contract_type.abi]
 
 
+def engine_type(project: Any) -> Any:
+    """The engine's Ape ``ContractType`` with both ABIs: the core's and ``MarginConfig``'s
+    (owner setters and token moves, with their events), which the core runs by delegatecall
+    from its fallback, so one address answers both."""
+    core = project.MarginEngine.contract_type
+    names = {(abi.type, abi.name) for abi in core.abi if hasattr(abi, "name")}
+    extra = [
+        abi
+        for abi in project.MarginConfig.contract_type.abi
+        if abi.type in ("function", "event") and (abi.type, abi.name) not in names
+    ]
+    return core.model_copy(update={"abi": [*core.abi, *extra]})
+
+
 @dataclass
 class Contracts:
     """The deployment the keeper serves, as web3 contracts on one endpoint."""
@@ -53,9 +67,10 @@ class Contracts:
         lens: str,
     ) -> Contracts:
         def at(name: str, address: str) -> Any:
+            kind = engine_type(project) if name == "MarginEngine" else None
             return w3.eth.contract(
                 address=Web3.to_checksum_address(str(address)),
-                abi=abi_of(getattr(project, name).contract_type),
+                abi=abi_of(kind or getattr(project, name).contract_type),
             )
 
         return cls(

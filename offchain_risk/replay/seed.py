@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from offchain_risk.chain import Engine, account_id
-from offchain_risk.keeper.rpc import abi_of
+from offchain_risk.keeper.rpc import abi_of, engine_type
 from offchain_risk.keeper.scanner import Market
 from offchain_risk.models.margin import margin_exact
 from offchain_risk.replay.txs import RawSender
@@ -209,7 +209,9 @@ def seed(
         abi = abi_of(getattr(project, name).contract_type)
         return w3.eth.contract(address=w3.to_checksum_address(str(address)), abi=abi)
 
-    engine = web3_at("MarginEngine", d.engine.address)
+    engine = w3.eth.contract(
+        address=w3.to_checksum_address(str(d.engine.address)), abi=abi_of(engine_type(project))
+    )
     book = web3_at("OrderBook", d.book.address)
     cash = web3_at("MockToken", d.cash.address)
     tokens = {a: web3_at("MockToken", t.address) for a, t in d.tokens.items()}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from offchain_risk import deploy, devnet
+from offchain_risk.units import WAD, to_wad
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "integration"))
@@ -19,16 +20,15 @@ CONFIG = ROOT / "deployments" / "config" / "local.toml"
 
 def test_load__local_config__same_values_as_the_ape_deployer():
     ours, theirs = cast_deploy.load(CONFIG), deploy.load_config(CONFIG)
-    wad = deploy.WAD
-    assert ours["im_multiplier_wad"] == int(round(theirs.im_multiplier * wad))
-    assert ours["price_band_wad"] == int(round(theirs.price_band * wad))
-    assert ours["deposit_cap_wad"] == int(theirs.deposit_cap_usd * wad)
-    assert ours["account_cap_wad"] == int(theirs.account_cap_usd * wad)
-    assert ours["oi_cap_wad"] == int(theirs.oi_cap * wad)
-    assert ours["debt_cap_wad"] == int(theirs.debt_cap_usd * wad)
+    assert ours["im_multiplier_wad"] == to_wad(theirs.im_multiplier)
+    assert ours["price_band_wad"] == to_wad(theirs.price_band)
+    assert ours["deposit_cap_wad"] == to_wad(theirs.deposit_cap_usd)
+    assert ours["account_cap_wad"] == to_wad(theirs.account_cap_usd)
+    assert ours["oi_cap_wad"] == to_wad(theirs.oi_cap)
+    assert ours["debt_cap_wad"] == to_wad(theirs.debt_cap_usd)
     assert ours["heartbeat"] == theirs.heartbeat
     assert ours["policy"] == asdict(theirs.policy)
-    assert [cast_deploy.POLICY_ORDER.index(k) for k in ours["policy"]] == list(range(7))
+    assert [cast_deploy.POLICY_ORDER.index(k) for k in ours["policy"]] == list(range(8))
     assert tuple(ours["policy"].values()) == theirs.policy.args()
     assert ours["signers"] == list(theirs.signers) and ours["threshold"] == theirs.threshold
     for m, spec in zip(ours["markets"], theirs.markets, strict=True):
@@ -56,25 +56,31 @@ def test_governor_settings__local_defaults__same_as_the_ape_deployer():
 
 def test_governor_settings__stated_values__override_and_convert(tmp_path):
     config = tmp_path / "gov.toml"
-    config.write_text(
-        CONFIG.read_text().replace(
-            "[governor]",
-            "[governor.limits]\nwindow = 7200\nwindow_rate = 0.2\n"
-            "[governor.asset_bounds]\nfloor_max = 3000\n[governor]",
-        )
-        + "\n[markets.bounds]\nshock_up_min = 700\n"  # the last market's own bounds
-    )
+    text = CONFIG.read_text()
+    for old, new in (
+        ("window = 3600", "window = 7200"),
+        ("window_rate = 0.10", "window_rate = 0.2"),
+        ("floor_max = 2000", "floor_max = 3000"),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    config.write_text(text + "\n[markets.bounds]\nshock_up_min = 700\n")  # the last market's
     cfg = cast_deploy.load(config)
     settings = cast_deploy.governor_settings(cfg, local=True)
-    assert settings["limits"][:2] == (7_200, 2 * deploy.WAD // 10)
+    assert settings["limits"][:2] == (7_200, 2 * WAD // 10)
     last = cfg["markets"][-1]
     assert settings["asset_bounds"][-1][:2] == (last["floor_bps"], 3_000)  # floor_min = floor
     assert settings["asset_bounds"][-1][-1] == 700
     assert settings["asset_bounds"][0][-1] == 500  # the devnet's, locally
 
 
-def test_governor_settings__non_local_without_values__names_what_is_missing():
-    cfg = cast_deploy.load(CONFIG)
+def test_governor_settings__non_local_without_values__names_what_is_missing(tmp_path):
+    text = CONFIG.read_text()
+    start = text.index("\n[governor.limits]")
+    config = tmp_path / "bare.toml"
+    end = text.index("\n[[markets]]")
+    config.write_text(text[:start] + text[end:])  # no governor values
+    cfg = cast_deploy.load(config)
     with pytest.raises(cast_deploy.DeployError, match=r"missing governor\.limits\.window,"):
         cast_deploy.governor_settings(cfg, local=False)
 

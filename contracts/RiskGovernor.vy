@@ -79,6 +79,17 @@ MASK16: constant(uint256) = 2**16 - 1
 MASK32: constant(uint256) = 2**32 - 1
 MASK40: constant(uint256) = 2**40 - 1
 MASK64: constant(uint256) = 2**64 - 1
+# SWAR (see _check_shocks): 8 lanes of 32 bits.
+ONES: constant(uint256) = max_value(uint256) // (2**32 - 1)
+LANES: constant(uint256) = ONES * (2**16 - 1)
+GUARD: constant(uint256) = ONES << 17
+LANE17: constant(uint256) = ONES * (2**17 - 1)
+LANE17_0: constant(uint256) = 2**17 - 1
+ZERO: constant(uint256) = ONES * 2**15  # a biased zero in every lane
+HALF_LANES: constant(uint256) = ONES * 2**15
+TWO_HALF: constant(uint256) = ONES * 2**16
+# XOR with a packed int16 word: every slot s becomes s + 2**15 (order kept).
+BIAS16: constant(uint256) = max_value(uint256) // (2**16 - 1) * 2**15
 # asset_state: the owner's bounds (8 x 16 bits, see AssetBounds) | CONFIGURED
 # | RAMP_BIT | bucket start (40) | floor low | floor high | haircut low |
 # haircut high | row base (16 bits each; see `asset_state`).
@@ -608,7 +619,7 @@ def poke(asset: uint256):
         shocks: uint256 = staticcall engine.shock_word(asset)
         self.shock_lo[asset] = shocks
         self.shock_hi[asset] = shocks
-        base = convert(self._row_max(shocks), uint256)
+        base = convert(self._word_max(shocks), uint256)
     # The bucket's MM budget: never above the lowest value held plus the step.
     step: int256 = convert(lim.mm_step_bps, int256)
     v_floor = max(min(v_floor, f_lo + step), cur_floor)
@@ -726,7 +737,7 @@ def asset_view(asset: uint256) -> AssetView:
     v.high[FLOOR] = cur_floor
     v.low[HAIRCUT] = cur_haircut
     v.high[HAIRCUT] = cur_haircut
-    m: int256 = self._row_max(current)
+    m: int256 = self._word_max(current)
     base: int256 = m
     if st & CONFIGURED != 0 and (st >> BUCKET_SHIFT) & MASK40 == start:
         lo = self.shock_lo[asset]
@@ -868,7 +879,7 @@ def _sync_asset(asset: uint256, bounds: uint256):
         floor_,
         haircut,
         haircut,
-        convert(self._row_max(shocks), uint256),
+        convert(self._word_max(shocks), uint256),
     )
     self.shock_lo[asset] = shocks
     self.shock_hi[asset] = shocks
@@ -1087,57 +1098,192 @@ def _check_shocks(
     lim: Limits,
 ) -> (uint256, uint256, uint256):
     """
-    @dev The 16 shocks of an update on the packed words: bounds, the per
+    @dev The 16 shocks of an update, all at once (SWAR): bounds, the per
          update and per bucket allowances, the bucket's MM budget. Returns
          the bucket's new lowest and highest words and its row base.
          Allowances are uniform across the asset's slots: a slot moved by d
          bps changes a book's scenario loss by at most |exposure| * d, so a
          move within `rate` of the asset's largest |shock| changes any
          book's MM by at most `rate` times its unhedged loss.
+         Layout: each word is biased (XOR BIAS16: int16 s -> s + 2**15, an
+         order-preserving unsigned value) and split into its even and odd
+         slots, 8 lanes of 32 bits each: every lane value stays below 2**17
+         (a biased slot plus an allowance or step <= 2**15), so bit 17 of a
+         lane is a guard no carry or borrow crosses.
     """
-    down_max: int256 = -convert((bounds >> 64) & MASK16, int256)
-    up_max: int256 = convert((bounds >> 80) & MASK16, int256)
-    step: int256 = convert(lim.mm_step_bps, int256)
-    m: int256 = self._row_max(current)
-    m_new: int256 = self._row_max(new)
-    row_base: int256 = min(convert(base, int256), m)
-    per_update: int256 = self._allowance(m, lim.update_rate)
-    per_window: int256 = self._allowance(row_base, lim.window_rate)
-    worst_down: int256 = 0
-    worst_up: int256 = 0
-    out_lo: uint256 = 0
-    out_hi: uint256 = 0
-    for k: uint256 in range(constants.MAX_SCENARIOS):
-        n: int256 = self._slot(new, k)
-        assert n >= down_max and n <= up_max, "governor: shock out of bounds"
-        worst_down = min(worst_down, n)
-        worst_up = max(worst_up, n)
-        c: int256 = self._slot(current, k)
-        low: int256 = min(self._slot(lo, k), c)
-        high: int256 = max(self._slot(hi, k), c)
-        if n != c:
-            # Unchecked: every term is an int16 slot or an allowance below
-            # 2**16, far from the int256 limits.
-            assert (
-                abs(unsafe_sub(n, c)) <= per_update
-            ), "governor: shock moves too fast per update"
-            assert n >= unsafe_sub(high, per_window) and n <= unsafe_add(
-                low, per_window
-            ), "governor: shock moves too fast per window"
-            assert n <= unsafe_add(max(low, 0), step) and n >= unsafe_sub(
-                min(high, 0), step
-            ), "governor: shock beyond the MM step"
-            low = min(low, n)
-            high = max(high, n)
-        at: uint256 = unsafe_mul(16, k)
-        out_lo |= (convert(convert(low, bytes32), uint256) & MASK16) << at
-        out_hi |= (convert(convert(high, bytes32), uint256) & MASK16) << at
-    assert -worst_down >= convert(
-        (bounds >> 96) & MASK16, int256
-    ) and worst_up >= convert(
-        (bounds >> 112) & MASK16, int256
+    nb: uint256 = new ^ BIAS16
+    cb: uint256 = current ^ BIAS16
+    lb: uint256 = lo ^ BIAS16
+    hb: uint256 = hi ^ BIAS16
+    n0: uint256 = nb & LANES
+    n1: uint256 = (nb >> 16) & LANES
+    c0: uint256 = cb & LANES
+    c1: uint256 = (cb >> 16) & LANES
+    # The bucket's lowest and highest values include what the engine holds.
+    l0: uint256 = self._lane_min(lb & LANES, c0)
+    l1: uint256 = self._lane_min((lb >> 16) & LANES, c1)
+    h0: uint256 = self._lane_max(hb & LANES, c0)
+    h1: uint256 = self._lane_max((hb >> 16) & LANES, c1)
+
+    # Bounds, every slot.
+    down: uint256 = unsafe_mul(
+        32768 - ((bounds >> 64) & MASK16), ONES
+    )  # -shock_down_max, biased
+    up: uint256 = unsafe_mul(32768 + ((bounds >> 80) & MASK16), ONES)
+    assert (
+        self._le(down, n0)
+        & self._le(n0, up)
+        & self._le(down, n1)
+        & self._le(n1, up)
+        == GUARD
+    ), "governor: shock out of bounds"
+
+    # Allowances: uniform per asset, from its largest |shock| (see above).
+    m: uint256 = self._row_max(c0, c1)
+    row_base: uint256 = min(base, m)
+    au: uint256 = unsafe_mul(
+        convert(self._allowance(convert(m, int256), lim.update_rate), uint256),
+        ONES,
+    )
+    aw: uint256 = unsafe_mul(
+        convert(
+            self._allowance(convert(row_base, int256), lim.window_rate),
+            uint256,
+        ),
+        ONES,
+    )
+    # Per update, every slot (an unchanged slot meets it trivially).
+    # Unchecked lane sums below stay under 2**17 (see the layout above).
+    assert (
+        self._le(n0, unsafe_add(c0, au))
+        & self._le(c0, unsafe_add(n0, au))
+        & self._le(n1, unsafe_add(c1, au))
+        & self._le(c1, unsafe_add(n1, au))
+        == GUARD
+    ), "governor: shock moves too fast per update"
+    # Per bucket and the MM budget: changed slots only (an unchanged one may
+    # hold an owner's value outside them).
+    ch0: uint256 = self._changed(n0, c0)
+    ch1: uint256 = self._changed(n1, c1)
+    assert (
+        ch0
+        & ~(self._le(h0, unsafe_add(n0, aw)) & self._le(n0, unsafe_add(l0, aw)))
+        | ch1
+        & ~(self._le(h1, unsafe_add(n1, aw)) & self._le(n1, unsafe_add(l1, aw)))
+        == 0
+    ), "governor: shock moves too fast per window"
+    step: uint256 = unsafe_mul(lim.mm_step_bps, ONES)
+    assert (
+        ch0
+        & ~(
+            self._le(n0, unsafe_add(self._lane_max(l0, ZERO), step))
+            & self._le(self._lane_min(h0, ZERO), unsafe_add(n0, step))
+        )
+        | ch1
+        & ~(
+            self._le(n1, unsafe_add(self._lane_max(l1, ZERO), step))
+            & self._le(self._lane_min(h1, ZERO), unsafe_add(n1, step))
+        )
+        == 0
+    ), "governor: shock beyond the MM step"
+
+    # The scenario set keeps its worst moves (0 counts as neither).
+    worst_down: uint256 = min(self._fold_min(self._lane_min(n0, n1)), 32768)
+    worst_up: uint256 = max(self._fold_max(self._lane_max(n0, n1)), 32768)
+    assert worst_down + ((bounds >> 96) & MASK16) <= 32768 and (
+        worst_up >= 32768 + ((bounds >> 112) & MASK16)
     ), "governor: shocks below floor"
-    return out_lo, out_hi, convert(min(row_base, m_new), uint256)
+
+    new_lo: uint256 = (
+        self._lane_min(l0, n0) | (self._lane_min(l1, n1) << 16)
+    ) ^ BIAS16
+    new_hi: uint256 = (
+        self._lane_max(h0, n0) | (self._lane_max(h1, n1) << 16)
+    ) ^ BIAS16
+    return new_lo, new_hi, min(row_base, self._row_max(n0, n1))
+
+
+@internal
+@pure
+def _le(a: uint256, b: uint256) -> uint256:
+    """
+    @dev GUARD bits of the lanes where a <= b (lane values below 2**17).
+    """
+    # Unchecked: every lane of b | GUARD exceeds the same lane of a, so no
+    # borrow crosses a lane and the difference is positive.
+    return unsafe_sub(b | GUARD, a) & GUARD
+
+
+@internal
+@pure
+def _lane_mask(g: uint256) -> uint256:
+    """
+    @dev GUARD bits -> whole-lane masks (0 or 2**17 - 1 per lane).
+    """
+    # Unchecked: (g >> 17) holds 0 or 1 per lane; times 2**17 - 1 stays in
+    # the lane.
+    return unsafe_mul(g >> 17, LANE17_0)
+
+
+@internal
+@pure
+def _lane_min(a: uint256, b: uint256) -> uint256:
+    m: uint256 = self._lane_mask(self._le(a, b))
+    return (a & m) | (b & (LANE17 ^ m))
+
+
+@internal
+@pure
+def _lane_max(a: uint256, b: uint256) -> uint256:
+    m: uint256 = self._lane_mask(self._le(a, b))
+    return (b & m) | (a & (LANE17 ^ m))
+
+
+@internal
+@pure
+def _fold_max(x: uint256) -> uint256:
+    """
+    @dev The largest of the 8 lanes (lanes shifted in from above are zero
+         and never reach lane 0 before the lanes they replace).
+    """
+    y: uint256 = self._lane_max(x, x >> 128)
+    y = self._lane_max(y, y >> 64)
+    return self._lane_max(y, y >> 32) & LANE17_0
+
+
+@internal
+@pure
+def _fold_min(x: uint256) -> uint256:
+    y: uint256 = self._lane_min(x, x >> 128)
+    y = self._lane_min(y, y >> 64)
+    return self._lane_min(y, y >> 32) & LANE17_0
+
+
+@internal
+@pure
+def _changed(a: uint256, b: uint256) -> uint256:
+    """
+    @dev GUARD bits of the lanes where a != b (16-bit lane values).
+    """
+    # Unchecked: a ^ b < 2**16 per lane, plus 2**16 - 1 stays below 2**17.
+    return (unsafe_add(a ^ b, LANES) & (ONES << 16)) << 1
+
+
+@internal
+@pure
+def _row_max(half0: uint256, half1: uint256) -> uint256:
+    """
+    @dev The largest |shock| of a split biased word: |s| is
+         max(u, 2**16 - u) - 2**15 for the biased u = s + 2**15.
+    """
+    # Unchecked: 2**16 - u >= 1 per lane, and the max is >= 2**15.
+    a0: uint256 = unsafe_sub(
+        self._lane_max(half0, unsafe_sub(TWO_HALF, half0)), HALF_LANES
+    )
+    a1: uint256 = unsafe_sub(
+        self._lane_max(half1, unsafe_sub(TWO_HALF, half1)), HALF_LANES
+    )
+    return self._fold_max(self._lane_max(a0, a1))
 
 
 @internal
@@ -1263,14 +1409,14 @@ def _slot(word: uint256, k: uint256) -> int256:
 
 @internal
 @pure
-def _row_max(word: uint256) -> int256:
+def _word_max(word: uint256) -> int256:
     """
     @dev The largest |shock| of a packed word, bps.
     """
-    m: int256 = 0
-    for k: uint256 in range(constants.MAX_SCENARIOS):
-        m = max(m, abs(self._slot(word, k)))
-    return m
+    biased: uint256 = word ^ BIAS16
+    return convert(
+        self._row_max(biased & LANES, (biased >> 16) & LANES), int256
+    )
 
 
 @internal

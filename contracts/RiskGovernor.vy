@@ -1109,40 +1109,54 @@ def _check_shocks(
          order-preserving unsigned value) and split into its even and odd
          slots, 8 lanes of 32 bits each: every lane value stays below 2**17
          (a biased slot plus an allowance or step <= 2**15), so bit 17 of a
-         lane is a guard no carry or borrow crosses.
+         lane is a guard no carry or borrow crosses. The lane operations
+         (comparisons written out, min / max in `_lane_min` / `_lane_max`):
+           a <= b, per lane:  unsafe_sub(b | GUARD, a) & GUARD; every lane
+             of b | GUARD exceeds a's, so no borrow crosses a lane;
+           whole-lane mask:   (that >> 17) * (2**17 - 1): 0 or 1 per lane
+             times a lane-sized constant stays in the lane;
+           min / max:         (a & m) | (b & (LANE17 ^ m)) and its mirror.
     """
     nb: uint256 = new ^ BIAS16
     cb: uint256 = current ^ BIAS16
-    lb: uint256 = lo ^ BIAS16
-    hb: uint256 = hi ^ BIAS16
     n0: uint256 = nb & LANES
     n1: uint256 = (nb >> 16) & LANES
     c0: uint256 = cb & LANES
     c1: uint256 = (cb >> 16) & LANES
     # The bucket's lowest and highest values include what the engine holds.
-    l0: uint256 = self._lane_min(lb & LANES, c0)
-    l1: uint256 = self._lane_min((lb >> 16) & LANES, c1)
-    h0: uint256 = self._lane_max(hb & LANES, c0)
-    h1: uint256 = self._lane_max((hb >> 16) & LANES, c1)
+    t: uint256 = lo ^ BIAS16
+    a: uint256 = t & LANES
+    l0: uint256 = self._lane_min(a, c0)
+    a = (t >> 16) & LANES
+    l1: uint256 = self._lane_min(a, c1)
+    t = hi ^ BIAS16
+    a = t & LANES
+    h0: uint256 = self._lane_max(a, c0)
+    a = (t >> 16) & LANES
+    h1: uint256 = self._lane_max(a, c1)
 
-    # Bounds, every slot.
+    # Bounds, every slot. Broadcasts here and below (unchecked x * ONES) are
+    # of values below 2**16 (bounds, allowances <= 2**15, the step <= 10**4):
+    # each copy stays in its lane.
     down: uint256 = unsafe_mul(
         32768 - ((bounds >> 64) & MASK16), ONES
     )  # -shock_down_max, biased
     up: uint256 = unsafe_mul(32768 + ((bounds >> 80) & MASK16), ONES)
     assert (
-        self._le(down, n0)
-        & self._le(n0, up)
-        & self._le(down, n1)
-        & self._le(n1, up)
+        (unsafe_sub(n0 | GUARD, down) & GUARD)
+        & (unsafe_sub(up | GUARD, n0) & GUARD)
+        & (unsafe_sub(n1 | GUARD, down) & GUARD)
+        & (unsafe_sub(up | GUARD, n1) & GUARD)
         == GUARD
     ), "governor: shock out of bounds"
 
     # Allowances: uniform per asset, from its largest |shock| (see above).
-    m: uint256 = self._row_max(c0, c1)
-    row_base: uint256 = min(base, m)
+    row: uint256 = self._row_max(c0, c1)
+    row_base: uint256 = min(base, row)
     au: uint256 = unsafe_mul(
-        convert(self._allowance(convert(m, int256), lim.update_rate), uint256),
+        convert(
+            self._allowance(convert(row, int256), lim.update_rate), uint256
+        ),
         ONES,
     )
     aw: uint256 = unsafe_mul(
@@ -1153,137 +1167,152 @@ def _check_shocks(
         ONES,
     )
     # Per update, every slot (an unchanged slot meets it trivially).
-    # Unchecked lane sums below stay under 2**17 (see the layout above).
+    # Unchecked lane sums here and below stay under 2**17 (see the layout).
+    x: uint256 = unsafe_add(c0, au)
+    y: uint256 = unsafe_add(n0, au)
+    z: uint256 = unsafe_add(c1, au)
+    w: uint256 = unsafe_add(n1, au)
     assert (
-        self._le(n0, unsafe_add(c0, au))
-        & self._le(c0, unsafe_add(n0, au))
-        & self._le(n1, unsafe_add(c1, au))
-        & self._le(c1, unsafe_add(n1, au))
+        (unsafe_sub(x | GUARD, n0) & GUARD)
+        & (unsafe_sub(y | GUARD, c0) & GUARD)
+        & (unsafe_sub(z | GUARD, n1) & GUARD)
+        & (unsafe_sub(w | GUARD, c1) & GUARD)
         == GUARD
     ), "governor: shock moves too fast per update"
     # Per bucket and the MM budget: changed slots only (an unchanged one may
-    # hold an owner's value outside them).
-    ch0: uint256 = self._changed(n0, c0)
-    ch1: uint256 = self._changed(n1, c1)
-    assert (
-        ch0
-        & ~(self._le(h0, unsafe_add(n0, aw)) & self._le(n0, unsafe_add(l0, aw)))
-        | ch1
-        & ~(self._le(h1, unsafe_add(n1, aw)) & self._le(n1, unsafe_add(l1, aw)))
-        == 0
-    ), "governor: shock moves too fast per window"
-    step: uint256 = unsafe_mul(lim.mm_step_bps, ONES)
+    # hold an owner's value outside them). a ^ b < 2**16 per lane, plus
+    # 2**16 - 1 stays below 2**17: bit 16 is set iff the slots differ.
+    ch0: uint256 = (unsafe_add(n0 ^ c0, LANES) & (ONES << 16)) << 1
+    ch1: uint256 = (unsafe_add(n1 ^ c1, LANES) & (ONES << 16)) << 1
+    x = unsafe_add(n0, aw)
+    y = unsafe_add(l0, aw)
+    z = unsafe_add(n1, aw)
+    w = unsafe_add(l1, aw)
     assert (
         ch0
         & ~(
-            self._le(n0, unsafe_add(self._lane_max(l0, ZERO), step))
-            & self._le(self._lane_min(h0, ZERO), unsafe_add(n0, step))
+            (unsafe_sub(x | GUARD, h0) & GUARD)
+            & (unsafe_sub(y | GUARD, n0) & GUARD)
         )
         | ch1
         & ~(
-            self._le(n1, unsafe_add(self._lane_max(l1, ZERO), step))
-            & self._le(self._lane_min(h1, ZERO), unsafe_add(n1, step))
+            (unsafe_sub(z | GUARD, h1) & GUARD)
+            & (unsafe_sub(w | GUARD, n1) & GUARD)
+        )
+        == 0
+    ), "governor: shock moves too fast per window"
+    step: uint256 = unsafe_mul(lim.mm_step_bps, ONES)
+    x = self._lane_max(l0, ZERO)
+    y = self._lane_min(h0, ZERO)
+    z = self._lane_max(l1, ZERO)
+    w = self._lane_min(h1, ZERO)
+    x = unsafe_add(x, step)
+    z = unsafe_add(z, step)
+    t = unsafe_add(n0, step)
+    a = unsafe_add(n1, step)
+    assert (
+        ch0
+        & ~(
+            (unsafe_sub(x | GUARD, n0) & GUARD)
+            & (unsafe_sub(t | GUARD, y) & GUARD)
+        )
+        | ch1
+        & ~(
+            (unsafe_sub(z | GUARD, n1) & GUARD)
+            & (unsafe_sub(a | GUARD, w) & GUARD)
         )
         == 0
     ), "governor: shock beyond the MM step"
 
     # The scenario set keeps its worst moves (0 counts as neither).
-    worst_down: uint256 = min(self._fold_min(self._lane_min(n0, n1)), 32768)
-    worst_up: uint256 = max(self._fold_max(self._lane_max(n0, n1)), 32768)
-    assert worst_down + ((bounds >> 96) & MASK16) <= 32768 and (
-        worst_up >= 32768 + ((bounds >> 112) & MASK16)
+    worst_down: uint256 = 0
+    worst_up: uint256 = 0
+    worst_down, worst_up = self._extremes(n0, n1)
+    assert min(worst_down, 32768) + ((bounds >> 96) & MASK16) <= 32768 and (
+        max(worst_up, 32768) >= 32768 + ((bounds >> 112) & MASK16)
     ), "governor: shocks below floor"
 
-    new_lo: uint256 = (
-        self._lane_min(l0, n0) | (self._lane_min(l1, n1) << 16)
-    ) ^ BIAS16
-    new_hi: uint256 = (
-        self._lane_max(h0, n0) | (self._lane_max(h1, n1) << 16)
-    ) ^ BIAS16
-    return new_lo, new_hi, min(row_base, self._row_max(n0, n1))
-
-
-@internal
-@pure
-def _le(a: uint256, b: uint256) -> uint256:
-    """
-    @dev GUARD bits of the lanes where a <= b (lane values below 2**17).
-    """
-    # Unchecked: every lane of b | GUARD exceeds the same lane of a, so no
-    # borrow crosses a lane and the difference is positive.
-    return unsafe_sub(b | GUARD, a) & GUARD
-
-
-@internal
-@pure
-def _lane_mask(g: uint256) -> uint256:
-    """
-    @dev GUARD bits -> whole-lane masks (0 or 2**17 - 1 per lane).
-    """
-    # Unchecked: (g >> 17) holds 0 or 1 per lane; times 2**17 - 1 stays in
-    # the lane.
-    return unsafe_mul(g >> 17, LANE17_0)
-
-
-@internal
-@pure
-def _lane_min(a: uint256, b: uint256) -> uint256:
-    m: uint256 = self._lane_mask(self._le(a, b))
-    return (a & m) | (b & (LANE17 ^ m))
-
-
-@internal
-@pure
-def _lane_max(a: uint256, b: uint256) -> uint256:
-    m: uint256 = self._lane_mask(self._le(a, b))
-    return (b & m) | (a & (LANE17 ^ m))
-
-
-@internal
-@pure
-def _fold_max(x: uint256) -> uint256:
-    """
-    @dev The largest of the 8 lanes (lanes shifted in from above are zero
-         and never reach lane 0 before the lanes they replace).
-    """
-    y: uint256 = self._lane_max(x, x >> 128)
-    y = self._lane_max(y, y >> 64)
-    return self._lane_max(y, y >> 32) & LANE17_0
-
-
-@internal
-@pure
-def _fold_min(x: uint256) -> uint256:
-    y: uint256 = self._lane_min(x, x >> 128)
-    y = self._lane_min(y, y >> 64)
-    return self._lane_min(y, y >> 32) & LANE17_0
-
-
-@internal
-@pure
-def _changed(a: uint256, b: uint256) -> uint256:
-    """
-    @dev GUARD bits of the lanes where a != b (16-bit lane values).
-    """
-    # Unchecked: a ^ b < 2**16 per lane, plus 2**16 - 1 stays below 2**17.
-    return (unsafe_add(a ^ b, LANES) & (ONES << 16)) << 1
+    x = self._lane_min(l0, n0)
+    y = self._lane_min(l1, n1)
+    z = self._lane_max(h0, n0)
+    w = self._lane_max(h1, n1)
+    return (x | (y << 16)) ^ BIAS16, (z | (w << 16)) ^ BIAS16, min(
+        row_base, self._row_max(n0, n1)
+    )
 
 
 @internal
 @pure
 def _row_max(half0: uint256, half1: uint256) -> uint256:
     """
-    @dev The largest |shock| of a split biased word: |s| is
-         max(u, 2**16 - u) - 2**15 for the biased u = s + 2**15.
+    @dev The largest |shock| of a split biased word (lanes as in
+         `_check_shocks`): |s| is max(u, 2**16 - u) - 2**15 for the biased
+         u = s + 2**15, then the largest lane. Folding the upper lanes down
+         shifts zeros into lanes that never reach lane 0 again.
     """
     # Unchecked: 2**16 - u >= 1 per lane, and the max is >= 2**15.
-    a0: uint256 = unsafe_sub(
-        self._lane_max(half0, unsafe_sub(TWO_HALF, half0)), HALF_LANES
-    )
-    a1: uint256 = unsafe_sub(
-        self._lane_max(half1, unsafe_sub(TWO_HALF, half1)), HALF_LANES
-    )
-    return self._fold_max(self._lane_max(a0, a1))
+    r: uint256 = unsafe_sub(TWO_HALF, half0)
+    a0: uint256 = self._lane_max(half0, r)
+    a0 = unsafe_sub(a0, HALF_LANES)
+    r = unsafe_sub(TWO_HALF, half1)
+    a1: uint256 = self._lane_max(half1, r)
+    a1 = unsafe_sub(a1, HALF_LANES)
+    x: uint256 = self._lane_max(a0, a1)
+    y: uint256 = 0
+    y = x >> 128
+    x = self._lane_max(x, y)
+    y = x >> 64
+    x = self._lane_max(x, y)
+    y = x >> 32
+    x = self._lane_max(x, y)
+    return x & LANE17_0
+
+
+@internal
+@pure
+def _extremes(half0: uint256, half1: uint256) -> (uint256, uint256):
+    """
+    @dev The least and the largest biased slot of a split word (lanes as in
+         `_check_shocks`; folding as in `_row_max`).
+    """
+    lo: uint256 = self._lane_min(half0, half1)
+    hi: uint256 = self._lane_max(half0, half1)
+    y: uint256 = 0
+    y = lo >> 128
+    lo = self._lane_min(lo, y)
+    y = lo >> 64
+    lo = self._lane_min(lo, y)
+    y = lo >> 32
+    lo = self._lane_min(lo, y)
+    y = hi >> 128
+    hi = self._lane_max(hi, y)
+    y = hi >> 64
+    hi = self._lane_max(hi, y)
+    y = hi >> 32
+    hi = self._lane_max(hi, y)
+    return lo & LANE17_0, hi & LANE17_0
+
+
+@internal
+@pure
+def _lane_min(a: uint256, b: uint256) -> uint256:
+    """
+    @dev Lane-wise min (lanes as in `_check_shocks`).
+    """
+    # Unchecked: see the lane operations of `_check_shocks`.
+    m: uint256 = unsafe_mul((unsafe_sub(b | GUARD, a) & GUARD) >> 17, LANE17_0)
+    return (a & m) | (b & (LANE17 ^ m))
+
+
+@internal
+@pure
+def _lane_max(a: uint256, b: uint256) -> uint256:
+    """
+    @dev Lane-wise max (lanes as in `_check_shocks`).
+    """
+    # Unchecked: see the lane operations of `_check_shocks`.
+    m: uint256 = unsafe_mul((unsafe_sub(b | GUARD, a) & GUARD) >> 17, LANE17_0)
+    return (b & m) | (a & (LANE17 ^ m))
 
 
 @internal

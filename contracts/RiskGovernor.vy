@@ -7,32 +7,40 @@
         discount curve, with a nonce and a deadline); anyone but a signer
         relays it with M distinct valid signatures, sorted by signer address.
         The governor is the engine's `risk_manager` and the liquidation
-        engine's risk manager; it sets nothing the owner has not bounded:
+        engine's risk manager; it sets nothing the owner has not bounded.
+        Time is cut into buckets `[k * window, (k + 1) * window)`; per asset
+        the governor records the lowest and highest value each governed
+        slot held in the current bucket:
           - bounds: every value stays inside the owner's floors and caps;
-          - tightening (larger |shock| in its direction, larger floor, haircut,
-            IM multiplier, discounts) applies at once, except that a shock,
-            floor or haircut moves at most `mm_step_bps` per update: beyond
-            it the signed value becomes a ramp target reached linearly over
-            `ramp_duration` through `poke` (MM rises gradually, IM at once);
-          - loosening is limited per update (`update_rate` of the current
-            value) and per rolling window (`window_rate` of the tightest value
-            held in the current and previous `window`-long bucket, so of
-            every value held in the last `window` seconds).
-        See docs/ARCHITECTURE.md, "Signed risk updates: bounds policy".
-@custom:security A stolen signer key, or M of them, can only tighten within
-        the caps or loosen at the rate; the owner sets bounds and rates and
-        manages signers (it must be a timelocked multisig). Replay: the
-        EIP-712 domain binds chain id and this contract, and the contract is
-        bound to one engine; nonces are sequential. Signatures: 65 bytes,
-        low-s (snekmate ecdsa), strictly increasing signer addresses, so no
-        signer counts twice; removing a signer voids its pending signatures.
+          - shocks: no change of one shock slot is tightening (it lowers the
+            worst loss of a book hedged against it), so every shock moves at
+            most `max(floor(m * update_rate), 1)` bps from the current value
+            (m: the asset's largest |shock| now) and at most
+            `max(floor(M * window_rate), 1)` bps from every value it held in
+            the bucket (M: the least such m held in the bucket), and its
+            magnitude at most `mm_step_bps` beyond the least tight value it
+            held in the bucket;
+          - floor rate and haircut: raising one raises every book's MM or
+            lowers its equity, so it is tightening: at once up to
+            `mm_step_bps` above the lowest value held in the bucket, the rest
+            a ramp (`poke`); lowering one is limited by `update_rate` of the
+            current value and `window_rate` of the highest held;
+          - IM multiplier and discounts: raising applies at once, lowering as
+            for floor rates.
+        Every check starts from the value the engine (or the liquidation
+        engine) holds now, never from a record of this contract. See
+        docs/ARCHITECTURE.md, "Signed risk updates: bounds policy".
+@custom:security A stolen signer key, or M of them, can move parameters only
+        at the rates above; the owner sets bounds and rates and manages
+        signers (it must be a timelocked multisig). Replay: the EIP-712
+        domain binds chain id and this contract, and the contract is bound to
+        one engine; nonces are sequential. Signatures: 65 bytes, low-s
+        (snekmate ecdsa), strictly increasing signer addresses, so no signer
+        counts twice; removing a signer voids its pending signatures.
         Pause: the guardian (or the owner) calls `pause`; only the owner
-        `unpause`s. Paused, neither `submit` nor `poke` runs.
-        Desynchronisation: shocks are read from the engine at each update;
-        floors, haircuts, the IM multiplier and the discount curve are this
-        contract's record of what it set. After setting one of them directly
-        on the engine or the liquidation engine, the owner calls `sync_asset`
-        / `sync_global`, which also re-anchors the rate limits there.
+        `unpause`s. Paused, neither `submit` nor `poke` runs. An owner's
+        direct change on the engine (an emergency override) is the base of
+        the next update and is never overwritten by a ramp's `poke`.
 """
 
 from snekmate.auth import ownable
@@ -44,7 +52,6 @@ from interfaces import ILiquidations
 from interfaces import IRiskEngine
 
 import constants
-import fixed_math
 
 initializes: ownable
 initializes: ownable_2step[ownable := ownable]
@@ -62,28 +69,47 @@ UPDATE_TYPEHASH: constant(bytes32) = keccak256(
     "RiskUpdate(uint256[] assets,uint256[] shocks,uint256[] floors,uint256[] haircuts,uint256 im_multiplier,uint256 min_discount,uint256 max_discount,uint256 nonce,uint256 deadline)"
 )
 MAX_SIGNERS: constant(uint256) = 16
-# Per asset, the governed values in one array: 16 shocks, then floor and
-# haircut (all bps; larger |value| in its sign's direction is tighter).
+# Per asset in the views: 16 shocks, then floor and haircut (bps).
 SLOTS: constant(uint256) = 18
 FLOOR: constant(uint256) = 16
 HAIRCUT: constant(uint256) = 17
 # Global values: IM multiplier, min and max discount (WAD).
 GLOBALS: constant(uint256) = 3
 MASK16: constant(uint256) = 2**16 - 1
+MASK32: constant(uint256) = 2**32 - 1
 MASK40: constant(uint256) = 2**40 - 1
 MASK64: constant(uint256) = 2**64 - 1
-# asset_state: floor | haircut | prev floor | prev haircut | bucket floor |
-# bucket haircut (16 bits each) | bucket start (40 bits).
-BUCKET_SHIFT: constant(uint256) = 96
+# SWAR (see _check_shocks): 8 lanes of 32 bits.
+ONES: constant(uint256) = max_value(uint256) // (2**32 - 1)
+LANES: constant(uint256) = ONES * (2**16 - 1)
+GUARD: constant(uint256) = ONES << 17
+LANE17: constant(uint256) = ONES * (2**17 - 1)
+LANE17_0: constant(uint256) = 2**17 - 1
+ZERO: constant(uint256) = ONES * 2**15  # a biased zero in every lane
+HALF_LANES: constant(uint256) = ONES * 2**15
+TWO_HALF: constant(uint256) = ONES * 2**16
+# XOR with a packed int16 word: every slot s becomes s + 2**15 (order kept).
+BIAS16: constant(uint256) = max_value(uint256) // (2**16 - 1) * 2**15
+# asset_state: the owner's bounds (8 x 16 bits, see AssetBounds) | CONFIGURED
+# | RAMP_BIT | bucket start (40) | floor low | floor high | haircut low |
+# haircut high | row base (16 bits each; see `asset_state`).
+BOUNDS_MASK: constant(uint256) = 2**128 - 1
+CONFIGURED: constant(uint256) = 1 << 128
+RAMP_BIT: constant(uint256) = 1 << 129
+BUCKET_SHIFT: constant(uint256) = 136
+FLOOR_LO_SHIFT: constant(uint256) = 176
+FLOOR_HI_SHIFT: constant(uint256) = 192
+HAIRCUT_LO_SHIFT: constant(uint256) = 208
+HAIRCUT_HI_SHIFT: constant(uint256) = 224
+BASE_SHIFT: constant(uint256) = 240
 # global_state: IM | min discount | max discount (64 bits each) | bucket start.
 GLOBAL_BUCKET_SHIFT: constant(uint256) = 192
-# asset_state bit set while the asset has a pending ramp.
-RAMP_BIT: constant(uint256) = 1 << 136
-# bounds_word: 8 x 16 bits (see AssetBounds), then the "configured" bit.
-CONFIGURED: constant(uint256) = 1 << 128
-# ramp_word: from floor | from haircut | to floor | to haircut | start | end.
-RAMP_START_SHIFT: constant(uint256) = 64
-RAMP_END_SHIFT: constant(uint256) = 104
+# ramp_word: origin floor | origin haircut | target floor | target haircut |
+# floor written | haircut written (16 bits each) | start | end (40 bits each).
+RAMP_TARGET_SHIFT: constant(uint256) = 32
+RAMP_WRITTEN_SHIFT: constant(uint256) = 64
+RAMP_START_SHIFT: constant(uint256) = 96
+RAMP_END_SHIFT: constant(uint256) = 136
 # The engine's packed asset word (ledger.vy): floor and haircut rates, bps.
 ENGINE_FLOOR_SHIFT: constant(uint256) = 200
 ENGINE_HAIRCUT_SHIFT: constant(uint256) = 216
@@ -107,11 +133,11 @@ struct RiskUpdate:
 
 
 struct Limits:
-    window: uint256  # rolling window, seconds
-    window_rate: uint256  # max loosening per window, WAD fraction
-    update_rate: uint256  # max loosening per update, WAD fraction
-    mm_step_bps: uint256  # max immediate rise of a shock, floor or haircut
-    ramp_duration: uint256  # seconds for a ramp to reach its target
+    window: uint256  # bucket length, seconds
+    window_rate: uint256  # max move per bucket, WAD fraction
+    update_rate: uint256  # max move per update, WAD fraction
+    mm_step_bps: uint256  # MM budget per bucket: shock magnitude, floor, haircut
+    ramp_duration: uint256  # seconds for a floor / haircut ramp to reach its target
 
 
 struct AssetBounds:
@@ -135,16 +161,28 @@ struct GlobalBounds:
 
 
 struct AssetView:
-    current: int256[SLOTS]  # what the engine holds (shocks) / was set
-    reference: int256[SLOTS]  # tightest value held in the rolling window
-    ramp_target: int256[SLOTS]  # zeros when no ramp
+    current: int256[SLOTS]  # what the engine holds now
+    low: int256[
+        SLOTS
+    ]  # lowest value held in the current bucket (current included)
+    high: int256[SLOTS]  # highest value held in the current bucket
+    update_allowance: uint256  # bps a shock may move from `current` in one update
+    window_allowance: uint256  # bps a shock may move from any value in [low, high]
+    ramp_target: int256[
+        SLOTS
+    ]  # current shocks, floor and haircut targets; zeros: no ramp
     ramp_start: uint256
     ramp_end: uint256  # 0 when no ramp
 
 
 struct GlobalView:
-    current: uint256[GLOBALS]  # IM multiplier, min and max discount
-    reference: uint256[GLOBALS]
+    current: uint256[
+        GLOBALS
+    ]  # IM multiplier, min and max discount the engines hold
+    reference: uint256[GLOBALS]  # highest value held in the current bucket
+    recorded: uint256[
+        GLOBALS
+    ]  # last signed: an update restating them changes nothing
 
 
 # The margin engine this governor sets parameters on.
@@ -166,29 +204,27 @@ paused: public(bool)
 # Packed Limits: window (32) | window rate (64) | update rate (64) | mm step
 # (16) | ramp duration (32). One SLOAD per update.
 limits_word: uint256
-# Packed AssetBounds (8 x 16 bits) | CONFIGURED; 0 = asset not governed.
-bounds_word: HashMap[uint256, uint256]
+# Per asset, one word read by every update of it: the owner's bounds, whether
+# it is governed, whether a ramp is pending, the bucket the rest describes,
+# the lowest and highest floor and haircut held in that bucket, and the row
+# base: the least "largest |shock| of the asset" held in it (the scale of the
+# per-bucket shock allowance).
+asset_state: HashMap[uint256, uint256]
+# Per asset: lowest and highest value of each shock held in the bucket of
+# `asset_state` (16 int16 slots, the engine's packing).
+shock_lo: HashMap[uint256, uint256]
+shock_hi: HashMap[uint256, uint256]
+# Per asset floor / haircut ramp (0 = none): origin, target, the values the
+# governor last wrote (a `poke` finding others on the engine stops), times.
+ramp_word: HashMap[uint256, uint256]
 # Packed GlobalBounds: IM min | IM max | min-discount min | min-discount max
 # (64 bits each), then max-discount min | max-discount max.
 global_bounds_word: uint256[2]
-# Per asset: the record of floor and haircut, their rolling-window
-# references, the start of the current bucket (see BUCKET_SHIFT) and
-# RAMP_BIT.
-asset_state: HashMap[uint256, uint256]
-# Per asset: tightest shocks held in the previous bucket (packed int16).
-shock_prev: HashMap[uint256, uint256]
-# Per asset: tightest shocks held in the current bucket (packed int16).
-shock_bucket: HashMap[uint256, uint256]
-# Per asset ramp: shocks at the start, shocks at the end, and the packed
-# floor / haircut ends and times (0 = no ramp).
-ramp_from: HashMap[uint256, uint256]
-ramp_to: HashMap[uint256, uint256]
-ramp_word: HashMap[uint256, uint256]
-# Record of IM multiplier | min discount | max discount | bucket start.
+# The global values last signed (IM | min | max discount) and the bucket
+# `global_high` describes. An update restating them changes nothing.
 global_state: uint256
-# Tightest global values held in the previous / current bucket.
-global_prev: uint256
-global_bucket: uint256
+# The highest IM multiplier, min and max discount held in that bucket.
+global_high: uint256
 
 
 event SignerAdded:
@@ -241,7 +277,6 @@ event RiskUpdateApplied:
 
 event RampStarted:
     asset: indexed(uint256)
-    shocks: uint256
     floor_bps: uint256
     haircut_bps: uint256
     end: uint256
@@ -250,6 +285,12 @@ event RampStarted:
 event RampPoked:
     asset: indexed(uint256)
     done: bool
+
+
+event RampCancelled:
+    asset: indexed(
+        uint256
+    )  # the engine holds values the governor did not write
 
 
 @deploy
@@ -355,7 +396,7 @@ def unpause():
 def set_limits(limits_: Limits):
     """
     @notice Rate limits and ramp. Owner only.
-    @dev Changing `window` renumbers the buckets: every reference restarts
+    @dev Changing `window` renumbers the buckets: every record restarts
          from the values held at the next update (a loosening opportunity
          only the owner can create).
     """
@@ -367,8 +408,8 @@ def set_limits(limits_: Limits):
 def set_asset_bounds(asset: uint256, bounds: AssetBounds):
     """
     @notice Floors and caps of an asset's governed values, bps; the asset is
-            governed from now on. Also re-reads its floor and haircut from
-            the engine (`sync_asset`). Owner only.
+            governed from now on. Restarts its bucket record from the values
+            the engine holds and drops its ramp (`sync_asset`). Owner only.
     """
     ownable._check_owner()
     assert (
@@ -387,7 +428,7 @@ def set_asset_bounds(asset: uint256, bounds: AssetBounds):
         bounds.shock_up_min <= bounds.shock_up_max
         and bounds.shock_up_max <= 32767
     ), "governor: bad shock bounds"
-    self.bounds_word[asset] = (
+    packed: uint256 = (
         bounds.floor_min
         | (bounds.floor_max << 16)
         | (bounds.haircut_min << 32)
@@ -396,10 +437,9 @@ def set_asset_bounds(asset: uint256, bounds: AssetBounds):
         | (bounds.shock_up_max << 80)
         | (bounds.shock_down_min << 96)
         | (bounds.shock_up_min << 112)
-        | CONFIGURED
     )
     log AssetBoundsSet(asset=asset, bounds=bounds)
-    self._sync_asset(asset)
+    self._sync_asset(asset, packed)
 
 
 @external
@@ -436,21 +476,22 @@ def set_global_bounds(bounds: GlobalBounds):
 @external
 def sync_asset(asset: uint256):
     """
-    @notice Re-read an asset's floor and haircut from the engine, restart its
-            rolling-window references from the values it holds and drop its
-            ramp. For after the owner set them on the engine directly.
-            Owner only.
+    @notice Restart an asset's bucket record from the values the engine holds
+            and drop its ramp. Not needed for correctness (every update starts
+            from the engine's values); it forgets what the asset held earlier
+            in the bucket. Owner only.
     """
     ownable._check_owner()
-    self._check_configured(self.bounds_word[asset])
-    self._sync_asset(asset)
+    st: uint256 = self.asset_state[asset]
+    self._check_configured(st)
+    self._sync_asset(asset, st & BOUNDS_MASK)
 
 
 @external
 def sync_global():
     """
-    @notice Re-read the IM multiplier and the discount curve and restart
-            their references. Owner only.
+    @notice Restart the record of the IM multiplier and the discount curve
+            from the values the engines hold. Owner only.
     """
     ownable._check_owner()
     self._sync_global()
@@ -467,8 +508,9 @@ def submit(update: RiskUpdate, signatures: DynArray[Bytes[65], MAX_SIGNERS]):
             sorted by signer address. Any caller but a signer (signer keys
             and relayer keys are different keys).
     @dev Checks every signed value against its bounds and the rate limits,
-         then sets the engine and the liquidation engine. Assets not listed
-         in the update keep their values (and their pending ramps).
+         starting from what the engines hold now, records the bucket's
+         lows and highs, then sets the engine and the liquidation engine.
+         Assets not listed in the update keep their values and ramps.
     """
     assert not self.paused, "governor: paused"
     assert not self.is_signer[msg.sender], "governor: signer cannot relay"
@@ -512,47 +554,102 @@ def submit(update: RiskUpdate, signatures: DynArray[Bytes[65], MAX_SIGNERS]):
 @nonreentrant
 def poke(asset: uint256):
     """
-    @notice Move an asset's ramp forward: shocks, floor and haircut go
-            linearly from where the update left them to its signed target,
-            reached at the ramp's end. Anyone.
+    @notice Move an asset's floor / haircut ramp forward: linearly from where
+            the update left them to the signed target at the ramp's end,
+            within the bucket's MM budget (`mm_step_bps` above the lowest
+            value held in the bucket). Anyone. When the engine holds values
+            the governor did not write (the owner set them), the ramp ends
+            and the owner's values stay.
     """
     assert not self.paused, "governor: paused"
     rw: uint256 = self.ramp_word[asset]
     assert rw != 0, "governor: no ramp"
+    st: uint256 = self.asset_state[asset]
+    aw: uint256 = staticcall engine.asset_word(asset)
+    cur_floor: int256 = convert((aw >> ENGINE_FLOOR_SHIFT) & MASK16, int256)
+    cur_haircut: int256 = convert((aw >> ENGINE_HAIRCUT_SHIFT) & MASK16, int256)
+    if cur_floor != convert(
+        (rw >> RAMP_WRITTEN_SHIFT) & MASK16, int256
+    ) or cur_haircut != convert(
+        (rw >> (RAMP_WRITTEN_SHIFT + 16)) & MASK16, int256
+    ):
+        self.ramp_word[asset] = 0
+        self.asset_state[asset] = st & ~RAMP_BIT
+        log RampCancelled(asset=asset)
+        return
+
     ramp_start: uint256 = (rw >> RAMP_START_SHIFT) & MASK40
     ramp_end: uint256 = (rw >> RAMP_END_SHIFT) & MASK40
-    target: int256[SLOTS] = self._unpack(
-        self.ramp_to[asset], (rw >> 32) & MASK16, (rw >> 48) & MASK16
+    target_floor: int256 = convert((rw >> RAMP_TARGET_SHIFT) & MASK16, int256)
+    target_haircut: int256 = convert(
+        (rw >> (RAMP_TARGET_SHIFT + 16)) & MASK16, int256
     )
-    done: bool = block.timestamp >= ramp_end
-    v: int256[SLOTS] = target
-    if not done:
-        origin: int256[SLOTS] = self._unpack(
-            self.ramp_from[asset], rw & MASK16, (rw >> 16) & MASK16
-        )
+    v_floor: int256 = target_floor
+    v_haircut: int256 = target_haircut
+    if block.timestamp < ramp_end:
+        origin_floor: int256 = convert(rw & MASK16, int256)
+        origin_haircut: int256 = convert((rw >> 16) & MASK16, int256)
         elapsed: int256 = convert(block.timestamp - ramp_start, int256)
         duration: int256 = convert(ramp_end - ramp_start, int256)
-        for i: uint256 in range(SLOTS):
-            # Truncation toward zero rounds toward the origin: the ramp never
-            # overshoots and reaches the target exactly at its end.
-            v[i] = origin[i] + (target[i] - origin[i]) * elapsed // duration
-    else:
-        self.ramp_word[asset] = 0
+        # Targets are above their origins: flooring rounds toward the origin,
+        # so the ramp never overshoots and is exact at its end.
+        v_floor = (
+            origin_floor + (target_floor - origin_floor) * elapsed // duration
+        )
+        v_haircut = (
+            origin_haircut
+            + (target_haircut - origin_haircut) * elapsed // duration
+        )
 
     lim: Limits = self._limits()
     start: uint256 = block.timestamp // lim.window * lim.window
-    st: uint256 = self.asset_state[asset]
-    current: int256[SLOTS] = self._unpack(
-        staticcall engine.shock_word(asset), st & MASK16, (st >> 16) & MASK16
+    f_lo: int256 = cur_floor
+    f_hi: int256 = cur_floor
+    h_lo: int256 = cur_haircut
+    h_hi: int256 = cur_haircut
+    base: uint256 = 0
+    if (st >> BUCKET_SHIFT) & MASK40 == start:
+        f_lo = min(self._field(st, FLOOR_LO_SHIFT), cur_floor)
+        f_hi = max(self._field(st, FLOOR_HI_SHIFT), cur_floor)
+        h_lo = min(self._field(st, HAIRCUT_LO_SHIFT), cur_haircut)
+        h_hi = max(self._field(st, HAIRCUT_HI_SHIFT), cur_haircut)
+        base = st >> BASE_SHIFT
+    else:
+        # A new bucket: the shocks' record restarts from the engine too.
+        shocks: uint256 = staticcall engine.shock_word(asset)
+        self.shock_lo[asset] = shocks
+        self.shock_hi[asset] = shocks
+        base = convert(self._word_max(shocks), uint256)
+    # The bucket's MM budget: never above the lowest value held plus the step.
+    step: int256 = convert(lim.mm_step_bps, int256)
+    v_floor = max(min(v_floor, f_lo + step), cur_floor)
+    v_haircut = max(min(v_haircut, h_lo + step), cur_haircut)
+    done: bool = v_floor == target_floor and v_haircut == target_haircut
+
+    new_st: uint256 = self._pack_state(
+        st & (BOUNDS_MASK | CONFIGURED),
+        start,
+        f_lo,
+        max(f_hi, v_floor),
+        h_lo,
+        max(h_hi, v_haircut),
+        base,
     )
-    prev: int256[SLOTS] = empty(int256[SLOTS])
-    bucket: int256[SLOTS] = empty(int256[SLOTS])
-    prev, bucket = self._asset_refs(asset, st, current, start, lim.window)
-    for i: uint256 in range(SLOTS):
-        bucket[i] = self._tightest(bucket[i], v[i])
-    self._store_asset(asset, v, prev, bucket, start, not done)
+    if done:
+        self.ramp_word[asset] = 0
+    else:
+        new_st |= RAMP_BIT
+        self.ramp_word[asset] = (
+            (rw & ~(MASK32 << RAMP_WRITTEN_SHIFT))
+            | (convert(v_floor, uint256) << RAMP_WRITTEN_SHIFT)
+            | (convert(v_haircut, uint256) << (RAMP_WRITTEN_SHIFT + 16))
+        )
+    self.asset_state[asset] = new_st
     log RampPoked(asset=asset, done=done)
-    self._write_engine(asset, current, v)
+    if v_floor != cur_floor or v_haircut != cur_haircut:
+        extcall engine.set_asset_risk(
+            asset, convert(v_floor, uint256), convert(v_haircut, uint256)
+        )
 
 
 # ------------------------------------------------------------------ views
@@ -582,7 +679,7 @@ def asset_bounds(asset: uint256) -> AssetBounds:
     """
     @notice An asset's floors and caps (all zero when not governed).
     """
-    w: uint256 = self.bounds_word[asset]
+    w: uint256 = self.asset_state[asset]
     return AssetBounds(
         floor_min=w & MASK16,
         floor_max=(w >> 16) & MASK16,
@@ -617,30 +714,58 @@ def global_bounds() -> GlobalBounds:
 @view
 def asset_view(asset: uint256) -> AssetView:
     """
-    @notice What an update of `asset` is checked against now: the current
-            values, the rolling-window reference (the tightest value held in
-            the current and previous bucket) and the pending ramp. A keeper
-            loosening a value `x` with reference `r` and current `c` needs
-            `x` within `max(|r| * window_rate, 1)` of `r` and within
-            `max(|c| * update_rate, 1)` of `c`.
+    @notice What an update of `asset` is checked against now (see the
+            contract's notice): the values the engine holds, the lowest and
+            highest held in the current bucket, the shock allowances and the
+            pending ramp. A shock `x` is accepted when
+            `|x - current| <= update_allowance`,
+            `high - window_allowance <= x <= low + window_allowance` and its
+            magnitude is at most `mm_step_bps` beyond the least tight of
+            `low`, `high` (0 if they straddle zero).
     """
     lim: Limits = self._limits()
     start: uint256 = block.timestamp // lim.window * lim.window
     st: uint256 = self.asset_state[asset]
-    current: int256[SLOTS] = self._unpack(
-        staticcall engine.shock_word(asset), st & MASK16, (st >> 16) & MASK16
-    )
-    prev: int256[SLOTS] = empty(int256[SLOTS])
-    bucket: int256[SLOTS] = empty(int256[SLOTS])
-    prev, bucket = self._asset_refs(asset, st, current, start, lim.window)
+    current: uint256 = staticcall engine.shock_word(asset)
+    aw: uint256 = staticcall engine.asset_word(asset)
+    cur_floor: int256 = convert((aw >> ENGINE_FLOOR_SHIFT) & MASK16, int256)
+    cur_haircut: int256 = convert((aw >> ENGINE_HAIRCUT_SHIFT) & MASK16, int256)
+    lo: uint256 = current
+    hi: uint256 = current
     v: AssetView = empty(AssetView)
-    v.current = current
-    for i: uint256 in range(SLOTS):
-        v.reference[i] = self._tightest(prev[i], bucket[i])
+    v.low[FLOOR] = cur_floor
+    v.high[FLOOR] = cur_floor
+    v.low[HAIRCUT] = cur_haircut
+    v.high[HAIRCUT] = cur_haircut
+    m: int256 = self._word_max(current)
+    base: int256 = m
+    if st & CONFIGURED != 0 and (st >> BUCKET_SHIFT) & MASK40 == start:
+        lo = self.shock_lo[asset]
+        hi = self.shock_hi[asset]
+        v.low[FLOOR] = min(self._field(st, FLOOR_LO_SHIFT), cur_floor)
+        v.high[FLOOR] = max(self._field(st, FLOOR_HI_SHIFT), cur_floor)
+        v.low[HAIRCUT] = min(self._field(st, HAIRCUT_LO_SHIFT), cur_haircut)
+        v.high[HAIRCUT] = max(self._field(st, HAIRCUT_HI_SHIFT), cur_haircut)
+        base = min(convert(st >> BASE_SHIFT, int256), m)
+    for k: uint256 in range(constants.MAX_SCENARIOS):
+        c: int256 = self._slot(current, k)
+        v.current[k] = c
+        v.low[k] = min(self._slot(lo, k), c)
+        v.high[k] = max(self._slot(hi, k), c)
+    v.current[FLOOR] = cur_floor
+    v.current[HAIRCUT] = cur_haircut
+    v.update_allowance = convert(self._allowance(m, lim.update_rate), uint256)
+    v.window_allowance = convert(
+        self._allowance(base, lim.window_rate), uint256
+    )
     rw: uint256 = self.ramp_word[asset]
     if rw != 0:
-        v.ramp_target = self._unpack(
-            self.ramp_to[asset], (rw >> 32) & MASK16, (rw >> 48) & MASK16
+        v.ramp_target = v.current
+        v.ramp_target[FLOOR] = convert(
+            (rw >> RAMP_TARGET_SHIFT) & MASK16, int256
+        )
+        v.ramp_target[HAIRCUT] = convert(
+            (rw >> (RAMP_TARGET_SHIFT + 16)) & MASK16, int256
         )
         v.ramp_start = (rw >> RAMP_START_SHIFT) & MASK40
         v.ramp_end = (rw >> RAMP_END_SHIFT) & MASK40
@@ -651,20 +776,24 @@ def asset_view(asset: uint256) -> AssetView:
 @view
 def global_view() -> GlobalView:
     """
-    @notice The recorded IM multiplier and discount curve and their
-            rolling-window references (see `asset_view`).
+    @notice The IM multiplier and discount curve the engines hold, the
+            highest values held in the current bucket (the reference of the
+            per-bucket loosening limit) and the last signed values (an update
+            restating all three changes nothing, whatever the engines hold).
     """
     lim: Limits = self._limits()
     start: uint256 = block.timestamp // lim.window * lim.window
-    gs: uint256 = self.global_state
-    current: int256[GLOBALS] = self._unpack3(gs)
-    prev: int256[GLOBALS] = empty(int256[GLOBALS])
-    bucket: int256[GLOBALS] = empty(int256[GLOBALS])
-    prev, bucket = self._global_refs(gs, current, start, lim.window)
+    cur: uint256[GLOBALS] = self._global_current()
     v: GlobalView = empty(GlobalView)
+    v.current = cur
+    v.reference = cur
+    gs: uint256 = self.global_state
     for i: uint256 in range(GLOBALS):
-        v.current[i] = convert(current[i], uint256)
-        v.reference[i] = convert(max(prev[i], bucket[i]), uint256)
+        v.recorded[i] = (gs >> (64 * i)) & MASK64
+    if (gs >> GLOBAL_BUCKET_SHIFT) & MASK40 == start:
+        high: uint256 = self.global_high
+        for i: uint256 in range(GLOBALS):
+            v.reference[i] = max(cur[i], (high >> (64 * i)) & MASK64)
     return v
 
 
@@ -732,44 +861,56 @@ def _limits() -> Limits:
 
 
 @internal
-def _sync_asset(asset: uint256):
-    word: uint256 = staticcall engine.asset_word(asset)
-    assert word != 0, "governor: asset not listed"
-    floor_: uint256 = (word >> ENGINE_FLOOR_SHIFT) & MASK16
-    haircut: uint256 = (word >> ENGINE_HAIRCUT_SHIFT) & MASK16
+def _sync_asset(asset: uint256, bounds: uint256):
+    """
+    @dev Govern `asset` under `bounds` from the values the engine holds:
+         the bucket record restarts from them and any ramp is dropped.
+    """
+    aw: uint256 = staticcall engine.asset_word(asset)
+    assert aw != 0, "governor: asset not listed"
     shocks: uint256 = staticcall engine.shock_word(asset)
+    floor_: int256 = convert((aw >> ENGINE_FLOOR_SHIFT) & MASK16, int256)
+    haircut: int256 = convert((aw >> ENGINE_HAIRCUT_SHIFT) & MASK16, int256)
     lim: Limits = self._limits()
-    start: uint256 = block.timestamp // lim.window * lim.window
-    self.asset_state[asset] = (
-        floor_
-        | (haircut << 16)
-        | (floor_ << 32)
-        | (haircut << 48)
-        | (floor_ << 64)
-        | (haircut << 80)
-        | (start << BUCKET_SHIFT)
+    self.asset_state[asset] = self._pack_state(
+        bounds | CONFIGURED,
+        block.timestamp // lim.window * lim.window,
+        floor_,
+        floor_,
+        haircut,
+        haircut,
+        convert(self._word_max(shocks), uint256),
     )
-    self.shock_prev[asset] = shocks
-    self.shock_bucket[asset] = shocks
+    self.shock_lo[asset] = shocks
+    self.shock_hi[asset] = shocks
     self.ramp_word[asset] = 0
     log Synced(asset=asset)
 
 
 @internal
 def _sync_global():
+    cur: uint256[GLOBALS] = self._global_current()
+    values: uint256 = cur[0] | (cur[1] << 64) | (cur[2] << 128)
+    lim: Limits = self._limits()
+    start: uint256 = block.timestamp // lim.window * lim.window
+    self.global_state = values | (start << GLOBAL_BUCKET_SHIFT)
+    self.global_high = values
+    log Synced(asset=max_value(uint256))
+
+
+@internal
+@view
+def _global_current() -> uint256[GLOBALS]:
+    """
+    @dev IM multiplier, min and max discount as the engines hold them.
+    """
     im: uint256 = staticcall engine.im_multiplier()
     lo: uint256 = staticcall liquidations.min_discount()
     hi: uint256 = staticcall liquidations.max_discount()
     assert (
         im <= MASK64 and lo <= MASK64 and hi <= MASK64
     ), "governor: value too large"
-    values: uint256 = im | (lo << 64) | (hi << 128)
-    lim: Limits = self._limits()
-    start: uint256 = block.timestamp // lim.window * lim.window
-    self.global_state = values | (start << GLOBAL_BUCKET_SHIFT)
-    self.global_prev = values
-    self.global_bucket = values
-    log Synced(asset=max_value(uint256))
+    return [im, lo, hi]
 
 
 @internal
@@ -827,8 +968,8 @@ def _check_signatures(
 
 @internal
 @view
-def _check_configured(bounds: uint256):
-    assert bounds & CONFIGURED != 0, "governor: asset not governed"
+def _check_configured(st: uint256):
+    assert st & CONFIGURED != 0, "governor: asset not governed"
 
 
 @internal
@@ -841,108 +982,92 @@ def _update_asset(
     start: uint256,
 ):
     """
-    @dev One asset of an update: bounds, rate limits, the MM step and ramp,
-         the governor's records, then the engine (effects before the calls).
-         Works on the packed words: this is the update's hot path.
+    @dev One asset of an update: bounds, rate limits and MM budget from the
+         values the engine holds, the bucket record and ramp, then the
+         engine (effects before the calls).
     """
-    bounds: uint256 = self.bounds_word[asset]
-    self._check_configured(bounds)
+    st: uint256 = self.asset_state[asset]
+    self._check_configured(st)
     assert (
-        floor_bps >= bounds & MASK16 and floor_bps <= (bounds >> 16) & MASK16
+        floor_bps >= st & MASK16 and floor_bps <= (st >> 16) & MASK16
     ), "governor: floor out of bounds"
     assert (
-        haircut_bps >= (bounds >> 32) & MASK16
-        and haircut_bps <= (bounds >> 48) & MASK16
+        haircut_bps >= (st >> 32) & MASK16
+        and haircut_bps <= (st >> 48) & MASK16
     ), "governor: haircut out of bounds"
 
-    st: uint256 = self.asset_state[asset]
     current: uint256 = staticcall engine.shock_word(asset)
-    cur_floor: int256 = convert(st & MASK16, int256)
-    cur_haircut: int256 = convert((st >> 16) & MASK16, int256)
-    # The rolling-window references, as in _asset_refs.
-    stored: uint256 = (st >> BUCKET_SHIFT) & MASK40
-    prev: uint256 = current
-    bucket: uint256 = current
-    prev_floor: int256 = cur_floor
-    prev_haircut: int256 = cur_haircut
-    bucket_floor: int256 = cur_floor
-    bucket_haircut: int256 = cur_haircut
-    if stored == start:
-        prev = self.shock_prev[asset]
-        bucket = self.shock_bucket[asset]
-        prev_floor = convert((st >> 32) & MASK16, int256)
-        prev_haircut = convert((st >> 48) & MASK16, int256)
-        bucket_floor = convert((st >> 64) & MASK16, int256)
-        bucket_haircut = convert((st >> 80) & MASK16, int256)
-    elif stored + lim.window == start:
-        prev = self.shock_bucket[asset]
-        prev_floor = convert((st >> 64) & MASK16, int256)
-        prev_haircut = convert((st >> 80) & MASK16, int256)
+    aw: uint256 = staticcall engine.asset_word(asset)
+    cur_floor: int256 = convert((aw >> ENGINE_FLOOR_SHIFT) & MASK16, int256)
+    cur_haircut: int256 = convert((aw >> ENGINE_HAIRCUT_SHIFT) & MASK16, int256)
+    lo: uint256 = current
+    hi: uint256 = current
+    f_lo: int256 = cur_floor
+    f_hi: int256 = cur_floor
+    h_lo: int256 = cur_haircut
+    h_hi: int256 = cur_haircut
+    base: uint256 = MASK16
+    same_bucket: bool = (st >> BUCKET_SHIFT) & MASK40 == start
+    if same_bucket:
+        lo = self.shock_lo[asset]
+        hi = self.shock_hi[asset]
+        f_lo = self._field(st, FLOOR_LO_SHIFT)
+        f_hi = self._field(st, FLOOR_HI_SHIFT)
+        h_lo = self._field(st, HAIRCUT_LO_SHIFT)
+        h_hi = self._field(st, HAIRCUT_HI_SHIFT)
+        base = st >> BASE_SHIFT
 
-    applied: uint256 = 0
-    new_bucket: uint256 = 0
-    ramps: bool = False
-    applied, new_bucket, ramps = self._scan_shocks(
-        shocks, current, prev, bucket, bounds, lim
+    new_lo: uint256 = 0
+    new_hi: uint256 = 0
+    new_base: uint256 = 0
+    new_lo, new_hi, new_base = self._check_shocks(
+        shocks, current, lo, hi, base, st, lim
     )
     floor_applied: int256 = 0
     haircut_applied: int256 = 0
-    floor_applied, bucket_floor = self._scan_value(
-        convert(floor_bps, int256),
-        cur_floor,
-        prev_floor,
-        bucket_floor,
-        lim,
-        True,
+    floor_applied, f_lo, f_hi = self._check_value(
+        convert(floor_bps, int256), cur_floor, f_lo, f_hi, lim, True
     )
-    haircut_applied, bucket_haircut = self._scan_value(
-        convert(haircut_bps, int256),
-        cur_haircut,
-        prev_haircut,
-        bucket_haircut,
-        lim,
-        True,
+    haircut_applied, h_lo, h_hi = self._check_value(
+        convert(haircut_bps, int256), cur_haircut, h_lo, h_hi, lim, True
     )
-    ramps = (
-        ramps
-        or floor_applied != convert(floor_bps, int256)
+    ramps: bool = (
+        floor_applied != convert(floor_bps, int256)
         or haircut_applied != convert(haircut_bps, int256)
     )
 
-    if stored != start:
-        self.shock_prev[asset] = prev
-    if stored != start or new_bucket != bucket:
-        self.shock_bucket[asset] = new_bucket
-    ramp_flag: uint256 = 0
-    if ramps:
-        ramp_flag = RAMP_BIT
-    new_st: uint256 = (
-        convert(floor_applied, uint256)
-        | (convert(haircut_applied, uint256) << 16)
-        | (convert(prev_floor, uint256) << 32)
-        | (convert(prev_haircut, uint256) << 48)
-        | (convert(bucket_floor, uint256) << 64)
-        | (convert(bucket_haircut, uint256) << 80)
-        | (start << BUCKET_SHIFT)
-        | ramp_flag
+    new_st: uint256 = self._pack_state(
+        st & (BOUNDS_MASK | CONFIGURED),
+        start,
+        f_lo,
+        f_hi,
+        h_lo,
+        h_hi,
+        new_base,
     )
+    if ramps:
+        new_st |= RAMP_BIT
     if new_st != st:
         self.asset_state[asset] = new_st
+    if not same_bucket or new_lo != lo:
+        self.shock_lo[asset] = new_lo
+    if not same_bucket or new_hi != hi:
+        self.shock_hi[asset] = new_hi
     if ramps:
         ramp_end: uint256 = block.timestamp + lim.ramp_duration
-        self.ramp_from[asset] = applied
-        self.ramp_to[asset] = shocks
+        written: uint256 = convert(floor_applied, uint256) | (
+            convert(haircut_applied, uint256) << 16
+        )
         self.ramp_word[asset] = (
-            convert(floor_applied, uint256)
-            | (convert(haircut_applied, uint256) << 16)
-            | (floor_bps << 32)
-            | (haircut_bps << 48)
+            written
+            | (floor_bps << RAMP_TARGET_SHIFT)
+            | (haircut_bps << (RAMP_TARGET_SHIFT + 16))
+            | (written << RAMP_WRITTEN_SHIFT)
             | (block.timestamp << RAMP_START_SHIFT)
             | (ramp_end << RAMP_END_SHIFT)
         )
         log RampStarted(
             asset=asset,
-            shocks=shocks,
             floor_bps=floor_bps,
             haircut_bps=haircut_bps,
             end=ramp_end,
@@ -951,8 +1076,8 @@ def _update_asset(
         # The signed values replace a pending ramp.
         self.ramp_word[asset] = 0
 
-    if applied != current:
-        extcall engine.set_shock_word(asset, applied)
+    if shocks != current:
+        extcall engine.set_shock_word(asset, shocks)
     if floor_applied != cur_floor or haircut_applied != cur_haircut:
         extcall engine.set_asset_risk(
             asset,
@@ -962,120 +1087,284 @@ def _update_asset(
 
 
 @internal
-@view
-def _scan_shocks(
+@pure
+def _check_shocks(
     new: uint256,
     current: uint256,
-    prev: uint256,
-    bucket: uint256,
+    lo: uint256,
+    hi: uint256,
+    base: uint256,
     bounds: uint256,
     lim: Limits,
-) -> (uint256, uint256, bool):
+) -> (uint256, uint256, uint256):
     """
-    @dev The 16 shocks of an update, slot by slot on the packed words:
-         bounds, rate limits, MM step. Returns (the word applied now, the
-         current bucket's new tightest word, whether a ramp is needed).
-         An unchanged slot needs no rate check and, its value being already
-         in the bucket, no bucket update.
+    @dev The 16 shocks of an update, all at once (SWAR): bounds, the per
+         update and per bucket allowances, the bucket's MM budget. Returns
+         the bucket's new lowest and highest words and its row base.
+         Allowances are uniform across the asset's slots: a slot moved by d
+         bps changes a book's scenario loss by at most |exposure| * d, so a
+         move within `rate` of the asset's largest |shock| changes any
+         book's MM by at most `rate` times its unhedged loss.
+         Layout: each word is biased (XOR BIAS16: int16 s -> s + 2**15, an
+         order-preserving unsigned value) and split into its even and odd
+         slots, 8 lanes of 32 bits each: every lane value stays below 2**17
+         (a biased slot plus an allowance or step <= 2**15), so bit 17 of a
+         lane is a guard no carry or borrow crosses. The lane operations
+         (comparisons written out, min / max in `_lane_min` / `_lane_max`):
+           a <= b, per lane:  unsafe_sub(b | GUARD, a) & GUARD; every lane
+             of b | GUARD exceeds a's, so no borrow crosses a lane;
+           whole-lane mask:   (that >> 17) * (2**17 - 1): 0 or 1 per lane
+             times a lane-sized constant stays in the lane;
+           min / max:         (a & m) | (b & (LANE17 ^ m)) and its mirror.
     """
-    down_max: int256 = -convert((bounds >> 64) & MASK16, int256)
-    up_max: int256 = convert((bounds >> 80) & MASK16, int256)
-    step: int256 = convert(lim.mm_step_bps, int256)
-    neg_step: int256 = -step
-    update_rate: int256 = convert(lim.update_rate, int256)
-    window_rate: int256 = convert(lim.window_rate, int256)
-    worst_down: int256 = 0
-    worst_up: int256 = 0
-    applied: uint256 = new
-    tightest: uint256 = bucket
-    ramps: bool = False
-    # Unchecked arithmetic below: every value is an int16 slot, both rates
-    # are <= WAD and the step is <= BPS, so no sum, difference or product
-    # leaves (-2**80, 2**80).
-    for k: uint256 in range(constants.MAX_SCENARIOS):
-        # Slot k of each word, sign-extended (fixed_math._shock inlined).
-        up: uint256 = unsafe_sub(240, unsafe_mul(16, k))
-        n: int256 = convert(convert(new << up, bytes32), int256) >> 240
-        assert n >= down_max and n <= up_max, "governor: shock out of bounds"
-        worst_down = min(worst_down, n)
-        worst_up = max(worst_up, n)
-        c: int256 = convert(convert(current << up, bytes32), int256) >> 240
-        if n == c:
-            continue
-        b: int256 = convert(convert(bucket << up, bytes32), int256) >> 240
-        p: int256 = convert(convert(prev << up, bytes32), int256) >> 240
-        # Loosening moves toward zero or across it (c * d < 0): |d| within
-        # the per-update allowance max(|c| * rate, 1), and the move from the
-        # tightest value r held in the window within the window's allowance
-        # (_check_rate inlined; magnitudes compared as squares, SDIV
-        # truncating toward zero as the floor of |c| * rate).
-        d: int256 = unsafe_sub(n, c)
-        if unsafe_mul(c, d) < 0:
-            q: int256 = unsafe_div(unsafe_mul(c, update_rate), constants.IWAD)
-            assert unsafe_mul(d, d) <= max(
-                unsafe_mul(q, q), 1
-            ), "governor: loosens too fast per update"
-        bb: int256 = unsafe_mul(b, b)
-        r: int256 = p
-        if bb > unsafe_mul(p, p):
-            r = b
-        e: int256 = unsafe_sub(n, r)
-        if unsafe_mul(r, e) < 0:
-            q: int256 = unsafe_div(unsafe_mul(r, window_rate), constants.IWAD)
-            assert unsafe_mul(e, e) <= max(
-                unsafe_mul(q, q), 1
-            ), "governor: loosens too fast per window"
-        # MM-relevant tightening: at most `step` now, the rest over a ramp.
-        a: int256 = n
-        if c >= 0 and d > step:
-            a = unsafe_add(c, step)
-        elif c <= 0 and d < neg_step:
-            a = unsafe_sub(c, step)
-        tighter: bool = unsafe_mul(a, a) > bb
-        if a != n or tighter:
-            at: uint256 = unsafe_mul(16, k)
-            keep: uint256 = ~(MASK16 << at)
-            bits: uint256 = (
-                convert(convert(a, bytes32), uint256) & MASK16
-            ) << at
-            if a != n:
-                applied = (applied & keep) | bits
-                ramps = True
-            if tighter:
-                tightest = (tightest & keep) | bits
-    assert -worst_down >= convert(
-        (bounds >> 96) & MASK16, int256
-    ) and worst_up >= convert(
-        (bounds >> 112) & MASK16, int256
+    nb: uint256 = new ^ BIAS16
+    cb: uint256 = current ^ BIAS16
+    n0: uint256 = nb & LANES
+    n1: uint256 = (nb >> 16) & LANES
+    c0: uint256 = cb & LANES
+    c1: uint256 = (cb >> 16) & LANES
+    # The bucket's lowest and highest values include what the engine holds.
+    t: uint256 = lo ^ BIAS16
+    a: uint256 = t & LANES
+    l0: uint256 = self._lane_min(a, c0)
+    a = (t >> 16) & LANES
+    l1: uint256 = self._lane_min(a, c1)
+    t = hi ^ BIAS16
+    a = t & LANES
+    h0: uint256 = self._lane_max(a, c0)
+    a = (t >> 16) & LANES
+    h1: uint256 = self._lane_max(a, c1)
+
+    # Bounds, every slot. Broadcasts here and below (unchecked x * ONES) are
+    # of values below 2**16 (bounds, allowances <= 2**15, the step <= 10**4):
+    # each copy stays in its lane.
+    down: uint256 = unsafe_mul(
+        32768 - ((bounds >> 64) & MASK16), ONES
+    )  # -shock_down_max, biased
+    up: uint256 = unsafe_mul(32768 + ((bounds >> 80) & MASK16), ONES)
+    assert (
+        (unsafe_sub(n0 | GUARD, down) & GUARD)
+        & (unsafe_sub(up | GUARD, n0) & GUARD)
+        & (unsafe_sub(n1 | GUARD, down) & GUARD)
+        & (unsafe_sub(up | GUARD, n1) & GUARD)
+        == GUARD
+    ), "governor: shock out of bounds"
+
+    # Allowances: uniform per asset, from its largest |shock| (see above).
+    row: uint256 = self._row_max(c0, c1)
+    row_base: uint256 = min(base, row)
+    au: uint256 = unsafe_mul(
+        convert(
+            self._allowance(convert(row, int256), lim.update_rate), uint256
+        ),
+        ONES,
+    )
+    aw: uint256 = unsafe_mul(
+        convert(
+            self._allowance(convert(row_base, int256), lim.window_rate),
+            uint256,
+        ),
+        ONES,
+    )
+    # Per update, every slot (an unchanged slot meets it trivially).
+    # Unchecked lane sums here and below stay under 2**17 (see the layout).
+    x: uint256 = unsafe_add(c0, au)
+    y: uint256 = unsafe_add(n0, au)
+    z: uint256 = unsafe_add(c1, au)
+    w: uint256 = unsafe_add(n1, au)
+    assert (
+        (unsafe_sub(x | GUARD, n0) & GUARD)
+        & (unsafe_sub(y | GUARD, c0) & GUARD)
+        & (unsafe_sub(z | GUARD, n1) & GUARD)
+        & (unsafe_sub(w | GUARD, c1) & GUARD)
+        == GUARD
+    ), "governor: shock moves too fast per update"
+    # Per bucket and the MM budget: changed slots only (an unchanged one may
+    # hold an owner's value outside them). a ^ b < 2**16 per lane, plus
+    # 2**16 - 1 stays below 2**17: bit 16 is set iff the slots differ.
+    ch0: uint256 = (unsafe_add(n0 ^ c0, LANES) & (ONES << 16)) << 1
+    ch1: uint256 = (unsafe_add(n1 ^ c1, LANES) & (ONES << 16)) << 1
+    x = unsafe_add(n0, aw)
+    y = unsafe_add(l0, aw)
+    z = unsafe_add(n1, aw)
+    w = unsafe_add(l1, aw)
+    assert (
+        ch0
+        & ~(
+            (unsafe_sub(x | GUARD, h0) & GUARD)
+            & (unsafe_sub(y | GUARD, n0) & GUARD)
+        )
+        | ch1
+        & ~(
+            (unsafe_sub(z | GUARD, h1) & GUARD)
+            & (unsafe_sub(w | GUARD, n1) & GUARD)
+        )
+        == 0
+    ), "governor: shock moves too fast per window"
+    step: uint256 = unsafe_mul(lim.mm_step_bps, ONES)
+    x = self._lane_max(l0, ZERO)
+    y = self._lane_min(h0, ZERO)
+    z = self._lane_max(l1, ZERO)
+    w = self._lane_min(h1, ZERO)
+    x = unsafe_add(x, step)
+    z = unsafe_add(z, step)
+    t = unsafe_add(n0, step)
+    a = unsafe_add(n1, step)
+    assert (
+        ch0
+        & ~(
+            (unsafe_sub(x | GUARD, n0) & GUARD)
+            & (unsafe_sub(t | GUARD, y) & GUARD)
+        )
+        | ch1
+        & ~(
+            (unsafe_sub(z | GUARD, n1) & GUARD)
+            & (unsafe_sub(a | GUARD, w) & GUARD)
+        )
+        == 0
+    ), "governor: shock beyond the MM step"
+
+    # The scenario set keeps its worst moves (0 counts as neither).
+    worst_down: uint256 = 0
+    worst_up: uint256 = 0
+    worst_down, worst_up = self._extremes(n0, n1)
+    assert min(worst_down, 32768) + ((bounds >> 96) & MASK16) <= 32768 and (
+        max(worst_up, 32768) >= 32768 + ((bounds >> 112) & MASK16)
     ), "governor: shocks below floor"
-    return applied, tightest, ramps
+
+    x = self._lane_min(l0, n0)
+    y = self._lane_min(l1, n1)
+    z = self._lane_max(h0, n0)
+    w = self._lane_max(h1, n1)
+    return (x | (y << 16)) ^ BIAS16, (z | (w << 16)) ^ BIAS16, min(
+        row_base, self._row_max(n0, n1)
+    )
+
+
+@internal
+@pure
+def _row_max(half0: uint256, half1: uint256) -> uint256:
+    """
+    @dev The largest |shock| of a split biased word (lanes as in
+         `_check_shocks`): |s| is max(u, 2**16 - u) - 2**15 for the biased
+         u = s + 2**15, then the largest lane. Folding the upper lanes down
+         shifts zeros into lanes that never reach lane 0 again.
+    """
+    # Unchecked: 2**16 - u >= 1 per lane, and the max is >= 2**15.
+    r: uint256 = unsafe_sub(TWO_HALF, half0)
+    a0: uint256 = self._lane_max(half0, r)
+    a0 = unsafe_sub(a0, HALF_LANES)
+    r = unsafe_sub(TWO_HALF, half1)
+    a1: uint256 = self._lane_max(half1, r)
+    a1 = unsafe_sub(a1, HALF_LANES)
+    x: uint256 = self._lane_max(a0, a1)
+    y: uint256 = 0
+    y = x >> 128
+    x = self._lane_max(x, y)
+    y = x >> 64
+    x = self._lane_max(x, y)
+    y = x >> 32
+    x = self._lane_max(x, y)
+    return x & LANE17_0
+
+
+@internal
+@pure
+def _extremes(half0: uint256, half1: uint256) -> (uint256, uint256):
+    """
+    @dev The least and the largest biased slot of a split word (lanes as in
+         `_check_shocks`; folding as in `_row_max`).
+    """
+    lo: uint256 = self._lane_min(half0, half1)
+    hi: uint256 = self._lane_max(half0, half1)
+    y: uint256 = 0
+    y = lo >> 128
+    lo = self._lane_min(lo, y)
+    y = lo >> 64
+    lo = self._lane_min(lo, y)
+    y = lo >> 32
+    lo = self._lane_min(lo, y)
+    y = hi >> 128
+    hi = self._lane_max(hi, y)
+    y = hi >> 64
+    hi = self._lane_max(hi, y)
+    y = hi >> 32
+    hi = self._lane_max(hi, y)
+    return lo & LANE17_0, hi & LANE17_0
+
+
+@internal
+@pure
+def _lane_min(a: uint256, b: uint256) -> uint256:
+    """
+    @dev Lane-wise min (lanes as in `_check_shocks`).
+    """
+    # Unchecked: see the lane operations of `_check_shocks`.
+    m: uint256 = unsafe_mul((unsafe_sub(b | GUARD, a) & GUARD) >> 17, LANE17_0)
+    return (a & m) | (b & (LANE17 ^ m))
+
+
+@internal
+@pure
+def _lane_max(a: uint256, b: uint256) -> uint256:
+    """
+    @dev Lane-wise max (lanes as in `_check_shocks`).
+    """
+    # Unchecked: see the lane operations of `_check_shocks`.
+    m: uint256 = unsafe_mul((unsafe_sub(b | GUARD, a) & GUARD) >> 17, LANE17_0)
+    return (b & m) | (a & (LANE17 ^ m))
 
 
 @internal
 @view
-def _scan_value(
-    n: int256, c: int256, p: int256, b: int256, lim: Limits, mm: bool
-) -> (int256, int256):
+def _check_value(
+    n: int256, c: int256, lo: int256, hi: int256, lim: Limits, mm: bool
+) -> (int256, int256, int256):
     """
-    @dev One non-negative value (floor, haircut, IM multiplier, discount):
-         rate limits and, when `mm`, the MM step. Returns (the value applied
-         now, the current bucket's new tightest value).
+    @dev One value where larger is tighter for every book (floor rate,
+         haircut, IM multiplier, discounts), from the current value `c` and
+         the lowest and highest held in the bucket. Lowering: within
+         `update_rate` of `c` and `window_rate` of the highest held.
+         Raising: at once; when `mm`, at most `mm_step_bps` above the lowest
+         held now (the rest is the ramp's). Returns (applied, low, high).
     """
+    low: int256 = min(lo, c)
+    high: int256 = max(hi, c)
     if n == c:
-        return c, b
-    self._check_rate(n, c, max(p, b), lim)
+        return c, low, high
+    if n < c:
+        assert n >= c - self._allowance(
+            c, lim.update_rate
+        ), "governor: loosens too fast per update"
+        assert n >= high - self._allowance(
+            high, lim.window_rate
+        ), "governor: loosens too fast per window"
+        return n, min(low, n), high
     a: int256 = n
-    if mm and n > c + convert(lim.mm_step_bps, int256):
-        a = c + convert(lim.mm_step_bps, int256)
-    return a, max(a, b)
+    if mm:
+        a = min(n, max(low + convert(lim.mm_step_bps, int256), c))
+    return a, low, max(high, a)
 
 
 @internal
 def _update_global(u: RiskUpdate, lim: Limits, start: uint256):
     """
-    @dev IM multiplier and discount curve: bounds and rate limits; tightening
-         applies at once (raising IM cannot make anyone liquidatable).
+    @dev IM multiplier and discount curve. Values equal to the last signed
+         ones change nothing (whatever the engines hold stays); otherwise
+         bounds and the loosening limits from what the engines hold now.
+         Raising applies at once (a higher IM makes no one liquidatable).
     """
+    gs: uint256 = self.global_state
+    values: uint256 = (
+        u.im_multiplier | (u.min_discount << 64) | (u.max_discount << 128)
+    )
+    if (
+        u.im_multiplier <= MASK64
+        and u.min_discount <= MASK64
+        and u.max_discount <= MASK64
+        and values == gs & (2**GLOBAL_BUCKET_SHIFT - 1)
+    ):
+        return
     w0: uint256 = self.global_bounds_word[0]
     w1: uint256 = self.global_bounds_word[1]
     assert (
@@ -1090,229 +1379,103 @@ def _update_global(u: RiskUpdate, lim: Limits, start: uint256):
         and u.min_discount <= u.max_discount
     ), "governor: discount out of bounds"
 
-    gs: uint256 = self.global_state
-    current: int256[GLOBALS] = self._unpack3(gs)
-    new: int256[GLOBALS] = [
-        convert(u.im_multiplier, int256),
-        convert(u.min_discount, int256),
-        convert(u.max_discount, int256),
-    ]
-    prev: int256[GLOBALS] = empty(int256[GLOBALS])
-    bucket: int256[GLOBALS] = empty(int256[GLOBALS])
-    prev, bucket = self._global_refs(gs, current, start, lim.window)
+    cur: uint256[GLOBALS] = self._global_current()
+    new: uint256[GLOBALS] = [u.im_multiplier, u.min_discount, u.max_discount]
+    high: uint256 = values
+    if (gs >> GLOBAL_BUCKET_SHIFT) & MASK40 == start:
+        high = self.global_high
+    packed_high: uint256 = 0
     for i: uint256 in range(GLOBALS):
         applied: int256 = 0
-        applied, bucket[i] = self._scan_value(
-            new[i], current[i], prev[i], bucket[i], lim, False
+        low: int256 = 0
+        h: int256 = 0
+        ref: int256 = convert(cur[i], int256)
+        if (gs >> GLOBAL_BUCKET_SHIFT) & MASK40 == start:
+            ref = max(ref, convert((high >> (64 * i)) & MASK64, int256))
+        applied, low, h = self._check_value(
+            convert(new[i], int256),
+            convert(cur[i], int256),
+            convert(cur[i], int256),
+            ref,
+            lim,
+            False,
         )
-    values: uint256 = (
-        u.im_multiplier | (u.min_discount << 64) | (u.max_discount << 128)
-    )
-    rolled: bool = start != (gs >> GLOBAL_BUCKET_SHIFT) & MASK40
-    if rolled or values != gs & (2**GLOBAL_BUCKET_SHIFT - 1):
-        self.global_state = values | (start << GLOBAL_BUCKET_SHIFT)
-    if rolled:
-        self.global_prev = self._pack3(prev)
-    if (
-        rolled
-        or new[0] != current[0]
-        or new[1] != current[1]
-        or new[2] != current[2]
-    ):
-        self.global_bucket = self._pack3(bucket)
-    if new[0] != current[0]:
+        packed_high |= convert(h, uint256) << (64 * i)
+    self.global_state = values | (start << GLOBAL_BUCKET_SHIFT)
+    self.global_high = packed_high
+    if new[0] != cur[0]:
         extcall engine.set_im_multiplier(u.im_multiplier)
-    if new[1] != current[1] or new[2] != current[2]:
+    if new[1] != cur[1] or new[2] != cur[2]:
         extcall liquidations.set_discount_curve(u.min_discount, u.max_discount)
 
 
 @internal
-@view
-def _check_rate(new: int256, current: int256, reference: int256, lim: Limits):
+@pure
+def _allowance(ref: int256, rate: uint256) -> int256:
     """
-    @dev Loosening limits of one value: within `update_rate` of the current
-         value and within `window_rate` of the rolling-window reference.
-         Tightening passes both trivially.
+    @dev max(floor(|ref| * rate), 1): rounded down against the move, but at
+         least one unit so that a value can reach zero.
     """
-    assert self._within(
-        new, current, lim.update_rate
-    ), "governor: loosens too fast per update"
-    assert self._within(
-        new, reference, lim.window_rate
-    ), "governor: loosens too fast per window"
+    return max(abs(ref) * convert(rate, int256) // constants.IWAD, 1)
 
 
 @internal
 @pure
-def _within(x: int256, ref: int256, rate: uint256) -> bool:
+def _slot(word: uint256, k: uint256) -> int256:
     """
-    @dev x is no looser than `ref` minus its allowance
-         max(floor(|ref| * rate), 1): rounded down against loosening, but at
-         least one unit so that a value can reach zero. A value loosens when
-         it moves toward zero (or past it) from the side `ref` is on.
+    @dev Slot k of a packed shock word, sign-extended: shifted to the top of
+         the word, reinterpreted as int256, shifted back arithmetically.
     """
-    if ref == 0:
-        return True
-    allow: int256 = max(abs(ref) * convert(rate, int256) // constants.IWAD, 1)
-    if ref > 0:
-        return x >= ref - allow
-    return x <= ref + allow
-
-
-@internal
-@pure
-def _tightest(x: int256, y: int256) -> int256:
-    """
-    @dev The tighter of two values held within one rolling window: the
-         larger magnitude. Values held within a window never have opposite
-         signs (crossing zero needs the reference at zero first), so this is
-         the tighter for either sign.
-    """
-    if abs(y) > abs(x):
-        return y
-    return x
-
-
-@internal
-@view
-def _asset_refs(
-    asset: uint256,
-    st: uint256,
-    current: int256[SLOTS],
-    start: uint256,
-    window: uint256,
-) -> (int256[SLOTS], int256[SLOTS]):
-    """
-    @dev (tightest in the previous bucket, tightest in the current bucket) at
-         the bucket starting at `start`. Every time in the last `window`
-         seconds lies in one of the two, so their tighter value bounds every
-         value held in the rolling window.
-    """
-    stored: uint256 = (st >> BUCKET_SHIFT) & MASK40
-    if stored == start:
-        return self._unpack(
-            self.shock_prev[asset], (st >> 32) & MASK16, (st >> 48) & MASK16
-        ), self._unpack(
-            self.shock_bucket[asset], (st >> 64) & MASK16, (st >> 80) & MASK16
+    # Unchecked: k < 16, so 240 - 16 * k is in [0, 240].
+    return (
+        convert(
+            convert(word << unsafe_sub(240, unsafe_mul(16, k)), bytes32),
+            int256,
         )
-    if stored + window == start:
-        # The last bucket's tightest becomes the previous one; the current
-        # bucket starts with the values held when it began.
-        return self._unpack(
-            self.shock_bucket[asset], (st >> 64) & MASK16, (st >> 80) & MASK16
-        ), current
-    # No update for a whole bucket: the current values were held throughout.
-    return current, current
-
-
-@internal
-@view
-def _global_refs(
-    gs: uint256, current: int256[GLOBALS], start: uint256, window: uint256
-) -> (int256[GLOBALS], int256[GLOBALS]):
-    """
-    @dev `_asset_refs` for the global values.
-    """
-    stored: uint256 = (gs >> GLOBAL_BUCKET_SHIFT) & MASK40
-    if stored == start:
-        return self._unpack3(self.global_prev), self._unpack3(
-            self.global_bucket
-        )
-    if stored + window == start:
-        return self._unpack3(self.global_bucket), current
-    return current, current
-
-
-@internal
-def _store_asset(
-    asset: uint256,
-    values: int256[SLOTS],
-    prev: int256[SLOTS],
-    bucket: int256[SLOTS],
-    start: uint256,
-    ramping: bool,
-):
-    st: uint256 = self.asset_state[asset]
-    if (st >> BUCKET_SHIFT) & MASK40 != start:
-        self.shock_prev[asset] = self._pack_shocks(prev)
-    ramp_flag: uint256 = 0
-    if ramping:
-        ramp_flag = RAMP_BIT
-    self.shock_bucket[asset] = self._pack_shocks(bucket)
-    self.asset_state[asset] = (
-        convert(values[FLOOR], uint256)
-        | (convert(values[HAIRCUT], uint256) << 16)
-        | (convert(prev[FLOOR], uint256) << 32)
-        | (convert(prev[HAIRCUT], uint256) << 48)
-        | (convert(bucket[FLOOR], uint256) << 64)
-        | (convert(bucket[HAIRCUT], uint256) << 80)
-        | (start << BUCKET_SHIFT)
-        | ramp_flag
+        >> 240
     )
 
 
 @internal
-def _write_engine(
-    asset: uint256, current: int256[SLOTS], values: int256[SLOTS]
-):
+@pure
+def _word_max(word: uint256) -> int256:
     """
-    @dev Set on the engine what changed: the shocks, then floor and haircut.
+    @dev The largest |shock| of a packed word, bps.
     """
-    word: uint256 = self._pack_shocks(values)
-    if word != self._pack_shocks(current):
-        extcall engine.set_shock_word(asset, word)
-    if values[FLOOR] != current[FLOOR] or values[HAIRCUT] != current[HAIRCUT]:
-        extcall engine.set_asset_risk(
-            asset,
-            convert(values[FLOOR], uint256),
-            convert(values[HAIRCUT], uint256),
-        )
+    biased: uint256 = word ^ BIAS16
+    return convert(
+        self._row_max(biased & LANES, (biased >> 16) & LANES), int256
+    )
 
 
 @internal
 @pure
-def _unpack(
-    word: uint256, floor_bps: uint256, haircut_bps: uint256
-) -> int256[SLOTS]:
-    out: int256[SLOTS] = empty(int256[SLOTS])
-    for k: uint256 in range(constants.MAX_SCENARIOS):
-        out[k] = fixed_math._shock(word, k)
-    out[FLOOR] = convert(floor_bps, int256)
-    out[HAIRCUT] = convert(haircut_bps, int256)
-    return out
+def _field(st: uint256, at: uint256) -> int256:
+    return convert((st >> at) & MASK16, int256)
 
 
 @internal
 @pure
-def _pack_shocks(v: int256[SLOTS]) -> uint256:
+def _pack_state(
+    head: uint256,
+    start: uint256,
+    f_lo: int256,
+    f_hi: int256,
+    h_lo: int256,
+    h_hi: int256,
+    base: uint256,
+) -> uint256:
     """
-    @dev The 16 shocks of `v` as the engine's packed int16 word. Each is in
-         [-32768, 32767]: unpacked from a word or between two such values.
+    @dev `head` (bounds, flags) with the bucket record. Floor and haircut
+         values are bps in [0, 10000] and the row base at most 32768, so
+         each fits its 16 bits.
     """
-    word: uint256 = 0
-    for k: uint256 in range(constants.MAX_SCENARIOS):
-        s: int256 = v[k]
-        if s < 0:
-            s += 65536
-        word |= convert(s, uint256) << (16 * k)
-    return word
-
-
-@internal
-@pure
-def _unpack3(word: uint256) -> int256[GLOBALS]:
-    return [
-        convert(word & MASK64, int256),
-        convert((word >> 64) & MASK64, int256),
-        convert((word >> 128) & MASK64, int256),
-    ]
-
-
-@internal
-@pure
-def _pack3(v: int256[GLOBALS]) -> uint256:
     return (
-        convert(v[0], uint256)
-        | (convert(v[1], uint256) << 64)
-        | (convert(v[2], uint256) << 128)
+        head
+        | (start << BUCKET_SHIFT)
+        | (convert(f_lo, uint256) << FLOOR_LO_SHIFT)
+        | (convert(f_hi, uint256) << FLOOR_HI_SHIFT)
+        | (convert(h_lo, uint256) << HAIRCUT_LO_SHIFT)
+        | (convert(h_hi, uint256) << HAIRCUT_HI_SHIFT)
+        | (base << BASE_SHIFT)
     )

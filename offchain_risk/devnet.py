@@ -213,9 +213,11 @@ def apply_params(d: Deployment, params: dict, sender: Any) -> list[str]:
     return done
 
 
-# Signed risk updates (RiskGovernor): the devnet's policy, from its config. Loosening: 5% of
-# the current value per update, 10% of the tightest value held in the rolling hour; MM
-# tightening: 500 bps at once, the rest over 6 hours.
+# Signed risk updates (RiskGovernor): the devnet's policy, from its config, in one-hour
+# buckets. Shocks move (either way) 5% of their asset's largest |shock| per update and 10% per
+# bucket, magnitudes at most 500 bps beyond the least tight value held in the bucket. Floors
+# and haircuts rise 500 bps per bucket at once, the rest ramps over 6 hours; they and the
+# global values fall 5% per update and 10% of the bucket's highest value.
 GOVERNOR_LIMITS: tuple[int, ...] = tuple(_LOCAL.limits[k] for k in LIMIT_KEYS)
 # (im_min, im_max, min_discount_min, min_discount_max, max_discount_min, max_discount_max)
 GLOBAL_BOUNDS: tuple[int, ...] = tuple(_LOCAL.global_bounds[k] for k in GLOBAL_BOUND_KEYS)

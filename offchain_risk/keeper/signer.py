@@ -1,19 +1,26 @@
 """Signed risk-parameter updates: from a numpy parameter set to confirmed on-chain values.
 
 The chain side is ``contracts/RiskGovernor.vy``; its rules are mirrored here exactly so that
-the keeper only ever signs what the governor will accept:
+the keeper only ever signs what the governor will accept. Time is cut into buckets of
+``window`` seconds; the governor reports, per governed value, the value the engine holds now
+(``current``) and the lowest and highest values held in the current bucket (``low``, ``high``):
 
 * bounds: every signed value inside the owner's floors and caps (``AssetBounds``,
   ``GlobalBounds``);
-* loosening: within ``update_rate`` of the current value and within ``window_rate`` of the
-  rolling-window reference (the tightest value held in the current and previous bucket), the
-  allowance being ``max(floor(|ref| * rate / WAD), 1)``;
-* tightening of a shock, floor or haircut beyond ``mm_step_bps`` is applied up to the step at
-  once and ramped to the signed value on-chain (``poke``).
+* shocks, in either direction: within ``update_allowance`` bps of the current value, within
+  ``window_allowance`` bps of every value held in the bucket (``high - a <= x <= low + a``),
+  and no magnitude more than ``mm_step_bps`` beyond the least tight value held in the bucket
+  (0 when ``low`` and ``high`` straddle zero). No shock change is tightening: moving one leg's
+  shock lowers the worst loss of some hedged book;
+* floor rate, haircut, IM multiplier, discounts: raising is tightening and applies at once
+  (floor and haircut up to ``low + mm_step_bps``, the rest ramps on-chain through ``poke``);
+  lowering stays within ``max(floor(|c| * update_rate / WAD), 1)`` of the current value and
+  ``max(floor(|h| * window_rate / WAD), 1)`` of the bucket's highest value ``h``;
+* global values equal to the governor's record of the last signed ones change nothing.
 
-A target beyond the rate limits is reached in steps: :meth:`RiskSigner.plan` computes the
-furthest update the chain accepts now, :meth:`RiskSigner.step` signs, recovers, submits and
-confirms it, and the caller repeats after the window has moved on.
+A target beyond the limits is reached in steps: :meth:`RiskSigner.plan` computes the furthest
+update the chain accepts now, :meth:`RiskSigner.step` signs, recovers, submits and confirms it,
+and the caller repeats once the bucket has moved on.
 
 Keys: risk signers are Ape accounts, either test accounts or keyfile accounts unlocked with
 the passphrase in the environment variable ``BALLAST_SIGNER_PASSPHRASE``
@@ -187,7 +194,11 @@ class GlobalBounds:
 class ChainView:
     """What the governor checks an update against, read in one go.
 
-    current, reference: (n, SLOTS) per asset of the update; ramp_target: (n, SLOTS) or zeros.
+    current, low, high: (n, SLOTS) per asset of the update (what the engine holds; the lowest
+    and highest values held in the current bucket, current included).
+    update_allowance, window_allowance: (n,) bps a shock may move per update / per bucket.
+    global_current, global_reference, global_recorded: (3,) object ints (the engines' values,
+    the bucket's highest, the governor's record of the last signed ones).
     """
 
     nonce: int
@@ -196,9 +207,45 @@ class ChainView:
     bounds: list[AssetBounds]
     global_bounds: GlobalBounds
     current: np.ndarray
-    reference: np.ndarray
-    global_current: np.ndarray  # (3,) object ints
+    low: np.ndarray
+    high: np.ndarray
+    update_allowance: np.ndarray
+    window_allowance: np.ndarray
+    global_current: np.ndarray
     global_reference: np.ndarray
+    global_recorded: np.ndarray
+
+    @classmethod
+    def from_views(
+        cls,
+        nonce: int,
+        timestamp: int,
+        limits: Limits,
+        bounds: list[AssetBounds],
+        global_bounds: GlobalBounds,
+        asset_views: Sequence[Sequence[Any]],
+        global_view: Sequence[Any],
+    ) -> ChainView:
+        """From the governor's ``asset_view`` results (in ABI order) and ``global_view``."""
+
+        def rows(i: int) -> np.ndarray:
+            return np.array([list(v[i]) for v in asset_views], dtype=np.int64).reshape(-1, SLOTS)
+
+        return cls(
+            nonce=nonce,
+            timestamp=timestamp,
+            limits=limits,
+            bounds=bounds,
+            global_bounds=global_bounds,
+            current=rows(0),
+            low=rows(1),
+            high=rows(2),
+            update_allowance=np.array([int(v[3]) for v in asset_views], dtype=np.int64),
+            window_allowance=np.array([int(v[4]) for v in asset_views], dtype=np.int64),
+            global_current=np.array([int(x) for x in global_view[0]], dtype=object),
+            global_reference=np.array([int(x) for x in global_view[1]], dtype=object),
+            global_recorded=np.array([int(x) for x in global_view[2]], dtype=object),
+        )
 
 
 @dataclass
@@ -209,6 +256,8 @@ class StepPlan:
     applied: np.ndarray  # (n, SLOTS) what the engine holds right after the update
     final: bool  # signed == target
     clipped: list[str] = field(default_factory=list)  # target values moved into bounds
+    # IM multiplier, min and max discount the engines hold right after the update
+    applied_globals: tuple[int, int, int] | None = None
 
     def summary(self) -> str:
         ramps = int(np.sum(np.any(self.applied != self.signed.values, axis=1)))
@@ -226,35 +275,55 @@ def allowance(ref: np.ndarray, rate: int) -> np.ndarray:
     )
 
 
-def loosening_range(
-    current: np.ndarray, reference: np.ndarray, limits: Limits
-) -> tuple[np.ndarray, np.ndarray]:
-    """(lo, hi): the values the governor's rate limits accept now, slot by slot.
+def row_allowance(row_max: int, rate: int) -> int:
+    """max(floor(row_max * rate / WAD), 1): the uniform shock allowance of an asset."""
+    return max(int(row_max) * rate // WAD, 1)
 
-    A value on the positive side of a reference may go down by its allowance, one on the
-    negative side up by its allowance; a zero reference constrains nothing. Unbounded sides
-    are +-2**255.
+
+def shock_range(
+    current: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    update_allowance: np.ndarray,
+    window_allowance: np.ndarray,
+    mm_step_bps: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi): (n, 16) the shock values the governor accepts now, slot by slot.
+
+    ``lo > hi`` where no move is possible: the slot must keep its current value.
     """
-    current = np.asarray(current, dtype=object)
-    reference = np.asarray(reference, dtype=object)
-    lo = np.full(current.shape, -(2**255), dtype=object)
-    hi = np.full(current.shape, 2**255, dtype=object)
-    for ref, rate in ((reference, limits.window_rate), (current, limits.update_rate)):
-        allow = allowance(ref, rate)
-        lo = np.where(ref > 0, np.maximum(lo, ref - allow), lo)
-        hi = np.where(ref < 0, np.minimum(hi, ref + allow), hi)
+    current, low, high = (np.asarray(x, dtype=np.int64) for x in (current, low, high))
+    au = np.asarray(update_allowance, dtype=np.int64)[:, None]
+    aw = np.asarray(window_allowance, dtype=np.int64)[:, None]
+    lo = np.maximum.reduce([current - au, high - aw, np.minimum(high, 0) - mm_step_bps])
+    hi = np.minimum.reduce([current + au, low + aw, np.maximum(low, 0) + mm_step_bps])
     return lo, hi
 
 
-def mm_applied(current: np.ndarray, signed: np.ndarray, mm_step_bps: int) -> np.ndarray:
-    """What the engine holds right after an update: MM tightening capped at the step."""
+def loosening_floor(current: np.ndarray, high: np.ndarray, limits: Limits) -> np.ndarray:
+    """The lowest value a larger-is-tighter value (floor, haircut, IM, discount) may be
+    lowered to now: within ``update_rate`` of the current and ``window_rate`` of the bucket's
+    highest value."""
+    current = np.asarray(current, dtype=object)
+    high = np.asarray(high, dtype=object)
+    return np.maximum(
+        current - allowance(current, limits.update_rate),
+        high - allowance(high, limits.window_rate),
+    )
+
+
+def mm_applied(
+    current: np.ndarray, low: np.ndarray, signed: np.ndarray, mm_step_bps: int
+) -> np.ndarray:
+    """What the engine holds right after an update: a floor or haircut raised beyond the
+    bucket's budget (``mm_step_bps`` above the lowest value held) stops there and ramps."""
     current = np.asarray(current, dtype=np.int64)
-    signed = np.asarray(signed, dtype=np.int64)
-    out = signed.copy()
-    up = (current >= 0) & (signed > current + mm_step_bps)
-    down = (current <= 0) & (signed < current - mm_step_bps)
-    out[up] = current[up] + mm_step_bps
-    out[down] = current[down] - mm_step_bps
+    low = np.asarray(low, dtype=np.int64)
+    out = np.asarray(signed, dtype=np.int64).copy()
+    cap = np.maximum(low + mm_step_bps, current)
+    ramped = (out > current) & (out > cap)
+    ramped[:, :MAX_SCENARIOS] = False
+    out[ramped] = cap[ramped]
     return out
 
 
@@ -315,23 +384,16 @@ class RiskSigner:
 
     def view(self, assets: Sequence[int]) -> ChainView:
         g = self.governor
-        lim = Limits(*g.limits())
-        views = [g.asset_view(int(a)) for a in assets]
-        gv = g.global_view()
         from ape import chain
 
-        return ChainView(
+        return ChainView.from_views(
             nonce=g.next_nonce(),
             timestamp=chain.blocks.head.timestamp,
-            limits=lim,
+            limits=Limits(*g.limits()),
             bounds=[AssetBounds(*g.asset_bounds(int(a))) for a in assets],
             global_bounds=GlobalBounds(*g.global_bounds()),
-            current=np.array([list(v.current) for v in views], dtype=np.int64).reshape(-1, SLOTS),
-            reference=np.array([list(v.reference) for v in views], dtype=np.int64).reshape(
-                -1, SLOTS
-            ),
-            global_current=np.array(list(gv.current), dtype=object),
-            global_reference=np.array(list(gv.reference), dtype=object),
+            asset_views=[g.asset_view(int(a)) for a in assets],
+            global_view=g.global_view(),
         )
 
     # ------------------------------------------------------------ planning
@@ -370,20 +432,66 @@ class RiskSigner:
         if tuple(gwant) != target.globals:
             clipped.append("global values")
 
-        lo, hi = loosening_range(view.current, view.reference, view.limits)
-        step = np.minimum(np.maximum(want.astype(object), lo), hi).astype(np.int64)
-        glo, ghi = loosening_range(view.global_current, view.global_reference, view.limits)
-        gstep = np.minimum(np.maximum(gwant, glo), ghi)
+        step = self._step_values(want, view)
+        gstep = np.array(gwant, dtype=object)
+        gfloor = loosening_floor(view.global_current, view.global_reference, view.limits)
+        for i in range(3):
+            cur = view.global_current[i]
+            if gstep[i] < cur:
+                gstep[i] = min(max(gstep[i], gfloor[i]), cur)
         if gstep[1] > gstep[2]:
             raise ValueError("rate limits keep min_discount above max_discount: step by hand")
+        if tuple(gstep) == tuple(view.global_recorded):
+            applied_globals = tuple(int(x) for x in view.global_current)
+        else:
+            applied_globals = tuple(int(x) for x in gstep)
         signed = ParamSet.from_values(target.assets, step, [int(x) for x in gstep])
         self._check_bounds(signed, view)
         return StepPlan(
             signed=signed,
-            applied=mm_applied(view.current, step, view.limits.mm_step_bps),
+            applied=mm_applied(view.current, view.low, step, view.limits.mm_step_bps),
             final=bool(np.array_equal(step, want) and tuple(gstep) == tuple(gwant)),
             clipped=clipped,
+            applied_globals=applied_globals,
         )
+
+    @staticmethod
+    def _step_values(want: np.ndarray, view: ChainView) -> np.ndarray:
+        """(n, SLOTS): the furthest values toward ``want`` the governor accepts now."""
+        cur = view.current
+        lim = view.limits
+        out = cur.copy()
+        # shocks: clipped into the accepted range; a slot with no range keeps its value
+        lo, hi = shock_range(
+            cur[:, :MAX_SCENARIOS],
+            view.low[:, :MAX_SCENARIOS],
+            view.high[:, :MAX_SCENARIOS],
+            view.update_allowance,
+            view.window_allowance,
+            lim.mm_step_bps,
+        )
+        w = want[:, :MAX_SCENARIOS]
+        moved = np.clip(w, lo, hi)
+        c = cur[:, :MAX_SCENARIOS]
+        # a move only toward the target (the range may lie on the other side of the current
+        # value when the bucket's allowance shrank)
+        ok = (lo <= hi) & (w != c) & ((moved - c) * (w - c) > 0)
+        out[:, :MAX_SCENARIOS] = np.where(ok, moved, cur[:, :MAX_SCENARIOS])
+        for i, b in enumerate(view.bounds):
+            shocks = out[i, :MAX_SCENARIOS]
+            if -shocks.min() < b.shock_down_min or shocks.max() < b.shock_up_min:
+                # the limits keep the scenario set from reaching its floors this step:
+                # the slots that would shrink wait, those that grow go ahead
+                shrink = np.abs(shocks) < np.abs(cur[i, :MAX_SCENARIOS])
+                out[i, :MAX_SCENARIOS] = np.where(shrink, cur[i, :MAX_SCENARIOS], shocks)
+        # floor and haircut: raised at once (the chain ramps beyond the budget), lowered
+        # within the loosening limits
+        fh = slice(MAX_SCENARIOS, SLOTS)
+        floor_ = loosening_floor(cur[:, fh], view.high[:, fh], lim).astype(np.int64)
+        w = want[:, fh]
+        lowered = np.minimum(np.maximum(w, floor_), cur[:, fh])
+        out[:, fh] = np.where(w < cur[:, fh], lowered, w)
+        return out
 
     @staticmethod
     def _check_bounds(signed: ParamSet, view: ChainView) -> None:
@@ -454,8 +562,9 @@ class RiskSigner:
             self.liquidations.min_discount(),
             self.liquidations.max_discount(),
         )
-        if got_globals != signed.globals:
-            raise RuntimeError(f"global values {got_globals}, planned {signed.globals}")
+        want_globals = plan.applied_globals or signed.globals
+        if got_globals != tuple(want_globals):
+            raise RuntimeError(f"global values {got_globals}, planned {want_globals}")
 
     def step(self, target: ParamSet) -> StepPlan:
         """Plan, sign, recover, submit and confirm one update toward ``target``."""

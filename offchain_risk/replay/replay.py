@@ -391,7 +391,9 @@ def risk_updater(
 ) -> Any:
     """The keeper's risk updater for the replay: the listed shocks scaled by the realised
     volatility of the last six rounds over the calm before the window (at most twice),
-    every six chain hours or on a doubling of volatility, signed 2 of 2."""
+    every chain hour or on a doubling of volatility, signed 2 of 2. Hourly: the governor
+    moves shocks one bucket's allowance at a time (10% of an asset's largest shock per
+    one-hour bucket), so a target beyond it is reached one step per bucket."""
     from offchain_risk.keeper.risk_updater import RiskUpdater, vol_scaled_target
     from offchain_risk.keeper.signer import ParamSet, RiskSigner
 
@@ -403,7 +405,7 @@ def risk_updater(
     return RiskUpdater(
         signer,
         vol_scaled_target(base, vol, max_scale=2.0),
-        interval=6 * 3600,
+        interval=3600,
         vol_jump=2.0,
         short=6,
         clock=lambda: float(w3.eth.get_block("latest")["timestamp"]),

@@ -136,12 +136,18 @@ def test_set_global_bounds__bad__reverts(governor, owner, bounds, error):
     assert tuple(governor.global_bounds()) == devnet.GLOBAL_BOUNDS
 
 
-def test_sync_asset__after_direct_owner_change__re_anchors(governor, engine, owner):
+def test_sync_asset__after_direct_owner_change__restarts_the_bucket(governor, engine, owner, chain):
+    """The views (and every update) read the engine's values; a sync forgets what the asset
+    held earlier in the bucket."""
+    chain.mine(timestamp=(chain.pending_timestamp // 3_600 + 1) * 3_600 + 1)
+    governor.sync_asset(ETH, sender=owner)  # the bucket starts at floor 100, haircut 200
     engine.set_asset_risk(ETH, 300, 700, sender=owner)  # the owner bypasses the governor
-    assert governor.asset_view(ETH).current[16:] == [100, 200]
+    view = governor.asset_view(ETH)
+    assert view.current[16:] == [300, 700]
+    assert view.low[16:] == [100, 200] and view.high[16:] == [300, 700]
     tx = governor.sync_asset(ETH, sender=owner)
     view = governor.asset_view(ETH)
-    assert view.current[16:] == [300, 700] and view.reference[16:] == [300, 700]
+    assert view.low[16:] == [300, 700] and view.high[16:] == [300, 700]
     assert tx.events.filter(governor.Synced)[0].asset == ETH
     with ape.reverts("governor: asset not governed"):
         governor.sync_asset(7, sender=owner)
@@ -149,8 +155,10 @@ def test_sync_asset__after_direct_owner_change__re_anchors(governor, engine, own
 
 def test_sync_global__after_direct_owner_change(governor, engine, owner):
     engine.set_im_multiplier(2 * WAD, sender=owner)
+    assert governor.global_view().current[0] == 2 * WAD  # read from the engine
+    assert governor.global_view().recorded[0] == 3 * WAD // 2
     governor.sync_global(sender=owner)
-    assert governor.global_view().current[0] == 2 * WAD
+    assert governor.global_view().recorded[0] == 2 * WAD
 
 
 def test_deploy__signers_threshold_limits(governor, engine, liquidations, risk_signers):

@@ -1,6 +1,12 @@
 """Property: any sequence of accepted risk updates (and ramp pokes) keeps every governed value
-inside its bounds and never loosens a value faster than the rates, judged against the history
-of values the engine actually held, not against the governor's own bookkeeping.
+inside its bounds and never moves a value faster than the rates, judged against the history
+of values the engine actually held, not against the governor's own bookkeeping:
+
+* a shock moves at most 5% (per update) and 10% (against every value held in the same bucket)
+  of its asset's largest |shock|, in either direction, and its magnitude never exceeds the
+  least tight value held in the bucket by more than the MM step;
+* a floor, haircut or global value falls at most 5% per update and 10% of every value held in
+  the bucket; floors and haircuts rise at most the MM step above the lowest value held in it.
 
 Proposals are random (many are refused); each refused one must leave every value unchanged.
 """
@@ -23,6 +29,7 @@ WINDOW, WINDOW_RATE, UPDATE_RATE, MM_STEP, RAMP = devnet.GOVERNOR_LIMITS
 # anvil transactions cost ~50-150 ms each: a quarter of the profile's examples, each a
 # sequence of up to eight actions.
 EXAMPLES = max(10, settings.default.max_examples // 4)
+WAD_ = 10**18
 
 # relative changes in %: mostly near the 5% / 10% limits, some far beyond them or the caps
 pct = st.sampled_from([-5, -4, -4, -3, -2, -2, -1, 3, 20, 60] * 3 + [-100, -12, -6, 300])
@@ -45,6 +52,25 @@ def held(lens, engine, liquidations) -> tuple[np.ndarray, np.ndarray]:
         rows.append([*unpack_shocks(engine.shock_word(a)), cfg.floor_bps, cfg.haircut_bps])
     globals_ = [engine.im_multiplier(), liquidations.min_discount(), liquidations.max_discount()]
     return np.array(rows, dtype=np.int64), np.array(globals_, dtype=object)
+
+
+def shock_moves_within(x, ref, rate) -> bool:
+    """(4, 16) shocks `x` within max(floor(row max |ref| * rate), 1) of `ref`, row by row."""
+    x, ref = np.asarray(x, dtype=np.int64), np.asarray(ref, dtype=np.int64)
+    # exact integers: bps * a WAD rate overflows int64
+    allow = [max(int(m) * rate // WAD_, 1) for m in np.abs(ref).max(axis=1)]
+    return bool(np.all(np.abs(x - ref) <= np.array(allow, dtype=np.int64)[:, None]))
+
+
+def within_step(x, held) -> bool:
+    """Shock magnitudes at most MM_STEP beyond `held`'s; floors and haircuts at most MM_STEP
+    above `held`'s."""
+    x, held = np.asarray(x, dtype=np.int64), np.asarray(held, dtype=np.int64)
+    shocks, h = x[:, :16], held[:, :16]
+    ok = np.all(shocks <= np.maximum(h, 0) + MM_STEP) and np.all(
+        shocks >= np.minimum(h, 0) - MM_STEP
+    )
+    return bool(ok and np.all(x[:, 16:] <= held[:, 16:] + MM_STEP))
 
 
 def within(x, ref, rate) -> np.ndarray:
@@ -107,21 +133,35 @@ def test_accepted_updates__stay_in_bounds_and_rate(
             values, globals_ = held(lens, engine, liquidations)
             check_bounds(values, globals_)
             # per update: against the values held just before it
-            assert np.all(within(values, before[0], UPDATE_RATE))
+            assert shock_moves_within(values[:, :16], before[0][:, :16], UPDATE_RATE)
+            assert np.all(within(values[:, 16:], before[0][:, 16:], UPDATE_RATE))
             assert np.all(within(globals_, before[1], UPDATE_RATE))
-            # per rolling window: against every value held at some time in (now - W, now]
+            # per bucket: against every value held at some time in the current bucket
+            bucket_start = now // WINDOW * WINDOW
             for i, (t, v, g) in enumerate(history):
                 superseded_at = history[i + 1][0] if i + 1 < len(history) else now
-                if superseded_at > now - WINDOW:
-                    assert np.all(within(values, v, WINDOW_RATE)), (t, v, values)
+                if superseded_at > bucket_start:
+                    assert shock_moves_within(values[:, :16], v[:, :16], WINDOW_RATE), (t, v)
+                    assert np.all(within(values[:, 16:], v[:, 16:], WINDOW_RATE))
                     assert np.all(within(globals_, g, WINDOW_RATE))
+                    assert within_step(values, v), (t, v, values)
             history.append((now, values, globals_))
     finally:
         chain.restore(snapshot)
 
 
-def test_property_oracle__detects_a_fast_loosening():
-    """The property's own rule rejects what the governor must refuse (so the test can fail)."""
-    assert not within([-1349], [-1500], WINDOW_RATE)[0]
-    assert within([-1350], [-1500], WINDOW_RATE)[0]
-    assert not within([1], [-2], UPDATE_RATE)[0]
+def test_property_oracle__detects_a_fast_move():
+    """The property's own rules reject what the governor must refuse (so the test can fail)."""
+    assert not within([1349], [1500], WINDOW_RATE)[0]
+    assert within([1350], [1500], WINDOW_RATE)[0]
+    row = np.zeros((4, 16), dtype=np.int64)
+    row[:, 0] = -2_000
+    moved = row.copy()
+    moved[0, 1] = -201  # 201 bps from 0: beyond 10% of the row's 2,000
+    assert not shock_moves_within(moved, row, WINDOW_RATE)
+    moved[0, 1] = -200
+    assert shock_moves_within(moved, row, WINDOW_RATE)
+    held = np.zeros((4, 18), dtype=np.int64)
+    stepped = held.copy()
+    stepped[0, 16] = MM_STEP + 1
+    assert not within_step(stepped, held)

@@ -48,10 +48,11 @@ def test_step__k_below_16__pads_with_zero_shocks(lens, risk_signer, engine):
         min_discount_wad=globals_[1],
         max_discount_wad=globals_[2],
     )
-    risk_signer.step(target)  # scenarios 8..15 go to zero: 100% looser
+    risk_signer.step(target)  # scenarios 8..15 go to zero
     got = lens.shocks(ETH)
     assert got[:8] == [-1600, 1500, -1200, 1200, -800, 800, -2000, 1800]
-    assert got[8:] == [-285, 285, -950, 950, 0, 0, -570, 570]  # 5% per update toward 0
+    # 100 bps per update toward 0 (5% of ETH's largest shock, 2,000)
+    assert got[8:] == [-200, 200, -900, 900, 0, 0, -500, 500]
 
 
 def test_step__target_beyond_rate__reached_in_steps(risk_signer, engine, chain):
@@ -73,11 +74,11 @@ def test_step__target_beyond_rate__reached_in_steps(risk_signer, engine, chain):
     assert np.array_equal(risk_signer.view(ASSETS).current, values)
     assert engine.im_multiplier() == 13 * WAD // 10
     assert 4 <= len(steps) <= 12
-    # never more than the per-update rate of the previous value (5%, at least 1 bps)
+    # never more than the per-update allowance: 5% of the asset's largest |shock|
     prev = start[ETH]
     for held in steps:
-        allow = np.maximum(np.abs(prev) * 5 // 100, 1)
-        assert np.all(np.abs(held) >= np.abs(prev) - allow)
+        allow = max(np.abs(prev[:16]).max() * 5 // 100, 1)
+        assert np.all(np.abs(held[:16] - prev[:16]) <= allow)
         prev = held
 
 
@@ -90,16 +91,49 @@ def test_plan__beyond_caps__clipped_into_bounds(risk_signer):
     assert plan.clipped
     assert plan.signed.values[ETH, 16] == 2_000
     assert plan.signed.im_multiplier_wad == 3 * WAD
-    # the MM step: 500 bps now, the rest ramps
-    assert plan.applied[ETH, 0] == -2_000 and plan.applied[ETH, 16] == 600
+    # a shock moves by its allowance (100 bps); the floor 500 bps now, the rest ramps
+    assert plan.signed.values[ETH, 0] == -1_600 and plan.applied[ETH, 0] == -1_600
+    assert plan.applied[ETH, 16] == 600
 
 
 def test_step__ramping_update__confirms_ramp_target(risk_signer, governor):
     values, globals_ = current(risk_signer)
-    values[ETH, 0] = -3_000
+    values[ETH, 17] = 1_500
     plan = risk_signer.step(ParamSet.from_values(ASSETS, values, globals_))
-    assert plan.applied[ETH, 0] == -2_000
-    assert governor.asset_view(ETH).ramp_target[0] == -3_000
+    assert plan.applied[ETH, 17] == 700
+    assert governor.asset_view(ETH).ramp_target[17] == 1_500
+
+
+def test_step__many_steps_in_one_bucket__never_refused(risk_signer, lens, chain):
+    """The planner stays inside the per-update and per-bucket allowances and the MM step:
+    stepping again and again within one bucket never sends an update the chain refuses, and
+    the shocks stop at the bucket's limit (ETH: 200 bps, 10% of its largest shock)."""
+    chain.mine(timestamp=(chain.pending_timestamp // HOUR + 1) * HOUR + 1)
+    values, globals_ = current(risk_signer)
+    start = values.copy()
+    values[ETH, :16] = values[ETH, :16] * 2  # far beyond every limit
+    values[BTC, :16] = values[BTC, :16] // 2
+    values[ETH, 17] = 5_000
+    target = ParamSet.from_values(ASSETS, values, globals_)
+    for _ in range(4):
+        plan = risk_signer.step(target)
+        assert not plan.final
+    held = risk_signer.view(ASSETS).current
+    assert np.max(np.abs(held[ETH, :16] - start[ETH, :16])) == 200
+    # BTC: 10% of the least largest |shock| held in the bucket (1,710 after the first step)
+    assert np.max(np.abs(held[BTC, :16] - start[BTC, :16])) == 171
+    assert held[ETH, 17] == 700  # the haircut's budget; the rest ramps
+
+
+def test_step__owner_override__steps_from_the_engines_values(risk_signer, engine, owner):
+    """After the owner sets the IM multiplier on the engine, the planner lowers it from
+    there at the rate (never from the governor's record)."""
+    engine.set_im_multiplier(5 * WAD // 2, sender=owner)
+    values, globals_ = current(risk_signer)
+    globals_[0] = 3 * WAD // 2
+    plan = risk_signer.step(ParamSet.from_values(ASSETS, values, globals_))
+    assert engine.im_multiplier() == 5 * WAD // 2 * 95 // 100
+    assert not plan.final
 
 
 def test_sign__sorted_low_s_recovered_and_digest_matches_chain(risk_signer, governor):

@@ -199,18 +199,14 @@ class BoaRiskSigner(RiskSigner):
 
     def view(self, assets) -> ChainView:
         g = self.governor
-        views = [g.asset_view(int(a)) for a in assets]
-        gv = g.global_view()
-        return ChainView(
+        return ChainView.from_views(
             nonce=g.next_nonce(),
             timestamp=boa.env.evm.patch.timestamp,
             limits=Limits(*g.limits()),
             bounds=[AssetBounds(*g.asset_bounds(int(a))) for a in assets],
             global_bounds=GlobalBounds(*g.global_bounds()),
-            current=np.array([list(v[0]) for v in views], dtype=np.int64).reshape(-1, 18),
-            reference=np.array([list(v[1]) for v in views], dtype=np.int64).reshape(-1, 18),
-            global_current=np.array(list(gv[0]), dtype=object),
-            global_reference=np.array(list(gv[1]), dtype=object),
+            asset_views=[g.asset_view(int(a)) for a in assets],
+            global_view=g.global_view(),
         )
 
     def sign(self, message) -> list[bytes]:
@@ -928,7 +924,7 @@ class BallastMachine(RuleBasedStateMachine):
     @precondition(_governance_due)
     @rule(asset=st.sampled_from(range(N_ASSETS)))
     def poke(self, asset):
-        if self.k.governor.asset_view(asset)[4] == 0:
+        if self.k.governor.asset_view(asset)[7] == 0:  # ramp_end
             governed = self._governed()
             try:
                 self.k.governor.poke(asset)

@@ -48,10 +48,16 @@ ANVIL_DEMO := anvil --port $(ANVIL_PORT) --silent --accounts 10 --balance 10000 
 	--mnemonic "test test test test test test test test test test test junk" \
 	--block-base-fee-per-gas 0 --gas-price 0 --hardfork cancun
 
+# The crash windows `make demo` replays, first:last:report folder, one after the other on the
+# same anvil: March 2020 (COVID) and the weekend of 2021-12-04.
+DEMO_WINDOWS ?= 2020-03-11:2020-03-14:reports/demo 2021-12-03:2021-12-06:reports/demo-2021-12
 demo: build
 	@$(ANVIL_DEMO) & pid=$$!; trap "kill $$pid" EXIT; \
 	for i in $$(seq 100); do (: > /dev/tcp/127.0.0.1/$(ANVIL_PORT)) 2>/dev/null && break; sleep 0.1; done; \
-	PYTHONWARNINGS=ignore::UserWarning ape run demo --network $(NETWORK) -v WARNING $(DEMO_ARGS)
+	for w in $(DEMO_WINDOWS); do IFS=: read -r first last out <<< "$$w"; \
+	  PYTHONWARNINGS=ignore::UserWarning ape run demo --network $(NETWORK) -v WARNING \
+	    --from $$first --to $$last --out $$out $(DEMO_ARGS) || exit 1; \
+	done
 
 # ape-vyper 0.8.12's config model has a forward reference that pydantic-settings 2.16 warns
 # about (IncompleteFieldDefinitionWarning) whenever it loads: harmless, so the console starts quiet.

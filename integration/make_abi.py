@@ -74,8 +74,10 @@ def source_structs() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
                 out.setdefault(path.stem, []).append((head.group(1), current))
             elif current is not None:
                 body = line.split("#")[0].strip()
+                field = re.match(r"(\w+)\s*:", body)
                 if line[:1] in (" ", "\t") and body:
-                    current.append(body.split(":")[0].strip())
+                    if field:  # a field; other indented lines continue a wrapped type
+                        current.append(field.group(1))
                 elif line.strip() and not line.lstrip().startswith("#"):
                     current = None
                 elif not line.strip() and current:

@@ -46,7 +46,10 @@ interface IRiskGovernor {
 
     struct AssetView {
         int256[18] current;
-        int256[18] reference_;
+        int256[18] low;
+        int256[18] high;
+        uint256 update_allowance;
+        uint256 window_allowance;
         int256[18] ramp_target;
         uint256 ramp_start;
         uint256 ramp_end;
@@ -55,6 +58,7 @@ interface IRiskGovernor {
     struct GlobalView {
         uint256[3] current;
         uint256[3] reference_;
+        uint256[3] recorded;
     }
 
     event SignerAdded(address indexed signer);
@@ -67,8 +71,9 @@ interface IRiskGovernor {
     event GlobalBoundsSet(GlobalBounds bounds);
     event Synced(uint256 indexed asset);
     event RiskUpdateApplied(uint256 indexed nonce, bytes32 digest, address indexed relayer);
-    event RampStarted(uint256 indexed asset, uint256 shocks, uint256 floor_bps, uint256 haircut_bps, uint256 end);
+    event RampStarted(uint256 indexed asset, uint256 floor_bps, uint256 haircut_bps, uint256 end);
     event RampPoked(uint256 indexed asset, bool done);
+    event RampCancelled(uint256 indexed asset);
     event OwnershipTransferred(address indexed previous_owner, address indexed new_owner);
     event OwnershipTransferStarted(address indexed previous_owner, address indexed new_owner);
 
@@ -91,17 +96,17 @@ interface IRiskGovernor {
     function unpause() external;
     /// @notice Rate limits and ramp. Owner only.
     function set_limits(Limits calldata limits_) external;
-    /// @notice Floors and caps of an asset's governed values, bps; the asset is governed from now on. Also re-reads its floor and haircut from the engine (`sync_asset`). Owner only.
+    /// @notice Floors and caps of an asset's governed values, bps; the asset is governed from now on. Restarts its bucket record from the values the engine holds and drops its ramp (`sync_asset`). Owner only.
     function set_asset_bounds(uint256 asset, AssetBounds calldata bounds) external;
     /// @notice Floors and caps of the IM multiplier and the discount curve, WAD. Owner only.
     function set_global_bounds(GlobalBounds calldata bounds) external;
-    /// @notice Re-read an asset's floor and haircut from the engine, restart its rolling-window references from the values it holds and drop its ramp. For after the owner set them on the engine directly. Owner only.
+    /// @notice Restart an asset's bucket record from the values the engine holds and drop its ramp. Not needed for correctness (every update starts from the engine's values); it forgets what the asset held earlier in the bucket. Owner only.
     function sync_asset(uint256 asset) external;
-    /// @notice Re-read the IM multiplier and the discount curve and restart their references. Owner only.
+    /// @notice Restart the record of the IM multiplier and the discount curve from the values the engines hold. Owner only.
     function sync_global() external;
     /// @notice Apply a risk update signed by at least M registered signers, sorted by signer address. Any caller but a signer (signer keys and relayer keys are different keys).
     function submit(RiskUpdate calldata update, bytes[] calldata signatures) external;
-    /// @notice Move an asset's ramp forward: shocks, floor and haircut go linearly from where the update left them to its signed target, reached at the ramp's end. Anyone.
+    /// @notice Move an asset's floor / haircut ramp forward: linearly from where the update left them to the signed target at the ramp's end, within the bucket's MM budget (`mm_step_bps` above the lowest value held in the bucket). Anyone. When the engine holds values the governor did not write (the owner set them), the ramp ends and the owner's values stay.
     function poke(uint256 asset) external;
     /// @notice The EIP-712 digest signers sign for `update`.
     function update_digest(RiskUpdate calldata update) external view returns (bytes32);
@@ -111,9 +116,9 @@ interface IRiskGovernor {
     function asset_bounds(uint256 asset) external view returns (AssetBounds memory);
     /// @notice Floors and caps of the IM multiplier and the discount curve.
     function global_bounds() external view returns (GlobalBounds memory);
-    /// @notice What an update of `asset` is checked against now: the current values, the rolling-window reference (the tightest value held in the current and previous bucket) and the pending ramp. A keeper loosening a value `x` with reference `r` and current `c` needs `x` within `max(|r| * window_rate, 1)` of `r` and within `max(|c| * update_rate, 1)` of `c`.
+    /// @notice What an update of `asset` is checked against now (see the contract's notice): the values the engine holds, the lowest and highest held in the current bucket, the shock allowances and the pending ramp. A shock `x` is accepted when `|x - current| <= update_allowance`, `high - window_allowance <= x <= low + window_allowance` and its magnitude is at most `mm_step_bps` beyond the least tight of `low`, `high` (0 if they straddle zero).
     function asset_view(uint256 asset) external view returns (AssetView memory);
-    /// @notice The recorded IM multiplier and discount curve and their rolling-window references (see `asset_view`).
+    /// @notice The IM multiplier and discount curve the engines hold, the highest values held in the current bucket (the reference of the per-bucket loosening limit) and the last signed values (an update restating all three changes nothing, whatever the engines hold).
     function global_view() external view returns (GlobalView memory);
     function engine() external view returns (address);
     function liquidations() external view returns (address);

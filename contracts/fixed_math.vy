@@ -155,8 +155,9 @@ def _slice(
         if decimals < 18:
             unit: uint256 = 10**(18 - decimals)
             moved_coll = moved_coll // unit * unit
-    # Signed `//` truncates towards zero, like the EVM's sdiv.
-    moved: int256 = size * convert(fraction, int256) // constants.IWAD
+    moved: int256 = (
+        size * convert(fraction, int256) // constants.IWAD
+    )  # signed `//` truncates towards zero, like the EVM's sdiv
     flow: int256 = 0
     if moved > 0:
         flow = convert(

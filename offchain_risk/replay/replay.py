@@ -339,9 +339,12 @@ def run_replay(
         sender.check()
         prices_wad = np.array([a * 10**10 for a in answers], dtype=object)
         for v in venues:
+            if v.governor is not None:
+                # Open MM ramps move first, so the keeper's ticks below see (and restore)
+                # every book they push under.
+                _poke(v, project, w3, sender, relayer)
             _keep(v, step, path, config.max_ticks, t_round)
             if v.governor is not None:
-                _poke(v, project, w3, sender, relayer)
                 v.market = read_market(v.keeper.c)  # the risk parameters may have moved
             market = Market(prices_wad, np.ones(len(answers), dtype=bool), v.market.params)
             equity, mm = _float_state(v, market)
@@ -455,6 +458,8 @@ def _keep(v: VenueRun, step: int, path: PricePath, max_ticks: int, t_round: floa
         for action in result.actions:
             v.outcomes[action.outcome] = v.outcomes.get(action.outcome, 0) + 1
         if confirmed == 0:
+            if result.risk_update is not None and result.risk_update.landed:
+                continue  # it landed after this tick's scan and may have raised MM
             cleared = True
             break
         if not result.sent():  # nothing the keeper will do more of this round

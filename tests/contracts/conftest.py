@@ -195,6 +195,47 @@ def snapshot(engine, lens, usdc, weth, wbtc):
     return _snap
 
 
+def set_price(feeds, owner, asset, usd):
+    """Push a new round of `asset`'s mock feed at `usd`."""
+    feeds[asset].set_price(int(usd * 10**8), sender=owner)
+
+
+def event(tx, name):
+    """The one `name` event a transaction logged."""
+    logs = [log for log in tx.events if log.event_name == name]
+    assert len(logs) == 1, [log.event_name for log in tx.events]
+    return logs[0]
+
+
+def balances(engine, usdc, weth, *accounts):
+    """Every balance a liquidation can move."""
+    out = {
+        "engine_usdc": usdc.balanceOf(engine),
+        "engine_weth": weth.balanceOf(engine),
+        "insurance": engine.cash(0),
+        "deficit": engine.deficit(),
+        "debt": engine.debt(),
+        "oi": [engine.open_interest(m) for m in range(4)],
+    }
+    for a in accounts:
+        out[a] = (
+            engine.cash(a),
+            [engine.collateral(a, m) for m in range(4)],
+            [tuple(engine.position(a, m)) for m in range(4)],
+        )
+    return out
+
+
+@pytest.fixture
+def underwater(fund, usdc, trade, trader, maker, feeds, owner):
+    """trader: 15k USDC, long 20 ETH at 2,000; ETH then falls to 1,550: E = 6,000 < MM = 6,200."""
+    fund(trader, usdc, 15_000 * USDC)
+    fund(maker, usdc, 1_000_000 * USDC)
+    trade(ETH, -20 * WAD, 2_000)
+    set_price(feeds, owner, ETH, 1_550)
+    return acct(trader)
+
+
 @pytest.fixture(scope="session")
 def guardian(accounts):
     return accounts[9]

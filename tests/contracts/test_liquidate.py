@@ -3,7 +3,7 @@
 import ape
 import numpy as np
 import pytest
-from conftest import BTC, ETH, PRICES, SHOCKS, USDC, WAD, acct
+from conftest import BTC, ETH, PRICES, SHOCKS, USDC, WAD, acct, balances, event, set_price
 
 from offchain_risk.models.liquidation import LiquidationPolicy
 from offchain_risk.models.liquidation import preview as twin_preview
@@ -23,39 +23,6 @@ def keeper_funded(fund, usdc, keeper):
     fund(keeper, usdc, 1_000_000 * USDC)
 
 
-def set_price(feeds, owner, asset, usd):
-    feeds[asset].set_price(int(usd * 10**8), sender=owner)
-
-
-@pytest.fixture
-def underwater(fund, usdc, trade, trader, maker, feeds, owner):
-    """trader: 15k USDC, long 20 ETH at 2,000; ETH then falls to 1,550: E = 6,000 < MM = 6,200."""
-    fund(trader, usdc, 15_000 * USDC)
-    fund(maker, usdc, 100_000 * USDC)
-    trade(ETH, -20 * WAD, 2_000)
-    set_price(feeds, owner, ETH, 1_550)
-    return acct(trader)
-
-
-def balances(engine, usdc, weth, *accounts):
-    """Every balance a liquidation can move."""
-    out = {
-        "engine_usdc": usdc.balanceOf(engine),
-        "engine_weth": weth.balanceOf(engine),
-        "insurance": engine.cash(INSURANCE),
-        "deficit": engine.deficit(),
-        "debt": engine.debt(),
-        "oi": [engine.open_interest(m) for m in range(4)],
-    }
-    for a in accounts:
-        out[a] = (
-            engine.cash(a),
-            [engine.collateral(a, m) for m in range(4)],
-            [tuple(engine.position(a, m)) for m in range(4)],
-        )
-    return out
-
-
 def net_cash(state, *accounts):
     return state["insurance"] + sum(
         state[a][0] - sum(on for _, on in state[a][2]) for a in accounts
@@ -69,12 +36,6 @@ def conserved(engine, usdc, *accounts):
         engine.cash(a) - sum(engine.position(a, m)[1] for m in range(4)) for a in accounts
     )
     return held + engine.deficit() == net
-
-
-def event(tx, name):
-    logs = [log for log in tx.events if log.event_name == name]
-    assert len(logs) == 1, [log.event_name for log in tx.events]
-    return logs[0]
 
 
 def test_liquidate__partial__every_balance_accounted(

@@ -6,7 +6,7 @@ pin the written policy: nothing an account holder does can stop its liquidation.
 
 import ape
 import pytest
-from conftest import BTC, ETH, USDC, WAD, acct
+from conftest import BTC, ETH, USDC, WAD, acct, balances, event, set_price
 
 from offchain_risk.models.liquidation import LiquidationPolicy
 
@@ -29,43 +29,6 @@ def liquidator_funded(fund, usdc, liquidator):
 def guardian_set(engine, owner, guardian):
     engine.set_guardian(guardian, sender=owner)
     return guardian
-
-
-def set_price(feeds, owner, asset, usd):
-    feeds[asset].set_price(int(usd * 10**8), sender=owner)
-
-
-def event(tx, name):
-    logs = [log for log in tx.events if log.event_name == name]
-    assert len(logs) == 1, [log.event_name for log in tx.events]
-    return logs[0]
-
-
-def state(engine, *accounts):
-    """Every ledger balance a liquidation can move."""
-    out = {
-        "insurance": engine.cash(INSURANCE),
-        "deficit": engine.deficit(),
-        "debt": engine.debt(),
-        "oi": [engine.open_interest(m) for m in range(4)],
-    }
-    for a in accounts:
-        out[a] = (
-            engine.cash(a),
-            [engine.collateral(a, m) for m in range(4)],
-            [tuple(engine.position(a, m)) for m in range(4)],
-        )
-    return out
-
-
-@pytest.fixture
-def underwater(fund, usdc, trade, trader, maker, feeds, owner):
-    """trader: 15k USDC, long 20 ETH at 2,000; ETH then falls to 1,550: E = 6,000 < MM."""
-    fund(trader, usdc, 15_000 * USDC)
-    fund(maker, usdc, 1_000_000 * USDC)
-    trade(ETH, -20 * WAD, 2_000)
-    set_price(feeds, owner, ETH, 1_550)
-    return acct(trader)
 
 
 def kill_feed(project, engine, feeds, owner, asset, how):
@@ -283,10 +246,10 @@ def test_regression_liquidation_ignores_debt_cap(
     set_price(feeds, owner, BTC, 34_000)
     fund(stranger, weth, 100 * WAD)  # the liquidator holds collateral, no cash
     engine.set_debt_cap(0, sender=owner)
-    before = state(engine, acct(trader), acct(stranger))
+    before = balances(engine, usdc, weth, acct(trader), acct(stranger))
     with ape.reverts("liquidation: debt cap"):
         liquidations.liquidate(acct(trader), acct(stranger), WAD, 10**30, sender=stranger)
-    assert state(engine, acct(trader), acct(stranger)) == before
+    assert balances(engine, usdc, weth, acct(trader), acct(stranger)) == before
     # With cash to pay for the collateral it goes through under the same cap.
     fund(stranger, usdc, 50_000 * USDC)
     liquidations.liquidate(acct(trader), acct(stranger), WAD, 10**30, sender=stranger)

@@ -72,3 +72,13 @@ def __init__(cash_token: address):
     ownable.__init__()
     ownable_2step.__init__()
     ledger.__init__(cash_token, 0, 0, constants.WAD, constants.MAX_PRICE_BAND)
+
+
+@external
+def __default__():
+    """
+    @notice A selector neither the engine nor this contract knows (a
+            mistyped setter, say) reverts with a reason instead of empty
+            data.
+    """
+    raise "engine: unknown function"

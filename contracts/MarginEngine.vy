@@ -115,6 +115,7 @@ def __default__() -> Bytes[32]:
             deposit, withdrawal or transfer: run it from MarginConfig against
             this contract's storage, with this contract's address, caller
             and reentrancy lock, and return its result as is (at most one
-            word). Unknown selectors revert there.
+            word). Unknown selectors revert there with "engine: unknown
+            function".
     """
     return raw_call(CONFIG, msg.data, max_outsize=32, is_delegate_call=True)

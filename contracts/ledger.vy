@@ -699,13 +699,14 @@ def equity(account: uint256) -> int256:
 
 @external
 @view
-def margin(account: uint256) -> (uint256, uint256):
+def margin(account: uint256) -> (int256, uint256, uint256):
     """
-    @notice (IM, MM) in cash (WAD), rounded up. Reverts when a price the
-            account depends on is invalid.
+    @notice (equity, MM, IM) in cash (WAD), in the order of the `Margin`
+            struct: equity rounded down, MM and IM rounded up. Reverts when
+            a price the account depends on is invalid.
     """
     m: Margin = self._strict_margin(account)
-    return m.im, m.mm
+    return m.equity, m.mm, m.im
 
 
 @external

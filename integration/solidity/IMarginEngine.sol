@@ -76,7 +76,7 @@ interface IMarginEngine {
     function set_operator(uint256 sub_id, address operator, bool approved) external;
     function account_id(address owner, uint256 sub_id) external pure returns (uint256);
     function equity(uint256 account) external view returns (int256);
-    function margin(uint256 account) external view returns (uint256, uint256);
+    function margin(uint256 account) external view returns (int256, uint256, uint256);
     function health(uint256 account) external view returns (int256);
     function position(uint256 account, uint256 asset) external view returns (int256, int256);
     function price(uint256 asset) external view returns (uint256, bool);

@@ -3,6 +3,7 @@
 import ape
 import pytest
 from conftest import ETH, SHOCKS, WAD
+from eth_utils import keccak
 
 ZERO = "0x0000000000000000000000000000000000000000"
 
@@ -108,3 +109,13 @@ def test_ownership__two_step(engine, owner, stranger):
     assert engine.owner() == owner
     engine.accept_ownership(sender=stranger)
     assert engine.owner() == stranger
+
+
+def test_review_15_mistyped_setter__reverts_with_reason(engine, owner):
+    """An unknown selector goes through the fallback to MarginConfig and used to revert
+    with empty data; it now names the problem, and nothing moves."""
+    before = (engine.im_multiplier(), engine.price_band(), engine.owner())
+    calldata = keccak(text="set_price_bnad(uint256)")[:4] + (10**16).to_bytes(32, "big")
+    with ape.reverts("engine: unknown function"):
+        owner.transfer(engine, 0, data=calldata)
+    assert (engine.im_multiplier(), engine.price_band(), engine.owner()) == before

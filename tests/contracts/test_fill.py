@@ -74,7 +74,7 @@ def test_fill__risk_reducing_below_im__allowed(
     fund(trader, usdc, 5_400 * USDC)  # exactly IM for a 10 ETH short at 2,000
     trade(ETH, 10 * WAD, 2000)
     feeds[ETH].set_price(2_050 * 10**8, sender=owner)  # now below IM, above MM
-    im, mm = engine.margin(acct(trader))
+    _, mm, im = engine.margin(acct(trader))
     assert mm < engine.equity(acct(trader)) < im
     trade(ETH, -4 * WAD, 2_050)  # trader buys back 4
     assert engine.position(acct(trader), ETH)[0] == -6 * WAD
@@ -89,7 +89,7 @@ def test_fill__unwinding_a_hedge_below_im__reverts(
     engine.set_asset_risk(ETH, 100, 7_500, sender=owner)  # WETH counts at 25% in equity
     fund(trader, weth, 10 * WAD)
     trade(ETH, 10 * WAD, 2000)  # trader: 10 WETH collateral, short 10 ETH perp
-    _, mm_hedged = engine.margin(acct(trader))
+    _, mm_hedged, _ = engine.margin(acct(trader))
     assert mm_hedged == 400 * WAD  # the floor alone: 1% of 2 x 20,000
     with ape.reverts("margin: below initial margin"):
         trade(ETH, -10 * WAD, 2000)  # buying back leaves 20k naked ETH: IM 6,000 > E 5,000

@@ -42,7 +42,7 @@ def test_liquidate__partial__every_balance_accounted(
     engine, liquidations, usdc, weth, underwater, keeper, keeper_funded
 ):
     liq = acct(keeper)
-    e0, (_, mm0) = engine.equity(underwater), engine.margin(underwater)
+    e0, mm0, _ = engine.margin(underwater)
     assert e0 == 6_000 * WAD and mm0 == 6_200 * WAD
     before = balances(engine, usdc, weth, underwater, liq)
     preview = liquidations.liquidation_preview(underwater, WAD)
@@ -73,7 +73,7 @@ def test_liquidate__partial__every_balance_accounted(
     # Zero-sum in net cash (cash - open notional): what the account lost, the others got.
     assert net_cash(before, underwater, liq) == net_cash(after, underwater, liq)
     # The account is back above MM with the buffer; the event carries the state before.
-    e1, (_, mm1) = engine.equity(underwater), engine.margin(underwater)
+    e1, mm1, _ = engine.margin(underwater)
     assert e1 >= mm1 * (WAD + POLICY.target_buffer) // WAD - 10
     slice_ = event(tx, "Liquidation")
     assert (slice_.equity_before, slice_.mm_before) == (e0, mm0)
@@ -242,7 +242,7 @@ def test_liquidate__bad_input__reverts_nothing_moves(
             cost = liquidations.liquidation_preview(underwater, WAD).cost
             liquidations.liquidate(underwater, liq, WAD, cost - 1, sender=keeper)
         elif case == "direct_slice":
-            e, mm = engine.equity(underwater), engine.margin(underwater)[1]
+            e, mm, _ = engine.margin(underwater)
             engine.liquidate_slice(underwater, liq, (WAD // 10, 0, 0, 0, e, mm), sender=keeper)
         elif case == "stale_feed":
             feeds[ETH].set_round(1_550 * 10**8, 1, 7, 7, sender=owner)  # updated at t = 1

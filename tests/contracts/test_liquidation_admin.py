@@ -96,7 +96,7 @@ def test_healths__batch_matches_single_views(engine, usdc, fund, funded, trade, 
     assert len(out) == 4
     for a, m in zip(ids, out, strict=True):
         assert m.equity == engine.equity(a)
-        assert (m.im, m.mm) == tuple(engine.margin(a))
+        assert (m.equity, m.mm, m.im) == tuple(engine.margin(a))
         assert m.prices_ok
     assert out[3].equity == 0 and out[3].mm == 0  # an empty account
 

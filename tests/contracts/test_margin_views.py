@@ -12,7 +12,7 @@ def test_margin__weth_collateral_with_equal_short__floor_only(
     fund(maker, usdc, 1_000_000 * USDC)
     fund(trader, weth, 25 * WAD)
     trade(ETH, 25 * WAD, 2000)  # trader shorts 25 ETH against 25 WETH
-    im, mm = engine.margin(acct(trader))
+    _, mm, im = engine.margin(acct(trader))
     floor = (25 + 25) * 2000 * WAD * 100 // 10_000  # 1% of each gross leg
     assert mm == floor == 1_000 * WAD
     assert im == floor * IM_MULTIPLIER // WAD
@@ -87,7 +87,7 @@ def test_margin_after_trade__equals_margin_after_fill(engine, client, funded, ma
     preview = engine.margin_after_trade(acct(trader), ETH, -7 * WAD, 2_010 * WAD)
     order = client.order(maker, ETH, 7 * WAD, 2_010 * WAD, 1, 2**40)
     client.fill(order, client.sign(maker, order), 7 * WAD, acct(trader), sender=trader)
-    im, mm = engine.margin(acct(trader))
+    _, mm, im = engine.margin(acct(trader))
     assert (preview.equity, preview.mm, preview.im) == (engine.equity(acct(trader)), mm, im)
 
 

@@ -15,7 +15,7 @@ def test_transfer__cash__isolates_margin(engine, usdc, funded, trade, trader):
     engine.transfer(acct(trader, 0), acct(trader, 3), usdc, 40_000 * USDC, sender=trader)
     assert engine.cash(acct(trader, 3)) == 40_000 * WAD
     trade(ETH, 10 * WAD, 2000)  # the short sits in sub-account 0 only
-    assert engine.margin(acct(trader, 3)) == (0, 0)
+    assert engine.margin(acct(trader, 3)) == (40_000 * WAD, 0, 0)  # its own cash, no risk
     assert engine.margin(acct(trader, 0))[1] > 0
 
 

@@ -31,10 +31,10 @@ def test_withdraw__by_operator__pays_owner_not_operator(engine, weth, trader, op
 
 def test_withdraw__up_to_initial_margin__allowed(engine, usdc, funded, trade, trader):
     trade(ETH, 10 * WAD, 2000)  # trader short 10 ETH: MM 3,600, IM 5,400
-    im, _ = engine.margin(acct(trader))
+    _, _, im = engine.margin(acct(trader))
     free = engine.equity(acct(trader)) - im
     engine.withdraw(acct(trader), usdc, free // 10**12, sender=trader)
-    assert engine.equity(acct(trader)) - engine.margin(acct(trader))[0] < 10**12
+    assert engine.equity(acct(trader)) - engine.margin(acct(trader))[2] < 10**12
 
 
 def test_withdraw__stale_unrelated_feed__allowed(engine, usdc, feeds, owner, funded, trade, trader):
@@ -53,7 +53,7 @@ def _rejects(engine, snapshot, who, token, amount, message, sender=None):
 
 def test_withdraw__below_initial_margin__reverts(engine, usdc, funded, trade, trader, snapshot):
     trade(ETH, 10 * WAD, 2000)
-    im, _ = engine.margin(acct(trader))
+    _, _, im = engine.margin(acct(trader))
     too_much = (engine.equity(acct(trader)) - im) // 10**12 + 1
     _rejects(engine, snapshot, trader, usdc, too_much, "margin: below initial margin")
 

@@ -78,8 +78,12 @@ def test_integrating_doc__commands__run_against_a_fresh_anvil():
     assert "Error" not in output, output
     # the fill and the liquidation landed
     assert output.count("status               1 (success)") == 2, output
-    # IM then MM after the fill, health 700; after the crash -100; positive after
-    assert "1200000000000000000000 [1.2e21]\n800000000000000000000 [8e20]\n" in output
+    # equity, MM, IM after the fill, health 700; after the crash -100; positive after
+    assert (
+        "1500000000000000000000 [1.5e21]\n800000000000000000000 [8e20]\n"
+        "1200000000000000000000 [1.2e21]\n700000000000000000000 [7e20]\n"
+        "engine: unknown function\n"
+    ) in output
     assert "\n-100000000000000000000 [-1e20]\n" in output
     health_after = output.split("status               1 (success)")[-1].split("\n")[1]
     assert int(health_after.split()[0]) > 0, output

@@ -111,7 +111,7 @@ def test_ownership__two_step(engine, owner, stranger):
     assert engine.owner() == stranger
 
 
-def test_review_15_mistyped_setter__reverts_with_reason(engine, owner):
+def test_fallback__mistyped_setter__reverts_with_reason(engine, owner):
     """An unknown selector goes through the fallback to MarginConfig and used to revert
     with empty data; it now names the problem, and nothing moves."""
     before = (engine.im_multiplier(), engine.price_band(), engine.owner())

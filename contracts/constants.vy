@@ -49,3 +49,15 @@ MAX_PRICE_BAND: constant(uint256) = WAD // 5
 MAX_IM_MULTIPLIER: constant(uint256) = 10 * WAD
 # Longest life of a guardian's fallback price (liquidations only).
 MAX_FALLBACK_LIFE: constant(uint256) = 3600
+
+# Options: the domain the Black-76 pricing module (`black76.vy`) accepts; it
+# refuses anything outside it. Vol is annualised, WAD ("100% = 10**18").
+YEAR: constant(uint256) = 365 * 86400
+MIN_VOL: constant(uint256) = 10**16
+MAX_VOL: constant(uint256) = 5 * 10**18
+# Time to expiry, seconds: 1 s .. 4 years.
+MAX_OPTION_TIME: constant(uint256) = 4 * YEAR
+# Forward and strike, WAD: 1e-9 .. MAX_PRICE; forward / strike within 1e-4 .. 1e4.
+MIN_OPTION_PRICE: constant(uint256) = 10**9
+MIN_MONEYNESS: constant(uint256) = 10**14
+MAX_MONEYNESS: constant(uint256) = 10**22

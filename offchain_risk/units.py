@@ -21,6 +21,15 @@ SUB_BITS = 96  # an account id is owner << SUB_BITS | sub_id
 SUB_MASK = 2**SUB_BITS - 1
 MASK16 = 0xFFFF  # one 16-bit field of a packed word
 MAX_SCENARIOS = 16  # int16 shocks per asset word
+MAX_PRICE = 2**100  # a price above this (WAD) is invalid
+# Options: the domain of the Black-76 pricing module (contracts/black76.vy).
+YEAR = 365 * 86400  # seconds in the year the vol is annualised over
+MIN_VOL = 10**16  # 1%, WAD
+MAX_VOL = 5 * 10**18  # 500%, WAD
+MAX_OPTION_TIME = 4 * YEAR  # seconds to expiry
+MIN_OPTION_PRICE = 10**9  # forward and strike, WAD
+MIN_MONEYNESS = 10**14  # forward / strike, WAD
+MAX_MONEYNESS = 10**22
 
 
 def to_wad(value: Real | str | Decimal) -> int:

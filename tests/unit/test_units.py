@@ -19,9 +19,27 @@ def _vyper_constant(name: str) -> str:
     return match.group(1).strip()
 
 
-@pytest.mark.parametrize("name", ["WAD", "BPS", "SUB_BITS", "MAX_SCENARIOS"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "WAD",
+        "BPS",
+        "SUB_BITS",
+        "MAX_SCENARIOS",
+        "MAX_PRICE",
+        "YEAR",
+        "MIN_VOL",
+        "MAX_VOL",
+        "MAX_OPTION_TIME",
+        "MIN_OPTION_PRICE",
+        "MIN_MONEYNESS",
+        "MAX_MONEYNESS",
+    ],
+)
 def test_units__same_values_as_constants_vy(name):
-    assert eval(_vyper_constant(name), {}) == getattr(units, name)  # constants.vy literals
+    # constants.vy literals; a few are written in terms of WAD or YEAR
+    env = {"WAD": units.WAD, "YEAR": units.YEAR}
+    assert eval(_vyper_constant(name), env) == getattr(units, name)
 
 
 def test_units__cash_sentinel_is_the_max_uint256():

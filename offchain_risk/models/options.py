@@ -1,0 +1,295 @@
+"""European options: the twin of ``contracts/black76.vy`` and vectorised Black-76.
+
+Two implementations of one model (``docs/ARCHITECTURE.md``, "Options: pricing module"):
+
+- :func:`price_exact` / :func:`valuation_exact` on Python ints reproduce the contract's
+  integer arithmetic step by step (snekmate's ``wad_ln`` / ``wad_exp``, Vyper's ``isqrt``,
+  the Abramowitz & Stegun normal CDF, every truncation), so they agree with the module to
+  the wei; they refuse what the module refuses, with the same messages.
+- :func:`black76` is the float64 fast path (numpy, scipy's ``ndtr``): prices and Greeks of
+  millions of positions at once, the full revaluation risk checks are measured against.
+
+Units as on chain: forward and strike USD per unit (WAD for the exact twin, floats for
+:func:`black76`), vol annualised (WAD / float), time to expiry in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import isqrt
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import ndtr
+
+from offchain_risk.units import (
+    MAX_MONEYNESS,
+    MAX_OPTION_TIME,
+    MAX_PRICE,
+    MAX_VOL,
+    MIN_MONEYNESS,
+    MIN_OPTION_PRICE,
+    MIN_VOL,
+    WAD,
+    YEAR,
+)
+
+# contracts/black76.vy
+P = 231_641_900_000_000_000
+B1 = 319_381_530_000_000_000
+B2 = -356_563_782_000_000_000
+B3 = 1_781_477_937_000_000_000
+B4 = -1_821_255_978_000_000_000
+B5 = 1_330_274_429_000_000_000
+INV_SQRT_2PI = 398_942_280_401_432_677
+PDF_CUTOFF = 10 * WAD
+PRICE_ERR = 76_000_000_000  # per unit of F + K, WAD: 7.5e-8 (A&S 26.2.17) + 1e-9
+PRICE_ERR_WEI = 4
+#: The largest |N(x) - Phi(x)| of the CDF approximation (Abramowitz & Stegun 26.2.17).
+CDF_ERR = 7.5e-8
+
+_U256 = 2**256
+# snekmate's wad_ln constants: k * ln(2) and ln(2**96 / 10**18), in its 2**174 base.
+_LN_K = int(
+    "16_597_577_552_685_614_221_487_285_958_193_947_"
+    "469_193_820_559_219_878_177_908_093_499_208_371".replace("_", "")
+)
+_LN_C = int(
+    "600_920_179_829_731_861_736_702_779_321_621_459_"
+    "595_472_258_049_074_101_567_377_883_020_018_308".replace("_", "")
+)
+
+
+def _wrap(v: int) -> int:
+    """An int256 result of an unchecked EVM operation (two's complement wrap)."""
+    v %= _U256
+    return v - _U256 if v >= 2**255 else v
+
+
+def _sdiv(a: int, b: int) -> int:
+    """EVM ``sdiv`` and Vyper's signed ``//``: truncation towards zero."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def wad_ln(x: int) -> int:
+    """snekmate ``math._wad_ln``, bit for bit."""
+    if x < 0:
+        raise ValueError("math: wad_ln undefined")
+    if x == 0:
+        return 0
+    k = x.bit_length() - 1 - 96
+    x = ((x << (159 - k)) % _U256) >> 159
+    p = _wrap(_wrap((x + 3_273_285_459_638_523_848_632_254_066_296) * x) >> 96)
+    p = p + 24_828_157_081_833_163_892_658_089_445_524
+    p = _wrap((_wrap(p * x) >> 96) + 43_456_485_725_739_037_958_740_375_743_393)
+    p = _wrap((_wrap(p * x) >> 96) - 11_111_509_109_440_967_052_023_855_526_967)
+    p = _wrap((_wrap(p * x) >> 96) - 45_023_709_667_254_063_763_336_534_515_857)
+    p = _wrap((_wrap(p * x) >> 96) - 14_706_773_417_378_608_786_704_636_184_526)
+    p = _wrap(_wrap(p * x) - (795_164_235_651_350_426_258_249_787_498 << 96))
+    q = _wrap(_wrap((x + 5_573_035_233_440_673_466_300_451_813_936) * x) >> 96)
+    q = q + 71_694_874_799_317_883_764_090_561_454_958
+    q = _wrap((_wrap(q * x) >> 96) + 283_447_036_172_924_575_727_196_451_306_956)
+    q = _wrap((_wrap(q * x) >> 96) + 401_686_690_394_027_663_651_624_208_769_553)
+    q = _wrap((_wrap(q * x) >> 96) + 204_048_457_590_392_012_362_485_061_816_622)
+    q = _wrap((_wrap(q * x) >> 96) + 31_853_899_698_501_571_402_653_359_427_138)
+    q = _wrap((_wrap(q * x) >> 96) + 909_429_971_244_387_300_277_376_558_375)
+    r = _sdiv(p, q)
+    acc = _wrap(r * 1_677_202_110_996_718_588_342_820_967_067_443_963_516_166)
+    acc = _wrap(acc + _wrap(k * _LN_K))
+    acc = _wrap(acc + _LN_C)
+    return acc >> 174
+
+
+def wad_exp(x: int) -> int:
+    """snekmate ``math._wad_exp``, bit for bit."""
+    if x <= -41_446_531_673_892_822_313:
+        return 0
+    if x >= 135_305_999_368_893_231_589:
+        raise ValueError("math: wad_exp overflow")
+    x = _sdiv(_wrap(x << 78), 5**18)
+    k = _wrap(_sdiv(_wrap(x << 96), 54_916_777_467_707_473_351_141_471_128) + 2**95) >> 96
+    x = _wrap(x - _wrap(k * 54_916_777_467_707_473_351_141_471_128))
+    y = _wrap(_wrap(_wrap(x + 1_346_386_616_545_796_478_920_950_773_328) * x) >> 96)
+    y = _wrap(y + 57_155_421_227_552_351_082_224_309_758_442)
+    p = _wrap(_wrap(_wrap(y + x) - 94_201_549_194_550_492_254_356_042_504_812) * y) >> 96
+    p = _wrap(p + 28_719_021_644_029_726_153_956_944_680_412_240)
+    p = _wrap(_wrap(p * x) + (4_385_272_521_454_847_904_659_076_985_693_276 << 96))
+    q = _wrap(_wrap(_wrap(x - 2_855_989_394_907_223_263_936_484_059_900) * x) >> 96)
+    q = _wrap(q + 50_020_603_652_535_783_019_961_831_881_945)
+    q = _wrap((_wrap(q * x) >> 96) - 533_845_033_583_426_703_283_633_433_725_380)
+    q = _wrap((_wrap(q * x) >> 96) + 3_604_857_256_930_695_427_073_651_918_091_429)
+    q = _wrap((_wrap(q * x) >> 96) - 14_423_608_567_350_463_180_887_372_962_807_573)
+    q = _wrap((_wrap(q * x) >> 96) + 26_449_188_498_355_588_339_934_803_723_976_023)
+    r = _sdiv(p, q)
+    v = ((r % _U256) * 3_822_833_074_963_236_453_042_738_258_902_158_003_155_416_615_667) % _U256
+    return _wrap(v >> (195 - k))
+
+
+class Valuation(NamedTuple):
+    """The module's ``Valuation`` struct, field for field (WAD ints)."""
+
+    price: int
+    delta: int
+    gamma: int
+    vega: int
+    theta: int
+
+
+def check(f: int, k: int, sigma: int, tau: int) -> None:
+    """``black76._check``: ValueError with the module's message outside the domain."""
+    if tau == 0:
+        raise ValueError("black76: expired")
+    if tau > MAX_OPTION_TIME:
+        raise ValueError("black76: expiry too far")
+    if sigma < MIN_VOL:
+        raise ValueError("black76: vol too low")
+    if sigma > MAX_VOL:
+        raise ValueError("black76: vol too high")
+    if not MIN_OPTION_PRICE <= f <= MAX_PRICE:
+        raise ValueError("black76: bad forward")
+    if not MIN_OPTION_PRICE <= k <= MAX_PRICE:
+        raise ValueError("black76: bad strike")
+    if not MIN_MONEYNESS <= f * WAD // k <= MAX_MONEYNESS:
+        raise ValueError("black76: moneyness out of range")
+
+
+def pdf_exact(x: int) -> int:
+    """``black76._pdf``: n(x), WAD."""
+    if x >= PDF_CUTOFF or x <= -PDF_CUTOFF:
+        return 0
+    e = wad_exp(-_sdiv(x * x, 2 * WAD))
+    return _sdiv(e * INV_SQRT_2PI, WAD)
+
+
+def cdf_exact(x: int, pdf: int) -> int:
+    """``black76._cdf``: N(x), WAD, given n(x)."""
+    t = _sdiv(WAD * WAD, WAD + _sdiv(P * abs(x), WAD))
+    acc = _sdiv(B5 * t, WAD) + B4
+    acc = _sdiv(acc * t, WAD) + B3
+    acc = _sdiv(acc * t, WAD) + B2
+    acc = _sdiv(acc * t, WAD) + B1
+    acc = _sdiv(acc * t, WAD)
+    q = min(max(_sdiv(pdf * acc, WAD), 0), WAD)
+    return WAD - q if x >= 0 else q
+
+
+def _d(f: int, k: int, sigma: int, tau: int) -> tuple[int, int, int, int, int, int]:
+    """(d1, d2, s, sqrt_t, n1, n2), as ``black76._d``."""
+    t = tau * WAD // YEAR
+    sqrt_t = isqrt(t * WAD)
+    s = _sdiv(sigma * sqrt_t, WAD)
+    m = wad_ln(f * WAD // k)
+    d1 = _sdiv(m * WAD, s) + _sdiv(s, 2)
+    d2 = d1 - s
+    if m >= 0:
+        n2 = pdf_exact(d2)
+        n1 = _sdiv(n2 * k, f)
+    else:
+        n1 = pdf_exact(d1)
+        n2 = _sdiv(n1 * f, k)
+    return d1, d2, s, sqrt_t, n1, n2
+
+
+def _central(f: int, k: int, is_call: bool, d1: int, d2: int, n1: int, n2: int):
+    c1 = cdf_exact(d1, n1)
+    c2 = cdf_exact(d2, n2)
+    if is_call:
+        v = _sdiv(f * c1 - k * c2, WAD)
+        lo, hi = max(f - k, 0), f
+    else:
+        v = _sdiv(k * (WAD - c2) - f * (WAD - c1), WAD)
+        lo, hi = max(k - f, 0), k
+    return min(max(v, lo), hi), c1
+
+
+def price_error(f: int, k: int) -> int:
+    """The stated bound on |central price - exact Black-76|, WAD (``black76._err``)."""
+    return -(-(f + k) * PRICE_ERR // WAD) + PRICE_ERR_WEI
+
+
+def price_exact(f: int, k: int, sigma: int, tau: int, is_call: bool, roundup: bool) -> int:
+    """``black76._price``: never below (roundup) / above (not roundup) the exact value."""
+    check(f, k, sigma, tau)
+    d1, d2, _s, _sqrt_t, n1, n2 = _d(f, k, sigma, tau)
+    v, _c1 = _central(f, k, is_call, d1, d2, n1, n2)
+    e = price_error(f, k)
+    if roundup:
+        return min(v + e, f if is_call else k)
+    intrinsic = max(f - k, 0) if is_call else max(k - f, 0)
+    return v - e if v > intrinsic + e else intrinsic
+
+
+def valuation_exact(f: int, k: int, sigma: int, tau: int, is_call: bool) -> Valuation:
+    """``black76._valuation``: central price, delta, gamma, vega, theta (WAD ints)."""
+    check(f, k, sigma, tau)
+    d1, d2, s, sqrt_t, n1, n2 = _d(f, k, sigma, tau)
+    v, c1 = _central(f, k, is_call, d1, d2, n1, n2)
+    delta = c1 if is_call else c1 - WAD
+    fn = _sdiv(f * n1, WAD)
+    gamma = _sdiv(n1 * WAD * WAD, f * s)
+    vega = _sdiv(fn * sqrt_t, WAD)
+    theta = -_sdiv(fn * sigma, 2 * sqrt_t)
+    return Valuation(v, delta, gamma, vega, theta)
+
+
+@dataclass(frozen=True)
+class Black76Result:
+    """Prices and Greeks, one entry per position, float64 (USD per unit of underlying)."""
+
+    price: np.ndarray  # (n,)
+    delta: np.ndarray  # (n,) dV/dF
+    gamma: np.ndarray  # (n,) d2V/dF2, per USD
+    vega: np.ndarray  # (n,) dV/dsigma, per 1.0 of vol
+    theta: np.ndarray  # (n,) dV/dt, per year
+
+    def summary(self) -> str:
+        return (
+            f"{self.price.size:,} options: value {self.price.sum():,.2f}, "
+            f"delta {self.delta.sum():,.4f}, vega {self.vega.sum():,.2f}"
+        )
+
+
+def black76(
+    forward: np.ndarray,
+    strike: np.ndarray,
+    vol: np.ndarray,
+    tau_s: np.ndarray,
+    is_call: np.ndarray,
+    greeks: bool = True,
+) -> Black76Result:
+    """Vectorised Black-76 (zero rates): every argument broadcasts to one shape (n,).
+    ``tau_s`` in seconds (> 0), ``vol`` annualised. ``greeks=False`` leaves the Greeks
+    empty (the price alone, for full revaluation)."""
+    f, k, v, tau, call = np.broadcast_arrays(
+        np.atleast_1d(np.asarray(forward, dtype=np.float64)),
+        np.atleast_1d(np.asarray(strike, dtype=np.float64)),
+        np.atleast_1d(np.asarray(vol, dtype=np.float64)),
+        np.atleast_1d(np.asarray(tau_s, dtype=np.float64)),
+        np.atleast_1d(np.asarray(is_call, dtype=bool)),
+    )
+    for name, a in (("forward", f), ("strike", k), ("vol", v), ("tau_s", tau)):
+        if not (np.isfinite(a).all() and (a > 0).all()):
+            raise ValueError(f"black76: {name} must be finite and positive")
+    sqrt_t = np.sqrt(tau / YEAR)
+    s = v * sqrt_t
+    m = np.log(f / k)
+    d1 = m / s + 0.5 * s
+    d2 = d1 - s
+    n1c = ndtr(d1)
+    n2c = ndtr(d2)
+    # put = call - (F - K) loses digits deep in the money; N(-d) = ndtr(-d) keeps them.
+    price = np.where(call, f * n1c - k * n2c, k * ndtr(-d2) - f * ndtr(-d1))
+    if not greeks:
+        empty = np.empty(0)
+        return Black76Result(price, empty, empty, empty, empty)
+    pdf1 = np.exp(-0.5 * d1 * d1) / np.sqrt(2.0 * np.pi)
+    delta = np.where(call, n1c, n1c - 1.0)
+    fn = f * pdf1
+    return Black76Result(
+        price=price,
+        delta=delta,
+        gamma=pdf1 / (f * s),
+        vega=fn * sqrt_t,
+        theta=-fn * v / (2.0 * sqrt_t),
+    )

@@ -129,7 +129,57 @@ def measure(project: Any, accounts: Any, web3: Any) -> list[Row]:
     rows.append(Row("feed.latestRoundData() alone", gas, f"execution {execution:,}"))
     rows += _liquidations(d, client, fill, deployer, desk, bench, web3, prices)
     rows += measure_risk_updates(project, accounts, d)
+    rows += measure_options(project, accounts, web3)
     return rows
+
+
+def measure_options(project: Any, accounts: Any, web3: Any) -> list[Row]:
+    """The Black-76 module's own gas (inside its probe, from ``msg.gas``) and the vol feed.
+
+    The feed's figures are execution gas (receipt less intrinsic and calldata): its
+    updates carry the chain's time (observation, expiry), and so signatures, whose zero
+    bytes would move the calldata cost from run to run."""
+    from offchain_risk.keeper.vol_signer import DAY, EXPIRY_TIME, VolCurve, VolSigner
+
+    deployer, signers, relayer = accounts[0], list(accounts[4:6]), accounts[7]
+    rows: list[Row] = []
+    probe = project.Black76Probe.deploy(sender=deployer)
+    cases = (
+        ("call, F = K, 30 days", 60_000 * WAD, 60_000 * WAD, 60 * WAD // 100, 30 * DAY, True),
+        ("put, K = 0.8 F, 7 days", 3_000 * WAD, 2_400 * WAD, 80 * WAD // 100, 7 * DAY, False),
+    )
+    for note, f, k, vol, tau, is_call in cases:
+        _, g = probe.price_gas(f, k, vol, tau, is_call, True)
+        rows.append(Row(f"black76 price ({'call' if is_call else 'put'}, module)", g, note))
+    f, k, vol, tau, is_call = cases[0][1:]
+    _, g = probe.valuation_gas(f, k, vol, tau, is_call)
+    rows.append(Row("black76 price + 4 Greeks (module)", g, cases[0][0]))
+
+    feed = project.VolFeed.deploy(signers, 2, sender=deployer)
+    feed.set_underlying(0, 3_600, sender=deployer)
+    client = VolSigner(feed, signers, relayer)
+    now = web3.eth.get_block("latest")["timestamp"]
+    expiry = (now // DAY + 7) * DAY + EXPIRY_TIME
+    curve = VolCurve(0, expiry, 65 * WAD // 100, -WAD // 10, WAD // 2, 3_000 * WAD)
+
+    def submit(observed_at: int) -> int:
+        message = client.message(curve, observed_at, feed.next_nonce(), observed_at + 600)
+        sigs = client.sign(message)
+        tx = client.submit(message, sigs)
+        data = bytes(feed.submit.encode_input(*_submit_args(message, sigs)))
+        return tx.gas_used - _intrinsic(data)
+
+    rows.append(Row("vol feed submit, M=2 (first curve, execution)", submit(now - 1), "cold slots"))
+    rows.append(Row("vol feed submit, M=2 (update, execution)", submit(now)))
+    _, execution = _view_gas(web3, feed, "vol", 0, expiry, 3_300 * WAD)
+    rows.append(Row("vol feed vol() (execution)", execution, "one curve, strike 1.1 F"))
+    return rows
+
+
+def _submit_args(message: Any, sigs: list[bytes]) -> tuple:
+    from offchain_risk.keeper.vol_signer import update_tuple
+
+    return update_tuple(message), sigs
 
 
 def _liquidations(
@@ -260,7 +310,15 @@ def measure_risk_updates(project: Any, accounts: Any, d: devnet.Deployment) -> l
 
 
 EIP170_LIMIT = 24_576  # bytes of runtime code a contract may have
-DEPLOYABLES = ("MarginEngine", "MarginConfig", "OrderBook", "Liquidations", "Lens", "RiskGovernor")
+DEPLOYABLES = (
+    "MarginEngine",
+    "MarginConfig",
+    "OrderBook",
+    "Liquidations",
+    "Lens",
+    "RiskGovernor",
+    "VolFeed",
+)
 
 
 def bytecode_sizes(project: Any) -> dict[str, int]:
@@ -379,6 +437,19 @@ def render() -> str:
             "guard bits); the same checks slot by slot measured 488,622 on this update. "
             "Reaching 150k needs a batched engine setter (one call, one listed check, one "
             "event for all assets), a change to ledger.vy.",
+            "",
+            "Options (groundwork: pricing and the vol feed, no option trades yet). The "
+            "`black76` rows are the pricing module's own gas, measured inside its probe "
+            "(`contracts/test/Black76Probe.vy`) from `msg.gas` around the internal call, so "
+            "they hold no dispatch, calldata or intrinsic gas. A price is one `wad_ln`, one "
+            "`wad_exp`, one `isqrt` and two CDF polynomials (the reference figure is about "
+            "7,200); the four Greeks reuse `d1`, `n(d1)` and `sqrt(tau / YEAR)` and add the "
+            "difference between the `price + 4 Greeks` row and the call's price row. The vol "
+            "feed's rows are execution gas (receipt less intrinsic and calldata: the update "
+            "carries the chain's time, so its signatures and their zero bytes change between "
+            "runs): two `ecrecover`s, the checks, and one curve of five slots (cold on the "
+            "first curve of an expiry); `vol()` reads the curve and the heartbeat and runs one "
+            "`wad_ln`.",
             "",
             f"Runtime bytecode: every deployable must stay under EIP-170's {EIP170_LIMIT:,} "
             "bytes (`test_deployables__fit_eip170`); the sizes are the snapshot's "

@@ -1,5 +1,5 @@
 """integration/eip712.json signs what the contracts verify: its typed data hashes to the
-digest the order book and the risk governor compute on chain."""
+digest the order book, the risk governor and the vol feed compute on chain."""
 
 from __future__ import annotations
 
@@ -25,6 +25,24 @@ def digest(name: str, chain_id: int, verifying: str, message: dict) -> bytes:
         }
     )
     return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+def test_eip712_json__vol_update__hashes_as_on_chain(project, accounts, chain):
+    feed = project.VolFeed.deploy(list(accounts[5:8]), 2, sender=accounts[0])
+    update = {
+        "underlying": 1,
+        "expiry": 1_800_000_000 // 86_400 * 86_400 + 8 * 3_600,
+        "atm_vol": 55 * 10**16,
+        "skew": -(10**17),
+        "curvature": 4 * 10**17,
+        "forward": 60_000 * 10**18,
+        "observed_at": 1_700_000_000,
+        "nonce": 3,
+        "deadline": 2**40,
+    }
+    expected = digest("VolUpdate", chain.chain_id, str(feed.address), update)
+    view = getattr(feed, TYPED["messages"]["VolUpdate"]["digest_view"])
+    assert bytes(view(tuple(update.values()))) == expected
 
 
 def test_eip712_json__order_and_risk_update__hash_as_on_chain(project, accounts, chain):

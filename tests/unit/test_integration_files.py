@@ -67,6 +67,10 @@ def test_eip712__type_strings_and_hashes__match_the_sources(files):
     risk = typed["messages"]["RiskUpdate"]
     assert risk["domain"] == {"name": "Ballast Risk", "version": "1"}
     assert risk["digest_view"] == "update_digest"
+    vol = typed["messages"]["VolUpdate"]
+    assert vol["contract"] == "VolFeed"
+    assert vol["domain"] == {"name": "Ballast Vol", "version": "1"}
+    assert vol["digest_view"] == "update_digest"
     for name, m in typed["messages"].items():
         source = (ROOT / vyper_build.source_path(m["contract"])).read_text()
         assert f'"{m["type"]}"' in source, name

@@ -1,10 +1,12 @@
 """Risk-engine throughput against this machine's measured roofs.
 
-Two workloads:
+Four workloads:
 - margin float path (``offchain_risk.models.margin.margin_float``) for 1M accounts x 32 assets x
   16 scenarios, in chunks of 65,536 accounts;
 - Monte Carlo ES: 100k accounts x 16 assets on 10,000 joint scenarios
-  (``offchain_risk.models.risk.var_es``, chunks of 2,048 accounts).
+  (``offchain_risk.models.risk.var_es``, chunks of 2,048 accounts);
+- Black-76 (``offchain_risk.models.options.black76``) for 1M option positions, the price
+  alone and the price with delta, gamma, vega and theta, in chunks of 65,536.
 
 Roofs measured in the same run: GEMM (float64 2048 x 2048 matmul, GFLOP/s) and memory bandwidth
 (copy of a 256 MiB array, counting read + write, GB/s). Run ``python -m benchmarks.throughput``
@@ -22,9 +24,11 @@ from collections.abc import Callable
 import numpy as np
 
 from offchain_risk.models.margin import margin_float
+from offchain_risk.models.options import black76
 from offchain_risk.models.risk import var_es
 
 MARGIN_CHUNK = 65_536
+OPTION_CHUNK = 65_536
 ES_CHUNK = 2_048
 
 
@@ -89,6 +93,26 @@ def _es_workload(n_accounts: int, n_assets: int, n_sims: int) -> tuple[Callable[
     return run, exposures.nbytes + moves.nbytes
 
 
+def _options_workload(n: int, greeks: bool) -> tuple[Callable[[], None], int]:
+    rng = np.random.default_rng(3)
+    forward = rng.uniform(1_000, 100_000, n)  # (n,) USD
+    strike = forward * np.exp(rng.normal(0, 0.3, n))  # (n,)
+    vol = rng.uniform(0.2, 1.5, n)  # (n,) annualised
+    tau_s = rng.uniform(3_600, 365 * 86_400, n)  # (n,) seconds
+    is_call = rng.random(n) < 0.5  # (n,)
+    out = np.empty(n)
+
+    def run() -> None:
+        for lo in range(0, n, OPTION_CHUNK):
+            hi = lo + OPTION_CHUNK
+            res = black76(
+                forward[lo:hi], strike[lo:hi], vol[lo:hi], tau_s[lo:hi], is_call[lo:hi], greeks
+            )
+            out[lo:hi] = res.price
+
+    return run, 4 * forward.nbytes + is_call.nbytes + out.nbytes
+
+
 def run(quick: bool = False) -> str:
     """Measure both workloads and the roofs; return a markdown section."""
     scale = 10 if quick else 1
@@ -132,6 +156,25 @@ def run(quick: bool = False) -> str:
         )
     )
 
+    n = 1_000_000 // scale
+    for greeks in (False, True):
+        fn, input_bytes = _options_workload(n, greeks)
+        secs = _best_of(fn, 2)
+        peak = _peak_bytes(fn)
+        # 4 float inputs + the call flag read, 1 or 5 float outputs written
+        traffic = n * (4 * 8 + 1 + (5 if greeks else 1) * 8)
+        rows.append(
+            (
+                "Black-76 " + ("price + 4 Greeks" if greeks else "price"),
+                f"{n:,} option positions ({n / secs / 1e6:.1f} M/s)",
+                secs,
+                None,
+                traffic / secs / 1e9,
+                peak,
+                input_bytes,
+            )
+        )
+
     lines = [
         "## Risk-engine throughput",
         "",
@@ -144,14 +187,19 @@ def run(quick: bool = False) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, size, secs, gf, gb, peak, inp in rows:
+        flops = "n/a | n/a" if gf is None else f"{gf:.2f} | {100 * gf / gemm:.1f}%"
         lines.append(
-            f"| {name} | {size} | {secs:.3f} | {gf:.2f} | {100 * gf / gemm:.1f}% | {gb:.2f} | "
+            f"| {name} | {size} | {secs:.3f} | {flops} | {gb:.2f} | "
             f"{100 * gb / bw:.1f}% | {peak / 2**20:,.0f} MiB | {inp / 2**20:,.0f} MiB |"
         )
     lines += [
         "",
         "Minimum traffic: margin = exposures + gross read once; ES = the (chunk x scenarios) "
-        "loss matrix written once and read once by `np.partition`. Peak working memory is the "
+        "loss matrix written once and read once by `np.partition`; Black-76 = its five "
+        "inputs read and its outputs written once. Black-76 is bound by its transcendental "
+        "functions (log, exp, two normal CDFs per position), which a FLOP count does not "
+        "describe, so its GEMM columns are empty; its share of the bandwidth roof says how far "
+        "it is from streaming speed. Peak working memory is the "
         "largest numpy allocation high-water mark during the timed loop (tracemalloc), on top of "
         f"the inputs. Process max RSS: "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:,.0f} MiB.",

@@ -15,6 +15,7 @@ Roofs measured in the same run: GEMM (float64 2048 x 2048 matmul, GFLOP/s) and m
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
@@ -116,6 +117,7 @@ def _options_workload(n: int, greeks: bool) -> tuple[Callable[[], None], int]:
 def run(quick: bool = False) -> str:
     """Measure both workloads and the roofs; return a markdown section."""
     scale = 10 if quick else 1
+    load = os.getloadavg()[0]  # other work on the machine shares the roofs below
     gemm = gemm_roof()
     bw = bandwidth_roof()
     rows = []
@@ -180,7 +182,8 @@ def run(quick: bool = False) -> str:
         "",
         f"Roofs measured in this run: GEMM {gemm:.1f} GFLOP/s (float64 2048^3 matmul), memory "
         f"bandwidth {bw:.1f} GB/s (256 MiB copy, read + write). numpy {np.__version__}, "
-        f"Python {sys.version.split()[0]}{', quick mode (10x smaller)' if quick else ''}.",
+        f"Python {sys.version.split()[0]}{', quick mode (10x smaller)' if quick else ''}. "
+        f"Load average at the start: {load:.1f} on {os.cpu_count()} cores.",
         "",
         "| workload | size | seconds | GFLOP/s | % of GEMM roof | GB/s (min. traffic) | "
         "% of bandwidth roof | peak working memory | inputs |",

@@ -144,7 +144,7 @@ def calibrate(
         click.echo(
             f"calibrating on {panel.timestamps.size} hourly bars of {', '.join(names)}", err=True
         )
-        params = run_calibration(panel, cfg, daily)
+        params = run_calibration(panel, cfg, daily, data_dir)
     except (DataNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     out.parent.mkdir(parents=True, exist_ok=True)

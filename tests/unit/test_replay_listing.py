@@ -189,3 +189,40 @@ def test_add_on_shocks__moves_widened_away_from_zero_and_floored():
     shocks = np.array([[-500, 500, 0, -9_990]])
     out = add_on_shocks(shocks, np.array([20]))
     np.testing.assert_array_equal(out, [[-520, 520, 0, -10_000]])
+
+
+def test_cli_calibrate__data_dir_horizon_and_close_out__in_the_parameter_set(market, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from offchain_risk.__main__ import cli
+
+    out = tmp_path / "params.json"
+    args = ["calibrate", "--out", str(out), "--data-dir", str(market), "--assets", "XRP,ADA"]
+    args += ["--horizon-hours", "4", "--close-out-usd", "500000", "--window-days", "60"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    meta = json.loads(out.read_text())["metadata"]
+    assert meta["horizon_hours"] == 4
+    assert meta["liquidity_add_on"]["close_out_position_usd"] == 500_000
+    assert all(b > 0 for b in meta["liquidity_add_on"]["bps"].values())
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--assets", "XRP,SOL"], "unknown asset(s) ['SOL']; hourly data exists for"),
+        (["--data-dir", "/nonexistent/ballast-data"], "market data folder not found"),
+    ],
+)
+def test_cli_calibrate__data_dir_missing_file__error_names_it(market, tmp_path, extra, message):
+    from click.testing import CliRunner
+
+    from offchain_risk.__main__ import cli
+
+    args = ["calibrate", "--out", str(tmp_path / "p.json"), "--data-dir", str(market), *extra]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code != 0
+    assert message in res.output
+    assert not (tmp_path / "p.json").exists()

@@ -60,7 +60,7 @@ def flat_rule(assets: tuple[str, ...]) -> PeerRule:
         mm = level * (np.abs(perp) + np.abs(coll)).sum(axis=1)
         return mm, 1.5 * mm
 
-    levels = tuple(round(x, 4) for x in np.arange(0.01, 0.2001, 0.01))
+    levels = tuple(sorted({round(x, 4) for x in np.arange(0.01, 0.2001, 0.01)} | {0.065}))
     return PeerRule("flat % of gross", margin, levels, 0.065)
 
 

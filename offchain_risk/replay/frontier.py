@@ -145,15 +145,21 @@ class Frontier:
     points: list[FrontierPoint]  # every peer rule at every level
     ballast_chain: tuple[float, float]  # (opening IM, bad debt) measured on the chain
     ballast_model: SimResult  # Ballast's opening listing through the same model
+    # the flat venue measured on the chain, and the same rule through the model: how far
+    # the model's bad debt is from the chain's (None without the baseline)
+    flat_chain: tuple[float, float] | None = None
+    flat_model: FrontierPoint | None = None
 
     @property
     def dominated_by(self) -> list[FrontierPoint]:
         return dominating(self.points, *self.ballast_chain)
 
 
-def replay_frontier(replay, ballast_bad_debt_usd: float) -> Frontier:
+def replay_frontier(
+    replay, ballast_bad_debt_usd: float, flat_bad_debt_usd: float | None = None
+) -> Frontier:
     """The frontier of a finished :class:`~offchain_risk.replay.replay.Replay`, with
-    Ballast's bad debt as measured on the chain."""
+    Ballast's (and the flat venue's) bad debt as measured on the chain."""
     path = replay.path
     specs = replay.venues[0].seeded.specs
     size = np.array([s.size for s in specs], dtype=np.float64)
@@ -176,7 +182,13 @@ def replay_frontier(replay, ballast_bad_debt_usd: float) -> Frontier:
     )
     b = replay.venues[0]
     chain_point = (b.opening["im"] / WAD, float(ballast_bad_debt_usd))
-    return Frontier(points, chain_point, ballast)
+    flat_chain = flat_model = None
+    if flat_bad_debt_usd is not None and len(replay.venues) > 1:
+        flat_chain = (replay.venues[1].opening["im"] / WAD, float(flat_bad_debt_usd))
+        flat_model = next(
+            (p for p in points if p.rule == "flat % of gross" and p.level == 0.065), None
+        )
+    return Frontier(points, chain_point, ballast, flat_chain, flat_model)
 
 
 def envelope(points: list[FrontierPoint]) -> list[FrontierPoint]:
@@ -232,6 +244,9 @@ def plot_frontier(frontier: Frontier, path, title: str):
         ms=9,
         label="Ballast's opening listing (model)",
     )
+    if frontier.flat_chain is not None:
+        im, bad = frontier.flat_chain
+        ax.plot(im / 1e6, bad / 1e3, "bs", ms=9, label="flat 6.5% venue (on the chain)")
     ax.set_xlabel("margin used at the opening, sum of IM ($M)")
     ax.set_ylabel("bad debt ($k)")
     ax.set_title(title)

@@ -195,7 +195,8 @@ def summarize(replay: Replay) -> ReplayReport:
     venues = tuple(summarize_venue(v, n) for v in replay.venues)
     frontier = None
     if replay.listing is not None:
-        frontier = replay_frontier(replay, venues[0].bad_debt_usd)
+        flat = venues[1].bad_debt_usd if len(venues) > 1 else None
+        frontier = replay_frontier(replay, venues[0].bad_debt_usd, flat)
     return ReplayReport(replay, venues, frontier)
 
 
@@ -277,6 +278,11 @@ def frontier_lines(frontier: Frontier) -> list[str]:
     """Plain-text lines: Ballast's point, each rule at equal bad debt, what dominates it."""
     im, bad = frontier.ballast_chain
     lines = [f"frontier: Ballast opening IM ${im:,.0f}, bad debt ${bad:,.0f}"]
+    if frontier.flat_chain is not None and frontier.flat_model is not None:
+        lines.append(
+            f"  model vs chain, flat 6.5%: bad debt ${frontier.flat_model.bad_debt_usd:,.0f} "
+            f"(model) vs ${frontier.flat_chain[1]:,.0f} (chain)"
+        )
     for rule, p in equal_safety(frontier.points, bad).items():
         lines.append(
             f"  {rule}: cheapest level with bad debt <= Ballast's: x{p.level:g}, opening IM "
@@ -316,6 +322,16 @@ def _frontier_section(report: ReplayReport, out_dir: Path) -> list[str]:
         f", bad debt ${model.bad_debt_usd:,.0f}.",
         "",
     ]
+    if frontier.flat_chain is not None and frontier.flat_model is not None:
+        lines += [
+            "How far the model is from the chain: the flat 6.5% venue took "
+            f"${frontier.flat_chain[1]:,.0f} of bad debt on the chain and "
+            f"${frontier.flat_model.bad_debt_usd:,.0f} in the model (the model closes a "
+            "bankrupt book at once at the maximum discount; the chain slices it). The peer "
+            "curves are the model's, so read Ballast's chain point against them with that "
+            "gap in mind; Ballast's model point is the like-for-like comparison.",
+            "",
+        ]
     safe = equal_safety(frontier.points, bad)
     rows = []
     for rule in dict.fromkeys(p.rule for p in frontier.points):

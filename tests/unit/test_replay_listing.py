@@ -226,3 +226,38 @@ def test_cli_calibrate__data_dir_missing_file__error_names_it(market, tmp_path, 
     assert res.exit_code != 0
     assert message in res.output
     assert not (tmp_path / "p.json").exists()
+
+
+def test_recalibrating_target__asset_outside_the_calibration__keeps_its_listed_row():
+    base = ParamSet(
+        assets=np.array([0, 1]),
+        shocks_bps=np.array([[-1_000, 1_000], [-2_000, 2_000]]),
+        floor_bps=np.array([100, 300]),
+        haircut_bps=np.array([10, 0]),
+        im_multiplier_wad=15 * 10**17,
+        min_discount_wad=2 * 10**16,
+        max_discount_wad=10**17,
+    )
+    params = {
+        "shocks_bps": {"XRP": [-700, 650]},
+        "floor_bps": {"XRP": 50},
+        "haircut_bps": {"XRP": 40},
+        "im_multiplier_wad": str(125 * 10**16),
+        "metadata": {"horizon_vol": {"XRP": 0.05}},
+    }
+    target = RecalibratingTarget(
+        base,
+        {"XRP": 0, "DOT": 1},
+        np.array([0.02, 0.04]),
+        4 * 3600.0,
+        params,
+        ASOF,
+        lambda asof: params,
+        clock=lambda: 0.0,
+    )
+    out = target(_history(), np.zeros(2))  # calm: no volatility scaling
+    np.testing.assert_array_equal(out.shocks_bps[0][:2], [-700, 650])
+    np.testing.assert_array_equal(out.shocks_bps[1][:2], [-2_000, 2_000])
+    assert list(out.floor_bps) == [50, 300] and list(out.haircut_bps) == [40, 0]
+    assert out.im_multiplier_wad == 125 * 10**16
+    np.testing.assert_allclose(target.vol, [0.05, 0.04])

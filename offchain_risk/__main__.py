@@ -90,6 +90,13 @@ def cli() -> None:
     help="Length of the stressed period searched in the daily bars.",
 )
 @click.option(
+    "--close-out-usd",
+    default=0.0,
+    type=click.FloatRange(0.0, 1e12),
+    show_default=True,
+    help="Close-out size whose square-root impact widens every scenario (0: no add-on).",
+)
+@click.option(
     "--vol-model",
     default="ewma",
     type=click.Choice(["ewma", "garch"]),
@@ -112,6 +119,7 @@ def calibrate(
     floor_bps: int,
     stress_weight: float,
     stress_window_days: int,
+    close_out_usd: float,
     vol_model: str,
     data_dir: str | None,
 ) -> None:
@@ -139,12 +147,13 @@ def calibrate(
             vol_model,
             stress_weight=stress_weight,
             stress_window_days=stress_window_days,
+            close_out_position_usd=close_out_usd,
         )
         daily = load_panel(names, "1d", data_dir=data_dir) if stress_weight > 0 else None
         click.echo(
             f"calibrating on {panel.timestamps.size} hourly bars of {', '.join(names)}", err=True
         )
-        params = run_calibration(panel, cfg, daily)
+        params = run_calibration(panel, cfg, daily, data_dir)
     except (DataNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     out.parent.mkdir(parents=True, exist_ok=True)

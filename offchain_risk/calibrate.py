@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from offchain_risk.data import PricePanel, load_dvol
+from offchain_risk.data import DataNotFoundError, ImpliedVol, PricePanel, load_dvol
 from offchain_risk.models.haircuts import IMMultiplierPolicy, SquareRootImpact, dvol_ratio
+from offchain_risk.models.horizon import add_on_shocks, liquidity_add_on_bps
 from offchain_risk.models.risk import var_es
 from offchain_risk.models.scenarios import (
     FilteredHistoricalSimulation,
@@ -33,14 +35,25 @@ class CalibrationConfig:
     # probability on the stressed period's daily moves (docs/RISK_MODEL.md, "Stressed period")
     stress_weight: float = 0.25
     stress_window_days: int = 365
+    # position (USD) whose close-out impact widens every scenario (0: no add-on); see
+    # models/horizon.py and docs/RISK_MODEL.md, "Margin period of risk"
+    close_out_position_usd: float = 0.0
+    monte_carlo_check: bool = True  # the copula cross-check (metadata only; takes seconds)
 
 
-def calibrate(panel: PricePanel, cfg: CalibrationConfig, daily: PricePanel | None = None) -> dict:
+def calibrate(
+    panel: PricePanel,
+    cfg: CalibrationConfig,
+    daily: PricePanel | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> dict:
     """Parameter set (JSON-ready dict) from an hourly panel ending at the as-of time.
 
     ``daily``: daily bars of the same assets, searched for the stressed period; only returns
     closed by the as-of time (the close of the last hourly bar) are used, so later rows of
     ``daily`` do not change the result. Required when ``cfg.stress_weight > 0``.
+    ``data_dir``: the market-data folder the BTC implied volatility is read from (the
+    default folder when None); without the file the predictive term uses GARCH only.
     """
     if panel.freq != "1h":
         raise ValueError("calibration runs on hourly bars")
@@ -69,24 +82,39 @@ def calibrate(panel: PricePanel, cfg: CalibrationConfig, daily: PricePanel | Non
     )
 
     # Monte Carlo cross-check: do the K shocks also cover copula ES on fresh random books?
-    mc = StudentTCopulaMonteCarlo(EWMAVolatility(HOURLY_LAMBDA), h, seed=cfg.seed).generate(
-        returns, panel.assets
-    )
-    books = random_books(1000, panel.n_assets, np.random.default_rng(cfg.seed + 1))
-    mc_es = var_es(books, mc.moves, cfg.alpha, "Monte Carlo").es
-    mc_ratio = shocks.max_loss(books) / mc_es
+    # A short history (a few weeks, as before the 2020 replay) has too few non-overlapping
+    # horizon windows to fit the copula: the check is then recorded as not run.
+    monte_carlo: dict | None = None
+    if cfg.monte_carlo_check and returns.shape[0] // h >= 30:
+        mc = StudentTCopulaMonteCarlo(EWMAVolatility(HOURLY_LAMBDA), h, seed=cfg.seed).generate(
+            returns, panel.assets
+        )
+        books = random_books(1000, panel.n_assets, np.random.default_rng(cfg.seed + 1))
+        mc_es = var_es(books, mc.moves, cfg.alpha, "Monte Carlo").es
+        mc_ratio = shocks.max_loss(books) / mc_es
+        monte_carlo = {
+            "n_books": int(mc_ratio.size),
+            "covered_share": float(np.mean(mc_ratio >= 1.0)),
+            "min_ratio": float(mc_ratio.min()),
+            "median_ratio": float(np.median(mc_ratio)),
+            "copula_nu": float(mc.details["copula_nu"]),
+        }
 
-    impact = SquareRootImpact()
+    # median daily volume over 30 days, or over the whole window when it is shorter
+    impact = SquareRootImpact(adv_days=max(1, min(30, panel.volume_usd.shape[0] // 24)))
     adv = impact.average_daily_volume(panel.volume_usd)
     daily_vol = np.sqrt(ewma.forecast_variance(24))
     haircut = impact.haircut_bps(
         np.full(panel.n_assets, cfg.reference_position_usd), adv, daily_vol
     )
+    add_on = liquidity_add_on_bps(cfg.close_out_position_usd, adv, daily_vol, impact)
+    shocks_bps = add_on_shocks(shocks.shocks_bps, add_on)  # (n_assets, K)
 
     garch_ratio = float(np.max(np.sqrt(garch.forecast_variance(h) / h / garch.next_variance)))
     predicted, source = garch_ratio, "GARCH horizon forecast / next-hour vol"
-    if "BTC" in panel.assets:
-        iv = dvol_ratio(load_dvol(), panel.timestamps, returns[:, panel.assets.index("BTC")], asof)
+    dvol = _implied_vol(data_dir) if "BTC" in panel.assets else None
+    if dvol is not None:
+        iv = dvol_ratio(dvol, panel.timestamps, returns[:, panel.assets.index("BTC")], asof)
         if iv > predicted:
             predicted, source = iv, "BTC DVOL / 30-day realised, vs its 1-year median"
     im = IMMultiplierPolicy().multiplier(
@@ -108,10 +136,10 @@ def calibrate(panel: PricePanel, cfg: CalibrationConfig, daily: PricePanel | Non
             "the stressed period; weight = probability on its moves (fraction); "
             "rms_daily_vol = RMS 1-day log move over its days and assets (fraction)",
             "metadata.haircut_model.adv_usd": "median daily traded value, USD",
+            "metadata.liquidity_add_on.bps": "close-out impact added to every scenario's "
+            "magnitude, basis points",
         },
-        "shocks_bps": {
-            a: shocks.shocks_bps[i].astype(int).tolist() for i, a in enumerate(panel.assets)
-        },
+        "shocks_bps": {a: shocks_bps[i].astype(int).tolist() for i, a in enumerate(panel.assets)},
         "haircut_bps": {a: int(v) for a, v in zip(panel.assets, haircut, strict=True)},
         "floor_bps": {a: int(cfg.floor_bps) for a in panel.assets},
         "im_multiplier_wad": str(im.wad),
@@ -145,13 +173,7 @@ def calibrate(panel: PricePanel, cfg: CalibrationConfig, daily: PricePanel | Non
             "coverage": {
                 "calibration_books": asdict(shocks.fit_coverage),
                 "validation_books": asdict(shocks.validation_coverage),
-                "monte_carlo_validation": {
-                    "n_books": int(mc_ratio.size),
-                    "covered_share": float(np.mean(mc_ratio >= 1.0)),
-                    "min_ratio": float(mc_ratio.min()),
-                    "median_ratio": float(np.median(mc_ratio)),
-                    "copula_nu": float(mc.details["copula_nu"]),
-                },
+                "monte_carlo_validation": monte_carlo,
             },
             "horizon_vol": {
                 a: float(v)
@@ -165,6 +187,12 @@ def calibrate(panel: PricePanel, cfg: CalibrationConfig, daily: PricePanel | Non
                 "reference_position_usd": cfg.reference_position_usd,
                 "adv_usd": {a: float(v) for a, v in zip(panel.assets, adv, strict=True)},
             },
+            "liquidity_add_on": {
+                "close_out_position_usd": cfg.close_out_position_usd,
+                "bps": {a: int(v) for a, v in zip(panel.assets, add_on, strict=True)},
+                "rule": "every non-zero scenario move widened by the square-root impact of "
+                "closing out that position, away from zero",
+            },
             "im_multiplier": {
                 "value": im.multiplier,
                 "anti_procyclical_term": im.calm_term,
@@ -174,3 +202,11 @@ def calibrate(panel: PricePanel, cfg: CalibrationConfig, daily: PricePanel | Non
             },
         },
     }
+
+
+def _implied_vol(data_dir: str | os.PathLike[str] | None) -> ImpliedVol | None:
+    """BTC DVOL from the data folder, or None when the folder has no implied-vol file."""
+    try:
+        return load_dvol(data_dir)
+    except DataNotFoundError:
+        return None

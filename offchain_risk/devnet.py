@@ -43,9 +43,11 @@ _ENGINE = _LOCAL.engine_args()  # the config's [engine] and [liquidation]: deplo
 
 
 DEFAULT_POLICY: LiquidationPolicy = _ENGINE["policy"]
+DEFAULT_IM_MULTIPLIER_WAD: int = _ENGINE["im_multiplier_wad"]
 
-# Listings for replays of history (`offchain_risk.replay`): any symbol with an hourly price
-# file. The devnet's markets as listed (ETH and BTC with their wrapped tokens as
+# Hand-written listings for replays of history: the fallback of `offchain_risk.replay.listing`
+# for an asset with too little history before the window to calibrate (the replay's report
+# names it). The devnet's markets as listed (ETH and BTC with their wrapped tokens as
 # collateral); the others are perps with the shocks of a devnet market.
 REPLAY_EXTRA: dict[str, tuple[int, int, str]] = {
     # symbol: (floor bps, haircut bps, the devnet market whose shock row it takes)

@@ -51,17 +51,23 @@ DEFAULT_ASSETS = "BTC,ETH,BNB,LINK"
     default=Path("reports/demo"),
     show_default=True,
 )
-def cli(network, start, end, assets, n_accounts, hours, mode, seed, baseline, out):
+@click.option(
+    "--data-dir",
+    default=None,
+    help="Market data folder (default: $BALLAST_DATA_DIR or ../shared/data)",
+)
+def cli(network, start, end, assets, n_accounts, hours, mode, seed, baseline, out, data_dir):
     """Replay a crash on the local devnet (it mints mock tokens: local networks only)."""
     if not network.is_local:
         raise click.UsageError("the demo mints mock tokens: run it on a local network")
     symbols = tuple(s.strip().upper() for s in assets.split(",") if s.strip())
     try:
-        path = load_path(symbols, start, end, mode, max_hours=hours)
+        path = load_path(symbols, start, end, mode, max_hours=hours, data_dir=data_dir)
     except (ValueError, FileNotFoundError) as exc:
         raise click.BadParameter(str(exc)) from exc
-    config = ReplayConfig(n_accounts=n_accounts, seed=seed, baseline=baseline)
+    config = ReplayConfig(n_accounts=n_accounts, seed=seed, baseline=baseline, data_dir=data_dir)
     click.echo(path.summary())
+    click.echo("calibrating Ballast's markets on the data before the window (risk engine)")
     venues = 2 if baseline else 1
     bars = {
         "seed": tqdm(total=n_accounts * venues, desc="opening books", unit="book"),

@@ -214,12 +214,25 @@ def parse_time(value: str | np.datetime64 | None, what: str = "date") -> np.date
         raise ValueError(f"bad {what} {value!r}: expected ISO format like 2022-06-01") from exc
 
 
+# Parsed files by (path, size, modification time): a replay recalibrates every hour on the
+# same files; any rewrite of a file parses it again. Arrays are read-only.
+_BARS_CACHE: dict[tuple[str, int, int], Bars] = {}
+
+
 def load_bars(asset: str, freq: str = "1h", data_dir: str | os.PathLike[str] | None = None) -> Bars:
     """Load one asset's bars and validate them (finite positive prices, increasing timestamps)."""
     path = resolve_data_dir(data_dir) / "prices" / _check_freq(freq) / f"{asset}.csv"
     if not path.is_file():
         known = available_assets(freq, data_dir)
         raise ValueError(f"unknown asset {asset!r} at {freq}: no {path}; available: {known}")
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _BARS_CACHE:
+        _BARS_CACHE[key] = _parse_bars(asset, freq, path)
+    return _BARS_CACHE[key]
+
+
+def _parse_bars(asset: str, freq: str, path: Path) -> Bars:
     with path.open() as fh:
         header = fh.readline().strip().split(",")
         rows = [line.rstrip("\n").split(",") for line in fh if line.strip()]
@@ -235,6 +248,8 @@ def load_bars(asset: str, freq: str = "1h", data_dir: str | os.PathLike[str] | N
         raise ValueError(f"{path}: non-positive price")
     if (np.diff(stamps) <= np.timedelta64(0, "s")).any():
         raise ValueError(f"{path}: timestamps not strictly increasing")
+    stamps.flags.writeable = False
+    values.flags.writeable = False
     return Bars(asset, freq, stamps, *(values[:, j] for j in range(5)))
 
 

@@ -133,6 +133,102 @@ def base_from_params(
     return base, np.array([float(vols[s]) for _, s in listed]), horizon_s
 
 
+class RecalibratingTarget:
+    """A target function that recalibrates the risk engine as the chain's clock moves, then
+    scales by realised volatility (:func:`vol_scaled_target`).
+
+    ``calibrate(asof)`` returns a parameter set (``calibrate``'s JSON dict, or None) fitted on
+    the data closed by ``asof`` only. The chain's clock maps to that time once :meth:`anchor`
+    is told the chain time at which ``start`` (historical) stood: ``asof = start + (chain -
+    anchor)``, rounded down to the hour (hourly bars close on the hour); before the anchor,
+    ``start``. A new calibration runs once that time is ``every_s`` past the last one.
+    Assets of ``base`` that the calibration does not hold keep their shocks, scaled by
+    realised volatility over ``fallback_vol`` (n_assets of ``base``,) stated over
+    ``horizon_s``.
+    """
+
+    def __init__(
+        self,
+        base: ParamSet,
+        symbols: dict[str, int],
+        fallback_vol: np.ndarray,
+        horizon_s: float,
+        params: dict | None,
+        start: np.datetime64,
+        calibrate: Callable[[np.datetime64], dict | None],
+        clock: Callable[[], float],
+        max_scale: float = 2.0,
+        every_s: float = 3_600.0,
+    ):
+        if every_s <= 0:
+            raise ValueError("every_s must be positive")
+        self.every = np.timedelta64(int(every_s), "s")
+        self.base = base
+        self.symbols = symbols
+        self.fallback_vol = np.asarray(fallback_vol, dtype=np.float64)
+        if self.fallback_vol.shape != (len(base.assets),):
+            raise ValueError("fallback_vol needs one entry per asset of the base set")
+        self.horizon_s = float(horizon_s)
+        self.start = np.datetime64(start, "s")
+        self.calibrate = calibrate
+        self.clock = clock
+        self.max_scale = max_scale
+        self.chain_anchor: float | None = None
+        self.calibrations = 0
+        self.asof = self.start
+        self._set(params)
+
+    def anchor(self, chain_time: float) -> None:
+        """The chain's time at which history stood at ``start``."""
+        self.chain_anchor = float(chain_time)
+
+    def history_time(self) -> np.datetime64:
+        """The historical time the chain's clock stands at, down to the hour."""
+        if self.chain_anchor is None:
+            return self.start
+        elapsed = max(0, int(self.clock() - self.chain_anchor))
+        t = self.start + np.timedelta64(elapsed, "s")
+        return t.astype("datetime64[h]").astype("datetime64[s]")
+
+    def _set(self, params: dict | None) -> None:
+        rows = {int(a): i for i, a in enumerate(self.base.assets)}
+        shocks = pad_scenarios(np.asarray(self.base.shocks_bps, dtype=np.int64))
+        floor = np.array(self.base.floor_bps, dtype=np.int64)
+        haircut = np.array(self.base.haircut_bps, dtype=np.int64)
+        vol = self.fallback_vol.copy()
+        im = int(self.base.im_multiplier_wad)
+        if params is not None:
+            horizon_vol = params["metadata"]["horizon_vol"]
+            for symbol, row_shocks in params["shocks_bps"].items():
+                if symbol not in self.symbols or self.symbols[symbol] not in rows:
+                    continue
+                r = rows[self.symbols[symbol]]
+                shocks[r] = pad_scenarios(np.array([row_shocks], dtype=np.int64))[0]
+                floor[r] = int(params["floor_bps"][symbol])
+                haircut[r] = int(params["haircut_bps"][symbol])
+                vol[r] = float(horizon_vol[symbol])
+            im = int(params["im_multiplier_wad"])
+        self.current = ParamSet(
+            assets=self.base.assets,
+            shocks_bps=shocks,
+            floor_bps=floor,
+            haircut_bps=haircut,
+            im_multiplier_wad=im,
+            min_discount_wad=self.base.min_discount_wad,
+            max_discount_wad=self.base.max_discount_wad,
+        )
+        self.vol = vol  # (n,) forecast volatility over the horizon
+
+    def __call__(self, history: PriceHistory, vol: np.ndarray) -> ParamSet:
+        asof = self.history_time()
+        if asof >= self.asof + self.every:
+            self._set(self.calibrate(asof))
+            self.asof = asof
+            self.calibrations += 1
+        scaled = vol_scaled_target(self.current, self.vol, self.max_scale, self.horizon_s)
+        return scaled(history, vol)
+
+
 class RiskUpdater:
     def __init__(
         self,

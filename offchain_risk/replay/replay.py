@@ -35,6 +35,7 @@ from offchain_risk.keeper.scanner import Market, float_margin, read_market
 from offchain_risk.keeper.store import Store
 from offchain_risk.keeper.txs import LocalSigner, NonceSource, TxManager
 from offchain_risk.models.margin import MAX_SCENARIOS, margin_exact
+from offchain_risk.replay.listing import Listing, ListingConfig, calibrated_listing
 from offchain_risk.replay.path import PricePath
 from offchain_risk.replay.seed import Seeded, generate_books, seed
 from offchain_risk.replay.txs import RawSender, sourced_account
@@ -53,7 +54,10 @@ class ReplayConfig:
     keeper_cash_usd: float = 2e8
     insurance_usd: float = 25_000.0
     risk_updates: bool = True  # Ballast's keeper runs its risk updater (signed updates)
-    vol_days: int = 30  # history before the opening that calibrates the base volatility
+    vol_days: int = 30  # hourly history before the opening a fallback asset's vol is read on
+    # the risk engine's calibration of Ballast's markets (horizon, window, fallback rule)
+    listing: ListingConfig = field(default_factory=ListingConfig)
+    data_dir: str | None = None  # market data (default: $BALLAST_DATA_DIR or ../shared/data)
 
     def __post_init__(self) -> None:
         if self.n_accounts < 1:
@@ -95,6 +99,7 @@ class VenueRun:
     risk_updates: list[tuple[int, str, bool]] = field(default_factory=list)  # (step, why, ok)
     pokes: int = 0
     opening: dict[str, Any] = field(default_factory=dict)
+    recalibrations: int = 0  # risk-engine calibrations the keeper's risk updater ran
 
 
 @dataclass
@@ -105,6 +110,7 @@ class Replay:
     chain_start: int  # chain timestamp of the opening
     wall_seconds: float = 0.0
     seed_seconds: float = 0.0
+    listing: Listing | None = None  # Ballast's opening listing, from the risk engine
 
 
 def flat_rules(markets: tuple[devnet.MarketSpec, ...]) -> tuple[tuple, np.ndarray]:
@@ -123,10 +129,12 @@ def venue_config(
     feeds: dict[str, str] | None = None,
     signers: tuple[str, ...] = (),
     threshold: int = 0,
+    im_multiplier: float | None = None,
 ) -> deploy.DeployConfig:
     """A venue of the replay as a deploy config: the devnet's engine settings and policy,
     ``markets`` with their shocks, existing ``feeds`` (symbol -> address) when given, and a
-    governor over ``signers`` (addresses) with the devnet's limits and bounds."""
+    governor over ``signers`` (addresses) with the devnet's limits and bounds.
+    ``im_multiplier``: IM / MM (the devnet's when None)."""
     local = deploy.local_config()
     return deploy.DeployConfig(
         markets=tuple(
@@ -142,7 +150,7 @@ def venue_config(
             )
             for m, row in zip(markets, shocks_bps, strict=True)
         ),
-        im_multiplier=local.im_multiplier,
+        im_multiplier=local.im_multiplier if im_multiplier is None else im_multiplier,
         price_band=local.price_band,
         deposit_cap_usd=local.deposit_cap_usd,
         account_cap_usd=local.account_cap_usd,
@@ -233,10 +241,13 @@ def run_replay(
     risk_signers = sorted(accounts[5:7], key=lambda a: int(str(a), 16))
     keepers = [accounts[2], accounts[3]]
     opening = {a: float(p) for a, p in zip(path.assets, path.opening, strict=True)}
-    markets, shocks = devnet.replay_markets(opening)
-    rules = [("Ballast", markets, shocks)]
+    # the window's first bar opens at path.opening_time - 1 h: data closed by then only
+    window_start = path.opening_time - np.timedelta64(3600, "s")
+    listing = calibrated_listing(opening, window_start, config.listing, config.data_dir)
+    markets, shocks = listing.markets, listing.shocks_bps
+    rules = [("Ballast", markets, shocks, listing.im_multiplier_wad / 1e18)]
     if config.baseline:
-        rules.append(("flat 6.5%", *flat_rules(markets)))
+        rules.append(("flat 6.5%", *flat_rules(markets), None))
     specs = generate_books(
         config.n_accounts,
         path.assets,
@@ -249,11 +260,15 @@ def run_replay(
     venues: list[VenueRun] = []
     feeds = None
     chain_id = int(w3.eth.chain_id)
-    for (label, venue_markets, venue_shocks), keeper_account in zip(rules, keepers, strict=False):
+    updaters = []
+    for (label, venue_markets, venue_shocks, im), keeper_account in zip(
+        rules, keepers, strict=False
+    ):
         governed = config.risk_updates and label == "Ballast"
         cfg = venue_config(
             venue_markets,
             venue_shocks,
+            im_multiplier=im,
             feeds=feeds,
             signers=tuple(str(a.address) for a in risk_signers) if governed else (),
             threshold=2 if governed else 0,
@@ -298,7 +313,10 @@ def run_replay(
         )
         updater = None
         if governor is not None:
-            updater = risk_updater(governor, d, risk_signers, relayer, path, config.vol_days, w3)
+            updater = risk_updater(
+                governor, d, risk_signers, relayer, path, config, listing, window_start, w3
+            )
+            updaters.append(updater)
         store = Store(":memory:")
         keeper = Keeper(
             contracts,
@@ -326,6 +344,8 @@ def run_replay(
             "block": int(w3.eth.block_number),
         }
     chain_start = int(w3.eth.get_block("latest")["timestamp"])
+    for updater in updaters:
+        updater.target.anchor(chain_start)  # from here the chain's clock is history's
     feeder_feeds = [feeds[a] for a in path.assets]
     last = 0
     for step in range(path.n_steps):
@@ -354,7 +374,18 @@ def run_replay(
             v.step_block.append(int(w3.eth.block_number))
         if progress is not None:
             progress("replay", 1)
-    return Replay(path, config, venues, chain_start, time.perf_counter() - t_start, seed_seconds)
+    for v in venues:
+        if v.keeper.risk_updater is not None:
+            v.recalibrations = v.keeper.risk_updater.target.calibrations
+    return Replay(
+        path,
+        config,
+        venues,
+        chain_start,
+        time.perf_counter() - t_start,
+        seed_seconds,
+        listing,
+    )
 
 
 _FEEDS: dict[str, Any] = {}
@@ -389,25 +420,44 @@ def risk_updater(
     signers: list[Any],
     relayer: Any,
     path: PricePath,
-    vol_days: int,
+    config: ReplayConfig,
+    listing: Listing,
+    window_start: np.datetime64,
     w3: Any,
 ) -> Any:
-    """The keeper's risk updater for the replay: the listed shocks scaled by the realised
-    volatility of the last six rounds over the calm before the window (at most twice),
-    every chain hour or on a doubling of volatility, signed 2 of 2. Hourly: the governor
-    moves shocks one bucket's allowance at a time (10% of an asset's largest shock per
-    one-hour bucket), so a target beyond it is reached one step per bucket."""
-    from offchain_risk.keeper.risk_updater import RiskUpdater, vol_scaled_target
+    """The keeper's risk updater for the replay: every chain hour, or on a doubling of
+    volatility, the risk engine recalibrates on the data closed by the chain's clock
+    (:class:`RecalibratingTarget`), the keeper scales those shocks by the realised
+    volatility of the last six rounds over the calibration's forecast (at most twice), and
+    signs the step 2 of 2 through the governor, which moves shocks one bucket's allowance at
+    a time (10% of an asset's largest shock per one-hour bucket)."""
+    from offchain_risk.keeper.risk_updater import RecalibratingTarget, RiskUpdater
     from offchain_risk.keeper.signer import ParamSet, RiskSigner
 
     signer = RiskSigner(governor, d.engine, d.liquidations, signers, relayer)
     assets = list(range(len(path.assets)))
     view = signer.view(assets)
     base = ParamSet.from_values(assets, view.current, [int(x) for x in view.global_current])
-    vol = base_volatility(path, vol_days)
+    horizon_h = config.listing.horizon.hours
+    # fallback assets: the calm before the window, per round, stated over the horizon
+    per_round = base_volatility(path, config.vol_days, config.data_dir)
+    round_s = float(np.median(np.diff(path.seconds))) if path.n_steps > 1 else 3600.0
+    fallback_vol = per_round * np.sqrt(horizon_h * 3600.0 / round_s)
+    listed = {a: 1.0 for a in listing.calibrated}  # prices are not part of a calibration
+    target = RecalibratingTarget(
+        base,
+        d.symbols,
+        fallback_vol,
+        horizon_h * 3600.0,
+        listing.params,
+        window_start,
+        lambda asof: calibrated_listing(listed, asof, config.listing, config.data_dir).params,
+        clock=lambda: float(w3.eth.get_block("latest")["timestamp"]),
+        every_s=config.listing.recalibrate_hours * 3600.0,
+    )
     return RiskUpdater(
         signer,
-        vol_scaled_target(base, vol, max_scale=2.0),
+        target,
         interval=3600,
         vol_jump=2.0,
         short=6,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from offchain_risk.replay.frontier import Frontier, equal_safety, plot_frontier, replay_frontier
 from offchain_risk.replay.replay import Replay, Shock, VenueRun, healths
 from offchain_risk.report.tables import markdown_table
 from offchain_risk.units import WAD
@@ -57,6 +58,7 @@ class VenueSummary:
 class ReplayReport:
     replay: Replay
     venues: tuple[VenueSummary, ...]
+    frontier: Frontier | None = None  # peer rules swept against Ballast's point
 
     @property
     def ballast(self) -> VenueSummary:
@@ -115,6 +117,13 @@ class ReplayReport:
         ]
         for row in self.headline():
             lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+        if r.listing is not None:
+            lines.append(r.listing.summary())
+            lines.append(
+                f"risk engine recalibrations by Ballast's keeper: {r.venues[0].recalibrations}"
+            )
+        if self.frontier is not None:
+            lines.extend(frontier_lines(self.frontier))
         for v in self.venues:
             outcomes = ", ".join(f"{k} {n}" for k, n in sorted(v.outcomes.items())) or "none"
             lines.append(f"{v.label} keeper actions: {outcomes}")
@@ -183,7 +192,12 @@ def summarize_venue(v: VenueRun, n_steps: int) -> VenueSummary:
 
 def summarize(replay: Replay) -> ReplayReport:
     n = replay.path.n_steps
-    return ReplayReport(replay, tuple(summarize_venue(v, n) for v in replay.venues))
+    venues = tuple(summarize_venue(v, n) for v in replay.venues)
+    frontier = None
+    if replay.listing is not None:
+        flat = venues[1].bad_debt_usd if len(venues) > 1 else None
+        frontier = replay_frontier(replay, venues[0].bad_debt_usd, flat)
+    return ReplayReport(replay, venues, frontier)
 
 
 def plot_replay(report: ReplayReport, path: Path) -> Path:
@@ -260,6 +274,165 @@ def plot_replay(report: ReplayReport, path: Path) -> Path:
     return path
 
 
+def frontier_lines(frontier: Frontier) -> list[str]:
+    """Plain-text lines: Ballast's point, each rule at equal bad debt, what dominates it."""
+    im, bad = frontier.ballast_chain
+    lines = [f"frontier: Ballast opening IM ${im:,.0f}, bad debt ${bad:,.0f}"]
+    if frontier.flat_chain is not None and frontier.flat_model is not None:
+        lines.append(
+            f"  model vs chain, flat 6.5%: bad debt ${frontier.flat_model.bad_debt_usd:,.0f} "
+            f"(model) vs ${frontier.flat_chain[1]:,.0f} (chain)"
+        )
+    for rule, p in equal_safety(frontier.points, bad).items():
+        lines.append(
+            f"  {rule}: cheapest level with bad debt <= Ballast's: x{p.level:g}, opening IM "
+            f"${p.opening_im_usd:,.0f} ({p.opening_im_usd / im - 1:+.0%} vs Ballast)"
+        )
+    beaten = frontier.dominated_by
+    lines.append(
+        "  no peer point has both less margin and less bad debt: Ballast is on the frontier"
+        if not beaten
+        else f"  {len(beaten)} peer points have both less margin and less bad debt"
+    )
+    return lines
+
+
+def _frontier_section(report: ReplayReport, out_dir: Path) -> list[str]:
+    frontier = report.frontier
+    if frontier is None:
+        return []
+    r = report.replay
+    png = plot_frontier(
+        frontier,
+        out_dir / "frontier.png",
+        f"{r.path.opening_time.astype('datetime64[D]')} .. "
+        f"{r.path.times[-1].astype('datetime64[D]')}: margin against bad debt",
+    )
+    im, bad = frontier.ballast_chain
+    model = frontier.ballast_model
+    lines = [
+        "## Efficient frontier: margin against bad debt",
+        "",
+        "Each peer rule swept over its own level (flat: the MM rate of gross; the others: a "
+        "multiplier on their published parameters, `offchain_risk/models/peers.py`) through "
+        "the same books, rounds and liquidation policy in a numpy model of the replay "
+        "(`offchain_risk/replay/frontier.py`); Ballast's point is the one measured on the "
+        f"chain above: opening IM ${im:,.0f}, bad debt ${bad:,.0f}. Its opening listing "
+        f"through the same model, held fixed (no keeper updates): ${model.opening_im_usd:,.0f}"
+        f", bad debt ${model.bad_debt_usd:,.0f}.",
+        "",
+    ]
+    if frontier.flat_chain is not None and frontier.flat_model is not None:
+        lines += [
+            "How far the model is from the chain: the flat 6.5% venue took "
+            f"${frontier.flat_chain[1]:,.0f} of bad debt on the chain and "
+            f"${frontier.flat_model.bad_debt_usd:,.0f} in the model (the model closes a "
+            "bankrupt book at once at the maximum discount; the chain slices it). The peer "
+            "curves are the model's, so read Ballast's chain point against them with that "
+            "gap in mind; Ballast's model point is the like-for-like comparison.",
+            "",
+        ]
+    safe = equal_safety(frontier.points, bad)
+    rows = []
+    for rule in dict.fromkeys(p.rule for p in frontier.points):
+        p = safe.get(rule)
+        published = [q for q in frontier.points if q.rule == rule]
+        rows.append(
+            [
+                rule,
+                f"x{p.level:g}" if p else "none in the sweep",
+                f"${p.opening_im_usd:,.0f}" if p else "",
+                f"{p.opening_im_usd / im - 1:+.0%}" if p else "",
+                f"${max(q.bad_debt_usd for q in published):,.0f} .. "
+                f"${min(q.bad_debt_usd for q in published):,.0f}",
+            ]
+        )
+    lines.append(
+        markdown_table(
+            [
+                "rule",
+                "cheapest level with bad debt <= Ballast's",
+                "its opening IM",
+                "vs Ballast",
+                "bad debt over the sweep",
+            ],
+            rows,
+        )
+    )
+    beaten = frontier.dominated_by
+    lines += [
+        "",
+        "No peer point has both less opening margin and less bad debt than Ballast's: "
+        "Ballast is on the frontier."
+        if not beaten
+        else f"{len(beaten)} peer points have both less opening margin and less bad debt "
+        "than Ballast's: " + ", ".join(f"{p.rule} x{p.level:g}" for p in beaten[:6]) + ".",
+        "",
+        f"![frontier]({png.name})",
+        "",
+    ]
+    return lines
+
+
+def _engine_lines(r: Replay) -> list[str]:
+    """The "Risk engine" section: how Ballast's markets were listed and kept."""
+    listing = r.listing
+    if listing is None:
+        return []
+    lines = ["## Risk engine", ""]
+    if listing.calibrated:
+        meta = listing.params["metadata"]
+        add_on = meta["liquidity_add_on"]
+        lines.append(
+            f"Ballast's markets are listed by the risk engine (`offchain_risk.calibrate`) on the "
+            f"data closed by {listing.asof}Z, the window's start: {meta['data_range'][0]} .. "
+            f"{meta['data_range'][1]} hourly for {', '.join(listing.calibrated)}, filtered "
+            f"historical simulation blended with the stressed period "
+            f"{(meta['stressed_period'] or {}).get('start', 'none')} .. "
+            f"{(meta['stressed_period'] or {}).get('end', '')}, ES {meta['alpha']}, horizon "
+            f"{meta['horizon_hours']} h ({r.config.listing.horizon.summary()}), K = "
+            f"{meta['k']} (scale {meta['scenario_scale']:.2f}), IM multiplier "
+            f"{listing.im_multiplier_wad / 1e18:.4f}; liquidity add-on for a "
+            f"${add_on['close_out_position_usd']:,.0f} close-out: "
+            + ", ".join(f"{a} {b} bps" for a, b in add_on["bps"].items())
+            + "."
+        )
+        lines.append("")
+        rows = [
+            [
+                m.symbol,
+                str(int(listing.shocks_bps[i].min())),
+                str(int(listing.shocks_bps[i].max())),
+                str(m.floor_bps),
+                str(m.haircut_bps),
+                "calibrated" if m.symbol in listing.calibrated else "hand-written (fallback)",
+            ]
+            for i, m in enumerate(listing.markets)
+        ]
+        lines.append(
+            markdown_table(
+                ["market", "worst fall (bps)", "worst rise (bps)", "floor", "haircut", "source"],
+                rows,
+            )
+        )
+        lines.append("")
+    if listing.fallback:
+        lines.append(
+            f"Too little hourly history before the window to calibrate: "
+            f"{', '.join(listing.fallback)}; listed with hand-written shock rows "
+            "(`devnet.REPLAY_SPECS`)."
+        )
+        lines.append("")
+    lines.extend(f"{n}." for n in listing.notes)
+    lines.append(
+        f"During the replay Ballast's keeper recalibrated {r.venues[0].recalibrations} times on "
+        "the data closed by the chain's clock, scaled the shocks by realised volatility and "
+        "signed the steps through the governor."
+    )
+    lines.append("")
+    return lines
+
+
 def write_report(report: ReplayReport, out_dir: Path) -> tuple[Path, Path]:
     """``report.md`` and ``chart.png`` in ``out_dir``."""
     out_dir = Path(out_dir)
@@ -285,6 +458,7 @@ def write_report(report: ReplayReport, out_dir: Path) -> tuple[Path, Path]:
         "",
         markdown_table(["", *(v.label for v in report.venues)], report.headline()),
         "",
+        *_engine_lines(r),
         "## Books",
         "",
     ]
@@ -332,6 +506,7 @@ def write_report(report: ReplayReport, out_dir: Path) -> tuple[Path, Path]:
             lines.append("No round left a book below MM.")
         outcomes = ", ".join(f"{k} {n}" for k, n in sorted(v.outcomes.items())) or "none"
         lines += ["", f"Keeper actions: {outcomes}.", ""]
+    lines += _frontier_section(report, out_dir)
     lines += ["## Chart", "", "![replay](chart.png)", ""]
     md = out_dir / "report.md"
     md.write_text("\n".join(lines))

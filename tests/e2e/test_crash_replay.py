@@ -2,8 +2,9 @@
 on the chain.
 
 The first nine hours of 2020-03-12 (BTC -16%, ETH -20%, LINK -24% from the opening, in
-hourly steps of up to 8%) over two dozen books, on Ballast, whose keeper also signs risk
-updates as volatility jumps, and on the flat-margin baseline. The hour after (10:00 UTC,
+hourly steps of up to 8%) over two dozen books, on Ballast, listed by the risk engine on the
+data before the window and recalibrated by its keeper on the chain's clock, and on the
+flat-margin baseline. The hour after (10:00 UTC,
 ETH -22% in one bar) is left to the demo: see the README for what it costs.
 """
 
@@ -55,15 +56,32 @@ def test_replay__keeper_running__no_bad_debt_and_every_book_above_mm_or_closed(r
     assert engine.cash(0) == ballast.opening["insurance"] + fees - bounties
 
 
-def test_replay__flat_baseline__same_positions_more_liquidations(replayed):
+def test_replay__flat_baseline__same_positions_less_margin_no_more_bad_debt(replayed):
     replay, report, _, _ = replayed
     ballast, flat = report.venues
     assert [s.size for s in replay.venues[0].seeded.specs] == [
         s.size for s in replay.venues[1].seeded.specs
     ]
-    assert flat.liquidations > ballast.liquidations
+    # the calibrated engine asks less of the same books than the flat 6.5% venue ...
+    assert ballast.im_open_usd < flat.im_open_usd
+    # ... and takes no more bad debt
+    assert ballast.bad_debt_usd <= flat.bad_debt_usd
     # cross margin never asks more than isolated legs would
     assert ballast.im_open_usd < ballast.isolated_im_usd
+
+
+def test_replay__ballast_listed_and_kept_by_the_risk_engine(replayed):
+    replay, _, md, _ = replayed
+    listing = replay.listing
+    assert listing.calibrated == ASSETS and listing.fallback == ()
+    # calibrated on the data closed by the window's start, for the margin period of risk
+    meta = listing.params["metadata"]
+    assert meta["data_range"][1] == "2020-03-12T00:00:00Z"
+    assert meta["horizon_hours"] == replay.config.listing.horizon.hours
+    assert listing.shocks_bps.shape == (len(ASSETS), 16)
+    # the keeper recalibrated on the chain's clock during the nine hours
+    assert replay.venues[0].recalibrations >= 2
+    assert "## Risk engine" in md.read_text()
 
 
 def test_replay__report_and_chart_written_with_the_chain_figures(replayed):

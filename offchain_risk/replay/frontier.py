@@ -1,0 +1,258 @@
+"""Margin against bad debt over a replayed window: each peer rule swept over its own level,
+with Ballast's point on the same axes.
+
+The peer venues are not deployed: each rule at each level runs through :func:`simulate`, a
+numpy model of the replay (the same books, opened at the same buffer over the rule's own IM,
+the same oracle rounds, the devnet's liquidation policy: when equity falls below MM the
+keeper sells the smallest pro-rata fraction that restores ``MM * (1 + target buffer)`` at a
+discount growing from the policy's minimum to its maximum as health falls to zero; a book
+whose equity cannot pay is closed and its hole is bad debt). Ballast's own rule runs through
+the same model (its opening listing, held fixed) next to its measured point from the chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from offchain_risk import devnet
+from offchain_risk.models.liquidation import LiquidationPolicy
+from offchain_risk.models.margin import margin_float
+from offchain_risk.models.peers import PeerRule, peer_rules
+from offchain_risk.units import WAD
+
+
+@dataclass(frozen=True)
+class SimResult:
+    opening_im_usd: float  # margin the books hold at the opening: sum of IM
+    bad_debt_usd: float
+    liquidations: int
+    closed: int
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    rule: str
+    level: float
+    opening_im_usd: float
+    bad_debt_usd: float
+
+
+def simulate(
+    margin,
+    perp_units: np.ndarray,
+    collateral_units: np.ndarray,
+    buffers: np.ndarray,
+    prices: np.ndarray,
+    haircut: np.ndarray,
+    policy: LiquidationPolicy,
+    max_passes: int = 4,
+) -> SimResult:
+    """Run books through price rounds under ``margin(perp_usd, collateral_usd) -> (mm, im)``.
+
+    ``perp_units``, ``collateral_units``: (n_books, n_assets) signed perp size and collateral,
+    whole tokens; ``buffers``: (n_books,) equity over IM at the opening, fraction of IM;
+    ``prices``: (n_rounds + 1, n_assets) USD, row 0 the opening; ``haircut``: (n_assets,)
+    fraction taken off collateral value.
+    """
+    size = np.array(perp_units, dtype=np.float64)
+    coll = np.array(collateral_units, dtype=np.float64)
+    keep = 1.0 - np.asarray(haircut, dtype=np.float64)
+    d_min, d_max = policy.min_discount / WAD, policy.max_discount / WAD
+    target = 1.0 + policy.target_buffer / WAD
+    p0 = prices[0]
+    _, im0 = margin(size * p0, coll * p0)
+    equity0 = im0 * (1.0 + np.asarray(buffers, dtype=np.float64))
+    # cash so that equity = cash + collateral * price * keep + size * price
+    cash = equity0 - (coll * p0 * keep).sum(axis=1) - (size * p0).sum(axis=1)
+    bad_debt, liquidations, closed = 0.0, 0, 0
+    alive = np.ones(len(cash), dtype=bool)
+    for p in prices[1:]:
+        for _ in range(max_passes):
+            perp_usd, coll_usd = size * p, coll * p
+            equity = cash + (coll_usd * keep).sum(axis=1) + perp_usd.sum(axis=1)
+            mm, _ = margin(perp_usd, coll_usd)
+            under = alive & (equity < mm) & (mm > 0)
+            if not under.any():
+                break
+            gross = (np.abs(perp_usd) + coll_usd).sum(axis=1)
+            health = np.clip(equity / np.where(mm > 0, mm, 1.0), 0.0, 1.0)
+            disc = d_min + (d_max - d_min) * (1.0 - health)
+            denom = target * mm - disc * gross
+            with np.errstate(divide="ignore", invalid="ignore"):
+                f = np.where(denom > 0, (target * mm - equity) / denom, 1.0)
+            f = np.where(under, np.clip(f, 0.0, 1.0), 0.0)
+            f = np.where(equity <= 0, 1.0, f)
+            after = equity - disc * f * gross  # the discount is the book's cost
+            liquidations += int(under.sum())
+            full = under & ((f >= 1.0) | (after <= 0))
+            bad_debt += float(np.clip(-after[full], 0.0, None).sum())
+            closed += int(full.sum())
+            f = np.where(full, 1.0, f)
+            size *= (1.0 - f)[:, None]
+            coll *= (1.0 - f)[:, None]
+            after = np.where(full, 0.0, after)
+            cash = np.where(
+                under,
+                after - (coll * p * keep).sum(axis=1) - (size * p).sum(axis=1),
+                cash,
+            )
+            alive &= ~full
+    return SimResult(float(im0.sum()), bad_debt, liquidations, closed)
+
+
+def scenario_margin(shocks_bps: np.ndarray, floor_bps: np.ndarray, im_multiplier: float):
+    """Ballast's rule as a ``margin`` function: (n_assets, K) shocks, floors, IM / MM."""
+
+    def margin(perp_usd: np.ndarray, coll_usd: np.ndarray):
+        expo = perp_usd + coll_usd
+        gross = np.abs(perp_usd) + coll_usd
+        return margin_float(expo, gross, shocks_bps, floor_bps, im_multiplier)
+
+    return margin
+
+
+def sweep(
+    rules: tuple[PeerRule, ...],
+    perp_units: np.ndarray,
+    collateral_units: np.ndarray,
+    buffers: np.ndarray,
+    prices: np.ndarray,
+    haircut: np.ndarray,
+    policy: LiquidationPolicy,
+) -> list[FrontierPoint]:
+    """Every rule at every one of its levels through :func:`simulate`."""
+    points = []
+    for rule in rules:
+        for level in rule.levels:
+
+            def margin(perp, coll, rule=rule, level=level):
+                return rule.margin(perp, coll, level)
+
+            r = simulate(margin, perp_units, collateral_units, buffers, prices, haircut, policy)
+            points.append(FrontierPoint(rule.name, level, r.opening_im_usd, r.bad_debt_usd))
+    return points
+
+
+def dominating(points: list[FrontierPoint], im_usd: float, bad_debt_usd: float):
+    """The points with both less opening margin and less bad debt than (im, bad debt)."""
+    return [p for p in points if p.opening_im_usd < im_usd and p.bad_debt_usd < bad_debt_usd]
+
+
+@dataclass(frozen=True)
+class Frontier:
+    points: list[FrontierPoint]  # every peer rule at every level
+    ballast_chain: tuple[float, float]  # (opening IM, bad debt) measured on the chain
+    ballast_model: SimResult  # Ballast's opening listing through the same model
+    # the flat venue measured on the chain, and the same rule through the model: how far
+    # the model's bad debt is from the chain's (None without the baseline)
+    flat_chain: tuple[float, float] | None = None
+    flat_model: FrontierPoint | None = None
+
+    @property
+    def dominated_by(self) -> list[FrontierPoint]:
+        return dominating(self.points, *self.ballast_chain)
+
+
+def replay_frontier(
+    replay, ballast_bad_debt_usd: float, flat_bad_debt_usd: float | None = None
+) -> Frontier:
+    """The frontier of a finished :class:`~offchain_risk.replay.replay.Replay`, with
+    Ballast's (and the flat venue's) bad debt as measured on the chain."""
+    path = replay.path
+    specs = replay.venues[0].seeded.specs
+    size = np.array([s.size for s in specs], dtype=np.float64)
+    coll = np.array([s.collateral for s in specs], dtype=np.float64)
+    buffers = np.array([s.buffer for s in specs], dtype=np.float64)
+    prices = np.vstack([path.opening, path.prices])
+    listing = replay.listing
+    haircut = np.array([m.haircut_bps for m in listing.markets], dtype=np.float64) / 1e4
+    policy = devnet.DEFAULT_POLICY  # both venues of the replay run it
+    points = sweep(peer_rules(path.assets), size, coll, buffers, prices, haircut, policy)
+    floors = np.array([m.floor_bps for m in listing.markets], dtype=np.float64)
+    ballast = simulate(
+        scenario_margin(listing.shocks_bps, floors, listing.im_multiplier_wad / WAD),
+        size,
+        coll,
+        buffers,
+        prices,
+        haircut,
+        policy,
+    )
+    b = replay.venues[0]
+    chain_point = (b.opening["im"] / WAD, float(ballast_bad_debt_usd))
+    flat_chain = flat_model = None
+    if flat_bad_debt_usd is not None and len(replay.venues) > 1:
+        flat_chain = (replay.venues[1].opening["im"] / WAD, float(flat_bad_debt_usd))
+        flat_model = next(
+            (p for p in points if p.rule == "flat % of gross" and p.level == 0.065), None
+        )
+    return Frontier(points, chain_point, ballast, flat_chain, flat_model)
+
+
+def envelope(points: list[FrontierPoint]) -> list[FrontierPoint]:
+    """One rule's efficient frontier: its points by increasing margin, each kept only if it
+    has less bad debt than every cheaper one. Bad debt along a sweep is path-dependent (a
+    level can liquidate a book an hour earlier or later), so the raw sweep need not fall at
+    every step; the envelope is what a venue choosing its level can get."""
+    out: list[FrontierPoint] = []
+    for p in sorted(points, key=lambda p: p.opening_im_usd):
+        if not out or p.bad_debt_usd < out[-1].bad_debt_usd:
+            out.append(p)
+    return out
+
+
+def equal_safety(points: list[FrontierPoint], bad_debt_usd: float) -> dict[str, FrontierPoint]:
+    """Per rule, its cheapest level with no more bad debt than ``bad_debt_usd`` (absent when
+    no level of the sweep gets there)."""
+    out: dict[str, FrontierPoint] = {}
+    for p in points:
+        if p.bad_debt_usd <= bad_debt_usd + 0.5 and (
+            p.rule not in out or p.opening_im_usd < out[p.rule].opening_im_usd
+        ):
+            out[p.rule] = p
+    return out
+
+
+def plot_frontier(frontier: Frontier, path, title: str):
+    """Opening margin against bad debt: a line per peer rule, Ballast's points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for rule in dict.fromkeys(p.rule for p in frontier.points):
+        pts = sorted((p for p in frontier.points if p.rule == rule), key=lambda p: p.level)
+        ax.plot(
+            [p.opening_im_usd / 1e6 for p in pts],
+            [p.bad_debt_usd / 1e3 for p in pts],
+            marker="o",
+            ms=3,
+            lw=1.2,
+            label=rule,
+        )
+    im, bad = frontier.ballast_chain
+    ax.plot(im / 1e6, bad / 1e3, "k*", ms=16, label="Ballast (on the chain)")
+    m = frontier.ballast_model
+    ax.plot(
+        m.opening_im_usd / 1e6,
+        m.bad_debt_usd / 1e3,
+        "ko",
+        mfc="none",
+        ms=9,
+        label="Ballast's opening listing (model)",
+    )
+    if frontier.flat_chain is not None:
+        im, bad = frontier.flat_chain
+        ax.plot(im / 1e6, bad / 1e3, "bs", ms=9, label="flat 6.5% venue (on the chain)")
+    ax.set_xlabel("margin used at the opening, sum of IM ($M)")
+    ax.set_ylabel("bad debt ($k)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

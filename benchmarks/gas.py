@@ -129,6 +129,32 @@ def measure(project: Any, accounts: Any, web3: Any) -> list[Row]:
     rows.append(Row("feed.latestRoundData() alone", gas, f"execution {execution:,}"))
     rows += _liquidations(d, client, fill, deployer, desk, bench, web3, prices)
     rows += measure_risk_updates(project, accounts, d)
+    rows += _vault_margin(project, d, client, deployer, bench, web3)
+    return rows
+
+
+def _vault_margin(
+    project: Any, d: Any, client: Any, deployer: Any, bench: Any, web3: Any
+) -> list[Row]:
+    """margin() of a book holding one collateral balance: a plain token (WETH) against
+    ERC-4626 shares over it (snekmate's vault: `convertToAssets` reads the vault's supply
+    and the underlying's balance of it), listed as liquid staking."""
+    weth = d.tokens[0]
+    vault = project.MockVault.deploy("Staked WETH", "sWETH", weth, sender=deployer)
+    weth.approve(vault, 2**256 - 1, sender=bench)
+    vault.deposit(100 * WAD, bench, sender=bench)
+    weth.transfer(vault, 5 * WAD, sender=bench)  # accrued yield: rate 1.05
+    devnet.list_vault(
+        project, d, deployer, symbol="sWETH", underlying="ETH", vault_class="liquid_staking",
+        vault=vault,
+    )  # fmt: skip
+    vault.approve(d.engine, 2**256 - 1, sender=bench)
+    rows = []
+    for sub, token, label in ((70, weth, "WETH"), (71, vault, "vault shares")):
+        acc = client.account_id(bench, sub)
+        d.engine.deposit(acc, token, 5 * WAD, sender=bench)
+        gas, execution = _view_gas(web3, d.engine, "margin", acc)
+        rows.append(Row(f"margin(): 1 collateral, {label}", gas, f"execution {execution:,}"))
     return rows
 
 
@@ -260,7 +286,15 @@ def measure_risk_updates(project: Any, accounts: Any, d: devnet.Deployment) -> l
 
 
 EIP170_LIMIT = 24_576  # bytes of runtime code a contract may have
-DEPLOYABLES = ("MarginEngine", "MarginConfig", "OrderBook", "Liquidations", "Lens", "RiskGovernor")
+DEPLOYABLES = (
+    "MarginEngine",
+    "MarginConfig",
+    "OrderBook",
+    "Liquidations",
+    "Lens",
+    "RiskGovernor",
+    "RateSnapshots",
+)
 
 
 def bytecode_sizes(project: Any) -> dict[str, int]:
@@ -291,6 +325,10 @@ def breakdown(rows: list[Row]) -> str:
     extra_collateral = (
         by_name["margin(): 4 perps + 2 collateral"].gas - by_name["margin(): 4 perp(s)"].gas
     ) / 2
+    vault_extra = (
+        by_name["margin(): 1 collateral, vault shares"].gas
+        - by_name["margin(): 1 collateral, WETH"].gas
+    )
     return "\n".join(
         [
             f"margin(): each exposed perp {per_asset:,.0f} = oracle call ~{oracle:,} "
@@ -298,6 +336,8 @@ def breakdown(rows: list[Row]) -> str:
             f"{slots:,} + ~{arithmetic:,.0f} arithmetic",
             f"margin(): a collateral balance on an asset held as a perp ~{extra_collateral:,.0f}",
             f"margin(): fixed cost ~{base:,.0f}",
+            "margin(): vault shares instead of a plain token "
+            f"+{vault_extra:,} (target +8,000: rate read, cap slot, share token slot)",
         ]
     )
 

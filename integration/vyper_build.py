@@ -22,7 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 EVM_VERSION = "cancun"  # ape-config.yaml: vyper.evm_version
 COMPILER = "0.4.3"  # ape-config.yaml: vyper.version
 # The deployables, in deploy order, and the devnet mocks a local deploy lists.
-DEPLOYABLES = ("MarginConfig", "MarginEngine", "OrderBook", "Liquidations", "Lens", "RiskGovernor")
+DEPLOYABLES = (
+    "MarginConfig",
+    "MarginEngine",
+    "OrderBook",
+    "Liquidations",
+    "Lens",
+    "RiskGovernor",
+    "RateSnapshots",
+)
 MOCKS = ("MockToken", "MockAggregator")
 
 

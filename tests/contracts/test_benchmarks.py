@@ -49,6 +49,7 @@ def test_deployables__fit_eip170(project):
         "Liquidations",
         "Lens",
         "RiskGovernor",
+        "RateSnapshots",
     }
     assert set(sizes) == set(snapshot.load()["bytecode_bytes"])
     assert all(0 < size <= gas.EIP170_LIMIT for size in sizes.values()), sizes

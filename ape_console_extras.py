@@ -199,16 +199,52 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         return current["d"]
 
     def fund(who: Any, symbol: str, amount: float, sub: int = 0) -> None:
-        """Mint `amount` whole tokens of USDC / WETH / WBTC to `who` and deposit them."""
+        """Mint `amount` whole tokens of USDC / WETH / WBTC to `who` and deposit them; for
+        vault shares (`list_vault`), `amount` of the underlying goes into the vault first
+        and every share received is deposited."""
         d = _d()
         tokens = {"USDC": d.cash, **{t.symbol(): t for t in d.tokens.values()}}
         if symbol not in tokens:
             raise ValueError(f"unknown token {symbol!r}; listed: {sorted(tokens)}")
         token = tokens[symbol]
-        units = int(amount * 10 ** token.decimals())
-        token.mint(who, units, sender=owner)
+        vault = current.get("vaults", {}).get(symbol)
+        if vault is not None:
+            underlying = d.tokens[d.symbols[vault]]
+            assets = int(amount * 10 ** underlying.decimals())
+            underlying.mint(who, assets, sender=owner)
+            underlying.approve(token, assets, sender=who)
+            before = token.balanceOf(who)
+            token.deposit(assets, who, sender=who)
+            units = token.balanceOf(who) - before
+        else:
+            units = int(amount * 10 ** token.decimals())
+            token.mint(who, units, sender=owner)
         token.approve(d.engine, units, sender=who)
         d.engine.deposit(account_id(str(who), sub), token, units, sender=who)
+
+    def list_vault(
+        symbol: str = "sWETH", underlying: str = "ETH", vault_class: str = "liquid_staking"
+    ) -> int:
+        """Deploy a snekmate ERC-4626 vault over `underlying`'s token and list its shares
+        as collateral (class haircut and rate cap: `devnet.VAULT_CLASSES`); returns the
+        asset id. `fund(who, symbol, amount)` then deposits through the vault."""
+        d = _d()
+        asset = devnet.list_vault(
+            project, d, owner, symbol=symbol, underlying=underlying, vault_class=vault_class
+        )
+        current.setdefault("vaults", {})[symbol] = underlying
+        names[symbol] = d.tokens[asset]
+        names["feeds"][symbol] = d.feeds[asset]
+        return asset
+
+    def vault_rate(symbol: str) -> tuple[float, float]:
+        """(rate, cap) of a listed vault share, underlying per share: the rate its price
+        uses (0: the vault reverts, answers zero or jumped beyond its cap) and the cap."""
+        d = _d()
+        asset = d.symbols[symbol]
+        rate, cap = d.engine.vault_rate(asset) / WAD, d.engine.vault_cap(asset) / WAD
+        print(f"{symbol}: rate {rate:.6f}, cap {cap:.6f} (underlying per share)")
+        return rate, cap
 
     def _oracle(symbol: str) -> float:
         price, ok = _d().engine.price(_d().symbols[symbol])
@@ -316,6 +352,8 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         show=state,
         set_price=set_price,
         health_table=health_table,
+        list_vault=list_vault,
+        vault_rate=vault_rate,
         owner=owner,
         desk=desk,
         trader=trader,

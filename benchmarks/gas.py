@@ -130,6 +130,32 @@ def measure(project: Any, accounts: Any, web3: Any) -> list[Row]:
     rows += _liquidations(d, client, fill, deployer, desk, bench, web3, prices)
     rows += measure_risk_updates(project, accounts, d)
     rows += measure_options(project, accounts, web3)
+    rows += _vault_margin(project, d, client, deployer, bench, web3)
+    return rows
+
+
+def _vault_margin(
+    project: Any, d: Any, client: Any, deployer: Any, bench: Any, web3: Any
+) -> list[Row]:
+    """margin() of a book holding one collateral balance: a plain token (WETH) against
+    ERC-4626 shares over it (snekmate's vault: `convertToAssets` reads the vault's supply
+    and the underlying's balance of it), listed as liquid staking."""
+    weth = d.tokens[0]
+    vault = project.MockVault.deploy("Staked WETH", "sWETH", weth, sender=deployer)
+    weth.approve(vault, 2**256 - 1, sender=bench)
+    vault.deposit(100 * WAD, bench, sender=bench)
+    weth.transfer(vault, 5 * WAD, sender=bench)  # accrued yield: rate 1.05
+    devnet.list_vault(
+        project, d, deployer, symbol="sWETH", underlying="ETH", vault_class="liquid_staking",
+        vault=vault,
+    )  # fmt: skip
+    vault.approve(d.engine, 2**256 - 1, sender=bench)
+    rows = []
+    for sub, token, label in ((70, weth, "WETH"), (71, vault, "vault shares")):
+        acc = client.account_id(bench, sub)
+        d.engine.deposit(acc, token, 5 * WAD, sender=bench)
+        gas, execution = _view_gas(web3, d.engine, "margin", acc)
+        rows.append(Row(f"margin(): 1 collateral, {label}", gas, f"execution {execution:,}"))
     return rows
 
 
@@ -318,6 +344,7 @@ DEPLOYABLES = (
     "Lens",
     "RiskGovernor",
     "VolFeed",
+    "RateSnapshots",
 )
 
 
@@ -349,6 +376,10 @@ def breakdown(rows: list[Row]) -> str:
     extra_collateral = (
         by_name["margin(): 4 perps + 2 collateral"].gas - by_name["margin(): 4 perp(s)"].gas
     ) / 2
+    vault_extra = (
+        by_name["margin(): 1 collateral, vault shares"].gas
+        - by_name["margin(): 1 collateral, WETH"].gas
+    )
     return "\n".join(
         [
             f"margin(): each exposed perp {per_asset:,.0f} = oracle call ~{oracle:,} "
@@ -356,6 +387,8 @@ def breakdown(rows: list[Row]) -> str:
             f"{slots:,} + ~{arithmetic:,.0f} arithmetic",
             f"margin(): a collateral balance on an asset held as a perp ~{extra_collateral:,.0f}",
             f"margin(): fixed cost ~{base:,.0f}",
+            "margin(): vault shares instead of a plain token "
+            f"+{vault_extra:,} (target +8,000: rate read, cap slot, share token slot)",
         ]
     )
 
@@ -450,6 +483,22 @@ def render() -> str:
             "runs): two `ecrecover`s, the checks, and one curve of five slots (cold on the "
             "first curve of an expiry); `vol()` reads the curve and the heartbeat and runs one "
             "`wad_ln`.",
+            "",
+            "Vault shares (`margin(): 1 collateral, vault shares` against `margin(): 1 "
+            "collateral, WETH`, the same 5 units in one sub-account) miss the target of at "
+            "most 8,000 more than a plain token. The difference is the share's price: the "
+            "vault's `convertToAssets` through the gas-capped raw call (2,600 for the cold "
+            "vault; snekmate's vault then reads its `totalSupply`, 2,100, and calls the "
+            "underlying's `balanceOf`, 2,600 for the cold token and 2,100 for the slot), the "
+            "vault word (the cap's snapshot, 2,100) and the share token's address (2,100), "
+            "then the cap arithmetic. The cold accesses alone are about 13,600: any ERC-4626 "
+            "whose `convertToAssets` reads its own supply and its assets costs at least the "
+            "four accesses of the vault call (about 9,400) plus one slot for the cap, so "
+            "+8,000 is below the floor of pricing from the live rate; it would take a rate "
+            "cached in the engine's storage, pushed by a keeper, which is no longer "
+            "`convertToAssets` at the time of the check. A plain token pays for the vault "
+            "support only the flag test in the price read (about 20 gas per exposed asset, "
+            "plus the inlined branch).",
             "",
             f"Runtime bytecode: every deployable must stay under EIP-170's {EIP170_LIMIT:,} "
             "bytes (`test_deployables__fit_eip170`); the sizes are the snapshot's "

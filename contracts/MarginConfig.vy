@@ -2,7 +2,8 @@
 """
 @title Ballast engine configuration: the owner's setters and token moves
 @notice The owner-only setters of the engine (listing, feeds, risk
-        parameters, caps, venues, the liquidation policy, fallback prices),
+        parameters, caps, venues, the liquidation policy, fallback prices,
+        vault-share listings and their rate-cap snapshots),
         and the account actions that move tokens in and out (deposit,
         withdraw, transfer between sub-accounts). MarginEngine runs them by
         delegatecall from its fallback, so they read and write the engine's
@@ -53,6 +54,13 @@ exports: (
     ledger.set_guardian,
     ledger.set_paused,
     ledger.set_fallback_price,
+    ledger.list_vault,
+    ledger.set_vault_snapshot,
+    ledger.set_snapshot_manager,
+    ledger.vault_rate,
+    ledger.vault_cap,
+    ledger.vault_word,
+    ledger.snapshot_manager,
     # Read through the same fallback: kept out of the core's bytecode.
     ledger.risk_manager,
     ledger.guardian,

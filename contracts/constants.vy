@@ -61,3 +61,13 @@ MAX_OPTION_TIME: constant(uint256) = 4 * YEAR
 MIN_OPTION_PRICE: constant(uint256) = 10**9
 MIN_MONEYNESS: constant(uint256) = 10**14
 MAX_MONEYNESS: constant(uint256) = 10**22
+# Vault shares (ERC-4626) as collateral: the exchange rate is capped as
+# Aave's CAPO does it, from a snapshot ratio growing at most
+# `max_growth_bps` a year. A snapshot must be at least this old when it is
+# installed, so a rate pushed up in the last days is never the base.
+MIN_SNAPSHOT_DELAY: constant(uint256) = 7 * 86400
+# Highest yearly growth a listing or snapshot may allow (100%).
+MAX_RATE_GROWTH_BPS: constant(uint256) = 10000
+# A rate more than this above its cap is not capped but read as an outage
+# (a donation or a manipulated vault): no price until it comes back.
+VAULT_JUMP_BPS: constant(uint256) = 1000

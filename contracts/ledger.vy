@@ -24,6 +24,7 @@
 
 from ethereum.ercs import IERC20
 from ethereum.ercs import IERC20Detailed
+from ethereum.ercs import IERC4626
 from interfaces import IAggregatorV3
 from snekmate.auth import ownable
 
@@ -47,6 +48,11 @@ HAIRCUT_SHIFT: constant(uint256) = 216
 FLAGS_SHIFT: constant(uint256) = 232
 FLAG_LISTED: constant(uint256) = 1
 FLAG_PERP: constant(uint256) = 2
+# The collateral token is ERC-4626 vault shares: priced at the capped
+# `convertToAssets(one share)` times the feed (the underlying's), see
+# `_asset_price` and `vault_word`.
+FLAG_VAULT: constant(uint256) = 4
+VAULT_BIT: constant(uint256) = FLAG_VAULT << FLAGS_SHIFT
 # Decimals of the asset's collateral token (18 when it has none): a
 # liquidation moves collateral in whole token units.
 UNIT_SHIFT: constant(uint256) = 240
@@ -58,6 +64,14 @@ TOKEN_ASSET_SHIFT: constant(uint256) = 8
 TOKEN_DECIMALS_SHIFT: constant(uint256) = 16
 TOKEN_TOTAL_SHIFT: constant(uint256) = 128
 CASH_ID: constant(uint256) = 255
+
+# Packed vault record: snapshot ratio (WAD of underlying per whole share,
+# < 2**128) | snapshot time << 128 (64 bits) | max yearly growth bps << 192
+# (16 bits) | underlying token decimals << 208 (8 bits).
+RATIO_BITS: constant(uint256) = 128
+SNAPSHOT_TIME_SHIFT: constant(uint256) = 128
+GROWTH_SHIFT: constant(uint256) = 192
+UNDERLYING_DECIMALS_SHIFT: constant(uint256) = 208
 
 # constants.MIN_SHOCK_BPS as an int16 slot of a packed shock word.
 LOWEST_FALL_SLOT: constant(uint256) = 65536 - 10000
@@ -157,6 +171,12 @@ guardian: public(address)
 # time, high 128 bits) set by the guardian or owner, used by liquidations
 # only and only while the asset's own feed is invalid.
 fallback_price: public(HashMap[uint256, uint256])
+# Per vault-share asset: the rate cap's snapshot, growth and the underlying's
+# decimals (layout above). Read only for assets flagged FLAG_VAULT.
+vault_word: public(HashMap[uint256, uint256])
+# May move a vault's snapshot (set_vault_snapshot): the signed snapshot
+# entry (RateSnapshots.vy), M of N of the risk governor's signers.
+snapshot_manager: public(address)
 
 
 event AccountState:
@@ -234,6 +254,18 @@ event FallbackPriceSet:
     price: uint256
     expiry: uint256
     by: indexed(address)
+
+
+event VaultSnapshotSet:
+    asset: indexed(uint256)
+    ratio: uint256
+    timestamp: uint256
+    max_growth_bps: uint256
+    by: indexed(address)
+
+
+event SnapshotManagerSet:
+    snapshot_manager: indexed(address)
 
 
 event OperatorSet:
@@ -505,6 +537,127 @@ def set_fallback_price(asset: uint256, price: uint256, life: uint256):
     )
 
 
+@external
+def list_vault(asset: uint256, max_growth_bps: uint256):
+    """
+    @notice Price a listed collateral asset as ERC-4626 vault shares: its
+            feed becomes the underlying's, times the vault's
+            `convertToAssets(one share)`, capped from a snapshot taken now
+            (the current rate) growing at most `max_growth_bps` a year.
+            Owner only, once, before any share is deposited; later
+            snapshots move only through `set_vault_snapshot`.
+    """
+    ownable._check_owner()
+    assert (
+        max_growth_bps <= constants.MAX_RATE_GROWTH_BPS
+    ), "vault: growth too high"
+    self._check_listed(asset)
+    word: uint256 = self.asset_word[asset]
+    assert not self._is_perp(word), "vault: perp market"
+    assert (word >> FLAGS_SHIFT) & FLAG_VAULT == 0, "vault: already listed"
+    token: address = self.asset_token[asset]
+    assert token != empty(address), "vault: no token"
+    assert (
+        self.token_word[token] >> TOKEN_TOTAL_SHIFT == 0
+    ), "vault: shares already held"
+    underlying: address = staticcall IERC4626(token).asset()
+    decimals: uint256 = convert(
+        staticcall IERC20Detailed(underlying).decimals(), uint256
+    )
+    assert (
+        decimals <= constants.MAX_TOKEN_DECIMALS
+    ), "ledger: bad token decimals"
+    # The cap's first snapshot is the rate now, uncapped.
+    rate: uint256 = self._vault_rate_uncapped(token, word, decimals)
+    assert rate != 0 and rate < 2**RATIO_BITS, "vault: no rate"
+    self._write_snapshot(asset, rate, block.timestamp, max_growth_bps, decimals)
+    self.asset_word[asset] = word | (FLAG_VAULT << FLAGS_SHIFT)
+
+
+@external
+def set_vault_snapshot(
+    asset: uint256, ratio: uint256, timestamp: uint256, max_growth_bps: uint256
+):
+    """
+    @notice Move a vault's rate-cap snapshot: the vault's rate `ratio` (WAD
+            of underlying per whole share) at `timestamp`, and the yearly
+            growth allowed from it. Snapshot manager only (the signed entry).
+            The snapshot must be newer than the current one, at least
+            `constants.MIN_SNAPSHOT_DELAY` old, and its ratio within the
+            cap at `timestamp`, and the new cap now no higher than the cap in
+            force now: installing a snapshot never raises the cap (a higher
+            growth rate raises it from then on). Lowering is always possible.
+    """
+    assert msg.sender == self.snapshot_manager, "vault: not snapshot manager"
+    word: uint256 = self.asset_word[asset]
+    assert (word >> FLAGS_SHIFT) & FLAG_VAULT != 0, "vault: not a vault"
+    vw: uint256 = self.vault_word[asset]
+    assert (
+        timestamp > (vw >> SNAPSHOT_TIME_SHIFT) & (2**64 - 1)
+    ), "vault: snapshot not newer"
+    assert (
+        timestamp + constants.MIN_SNAPSHOT_DELAY <= block.timestamp
+    ), "vault: snapshot too recent"
+    assert (
+        ratio != 0
+        and ratio < 2**RATIO_BITS
+        and ratio <= self._rate_cap(vw, timestamp)
+    ), "vault: ratio above cap"
+    assert (
+        max_growth_bps <= constants.MAX_RATE_GROWTH_BPS
+    ), "vault: growth too high"
+    decimals: uint256 = (vw >> UNDERLYING_DECIMALS_SHIFT) & 255
+    # Re-basing compounds: the new cap, grown from `timestamp` to now, must
+    # not exceed the cap in force now.
+    assert self._rate_cap(
+        ratio
+        | (timestamp << SNAPSHOT_TIME_SHIFT)
+        | (max_growth_bps << GROWTH_SHIFT),
+        block.timestamp,
+    ) <= self._rate_cap(vw, block.timestamp), "vault: cap would rise"
+    self._write_snapshot(asset, ratio, timestamp, max_growth_bps, decimals)
+
+
+@external
+def set_snapshot_manager(snapshot_manager: address):
+    """
+    @notice Install the contract that may move vault snapshots (the signed
+            snapshot entry); empty to remove it. Owner only.
+    """
+    ownable._check_owner()
+    self.snapshot_manager = snapshot_manager
+    log SnapshotManagerSet(snapshot_manager=snapshot_manager)
+
+
+@external
+@view
+def vault_rate(asset: uint256) -> uint256:
+    """
+    @notice The rate a vault-share asset is priced with, WAD of underlying
+            per whole share: the vault's, capped; 0 when the vault reverts,
+            answers zero or jumps more than `constants.VAULT_JUMP_BPS` above
+            the cap (one word: the engine's fallback returns one).
+    """
+    word: uint256 = self.asset_word[asset]
+    assert (word >> FLAGS_SHIFT) & FLAG_VAULT != 0, "vault: not a vault"
+    return self._read_vault_rate(
+        self.asset_token[asset], word, self.vault_word[asset]
+    )
+
+
+@external
+@view
+def vault_cap(asset: uint256) -> uint256:
+    """
+    @notice The highest rate a vault-share asset may be priced with now,
+            WAD of underlying per whole share.
+    """
+    assert (
+        (self.asset_word[asset] >> FLAGS_SHIFT) & FLAG_VAULT != 0
+    ), "vault: not a vault"
+    return self._rate_cap(self.vault_word[asset], block.timestamp)
+
+
 # ------------------------------------------------------- account actions
 
 
@@ -539,7 +692,7 @@ def deposit(account: uint256, token: address, amount: uint256):
     if info.asset != CASH:
         ok: bool = False
         p: uint256 = 0
-        p, ok = self._price(self.asset_word[info.asset])
+        p, ok = self._asset_price(info.asset, self.asset_word[info.asset])
         assert ok, "oracle: invalid price"
     wad: uint256 = self._to_wad(info, amount)
     caps: uint256 = self.token_caps[token]
@@ -736,7 +889,7 @@ def price(asset: uint256) -> (uint256, bool):
     @notice (oracle price in WAD, valid) of a listed asset.
     """
     self._check_listed(asset)
-    return self._price(self.asset_word[asset])
+    return self._asset_price(asset, self.asset_word[asset])
 
 
 @external
@@ -898,6 +1051,126 @@ def _price(word: uint256) -> (uint256, bool):
         convert(word & (2**FEED_BITS - 1), address),
         (word >> HEARTBEAT_SHIFT) & (2**32 - 1),
         (word >> FEED_DECIMALS_SHIFT) & 255,
+    )
+
+
+@internal
+@view
+def _asset_price(asset: uint256, word: uint256) -> (uint256, bool):
+    """
+    @dev The price of one whole unit of the asset (WAD) and its validity:
+         the feed's, or for vault shares the feed's (the underlying's)
+         times the capped rate, rounded down. A vault without a rate
+         (reverts, zero, a jump) has no price: price 0, invalid.
+    """
+    p: uint256 = 0
+    ok: bool = False
+    p, ok = self._price(word)
+    if word & VAULT_BIT != 0:
+        p, ok = self._vault_price(asset, word, p, ok)
+    return p, ok
+
+
+@internal
+@view
+def _vault_price(
+    asset: uint256, word: uint256, feed_price: uint256, feed_ok: bool
+) -> (uint256, bool):
+    """
+    @dev A vault share's price from its underlying's feed price.
+    """
+    rate: uint256 = self._read_vault_rate(
+        self.asset_token[asset], word, self.vault_word[asset]
+    )
+    # feed_price <= MAX_PRICE = 2**100 and rate <= cap < 2**145 (see
+    # _rate_cap): the product cannot overflow.
+    p: uint256 = feed_price * rate // constants.WAD
+    if p == 0 or p > constants.MAX_PRICE:
+        return 0, False
+    return p, feed_ok
+
+
+@internal
+@view
+def _read_vault_rate(vault: address, word: uint256, vw: uint256) -> uint256:
+    """
+    @dev The vault's `convertToAssets(one whole share)` as WAD of underlying,
+         rounded down, capped at `_rate_cap`; 0 when the vault reverts,
+         answers zero or more than 2**128 units, or jumps more than
+         VAULT_JUMP_BPS above the cap. No floor: a rate that falls
+         (slashing, a loss) is used as it is, at once.
+    """
+    rate: uint256 = self._vault_rate_uncapped(
+        vault, word, (vw >> UNDERLYING_DECIMALS_SHIFT) & 255
+    )
+    cap: uint256 = self._rate_cap(vw, block.timestamp)
+    if rate <= cap:
+        return rate
+    # rate < 2**188 and cap < 2**145: neither product overflows.
+    if rate * constants.BPS > cap * (constants.BPS + constants.VAULT_JUMP_BPS):
+        return 0
+    return cap
+
+
+@internal
+@view
+def _vault_rate_uncapped(
+    vault: address, word: uint256, decimals: uint256
+) -> uint256:
+    """
+    @dev `convertToAssets(one whole share)` (the share token's decimals are
+         the asset word's unit) as WAD of underlying, rounded down; 0 when
+         the vault reverts or answers zero or more than 2**128 units.
+    """
+    assets: uint256 = 0
+    answered: bool = False
+    assets, answered = oracle._read_rate(vault, 10**(word >> UNIT_SHIFT))
+    if not answered or assets > constants.MAX_CAP:
+        return 0
+    if decimals < 18:
+        return assets * 10**(18 - decimals)
+    return assets // 10**(decimals - 18)
+
+
+@internal
+@pure
+def _rate_cap(vw: uint256, at: uint256) -> uint256:
+    """
+    @dev ratio * (1 + growth * (at - t0) / year), rounded down (against the
+         account). t0 <= now always (a snapshot is never in the future).
+         Bounds: ratio < 2**128, growth <= 10**4, at - t0 < 2**40 until the
+         year 36812, so the cap is below 2**145.
+    """
+    ratio: uint256 = vw & (2**RATIO_BITS - 1)
+    t0: uint256 = (vw >> SNAPSHOT_TIME_SHIFT) & (2**64 - 1)
+    growth: uint256 = (vw >> GROWTH_SHIFT) & 65535
+    if at <= t0:
+        return ratio
+    return ratio + ratio * growth * (at - t0) // (
+        constants.BPS * constants.YEAR
+    )
+
+
+@internal
+def _write_snapshot(
+    asset: uint256,
+    ratio: uint256,
+    timestamp: uint256,
+    max_growth_bps: uint256,
+    decimals: uint256,
+):
+    self.vault_word[asset] = (
+        ratio
+        | (timestamp << SNAPSHOT_TIME_SHIFT)
+        | (max_growth_bps << GROWTH_SHIFT)
+        | (decimals << UNDERLYING_DECIMALS_SHIFT)
+    )
+    log VaultSnapshotSet(
+        asset=asset,
+        ratio=ratio,
+        timestamp=timestamp,
+        max_growth_bps=max_growth_bps,
+        by=msg.sender,
     )
 
 
@@ -1064,7 +1337,10 @@ def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
             ok = p != 0 or size == 0
             unpriced = unpriced or p == 0
         else:
+            # _asset_price inlined: the hot loop pays no extra call for a token.
             p, ok = self._price(word)
+            if word & VAULT_BIT != 0:
+                p, ok = self._vault_price(a, word, p, ok)
         prices_ok = prices_ok and ok
         price: int256 = convert(p, int256)
         haircut: int256 = convert((word >> HAIRCUT_SHIFT) & 65535, int256)
@@ -1144,6 +1420,8 @@ def _liquidation_price(asset: uint256, word: uint256) -> uint256:
     p: uint256 = 0
     ok: bool = False
     p, ok = self._price(word)
+    if word & VAULT_BIT != 0:
+        p, ok = self._vault_price(asset, word, p, ok)
     if ok:
         return p
     fallback: uint256 = self.fallback_price[asset]

@@ -77,3 +77,28 @@ def _read(
         and answered_in_round >= round_id
     )
     return price, valid
+
+
+@internal
+@view
+def _read_rate(vault: address, shares: uint256) -> (uint256, bool):
+    """
+    @dev (assets, answered) of an ERC-4626 vault's `convertToAssets(shares)`,
+         called with at most `FEED_GAS` gas like a feed: a vault that
+         reverts, eats its gas or answers malformed data reads as not
+         answered and never reverts the caller.
+    """
+    assert msg.gas >= FEED_GAS_RESERVE, "oracle: out of gas"
+    ok: bool = False
+    data: Bytes[32] = b""
+    ok, data = raw_call(
+        vault,
+        abi_encode(shares, method_id=method_id("convertToAssets(uint256)")),
+        max_outsize=32,
+        gas=FEED_GAS,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    if not ok or len(data) != 32:
+        return 0, False
+    return abi_decode(data, uint256), True

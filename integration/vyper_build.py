@@ -30,6 +30,7 @@ DEPLOYABLES = (
     "Lens",
     "RiskGovernor",
     "VolFeed",
+    "RateSnapshots",
 )
 MOCKS = ("MockToken", "MockAggregator")
 

@@ -186,6 +186,67 @@ def deploy(
     return d
 
 
+@dataclass(frozen=True)
+class VaultClass:
+    """Defaults of a class of vault shares: the listed haircut (bps; also the governor's
+    ``haircut_min`` for the asset, so the keeper's size-dependent liquidity haircut is
+    signed on top of it and never below) and the rate cap's yearly growth (bps)."""
+
+    haircut_bps: int
+    max_growth_bps: int
+
+
+# Documented in docs/ARCHITECTURE.md ("Vault shares as collateral").
+VAULT_CLASSES: dict[str, VaultClass] = {
+    "liquid_staking": VaultClass(haircut_bps=2_000, max_growth_bps=1_000),  # wstETH-like
+    "restaking": VaultClass(haircut_bps=3_500, max_growth_bps=1_500),  # LRT-like
+    "savings": VaultClass(haircut_bps=1_200, max_growth_bps=1_500),  # sDAI-like
+}
+
+
+def list_vault(
+    project: Any,
+    d: Deployment,
+    owner: Any,
+    *,
+    symbol: str,
+    underlying: str,
+    vault_class: str,
+    vault: Any = None,
+    cap_wad: int = _ENGINE["deposit_cap_wad"],
+    governor: Any = None,
+) -> int:
+    """List ERC-4626 shares over ``underlying``'s collateral token (a devnet
+    ``MockVault`` unless ``vault`` is given) as collateral: the underlying's feed and
+    shocks, its class's haircut and growth cap (``VAULT_CLASSES``), no perp. With a
+    ``governor``, the asset is governed with the class haircut as its ``haircut_min``.
+    Returns the new asset id; ``d.tokens`` / ``d.feeds`` / ``d.symbols`` gain it."""
+    if vault_class not in VAULT_CLASSES:
+        raise ValueError(f"unknown vault class {vault_class!r}; known: {sorted(VAULT_CLASSES)}")
+    if underlying not in d.symbols or d.symbols[underlying] not in d.tokens:
+        raise ValueError(f"{underlying} has no collateral token in this deployment")
+    base = d.symbols[underlying]
+    klass = VAULT_CLASSES[vault_class]
+    if vault is None:
+        vault = project.MockVault.deploy(f"Vault {symbol}", symbol, d.tokens[base], sender=owner)
+    floor_bps = d.lens.asset_config(base).floor_bps
+    asset = d.engine.num_assets()
+    d.engine.list_asset(
+        vault, d.feeds[base], _ENGINE["heartbeat"], floor_bps, klass.haircut_bps,
+        cap_wad, cap_wad, False, 0, sender=owner,
+    )  # fmt: skip
+    d.engine.set_shock_word(asset, d.engine.shock_word(base), sender=owner)
+    d.engine.list_vault(asset, klass.max_growth_bps, sender=owner)
+    if governor is not None:
+        bounds = {"floor_min": floor_bps} | _LOCAL.asset_bounds
+        bounds["haircut_min"] = klass.haircut_bps
+        governor.set_asset_bounds(asset, tuple(bounds[k] for k in ASSET_BOUND_KEYS), sender=owner)
+    d.tokens[asset] = vault
+    d.feeds[asset] = d.feeds[base]
+    d.symbols[symbol] = asset
+    return asset
+
+
 def apply_params(d: Deployment, params: dict, sender: Any) -> list[str]:
     """Set a calibrated parameter set (``python -m offchain_risk calibrate``) on the engine.
 
@@ -267,3 +328,11 @@ def deploy_governor(
     d.engine.set_risk_manager(governor, sender=deployer)
     d.liquidations.set_risk_manager(governor, sender=deployer)
     return governor
+
+
+def deploy_rate_snapshots(project: Any, d: Deployment, deployer: Any, governor: Any) -> Any:
+    """Deploy the signed snapshot entry (``RateSnapshots``: the governor's signers move
+    vault rate caps) and install it as the engine's snapshot manager."""
+    snapshots = project.RateSnapshots.deploy(d.engine, governor, sender=deployer)
+    d.engine.set_snapshot_manager(snapshots, sender=deployer)
+    return snapshots

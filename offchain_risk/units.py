@@ -83,3 +83,27 @@ def account_id(owner: str | int, sub_id: int = 0) -> int:
         raise ValueError(f"sub-account {sub_id} outside [0, 2**{SUB_BITS})")
     owner_int = owner if isinstance(owner, int) else int(str(owner), 16)
     return (owner_int << SUB_BITS) | sub_id
+
+
+# Vault shares (ERC-4626) as collateral: ``constants.vy`` and ``ledger.vy``'s vault word.
+MIN_SNAPSHOT_DELAY = 7 * 86400  # a rate-cap snapshot is at least this old when installed
+YEAR = 365 * 86400  # the cap's growth is per year of 365 days
+MAX_RATE_GROWTH_BPS = 10_000  # highest yearly growth a snapshot may allow
+VAULT_JUMP_BPS = 1_000  # a rate this far above its cap is an outage, not capped
+MAX_CAP = 2**128 - 1  # convertToAssets answers above this read as no rate
+RATIO_BITS = 128  # vault word: ratio | time << 128 | growth << 192 | decimals << 208
+SNAPSHOT_TIME_SHIFT = 128
+GROWTH_SHIFT = 192
+UNDERLYING_DECIMALS_SHIFT = 208
+
+
+def unpack_vault_word(word: int) -> tuple[int, int, int, int]:
+    """(ratio WAD, snapshot time, max yearly growth bps, underlying decimals) of a vault
+    word (``engine.vault_word(asset)``)."""
+    word = int(word)
+    return (
+        word & (2**RATIO_BITS - 1),
+        (word >> SNAPSHOT_TIME_SHIFT) & (2**64 - 1),
+        (word >> GROWTH_SHIFT) & MASK16,
+        (word >> UNDERLYING_DECIMALS_SHIFT) & 0xFF,
+    )

@@ -48,6 +48,8 @@ interface IMarginEngine {
     event GuardianSet(address indexed guardian);
     event PausedSet(bool paused, address indexed by);
     event FallbackPriceSet(uint256 indexed asset, uint256 price, uint256 expiry, address indexed by);
+    event VaultSnapshotSet(uint256 indexed asset, uint256 ratio, uint256 timestamp, uint256 max_growth_bps, address indexed by);
+    event SnapshotManagerSet(address indexed snapshot_manager);
     event VenueSet(address indexed venue, bool allowed);
     event LiquidatorSet(address indexed liquidator);
 
@@ -107,6 +109,13 @@ interface IMarginEngine {
     function set_guardian(address guardian) external;
     function set_paused(bool paused) external;
     function set_fallback_price(uint256 asset, uint256 price, uint256 life) external;
+    function list_vault(uint256 asset, uint256 max_growth_bps) external;
+    function set_vault_snapshot(uint256 asset, uint256 ratio, uint256 timestamp, uint256 max_growth_bps) external;
+    function set_snapshot_manager(address snapshot_manager) external;
+    function vault_rate(uint256 asset) external view returns (uint256);
+    function vault_cap(uint256 asset) external view returns (uint256);
+    function vault_word(uint256 arg0) external view returns (uint256);
+    function snapshot_manager() external view returns (address);
     function risk_manager() external view returns (address);
     function guardian() external view returns (address);
     function paused() external view returns (bool);

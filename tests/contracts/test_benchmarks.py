@@ -50,6 +50,7 @@ def test_deployables__fit_eip170(project):
         "Lens",
         "RiskGovernor",
         "VolFeed",
+        "RateSnapshots",
     }
     assert set(sizes) == set(snapshot.load()["bytecode_bytes"])
     assert all(0 < size <= gas.EIP170_LIMIT for size in sizes.values()), sizes

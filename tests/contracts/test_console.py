@@ -70,3 +70,27 @@ def test_liquidate__account_above_mm__says_so_and_sends_nothing(accounts, projec
     assert names["liquidate"](trader) is None
     assert "at or above MM, nothing to liquidate" in capsys.readouterr().out
     assert d.liquidations.Liquidated.query("*").shape[0] == before
+
+
+def test_vault_shares__listed_funded_shown_liquidated(accounts, project, capsys):
+    """Vault shares end to end in the console: list, deposit through the vault, show, rate,
+    a slashing, and the desk's liquidation."""
+    names = _extras().ape_init_extras(accounts=accounts, project=project)
+    d = names["deploy"]()
+    trader, owner = names["trader"], names["owner"]
+    asset = names["list_vault"]("sWETH", "ETH", "liquid_staking")
+    assert d.symbols["sWETH"] == asset and names["sWETH"].asset() == d.tokens[0].address
+    names["deposit"](trader, "sWETH", 10)  # 10 WETH into the vault, every share deposited
+    names["open_position"](trader, "ETH", -8)
+    capsys.readouterr()
+    rate, cap = names["vault_rate"]("sWETH")
+    assert rate == 1.0 and 1.0 <= cap < 1.000001  # the cap grows by the second
+    s = names["show"](trader)
+    assert "sWETH" in capsys.readouterr().out
+    a = names["account_id"](str(trader.address), 0)
+    assert s.cash == 0 and d.engine.collateral(a, asset) == 10 * 10**18
+    vault = names["sWETH"]
+    vault.slash(vault.totalAssets() * 9 // 10, owner, sender=owner)  # the rate falls 90%
+    assert names["vault_rate"]("sWETH")[0] < 0.11
+    names["liquidate"](trader)
+    assert d.engine.collateral(a, asset) < 10 * 10**18

@@ -49,6 +49,8 @@ class TickResult:
                 "at_risk": len(self.scan.confirmed),
                 "scan_ms": round(self.scan.total_ms, 2),
             }
+            if self.scan.excluded or self.scan.blocked:
+                out |= {"excluded": self.scan.excluded, "blocked": self.scan.blocked}
         outcomes: dict[str, int] = {}
         for a in self.actions:
             outcomes[a.outcome] = outcomes.get(a.outcome, 0) + 1
@@ -77,7 +79,9 @@ class Keeper:
         lookback: int = 8,
         risk_updater: Any = None,
         metrics: Metrics | None = None,
+        confirm: str = "twin",
     ):
+        """``confirm``: how flagged accounts are decided (:class:`Scanner`)."""
         self.c = contracts
         self.store = store
         self.metrics = metrics or Metrics()
@@ -93,7 +97,7 @@ class Keeper:
             chunk=chunk,
             lookback=lookback,
         )
-        self.scanner = Scanner(contracts, self.book)
+        self.scanner = Scanner(contracts, self.book, confirm=confirm)
         self.tx = tx
         self.liquidator = Liquidator(contracts, liquidator_config, tx, sender=sender)
         self.risk_updater = risk_updater
@@ -143,7 +147,7 @@ class Keeper:
             head = self.c.w3.eth.block_number
             index = self.indexer.sync(head)
             poll = self.tx.poll(head) if self.tx is not None else None
-            scan, market = self.scanner.scan()
+            scan, market = self.scanner.scan(block=index.head)
             actions = self.liquidator.run(scan.confirmed, market)
             risk = None
             if self.risk_updater is not None and self.risk_updater.due(market):
@@ -157,6 +161,7 @@ class Keeper:
             return TickResult(head, error=f"{type(exc).__name__}: {exc}")
         m.accounts_indexed.set(len(self.book))
         m.at_risk.set(len(scan.confirmed))
+        self._asset_alerts(scan, market)
         m.scan_ms.observe(scan.total_ms)
         m.head_lag.set(max(0, self.c.w3.eth.block_number - index.head))
         if poll is not None:
@@ -173,6 +178,36 @@ class Keeper:
         result = TickResult(head, index, poll, scan, actions, risk)
         log.info("tick %d", head, extra={"fields": result.summary()})
         return result
+
+    def _asset_alerts(self, scan: ScanResult, market: Any) -> None:
+        """Metrics and one alert line per block while an asset's reads fail or it has no
+        liquidation price; the accounts exposed to it are left out, the others proceed."""
+        m = self.metrics
+        m.excluded.set(scan.excluded)
+        m.blocked.set(scan.blocked)
+        m.market_read_failures.inc(len(scan.failed_assets))
+        for a in range(market.n_assets):
+            state = 2 if a in market.failed else (0 if market.price_ok[a] else 1)
+            m.asset_state.labels(str(a)).set(state)
+        if scan.failed_assets or scan.unpriced_assets:
+            log.warning(
+                "alert: assets %s unreadable, %s without a liquidation price: %d accounts "
+                "left out, %d liquidatable blocked",
+                list(scan.failed_assets),
+                list(scan.unpriced_assets),
+                scan.excluded,
+                scan.blocked,
+                extra={
+                    "fields": {
+                        "alert": "asset_unpriced",
+                        "failed_assets": list(scan.failed_assets),
+                        "unpriced_assets": list(scan.unpriced_assets),
+                        "excluded": scan.excluded,
+                        "blocked": scan.blocked,
+                        "reasons": {str(a): r for a, r in market.failed.items()},
+                    }
+                },
+            )
 
     # ------------------------------------------------------------------ loop
 

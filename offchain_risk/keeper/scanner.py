@@ -37,6 +37,7 @@ from eth_abi import decode
 
 from offchain_risk.keeper.indexer import Book
 from offchain_risk.keeper.rpc import Contracts, RpcError, decode_output, eth_calls, rpc_batch
+from offchain_risk.keeper.workers import Partition
 from offchain_risk.models.liquidation import is_liquidatable
 from offchain_risk.models.margin import (
     MAX_SCENARIOS,
@@ -54,7 +55,7 @@ BATCH = 100  # constants.MAX_BATCH
 # 1e-9 of MM (or 1e-9 USD) is sent to the chain for the exact answer.
 REL_TOL = 1e-9
 ABS_TOL = 1e-9
-CONFIRM_MODES = ("twin", "parallel", "chain")
+CONFIRM_MODES = ("twin", "exact", "parallel", "chain")
 MAX_PRICE = 2**100  # ledger: a liquidation price above this is not one the engine returns
 
 
@@ -180,8 +181,9 @@ def float_margin(book: Book, market: Market) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class Candidate:
     account: int
-    equity: int  # WAD, from the chain
+    equity: int  # WAD: the chain's or the exact twin's; the float twin's when not ``exact``
     mm: int
+    exact: bool = True
 
     @property
     def shortfall(self) -> int:
@@ -232,12 +234,17 @@ class Scanner:
         self.confirm_mode = confirm
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
+        self._flagged_float: tuple[np.ndarray, np.ndarray] | None = None
 
-    def flag(self, market: Market) -> tuple[list[int], int, int]:
+    def flag(
+        self, market: Market, partition: Partition | None = None
+    ) -> tuple[list[int], int, int]:
         """Accounts the float twin finds at or below MM (within tolerance); how many of
         those hold a perp on an asset without a liquidation price (not liquidatable until
         its feed or a fallback price returns); and how many accounts hold a balance in an
-        asset whose reads failed (left out of this block, whatever their health)."""
+        asset whose reads failed (left out of this block, whatever their health). With a
+        ``partition``, only its accounts."""
+        self._flagged_float = None
         if len(self.book) == 0:
             return [], 0, 0
         _, coll, size, _ = self.book.view()
@@ -250,19 +257,48 @@ class Scanner:
         near = equity < mm + REL_TOL * (np.abs(equity) + mm) + ABS_TOL
         near &= mm > 0  # nothing to liquidate without a requirement
         near &= ~excluded
+        if partition is not None:
+            mine = partition.mask(self.book.slots[: len(self.book)])
+            near &= mine
+            excluded &= mine
         exposed_bad = (size[:, :a] != 0) & ~market.price_ok
         blocked = near & exposed_bad.any(axis=1)
         rows = np.flatnonzero(near & ~blocked)
+        self._flagged_float = (equity[rows], mm[rows])  # for decide(): (k,) USD each
         return [self.book.accounts[r] for r in rows], int(blocked.sum()), int(excluded.sum())
 
-    def decide(self, accounts: list[int], market: Market) -> tuple[list[Candidate], list[int]]:
-        """The exact twin on the indexed balances: (the liquidatable ones, the accounts it
-        cannot decide). Exact when the book is indexed to ``market.block``: the same sums and
-        roundings as ``ledger._margin`` in the liquidation valuation (collateral at price 0
-        counts at zero; a perp at price 0 blocks)."""
+    def decide(
+        self,
+        accounts: list[int],
+        market: Market,
+        floats: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[list[Candidate], list[int]]:
+        """The twins on the indexed balances: (the liquidatable ones, the accounts they
+        cannot decide). With ``floats`` (the float twin's equity and MM of ``accounts``), an
+        account below MM by more than the float tolerance is liquidatable without more work
+        (the float error is far below it); the exact twin decides the others, exactly when
+        the book is indexed to ``market.block``: the same sums and roundings as
+        ``ledger._margin`` in the liquidation valuation (collateral at price 0 counts at
+        zero; a perp at price 0 blocks). ``accounts`` come from :meth:`flag` (every perp
+        priced, MM > 0)."""
         if not accounts:
             return [], []
         a = market.n_assets
+        out: list[Candidate] = []
+        if floats is not None:
+            e, mm = floats
+            sure = mm - e > REL_TOL * (np.abs(e) + mm) + ABS_TOL  # (k,)
+            if self.book.n_assets > a:  # a balance in an asset the market does not cover
+                rows = [self.book.rows[x] for x in accounts]
+                _, coll_f, size_f, _ = self.book.view()
+                sure &= ~((coll_f[rows, a:] != 0) | (size_f[rows, a:] != 0)).any(axis=1)
+            out = [
+                Candidate(accounts[i], int(e[i] * WAD), int(mm[i] * WAD), exact=False)
+                for i in np.flatnonzero(sure)
+            ]
+            accounts = [accounts[i] for i in np.flatnonzero(~sure)]
+            if not accounts:
+                return out, []
         cash, coll, size, on = self.book.exact(accounts)
         # A balance in an asset the market read does not cover: the chain decides.
         beyond = np.zeros(len(accounts), dtype=bool)
@@ -271,14 +307,14 @@ class Scanner:
         keep = np.flatnonzero(~beyond)
         undecided = [accounts[i] for i in np.flatnonzero(beyond)]
         if len(keep) == 0:
-            return [], undecided
+            return out, undecided
         cash, coll, size, on = cash[keep], coll[keep, :a], size[keep, :a], on[keep, :a]
         exact = margin_exact(cash, coll, size, on, market.prices_wad, market.params)
         no_price = np.array([int(p) == 0 for p in market.prices_wad], dtype=bool)  # (a,)
         prices_ok = ~((size != 0) & no_price).any(axis=1)
         unpriced = (((coll != 0) | (size != 0)) & no_price).any(axis=1)
         live = is_liquidatable(exact.equity, exact.mm, prices_ok, unpriced)
-        out = [
+        out += [
             Candidate(accounts[keep[i]], int(exact.equity[i]), int(exact.mm[i]))
             for i in np.flatnonzero(live)
         ]
@@ -323,9 +359,11 @@ class Scanner:
         *,
         block: int | str = "latest",
         confirm: str | None = None,
+        partition: Partition | None = None,
     ) -> tuple[ScanResult, Market]:
         """One scan at ``block`` (the indexed head: the exact twin needs the book and the
-        market of one block). ``confirm`` overrides the scanner's mode for this scan."""
+        market of one block). ``confirm`` overrides the scanner's mode for this scan;
+        ``partition`` limits it to that partition's accounts."""
         mode = confirm or self.confirm_mode
         if mode not in CONFIRM_MODES:
             raise ValueError(f"confirm must be one of {CONFIRM_MODES}, got {mode!r}")
@@ -333,9 +371,11 @@ class Scanner:
         if market is None:
             market = read_market(self.c, block)
         t1 = time.perf_counter()
-        flagged, blocked, excluded = self.flag(market)
+        flagged, blocked, excluded = self.flag(market, partition)
         t2 = time.perf_counter()
         if mode == "twin":
+            confirmed, ask = self.decide(flagged, market, self._flagged_float)
+        elif mode == "exact":
             confirmed, ask = self.decide(flagged, market)
         else:
             confirmed, ask = [], flagged

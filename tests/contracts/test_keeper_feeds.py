@@ -18,6 +18,7 @@ from offchain_risk.chain import Engine
 from offchain_risk.keeper.keeper import Keeper
 from offchain_risk.keeper.liquidator import LiquidatorConfig
 from offchain_risk.keeper.rpc import Contracts, http_web3
+from offchain_risk.keeper.status import read_status
 from offchain_risk.keeper.store import Store
 from offchain_risk.keeper.txs import LocalSigner, TxManager
 
@@ -149,14 +150,16 @@ class FailingReads:
 
 
 def test_keeper__market_read_fails__exposed_accounts_wait_others_liquidated(
-    contracts, deployment, engine, fund, wbtc, trader, owner, bot, book_accounts, chain, caplog
-):
+    contracts, deployment, engine, fund, wbtc, trader, owner, bot, book_accounts, chain, caplog,
+    tmp_path,
+):  # fmt: skip
     for sub in (2, 3):
         fund(trader, wbtc, WBTC_UNITS, sub=sub)
     exposed = {Engine.account_id(trader, 2), Engine.account_id(trader, 3)}
     proxy = FailingReads(chain.provider.uri)
     try:
-        keeper = make_keeper(contracts, Store(":memory:"), bot, w3=http_web3(proxy.url, 10))
+        db = tmp_path / "keeper.db"
+        keeper = make_keeper(contracts, Store(db), bot, w3=http_web3(proxy.url, 10))
         assert keeper.tick().scan.confirmed == []
         deployment.set_price("ETH", SHOCKED, sender=owner)
         expected = liquidatable(engine, book_accounts)
@@ -176,6 +179,10 @@ def test_keeper__market_read_fails__exposed_accounts_wait_others_liquidated(
         assert keeper.metrics.value("keeper_market_read_failures_total") >= 1
         alerts = [r for r in caplog.records if getattr(r, "fields", {}).get("alert")]
         assert {r.fields["alert"] for r in alerts} >= {"market_read_failed", "asset_unpriced"}
+        status = read_status(db)  # what `keeper-status` prints
+        assert status["failed_assets"] == [BTC] and status["excluded"] == len(exposed)
+        assert status["at_risk"] == 0 and status["in_flight"] == 0  # the rest are done
+        assert status["signer"] == str(bot) and status["signer_balance_wei"] > 0
 
         proxy.failing.clear()  # the reads answer again: the exposed accounts are taken
         ticks = run_until_quiet(keeper)

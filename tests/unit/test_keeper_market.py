@@ -162,7 +162,7 @@ def test_scan__asset_reads_fail__exposed_accounts_left_out_others_decided():
     assert result.excluded == 1  # the WBTC holder: its equity is unknown this block
     assert {x.account for x in result.confirmed} == {100, 102}
     assert result.failed_assets == (1,)
-    assert result.on_chain == 0  # the exact twin decided every flagged account
+    assert result.on_chain == 0  # the twins decided every flagged account
 
 
 def test_decide__dead_price__collateral_at_zero_perp_blocked_as_the_chain_counts():
@@ -176,7 +176,7 @@ def test_decide__dead_price__collateral_at_zero_perp_blocked_as_the_chain_counts
     ]
     book = _book(rows)
     scanner = Scanner(c, book)
-    result, market = scanner.scan()
+    result, market = scanner.scan(confirm="exact")
     assert result.unpriced_assets == (2,)
     assert result.blocked == 1
     assert [x.account for x in result.confirmed] == [100]
@@ -187,6 +187,26 @@ def test_decide__dead_price__collateral_at_zero_perp_blocked_as_the_chain_counts
     ok = np.array([True, False, True])
     live = is_liquidatable(exact.equity, exact.mm, ok, np.array([True, True, True]))
     assert live.tolist() == [True, False, False]
+
+
+def test_twin__within_float_tolerance_of_mm__exact_twin_decides_to_the_wei():
+    c = _contracts(Endpoint(PRICES))
+    market = read_market(c)
+    probe = _book([(0, LONG_ETH)])
+    mm = int(margin_exact(*probe.exact([100]), market.prices_wad, market.params).mm[0])
+    rows = [
+        (mm + 500 * WAD - 1, LONG_ETH),  # E = MM - 1 wei: liquidatable
+        (mm + 500 * WAD, LONG_ETH),  # E = MM: not
+        (600 * WAD, LONG_ETH),  # far below: the float twin is sure
+    ]
+    scanner = Scanner(c, _book(rows))
+    result, _ = scanner.scan(market)
+    assert result.flagged == 3
+    by = {x.account: x for x in result.confirmed}
+    assert set(by) == {100, 102}
+    assert by[100].exact and by[100].equity == mm - 1 and by[100].mm == mm
+    assert not by[102].exact
+    assert [x.account for x in result.confirmed] == [102, 100]  # largest shortfall first
 
 
 def test_decide__balance_in_an_unread_asset__sent_to_the_chain():

@@ -282,8 +282,9 @@ def render(runs: list[KeeperRun], load: str = "", synthetic: list[dict] = ()) ->
         "(numpy) + the twins' decisions on the flagged accounts (decide: float where it is "
         "sure, exact `margin_exact` within its tolerance of MM) + prices and parameters "
         "(chain). Shock: ETH -30%, blocks mined one at a time (anvil's 30M gas limit). "
-        f"Books above {LIQUIDATE_MAX:,} accounts are indexed and scanned only (no "
-        "liquidation run: -)." + (f" Machine load during the run: {load}." if load else ""),
+        "Rows with - are indexed and scanned only (no liquidation run; "
+        f"`--keeper-liquidate-max`, {LIQUIDATE_MAX:,} by default)."
+        + (f" Machine load during the run: {load}." if load else ""),
         "",
         "| accounts | seed s | backfill s | quiet scan: numpy ms | quiet scan: chain ms "
         "| shock scan: numpy ms | shock: decide ms | shock scan: chain ms | liquidatable "

@@ -71,17 +71,29 @@ deploy: build
 # Two processes, one per core: the node-free suites (numpy twin and titanoboa fuzz, in
 # .test-logs/offline.log) run beside the anvil suites, and their output follows at the end.
 OFFLINE_TESTS := tests/unit tests/fuzz
-test: build lint
+# Keeper workers in their own processes against the test anvil: their transactions outlive
+# Ape's per-test chain isolation, so they run in a session of their own, after the others.
+OWN_SESSION_TESTS := tests/contracts/test_keeper_workers.py
+test: build lint redis-server
 	@mkdir -p .test-logs; \
 	python -m pytest $(OFFLINE_TESTS) -p no:ape_test -p no:cacheprovider $(PYTEST_ARGS) \
 	  > .test-logs/offline.log 2>&1 & pid=$$!; trap "kill $$pid 2>/dev/null" INT TERM; \
 	echo "$(OFFLINE_TESTS) run beside this suite (progress: .test-logs/offline.log)"; \
-	ape test tests $(addprefix --ignore=,$(OFFLINE_TESTS)) --network $(NETWORK) \
-	  -p no:cacheprovider $(PYTEST_ARGS); node=$$?; \
+	ape test tests $(addprefix --ignore=,$(OFFLINE_TESTS) $(OWN_SESSION_TESTS)) \
+	  --network $(NETWORK) -p no:cacheprovider $(PYTEST_ARGS) && \
+	ape test $(OWN_SESSION_TESTS) --network $(NETWORK) -p no:cacheprovider $(PYTEST_ARGS); \
+	node=$$?; \
 	wait $$pid; offline=$$?; \
 	echo "=== $(OFFLINE_TESTS) ==="; cat .test-logs/offline.log; \
 	echo "anvil suites: exit $$node; $(OFFLINE_TESTS): exit $$offline"; \
 	test $$node -eq 0 -a $$offline -eq 0
+
+# The keeper-worker tests (tests/contracts/test_keeper_workers.py) start their own Redis server
+# on a free port, from the Debian package; .ci/run installs it on a clean machine.
+.PHONY: redis-server
+redis-server:
+	@command -v redis-server > /dev/null || { echo "redis-server not found:" \
+	  "apt-get install -y redis-server (.ci/run installs it)"; exit 1; }
 
 test-unit: install
 	ape test tests/unit --network $(NETWORK) $(PYTEST_ARGS)

@@ -10,6 +10,7 @@ port 8566) and keeps the other sections.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,8 +44,18 @@ def main() -> None:
         help="examples per process for the shortened long-profile measurement",
     )
     parser.add_argument("--keeper", action="store_true", help="only the keeper benchmark")
-    parser.add_argument("--keeper-sizes", default="1000,10000", help="accounts per run")
+    parser.add_argument(
+        "--keeper-sizes",
+        default="1000,10000,100000",
+        help="accounts per run (above 10,000: indexed and scanned, no liquidation run)",
+    )
     parser.add_argument("--keeper-port", type=int, default=8566, help="anvil port")
+    parser.add_argument(
+        "--keeper-liquidate-max",
+        type=int,
+        default=10_000,
+        help="larger books are indexed and scanned only (no liquidation run)",
+    )
     args = parser.parse_args()
     if args.keeper:
         args.skip_gas = args.skip_throughput = True
@@ -103,11 +114,17 @@ def main() -> None:
             with networks.ethereum.local.use_provider(
                 "foundry", provider_settings={"host": host, "manage_process": False}
             ) as provider:
-                runs = keeper.measure(project, accounts.test_accounts, provider.web3, sizes)
+                runs = keeper.measure(
+                    project, accounts.test_accounts, provider.web3, sizes, args.keeper_liquidate_max
+                )
         finally:
             node.terminate()
             node.wait(10)
-        section = keeper.render(runs)
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        synthetic = [keeper.synthetic_scan(n) for n in (10_000, 100_000)]
+        section = keeper.render(
+            runs, load=f"load average {load} (1, 5, 15 min) at the end", synthetic=synthetic
+        )
         print(section, flush=True)
         sections += ["", section]
     else:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m offchain_risk calibrate|backtest|keeper``."""
+"""Command line: ``python -m offchain_risk calibrate|backtest|keeper|keeper-status``."""
 
 from __future__ import annotations
 
@@ -365,6 +365,22 @@ def keeper(
         raise click.ClickException(str(exc)) from exc
     for summary in summaries:
         click.echo(json.dumps(summary))
+
+
+@cli.command("keeper-status")
+@click.argument("stores", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+def keeper_status(stores: tuple[Path, ...]) -> None:
+    """Each keeper worker's last tick from its store (default: keeper*.db here): head lag,
+    accounts, at-risk, in flight, signer balance, last error."""
+    from offchain_risk.keeper.status import render
+
+    paths = list(stores) or sorted(Path.cwd().glob("keeper*.db"))
+    if not paths:
+        raise click.ClickException("no keeper store given and no keeper*.db here")
+    try:
+        click.echo(render(paths))
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from eth_abi import decode
 from eth_utils import keccak
 
 from offchain_risk.keeper.store import CASH_ASSET, AccountEvent, Store
+from offchain_risk.keeper.workers import slot
 from offchain_risk.units import CASH as CASH_SENTINEL
 from offchain_risk.units import WAD
 
@@ -76,6 +77,7 @@ class Book:
         self.collateral = np.zeros((cap, n_assets))  # (cap, n_assets) token units
         self.size = np.zeros((cap, n_assets))  # (cap, n_assets) signed units
         self.open_notional = np.zeros((cap, n_assets))  # (cap, n_assets) USD
+        self.slots = np.zeros(cap, dtype=np.int64)  # (cap,) workers.slot: partitions
 
     def __len__(self) -> int:
         return len(self.accounts)
@@ -89,6 +91,7 @@ class Book:
             self._grow(2 * row, self.n_assets)
         self.accounts.append(account)
         self.rows[account] = row
+        self.slots[row] = slot(account)
         self.records[account] = AccountRecord()
         return row
 
@@ -103,6 +106,10 @@ class Book:
             return out
 
         self.cash = grow(self.cash)
+        if cap > len(self.slots):
+            slots = np.zeros(cap, dtype=np.int64)
+            slots[: len(self.slots)] = self.slots
+            self.slots = slots
         self.collateral, self.size, self.open_notional = (
             grow(self.collateral),
             grow(self.size),

@@ -8,6 +8,7 @@ bot in ``offchain_risk/keeper/bot.py`` calls ``tick`` from its block handler ins
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -22,8 +23,10 @@ from offchain_risk.keeper.rpc import RPC_ERRORS, Contracts
 from offchain_risk.keeper.scanner import Scanner, ScanResult
 from offchain_risk.keeper.store import Store
 from offchain_risk.keeper.txs import GasPolicy, NonceSource, PollResult, TxManager, signer_for
+from offchain_risk.keeper.workers import Claims, Partition
 
 log = logging.getLogger("ballast.keeper")
+STATUS_KEY = "status"  # store meta: the last tick's state (offchain_risk.keeper.status)
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class TickResult:
                 "at_risk": len(self.scan.confirmed),
                 "scan_ms": round(self.scan.total_ms, 2),
             }
+            if self.scan.excluded or self.scan.blocked:
+                out |= {"excluded": self.scan.excluded, "blocked": self.scan.blocked}
         outcomes: dict[str, int] = {}
         for a in self.actions:
             outcomes[a.outcome] = outcomes.get(a.outcome, 0) + 1
@@ -77,7 +82,11 @@ class Keeper:
         lookback: int = 8,
         risk_updater: Any = None,
         metrics: Metrics | None = None,
+        confirm: str = "twin",
+        claims: Claims | None = None,
     ):
+        """``confirm``: how flagged accounts are decided (:class:`Scanner`); ``claims``:
+        shared with other workers (:mod:`~offchain_risk.keeper.workers`)."""
         self.c = contracts
         self.store = store
         self.metrics = metrics or Metrics()
@@ -93,9 +102,10 @@ class Keeper:
             chunk=chunk,
             lookback=lookback,
         )
-        self.scanner = Scanner(contracts, self.book)
+        self.scanner = Scanner(contracts, self.book, confirm=confirm)
         self.tx = tx
-        self.liquidator = Liquidator(contracts, liquidator_config, tx, sender=sender)
+        self.claims = claims
+        self.liquidator = Liquidator(contracts, liquidator_config, tx, sender=sender, claims=claims)
         self.risk_updater = risk_updater
         self._stop = threading.Event()
 
@@ -135,15 +145,20 @@ class Keeper:
 
     # ------------------------------------------------------------------ one block
 
-    def tick(self) -> TickResult:
-        """Index, follow sent transactions, scan and liquidate for the current head."""
+    def tick(self, partition: Partition | None = None) -> TickResult:
+        """Index, follow sent transactions, scan and liquidate for the current head; with a
+        ``partition``, scan and liquidate only its accounts (every worker indexes all)."""
         m = self.metrics
         head = -1
         try:
             head = self.c.w3.eth.block_number
             index = self.indexer.sync(head)
             poll = self.tx.poll(head) if self.tx is not None else None
-            scan, market = self.scanner.scan()
+            if poll is not None and self.claims is not None:
+                for t in (*poll.confirmed, *poll.failed, *poll.dropped):
+                    if t.kind == KIND and t.account is not None:
+                        self.claims.release(t.account)
+            scan, market = self.scanner.scan(block=index.head, partition=partition)
             actions = self.liquidator.run(scan.confirmed, market)
             risk = None
             if self.risk_updater is not None and self.risk_updater.due(market):
@@ -154,9 +169,12 @@ class Keeper:
             m.rpc_errors.inc()
             m.healthy.set(0)
             log.warning("tick lost to the RPC endpoint: %s", exc)
-            return TickResult(head, error=f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            self._write_status(error=error)
+            return TickResult(head, error=error)
         m.accounts_indexed.set(len(self.book))
         m.at_risk.set(len(scan.confirmed))
+        self._asset_alerts(scan, market)
         m.scan_ms.observe(scan.total_ms)
         m.head_lag.set(max(0, self.c.w3.eth.block_number - index.head))
         if poll is not None:
@@ -171,8 +189,71 @@ class Keeper:
         m.last_tick.set(time.time())
         m.healthy.set(1)
         result = TickResult(head, index, poll, scan, actions, risk)
+        self._write_status(result)
         log.info("tick %d", head, extra={"fields": result.summary()})
         return result
+
+    def _write_status(self, result: TickResult | None = None, error: str | None = None) -> None:
+        """The last tick's state in the store's meta (``status``), for ``keeper-status``:
+        head lag, accounts, at-risk, in flight, signer balance, last error."""
+        prev = json.loads(self.store.get_meta(STATUS_KEY) or "{}")
+        now = time.time()
+        status = dict(prev, time=now)
+        if error is not None:
+            status |= {"last_error": error, "last_error_time": now, "healthy": False}
+        if result is not None and result.scan is not None:
+            m = self.metrics
+            status |= {
+                "head": result.head,
+                "indexed": result.index.head,
+                "head_lag": int(m.value("keeper_head_lag_blocks")),
+                "accounts": result.scan.accounts,
+                "at_risk": len(result.scan.confirmed),
+                "blocked": result.scan.blocked,
+                "excluded": result.scan.excluded,
+                "failed_assets": list(result.scan.failed_assets),
+                "unpriced_assets": list(result.scan.unpriced_assets),
+                "in_flight": len(self.tx.in_flight(KIND)) if self.tx is not None else 0,
+                "signer": self.tx.address if self.tx is not None else None,
+                "signer_balance_wei": (
+                    int(m.value("keeper_signer_balance_wei", {"address": self.tx.address}))
+                    if self.tx is not None
+                    else None
+                ),
+                "scan_ms": round(result.scan.total_ms, 1),
+                "healthy": True,
+            }
+        self.store.set_meta(STATUS_KEY, json.dumps(status))
+
+    def _asset_alerts(self, scan: ScanResult, market: Any) -> None:
+        """Metrics and one alert line per block while an asset's reads fail or it has no
+        liquidation price; the accounts exposed to it are left out, the others proceed."""
+        m = self.metrics
+        m.excluded.set(scan.excluded)
+        m.blocked.set(scan.blocked)
+        m.market_read_failures.inc(len(scan.failed_assets))
+        for a in range(market.n_assets):
+            state = 2 if a in market.failed else (0 if market.price_ok[a] else 1)
+            m.asset_state.labels(str(a)).set(state)
+        if scan.failed_assets or scan.unpriced_assets:
+            log.warning(
+                "alert: assets %s unreadable, %s without a liquidation price: %d accounts "
+                "left out, %d liquidatable blocked",
+                list(scan.failed_assets),
+                list(scan.unpriced_assets),
+                scan.excluded,
+                scan.blocked,
+                extra={
+                    "fields": {
+                        "alert": "asset_unpriced",
+                        "failed_assets": list(scan.failed_assets),
+                        "unpriced_assets": list(scan.unpriced_assets),
+                        "excluded": scan.excluded,
+                        "blocked": scan.blocked,
+                        "reasons": {str(a): r for a, r in market.failed.items()},
+                    }
+                },
+            )
 
     # ------------------------------------------------------------------ loop
 

@@ -3,7 +3,8 @@
 For each candidate (largest shortfall first) the :class:`Liquidator`
 
 1. skips it when a liquidation of the account is already in flight (pending in the store,
-   this run or a previous one): no duplicates;
+   this run or a previous one), or, with shared :mod:`~offchain_risk.keeper.workers` claims,
+   when another worker holds the account: no duplicates;
 2. asks ``Liquidations.liquidation_preview(account, 1.0)`` for the fraction the policy
    allows (the smallest that restores the target buffer, within the per-call cap), the
    reward and the liquidator's cost;
@@ -25,6 +26,7 @@ from typing import Any
 from offchain_risk.keeper.rpc import Contracts, RpcError, decode_output, rpc_batch
 from offchain_risk.keeper.scanner import Candidate, Market
 from offchain_risk.keeper.txs import SendError, TxManager
+from offchain_risk.keeper.workers import Claims
 from offchain_risk.units import WAD
 
 log = logging.getLogger("ballast.keeper.liquidator")
@@ -56,7 +58,9 @@ class LiquidatorConfig:
 @dataclass(frozen=True)
 class Action:
     account: int
-    outcome: str  # sent | dry_run | in_flight | simulation_failed | unprofitable | send_failed
+    # sent | dry_run | in_flight | claimed (by another worker) | simulation_failed |
+    # unprofitable | send_failed
+    outcome: str
     fraction: int = 0
     reward: int = 0  # WAD USD
     gas_cost: int = 0  # WAD USD
@@ -72,9 +76,12 @@ class Liquidator:
         tx: TxManager | None = None,
         *,
         sender: str | None = None,
+        claims: Claims | None = None,
     ):
-        """``tx`` None: dry run; ``sender`` then names the address simulations run from."""
+        """``tx`` None: dry run; ``sender`` then names the address simulations run from.
+        ``claims``: shared with the other workers (none: this process is the only one)."""
         self.c = contracts
+        self.claims = claims
         self.config = config
         self.tx = tx
         self.sender = tx.address if tx is not None else sender
@@ -101,6 +108,9 @@ class Liquidator:
             if cand.account in busy:
                 actions[cand.account] = Action(cand.account, "in_flight")
             elif len(todo) < self.config.max_per_tick:
+                if self.claims is not None and not self.claims.claim(cand.account):
+                    actions[cand.account] = Action(cand.account, "claimed")
+                    continue
                 todo.append(cand.account)
                 busy.add(cand.account)
         liq = self.c.liquidations
@@ -139,6 +149,10 @@ class Liquidator:
                 continue
             gas = int(int(est, 16) * self.config.gas_margin)
             actions[account] = self._send(account, fraction, reward, data, gas, market)
+        if self.claims is not None:  # not sent: free for the next block, whoever takes it
+            for a in todo:
+                if actions[a].outcome != "sent":
+                    self.claims.release(a)
         return [actions[c.account] for c in candidates if c.account in actions]
 
     def _preview_data(self, account: int) -> str:

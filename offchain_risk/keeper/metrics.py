@@ -45,6 +45,25 @@ class Metrics:
             "keeper_last_tick_timestamp", "Unix time of the last tick", registry=r
         )
         self.healthy = Gauge("keeper_healthy", "1 while ticks complete", registry=r)
+        self.asset_state = Gauge(
+            "keeper_asset_state",
+            "Per asset: 0 priced, 1 no liquidation price (perps on it blocked), 2 reads failed",
+            ["asset"],
+            registry=r,
+        )
+        self.market_read_failures = Counter(
+            "keeper_market_read_failures", "Per-asset market reads that failed", registry=r
+        )
+        self.excluded = Gauge(
+            "keeper_excluded_accounts",
+            "Accounts left out of the block: a balance in an asset whose reads failed",
+            registry=r,
+        )
+        self.blocked = Gauge(
+            "keeper_blocked_accounts",
+            "Liquidatable accounts blocked: a perp on an asset without a liquidation price",
+            registry=r,
+        )
 
     def value(self, name: str, labels: dict | None = None) -> float:
         v = self.registry.get_sample_value(name, labels or {})

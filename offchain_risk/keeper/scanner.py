@@ -1,32 +1,62 @@
 """Find the liquidatable accounts every block.
 
 The :class:`Scanner` values every indexed account with the float64 twin of the margin model
-(one matrix product over ``(n_accounts, n_assets) x (n_assets, 16)``) at the current oracle
-prices and risk parameters read from the chain, keeps the accounts whose health is negative
-or within a rounding tolerance of it, confirms them with the engine's batched ``healths``
-view (the chain's own numbers, 100 accounts per call) and orders the confirmed ones by
-shortfall ``MM - E``, largest first.
+(one matrix product over ``(n_accounts, n_assets) x (n_assets, 16)``) at the liquidation
+prices and risk parameters read from the chain at the indexed head, keeps the accounts whose
+health is negative or within a rounding tolerance of it, decides them exactly and orders the
+liquidatable ones by shortfall ``MM - E``, largest first.
+
+How flagged accounts are decided (``confirm``):
+
+* ``"twin"`` (default): the exact twin (:func:`~offchain_risk.models.margin.margin_exact`,
+  equal to ``ledger._margin`` to the wei) on the indexed balances, at the same block as the
+  prices and parameters; only an account the twin cannot decide (a balance in an asset the
+  market read does not cover) goes to ``healths``.
+* ``"parallel"``: the engine's ``healths`` view (100 accounts per call), the calls spread
+  over ``threads`` concurrent JSON-RPC batches.
+* ``"chain"``: ``healths`` in one JSON-RPC batch (the node runs the calls one after another).
+
+Whatever decides, the liquidator's preview and simulation run on chain before any send.
+
+Per-asset failure tolerance: an asset whose reads fail (an RPC error, a reverting lens, an
+answer that does not decode or is out of range) is marked failed in the :class:`Market`, and
+only the accounts with a balance in it leave this block's work (``ScanResult.excluded``);
+an asset without a liquidation price (dead, stale or garbage feed and no live fallback)
+blocks only the accounts with a perp on it (``ScanResult.blocked``), as the chain does.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import numpy as np
 from eth_abi import decode
 
 from offchain_risk.keeper.indexer import Book
-from offchain_risk.keeper.rpc import Contracts, decode_output, eth_calls
+from offchain_risk.keeper.rpc import Contracts, RpcError, decode_output, eth_calls, rpc_batch
+from offchain_risk.keeper.workers import Partition
 from offchain_risk.models.liquidation import is_liquidatable
-from offchain_risk.models.margin import MAX_SCENARIOS, RiskParams
-from offchain_risk.units import WAD, unpack_int16
+from offchain_risk.models.margin import (
+    MAX_SCENARIOS,
+    MAX_SHOCK_BPS,
+    MIN_SHOCK_BPS,
+    RiskParams,
+    margin_exact,
+)
+from offchain_risk.units import BPS, WAD, unpack_int16
+
+log = logging.getLogger("ballast.keeper.scanner")
 
 BATCH = 100  # constants.MAX_BATCH
 # Float64 sums of <= 32 products carry a relative error far below 1e-12; anything within
 # 1e-9 of MM (or 1e-9 USD) is sent to the chain for the exact answer.
 REL_TOL = 1e-9
 ABS_TOL = 1e-9
+CONFIRM_MODES = ("twin", "exact", "parallel", "chain")
+MAX_PRICE = 2**100  # ledger: a liquidation price above this is not one the engine returns
 
 
 def unpack_shocks(word: int) -> list[int]:
@@ -36,28 +66,63 @@ def unpack_shocks(word: int) -> list[int]:
 
 @dataclass(frozen=True)
 class Market:
-    """Liquidation prices and risk parameters as the chain holds them now.
+    """Liquidation prices and risk parameters as the chain holds them at ``block``.
 
     ``prices_wad`` are ``engine.liquidation_price``: the feed's price when valid, else the
     guardian's live fallback, else 0. Collateral at 0 counts at zero, as the chain counts it;
-    a perp on an asset at 0 blocks the account's liquidation (``price_ok`` False)."""
+    a perp on an asset at 0 blocks the account's liquidation (``price_ok`` False).
+    ``failed`` maps an asset whose reads failed to the reason: its price and parameters are
+    unknown (zeros here), so every account with a balance in it is left out of the block."""
 
     prices_wad: np.ndarray  # (n_assets,) object ints
     price_ok: np.ndarray  # (n_assets,) bool: a liquidation price exists
     params: RiskParams
+    failed: dict[int, str] = field(default_factory=dict)
+    block: int | str = "latest"
 
     @property
     def n_assets(self) -> int:
         return len(self.prices_wad)
 
+    @property
+    def known(self) -> np.ndarray:
+        """(n_assets,) bool: the asset's price and parameters were read."""
+        return np.array([a not in self.failed for a in range(self.n_assets)], dtype=bool)
 
-def read_market(c: Contracts) -> Market:
+
+def _asset(c: Contracts, raws: list) -> tuple[int, int, int, list[int]]:
+    """(price, floor_bps, haircut_bps, shocks) of one asset from its three answers; raises
+    ValueError on an error answer or one that does not decode into the engine's ranges."""
+    for raw in raws:
+        if isinstance(raw, RpcError):
+            raise ValueError(f"call failed: {raw}")
+    price_raw, cfg_raw, shock_raw = (bytes.fromhex(r.removeprefix("0x")) for r in raws)
+    try:
+        price = int(decode_output(c.engine, "liquidation_price", price_raw))
+        cfg = decode_output(c.lens, "asset_config", cfg_raw)
+        shocks = unpack_shocks(decode(["uint256"], shock_raw)[0])
+    except Exception as exc:  # eth_abi's decoding errors have no common base
+        raise ValueError(f"undecodable answer: {exc}") from exc
+    floor, haircut = int(cfg["floor_bps"]), int(cfg["haircut_bps"])
+    if not 0 <= price <= MAX_PRICE:
+        raise ValueError(f"price {price} outside [0, 2**100]")
+    if not (0 <= floor <= BPS and 0 <= haircut <= BPS):
+        raise ValueError(f"floor {floor} or haircut {haircut} bps outside [0, 10000]")
+    if min(shocks) < MIN_SHOCK_BPS or max(shocks) > MAX_SHOCK_BPS:
+        raise ValueError("a shock outside [-10000, 32767] bps")
+    return price, floor, haircut, shocks
+
+
+def read_market(c: Contracts, block: int | str = "latest") -> Market:
     """Liquidation prices (``engine.liquidation_price``) and risk parameters
-    (``Lens.asset_config``, ``shock_word``, ``im_multiplier``) of every listed asset, in two
-    batched round trips. A dead or reverting feed reads as price 0 (the engine's reads are
-    gas-capped and never revert), so it removes only the accounts exposed to it."""
+    (``Lens.asset_config``, ``shock_word``, ``im_multiplier``) of every listed asset at
+    ``block``, in two batched round trips. A dead or reverting feed reads as price 0 (the
+    engine's reads are gas-capped and never revert). An asset whose own reads fail is
+    recorded in ``Market.failed`` and logged as an alert; the other assets are read as
+    usual. Failures of ``num_assets`` or ``im_multiplier`` concern every account and raise."""
     engine, lens = c.engine, c.lens
-    [raw] = eth_calls(c.w3, [(engine.address, engine.encode_abi("num_assets"))])
+    tag = block if isinstance(block, str) else hex(block)
+    [raw] = eth_calls(c.w3, [(engine.address, engine.encode_abi("num_assets"))], tag)
     n = decode(["uint256"], raw)[0]
     calls = [(engine.address, engine.encode_abi("im_multiplier"))]
     for a in range(n):
@@ -66,24 +131,36 @@ def read_market(c: Contracts) -> Market:
             (lens.address, lens.encode_abi("asset_config", args=(a,))),
             (engine.address, engine.encode_abi("shock_word", args=(a,))),
         ]
-    out = eth_calls(c.w3, calls)
-    im = decode(["uint256"], out[0])[0]
+    out = rpc_batch(c.w3, [("eth_call", [{"to": to, "data": data}, tag]) for to, data in calls])
+    if isinstance(out[0], RpcError):
+        raise out[0]
+    im = decode(["uint256"], bytes.fromhex(out[0].removeprefix("0x")))[0]
     prices, ok, floors, haircuts, shocks = [], [], [], [], []
+    failed: dict[int, str] = {}
     for a in range(n):
-        p = int(decode_output(engine, "liquidation_price", out[1 + 3 * a]))
-        cfg = decode_output(lens, "asset_config", out[2 + 3 * a])
+        try:
+            p, floor, haircut, shock = _asset(c, out[1 + 3 * a : 4 + 3 * a])
+        except ValueError as exc:
+            failed[a] = str(exc)
+            p, floor, haircut, shock = 0, 0, 0, [0] * MAX_SCENARIOS
+            log.warning(
+                "alert: market read of asset %d failed: %s",
+                a,
+                exc,
+                extra={"fields": {"alert": "market_read_failed", "asset": a, "block": block}},
+            )
         prices.append(p)
-        ok.append(p != 0)
-        floors.append(int(cfg["floor_bps"]))
-        haircuts.append(int(cfg["haircut_bps"]))
-        shocks.append(unpack_shocks(decode(["uint256"], out[3 + 3 * a])[0]))
+        ok.append(p != 0 and a not in failed)
+        floors.append(floor)
+        haircuts.append(haircut)
+        shocks.append(shock)
     params = RiskParams(
         floor_bps=np.array(floors, dtype=np.int64),
         haircut_bps=np.array(haircuts, dtype=np.int64),
         shocks_bps=np.array(shocks, dtype=np.int64).reshape(n, MAX_SCENARIOS),
         im_multiplier_wad=int(im),
     )
-    return Market(np.array(prices, dtype=object), np.array(ok, dtype=bool), params)
+    return Market(np.array(prices, dtype=object), np.array(ok, dtype=bool), params, failed, block)
 
 
 def float_margin(book: Book, market: Market) -> tuple[np.ndarray, np.ndarray]:
@@ -104,8 +181,9 @@ def float_margin(book: Book, market: Market) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class Candidate:
     account: int
-    equity: int  # WAD, from the chain
+    equity: int  # WAD: the chain's or the exact twin's; the float twin's when not ``exact``
     mm: int
+    exact: bool = True
 
     @property
     def shortfall(self) -> int:
@@ -116,68 +194,196 @@ class Candidate:
 class ScanResult:
     accounts: int  # indexed
     flagged: int  # by the float twin
-    confirmed: list[Candidate]  # liquidatable on chain, largest shortfall first
-    false_positives: int  # flagged but healthy on chain (within the tolerance)
-    blocked: int  # liquidatable by the twin but a price is invalid
-    numpy_ms: float
-    chain_ms: float
+    confirmed: list[Candidate]  # liquidatable, largest shortfall first
+    false_positives: int  # flagged but not liquidatable (within the tolerance)
+    blocked: int  # liquidatable by the twin but a perp's asset has no liquidation price
+    numpy_ms: float  # the float scan
+    chain_ms: float  # market read + on-chain confirmations
+    excluded: int = 0  # accounts with a balance in an asset whose reads failed
+    exact_ms: float = 0.0  # the exact twin's decisions
+    on_chain: int = 0  # flagged accounts decided by ``healths``
+    failed_assets: tuple[int, ...] = ()
+    unpriced_assets: tuple[int, ...] = ()  # read, but no liquidation price
 
     @property
     def total_ms(self) -> float:
-        return self.numpy_ms + self.chain_ms
+        return self.numpy_ms + self.exact_ms + self.chain_ms
 
 
 class Scanner:
-    """Twin-then-chain scan of every indexed account."""
+    """Twin-then-decide scan of every indexed account (see the module's docstring)."""
 
-    def __init__(self, contracts: Contracts, book: Book, *, batch: int = BATCH):
+    def __init__(
+        self,
+        contracts: Contracts,
+        book: Book,
+        *,
+        batch: int = BATCH,
+        confirm: str = "twin",
+        threads: int = 4,
+    ):
         if not 1 <= batch <= BATCH:
             raise ValueError(f"batch must be in [1, {BATCH}]")
+        if confirm not in CONFIRM_MODES:
+            raise ValueError(f"confirm must be one of {CONFIRM_MODES}, got {confirm!r}")
+        if threads < 1:
+            raise ValueError("threads must be >= 1")
         self.c = contracts
         self.book = book
         self.batch = batch
+        self.confirm_mode = confirm
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._flagged_float: tuple[np.ndarray, np.ndarray] | None = None
 
-    def flag(self, market: Market) -> tuple[list[int], int]:
-        """Accounts the float twin finds at or below MM (within tolerance), and how many
-        of those hold a perp on an asset without a liquidation price (not liquidatable
-        until its feed or a fallback price returns)."""
+    def flag(
+        self, market: Market, partition: Partition | None = None
+    ) -> tuple[list[int], int, int]:
+        """Accounts the float twin finds at or below MM (within tolerance); how many of
+        those hold a perp on an asset without a liquidation price (not liquidatable until
+        its feed or a fallback price returns); and how many accounts hold a balance in an
+        asset whose reads failed (left out of this block, whatever their health). With a
+        ``partition``, only its accounts."""
+        self._flagged_float = None
         if len(self.book) == 0:
-            return [], 0
+            return [], 0, 0
+        _, coll, size, _ = self.book.view()
+        a = market.n_assets
+        excluded = np.zeros(len(self.book), dtype=bool)
+        if market.failed:
+            bad = ~market.known  # (a,)
+            excluded = (((coll[:, :a] != 0) | (size[:, :a] != 0)) & bad).any(axis=1)
         equity, mm = float_margin(self.book, market)
         near = equity < mm + REL_TOL * (np.abs(equity) + mm) + ABS_TOL
         near &= mm > 0  # nothing to liquidate without a requirement
-        _, coll, size, _ = self.book.view()
-        a = market.n_assets
+        near &= ~excluded
+        if partition is not None:
+            mine = partition.mask(self.book.slots[: len(self.book)])
+            near &= mine
+            excluded &= mine
         exposed_bad = (size[:, :a] != 0) & ~market.price_ok
         blocked = near & exposed_bad.any(axis=1)
         rows = np.flatnonzero(near & ~blocked)
-        return [self.book.accounts[r] for r in rows], int(blocked.sum())
+        self._flagged_float = (equity[rows], mm[rows])  # for decide(): (k,) USD each
+        return [self.book.accounts[r] for r in rows], int(blocked.sum()), int(excluded.sum())
 
-    def confirm(self, accounts: list[int]) -> list[Candidate]:
-        """The chain's (equity, MM) for ``accounts``; the liquidatable ones."""
+    def decide(
+        self,
+        accounts: list[int],
+        market: Market,
+        floats: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[list[Candidate], list[int]]:
+        """The twins on the indexed balances: (the liquidatable ones, the accounts they
+        cannot decide). With ``floats`` (the float twin's equity and MM of ``accounts``), an
+        account below MM by more than the float tolerance is liquidatable without more work
+        (the float error is far below it); the exact twin decides the others, exactly when
+        the book is indexed to ``market.block``: the same sums and roundings as
+        ``ledger._margin`` in the liquidation valuation (collateral at price 0 counts at
+        zero; a perp at price 0 blocks). ``accounts`` come from :meth:`flag` (every perp
+        priced, MM > 0)."""
+        if not accounts:
+            return [], []
+        a = market.n_assets
+        out: list[Candidate] = []
+        if floats is not None:
+            e, mm = floats
+            sure = mm - e > REL_TOL * (np.abs(e) + mm) + ABS_TOL  # (k,)
+            if self.book.n_assets > a:  # a balance in an asset the market does not cover
+                rows = [self.book.rows[x] for x in accounts]
+                _, coll_f, size_f, _ = self.book.view()
+                sure &= ~((coll_f[rows, a:] != 0) | (size_f[rows, a:] != 0)).any(axis=1)
+            out = [
+                Candidate(accounts[i], int(e[i] * WAD), int(mm[i] * WAD), exact=False)
+                for i in np.flatnonzero(sure)
+            ]
+            accounts = [accounts[i] for i in np.flatnonzero(~sure)]
+            if not accounts:
+                return out, []
+        cash, coll, size, on = self.book.exact(accounts)
+        # A balance in an asset the market read does not cover: the chain decides.
+        beyond = np.zeros(len(accounts), dtype=bool)
+        if coll.shape[1] > a:
+            beyond = ((coll[:, a:] != 0) | (size[:, a:] != 0)).any(axis=1)
+        keep = np.flatnonzero(~beyond)
+        undecided = [accounts[i] for i in np.flatnonzero(beyond)]
+        if len(keep) == 0:
+            return out, undecided
+        cash, coll, size, on = cash[keep], coll[keep, :a], size[keep, :a], on[keep, :a]
+        exact = margin_exact(cash, coll, size, on, market.prices_wad, market.params)
+        no_price = np.array([int(p) == 0 for p in market.prices_wad], dtype=bool)  # (a,)
+        prices_ok = ~((size != 0) & no_price).any(axis=1)
+        unpriced = (((coll != 0) | (size != 0)) & no_price).any(axis=1)
+        live = is_liquidatable(exact.equity, exact.mm, prices_ok, unpriced)
+        out += [
+            Candidate(accounts[keep[i]], int(exact.equity[i]), int(exact.mm[i]))
+            for i in np.flatnonzero(live)
+        ]
+        return out, undecided
+
+    def confirm(
+        self, accounts: list[int], block: int | str = "latest", *, threads: int = 1
+    ) -> list[Candidate]:
+        """The chain's (equity, MM) for ``accounts`` (``healths``, ``batch`` per call); the
+        liquidatable ones. ``threads`` > 1 spreads the calls over that many concurrent
+        JSON-RPC batches."""
+        if not accounts:
+            return []
         engine = self.c.engine
+        tag = block if isinstance(block, str) else hex(block)
         parts = [accounts[i : i + self.batch] for i in range(0, len(accounts), self.batch)]
-        answers = eth_calls(
-            self.c.w3, [(engine.address, engine.encode_abi("healths", args=(p,))) for p in parts]
-        )
+        calls = [(engine.address, engine.encode_abi("healths", args=(p,))) for p in parts]
+        lanes = max(1, min(threads, len(calls)))
+        if lanes == 1:
+            answers = eth_calls(self.c.w3, calls, tag)
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="healths")
+            step = -(-len(calls) // lanes)
+            chunks = [calls[i : i + step] for i in range(0, len(calls), step)]
+            answers = [
+                raw
+                for part in self._pool.map(lambda ch: eth_calls(self.c.w3, ch, tag), chunks)
+                for raw in part
+            ]
         out = []
         for part, raw in zip(parts, answers, strict=True):
             for account, m in zip(part, decode_output(engine, "healths", raw), strict=True):
                 equity, mm = int(m["equity"]), int(m["mm"])
                 if is_liquidatable(equity, mm, m["prices_ok"], m["unpriced"]):
                     out.append(Candidate(account, equity, mm))
-        out.sort(key=lambda c: c.shortfall, reverse=True)
         return out
 
-    def scan(self, market: Market | None = None) -> tuple[ScanResult, Market]:
+    def scan(
+        self,
+        market: Market | None = None,
+        *,
+        block: int | str = "latest",
+        confirm: str | None = None,
+        partition: Partition | None = None,
+    ) -> tuple[ScanResult, Market]:
+        """One scan at ``block`` (the indexed head: the exact twin needs the book and the
+        market of one block). ``confirm`` overrides the scanner's mode for this scan;
+        ``partition`` limits it to that partition's accounts."""
+        mode = confirm or self.confirm_mode
+        if mode not in CONFIRM_MODES:
+            raise ValueError(f"confirm must be one of {CONFIRM_MODES}, got {mode!r}")
         t0 = time.perf_counter()
         if market is None:
-            market = read_market(self.c)
+            market = read_market(self.c, block)
         t1 = time.perf_counter()
-        flagged, blocked = self.flag(market)
+        flagged, blocked, excluded = self.flag(market, partition)
         t2 = time.perf_counter()
-        confirmed = self.confirm(flagged)
+        if mode == "twin":
+            confirmed, ask = self.decide(flagged, market, self._flagged_float)
+        elif mode == "exact":
+            confirmed, ask = self.decide(flagged, market)
+        else:
+            confirmed, ask = [], flagged
         t3 = time.perf_counter()
+        threads = self.threads if mode == "parallel" else 1
+        confirmed += self.confirm(ask, market.block, threads=threads)
+        t4 = time.perf_counter()
+        confirmed.sort(key=lambda c: c.shortfall, reverse=True)
         return (
             ScanResult(
                 accounts=len(self.book),
@@ -186,7 +392,16 @@ class Scanner:
                 false_positives=len(flagged) - len(confirmed),
                 blocked=blocked,
                 numpy_ms=(t2 - t1) * 1e3,
-                chain_ms=((t1 - t0) + (t3 - t2)) * 1e3,
+                chain_ms=((t1 - t0) + (t4 - t3)) * 1e3,
+                excluded=excluded,
+                exact_ms=(t3 - t2) * 1e3,
+                on_chain=len(ask),
+                failed_assets=tuple(sorted(market.failed)),
+                unpriced_assets=tuple(
+                    a
+                    for a in range(market.n_assets)
+                    if a not in market.failed and not market.price_ok[a]
+                ),
             ),
             market,
         )

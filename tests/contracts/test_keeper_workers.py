@@ -1,0 +1,294 @@
+"""Keeper workers on a real broker: a Redis server, the Silverback runner and two
+``silverback worker`` processes (each with its own key) against the test anvil.
+
+One shock: a worker is killed while the liquidations are under way, and the other finishes
+the work; every liquidatable account is restored and no liquidation is sent twice (no
+reverted transaction from either key). Then every process stops (the surviving worker
+drains on SIGTERM), a second shock lands while none runs, and the restarted workers resume
+from their stores: the new accounts are liquidated, none of the old ones again.
+
+The worker processes' transactions outlive Ape's per-test chain isolation (its snapshot is
+not restored after them), so this module runs in its own `ape test` session: `make test`
+runs it after the other anvil suites.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ETH, USDC, WAD
+
+from offchain_risk import deploy
+from offchain_risk.chain import account_id
+from offchain_risk.keeper.store import Store
+from offchain_risk.keeper.workers import RedisClaims
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "deployments" / "config" / "local.toml"
+N = 60
+PARTITIONS = 4
+STARTUP_S = 240  # two workers and a runner import Ape on a loaded machine
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """A private Redis server (the Debian package; `.ci/run` installs it when missing)."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server not found: apt-get install -y redis-server (.ci/run does)")
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.time() > deadline:
+                proc.kill()
+                pytest.fail("redis-server did not start")
+            time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def book(project, deployment, owner, accounts):
+    """N accounts long 1 ETH at 2,000 with cash uniform in [620, 1,500] USD (the keeper
+    benchmark's book), opened through the test-only Seeder venue; two worker keys with a
+    funded margin account each."""
+    d = deployment
+    seeder = project.Seeder.deploy(d.engine, d.cash, sender=owner)
+    d.engine.set_venue(seeder, True, sender=owner)
+    cash = [int(c * USDC) for c in np.random.default_rng(3).uniform(620, 1_500, N)]
+    maker_cash = 10**9 * USDC
+    d.cash.mint(seeder, maker_cash + sum(cash), sender=owner)
+    seeder.approve_engine(maker_cash + sum(cash), sender=owner)
+    seeder.fund(0, maker_cash, sender=owner)
+    seeder.seed(1, cash, ETH, WAD, 2_000 * WAD, 0, sender=owner)
+    workers = [accounts[4], accounts[6]]
+    for w in workers:
+        d.cash.mint(w, 10**7 * USDC, sender=owner)
+        d.cash.approve(d.engine, 10**7 * USDC, sender=w)
+        d.engine.deposit(account_id(str(w), 0), d.cash, 10**7 * USDC, sender=w)
+    return [account_id(str(seeder.address), 1 + i) for i in range(N)], workers
+
+
+def _liquidatable(engine, accounts) -> set[int]:
+    out = set()
+    for i in range(0, len(accounts), 100):
+        part = accounts[i : i + 100]
+        out |= {a for a, m in zip(part, engine.healths(part), strict=True) if m.equity < m.mm}
+    return out
+
+
+class Cluster:
+    """The runner and the workers as processes, with their logs in ``folder``."""
+
+    def __init__(self, folder: Path, network: str, manifest: Path, redis_url: str):
+        self.folder, self.network = folder, network
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "BALLAST_MANIFEST": str(manifest),
+            "BALLAST_PARTITIONS": str(PARTITIONS),
+            "BALLAST_CLAIMS_URL": redis_url,
+            "BALLAST_CLAIM_TTL": "20",
+            "SILVERBACK_BROKER_CLASS": "taskiq_redis:RedisStreamBroker",
+            # One task at a time per worker (no prefetch), and a task a dead worker took is
+            # redelivered after 5 s.
+            "SILVERBACK_BROKER_KWARGS": json.dumps(
+                {"url": redis_url, "xread_count": 1, "idle_timeout": 5_000, "xread_block": 500}
+            ),
+            "SILVERBACK_RESULT_BACKEND_CLASS": "taskiq_redis:RedisAsyncResultBackend",
+            "SILVERBACK_RESULT_BACKEND_KWARGS": json.dumps({"redis_url": redis_url}),
+            "PYTHONWARNINGS": "ignore",
+        }
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def db(self, key: int) -> Path:
+        return self.folder / f"worker-{key}.db"
+
+    def start(self, name: str, args: list[str], env: dict | None = None) -> None:
+        cmd = [shutil.which("silverback") or "silverback", *args]
+        cmd += ["offchain_risk.keeper.bot:bot", "--network", self.network]
+        with open(self.folder / f"{name}.log", "a") as log:  # the child keeps its own copy
+            self.procs[name] = subprocess.Popen(
+                cmd, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log, stderr=log
+            )
+
+    def worker(self, key: int) -> None:
+        env = {"BALLAST_KEEPER_DB": str(self.db(key))}
+        self.start(f"worker-{key}", ["worker", "-w", "1", "--account", f"TEST::{key}"], env)
+
+    def runner(self) -> None:
+        self.start("runner", ["run"])
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.folder.glob("*.log"))
+        )
+
+    def stop(self, name: str, sig: int = signal.SIGKILL, timeout: float = 60) -> int:
+        proc = self.procs.pop(name)
+        proc.send_signal(sig)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+            raise AssertionError(f"{name} did not stop within {timeout}s") from None
+
+    def close(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+
+def _indexed(db: Path) -> int:
+    if not db.exists():
+        return -1
+    store = Store(db)
+    try:
+        return store.last_block or -1
+    finally:
+        store.close()
+
+
+def _wait(cond, timeout: float, what: str, cluster: Cluster, chain) -> None:
+    """Mine a block a second (the runner follows the head) until ``cond()``."""
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}\n{cluster.logs()}")
+        for name, proc in cluster.procs.items():
+            if proc.poll() is not None:
+                raise AssertionError(f"{name} exited {proc.returncode}\n{cluster.logs()}")
+        chain.provider.web3.provider.make_request("evm_mine", [])
+        time.sleep(1.0)
+
+
+def _reverted(w3, senders: set[str], first: int) -> list[str]:
+    out = []
+    for n in range(first, w3.eth.block_number + 1):
+        for tx in w3.eth.get_block(n, full_transactions=True)["transactions"]:
+            if tx["from"].lower() in senders:
+                if w3.eth.get_transaction_receipt(tx["hash"])["status"] != 1:
+                    out.append(tx["hash"].hex())
+    return out
+
+
+def test_redis_claims__one_owner_at_a_time_expiry_and_late_release(redis_url):
+    a = RedisClaims.from_url(redis_url, "worker-a", ttl=0.5, prefix="t")
+    b = RedisClaims.from_url(redis_url, "worker-b", ttl=5, prefix="t")
+    assert a.claim(11) and a.claim(11)  # ours again: kept
+    assert not b.claim(11) and b.holder(11) == "worker-a"
+    b.release(11)  # not b's to release
+    assert a.holder(11) == "worker-a"
+    time.sleep(0.7)  # a's claim lapses (a dead worker)
+    assert b.claim(11)
+    a.release(11)  # a late release must not free b's claim
+    assert b.holder(11) == "worker-b"
+    b.release(11)
+    assert a.holder(11) is None
+
+
+def test_workers__one_killed_mid_shock_then_all_restarted__each_account_handled_once(
+    project, chain, deployment, engine, liquidations, owner, book, redis_url, tmp_path
+):
+    accounts, workers = book
+    keys = [4, 6]
+    cfg = deploy.load_config(CONFIG)
+    manifest = deploy.build_manifest(
+        deployment,
+        None,
+        cfg,
+        network="local",
+        chain_id=chain.chain_id,
+        block=0,
+        deployer=str(owner),
+        config_path=str(CONFIG),
+    )
+    path = deploy.write_manifest(tmp_path / "local.json", manifest)
+    w3 = chain.provider.web3
+    senders = {str(w).lower() for w in workers}
+    cluster = Cluster(tmp_path, f"ethereum:local:{chain.provider.uri}", path, redis_url)
+    try:
+        for k in keys:
+            cluster.worker(k)
+        cluster.runner()
+        head = chain.blocks.head.number
+        _wait(
+            lambda: all(_indexed(cluster.db(k)) > head for k in keys),
+            STARTUP_S,
+            "both workers to tick",
+            cluster,
+            chain,
+        )
+
+        # Shock 1; worker 6 dies as soon as the first liquidation is mined.
+        start = chain.blocks.head.number
+        deployment.set_price("ETH", 1_400, sender=owner)
+        first = _liquidatable(engine, accounts)
+        assert len(first) >= 10
+        _wait(
+            lambda: len(_liquidatable(engine, accounts)) < len(first),
+            120,
+            "a first liquidation",
+            cluster,
+            chain,
+        )
+        cluster.stop("worker-6")  # SIGKILL: mid-shock, claims and a task possibly held
+        _wait(lambda: not _liquidatable(engine, accounts), 180, "shock 1 done", cluster, chain)
+        assert _reverted(w3, senders, start) == []
+        counts: dict[int, int] = {}
+        for log in liquidations.Liquidated.range(start, chain.blocks.head.number + 1):
+            counts[log.account] = counts.get(log.account, 0) + 1
+        assert set(counts) == first  # every liquidatable account, and no other
+        assert max(counts.values()) <= 2  # the policy's fraction restores in one or two slices
+        liquidators = {
+            log.liquidator
+            for log in liquidations.Liquidated.range(start, chain.blocks.head.number + 1)
+        }
+        assert account_id(str(workers[0]), 0) in liquidators  # the survivor took over
+
+        # Every process stops: the survivor drains on SIGTERM and exits cleanly.
+        cluster.stop("runner", signal.SIGINT, timeout=120)  # its shutdown task runs on worker 4
+        assert cluster.stop("worker-4", signal.SIGTERM, timeout=120) in (0, -signal.SIGINT, 130)
+        start2 = chain.blocks.head.number
+        deployment.set_price("ETH", 1_150, sender=owner)
+        second = _liquidatable(engine, accounts)
+        assert second and second - first  # accounts that were healthy after shock 1
+        for k in keys:
+            cluster.worker(k)
+        cluster.runner()
+        _wait(
+            lambda: not _liquidatable(engine, accounts), STARTUP_S, "shock 2 done", cluster, chain
+        )
+        assert _reverted(w3, senders, start) == []
+        again: dict[int, int] = {}
+        for log in liquidations.Liquidated.range(start2, chain.blocks.head.number + 1):
+            again[log.account] = again.get(log.account, 0) + 1
+        assert set(again) == second
+        assert max(again.values()) <= 2
+    finally:
+        cluster.close()

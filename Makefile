@@ -89,11 +89,14 @@ test: build lint redis-server
 	test $$node -eq 0 -a $$offline -eq 0
 
 # The keeper-worker tests (tests/contracts/test_keeper_workers.py) start their own Redis server
-# on a free port, from the Debian package; .ci/run installs it on a clean machine.
+# on a free port: the Debian package, installed here when missing (as root, or through sudo).
 .PHONY: redis-server
 redis-server:
-	@command -v redis-server > /dev/null || { echo "redis-server not found:" \
-	  "apt-get install -y redis-server (.ci/run installs it)"; exit 1; }
+	@command -v redis-server > /dev/null || { \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	  echo "installing redis-server (Debian package) for the keeper-worker tests"; \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq redis-server > /dev/null; }
+	@command -v redis-server > /dev/null
 
 test-unit: install
 	ape test tests/unit --network $(NETWORK) $(PYTEST_ARGS)

@@ -33,14 +33,15 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
-import boa
 import numpy as np
-from boa_stack import CONTRACTS, BoaStack, deploy
+from boa_stack import CONTRACTS, BoaChain, BoaStack, deploy
 from eth_abi import decode as abi_decode
 from eth_account import Account
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from revm_env import Revert, RevmEnv
 
 from offchain_risk import devnet
 from offchain_risk.keeper.signer import (
@@ -65,10 +66,12 @@ INSURANCE = 0
 HEARTBEAT = 86_400
 # Risk-governor rules are ~50x a user action in py-evm: offered on one step in GOV_EVERY.
 GOV_EVERY = 6
+# The EVM the model runs on: "revm" (pyrevm, for volume) or "boa" (titanoboa, for traces).
+BACKEND = os.environ.get("FUZZ_BACKEND", "revm")
 SCALE = {-1: CASH_SCALE, ETH: 1, BTC: 10**10}  # token units -> WAD
-# Traders: (owner name, sub-account). The desk liquidates; it is funded deep.
-TRADERS = (("alice", 0), ("alice", 1), ("bob", 0), ("bob", 1), ("carol", 0))
-DESK = ("desk", 0)
+# Traders: (role, sub-account); a role is one owner key. The liquidator's desk is funded deep.
+TRADERS = (("trader", 0), ("trader", 1), ("maker", 0), ("maker", 1), ("taker", 0))
+DESK = ("liquidator", 0)
 # Revert messages a rule may meet; anything else fails the run.
 USER_ERRORS = (
     "margin: below initial margin",
@@ -92,7 +95,9 @@ def revert_reason(err: Exception) -> str:
     delegatecall fallback (deposit, withdraw, transfer), and its last frame may be a feed
     call that failed inside a gas-capped read, which the engine caught."""
     output = getattr(getattr(err, "call_trace", None), "output", b"") or b""
-    if output[:4] == ERROR_SELECTOR:
+    if isinstance(err, Revert):
+        text = err.reason
+    elif output[:4] == ERROR_SELECTOR:
         (text,) = abi_decode(["string"], output[4:])
     else:
         text = str(err)
@@ -108,6 +113,7 @@ class Stack:
     market and a 2-of-3 RiskGovernor installed as risk manager."""
 
     s: BoaStack
+    chain: Any  # BoaChain or RevmEnv: deployments, snapshots, the clock, `Error`
     feeds: dict[int, object]
     governor: object
     signers: list
@@ -118,32 +124,46 @@ class Stack:
     tokens: dict[int, object]  # asset -> collateral token; -1 -> cash
 
 
-_STACK: Stack | None = None
+_STACKS: dict[str, Stack] = {}
 
 
-def stack() -> Stack:
-    """Deploy once per process (compiling takes seconds); each example runs in an anchor."""
-    global _STACK
-    if _STACK is not None:
-        return _STACK
+def new_chain(backend: str) -> Any:
+    """The EVM of `backend`, its clock at a midnight (UTC): the governor's hourly buckets,
+    and with them which rules are due, then do not depend on the wall clock, so a
+    derandomised run draws the same examples on every machine."""
+    if backend == "revm":
+        return RevmEnv(timestamp=1_767_225_600)  # 2026-01-01
+    if backend != "boa":
+        raise ValueError(f"FUZZ_BACKEND must be revm or boa, not {backend!r}")
+    import boa
+
     boa.env.enable_fast_mode()
-    # Start at the next midnight (UTC): the governor's hourly buckets, and with them which
-    # rules are due, then do not depend on the wall clock, so a derandomised run draws the
-    # same examples on every machine. (Forward only: other tests' feeds stay in the past.)
-    boa.env.evm.patch.timestamp = -(-boa.env.evm.patch.timestamp // 86_400) * 86_400
-    s = deploy()
+    chain = BoaChain()
+    # The next midnight: forward only, so other tests' feeds stay in the past.
+    chain.timestamp = -(-chain.timestamp // 86_400) * 86_400
+    return chain
+
+
+def stack(backend: str | None = None) -> Stack:
+    """Deploy once per process and backend (compiling takes seconds); each example runs in
+    an anchor."""
+    backend = backend or BACKEND
+    if backend in _STACKS:
+        return _STACKS[backend]
+    chain = new_chain(backend)
+    s = deploy(chain)
     feeds = {}
     for asset, spec in enumerate(devnet.MARKETS):
-        feeds[asset] = boa.load(
-            str(CONTRACTS / "test/HostileAggregator.vy"), 8, int(spec.price_usd * 10**8)
+        feeds[asset] = chain.load(
+            CONTRACTS / "test/HostileAggregator.vy", 8, int(spec.price_usd * 10**8)
         )
         s.admin.set_feed(asset, feeds[asset].address, HEARTBEAT)
     keys = [Account.from_key((0xB0 + i).to_bytes(32, "big")) for i in range(3)]  # risk signers
     for k in keys:
         s.keys[f"signer{k.address}"] = k
     relayer = s.actor("relayer")
-    governor = boa.load(
-        str(CONTRACTS / "RiskGovernor.vy"),
+    governor = chain.load(
+        CONTRACTS / "RiskGovernor.vy",
         s.engine.address,
         s.liquidations.address,
         [k.address for k in keys],
@@ -155,7 +175,8 @@ def stack() -> Stack:
     governor.set_global_bounds(devnet.GLOBAL_BOUNDS)
     s.admin.set_risk_manager(governor.address)
     s.liquidations.set_risk_manager(governor.address)
-    boa.env.register_contract(s.engine.address, s.engine)
+    if isinstance(chain, BoaChain):
+        chain.register(s.engine)
 
     owners = {INSURANCE: devnet.ZERO_ADDRESS}
     accounts = [INSURANCE]
@@ -173,8 +194,9 @@ def stack() -> Stack:
         _fund(s, owners[acct], acct, s.cash, 20_000 * 10**6)
         _fund(s, owners[acct], acct, s.tokens[ETH], 2 * 10**18)
     _fund(s, s.owner, INSURANCE, s.cash, 10_000 * 10**6)
-    _STACK = Stack(
+    _STACKS[backend] = Stack(
         s=s,
+        chain=chain,
         feeds=feeds,
         governor=governor,
         signers=keys,
@@ -184,7 +206,7 @@ def stack() -> Stack:
         desk=desk,
         tokens={-1: s.cash, **s.tokens},
     )
-    return _STACK
+    return _STACKS[backend]
 
 
 def _fund(s: BoaStack, who: str, account: int, token, amount: int) -> None:
@@ -193,15 +215,26 @@ def _fund(s: BoaStack, who: str, account: int, token, amount: int) -> None:
     s.admin.deposit(account, token.address, amount, sender=who)
 
 
-class BoaRiskSigner(RiskSigner):
-    """The keeper's RiskSigner reading the governor through boa and signing with local
-    keys (the Ape-specific parts of RiskSigner replaced, the planning kept)."""
+class LocalRiskSigner(RiskSigner):
+    """The keeper's RiskSigner reading the governor in process (titanoboa or revm) and
+    signing with local keys (the Ape-specific parts of RiskSigner replaced, the planning
+    kept). `chain` gives the block clock."""
+
+    def __init__(self, chain: Any, *args: Any) -> None:
+        super().__init__(*args)
+        self.chain = chain
+        self._domain = None
+
+    def domain(self):
+        if self._domain is None:  # constant for a deployed governor
+            self._domain = super().domain()
+        return self._domain
 
     def view(self, assets) -> ChainView:
         g = self.governor
         return ChainView.from_views(
             nonce=g.next_nonce(),
-            timestamp=boa.env.evm.patch.timestamp,
+            timestamp=self.chain.timestamp,
             limits=Limits(*g.limits()),
             bounds=[AssetBounds(*g.asset_bounds(int(a))) for a in assets],
             global_bounds=GlobalBounds(*g.global_bounds()),
@@ -264,7 +297,8 @@ class BallastMachine(RuleBasedStateMachine):
         super().__init__()
         self.k = stack()
         self.s = self.k.s
-        self._anchor = boa.env.anchor()
+        self.chain = self.k.chain
+        self._anchor = self.chain.anchor()
         self._anchor.__enter__()
         try:
             self._setup()
@@ -276,7 +310,8 @@ class BallastMachine(RuleBasedStateMachine):
         self.steps = 0
         self.nonce = 0
         self.orders: list[tuple[tuple, bytes, int]] = []  # (order, signature, maker account)
-        self.signer = BoaRiskSigner(
+        self.signer = LocalRiskSigner(
+            self.chain,
             self.k.governor,
             self.s.engine,
             self.s.liquidations,
@@ -441,7 +476,7 @@ class BallastMachine(RuleBasedStateMachine):
         before = self._state(acct)
         try:
             self.s.admin.deposit(acct, token.address, amount, sender=who)
-        except boa.BoaError as err:
+        except self.chain.Error as err:
             # Collateral needs a valid price of its own asset.
             self._refused(before, revert_reason(err), ("oracle: invalid price",))
             return
@@ -472,7 +507,7 @@ class BallastMachine(RuleBasedStateMachine):
         deficit = before[1]
         try:
             self.s.admin.withdraw(acct, token.address, amount, sender=who)
-        except boa.BoaError as err:
+        except self.chain.Error as err:
             self._refused(before, revert_reason(err), USER_ERRORS)
             return
         wad = amount * scale
@@ -501,7 +536,7 @@ class BallastMachine(RuleBasedStateMachine):
         before = self._state(src, dst)
         try:
             self.s.admin.transfer(src, dst, token.address, amount, sender=self.k.owners[src])
-        except boa.BoaError as err:
+        except self.chain.Error as err:
             self._refused(before, revert_reason(err), USER_ERRORS)
             return
         self._require_im(src)
@@ -560,7 +595,7 @@ class BallastMachine(RuleBasedStateMachine):
         strict_before = self._strict(self.book[maker], self.book[taker])
         try:
             self.s.book.fill(order, sig, amount, taker, sender=self.k.owners[taker])
-        except boa.BoaError as err:
+        except self.chain.Error as err:
             self._refused(before, revert_reason(err), USER_ERRORS)
             return
         rows = self.s.engine.healths([maker, taker])
@@ -586,7 +621,7 @@ class BallastMachine(RuleBasedStateMachine):
         if book.filled(maker, nonce) == 2**256 - 1:
             try:
                 book.cancel(maker, nonce, sender=self.k.owners[maker])
-            except boa.BoaError as err:
+            except self.chain.Error as err:
                 assert "trading: nonce cancelled" in str(err)
                 return
             raise AssertionError("a nonce was cancelled twice")
@@ -617,7 +652,7 @@ class BallastMachine(RuleBasedStateMachine):
 
     @rule(asset=st.sampled_from(range(N_ASSETS)), age=st.integers(1, 3 * HEARTBEAT))
     def stale_round(self, asset, age):
-        now = boa.env.evm.patch.timestamp
+        now = self.chain.timestamp
         feed = self.k.feeds[asset]
         rid = feed.round_id() + 1
         answer = feed.answer()
@@ -657,7 +692,7 @@ class BallastMachine(RuleBasedStateMachine):
 
     @rule(seconds=st.integers(1, 8 * 3_600))
     def wait(self, seconds):
-        boa.env.time_travel(seconds=seconds)
+        self.chain.time_travel(seconds)
         self.prices_dirty = True
 
     @rule(i=accounts, depth=st.integers(1, 5_000))
@@ -703,7 +738,7 @@ class BallastMachine(RuleBasedStateMachine):
                 self.s.liquidations.liquidate(
                     acct, self.k.desk, fraction, 2**255 - 1, sender=desk_who
                 )
-            except boa.BoaError as err:
+            except self.chain.Error as err:
                 allowed = ("liquidations: account is healthy", "oracle: invalid price")
                 self._refused(before, revert_reason(err), allowed)
                 return False
@@ -731,7 +766,7 @@ class BallastMachine(RuleBasedStateMachine):
         ), (pv, want)
         try:
             self.s.liquidations.liquidate(acct, self.k.desk, fraction, 2**255 - 1, sender=desk_who)
-        except boa.BoaError as err:
+        except self.chain.Error as err:
             # Only the desk's own IM may refuse a due liquidation.
             self._refused(before, revert_reason(err), ("margin: below initial margin",))
             return False
@@ -887,7 +922,8 @@ class BallastMachine(RuleBasedStateMachine):
         if kind == "unsorted":
             sigs = sigs[::-1]
         if kind == "outsider":
-            outsider = BoaRiskSigner(
+            outsider = LocalRiskSigner(
+                self.chain,
                 self.k.governor,
                 None,
                 None,
@@ -903,7 +939,7 @@ class BallastMachine(RuleBasedStateMachine):
         governed = self._governed()
         try:
             self.k.governor.submit(update_tuple(message), sigs, sender=relayer)
-        except boa.BoaError as err:
+        except self.chain.Error as err:
             assert expected in str(err), (kind, str(err)[-300:])
             assert self._governed() == governed
             STATS["invalid update refused"] += 1
@@ -928,7 +964,7 @@ class BallastMachine(RuleBasedStateMachine):
             governed = self._governed()
             try:
                 self.k.governor.poke(asset)
-            except boa.BoaError as err:
+            except self.chain.Error as err:
                 assert "governor: no ramp" in str(err)
                 assert self._governed() == governed
                 return
@@ -984,7 +1020,7 @@ class BallastMachine(RuleBasedStateMachine):
         due = [a for a in self.k.accounts[1:-1] if self.margins[a].liquidatable]
         if not due:
             return
-        with boa.env.anchor():
+        with self.chain.anchor():
             who = self.s.actor("rescuer")
             rescuer = self.s.account(who, 0)
             amount = 10**11 * 10**6
@@ -994,7 +1030,7 @@ class BallastMachine(RuleBasedStateMachine):
             for acct in due:
                 try:
                     self.s.liquidations.liquidate(acct, rescuer, WAD, 2**255 - 1, sender=who)
-                except boa.BoaError as err:
+                except self.chain.Error as err:
                     raise AssertionError(f"{acct} could not be liquidated: {err}") from err
         STATS["liquidatable, proven"] += len(due)
 

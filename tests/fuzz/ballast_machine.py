@@ -64,6 +64,7 @@ FEED_UNIT = 10**10  # 8-decimal feeds
 CASH_SCALE = 10**12  # USDC has 6 decimals
 INSURANCE = 0
 HEARTBEAT = 86_400
+MAX_PRICE = 2**100  # constants.MAX_PRICE: the largest price (WAD) the engine accepts
 # Risk-governor rules are ~50x a user action in py-evm: offered on one step in GOV_EVERY.
 GOV_EVERY = 6
 # The EVM the model runs on: "revm" (pyrevm, for volume) or "boa" (titanoboa, for traces).
@@ -285,6 +286,12 @@ class MarginRow:
         return bool(is_liquidatable(self.equity, self.mm, self.prices_ok, self.unpriced))
 
 
+# The twin against the contract on every account, and accounts no step touched re-read, once
+# in this many steps (besides after every price, parameter or clock move, which re-reads all):
+# a sweep costs about a step's time on revm (7 accounts x 6 reads, `healths` and the twin),
+# so one in 10 adds ~10%, and every example (50 or 100 steps) gets 5 or 10 sweeps.
+SWEEP_EVERY = 10
+
 # Distinct states: a coarse signature of the whole book (see BallastMachine.signature).
 STATES: set[tuple] = set()
 STEPS = [0]
@@ -321,6 +328,7 @@ class BallastMachine(RuleBasedStateMachine):
         # What the deficit must be: holes the insurance fund did not cover, less paid back.
         self.expected_deficit = 0
         self.dirty: set[int] = set(self.k.accounts)
+        self.unchecked: set[int] = set()  # re-read, not yet compared with the twin
         self.params_dirty = True
         self.prices_dirty = True
         self.book: dict[int, Snapshot] = {}
@@ -372,8 +380,9 @@ class BallastMachine(RuleBasedStateMachine):
             [spec.token[2] if spec.token else 18 for spec in devnet.MARKETS], dtype=np.int64
         )
 
-    def _refresh(self) -> None:
-        """Re-read what the last step may have changed and check the views."""
+    def _refresh(self, sweep: bool = False) -> None:
+        """Re-read what the last step may have changed and check the views. `sweep`: every
+        account, and those the model believes no step touched must not have moved."""
         if self.params_dirty:
             self._read_params()
         if self.prices_dirty:
@@ -383,14 +392,20 @@ class BallastMachine(RuleBasedStateMachine):
             reported = [e.price(a) for a in range(N_ASSETS)]
             self.prices = [(e.liquidation_price(a), ok) for a, (_, ok) in enumerate(reported)]
             self.reported = [p for p, _ in reported]
-        if self.params_dirty or self.prices_dirty:
+        if self.params_dirty or self.prices_dirty or sweep:
+            untouched = set(self.k.accounts) - self.dirty
             self.dirty = set(self.k.accounts)
+        else:
+            untouched = set()
         self.params_dirty = self.prices_dirty = False
         if not self.dirty:
             return
         accounts = sorted(self.dirty)
         for acct in accounts:
-            self.book[acct] = self._snapshot(acct)
+            snap = self._snapshot(acct)
+            if sweep and acct in untouched and acct in self.book:
+                assert snap == self.book[acct], f"account {acct} moved outside the model"
+            self.book[acct] = snap
         # Views never revert on a listed account, whatever its feeds do.
         rows = self.s.engine.healths(accounts)
         for acct, row in zip(accounts, rows, strict=True):
@@ -398,6 +413,7 @@ class BallastMachine(RuleBasedStateMachine):
         if STEPS[0] % 16 == 0:
             view = self.s.lens.account_state(accounts[-1])
             assert (view.equity, view.mm) == (rows[-1][0], rows[-1][1])
+        self.unchecked |= self.dirty
         self.dirty = set()
 
     def _twin(self, accounts: list[int]):
@@ -687,6 +703,16 @@ class BallastMachine(RuleBasedStateMachine):
     def fallback_price(self, asset, life):
         """The guardian's short-lived price for liquidations while a feed is out."""
         price = self._price(asset) or int(devnet.MARKETS[asset].price_usd * WAD)
+        if life and price > MAX_PRICE:  # a feed pumped past what the engine represents
+            before = self._governed(), self.s.admin.fallback_price(asset)
+            try:
+                self.s.admin.set_fallback_price(asset, price, life)
+            except self.chain.Error as err:
+                assert "ledger: bad fallback price" in revert_reason(err)
+                assert (self._governed(), self.s.admin.fallback_price(asset)) == before
+                STATS["refused: ledger: bad fallback price"] += 1
+                return
+            raise AssertionError("a fallback price above MAX_PRICE was accepted")
         self.s.admin.set_fallback_price(asset, price, life)
         self.prices_dirty = True
 
@@ -730,6 +756,9 @@ class BallastMachine(RuleBasedStateMachine):
         self._liquidate(acct, fraction)
 
     def _liquidate(self, acct: int, fraction: int) -> bool:
+        # Re-read what an earlier liquidation of the same keeper pass moved: the fund that
+        # covers this one's hole, and the account itself.
+        self._refresh()
         m = self.margins[acct]
         before = self._state(acct, self.k.desk, INSURANCE)
         desk_who = self.k.owners[self.k.desk]
@@ -832,7 +861,9 @@ class BallastMachine(RuleBasedStateMachine):
                 row = self.s.engine.healths([acct])[0]
                 self.margins[acct] = MarginRow.of(row)
         rows = self.s.engine.healths(traders)
-        assert not any(ok and e < mm for e, mm, _, ok, _, _ in rows), rows
+        # (Below zero with MM 0 and only unpriced collateral left, the policy waits for a price:
+        # `is_liquidatable`'s "something to do".)
+        assert not any(MarginRow.of(row).liquidatable for row in rows), rows
         STATS["keeper pass"] += 1
 
     # -- signed risk updates
@@ -975,41 +1006,77 @@ class BallastMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------- invariants
 
+    # Each invariant re-reads what the step changed first (`_refresh` is idempotent), so
+    # they hold in any order hypothesis runs them; a failure names the property.
+
     @invariant()
-    def invariants(self):
+    def twin_agrees_with_contract(self):
+        """The numpy twin (`margin_exact`) and the contract agree to the wei on equity, MM
+        and IM: on the accounts the step touched (all of them after a price, parameter or
+        clock move), and on every account every SWEEP_EVERY steps, when accounts the model
+        believes untouched are re-read and must not have moved."""
         STEPS[0] += 1
         self.steps += 1
+        self._refresh(sweep=self.steps % SWEEP_EVERY == 0)
+        accounts = sorted(self.unchecked)
+        self.unchecked = set()
+        if accounts:
+            twin = self._twin(accounts)
+            for n, acct in enumerate(accounts):
+                row = self.margins[acct]
+                assert (row.equity, row.mm, row.im) == (
+                    int(twin.equity[n]),
+                    int(twin.mm[n]),
+                    int(twin.im[n]),
+                ), (acct, row, twin.equity[n], twin.mm[n], twin.im[n])
+        STATES.add(self.signature())
+
+    @invariant()
+    def deficit_is_the_uncovered_holes(self):
+        """The deficit equals the holes the insurance fund did not cover, less what fees,
+        top-ups and withdrawal haircuts paid back."""
         self._refresh()
-        accounts = self.k.accounts
+        assert self.s.engine.deficit() == self.expected_deficit
+
+    @invariant()
+    def cash_is_conserved(self):
+        """`balanceOf(engine) * 10**12 + deficit == sum(cash - open notional)` over every
+        account (the insurance fund included), and the engine's recorded total is what
+        it holds."""
+        self._refresh()
         e = self.s.engine
-        # Twin == contract, to the wei, for every account.
-        twin = self._twin(accounts)
-        for n, acct in enumerate(accounts):
-            row = self.margins[acct]
-            assert (row.equity, row.mm, row.im) == (
-                int(twin.equity[n]),
-                int(twin.mm[n]),
-                int(twin.im[n]),
-            ), (acct, row, twin.equity[n], twin.mm[n], twin.im[n])
-        # Conservation, per token.
-        deficit = e.deficit()
-        assert deficit == self.expected_deficit, (deficit, self.expected_deficit)
-        claims = sum(self.book[a].cash - sum(self.book[a].on) for a in accounts)
+        claims = sum(self.book[a].cash - sum(self.book[a].on) for a in self.k.accounts)
         held = self.s.cash.balanceOf(e.address)
+        deficit = e.deficit()
         assert held * CASH_SCALE + deficit == claims, (held, deficit, claims)
         assert e.token_word(self.s.cash.address) >> 128 == held * CASH_SCALE
+
+    @invariant()
+    def collateral_is_conserved(self):
+        """Per collateral token: what the engine holds is the sum of the balances it
+        credits, and its recorded total."""
+        self._refresh()
+        e = self.s.engine
         for a, scale in ((ETH, 1), (BTC, 10**10)):
             token = self.k.tokens[a]
             held = token.balanceOf(e.address)
-            assert held * scale == sum(self.book[x].coll[a] for x in accounts)
-            assert e.token_word(token.address) >> 128 == held * scale
+            assert held * scale == sum(self.book[x].coll[a] for x in self.k.accounts), a
+            assert e.token_word(token.address) >> 128 == held * scale, a
+
+    @invariant()
+    def positions_net_to_zero(self):
+        """Per market: sizes sum to zero and open interest is the sum of the longs."""
+        self._refresh()
         for a in range(N_ASSETS):
-            sizes = [self.book[x].size[a] for x in accounts]
-            assert sum(sizes) == 0
-            assert e.open_interest(a) == sum(s for s in sizes if s > 0)
-        # Every signed parameter within its bounds.
+            sizes = [self.book[x].size[a] for x in self.k.accounts]
+            assert sum(sizes) == 0, a
+            assert self.s.engine.open_interest(a) == sum(s for s in sizes if s > 0), a
+
+    @invariant()
+    def parameters_within_bounds(self):
+        """Every signed parameter within the governor's bounds."""
+        self._refresh()
         self._check_bounds()
-        STATES.add(self.signature())
 
     @invariant()
     def liquidatable_accounts_can_be_liquidated(self):

@@ -1,11 +1,13 @@
 """The stateful fuzz model of Ballast: random users, keepers, oracles and risk signers
-against the real Vyper sources in titanoboa, with the invariants checked after every step.
+against the real Vyper sources on revm (revm_env.py; `FUZZ_BACKEND=boa` runs it in
+titanoboa, for traces), with the invariants checked after every step.
 
 `BallastMachine` is a hypothesis `RuleBasedStateMachine`. Its rules are the actions of the
 protocol (deposit, withdraw, sub-account transfer, signed-order fill and partial fill,
 cancel, oracle moves including stale rounds, crashes and a pumped thin asset, time, signed
 risk updates valid and invalid, ramp pokes, liquidation with any fraction, a keeper pass,
-insolvency). Its invariants:
+insolvency). Its invariants, one `@invariant` each so a failure names the property (the
+rule-level checks below run inside the rules):
 
 * conservation, per token: for the cash token
   ``balanceOf(engine) * 10**12 + deficit == sum over accounts of (cash - open notional)``
@@ -21,11 +23,16 @@ insolvency). Its invariants:
   what insurance fees and withdrawal haircuts paid back);
 * every signed parameter stays in the governor's bounds; invalid updates move nothing;
 * views (`healths`, `Lens.account_state`) never revert on a listed account;
-* the contract and the numpy twin (`margin_exact`) agree to the wei on equity, MM and IM.
+* the contract and the numpy twin (`margin_exact`) agree to the wei on equity, MM and IM,
+  on the accounts a step touched, and on every account every SWEEP_EVERY steps (when the
+  accounts the model believes untouched must not have moved);
+* every account whose liquidation the written policy allows can be liquidated by a
+  well-funded liquidator.
 
-Contract reads are the expensive part of a step (py-evm runs ~3 us per opcode), so balances
-are re-read for the accounts a step touched, and every account when a step moved a price, a
-parameter or the clock; parameters are re-read after the steps that can change them.
+Balances are re-read for the accounts a step touched, and every account when a step moved a
+price, a parameter or the clock; parameters are re-read after the steps that can change
+them. A new rule (a product, a market feature) marks the accounts it touches in
+`self.dirty` (or sets `prices_dirty` / `params_dirty`) and the invariants follow.
 """
 
 from __future__ import annotations
@@ -1136,10 +1143,10 @@ class BallastMachine(RuleBasedStateMachine):
         return (tuple(out), self.expected_deficit > 0, tuple(ok for _, ok in self.prices))
 
 
-# (examples, steps per example). quick: the default suite (~1,000 steps, about 2 minutes,
-# see benchmarks/RESULTS.md); long: `make fuzz`, per process (two run at once), up to 30,000
-# steps: about an hour at 7 to 8 steps/s per process (40 examples took 7 to 8 minutes).
+# (examples, steps per example). quick: `make test` (tests/fuzz/test_stateful.py), 50,000
+# steps, derandomised; long: `make fuzz`, per process (two run at once), 2 x 250,000 steps.
+# Their times at the measured rates: benchmarks/RESULTS.md (`python -m benchmarks --fuzz`).
 PROFILES = {
-    "quick": (int(os.environ.get("FUZZ_QUICK_EXAMPLES", "20")), 50),
-    "long": (int(os.environ.get("FUZZ_LONG_EXAMPLES", "300")), 100),
+    "quick": (int(os.environ.get("FUZZ_QUICK_EXAMPLES", "500")), 100),
+    "long": (int(os.environ.get("FUZZ_LONG_EXAMPLES", "2500")), 100),
 }

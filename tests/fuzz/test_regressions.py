@@ -315,3 +315,15 @@ def test_regression_keeper_pass_leaves_unpriced_book_below_zero(machine_stack):
         assert waiting and not any(r.liquidatable for r in waiting)
     finally:
         machine.teardown()
+
+
+def test_regression_fallback_price_above_max_price_refused(machine_stack):
+    """Found by the quick profile once it ran on revm: LINK pumped past 2**100 WAD (the
+    engine's MAX_PRICE), then the guardian's fallback-price rule offered the feed's price as
+    the fallback. The engine rightly refused it ("ledger: bad fallback price") and the
+    model failed on the revert. The rule now expects that refusal, with nothing moved."""
+    before = STATS["refused: ledger: bad fallback price"]
+    replay(
+        [("pump_thin_asset", dict(times=10))] * 12 + [("fallback_price", dict(asset=3, life=634))]
+    )
+    assert STATS["refused: ledger: bad fallback price"] == before + 1

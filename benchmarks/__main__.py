@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument(
         "--fuzz-boa-examples",
         type=int,
-        default=2,
+        default=4,
         help="examples per process for the same measurement on titanoboa (the ratio)",
     )
     parser.add_argument("--keeper", action="store_true", help="only the keeper benchmark")

@@ -149,7 +149,7 @@ def profile(examples: int = 10, steps: int = 100) -> dict:
         return pool.apply(_profile_worker, ((examples, steps),))
 
 
-def run(long_examples: int = 40, boa_examples: int = 2, quick_examples: int | None = None) -> str:
+def run(long_examples: int = 40, boa_examples: int = 4, quick_examples: int | None = None) -> str:
     """The quick profile (one process, as `make test` runs it; its first `quick_examples`
     when given, the same derandomised examples), the long profile
     shortened to `long_examples` examples per process on two processes, on revm; the same

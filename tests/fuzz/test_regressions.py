@@ -327,3 +327,66 @@ def test_regression_fallback_price_above_max_price_refused(machine_stack):
         [("pump_thin_asset", dict(times=10))] * 12 + [("fallback_price", dict(asset=3, life=634))]
     )
     assert STATS["refused: ledger: bad fallback price"] == before + 1
+
+
+# Found by the quick profile on revm (derandomised, past its first 40 examples): a
+# liquidation attempt on a book below zero with MM 0 and only unpriced collateral. The
+# engine refuses it with "liquidations: nothing to liquidate", as the written policy says
+# (`is_liquidatable`'s "something to do"); the model allowed only "account is healthy" and
+# "oracle: invalid price" for a book that is not liquidatable. It now allows that refusal
+# too, with nothing moved.
+NOTHING_TO_LIQUIDATE = [
+    ("deposit_insurance", dict(amount=3)),
+    ("deposit_insurance", dict(amount=1)),
+    ("deposit_insurance", dict(amount=12)),
+    ("deposit_insurance", dict(amount=1)),
+    ("push_insolvent", dict(depth=3119, i=1)),
+    ("liquidate", dict(fraction=5_584_969_620, i=1)),
+    ("deposit_insurance", dict(amount=13912152)),
+    ("liquidate", dict(fraction=229_236_235_443, i=1)),
+    ("stale_round", dict(age=20850, asset=3)),
+    ("push_insolvent", dict(depth=266, i=1)),
+    ("wait", dict(seconds=66)),
+    ("fill", dict(m=1, market=2, notional=33108, offset_bps=216, part=0.3333333333333333, t=4)),
+    ("stale_round", dict(age=3, asset=0)),
+    ("cancel", dict(k=0)),
+    ("cancel", dict(k=0)),
+    ("cancel", dict(k=0)),
+    ("fill", dict(m=1, market=0, notional=-16720, offset_bps=14, part=0.20093802228143554, t=1)),
+    ("stale_round", dict(age=14798, asset=0)),
+    ("wait", dict(seconds=14372)),
+    ("transfer", dict(frac=0.4303185674507863, i=1, j=1, token_id=-1)),
+    ("fill", dict(m=1, market=0, notional=-17025, offset_bps=-419, part=0.34449700604570066, t=1)),
+    ("move_price", dict(asset=1, bps=0)),
+    ("cancel", dict(k=0)),
+    ("push_insolvent", dict(depth=1, i=1)),
+    ("keeper_pass", dict()),
+    ("cancel", dict(k=0)),
+    ("deposit_insurance", dict(amount=1)),
+    ("cancel", dict(k=0)),
+    ("cancel", dict(k=0)),
+    ("cancel", dict(k=0)),
+    ("cancel", dict(k=0)),
+    ("cancel", dict(k=0)),
+    ("feed_outage", dict(asset=0, kind="zero")),
+    ("cancel", dict(k=1)),
+    ("cancel", dict(k=0)),
+    ("cancel", dict(k=0)),
+    ("cancel", dict(k=0)),
+    ("cancel", dict(k=0)),
+    ("cancel", dict(k=0)),
+    ("cancel", dict(k=0)),
+    ("cancel", dict(k=0)),
+    ("poke", dict(asset=0)),
+    ("stale_round", dict(age=1, asset=0)),
+    ("cancel", dict(k=0)),
+    ("cancel", dict(k=0)),
+    ("cancel", dict(k=0)),
+    ("liquidate", dict(fraction=1, i=4)),
+]
+
+
+def test_regression_liquidate_unpriced_book_nothing_to_liquidate(machine_stack):
+    before = STATS["refused: liquidations: nothing to liquidate"]
+    replay(NOTHING_TO_LIQUIDATE)
+    assert STATS["refused: liquidations: nothing to liquidate"] == before + 1

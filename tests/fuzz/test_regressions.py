@@ -390,3 +390,96 @@ def test_regression_liquidate_unpriced_book_nothing_to_liquidate(machine_stack):
     before = STATS["refused: liquidations: nothing to liquidate"]
     replay(NOTHING_TO_LIQUIDATE)
     assert STATS["refused: liquidations: nothing to liquidate"] == before + 1
+
+
+# Found by the long profile on revm (a benchmark run): LINK pumped far enough that taking a
+# whole book put the backstop liquidator of `liquidatable_accounts_can_be_liquidated`, which
+# held a fixed 10**11 USDC, below its own IM ("margin: below initial margin"). The protocol
+# was right (a liquidator must meet IM after the take); "well funded" was not. The backstop
+# is now funded per account as the keeper pass recapitalises its desk.
+BACKSTOP_OUTGROWN_BY_PUMP = [
+    ("fill", dict(m=5, market=3, notional=545, offset_bps=-373, part=0.1, t=2)),
+    ("wait", dict(seconds=4888)),
+    ("wait", dict(seconds=2412)),
+    ("transfer", dict(frac=0.00980037989524697, i=4, j=3, token_id=1)),
+    ("stale_round", dict(age=2087, asset=2)),
+    ("pump_thin_asset", dict(times=5)),
+    ("wait", dict(seconds=26096)),
+    ("wait", dict(seconds=7301)),
+    ("fill", dict(m=2, market=2, notional=-437, offset_bps=541, part=1.0, t=1)),
+    ("fill", dict(m=3, market=0, notional=855, offset_bps=566, part=1.0, t=2)),
+    ("cancel", dict(k=341661)),
+    ("wait", dict(seconds=1576)),
+    ("pump_thin_asset", dict(times=8)),
+    ("stale_round", dict(age=1002, asset=2)),
+    ("pump_thin_asset", dict(times=7)),
+    ("stale_round", dict(age=624, asset=2)),
+    ("cancel", dict(k=32732)),
+    ("stale_round", dict(age=49, asset=2)),
+    ("cancel", dict(k=11517)),
+    ("stale_round", dict(age=5345, asset=3)),
+    ("transfer", dict(frac=0.03793256515807338, i=2, j=4, token_id=0)),
+    ("fill", dict(m=4, market=2, notional=-25, offset_bps=12, part=0.29296828636049277, t=5)),
+    ("transfer", dict(frac=0.4521066728237567, i=3, j=3, token_id=-1)),
+    ("pump_thin_asset", dict(times=2)),
+    ("cancel", dict(k=596)),
+    ("transfer", dict(frac=1.2621147288959438, i=3, j=5, token_id=0)),
+    ("cancel", dict(k=19150)),
+    ("transfer", dict(frac=1.4664097663200832, i=4, j=4, token_id=0)),
+    ("cancel", dict(k=975)),
+    ("stale_round", dict(age=140, asset=0)),
+    ("stale_round", dict(age=259199, asset=0)),
+    ("stale_round", dict(age=192, asset=1)),
+    ("transfer", dict(frac=1.4254580174847158, i=5, j=3, token_id=1)),
+    ("transfer", dict(frac=0.30961535916330113, i=5, j=1, token_id=0)),
+    ("pump_thin_asset", dict(times=6)),
+    ("cancel", dict(k=3351)),
+    ("stale_round", dict(age=2129, asset=3)),
+    ("pump_thin_asset", dict(times=5)),
+    ("pump_thin_asset", dict(times=2)),
+    ("pump_thin_asset", dict(times=9)),
+    ("cancel", dict(k=472)),
+    ("cancel", dict(k=4366)),
+    ("transfer", dict(frac=1.0, i=1, j=5, token_id=1)),
+    ("cancel", dict(k=580)),
+    ("wait", dict(seconds=12091)),
+    ("stale_round", dict(age=592, asset=3)),
+    ("cancel", dict(k=21946)),
+    ("wait", dict(seconds=206)),
+    ("stale_round", dict(age=62731, asset=0)),
+    ("cancel", dict(k=6715)),
+    ("cancel", dict(k=565)),
+    ("pump_thin_asset", dict(times=8)),
+    ("transfer", dict(frac=0.23645260217545666, i=1, j=1, token_id=1)),
+    ("cancel", dict(k=44418)),
+    ("transfer", dict(frac=0.26448876688493256, i=1, j=4, token_id=1)),
+    ("cancel", dict(k=537196)),
+    ("stale_round", dict(age=63366, asset=3)),
+    ("transfer", dict(frac=0.6088519903631424, i=5, j=1, token_id=0)),
+    ("transfer", dict(frac=1.451684439735291, i=1, j=3, token_id=0)),
+    ("transfer", dict(frac=0.9616713411189453, i=3, j=2, token_id=-1)),
+    ("fill", dict(m=2, market=2, notional=40549, offset_bps=536, part=0.7470004544556814, t=1)),
+    ("stale_round", dict(age=404, asset=3)),
+    ("fill", dict(m=5, market=1, notional=8788, offset_bps=-391, part=0.6676953888345052, t=1)),
+    ("cancel", dict(k=3777)),
+    ("wait", dict(seconds=9999)),
+    ("pump_thin_asset", dict(times=3)),
+    ("pump_thin_asset", dict(times=6)),
+    ("stale_round", dict(age=3274, asset=0)),
+    ("transfer", dict(frac=0.8342619003142384, i=4, j=5, token_id=1)),
+    ("stale_round", dict(age=233645, asset=0)),
+    ("pump_thin_asset", dict(times=10)),
+    ("transfer", dict(frac=1.2972132054174497, i=1, j=5, token_id=0)),
+    ("pump_thin_asset", dict(times=8)),
+    ("wait", dict(seconds=55)),
+    ("transfer", dict(frac=0.10022948869508651, i=3, j=1, token_id=1)),
+    ("stale_round", dict(age=251, asset=3)),
+    ("stale_round", dict(age=259200, asset=3)),
+    ("pump_thin_asset", dict(times=3)),
+]
+
+
+def test_regression_backstop_liquidator_funded_per_account(machine_stack):
+    before = STATS["liquidatable, proven"]
+    replay(BACKSTOP_OUTGROWN_BY_PUMP)
+    assert STATS["liquidatable, proven"] > before

@@ -35,13 +35,25 @@ def main() -> None:
     parser.add_argument("--skip-gas", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument(
-        "--fuzz", action="store_true", help="measure the stateful fuzz profiles (titanoboa)"
+        "--fuzz", action="store_true", help="measure the stateful fuzz profiles (revm, titanoboa)"
     )
     parser.add_argument(
         "--fuzz-long-examples",
         type=int,
-        default=8,
-        help="examples per process for the shortened long-profile measurement",
+        default=40,
+        help="examples per process for the shortened long-profile measurement on revm",
+    )
+    parser.add_argument(
+        "--fuzz-quick-examples",
+        type=int,
+        default=None,
+        help="measure only the first N examples of the quick profile (default: all of it)",
+    )
+    parser.add_argument(
+        "--fuzz-boa-examples",
+        type=int,
+        default=4,
+        help="examples per process for the same measurement on titanoboa (the ratio)",
     )
     parser.add_argument("--keeper", action="store_true", help="only the keeper benchmark")
     parser.add_argument(
@@ -93,7 +105,11 @@ def main() -> None:
     if args.fuzz:
         from benchmarks import fuzz
 
-        section = fuzz.run(long_examples=args.fuzz_long_examples)
+        section = fuzz.run(
+            long_examples=args.fuzz_long_examples,
+            boa_examples=args.fuzz_boa_examples,
+            quick_examples=args.fuzz_quick_examples,
+        )
         print(section, flush=True)
         sections += ["", section]
     else:

@@ -1,11 +1,13 @@
 """The stateful fuzz model of Ballast: random users, keepers, oracles and risk signers
-against the real Vyper sources in titanoboa, with the invariants checked after every step.
+against the real Vyper sources on revm (revm_env.py; `FUZZ_BACKEND=boa` runs it in
+titanoboa, for traces), with the invariants checked after every step.
 
 `BallastMachine` is a hypothesis `RuleBasedStateMachine`. Its rules are the actions of the
 protocol (deposit, withdraw, sub-account transfer, signed-order fill and partial fill,
 cancel, oracle moves including stale rounds, crashes and a pumped thin asset, time, signed
 risk updates valid and invalid, ramp pokes, liquidation with any fraction, a keeper pass,
-insolvency). Its invariants:
+insolvency). Its invariants, one `@invariant` each so a failure names the property (the
+rule-level checks below run inside the rules):
 
 * conservation, per token: for the cash token
   ``balanceOf(engine) * 10**12 + deficit == sum over accounts of (cash - open notional)``
@@ -21,11 +23,16 @@ insolvency). Its invariants:
   what insurance fees and withdrawal haircuts paid back);
 * every signed parameter stays in the governor's bounds; invalid updates move nothing;
 * views (`healths`, `Lens.account_state`) never revert on a listed account;
-* the contract and the numpy twin (`margin_exact`) agree to the wei on equity, MM and IM.
+* the contract and the numpy twin (`margin_exact`) agree to the wei on equity, MM and IM,
+  on the accounts a step touched, and on every account every SWEEP_EVERY steps (when the
+  accounts the model believes untouched must not have moved);
+* every account whose liquidation the written policy allows can be liquidated by a
+  well-funded liquidator.
 
-Contract reads are the expensive part of a step (py-evm runs ~3 us per opcode), so balances
-are re-read for the accounts a step touched, and every account when a step moved a price, a
-parameter or the clock; parameters are re-read after the steps that can change them.
+Balances are re-read for the accounts a step touched, and every account when a step moved a
+price, a parameter or the clock; parameters are re-read after the steps that can change
+them. A new rule (a product, a market feature) marks the accounts it touches in
+`self.dirty` (or sets `prices_dirty` / `params_dirty`) and the invariants follow.
 """
 
 from __future__ import annotations
@@ -33,14 +40,15 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
-import boa
 import numpy as np
-from boa_stack import CONTRACTS, BoaStack, deploy
+from boa_stack import CONTRACTS, BoaChain, BoaStack, deploy
 from eth_abi import decode as abi_decode
 from eth_account import Account
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from revm_env import Revert, RevmEnv
 
 from offchain_risk import devnet
 from offchain_risk.keeper.signer import (
@@ -63,12 +71,15 @@ FEED_UNIT = 10**10  # 8-decimal feeds
 CASH_SCALE = 10**12  # USDC has 6 decimals
 INSURANCE = 0
 HEARTBEAT = 86_400
+MAX_PRICE = 2**100  # constants.MAX_PRICE: the largest price (WAD) the engine accepts
 # Risk-governor rules are ~50x a user action in py-evm: offered on one step in GOV_EVERY.
 GOV_EVERY = 6
+# The EVM the model runs on: "revm" (pyrevm, for volume) or "boa" (titanoboa, for traces).
+BACKEND = os.environ.get("FUZZ_BACKEND", "revm")
 SCALE = {-1: CASH_SCALE, ETH: 1, BTC: 10**10}  # token units -> WAD
-# Traders: (owner name, sub-account). The desk liquidates; it is funded deep.
-TRADERS = (("alice", 0), ("alice", 1), ("bob", 0), ("bob", 1), ("carol", 0))
-DESK = ("desk", 0)
+# Traders: (role, sub-account); a role is one owner key. The liquidator's desk is funded deep.
+TRADERS = (("trader", 0), ("trader", 1), ("maker", 0), ("maker", 1), ("taker", 0))
+DESK = ("liquidator", 0)
 # Revert messages a rule may meet; anything else fails the run.
 USER_ERRORS = (
     "margin: below initial margin",
@@ -92,11 +103,17 @@ def revert_reason(err: Exception) -> str:
     delegatecall fallback (deposit, withdraw, transfer), and its last frame may be a feed
     call that failed inside a gas-capped read, which the engine caught."""
     output = getattr(getattr(err, "call_trace", None), "output", b"") or b""
-    if output[:4] == ERROR_SELECTOR:
+    if isinstance(err, Revert):
+        text = err.reason
+    elif output[:4] == ERROR_SELECTOR:
         (text,) = abi_decode(["string"], output[4:])
     else:
         text = str(err)
-    for known in (*USER_ERRORS, "liquidations: account is healthy"):
+    for known in (
+        *USER_ERRORS,
+        "liquidations: account is healthy",
+        "liquidations: nothing to liquidate",
+    ):
         if known in text:
             return known
     return text[-400:]
@@ -108,6 +125,7 @@ class Stack:
     market and a 2-of-3 RiskGovernor installed as risk manager."""
 
     s: BoaStack
+    chain: Any  # BoaChain or RevmEnv: deployments, snapshots, the clock, `Error`
     feeds: dict[int, object]
     governor: object
     signers: list
@@ -118,32 +136,46 @@ class Stack:
     tokens: dict[int, object]  # asset -> collateral token; -1 -> cash
 
 
-_STACK: Stack | None = None
+_STACKS: dict[str, Stack] = {}
 
 
-def stack() -> Stack:
-    """Deploy once per process (compiling takes seconds); each example runs in an anchor."""
-    global _STACK
-    if _STACK is not None:
-        return _STACK
+def new_chain(backend: str) -> Any:
+    """The EVM of `backend`, its clock at a midnight (UTC): the governor's hourly buckets,
+    and with them which rules are due, then do not depend on the wall clock, so a
+    derandomised run draws the same examples on every machine."""
+    if backend == "revm":
+        return RevmEnv(timestamp=1_767_225_600)  # 2026-01-01
+    if backend != "boa":
+        raise ValueError(f"FUZZ_BACKEND must be revm or boa, not {backend!r}")
+    import boa
+
     boa.env.enable_fast_mode()
-    # Start at the next midnight (UTC): the governor's hourly buckets, and with them which
-    # rules are due, then do not depend on the wall clock, so a derandomised run draws the
-    # same examples on every machine. (Forward only: other tests' feeds stay in the past.)
-    boa.env.evm.patch.timestamp = -(-boa.env.evm.patch.timestamp // 86_400) * 86_400
-    s = deploy()
+    chain = BoaChain()
+    # The next midnight: forward only, so other tests' feeds stay in the past.
+    chain.timestamp = -(-chain.timestamp // 86_400) * 86_400
+    return chain
+
+
+def stack(backend: str | None = None) -> Stack:
+    """Deploy once per process and backend (compiling takes seconds); each example runs in
+    an anchor."""
+    backend = backend or BACKEND
+    if backend in _STACKS:
+        return _STACKS[backend]
+    chain = new_chain(backend)
+    s = deploy(chain)
     feeds = {}
     for asset, spec in enumerate(devnet.MARKETS):
-        feeds[asset] = boa.load(
-            str(CONTRACTS / "test/HostileAggregator.vy"), 8, int(spec.price_usd * 10**8)
+        feeds[asset] = chain.load(
+            CONTRACTS / "test/HostileAggregator.vy", 8, int(spec.price_usd * 10**8)
         )
         s.admin.set_feed(asset, feeds[asset].address, HEARTBEAT)
     keys = [Account.from_key((0xB0 + i).to_bytes(32, "big")) for i in range(3)]  # risk signers
     for k in keys:
         s.keys[f"signer{k.address}"] = k
     relayer = s.actor("relayer")
-    governor = boa.load(
-        str(CONTRACTS / "RiskGovernor.vy"),
+    governor = chain.load(
+        CONTRACTS / "RiskGovernor.vy",
         s.engine.address,
         s.liquidations.address,
         [k.address for k in keys],
@@ -155,7 +187,8 @@ def stack() -> Stack:
     governor.set_global_bounds(devnet.GLOBAL_BOUNDS)
     s.admin.set_risk_manager(governor.address)
     s.liquidations.set_risk_manager(governor.address)
-    boa.env.register_contract(s.engine.address, s.engine)
+    if isinstance(chain, BoaChain):
+        chain.register(s.engine)
 
     owners = {INSURANCE: devnet.ZERO_ADDRESS}
     accounts = [INSURANCE]
@@ -173,8 +206,9 @@ def stack() -> Stack:
         _fund(s, owners[acct], acct, s.cash, 20_000 * 10**6)
         _fund(s, owners[acct], acct, s.tokens[ETH], 2 * 10**18)
     _fund(s, s.owner, INSURANCE, s.cash, 10_000 * 10**6)
-    _STACK = Stack(
+    _STACKS[backend] = Stack(
         s=s,
+        chain=chain,
         feeds=feeds,
         governor=governor,
         signers=keys,
@@ -184,7 +218,7 @@ def stack() -> Stack:
         desk=desk,
         tokens={-1: s.cash, **s.tokens},
     )
-    return _STACK
+    return _STACKS[backend]
 
 
 def _fund(s: BoaStack, who: str, account: int, token, amount: int) -> None:
@@ -193,15 +227,26 @@ def _fund(s: BoaStack, who: str, account: int, token, amount: int) -> None:
     s.admin.deposit(account, token.address, amount, sender=who)
 
 
-class BoaRiskSigner(RiskSigner):
-    """The keeper's RiskSigner reading the governor through boa and signing with local
-    keys (the Ape-specific parts of RiskSigner replaced, the planning kept)."""
+class LocalRiskSigner(RiskSigner):
+    """The keeper's RiskSigner reading the governor in process (titanoboa or revm) and
+    signing with local keys (the Ape-specific parts of RiskSigner replaced, the planning
+    kept). `chain` gives the block clock."""
+
+    def __init__(self, chain: Any, *args: Any) -> None:
+        super().__init__(*args)
+        self.chain = chain
+        self._domain = None
+
+    def domain(self):
+        if self._domain is None:  # constant for a deployed governor
+            self._domain = super().domain()
+        return self._domain
 
     def view(self, assets) -> ChainView:
         g = self.governor
         return ChainView.from_views(
             nonce=g.next_nonce(),
-            timestamp=boa.env.evm.patch.timestamp,
+            timestamp=self.chain.timestamp,
             limits=Limits(*g.limits()),
             bounds=[AssetBounds(*g.asset_bounds(int(a))) for a in assets],
             global_bounds=GlobalBounds(*g.global_bounds()),
@@ -252,6 +297,12 @@ class MarginRow:
         return bool(is_liquidatable(self.equity, self.mm, self.prices_ok, self.unpriced))
 
 
+# The twin against the contract on every account, and accounts no step touched re-read, once
+# in this many steps (besides after every price, parameter or clock move, which re-reads all):
+# a sweep costs about a step's time on revm (7 accounts x 6 reads, `healths` and the twin),
+# so one in 10 adds ~10%, and every example (50 or 100 steps) gets 5 or 10 sweeps.
+SWEEP_EVERY = 10
+
 # Distinct states: a coarse signature of the whole book (see BallastMachine.signature).
 STATES: set[tuple] = set()
 STEPS = [0]
@@ -264,7 +315,8 @@ class BallastMachine(RuleBasedStateMachine):
         super().__init__()
         self.k = stack()
         self.s = self.k.s
-        self._anchor = boa.env.anchor()
+        self.chain = self.k.chain
+        self._anchor = self.chain.anchor()
         self._anchor.__enter__()
         try:
             self._setup()
@@ -276,7 +328,8 @@ class BallastMachine(RuleBasedStateMachine):
         self.steps = 0
         self.nonce = 0
         self.orders: list[tuple[tuple, bytes, int]] = []  # (order, signature, maker account)
-        self.signer = BoaRiskSigner(
+        self.signer = LocalRiskSigner(
+            self.chain,
             self.k.governor,
             self.s.engine,
             self.s.liquidations,
@@ -286,6 +339,7 @@ class BallastMachine(RuleBasedStateMachine):
         # What the deficit must be: holes the insurance fund did not cover, less paid back.
         self.expected_deficit = 0
         self.dirty: set[int] = set(self.k.accounts)
+        self.unchecked: set[int] = set()  # re-read, not yet compared with the twin
         self.params_dirty = True
         self.prices_dirty = True
         self.book: dict[int, Snapshot] = {}
@@ -337,8 +391,9 @@ class BallastMachine(RuleBasedStateMachine):
             [spec.token[2] if spec.token else 18 for spec in devnet.MARKETS], dtype=np.int64
         )
 
-    def _refresh(self) -> None:
-        """Re-read what the last step may have changed and check the views."""
+    def _refresh(self, sweep: bool = False) -> None:
+        """Re-read what the last step may have changed and check the views. `sweep`: every
+        account, and those the model believes no step touched must not have moved."""
         if self.params_dirty:
             self._read_params()
         if self.prices_dirty:
@@ -348,14 +403,20 @@ class BallastMachine(RuleBasedStateMachine):
             reported = [e.price(a) for a in range(N_ASSETS)]
             self.prices = [(e.liquidation_price(a), ok) for a, (_, ok) in enumerate(reported)]
             self.reported = [p for p, _ in reported]
-        if self.params_dirty or self.prices_dirty:
+        if self.params_dirty or self.prices_dirty or sweep:
+            untouched = set(self.k.accounts) - self.dirty
             self.dirty = set(self.k.accounts)
+        else:
+            untouched = set()
         self.params_dirty = self.prices_dirty = False
         if not self.dirty:
             return
         accounts = sorted(self.dirty)
         for acct in accounts:
-            self.book[acct] = self._snapshot(acct)
+            snap = self._snapshot(acct)
+            if sweep and acct in untouched and acct in self.book:
+                assert snap == self.book[acct], f"account {acct} moved outside the model"
+            self.book[acct] = snap
         # Views never revert on a listed account, whatever its feeds do.
         rows = self.s.engine.healths(accounts)
         for acct, row in zip(accounts, rows, strict=True):
@@ -363,6 +424,7 @@ class BallastMachine(RuleBasedStateMachine):
         if STEPS[0] % 16 == 0:
             view = self.s.lens.account_state(accounts[-1])
             assert (view.equity, view.mm) == (rows[-1][0], rows[-1][1])
+        self.unchecked |= self.dirty
         self.dirty = set()
 
     def _twin(self, accounts: list[int]):
@@ -441,7 +503,7 @@ class BallastMachine(RuleBasedStateMachine):
         before = self._state(acct)
         try:
             self.s.admin.deposit(acct, token.address, amount, sender=who)
-        except boa.BoaError as err:
+        except self.chain.Error as err:
             # Collateral needs a valid price of its own asset.
             self._refused(before, revert_reason(err), ("oracle: invalid price",))
             return
@@ -472,7 +534,7 @@ class BallastMachine(RuleBasedStateMachine):
         deficit = before[1]
         try:
             self.s.admin.withdraw(acct, token.address, amount, sender=who)
-        except boa.BoaError as err:
+        except self.chain.Error as err:
             self._refused(before, revert_reason(err), USER_ERRORS)
             return
         wad = amount * scale
@@ -501,7 +563,7 @@ class BallastMachine(RuleBasedStateMachine):
         before = self._state(src, dst)
         try:
             self.s.admin.transfer(src, dst, token.address, amount, sender=self.k.owners[src])
-        except boa.BoaError as err:
+        except self.chain.Error as err:
             self._refused(before, revert_reason(err), USER_ERRORS)
             return
         self._require_im(src)
@@ -560,7 +622,7 @@ class BallastMachine(RuleBasedStateMachine):
         strict_before = self._strict(self.book[maker], self.book[taker])
         try:
             self.s.book.fill(order, sig, amount, taker, sender=self.k.owners[taker])
-        except boa.BoaError as err:
+        except self.chain.Error as err:
             self._refused(before, revert_reason(err), USER_ERRORS)
             return
         rows = self.s.engine.healths([maker, taker])
@@ -586,7 +648,7 @@ class BallastMachine(RuleBasedStateMachine):
         if book.filled(maker, nonce) == 2**256 - 1:
             try:
                 book.cancel(maker, nonce, sender=self.k.owners[maker])
-            except boa.BoaError as err:
+            except self.chain.Error as err:
                 assert "trading: nonce cancelled" in str(err)
                 return
             raise AssertionError("a nonce was cancelled twice")
@@ -617,7 +679,7 @@ class BallastMachine(RuleBasedStateMachine):
 
     @rule(asset=st.sampled_from(range(N_ASSETS)), age=st.integers(1, 3 * HEARTBEAT))
     def stale_round(self, asset, age):
-        now = boa.env.evm.patch.timestamp
+        now = self.chain.timestamp
         feed = self.k.feeds[asset]
         rid = feed.round_id() + 1
         answer = feed.answer()
@@ -652,12 +714,22 @@ class BallastMachine(RuleBasedStateMachine):
     def fallback_price(self, asset, life):
         """The guardian's short-lived price for liquidations while a feed is out."""
         price = self._price(asset) or int(devnet.MARKETS[asset].price_usd * WAD)
+        if life and price > MAX_PRICE:  # a feed pumped past what the engine represents
+            before = self._governed(), self.s.admin.fallback_price(asset)
+            try:
+                self.s.admin.set_fallback_price(asset, price, life)
+            except self.chain.Error as err:
+                assert "ledger: bad fallback price" in revert_reason(err)
+                assert (self._governed(), self.s.admin.fallback_price(asset)) == before
+                STATS["refused: ledger: bad fallback price"] += 1
+                return
+            raise AssertionError("a fallback price above MAX_PRICE was accepted")
         self.s.admin.set_fallback_price(asset, price, life)
         self.prices_dirty = True
 
     @rule(seconds=st.integers(1, 8 * 3_600))
     def wait(self, seconds):
-        boa.env.time_travel(seconds=seconds)
+        self.chain.time_travel(seconds)
         self.prices_dirty = True
 
     @rule(i=accounts, depth=st.integers(1, 5_000))
@@ -695,6 +767,9 @@ class BallastMachine(RuleBasedStateMachine):
         self._liquidate(acct, fraction)
 
     def _liquidate(self, acct: int, fraction: int) -> bool:
+        # Re-read what an earlier liquidation of the same keeper pass moved: the fund that
+        # covers this one's hole, and the account itself.
+        self._refresh()
         m = self.margins[acct]
         before = self._state(acct, self.k.desk, INSURANCE)
         desk_who = self.k.owners[self.k.desk]
@@ -703,8 +778,13 @@ class BallastMachine(RuleBasedStateMachine):
                 self.s.liquidations.liquidate(
                     acct, self.k.desk, fraction, 2**255 - 1, sender=desk_who
                 )
-            except boa.BoaError as err:
-                allowed = ("liquidations: account is healthy", "oracle: invalid price")
+            except self.chain.Error as err:
+                # (below zero with MM 0 and only unpriced collateral: the policy waits)
+                allowed = (
+                    "liquidations: account is healthy",
+                    "liquidations: nothing to liquidate",
+                    "oracle: invalid price",
+                )
                 self._refused(before, revert_reason(err), allowed)
                 return False
             raise AssertionError("a healthy account was liquidated")
@@ -731,7 +811,7 @@ class BallastMachine(RuleBasedStateMachine):
         ), (pv, want)
         try:
             self.s.liquidations.liquidate(acct, self.k.desk, fraction, 2**255 - 1, sender=desk_who)
-        except boa.BoaError as err:
+        except self.chain.Error as err:
             # Only the desk's own IM may refuse a due liquidation.
             self._refused(before, revert_reason(err), ("margin: below initial margin",))
             return False
@@ -797,7 +877,9 @@ class BallastMachine(RuleBasedStateMachine):
                 row = self.s.engine.healths([acct])[0]
                 self.margins[acct] = MarginRow.of(row)
         rows = self.s.engine.healths(traders)
-        assert not any(ok and e < mm for e, mm, _, ok, _, _ in rows), rows
+        # (Below zero with MM 0 and only unpriced collateral left, the policy waits for a price:
+        # `is_liquidatable`'s "something to do".)
+        assert not any(MarginRow.of(row).liquidatable for row in rows), rows
         STATS["keeper pass"] += 1
 
     # -- signed risk updates
@@ -887,7 +969,8 @@ class BallastMachine(RuleBasedStateMachine):
         if kind == "unsorted":
             sigs = sigs[::-1]
         if kind == "outsider":
-            outsider = BoaRiskSigner(
+            outsider = LocalRiskSigner(
+                self.chain,
                 self.k.governor,
                 None,
                 None,
@@ -903,7 +986,7 @@ class BallastMachine(RuleBasedStateMachine):
         governed = self._governed()
         try:
             self.k.governor.submit(update_tuple(message), sigs, sender=relayer)
-        except boa.BoaError as err:
+        except self.chain.Error as err:
             assert expected in str(err), (kind, str(err)[-300:])
             assert self._governed() == governed
             STATS["invalid update refused"] += 1
@@ -928,7 +1011,7 @@ class BallastMachine(RuleBasedStateMachine):
             governed = self._governed()
             try:
                 self.k.governor.poke(asset)
-            except boa.BoaError as err:
+            except self.chain.Error as err:
                 assert "governor: no ramp" in str(err)
                 assert self._governed() == governed
                 return
@@ -939,41 +1022,77 @@ class BallastMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------- invariants
 
+    # Each invariant re-reads what the step changed first (`_refresh` is idempotent), so
+    # they hold in any order hypothesis runs them; a failure names the property.
+
     @invariant()
-    def invariants(self):
+    def twin_agrees_with_contract(self):
+        """The numpy twin (`margin_exact`) and the contract agree to the wei on equity, MM
+        and IM: on the accounts the step touched (all of them after a price, parameter or
+        clock move), and on every account every SWEEP_EVERY steps, when accounts the model
+        believes untouched are re-read and must not have moved."""
         STEPS[0] += 1
         self.steps += 1
+        self._refresh(sweep=self.steps % SWEEP_EVERY == 0)
+        accounts = sorted(self.unchecked)
+        self.unchecked = set()
+        if accounts:
+            twin = self._twin(accounts)
+            for n, acct in enumerate(accounts):
+                row = self.margins[acct]
+                assert (row.equity, row.mm, row.im) == (
+                    int(twin.equity[n]),
+                    int(twin.mm[n]),
+                    int(twin.im[n]),
+                ), (acct, row, twin.equity[n], twin.mm[n], twin.im[n])
+        STATES.add(self.signature())
+
+    @invariant()
+    def deficit_is_the_uncovered_holes(self):
+        """The deficit equals the holes the insurance fund did not cover, less what fees,
+        top-ups and withdrawal haircuts paid back."""
         self._refresh()
-        accounts = self.k.accounts
+        assert self.s.engine.deficit() == self.expected_deficit
+
+    @invariant()
+    def cash_is_conserved(self):
+        """`balanceOf(engine) * 10**12 + deficit == sum(cash - open notional)` over every
+        account (the insurance fund included), and the engine's recorded total is what
+        it holds."""
+        self._refresh()
         e = self.s.engine
-        # Twin == contract, to the wei, for every account.
-        twin = self._twin(accounts)
-        for n, acct in enumerate(accounts):
-            row = self.margins[acct]
-            assert (row.equity, row.mm, row.im) == (
-                int(twin.equity[n]),
-                int(twin.mm[n]),
-                int(twin.im[n]),
-            ), (acct, row, twin.equity[n], twin.mm[n], twin.im[n])
-        # Conservation, per token.
-        deficit = e.deficit()
-        assert deficit == self.expected_deficit, (deficit, self.expected_deficit)
-        claims = sum(self.book[a].cash - sum(self.book[a].on) for a in accounts)
+        claims = sum(self.book[a].cash - sum(self.book[a].on) for a in self.k.accounts)
         held = self.s.cash.balanceOf(e.address)
+        deficit = e.deficit()
         assert held * CASH_SCALE + deficit == claims, (held, deficit, claims)
         assert e.token_word(self.s.cash.address) >> 128 == held * CASH_SCALE
+
+    @invariant()
+    def collateral_is_conserved(self):
+        """Per collateral token: what the engine holds is the sum of the balances it
+        credits, and its recorded total."""
+        self._refresh()
+        e = self.s.engine
         for a, scale in ((ETH, 1), (BTC, 10**10)):
             token = self.k.tokens[a]
             held = token.balanceOf(e.address)
-            assert held * scale == sum(self.book[x].coll[a] for x in accounts)
-            assert e.token_word(token.address) >> 128 == held * scale
+            assert held * scale == sum(self.book[x].coll[a] for x in self.k.accounts), a
+            assert e.token_word(token.address) >> 128 == held * scale, a
+
+    @invariant()
+    def positions_net_to_zero(self):
+        """Per market: sizes sum to zero and open interest is the sum of the longs."""
+        self._refresh()
         for a in range(N_ASSETS):
-            sizes = [self.book[x].size[a] for x in accounts]
-            assert sum(sizes) == 0
-            assert e.open_interest(a) == sum(s for s in sizes if s > 0)
-        # Every signed parameter within its bounds.
+            sizes = [self.book[x].size[a] for x in self.k.accounts]
+            assert sum(sizes) == 0, a
+            assert self.s.engine.open_interest(a) == sum(s for s in sizes if s > 0), a
+
+    @invariant()
+    def parameters_within_bounds(self):
+        """Every signed parameter within the governor's bounds."""
+        self._refresh()
         self._check_bounds()
-        STATES.add(self.signature())
 
     @invariant()
     def liquidatable_accounts_can_be_liquidated(self):
@@ -984,7 +1103,7 @@ class BallastMachine(RuleBasedStateMachine):
         due = [a for a in self.k.accounts[1:-1] if self.margins[a].liquidatable]
         if not due:
             return
-        with boa.env.anchor():
+        with self.chain.anchor():
             who = self.s.actor("rescuer")
             rescuer = self.s.account(who, 0)
             amount = 10**11 * 10**6
@@ -992,9 +1111,16 @@ class BallastMachine(RuleBasedStateMachine):
             self.s.cash.approve(self.s.engine.address, amount, sender=who)
             self.s.admin.deposit(rescuer, self.s.cash.address, amount, sender=who)
             for acct in due:
+                # Well funded for this account too: twice its IM and what the take costs (as
+                # `_recapitalise_desk`), so a pumped price cannot outgrow a fixed deposit.
+                cost = self.s.liquidations.liquidation_preview(acct, WAD).cost
+                top_up = (2 * self.margins[acct].im + max(cost, 0)) // CASH_SCALE + 1
+                self.s.cash.mint(who, top_up)
+                self.s.cash.approve(self.s.engine.address, top_up, sender=who)
+                self.s.admin.deposit(rescuer, self.s.cash.address, top_up, sender=who)
                 try:
                     self.s.liquidations.liquidate(acct, rescuer, WAD, 2**255 - 1, sender=who)
-                except boa.BoaError as err:
+                except self.chain.Error as err:
                     raise AssertionError(f"{acct} could not be liquidated: {err}") from err
         STATS["liquidatable, proven"] += len(due)
 
@@ -1033,10 +1159,12 @@ class BallastMachine(RuleBasedStateMachine):
         return (tuple(out), self.expected_deficit > 0, tuple(ok for _, ok in self.prices))
 
 
-# (examples, steps per example). quick: the default suite (~1,000 steps, about 2 minutes,
-# see benchmarks/RESULTS.md); long: `make fuzz`, per process (two run at once), up to 30,000
-# steps: about an hour at 7 to 8 steps/s per process (40 examples took 7 to 8 minutes).
+# (examples, steps per example). quick: `make test` (tests/fuzz/test_stateful.py), ~8,000
+# steps, derandomised (at 520 examples, ~50,000 steps, it meets an open finding: a keeper pass
+# refused "oracle: invalid price" after a stale ETH round); long: `make fuzz`, per process
+# (two run at once), 2 x 250,000 steps.
+# Their times at the measured rates: benchmarks/RESULTS.md (`python -m benchmarks --fuzz`).
 PROFILES = {
-    "quick": (int(os.environ.get("FUZZ_QUICK_EXAMPLES", "20")), 50),
-    "long": (int(os.environ.get("FUZZ_LONG_EXAMPLES", "300")), 100),
+    "quick": (int(os.environ.get("FUZZ_QUICK_EXAMPLES", "80")), 100),
+    "long": (int(os.environ.get("FUZZ_LONG_EXAMPLES", "2500")), 100),
 }

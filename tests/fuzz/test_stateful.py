@@ -1,6 +1,8 @@
-"""The stateful fuzz model (ballast_machine.BallastMachine) under the `quick` profile.
+"""The stateful fuzz model (ballast_machine.BallastMachine) on revm under the `quick`
+profile (`FUZZ_QUICK_EXAMPLES` x 100 steps, ~8,000).
 
-`FUZZ_PROFILE=long` (make fuzz) runs the long campaign instead. The quick profile is
+`FUZZ_PROFILE=long` (make fuzz) runs the long campaign instead; `FUZZ_BACKEND=boa` runs the
+model in titanoboa (traces, ~15x slower). The quick profile is
 derandomised (the same examples every run); the long one keeps its failing examples in the
 hypothesis database (tests/fuzz/.hypothesis, ignored by git) and replays them first. The bugs
 found are kept as named regression tests in test_regressions.py.

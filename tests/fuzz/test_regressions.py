@@ -483,3 +483,43 @@ def test_regression_backstop_liquidator_funded_per_account(machine_stack):
     before = STATS["liquidatable, proven"]
     replay(BACKSTOP_OUTGROWN_BY_PUMP)
     assert STATS["liquidatable, proven"] > before
+
+
+# Found by the quick profile at 520 examples: a keeper pass after a stale ETH round was
+# refused "oracle: invalid price" for an account holding no ETH at all. The liquidator (the
+# desk) held an ETH perp: its own IM check after the slice cannot value a perp without a
+# price, so it can take no slice anywhere until the feed or a fallback returns. The contract
+# is right (a liquidator proves its IM); the model now expects the refusal while the desk
+# holds an unpriced perp, and a clean sub-account of the same owner takes the account.
+def test_regression_liquidator_holding_unpriced_perp_is_refused(s):
+    btc_asset = 1
+    desk, desk_acct = fund(s, "desk", 0, 10**7 * USDC)
+    _, other_acct = fund(s, "other", 0, 10**6 * USDC)
+    trader, trader_acct = fund(s, "trader", 0, 3_000 * USDC)
+    order, sig = s.sign_order(
+        desk, owner=desk, subaccount=0, market=ETH, size=-WAD, price=2_000 * WAD,
+        nonce=1, expiry=2**40,
+    )  # fmt: skip
+    s.book.fill(order, sig, WAD, other_acct, sender=s.actor("other"))
+    btc = s.engine.price(btc_asset)[0]
+    order, sig = s.sign_order(
+        desk, owner=desk, subaccount=0, market=btc_asset, size=-WAD, price=btc,
+        nonce=2, expiry=2**40,
+    )  # fmt: skip
+    s.book.fill(order, sig, WAD // 10, trader_acct, sender=trader)
+    boa.env.time_travel(seconds=86_400 + 10)  # every feed stale ...
+    s.feeds[btc_asset].set_price(btc * 55 // 100 * 10**8 // WAD)  # ... but BTC, which crashes
+    assert s.engine.liquidation_price(ETH) == 0
+    assert s.engine.liquidation_price(btc_asset) > 0
+    m = s.engine.liquidation_margin(trader_acct, 0)
+    assert m.prices_ok and m.equity < m.mm  # the trader is due and fully priced
+    before = (s.engine.position(trader_acct, btc_asset), s.engine.cash(desk_acct))
+    with boa.reverts("oracle: invalid price"):
+        s.liquidations.liquidate(trader_acct, desk_acct, WAD, 2**255 - 1, sender=desk)
+    assert (s.engine.position(trader_acct, btc_asset), s.engine.cash(desk_acct)) == before
+    clean = s.account(desk, 5)
+    s.cash.mint(desk, 10**6 * USDC)
+    s.cash.approve(s.engine.address, 10**6 * USDC, sender=desk)
+    s.admin.deposit(clean, s.cash.address, 10**6 * USDC, sender=desk)
+    s.liquidations.liquidate(trader_acct, clean, WAD, 2**255 - 1, sender=desk)
+    assert 0 <= s.engine.position(trader_acct, btc_asset)[0] < WAD // 10  # a slice moved

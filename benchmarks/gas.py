@@ -130,6 +130,7 @@ def measure(project: Any, accounts: Any, web3: Any) -> list[Row]:
     rows += _liquidations(d, client, fill, deployer, desk, bench, web3, prices)
     rows += measure_risk_updates(project, accounts, d)
     rows += measure_options(project, accounts, web3)
+    rows += _option_book(project, accounts, d, client, fill, web3, prices)
     rows += _vault_margin(project, d, client, deployer, bench, web3)
     return rows
 
@@ -202,6 +203,56 @@ def measure_options(project: Any, accounts: Any, web3: Any) -> list[Row]:
     rows.append(Row("vol feed submit, M=2 (update, execution)", submit(now)))
     _, execution = _view_gas(web3, feed, "vol", 0, expiry, 3_300 * WAD)
     rows.append(Row("vol feed vol() (execution)", execution, "one curve, strike 1.1 F"))
+    return rows
+
+
+def _option_book(
+    project: Any, accounts: Any, d: Any, client: Any, fill: Any, web3: Any, prices: dict
+) -> list[Row]:
+    """The option book on the devnet engine: an option fill, and margin() of the issue's
+    reference book (4 perps + 2 collateral) with 8 ETH options over 2 expiries."""
+    from offchain_risk.keeper.vol_signer import DAY, EXPIRY_TIME, VolCurve, VolSigner
+
+    deployer, bench = accounts[0], accounts[3]
+    signers, relayer = list(accounts[4:6]), accounts[7]
+    feed = project.VolFeed.deploy(signers, 2, sender=deployer)
+    feed.set_underlying(0, 86_400, sender=deployer)
+    book = project.OptionBook.deploy(d.engine, feed, sender=deployer)
+    d.engine.set_option_book(book, sender=deployer)
+    book.set_grid(0, 100 * WAD, 15 * WAD // 100, 50, sender=deployer)
+    signer = VolSigner(feed, signers, relayer)
+    now = web3.eth.get_block("latest")["timestamp"]
+    instruments = []
+    for weeks in (1, 5):
+        expiry = (now // DAY + 7 * weeks) * DAY + EXPIRY_TIME
+        curve = VolCurve(0, expiry, 65 * WAD // 100, -WAD // 10, WAD // 2, 2_000 * WAD)
+        signer.publish(curve)
+        book.set_oi_cap(0, expiry, 10**6 * WAD, sender=deployer)
+        for strike, is_call in ((1_800, False), (1_900, False), (2_100, True), (2_200, True)):
+            book.list_option(0, expiry, strike * WAD, is_call, sender=deployer)
+            instruments.append(book.instrument_id(0, expiry, strike * WAD, is_call))
+    ref = client.account_id(bench, 43)
+    weth, wbtc = d.tokens[0], d.tokens[1]
+    d.engine.deposit(ref, d.cash, 10**7 * USDC, sender=bench)
+    d.engine.deposit(ref, weth, 5 * WAD, sender=bench)
+    d.engine.deposit(ref, wbtc, 10**8, sender=bench)
+    for market in range(4):
+        price = d.engine.price(market)[0] / WAD  # the liquidation rows moved some feeds
+        fill(bench, market, int(10_000 / price * WAD), price, sub=43)
+    rows: list[Row] = []
+    for i, instrument in enumerate(instruments):
+        tx = fill(bench, instrument, (-1) ** i * 2 * WAD, 40, sub=43)
+    rows.append(
+        Row("option fill (8th leg, both sides hold options)", tx.gas_used, "4 perps + 2 coll.")
+    )
+    gas, execution = _view_gas(web3, d.engine, "margin", ref)
+    rows.append(
+        Row(
+            "margin(): 4 perps + 8 options (2 expiries) + 2 collateral",
+            gas,
+            f"execution {execution:,}",
+        )
+    )
     return rows
 
 
@@ -347,6 +398,7 @@ DEPLOYABLES = (
     "Lens",
     "RiskGovernor",
     "VolFeed",
+    "OptionBook",
     "RateSnapshots",
 )
 

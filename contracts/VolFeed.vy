@@ -52,9 +52,6 @@ UPDATE_TYPEHASH: constant(bytes32) = keccak256(
     "VolUpdate(uint256 underlying,uint256 expiry,uint256 atm_vol,int256 skew,uint256 curvature,uint256 forward,uint256 observed_at,uint256 nonce,uint256 deadline)"
 )
 MAX_SIGNERS: constant(uint256) = 16
-# Expiries are listed at 08:00 UTC.
-DAY: constant(uint256) = 86400
-EXPIRY_TIME: constant(uint256) = 8 * 3600
 # Curve bounds (WAD): |skew| in vol per unit of log moneyness, curvature per
 # unit squared. A 25-delta BTC risk reversal of 10 vol points is a skew near
 # 0.3; the bounds leave room for a crash, not for nonsense.
@@ -195,7 +192,9 @@ def submit(update: VolUpdate, signatures: DynArray[Bytes[65], MAX_SIGNERS]):
     assert update.nonce == self.next_nonce, "volfeed: bad nonce"
     hb: uint256 = self.heartbeat[update.underlying]
     assert hb != 0, "volfeed: unknown underlying"
-    assert update.expiry % DAY == EXPIRY_TIME, "volfeed: expiry off grid"
+    assert (
+        update.expiry % constants.DAY == constants.EXPIRY_TIME
+    ), "volfeed: expiry off grid"
     assert update.expiry > block.timestamp, "volfeed: expiry passed"
     assert (
         update.expiry - block.timestamp <= constants.MAX_OPTION_TIME

@@ -71,3 +71,13 @@ MAX_RATE_GROWTH_BPS: constant(uint256) = 10000
 # A rate more than this above its cap is not capped but read as an outage
 # (a donation or a manipulated vault): no price until it comes back.
 VAULT_JUMP_BPS: constant(uint256) = 1000
+# Option expiries lie on a daily grid at 08:00 UTC (the vol feed's and the
+# option book's), seconds.
+DAY: constant(uint256) = 86400
+EXPIRY_TIME: constant(uint256) = 8 * 3600
+# An option instrument id has this bit set (below it: the engine's asset ids),
+# so one signed-order venue trades perps and options alike:
+#   id = OPTION_ID | strike << 49 | expiry << 9 | underlying << 1 | is_call
+OPTION_ID: constant(uint256) = 1 << 255
+# Option legs (distinct instruments) one account may hold.
+MAX_OPTION_LEGS: constant(uint256) = 16

@@ -34,6 +34,20 @@ import oracle
 
 uses: ownable
 
+
+# The option book (OptionBook.vy): the option legs' part of the margin model.
+interface IOptionBook:
+    def option_margin(
+        account: uint256,
+        liq: bool,
+        trade: Override,
+        value_num: int256,
+        floor_num: int256,
+        losses: int256[constants.MAX_SCENARIOS],
+        prices_ok: bool,
+    ) -> (int256, int256, bool): view
+
+
 # The quote asset's pseudo asset id in events and token records.
 CASH: constant(uint256) = max_value(uint256)
 # Override.asset of a change to cash alone.
@@ -72,6 +86,12 @@ RATIO_BITS: constant(uint256) = 128
 SNAPSHOT_TIME_SHIFT: constant(uint256) = 128
 GROWTH_SHIFT: constant(uint256) = 192
 UNDERLYING_DECIMALS_SHIFT: constant(uint256) = 208
+
+# Bit 255 of `account_assets`: the account holds option legs (OptionBook.vy).
+OPTIONS_BIT: constant(uint256) = 1 << 255
+# Override.asset of an option trade: `collateral` is the instrument id,
+# `position` the signed size change (two's complement).
+OPTION_TRADE: constant(uint256) = NO_ASSET + 1
 
 # constants.MIN_SHOCK_BPS as an int16 slot of a packed shock word.
 LOWEST_FALL_SLOT: constant(uint256) = 65536 - 10000
@@ -177,6 +197,9 @@ vault_word: public(HashMap[uint256, uint256])
 # May move a vault's snapshot (set_vault_snapshot): the signed snapshot
 # entry (RateSnapshots.vy), M of N of the risk governor's signers.
 snapshot_manager: public(address)
+# The option book whose `option_margin` values an account's option legs
+# (set once by the owner; `settlement.set_option_book`).
+option_book: public(address)
 
 
 event AccountState:
@@ -1292,6 +1315,8 @@ def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
          unchecked scenario arithmetic below cannot overflow int256.
     """
     bitmap: uint256 = self.account_assets[account]
+    options: bool = bitmap >= OPTIONS_BIT or ov.asset == OPTION_TRADE
+    bitmap &= OPTIONS_BIT - 1
     cash: int256 = self.cash[account]
     if ov.active:
         cash = ov.cash
@@ -1385,8 +1410,21 @@ def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
     worst: int256 = (
         floor_num  # ceil is monotonic: round the largest numerator once
     )
-    for k: uint256 in range(constants.MAX_SCENARIOS):
-        worst = max(worst, losses[k])
+    if options:
+        # The option legs (OptionBook.option_margin) join the linear legs'
+        # numerators (WAD * WAD * BPS): the book adds their mark value
+        # (rounded down) to `value_num`, and returns the worst of (linear +
+        # option loss) over the scenarios and of (floor + short-option
+        # minimum), rounded up, and whether its prices and vols were valid.
+        # `ov` carries a trade being checked (asset OPTION_TRADE).
+        value_num, worst, prices_ok = staticcall IOptionBook(
+            self.option_book
+        ).option_margin(
+            account, liq, ov, value_num, floor_num, losses, prices_ok
+        )
+    else:
+        for k: uint256 in range(constants.MAX_SCENARIOS):
+            worst = max(worst, losses[k])
     mm: uint256 = convert(
         max(fixed_math._ceil_div(worst, constants.WAD_BPS), 0), uint256
     )

@@ -25,8 +25,26 @@ uses: ownable
 uses: ledger
 
 
+# What the engine asks of the option book (OptionBook.vy) around a trade.
+interface IOptionBook:
+    def check_trade(
+        maker: uint256,
+        taker: uint256,
+        instrument: uint256,
+        maker_size: int256,
+        price: uint256,
+    ) -> bool: view
+    def apply_trade(
+        maker: uint256, taker: uint256, instrument: uint256, maker_size: int256
+    ) -> (bool, bool): nonpayable
+
+
 # Venues allowed to call `settle`.
 venues: public(HashMap[address, bool])
+
+
+event OptionBookSet:
+    book: indexed(address)
 
 
 event VenueSet:
@@ -56,6 +74,18 @@ def set_venue(venue: address, allowed: bool):
 
 
 @external
+def set_option_book(book: address):
+    """
+    @notice Install the option book (OptionBook.vy), once. Owner only.
+    """
+    ownable._check_owner()
+    assert book.is_contract, "settlement: book is not a contract"
+    assert ledger.option_book == empty(address), "settlement: book already set"
+    ledger.option_book = book
+    log OptionBookSet(book=book)
+
+
+@external
 @nonreentrant
 def settle(
     maker: uint256,
@@ -72,7 +102,17 @@ def settle(
     assert self.venues[msg.sender], "settlement: not a venue"
     assert maker_size != 0, "settlement: zero size"
     assert maker != taker, "settlement: self trade"
-    self._check_price(market, price)
+    # An option instrument (OptionBook.vy): the book checks the instrument
+    # (listed, live, premium in range, legs, open interest) and, once both
+    # sides passed the margin rule with the leg changed, records the legs.
+    option: bool = market >= constants.OPTION_ID
+    book: IOptionBook = IOptionBook(ledger.option_book)
+    if option:
+        assert staticcall book.check_trade(
+            maker, taker, market, maker_size, price
+        ), "settlement: option trade refused"
+    else:
+        self._check_price(market, price)
     # One quote amount for both sides keeps settlement exactly zero-sum; the
     # rounding (down) moves < 1 wei between the two parties, never to or from
     # the protocol.
@@ -88,7 +128,8 @@ def settle(
     taker_ov: ledger.Override = self._trade(
         taker, market, -maker_size, -maker_flow
     )
-    self._check_open_interest(market, maker, maker_ov, taker, taker_ov)
+    if not option:
+        self._check_open_interest(market, maker, maker_ov, taker, taker_ov)
     # A side that takes its cash further below zero borrows other
     # depositors' cash: bounded by the debt cap, except what a risk-reducing
     # fill realises of a loss the account already had (see _check_fill).
@@ -106,6 +147,18 @@ def settle(
             taker_borrows - taker_counted
         )
         assert ledger.debt - exempt <= ledger.debt_cap, "settlement: debt cap"
+    logged: uint256 = market
+    if option:
+        # The trusted book (owner-installed once) records the legs; this
+        # engine's lock is held throughout.
+        maker_holds: bool = False
+        taker_holds: bool = False
+        maker_holds, taker_holds = extcall book.apply_trade(
+            maker, taker, market, maker_size
+        )
+        self._mark_options(maker, maker_holds)
+        self._mark_options(taker, taker_holds)
+        logged = ledger.CASH
     log Fill(
         maker=maker,
         taker=taker,
@@ -115,8 +168,23 @@ def settle(
         price=price,
         quote=convert(quote, uint256),
     )
-    ledger._log_state(maker, market)
-    ledger._log_state(taker, market)
+    ledger._log_state(maker, logged)
+    ledger._log_state(taker, logged)
+
+
+@external
+@nonreentrant
+def settle_option_cash(account: uint256, amount: int256, holds: bool):
+    """
+    @notice Pay an expired option's settlement value into (or out of) the
+            account's cash, and record whether it still holds option legs.
+            Option book only. No margin check: the legs were already valued
+            at this amount (OptionBook.option_margin), so equity is unchanged.
+    """
+    assert msg.sender == ledger.option_book, "settlement: not the option book"
+    ledger._set_cash(account, ledger.cash[account] + amount)
+    self._mark_options(account, holds)
+    ledger._log_state(account, ledger.CASH)
 
 
 @external
@@ -155,6 +223,14 @@ def margin_after_trade(
 
 
 @internal
+def _mark_options(account: uint256, holds: bool):
+    if holds:
+        ledger.account_assets[account] |= ledger.OPTIONS_BIT
+    else:
+        ledger.account_assets[account] &= ~ledger.OPTIONS_BIT
+
+
+@internal
 @view
 def _check_price(market: uint256, price: uint256):
     word: uint256 = ledger.asset_word[market]
@@ -176,8 +252,18 @@ def _trade(
 ) -> ledger.Override:
     """
     @dev The account after trading `d_size` for the cash flow `flow` (paid
-         when negative); see fixed_math._apply_trade.
+         when negative); see fixed_math._apply_trade. An option instrument:
+         the Override OPTION_TRADE (the book's option_margin applies it).
     """
+    if market >= constants.OPTION_ID:
+        return ledger.Override(
+            active=True,
+            asset=ledger.OPTION_TRADE,
+            collateral=market,
+            position=convert(convert(d_size, bytes32), uint256),
+            cash=ledger.cash[account] + flow,
+            fraction=0,
+        )
     size: int256 = 0
     on: int256 = 0
     size, on = fixed_math._unpack_position(

@@ -30,6 +30,7 @@ DEPLOYABLES = (
     "Lens",
     "RiskGovernor",
     "VolFeed",
+    "OptionBook",
     "RateSnapshots",
 )
 MOCKS = ("MockToken", "MockAggregator")

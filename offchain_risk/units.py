@@ -107,3 +107,15 @@ def unpack_vault_word(word: int) -> tuple[int, int, int, int]:
         (word >> GROWTH_SHIFT) & MASK16,
         (word >> UNDERLYING_DECIMALS_SHIFT) & 0xFF,
     )
+
+
+# Options (contracts/constants.vy, OptionBook.vy).
+DAY = 86400
+EXPIRY_TIME = 8 * 3600  # expiries at 08:00 UTC
+OPTION_ID = (
+    1 << 255
+)  # bit of an instrument id: OPTION_ID | strike << 49 | expiry << 9 | u << 1 | call
+MAX_OPTION_LEGS = 16
+OPTION_TRADE = 33  # ledger.OPTION_TRADE: an Override carrying an option trade
+VOL_TENOR = 30 * DAY  # vol moves scale with sqrt(VOL_TENOR / max(tau, VOL_FLOOR))
+VOL_FLOOR = 7 * DAY

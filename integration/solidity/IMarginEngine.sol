@@ -32,6 +32,7 @@ interface IMarginEngine {
     event OperatorSet(uint256 indexed account, address indexed operator, bool approved);
     event Fill(uint256 indexed maker, uint256 indexed taker, uint256 indexed market, address venue, int256 maker_size, uint256 price, uint256 quote);
     event AccountState(uint256 indexed account, uint256 asset, int256 cash, uint256 collateral, int256 size, int256 open_notional);
+    event OptionBookSet(address indexed book);
     event Liquidation(uint256 indexed account, uint256 indexed liquidator, uint256 fraction, int256 flow, uint256 penalty, uint256 fee, uint256 bounty, uint256 hole, int256 equity_before, uint256 mm_before);
     event DeficitShared(uint256 indexed account, uint256 amount, uint256 deficit);
     event BadDebt(uint256 indexed account, uint256 hole, uint256 covered, uint256 deficit);
@@ -85,6 +86,9 @@ interface IMarginEngine {
     function liquidation_price(uint256 asset) external view returns (uint256);
     function venues(address arg0) external view returns (bool);
     function settle(uint256 maker, uint256 taker, uint256 market, int256 maker_size, uint256 price) external;
+    function set_option_book(address book) external;
+    function settle_option_cash(uint256 account, int256 amount, bool holds) external;
+    function option_book() external view returns (address);
     function is_authorized(uint256 account, address caller) external view returns (bool);
     function margin_after_trade(uint256 account, uint256 market, int256 size, uint256 price) external view returns (Margin memory);
     function liquidator() external view returns (address);

@@ -1,0 +1,705 @@
+# pragma version ~=0.4.3
+"""
+@title Ballast option book: European cash-settled options in the portfolio
+@notice Lists calls and puts per (underlying, expiry, strike, kind) on a
+        grid (expiries at 08:00 UTC, strikes on a per-underlying step),
+        holds each account's option legs (at most MAX_OPTION_LEGS), caps
+        open interest per underlying and expiry, and values the legs for the
+        engine's margin model (`option_margin`): mark value by Black-76
+        (black76.vy) at the signed vol feed's vol (VolFeed.vy), and per joint
+        scenario the Greeks' loss under the underlying's shock and a vol move
+        up and down scaled by sqrt(30 days / max(time to expiry, 7 days)),
+        clamped to the no-arbitrage range at the shocked price; plus a
+        short-option minimum. Orders are the order book's (OrderBook.vy):
+        an order whose market is an instrument id (constants.OPTION_ID set)
+        settles here through the engine (settlement._settle_option).
+        At expiry anyone records the settlement price (the underlying's first
+        valid oracle price read at or after expiry) and settles an account's
+        expired legs to cash (`settle_expired`).
+@custom:security Only the engine calls `apply_trade`; it checks both sides'
+        margin with the trade applied before. A stale or missing vol makes
+        `option_margin` report not-ok, which blocks risk-increasing trades
+        (the engine's fill rule) and never a liquidation (the liquidation
+        valuation ignores vol validity and values a leg without a vol at the
+        bound against its holder). To stop new risk: `set_oi_cap(u, e, 0)`.
+"""
+
+from snekmate.auth import ownable
+from snekmate.utils import math
+
+import black76
+import constants
+import fixed_math
+import ledger
+
+initializes: ownable
+
+exports: (ownable.owner, ownable.transfer_ownership)
+
+
+interface IEngine:
+    def price(asset: uint256) -> (uint256, bool): view
+    def liquidation_price(asset: uint256) -> uint256: view
+    def shock_word(asset: uint256) -> uint256: view
+    def settle_option_cash(
+        account: uint256, amount: int256, holds: bool
+    ): nonpayable
+
+
+interface IVolFeed:
+    def vol(underlying: uint256, expiry: uint256, strike: uint256) -> (
+        uint256, bool
+    ): view
+
+
+# Vol moves are scaled by (VOL_TENOR / max(time to expiry, VOL_FLOOR))^(1/2).
+VOL_TENOR: constant(uint256) = 30 * constants.DAY
+VOL_FLOOR: constant(uint256) = 7 * constants.DAY
+# Largest |size| of one trade or leg, WAD units of the underlying: keeps every
+# product below 2**255 (size * price <= 2**200).
+MAX_OPTION_SIZE: constant(uint256) = 2**100
+# Instrument id layout (constants.OPTION_ID | strike << 49 | expiry << 9 |
+# underlying << 1 | is_call).
+STRIKE_SHIFT: constant(uint256) = 49
+EXPIRY_SHIFT: constant(uint256) = 9
+UNDERLYING_SHIFT: constant(uint256) = 1
+MAX_VOL_SHOCK: constant(uint256) = constants.WAD
+
+
+struct Instrument:
+    underlying: uint256
+    expiry: uint256
+    strike: uint256
+    is_call: bool
+
+
+struct Grid:
+    # Strikes are multiples of this (WAD); 0: the underlying is not listed.
+    strike_step: uint256
+    # The scenario vol move at 30 days, absolute (WAD: 0.1 = 10 vol points).
+    vol_shock: uint256
+    # Short-option minimum, bps of the underlying's price per unit short.
+    short_min_bps: uint256
+
+
+# The margin engine that settles trades and calls `option_margin`.
+engine: public(immutable(IEngine))
+# The signed implied-vol feed.
+vol_feed: public(immutable(IVolFeed))
+# Per underlying (the engine's asset id): strike grid and risk parameters.
+grid: public(HashMap[uint256, Grid])
+# Listed instruments (by id).
+listed: public(HashMap[uint256, bool])
+# Per underlying and expiry: long open interest (WAD) and its cap.
+open_interest: public(HashMap[uint256, HashMap[uint256, uint256]])
+oi_cap: public(HashMap[uint256, HashMap[uint256, uint256]])
+# Per underlying and expiry: the settlement price (WAD), 0 until recorded.
+settlement_price: public(HashMap[uint256, HashMap[uint256, uint256]])
+# Per account: the instrument ids it holds (non-zero sizes only).
+legs: HashMap[uint256, DynArray[uint256, constants.MAX_OPTION_LEGS]]
+# Per account and instrument: signed size, WAD units of the underlying.
+size: public(HashMap[uint256, HashMap[uint256, int256]])
+
+
+event GridSet:
+    underlying: indexed(uint256)
+    strike_step: uint256
+    vol_shock: uint256
+    short_min_bps: uint256
+
+
+event OptionListed:
+    instrument: indexed(uint256)
+    underlying: indexed(uint256)
+    expiry: uint256
+    strike: uint256
+    is_call: bool
+
+
+event OptionOiCapSet:
+    underlying: indexed(uint256)
+    expiry: indexed(uint256)
+    cap: uint256
+
+
+event OptionPosition:
+    account: indexed(uint256)
+    instrument: indexed(uint256)
+    size: int256
+
+
+event SettlementPrice:
+    underlying: indexed(uint256)
+    expiry: indexed(uint256)
+    price: uint256
+
+
+event OptionSettled:
+    account: indexed(uint256)
+    instrument: indexed(uint256)
+    size: int256
+    amount: int256
+
+
+@deploy
+def __init__(engine_: IEngine, vol_feed_: IVolFeed):
+    """
+    @param engine_ The margin engine (which must install this book).
+    @param vol_feed_ The signed implied-vol feed.
+    """
+    ownable.__init__()
+    engine = engine_
+    vol_feed = vol_feed_
+
+
+# ------------------------------------------------------------------ owner
+
+
+@external
+def set_grid(
+    underlying: uint256,
+    strike_step: uint256,
+    vol_shock: uint256,
+    short_min_bps: uint256,
+):
+    """
+    @notice Strike grid and risk parameters of an underlying. Owner only.
+    """
+    ownable._check_owner()
+    assert strike_step >= constants.MIN_OPTION_PRICE, "options: bad strike step"
+    assert strike_step <= constants.MAX_PRICE, "options: bad strike step"
+    assert vol_shock <= MAX_VOL_SHOCK, "options: bad vol shock"
+    assert short_min_bps <= constants.BPS, "options: bad short minimum"
+    p: uint256 = 0
+    ok: bool = False
+    p, ok = staticcall engine.price(underlying)  # reverts unless listed
+    self.grid[underlying] = Grid(
+        strike_step=strike_step,
+        vol_shock=vol_shock,
+        short_min_bps=short_min_bps,
+    )
+    log GridSet(
+        underlying=underlying,
+        strike_step=strike_step,
+        vol_shock=vol_shock,
+        short_min_bps=short_min_bps,
+    )
+
+
+@external
+def list_option(
+    underlying: uint256, expiry: uint256, strike: uint256, is_call: bool
+) -> uint256:
+    """
+    @notice List a call or put on the grid. Owner only.
+    @return The instrument id (also `instrument_id(...)`).
+    """
+    ownable._check_owner()
+    step: uint256 = self.grid[underlying].strike_step
+    assert step != 0, "options: unknown underlying"
+    assert (
+        expiry % constants.DAY == constants.EXPIRY_TIME
+    ), "options: expiry off grid"
+    assert expiry > block.timestamp, "options: expired"
+    assert (
+        expiry - block.timestamp <= constants.MAX_OPTION_TIME
+    ), "options: expiry too far"
+    assert strike != 0 and strike % step == 0, "options: strike off grid"
+    assert strike <= constants.MAX_PRICE, "options: strike off grid"
+    id: uint256 = self._id(underlying, expiry, strike, is_call)
+    assert not self.listed[id], "options: already listed"
+    self.listed[id] = True
+    log OptionListed(
+        instrument=id,
+        underlying=underlying,
+        expiry=expiry,
+        strike=strike,
+        is_call=is_call,
+    )
+    return id
+
+
+@external
+def set_oi_cap(underlying: uint256, expiry: uint256, cap: uint256):
+    """
+    @notice Cap on long open interest (WAD units) per underlying and expiry.
+            Owner only; 0 stops new open interest.
+    """
+    ownable._check_owner()
+    self.oi_cap[underlying][expiry] = cap
+    log OptionOiCapSet(underlying=underlying, expiry=expiry, cap=cap)
+
+
+# ------------------------------------------------------------------ anyone
+
+
+@external
+def record_settlement(underlying: uint256, expiry: uint256):
+    """
+    @notice Record the settlement price of (underlying, expiry): the
+            underlying's valid oracle price now, at or after expiry, once.
+    """
+    assert expiry <= block.timestamp, "options: not expired"
+    assert (
+        self.settlement_price[underlying][expiry] == 0
+    ), "options: already recorded"
+    p: uint256 = 0
+    ok: bool = False
+    p, ok = staticcall engine.price(underlying)
+    assert ok, "oracle: invalid price"
+    self.settlement_price[underlying][expiry] = p
+    log SettlementPrice(underlying=underlying, expiry=expiry, price=p)
+
+
+@external
+@nonreentrant
+def settle_expired(account: uint256):
+    """
+    @notice Settle every expired leg of `account` whose settlement price is
+            recorded: its value `size * intrinsic` moves to cash (rounded
+            down, against the account) and the leg is removed. Anyone.
+    """
+    legs: DynArray[uint256, constants.MAX_OPTION_LEGS] = self.legs[account]
+    kept: DynArray[uint256, constants.MAX_OPTION_LEGS] = []
+    amount: int256 = 0
+    settled: bool = False
+    for id: uint256 in legs:
+        o: Instrument = self._instrument(id)
+        s_price: uint256 = self.settlement_price[o.underlying][o.expiry]
+        if o.expiry > block.timestamp or s_price == 0:
+            kept.append(id)
+            continue
+        s: int256 = self.size[account][id]
+        value: int256 = fixed_math._floor_div(
+            s * convert(self._intrinsic(o, s_price), int256),
+            constants.IWAD,
+        )
+        amount += value
+        settled = True
+        self.size[account][id] = 0
+        if s > 0:
+            self.open_interest[o.underlying][o.expiry] -= convert(s, uint256)
+        log OptionSettled(account=account, instrument=id, size=s, amount=value)
+    assert settled, "options: nothing to settle"
+    self.legs[account] = kept
+    extcall engine.settle_option_cash(account, amount, len(kept) != 0)
+
+
+# ------------------------------------------------------------------ engine
+
+
+@external
+@view
+def check_trade(
+    maker: uint256,
+    taker: uint256,
+    instrument: uint256,
+    maker_size: int256,
+    price: uint256,
+) -> bool:
+    """
+    @notice The instrument-side rules of a trade (reverts when broken):
+            listed, not expired, size and premium within bounds, leg count
+            and open-interest cap. Called by the engine before settling.
+    """
+    assert self.listed[instrument], "options: not listed"
+    o: Instrument = self._instrument(instrument)
+    assert o.expiry > block.timestamp, "options: expired"
+    assert (
+        convert(abs(maker_size), uint256) <= MAX_OPTION_SIZE
+    ), "options: size too large"
+    # A premium above the option's upper bound (the strike for a put, the
+    # forward for a call) is refused; the call's bound is taken loosely as
+    # the oracle price times 2 so a stale feed does not block closing.
+    hi: uint256 = o.strike
+    if o.is_call:
+        p: uint256 = 0
+        ok: bool = False
+        p, ok = staticcall engine.price(o.underlying)
+        hi = 2 * p
+    assert price <= hi, "options: premium out of range"
+    self._new_size(maker, instrument, maker_size)
+    self._new_size(taker, instrument, -maker_size)
+    long_before: uint256 = self._long(
+        self.size[maker][instrument]
+    ) + self._long(self.size[taker][instrument])
+    long_after: uint256 = self._long(
+        self.size[maker][instrument] + maker_size
+    ) + self._long(self.size[taker][instrument] - maker_size)
+    if long_after > long_before:
+        assert (
+            self.open_interest[o.underlying][o.expiry]
+            + long_after
+            - long_before
+            <= self.oi_cap[o.underlying][o.expiry]
+        ), "options: open interest cap"
+    return True
+
+
+@external
+def apply_trade(
+    maker: uint256, taker: uint256, instrument: uint256, maker_size: int256
+) -> (bool, bool):
+    """
+    @notice Record a settled trade's legs and open interest. Engine only.
+    @return Whether maker and taker still hold option legs.
+    """
+    assert msg.sender == engine.address, "options: not the engine"
+    o: Instrument = self._instrument(instrument)
+    long_before: uint256 = self._long(
+        self.size[maker][instrument]
+    ) + self._long(self.size[taker][instrument])
+    self._set_size(maker, instrument, self.size[maker][instrument] + maker_size)
+    self._set_size(taker, instrument, self.size[taker][instrument] - maker_size)
+    long_after: uint256 = self._long(self.size[maker][instrument]) + self._long(
+        self.size[taker][instrument]
+    )
+    self.open_interest[o.underlying][o.expiry] = (
+        self.open_interest[o.underlying][o.expiry] + long_after - long_before
+    )
+    return len(self.legs[maker]) != 0, len(self.legs[taker]) != 0
+
+
+@external
+@view
+def option_margin(
+    account: uint256,
+    liq: bool,
+    trade: ledger.Override,
+    value_num: int256,
+    floor_num: int256,
+    losses: int256[constants.MAX_SCENARIOS],
+    prices_ok: bool,
+) -> (int256, int256, bool):
+    """
+    @notice The account's option legs joined to the engine's margin model
+            (ledger._margin), in its numerators (WAD * WAD * BPS): returns
+            `value_num` plus the legs' mark value (rounded down), the worst
+            of `floor_num` plus the short-option minimum and of each joint
+            scenario's linear loss plus the legs' loss (vol up or down,
+            whichever is worse; rounded up), and `prices_ok` and every
+            underlying price and vol valid (`liq`: every underlying has a
+            liquidation price; vols are not required). `trade` with asset
+            ledger.OPTION_TRADE values the account as if the leg
+            `trade.collateral` changed by `trade.position` (signed).
+    """
+    instrument: uint256 = 0
+    delta: int256 = 0
+    if trade.asset == ledger.OPTION_TRADE:
+        instrument = trade.collateral
+        delta = convert(convert(trade.position, bytes32), int256)
+    value: int256 = 0
+    short_min: uint256 = 0
+    ok: bool = prices_ok
+    up: int256[constants.MAX_SCENARIOS] = empty(int256[constants.MAX_SCENARIOS])
+    down: int256[constants.MAX_SCENARIOS] = empty(
+        int256[constants.MAX_SCENARIOS]
+    )
+    legs: DynArray[uint256, constants.MAX_OPTION_LEGS + 1] = []
+    for id: uint256 in self.legs[account]:
+        legs.append(id)
+    if delta != 0 and self.size[account][instrument] == 0:
+        legs.append(instrument)
+    for id: uint256 in legs:
+        s: int256 = self.size[account][id]
+        if id == instrument:
+            s += delta
+        if s == 0:
+            continue
+        leg_ok: bool = False
+        v: int256 = 0
+        m: uint256 = 0
+        v, m, leg_ok, up, down = self._leg(id, s, liq, up, down)
+        value += v
+        short_min += m
+        ok = ok and leg_ok
+    worst: int256 = floor_num + convert(short_min, int256) * constants.WAD_BPS
+    for k: uint256 in range(constants.MAX_SCENARIOS):
+        worst = max(worst, losses[k] + max(up[k], down[k]) * constants.WAD_BPS)
+    return value_num + value * constants.WAD_BPS, worst, ok
+
+
+# ------------------------------------------------------------------ views
+
+
+@external
+@view
+def instrument_id(
+    underlying: uint256, expiry: uint256, strike: uint256, is_call: bool
+) -> uint256:
+    """
+    @notice The id of (underlying, expiry, strike, kind), listed or not.
+    """
+    return self._id(underlying, expiry, strike, is_call)
+
+
+@external
+@view
+def instrument(id: uint256) -> Instrument:
+    """
+    @notice The fields of an instrument id.
+    """
+    return self._instrument(id)
+
+
+@external
+@view
+def account_legs(
+    account: uint256,
+) -> DynArray[uint256, constants.MAX_OPTION_LEGS]:
+    """
+    @notice The instrument ids the account holds.
+    """
+    return self.legs[account]
+
+
+# --------------------------------------------------------------- internal
+
+
+@internal
+@pure
+def _id(
+    underlying: uint256, expiry: uint256, strike: uint256, is_call: bool
+) -> uint256:
+    assert underlying < constants.MAX_ASSETS, "options: bad underlying"
+    assert expiry < 2**40, "options: expiry off grid"
+    assert strike <= constants.MAX_PRICE, "options: strike off grid"
+    kind: uint256 = 0
+    if is_call:
+        kind = 1
+    return (
+        constants.OPTION_ID
+        | strike << STRIKE_SHIFT
+        | expiry << EXPIRY_SHIFT
+        | underlying << UNDERLYING_SHIFT
+        | kind
+    )
+
+
+@internal
+@pure
+def _instrument(id: uint256) -> Instrument:
+    return Instrument(
+        underlying=(id >> UNDERLYING_SHIFT) & 255,
+        expiry=(id >> EXPIRY_SHIFT) & (2**40 - 1),
+        strike=(id >> STRIKE_SHIFT) & (2**101 - 1),
+        is_call=id & 1 == 1,
+    )
+
+
+@internal
+@pure
+def _long(s: int256) -> uint256:
+    return convert(max(s, 0), uint256)
+
+
+@internal
+@pure
+def _intrinsic(o: Instrument, f: uint256) -> uint256:
+    if o.is_call:
+        return f - min(f, o.strike)
+    return o.strike - min(f, o.strike)
+
+
+@internal
+@view
+def _new_size(account: uint256, instrument: uint256, d: int256):
+    """
+    @dev A trade that opens a new leg needs a free leg slot.
+    """
+    if self.size[account][instrument] == 0:
+        assert (
+            len(self.legs[account]) < constants.MAX_OPTION_LEGS
+        ), "options: too many legs"
+    assert (
+        abs(self.size[account][instrument] + d)
+        <= convert(MAX_OPTION_SIZE, int256)
+    ), "options: size too large"
+
+
+@internal
+def _set_size(account: uint256, instrument: uint256, new: int256):
+    old: int256 = self.size[account][instrument]
+    self.size[account][instrument] = new
+    if old == 0 and new != 0:
+        self.legs[account].append(instrument)
+    elif old != 0 and new == 0:
+        legs: DynArray[uint256, constants.MAX_OPTION_LEGS] = self.legs[account]
+        kept: DynArray[uint256, constants.MAX_OPTION_LEGS] = []
+        for id: uint256 in legs:
+            if id != instrument:
+                kept.append(id)
+        self.legs[account] = kept
+    log OptionPosition(account=account, instrument=instrument, size=new)
+
+
+@internal
+@view
+def _leg(
+    id: uint256,
+    s: int256,
+    liq: bool,
+    up: int256[constants.MAX_SCENARIOS],
+    down: int256[constants.MAX_SCENARIOS],
+) -> (
+    int256,
+    uint256,
+    bool,
+    int256[constants.MAX_SCENARIOS],
+    int256[constants.MAX_SCENARIOS],
+):
+    """
+    @dev One leg of `s` units: (value, short-option minimum, ok, losses
+         with vol up, losses with vol down), WAD.
+         Expired: worth `s * intrinsic` at the settlement price (or, until
+         it is recorded, at the oracle price, not ok), no scenario loss.
+         Live: marked at Black-76 rounded against the holder (longs down,
+         shorts up, black76._err); in scenario k the per-unit value is
+         V + delta dF + gamma dF^2 / 2 +- vega dsigma, clamped to
+         [intrinsic, upper bound] at the shocked price F + dF, and the loss
+         is s * (mark - that), rounded up.
+    """
+    o: Instrument = self._instrument(id)
+    f: uint256 = 0
+    ok: bool = True
+    if liq:
+        f = staticcall engine.liquidation_price(o.underlying)
+        ok = f != 0
+    else:
+        f, ok = staticcall engine.price(o.underlying)
+    if o.expiry <= block.timestamp:
+        sp: uint256 = self.settlement_price[o.underlying][o.expiry]
+        if sp == 0:
+            sp = f
+            ok = ok and liq
+        return (
+            fixed_math._floor_div(
+                s * convert(self._intrinsic(o, sp), int256), constants.IWAD
+            ),
+            0,
+            ok,
+            up,
+            down,
+        )
+    tau: uint256 = o.expiry - block.timestamp
+    g: Grid = self.grid[o.underlying]
+    short_min: uint256 = 0
+    if s < 0:
+        short_min = math._ceil_div(
+            convert(-s, uint256) * f * g.short_min_bps,
+            constants.WAD * constants.BPS,
+        )
+    vol: uint256 = 0
+    vol_ok: bool = False
+    vol, vol_ok = staticcall vol_feed.vol(o.underlying, o.expiry, o.strike)
+    if not liq:
+        ok = ok and vol_ok
+    if vol == 0:
+        # No curve: value against the holder (a short at the highest vol,
+        # a long at the lowest).
+        vol = constants.MIN_VOL
+        if s < 0:
+            vol = constants.MAX_VOL
+    if (
+        f < constants.MIN_OPTION_PRICE
+        or f * constants.WAD < o.strike * constants.MIN_MONEYNESS
+        or f * constants.WAD > o.strike * constants.MAX_MONEYNESS
+    ):
+        # Outside the pricing domain the option is worth its intrinsic
+        # value to far below a wei per unit; scenarios reprice it so.
+        return self._intrinsic_leg(o, s, f, short_min, ok, up, down)
+
+    b: black76.Valuation = black76._valuation(f, o.strike, vol, tau, o.is_call)
+    err: uint256 = black76._err(f, o.strike)
+    intrinsic: uint256 = self._intrinsic(o, f)
+    mark: uint256 = 0
+    if s > 0:
+        mark = intrinsic
+        if b.price > intrinsic + err:
+            mark = b.price - err
+    else:
+        mark = b.price + err
+    value: int256 = fixed_math._floor_div(
+        s * convert(mark, int256), constants.IWAD
+    )
+    # The vol move: vol_shock * sqrt(30 days / max(tau, 7 days)), WAD;
+    # downwards at most to the lowest vol.
+    d_up: uint256 = (
+        g.vol_shock
+        * isqrt(
+            VOL_TENOR * constants.WAD * constants.WAD // max(tau, VOL_FLOOR)
+        ) // constants.WAD
+    )
+    d_down: uint256 = min(d_up, vol - constants.MIN_VOL)
+    vega_up: int256 = convert(b.vega * d_up // constants.WAD, int256)
+    vega_down: int256 = convert(b.vega * d_down // constants.WAD, int256)
+    fi: int256 = convert(f, int256)
+    ki: int256 = convert(o.strike, int256)
+    m: int256 = convert(mark, int256)
+    shocks: uint256 = staticcall engine.shock_word(o.underlying)
+    for k: uint256 in range(constants.MAX_SCENARIOS):
+        shock: int256 = convert(convert(shocks << 240, bytes32), int256) >> 240
+        shocks = shocks >> 16
+        # |dF| <= F * 3.3 < 2**102; dF^2 * gamma / WAD^2 within int256
+        # (gamma <= WAD^2 / (F s) scale, checked arithmetic regardless).
+        df: int256 = fi * shock // constants.IBPS
+        fn: int256 = fi + df
+        base: int256 = (
+            convert(b.price, int256)
+            + b.delta * df // constants.IWAD
+            + convert(b.gamma, int256)
+            * df // constants.IWAD
+            * df // (2 * constants.IWAD)
+        )
+        lo: int256 = 0
+        hi: int256 = ki
+        if o.is_call:
+            lo = max(fn - ki, 0)
+            hi = fn
+        else:
+            lo = max(ki - fn, 0)
+        v_up: int256 = min(max(base + vega_up, lo), hi)
+        v_down: int256 = min(max(base - vega_down, lo), hi)
+        up[k] += fixed_math._ceil_div(s * (m - v_up), constants.IWAD)
+        down[k] += fixed_math._ceil_div(s * (m - v_down), constants.IWAD)
+    return value, short_min, ok, up, down
+
+
+@internal
+@view
+def _intrinsic_leg(
+    o: Instrument,
+    s: int256,
+    f: uint256,
+    short_min: uint256,
+    ok: bool,
+    up: int256[constants.MAX_SCENARIOS],
+    down: int256[constants.MAX_SCENARIOS],
+) -> (
+    int256,
+    uint256,
+    bool,
+    int256[constants.MAX_SCENARIOS],
+    int256[constants.MAX_SCENARIOS],
+):
+    m: int256 = convert(self._intrinsic(o, f), int256)
+    fi: int256 = convert(f, int256)
+    ki: int256 = convert(o.strike, int256)
+    shocks: uint256 = staticcall engine.shock_word(o.underlying)
+    for k: uint256 in range(constants.MAX_SCENARIOS):
+        shock: int256 = convert(convert(shocks << 240, bytes32), int256) >> 240
+        shocks = shocks >> 16
+        fn: int256 = fi + fi * shock // constants.IBPS
+        v: int256 = max(ki - fn, 0)
+        if o.is_call:
+            v = max(fn - ki, 0)
+        loss: int256 = fixed_math._ceil_div(s * (m - v), constants.IWAD)
+        up[k] += loss
+        down[k] += loss
+    return (
+        fixed_math._floor_div(s * m, constants.IWAD),
+        short_min,
+        ok,
+        up,
+        down,
+    )

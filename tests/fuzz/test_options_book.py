@@ -1,0 +1,234 @@
+"""OptionBook in titanoboa: listing on the grid, option fills through the order book and
+the engine's margin rule, the outage policy of the vol feed, expiry and settlement.
+
+Every refused call asserts its message and that no leg, open interest, cash or listing
+moved. Node-free: the whole file runs in a few seconds.
+"""
+
+from __future__ import annotations
+
+import boa
+import pytest
+from option_stack import (
+    BTC,
+    DAY,
+    ETH,
+    SHORT_MIN_BPS,
+    USDC,
+    VOL_HEARTBEAT,
+    WAD,
+    Options,
+)
+
+
+@pytest.fixture(scope="module")
+def _deployed():
+    with boa.env.anchor():
+        yield Options()
+
+
+@pytest.fixture
+def opt(_deployed):
+    with boa.env.anchor():
+        yield _deployed
+
+
+# ----------------------------------------------------------------- listing
+
+
+def test_list_option__on_grid__id_packs_the_instrument(opt):
+    strike, expiry = 2_300 * WAD, opt.far
+    id = opt.book.list_option(ETH, expiry, strike, False)
+    assert id == opt.book.instrument_id(ETH, expiry, strike, False)
+    assert id >> 255 == 1 and opt.book.listed(id)
+    assert tuple(opt.book.instrument(id)) == (ETH, expiry, strike, False)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((ETH, "expiry+1", 2_000 * WAD, True), "options: expiry off grid"),
+        ((ETH, "expiry", 2_050 * WAD, True), "options: strike off grid"),
+        ((ETH, "expiry", 0, True), "options: strike off grid"),
+        ((ETH, "past", 2_000 * WAD, True), "options: expired"),
+        ((ETH, "far", 2_000 * WAD, True), "options: already listed"),
+        ((2, "expiry", 200 * WAD, True), "options: unknown underlying"),
+        ((ETH, "5y", 2_000 * WAD, True), "options: expiry too far"),
+    ],
+)
+def test_list_option__bad_input__refused(opt, args, message):
+    underlying, when, strike, is_call = args
+    expiry = {
+        "expiry": opt.expiry,
+        "expiry+1": opt.expiry + 1,
+        "past": opt.expiry - 14 * DAY,
+        "far": opt.far,
+        "5y": opt.expiry + 5 * 365 * DAY,
+    }[when]
+    opt.refused(message, opt.book.list_option, underlying, expiry, strike, is_call)
+
+
+def test_list_option__not_owner__refused(opt):
+    opt.refused(
+        "ownable: caller is not the owner",
+        opt.book.list_option,
+        ETH,
+        opt.far,
+        2_200 * WAD,
+        True,
+        sender=opt.trader,
+    )
+
+
+def test_set_option_book__twice__refused(opt):
+    with boa.reverts("settlement: book already set"):
+        opt.s.engine.set_option_book(opt.book.address)
+
+
+# ----------------------------------------------------------------- trading
+
+
+def test_fill__short_call__premium_moves_and_legs_recorded(opt):
+    cash = [opt.s.engine.cash(a) for a in (opt.m, opt.t)]
+    opt.fill(opt.call, -2 * WAD, 50 * WAD)  # maker sells 2 calls at 50
+    assert [opt.s.engine.cash(a) for a in (opt.m, opt.t)] == [
+        cash[0] + 100 * WAD,
+        cash[1] - 100 * WAD,
+    ]
+    assert opt.book.size(opt.m, opt.call) == -2 * WAD
+    assert opt.book.size(opt.t, opt.call) == 2 * WAD
+    assert list(opt.book.account_legs(opt.m)) == [opt.call]
+    assert opt.book.open_interest(ETH, opt.expiry) == 2 * WAD
+    assert opt.s.engine.account_assets(opt.m) >> 255 == 1
+    # The short's margin counts the option: more than the short-option minimum.
+    equity, mm, _ = opt.s.engine.margin(opt.m)
+    assert mm > 2 * 2_000 * WAD * SHORT_MIN_BPS // 10_000
+    # Both equities hold the option at mark: the long's below the short's liability.
+    equity_t, mm_t, _ = opt.s.engine.margin(opt.t)
+    assert equity + equity_t < sum(cash)
+    assert equity + equity_t > sum(cash) - WAD // 100
+
+
+def test_fill__close__legs_and_bit_cleared(opt):
+    opt.fill(opt.call, -2 * WAD, 50 * WAD)
+    opt.fill(opt.call, 2 * WAD, 50 * WAD)
+    assert opt.book.size(opt.m, opt.call) == 0
+    assert list(opt.book.account_legs(opt.m)) == []
+    assert opt.book.open_interest(ETH, opt.expiry) == 0
+    assert opt.s.engine.account_assets(opt.m) >> 255 == 0
+
+
+def test_margin__put_protected_long__less_than_the_perp_alone(opt):
+    # The maker buys 1 ETH perp from the trader's other account ...
+    other = opt.s.account(opt.trader, 2)
+    opt.deposit(opt.trader, other, 100_000 * USDC)
+    opt.fill(0, WAD, 2_000 * WAD, taker=other)
+    perp_alone = opt.s.engine.margin(opt.m)[1]
+    # ... then a put struck at 1,900: the crash scenarios lose at most 100 + premium.
+    opt.fill(opt.put, WAD, 40 * WAD)
+    protected = opt.s.engine.margin(opt.m)[1]
+    assert protected < perp_alone // 2
+
+
+def test_fill__unlisted__refused(opt):
+    unlisted = opt.book.instrument_id(ETH, opt.expiry, 2_500 * WAD, True)
+    opt.refused("options: not listed", opt.fill, unlisted, -WAD, 10 * WAD)
+
+
+def test_fill__off_grid_id__refused(opt):
+    off_grid = opt.book.instrument_id(ETH, opt.expiry, 2_050 * WAD, True)
+    opt.refused("options: not listed", opt.fill, off_grid, -WAD, 10 * WAD)
+
+
+def test_fill__after_expiry__refused(opt):
+    boa.env.time_travel(seconds=opt.expiry - boa.env.evm.patch.timestamp)
+    opt.refused("options: expired", opt.fill, opt.call, -WAD, 10 * WAD)
+
+
+def test_fill__premium_above_bound__refused(opt):
+    opt.refused("options: premium out of range", opt.fill, opt.put, -WAD, 1_901 * WAD)
+
+
+def test_fill__open_interest_cap__refused(opt):
+    opt.book.set_oi_cap(ETH, opt.expiry, WAD)
+    opt.refused("options: open interest cap", opt.fill, opt.call, -2 * WAD, 10 * WAD)
+
+
+def test_fill__stale_vol__opening_refused_closing_allowed(opt):
+    opt.fill(opt.call, -2 * WAD, 60 * WAD)
+    boa.env.time_travel(seconds=VOL_HEARTBEAT + 1)
+    assert not opt.feed.vol(ETH, opt.expiry, 2_100 * WAD)[1]
+    opt.refused("oracle: invalid price", opt.fill, opt.call, -WAD, 60 * WAD)
+    # Buying back half of the short lowers the maker's risk: allowed.
+    opt.fill(opt.call, WAD, 60 * WAD)
+    assert opt.book.size(opt.m, opt.call) == -WAD
+
+
+def test_fill__no_vol_curve__refused(opt):
+    btc_call = opt.book.list_option(BTC, opt.expiry, 60_000 * WAD, True)
+    opt.book.set_oi_cap(BTC, opt.expiry, 10 * WAD)
+    opt.refused("oracle: invalid price", opt.fill, btc_call, -WAD, 1_000 * WAD)
+
+
+def test_fill__naked_short_beyond_im__refused(opt):
+    opt.refused("margin: below initial margin", opt.fill, opt.call, -900 * WAD, 50 * WAD)
+
+
+def test_apply_trade__not_engine__refused(opt):
+    opt.refused("options: not the engine", opt.book.apply_trade, opt.m, opt.t, opt.call, WAD)
+
+
+def test_settle_option_cash__not_book__refused(opt):
+    opt.refused(
+        "settlement: not the option book", opt.s.engine.settle_option_cash, opt.m, WAD, False
+    )
+
+
+# ----------------------------------------------------------------- expiry
+
+
+def _expire(opt, price_usd):
+    boa.env.time_travel(seconds=opt.expiry - boa.env.evm.patch.timestamp + 60)
+    for feed in opt.s.feeds.values():
+        feed.set_price(feed.latestRoundData()[1])
+    opt.s.feeds[ETH].set_price(price_usd * 10**8)
+
+
+def test_record_settlement__before_expiry__refused(opt):
+    opt.refused("options: not expired", opt.book.record_settlement, ETH, opt.expiry)
+
+
+def test_settle_expired__itm_call__payoff_moves_and_margin_drops(opt):
+    opt.fill(opt.call, -2 * WAD, 50 * WAD)
+    opt.fill(opt.far_call, -WAD, 150 * WAD)
+    _expire(opt, 2_300)
+    opt.publish(ETH, opt.far, 6 * WAD // 10, 2_300 * WAD)
+    opt.refused("options: nothing to settle", opt.book.settle_expired, opt.m)  # no price yet
+    opt.book.record_settlement(ETH, opt.expiry)
+    opt.refused("options: already recorded", opt.book.record_settlement, ETH, opt.expiry)
+    assert opt.book.settlement_price(ETH, opt.expiry) == 2_300 * WAD
+    equity_before = opt.s.engine.margin(opt.m)[0]
+    cash = [opt.s.engine.cash(a) for a in (opt.m, opt.t)]
+    opt.book.settle_expired(opt.m, sender=opt.s.actor("keeper"))
+    opt.book.settle_expired(opt.t)
+    # 2 calls struck at 2,100 settle at 2,300: 400 from the short to the long.
+    assert [opt.s.engine.cash(a) for a in (opt.m, opt.t)] == [
+        cash[0] - 400 * WAD,
+        cash[1] + 400 * WAD,
+    ]
+    assert opt.s.engine.margin(opt.m)[0] == equity_before  # already valued at intrinsic
+    assert list(opt.book.account_legs(opt.m)) == [opt.far_call]
+    assert opt.book.open_interest(ETH, opt.expiry) == 0
+    opt.refused("options: nothing to settle", opt.book.settle_expired, opt.m)
+
+
+def test_margin__expired_leg__no_scenario_loss(opt):
+    opt.fill(opt.put, -WAD, 30 * WAD)
+    live_mm = opt.s.engine.margin(opt.m)[1]
+    _expire(opt, 2_000)
+    opt.book.record_settlement(ETH, opt.expiry)
+    equity, mm, _ = opt.s.engine.margin(opt.m)
+    assert live_mm > 0 and mm == 0  # out of the money, expired: nothing at risk
+    opt.book.settle_expired(opt.m)
+    assert opt.s.engine.account_assets(opt.m) >> 255 == 0
+    assert opt.s.engine.margin(opt.m)[0] == equity

@@ -30,7 +30,11 @@ from offchain_risk.units import (
     MIN_MONEYNESS,
     MIN_OPTION_PRICE,
     MIN_VOL,
+    OPTION_ID,
+    VOL_FLOOR,
+    VOL_TENOR,
     WAD,
+    WAD_BPS,
     YEAR,
 )
 
@@ -293,3 +297,167 @@ def black76(
         vega=fn * sqrt_t,
         theta=-fn * v / (2.0 * sqrt_t),
     )
+
+
+# ---------------------------------------------------------------------------------------
+# The option legs in the margin model: the twin of OptionBook.option_margin, to the wei.
+
+
+def instrument_id(underlying: int, expiry: int, strike: int, is_call: bool) -> int:
+    """``OptionBook.instrument_id``: the packed id of (underlying, expiry, strike, kind)."""
+    return OPTION_ID | strike << 49 | expiry << 9 | underlying << 1 | int(is_call)
+
+
+@dataclass(frozen=True)
+class OptionLeg:
+    """One leg as ``OptionBook._leg`` sees it: ``size`` signed WAD units; ``forward`` the
+    underlying's price (strict: ``engine.price``; liquidation: ``liquidation_price``, 0 when
+    none) and ``price_ok`` its flag; ``vol`` / ``vol_ok`` what ``VolFeed.vol`` answers;
+    ``settlement`` the recorded settlement price (0 until recorded); ``shocks`` the
+    underlying's 16 scenario shocks (bps); ``vol_shock`` / ``short_min_bps`` its grid."""
+
+    size: int
+    expiry: int
+    strike: int
+    is_call: bool
+    forward: int
+    price_ok: bool
+    vol: int
+    vol_ok: bool
+    settlement: int
+    shocks: tuple[int, ...]
+    vol_shock: int
+    short_min_bps: int
+
+
+def _floor_div(x: int, d: int) -> int:
+    return x // d
+
+
+def _ceil_div(x: int, d: int) -> int:
+    return -(-x // d)
+
+
+def _intrinsic(is_call: bool, strike: int, f: int) -> int:
+    return f - min(f, strike) if is_call else strike - min(f, strike)
+
+
+def option_leg_exact(leg: OptionLeg, now: int, liq: bool) -> tuple[int, int, bool, list, list]:
+    """``OptionBook._leg``: (value, short-option minimum, ok, losses vol up, vol down), WAD."""
+    s, k, f = leg.size, leg.strike, leg.forward
+    ok = leg.forward != 0 if liq else leg.price_ok
+    zero = [0] * len(leg.shocks)
+    if leg.expiry <= now:
+        sp = leg.settlement
+        if sp == 0:
+            sp, ok = f, ok and liq
+        return _floor_div(s * _intrinsic(leg.is_call, k, sp), WAD), 0, ok, zero, list(zero)
+    tau = leg.expiry - now
+    short_min = _ceil_div(-s * f * leg.short_min_bps, WAD * 10**4) if s < 0 else 0
+    vol = leg.vol
+    if not liq:
+        ok = ok and leg.vol_ok
+    if vol == 0:
+        vol = MAX_VOL if s < 0 else MIN_VOL
+    if f < MIN_OPTION_PRICE or f * WAD < k * MIN_MONEYNESS or f * WAD > k * MAX_MONEYNESS:
+        m = _intrinsic(leg.is_call, k, f)
+        losses = []
+        for shock in leg.shocks:
+            fn = f + _sdiv(f * shock, 10**4)
+            v = max(fn - k, 0) if leg.is_call else max(k - fn, 0)
+            losses.append(_ceil_div(s * (m - v), WAD))
+        return _floor_div(s * m, WAD), short_min, ok, losses, list(losses)
+    b = valuation_exact(f, k, vol, tau, leg.is_call)
+    err = price_error(f, k)
+    intrinsic = _intrinsic(leg.is_call, k, f)
+    if s > 0:
+        mark = b.price - err if b.price > intrinsic + err else intrinsic
+    else:
+        mark = b.price + err
+    value = _floor_div(s * mark, WAD)
+    d_up = leg.vol_shock * isqrt(VOL_TENOR * WAD * WAD // max(tau, VOL_FLOOR)) // WAD
+    d_down = min(d_up, vol - MIN_VOL)
+    vega_up, vega_down = b.vega * d_up // WAD, b.vega * d_down // WAD
+    up, down = [], []
+    for shock in leg.shocks:
+        df = _sdiv(f * shock, 10**4)
+        fn = f + df
+        base = b.price + _sdiv(b.delta * df, WAD) + _sdiv(_sdiv(b.gamma * df, WAD) * df, 2 * WAD)
+        lo, hi = (max(fn - k, 0), fn) if leg.is_call else (max(k - fn, 0), k)
+        up.append(_ceil_div(s * (mark - min(max(base + vega_up, lo), hi)), WAD))
+        down.append(_ceil_div(s * (mark - min(max(base - vega_down, lo), hi)), WAD))
+    return value, short_min, ok, up, down
+
+
+def option_margin_exact(
+    legs: list[OptionLeg],
+    now: int,
+    liq: bool,
+    value_num: int,
+    floor_num: int,
+    losses: list[int],
+    prices_ok: bool,
+) -> tuple[int, int, bool]:
+    """``OptionBook.option_margin``: the engine's numerators (WAD * WAD * BPS) with the
+    option legs joined: (value_num, worst of floor and scenario losses, prices_ok)."""
+    value, short_min, ok = 0, 0, prices_ok
+    up, down = [0] * len(losses), [0] * len(losses)
+    for leg in legs:
+        if leg.size == 0:
+            continue
+        v, m, leg_ok, u, d = option_leg_exact(leg, now, liq)
+        value, short_min, ok = value + v, short_min + m, ok and leg_ok
+        up = [a + b for a, b in zip(up, u, strict=True)]
+        down = [a + b for a, b in zip(down, d, strict=True)]
+    worst = floor_num + short_min * WAD_BPS
+    for k, linear in enumerate(losses):
+        worst = max(worst, linear + max(up[k], down[k]) * WAD_BPS)
+    return value_num + value * WAD_BPS, worst, ok
+
+
+def option_scenario_losses(
+    size: np.ndarray,
+    forward: np.ndarray,
+    strike: np.ndarray,
+    is_call: np.ndarray,
+    vol: np.ndarray,
+    tau_s: np.ndarray,
+    shocks_bps: np.ndarray,
+    vol_shock: float,
+    full: bool,
+) -> np.ndarray:
+    """Float per-scenario losses of option books, USD, both vol directions.
+
+    Legs are ``(n_books, n_legs)`` arrays (``size`` signed units, 0 for an empty slot);
+    ``shocks_bps`` the underlying's ``(K,)`` scenario shocks. ``full=False`` is the
+    on-chain rule (``OptionBook._leg`` in floats: Greeks' Taylor loss, clamped to the
+    no-arbitrage range at the shocked price); ``full=True`` reprices every leg with
+    Black-76 at the shocked forward and vol. Returns ``(n_books, 2, K)``: vol up, down."""
+    size, f, k, call, v, tau = np.broadcast_arrays(size, forward, strike, is_call, vol, tau_s)
+    base = black76(f.ravel(), k.ravel(), v.ravel(), tau.ravel(), call.ravel(), greeks=True)
+    shape = f.shape
+    price, delta, gamma, vega = (
+        a.reshape(shape) for a in (base.price, base.delta, base.gamma, base.vega)
+    )
+    d_up = vol_shock * np.sqrt(VOL_TENOR / np.maximum(tau, VOL_FLOOR))
+    d_down = np.minimum(d_up, v - MIN_VOL / WAD)
+    out = np.empty((shape[0], 2, len(shocks_bps)))
+    for j, shock in enumerate(np.asarray(shocks_bps, dtype=np.float64) / 1e4):
+        df = f * shock
+        fn = f + df
+        lo = np.where(call, np.maximum(fn - k, 0.0), np.maximum(k - fn, 0.0))
+        hi = np.where(call, fn, k)
+        for i, dv in enumerate((d_up, -d_down)):
+            if full:
+                new = black76(
+                    np.maximum(fn, 1e-9).ravel(),
+                    k.ravel(),
+                    (v + dv).ravel(),
+                    tau.ravel(),
+                    call.ravel(),
+                ).price.reshape(shape)
+            else:
+                taylor = price + delta * df + 0.5 * gamma * df * df + vega * dv
+                new = np.clip(taylor, lo, hi)
+            out[:, i, j] = (size * (price - new)).sum(axis=1)
+    return out

@@ -41,6 +41,13 @@ class Metrics:
         )
         self.rpc_errors = Counter("keeper_rpc_errors", "Ticks lost to RPC failures", registry=r)
         self.risk_updates = Counter("keeper_risk_updates", "Signed risk updates landed", registry=r)
+        self.vol_updates = Counter("keeper_vol_updates", "Signed vol curves landed", registry=r)
+        self.vol_refused = Counter(
+            "keeper_vol_refused",
+            "Vol surfaces not published, by the check that refused them",
+            ["check"],
+            registry=r,
+        )
         self.last_tick = Gauge(
             "keeper_last_tick_timestamp", "Unix time of the last tick", registry=r
         )

@@ -171,9 +171,12 @@ class ExpiryCurve:
 
 @dataclass(frozen=True)
 class SurfaceCheck:
-    """The checks' outcome: ``reasons`` is empty iff the surface may be published."""
+    """The checks' outcome: ``reasons`` is empty iff the surface may be published;
+    ``failed`` names the check behind each reason (``input``, ``variance``, ``calendar``,
+    ``butterfly``), for metrics."""
 
     reasons: tuple[str, ...]
+    failed: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -266,19 +269,19 @@ def check_surface(
     """Every check; the reasons of those that fail, in the order variance, calendar,
     butterfly."""
     if not surface.curves:
-        return SurfaceCheck(("no expiries",))
+        return SurfaceCheck(("no expiries",), ("input",))
     if not (np.isfinite(surface.forward) and surface.forward > 0):
-        return SurfaceCheck((f"bad forward {surface.forward}",))
-    reasons = [
-        r
-        for r in (
-            check_variance(surface),
-            check_calendar(surface, calendar_tol),
-            check_butterfly(surface, butterfly_tol),
+        return SurfaceCheck((f"bad forward {surface.forward}",), ("input",))
+    found = [
+        (r, name)
+        for name, r in (
+            ("variance", check_variance(surface)),
+            ("calendar", check_calendar(surface, calendar_tol)),
+            ("butterfly", check_butterfly(surface, butterfly_tol)),
         )
         if r is not None
     ]
-    return SurfaceCheck(tuple(reasons))
+    return SurfaceCheck(tuple(r for r, _ in found), tuple(n for _, n in found))
 
 
 class SurfaceFitter:

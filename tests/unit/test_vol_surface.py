@@ -135,6 +135,7 @@ def test_check__negative_variance__refused_with_reason():
     assert "negative total variance" in check_variance(flat_surface([bad]))
     res = check_surface(flat_surface([bad]))
     assert not res.ok and res.reasons[0].startswith("negative total variance")
+    assert res.failed == ("variance",)
 
 
 def test_check__calendar__later_expiry_below__refused():
@@ -181,6 +182,7 @@ def test_check__tolerance_admits_a_small_breach():
 
 def test_check__no_curves_or_bad_forward__refused():
     assert check_surface(flat_surface([])).reasons == ("no expiries",)
+    assert check_surface(flat_surface([])).failed == ("input",)
     s = replace(flat_surface([ExpiryCurve(DAY, 0.5, 0.0, 0.0)]), forward=float("nan"))
     assert check_surface(s).reasons[0].startswith("bad forward")
 

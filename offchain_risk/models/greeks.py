@@ -83,20 +83,43 @@ def forwards_of(legs: OptionLegs, forwards: Mapping[int, float]) -> np.ndarray:
     return out
 
 
+def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, codes)``: the distinct values in first-seen order and each entry's index
+    in them, ``codes: (n,)`` int64. A hash table, so object arrays (uint256 account ids,
+    venue names) cost one dict lookup per entry rather than a sort at Python speed."""
+    if values.dtype != object:
+        labels, codes = np.unique(values, return_inverse=True)
+        return labels, codes.reshape(-1).astype(np.int64)
+    index: dict = {}
+    codes = np.fromiter(
+        (index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=values.size
+    )
+    labels = np.empty(len(index), dtype=object)
+    labels[:] = list(index)
+    return labels, codes
+
+
+def _pair_codes(legs: OptionLegs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (underlying, expiry) pairs ``(p,)`` each, and each leg's pair ``(n,)``."""
+    us, u_idx = factorize(legs.underlying)
+    es, e_idx = factorize(legs.expiry)
+    pairs, idx = np.unique(u_idx * es.size + e_idx, return_inverse=True)
+    return us[pairs // es.size], es[pairs % es.size], idx.reshape(-1)
+
+
 def curve_vols(legs: OptionLegs, curves: Mapping[tuple[int, int], tuple]) -> np.ndarray:
     """Each leg's vol ``(n,)`` from the feed's curves, ``(underlying, expiry) -> (atm_vol,
     skew, curvature, forward)`` as floats: ``VolFeed.vol``'s formula and clamp in float."""
-    out = np.empty(len(legs))
-    pairs = np.stack([legs.underlying, legs.expiry], axis=1)
-    for u, e in np.unique(pairs, axis=0) if len(legs) else ():
+    us, es, idx = _pair_codes(legs)
+    params = np.empty((us.size, 4))  # (pairs, 4): atm, skew, curvature, forward
+    for i, (u, e) in enumerate(zip(us, es, strict=True)):
         key = (int(u), int(e))
         if key not in curves:
             raise ValueError(f"greeks: no vol curve for underlying {key[0]}, expiry {key[1]}")
-        atm, skew, curv, f0 = (float(v) for v in curves[key])
-        m = (legs.underlying == u) & (legs.expiry == e)
-        x = np.log(legs.strike[m] / f0)
-        out[m] = np.clip(atm + skew * x + curv * x * x, MIN_VOL / WAD, MAX_VOL / WAD)
-    return out
+        params[i] = [float(v) for v in curves[key]]
+    atm, skew, curv, f0 = params[idx].T  # each (n,)
+    x = np.log(legs.strike / f0)
+    return np.clip(atm + skew * x + curv * x * x, MIN_VOL / WAD, MAX_VOL / WAD)
 
 
 @dataclass(frozen=True)
@@ -176,20 +199,31 @@ def greeks_report(legs: OptionLegs, pos: PositionGreeks, by: str = "account") ->
     if by not in ("account", "venue"):
         raise ValueError(f"greeks: report by 'account' or 'venue', not {by!r}")
     live = pos.live
-    keys = getattr(legs, by)[live]
-    labels, key_idx = np.unique(keys, return_inverse=True) if keys.size else (keys, keys)
-    groups = np.stack(
-        [np.asarray(key_idx, dtype=np.int64), legs.underlying[live], legs.expiry[live]], axis=1
-    )
-    rows, inverse = np.unique(groups, axis=0, return_inverse=True)
+    if not live.any():
+        empty = np.zeros(0)
+        return GreeksReport(
+            by,
+            np.empty(0, dtype=object),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            *(empty,) * len(GREEKS),
+            expired=int(live.size),
+        )
+    labels, key_idx = factorize(getattr(legs, by)[live])
+    us, u_idx = factorize(legs.underlying[live])
+    es, e_idx = factorize(legs.expiry[live])
+    group = (key_idx * us.size + u_idx) * es.size + e_idx  # (n_live,) one code per row
+    rows, inverse = np.unique(group, return_inverse=True)
     inverse = inverse.reshape(-1)
-    m = rows.shape[0]
+    m = rows.size
     sums = {g: np.bincount(inverse, getattr(pos, g)[live], minlength=m) for g in GREEKS}
+    k, rest = np.divmod(rows, us.size * es.size)
     return GreeksReport(
         by=by,
-        key=labels[rows[:, 0]] if m else labels,
-        underlying=rows[:, 1],
-        expiry=rows[:, 2],
+        key=labels[k],
+        underlying=us[rest // es.size],
+        expiry=es[rest % es.size],
         n_legs=np.bincount(inverse, minlength=m),
         expired=int((~live).sum()),
         **sums,

@@ -90,6 +90,12 @@ def test_report__groups_add_up_and_expired_legs_are_left_out():
     assert {r["account"] for r in rows} == {a << 96 for a in range(1, 5)}
 
 
+def test_report__every_leg_expired__empty_report():
+    legs = random_legs(20)
+    r = report_at(legs, now=EXPIRIES[-1])
+    assert r.expired == 20 and r.key.size == 0 and r.rows() == []
+
+
 def test_report__covered_call_and_straddle_signs():
     legs = OptionLegs.from_records(
         [

@@ -13,6 +13,7 @@ Without one, `deploy()` lists the devnet market of `offchain_risk.devnet` in pla
     In [4]: set_price("ETH", 1_600)             # push a mock oracle round
     In [5]: health_table()                      # every account, least healthy first
     In [6]: liquidate(trader)                   # the desk liquidates what the policy allows
+    In [7]: greeks(legs, vol=0.6, by="venue")   # option legs' delta, gamma, vega, theta
 
 `Engine`, `WAD` and `account_id` are there for direct calls on `d.engine`.
 
@@ -27,6 +28,8 @@ import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from offchain_risk import devnet
 from offchain_risk.chain import WAD, AccountState, Engine, account_id
@@ -128,6 +131,80 @@ class HealthRows(list):
     def __repr__(self) -> str:
         below = sum(1 for _, m in self if m.equity < m.mm)
         return f"<{len(self)} accounts, {below} below maintenance margin>"
+
+
+class GreeksRows(list):
+    """``greeks_table``'s rows (dicts, see ``GreeksReport.rows``); one-line repr."""
+
+    def __repr__(self) -> str:
+        delta = sum(r["delta_usd"] for r in self)
+        vega = sum(r["vega"] for r in self) / 100
+        return f"<{len(self)} Greek rows: delta {delta:,.0f} USD, vega {vega:,.0f} USD/vol pt>"
+
+
+def greeks_table(
+    legs: list[dict],
+    forwards: dict[int, float],
+    vol: Any,
+    now: int,
+    by: str = "account",
+    names: dict[int, str] | None = None,
+) -> GreeksRows:
+    """Print the option legs' Greeks summed by ``by`` ("account" or "venue"), underlying
+    and expiry: delta in USD, gamma per USD, vega per vol point, theta per day; return
+    the rows. ``vol``: one vol for every leg, one per leg, or the feed's curves as
+    ``{(underlying, expiry): (atm_vol, skew, curvature, forward)}``."""
+    from offchain_risk.models.greeks import (
+        OptionLegs,
+        curve_vols,
+        forwards_of,
+        greeks_report,
+        position_greeks,
+    )
+
+    option_legs = OptionLegs.from_records(legs)
+    vols = curve_vols(option_legs, vol) if isinstance(vol, dict) else vol
+    pos = position_greeks(option_legs, forwards_of(option_legs, forwards), vols, now)
+    report = greeks_report(option_legs, pos, by)
+    names = names or {}
+    rows = GreeksRows(report.rows())
+
+    def key(k: Any) -> str:
+        return short(k) if isinstance(k, str) and k.startswith("0x") else str(k)
+
+    print(
+        table(
+            [
+                by,
+                "underlying",
+                "expiry (UTC)",
+                "legs",
+                "value",
+                "delta USD",
+                "gamma /USD",
+                "vega /pt",
+                "theta /day",
+            ],
+            [
+                [
+                    key(r[by]),
+                    names.get(r["underlying"], str(r["underlying"])),
+                    str(np.datetime64(r["expiry"], "s")).replace("T", " ")[:16],
+                    str(r["n_legs"]),
+                    f"{r['value']:,.2f}",
+                    f"{r['delta_usd']:,.2f}",
+                    f"{r['gamma']:,.6f}",
+                    f"{r['vega'] / 100:,.2f}",
+                    f"{r['theta'] / 365:,.2f}",
+                ]
+                for r in rows
+            ],
+            left=3,
+        )
+    )
+    if report.expired:
+        print(f"({report.expired} expired legs left out)")
+    return rows
 
 
 class ConsoleDeployment(devnet.Deployment):
@@ -252,6 +329,18 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
             raise RuntimeError(f"{symbol}: the oracle price is invalid (stale or non-positive)")
         return price / WAD
 
+    def greeks(legs: list[dict], vol: Any, by: str = "account") -> GreeksRows:
+        """Print the Greeks of option legs (dicts: account, venue, underlying symbol,
+        expiry, strike, is_call, size) at the oracle prices and the head block's time;
+        ``vol`` as for ``greeks_table``."""
+        from ape import chain as ape_chain
+
+        d = _d()
+        rows = [{**leg, "underlying": d.symbols[leg["underlying"]]} for leg in legs]
+        ids = {d.symbols[leg["underlying"]]: leg["underlying"] for leg in legs}
+        forwards = {a: _oracle(symbol) for a, symbol in ids.items()}
+        return greeks_table(rows, forwards, vol, ape_chain.blocks.head.timestamp, by, ids)
+
     def trade(who: Any, symbol: str, size: float, price: float | None = None, sub: int = 0) -> Any:
         """`who` takes `size` (signed, whole units) of the perp from the desk's signed order
         at `price` (default: the oracle price)."""
@@ -352,6 +441,8 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         show=state,
         set_price=set_price,
         health_table=health_table,
+        greeks=greeks,
+        greeks_table=greeks_table,
         list_vault=list_vault,
         vault_rate=vault_rate,
         owner=owner,

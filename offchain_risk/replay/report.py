@@ -326,10 +326,11 @@ def _frontier_section(report: ReplayReport, out_dir: Path) -> list[str]:
         lines += [
             "How far the model is from the chain: the flat 6.5% venue took "
             f"${frontier.flat_chain[1]:,.0f} of bad debt on the chain and "
-            f"${frontier.flat_model.bad_debt_usd:,.0f} in the model (the model closes a "
-            "bankrupt book at once at the maximum discount; the chain slices it). The peer "
-            "curves are the model's, so read Ballast's chain point against them with that "
-            "gap in mind; Ballast's model point is the like-for-like comparison.",
+            f"${frontier.flat_model.bad_debt_usd:,.0f} in the model (the model plans every "
+            "liquidation as the contract does, in floats, each book below MM once per pass; "
+            "the chain's keeper orders and batches them). The peer curves are the model's; "
+            "Ballast's model point (its opening listing, without the keeper's "
+            "recalibration) is the like-for-like comparison.",
             "",
         ]
     safe = equal_safety(frontier.points, bad)

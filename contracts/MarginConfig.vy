@@ -57,8 +57,6 @@ exports: (
     ledger.list_vault,
     ledger.set_vault_snapshot,
     ledger.set_snapshot_manager,
-    ledger.vault_rate,
-    ledger.vault_cap,
     ledger.vault_word,
     ledger.snapshot_manager,
     # Read through the same fallback: kept out of the core's bytecode.

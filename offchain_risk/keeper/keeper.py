@@ -1,4 +1,4 @@
-"""The keeper: index -> follow transactions -> scan -> liquidate (-> risk update) per block.
+"""The keeper: follow transactions -> index -> scan -> liquidate (-> risk update) per block.
 
 :class:`Keeper` wires the plain parts and runs one block with :meth:`Keeper.tick`, which
 returns what it did. :meth:`Keeper.run` is the plain-Python loop (polling the head,
@@ -152,8 +152,13 @@ class Keeper:
         head = -1
         try:
             head = self.c.w3.eth.block_number
-            index = self.indexer.sync(head)
+            # Settle sent transactions first, then index at least to the block of every one
+            # settled: the node may mine one after `head` was read (anvil mines an automined
+            # transaction after the send returns). A book short of it would still show its
+            # account below MM, no longer in flight, and its preview would revert.
             poll = self.tx.poll(head) if self.tx is not None else None
+            settled = [] if poll is None else [*poll.confirmed, *poll.failed]
+            index = self.indexer.sync(max([head, *(t.mined_block or 0 for t in settled)]))
             if poll is not None and self.claims is not None:
                 for t in (*poll.confirmed, *poll.failed, *poll.dropped):
                     if t.kind == KIND and t.account is not None:

@@ -491,7 +491,8 @@ def _float_state(v: VenueRun, market: Market) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _keep(v: VenueRun, step: int, path: PricePath, max_ticks: int, t_round: float) -> None:
-    """Tick the venue's keeper until its scan is clean (or ``max_ticks``)."""
+    """Tick the venue's keeper until its scan is clean (or ``max_ticks``, or a tick that
+    sends nothing while none of its liquidations is in flight)."""
     hit, sent, ticks, cleared = 0, 0, 0, False
     for ticks in range(1, max_ticks + 1):
         result = v.keeper.tick()
@@ -512,8 +513,8 @@ def _keep(v: VenueRun, step: int, path: PricePath, max_ticks: int, t_round: floa
                 continue  # it landed after this tick's scan and may have raised MM
             cleared = True
             break
-        if not result.sent():  # nothing the keeper will do more of this round
-            break
+        if not result.sent() and not any(a.outcome == "in_flight" for a in result.actions):
+            break  # nothing the keeper will do more of this round
     if hit:
         wall_ms = (time.perf_counter() - t_round) * 1e3
         v.shocks.append(Shock(step, path.times[step], hit, sent, ticks, cleared, wall_ms))

@@ -152,6 +152,41 @@ def test_keeper__killed_mid_run_and_restarted__none_missed_none_twice(
     assert len({t.nonce for t in txs}) == len(txs)
 
 
+def test_keeper__liquidation_mined_after_the_head_read__indexed_not_liquidated_again(
+    contracts, deployment, engine, liquidations, owner, bot, book_accounts, chain, tmp_path
+):
+    """Regression: the crash replay left rounds uncleared (2 in March 2020, 6 in December
+    2021). A tick read head N, indexed to N, and its poll then found the receipts of the
+    previous tick's liquidations, which anvil had mined at N + 1 meanwhile: settled, no
+    longer in flight, but the book at N still showed those accounts below MM. The scan
+    confirmed them again, every preview reverted ("liquidations: account is healthy"),
+    the tick sent nothing and the replay's round ended with books below MM."""
+    keeper = make_keeper(contracts, Store(tmp_path / "k.db"), bot)
+    keeper.tick()
+    shock(deployment, owner)
+    expected = set(liquidatable(engine, book_accounts))
+    rpc = chain.provider.web3.provider.make_request
+    rpc("evm_setAutomine", [False])
+    try:
+        sent = {a.account for a in keeper.tick().sent()}
+        assert sent == expected
+        head = chain.blocks.head.number
+        poll = keeper.tx.poll
+
+        def mined_meanwhile(at):  # the node mines them after the tick has read its head
+            chain.mine()
+            return poll(at)
+
+        keeper.tx.poll = mined_meanwhile
+        tick = keeper.tick()
+    finally:
+        rpc("evm_setAutomine", [True])
+    assert tick.head == head and {t.account for t in tick.poll.confirmed} == sent
+    assert tick.index.head == head + 1  # the block they were mined in
+    assert liquidatable(engine, book_accounts) == []  # one slice each restores them
+    assert tick.scan.confirmed == [] and tick.actions == []
+
+
 def test_keeper__dry_run__sends_nothing_and_reports(
     contracts, deployment, engine, owner, bot, book_accounts, chain, tmp_path
 ):

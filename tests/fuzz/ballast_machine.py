@@ -40,6 +40,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -292,8 +293,10 @@ class MarginRow:
         equity, mm, im, prices_ok, _, unpriced = row
         return cls(equity, mm, im, prices_ok, unpriced)
 
-    @property
+    @cached_property
     def liquidatable(self) -> bool:
+        """The written policy's verdict (read by several preconditions and invariants a
+        step: computed once per row)."""
         return bool(is_liquidatable(self.equity, self.mm, self.prices_ok, self.unpriced))
 
 
@@ -302,6 +305,11 @@ class MarginRow:
 # a sweep costs about a step's time on revm (7 accounts x 6 reads, `healths` and the twin),
 # so one in 10 adds ~10%, and every example (50 or 100 steps) gets 5 or 10 sweeps.
 SWEEP_EVERY = 10
+# The invariants over balances (held tokens, deficit, positions): due when a step re-read one.
+BALANCE_INVARIANTS = frozenset({"cash", "collateral", "deficit", "positions"})
+
+# The backstop liquidator's cash beyond what an account's take needs (token units).
+RESCUE_BASE = 10**11 * 10**6
 
 # Distinct states: a coarse signature of the whole book (see BallastMachine.signature).
 STATES: set[tuple] = set()
@@ -340,6 +348,11 @@ class BallastMachine(RuleBasedStateMachine):
         self.expected_deficit = 0
         self.dirty: set[int] = set(self.k.accounts)
         self.unchecked: set[int] = set()  # re-read, not yet compared with the twin
+        # Invariants with something new to check (`_due`); `version` counts the re-reads,
+        # `proven` is the version at which every due account was last shown liquidatable.
+        self.pending: set[str] = {*BALANCE_INVARIANTS, "bounds"}
+        self.version = 0
+        self.proven = -1
         self.params_dirty = True
         self.prices_dirty = True
         self.book: dict[int, Snapshot] = {}
@@ -392,10 +405,15 @@ class BallastMachine(RuleBasedStateMachine):
         )
 
     def _refresh(self, sweep: bool = False) -> None:
-        """Re-read what the last step may have changed and check the views. `sweep`: every
-        account, and those the model believes no step touched must not have moved."""
+        """Re-read what the last step may have changed and check the views. A price, a
+        parameter or the clock moves margins, not balances: every account's `healths` row
+        is re-read (one call) and goes to the twin, balances only for the accounts a step
+        touched. `sweep`: every account's balances, and those the model believes no step
+        touched must not have moved."""
+        revalue: set[int] = set()
         if self.params_dirty:
             self._read_params()
+            self.pending.add("bounds")
         if self.prices_dirty:
             # (liquidation price, feed valid) and the feed's reported price (stale or not):
             # the liquidation valuation and the strict one of the risk-reducing rule.
@@ -404,19 +422,24 @@ class BallastMachine(RuleBasedStateMachine):
             self.prices = [(e.liquidation_price(a), ok) for a, (_, ok) in enumerate(reported)]
             self.reported = [p for p, _ in reported]
         if self.params_dirty or self.prices_dirty or sweep:
-            untouched = set(self.k.accounts) - self.dirty
+            revalue = set(self.k.accounts)
+        untouched = set(self.k.accounts) - self.dirty if sweep else set()
+        if sweep:
             self.dirty = set(self.k.accounts)
-        else:
-            untouched = set()
         self.params_dirty = self.prices_dirty = False
-        if not self.dirty:
-            return
-        accounts = sorted(self.dirty)
-        for acct in accounts:
+        for acct in sorted(self.dirty):
             snap = self._snapshot(acct)
-            if sweep and acct in untouched and acct in self.book:
+            if acct in untouched and acct in self.book:
                 assert snap == self.book[acct], f"account {acct} moved outside the model"
             self.book[acct] = snap
+        if self.dirty:
+            self.pending |= BALANCE_INVARIANTS  # balances moved: conservation is due
+        revalue |= self.dirty
+        self.dirty = set()
+        if not revalue:
+            return
+        self.version += 1
+        accounts = sorted(revalue)
         # Views never revert on a listed account, whatever its feeds do.
         rows = self.s.engine.healths(accounts)
         for acct, row in zip(accounts, rows, strict=True):
@@ -424,8 +447,16 @@ class BallastMachine(RuleBasedStateMachine):
         if STEPS[0] % 16 == 0:
             view = self.s.lens.account_state(accounts[-1])
             assert (view.equity, view.mm) == (rows[-1][0], rows[-1][1])
-        self.unchecked |= self.dirty
-        self.dirty = set()
+        self.unchecked |= revalue
+
+    def _due(self, name: str) -> bool:
+        """Whether the invariant `name` has something new to check: balances (or, for
+        "bounds", parameters) were re-read since it last ran. What it checks cannot move
+        otherwise, and a sweep re-reads everything every SWEEP_EVERY steps."""
+        if name not in self.pending:
+            return False
+        self.pending.discard(name)
+        return True
 
     def _twin(self, accounts: list[int]):
         snaps = [self.book[a] for a in accounts]
@@ -1067,7 +1098,8 @@ class BallastMachine(RuleBasedStateMachine):
         """The deficit equals the holes the insurance fund did not cover, less what fees,
         top-ups and withdrawal haircuts paid back."""
         self._refresh()
-        assert self.s.engine.deficit() == self.expected_deficit
+        if self._due("deficit"):
+            assert self.s.engine.deficit() == self.expected_deficit
 
     @invariant()
     def cash_is_conserved(self):
@@ -1075,6 +1107,8 @@ class BallastMachine(RuleBasedStateMachine):
         account (the insurance fund included), and the engine's recorded total is what
         it holds."""
         self._refresh()
+        if not self._due("cash"):
+            return
         e = self.s.engine
         claims = sum(self.book[a].cash - sum(self.book[a].on) for a in self.k.accounts)
         held = self.s.cash.balanceOf(e.address)
@@ -1087,6 +1121,8 @@ class BallastMachine(RuleBasedStateMachine):
         """Per collateral token: what the engine holds is the sum of the balances it
         credits, and its recorded total."""
         self._refresh()
+        if not self._due("collateral"):
+            return
         e = self.s.engine
         for a, scale in ((ETH, 1), (BTC, 10**10)):
             token = self.k.tokens[a]
@@ -1098,6 +1134,8 @@ class BallastMachine(RuleBasedStateMachine):
     def positions_net_to_zero(self):
         """Per market: sizes sum to zero and open interest is the sum of the longs."""
         self._refresh()
+        if not self._due("positions"):
+            return
         for a in range(N_ASSETS):
             sizes = [self.book[x].size[a] for x in self.k.accounts]
             assert sum(sizes) == 0, a
@@ -1107,37 +1145,58 @@ class BallastMachine(RuleBasedStateMachine):
     def parameters_within_bounds(self):
         """Every signed parameter within the governor's bounds."""
         self._refresh()
-        self._check_bounds()
+        if self._due("bounds"):
+            self._check_bounds()
 
     @invariant()
     def liquidatable_accounts_can_be_liquidated(self):
         """The one property: every account whose liquidation the written policy allows can
         be liquidated, whatever it holds (dust of a dead-feed asset, a reverting feed), by a
-        well-funded liquidator. Tried in an anchor, so the model's state does not move."""
+        well-funded liquidator. Each account is tried by a fresh liquidator in an anchor of
+        its own, so the model's state does not move (`_rescue`)."""
         self._refresh()
         due = [a for a in self.k.accounts[1:-1] if self.margins[a].liquidatable]
-        if not due:
+        if not due or self.proven == self.version:  # proven on this very state already
             return
-        with self.chain.anchor():
-            who = self.s.actor("rescuer")
-            rescuer = self.s.account(who, 0)
-            amount = 10**11 * 10**6
-            self.s.cash.mint(who, amount)
-            self.s.cash.approve(self.s.engine.address, amount, sender=who)
-            self.s.admin.deposit(rescuer, self.s.cash.address, amount, sender=who)
-            for acct in due:
-                # Well funded for this account too: twice its IM and what the take costs (as
-                # `_recapitalise_desk`), so a pumped price cannot outgrow a fixed deposit.
-                cost = self.s.liquidations.liquidation_preview(acct, WAD).cost
-                top_up = (2 * self.margins[acct].im + max(cost, 0)) // CASH_SCALE + 1
-                self.s.cash.mint(who, top_up)
-                self.s.cash.approve(self.s.engine.address, top_up, sender=who)
-                self.s.admin.deposit(rescuer, self.s.cash.address, top_up, sender=who)
-                try:
-                    self.s.liquidations.liquidate(acct, rescuer, WAD, 2**255 - 1, sender=who)
-                except self.chain.Error as err:
-                    raise AssertionError(f"{acct} could not be liquidated: {err}") from err
+        self.proven = self.version
+        for acct in due:
+            with self.chain.anchor():
+                self._rescue(acct)
         STATS["liquidatable, proven"] += len(due)
+
+    def _rescue(self, acct: int) -> None:
+        """A liquidator with nothing but cash takes all of `acct`: funded with RESCUE_BASE
+        and twice the account's IM plus what the take costs (as `_recapitalise_desk`), so a
+        pumped price cannot outgrow a fixed deposit; but no more than the cash token's
+        deposit caps let it bring. When the caps are short of that (prices pumped until one
+        book's IM outgrows every deposit the engine accepts), it asks for the fraction of
+        the account its capital carries instead, and that slice must go through."""
+        who = self.s.actor("rescuer")
+        rescuer = self.s.account(who, 0)
+        cost = self.s.liquidations.liquidation_preview(acct, WAD).cost
+        need = RESCUE_BASE + (2 * self.margins[acct].im + max(cost, 0)) // CASH_SCALE + 1
+        amount = min(need, self._cash_room(rescuer))
+        fraction = WAD if amount == need else WAD * amount // need
+        if fraction == 0:  # the caps are full: no liquidator can bring anything
+            STATS["liquidatable, deposit caps full"] += 1
+            return
+        if fraction < WAD:
+            STATS["liquidatable, a slice under the deposit caps"] += 1
+        self.s.cash.mint(who, amount)
+        self.s.cash.approve(self.s.engine.address, amount, sender=who)
+        self.s.admin.deposit(rescuer, self.s.cash.address, amount, sender=who)
+        try:
+            self.s.liquidations.liquidate(acct, rescuer, fraction, 2**255 - 1, sender=who)
+        except self.chain.Error as err:
+            raise AssertionError(f"{acct} could not be liquidated: {err}") from err
+
+    def _cash_room(self, acct: int) -> int:
+        """Cash (token units) `acct` may still deposit: the least of what the cash token's
+        deposit cap and its per-account cap leave."""
+        view = self.s.lens.tokens(self.s.cash.address)
+        held = max(self.s.engine.cash(acct), 0)
+        room = min(view.deposit_cap - view.total, view.account_cap - held)
+        return max(room, 0) // CASH_SCALE
 
     def _check_bounds(self) -> None:
         p = self.params

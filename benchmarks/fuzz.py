@@ -27,8 +27,29 @@ TARGET_PER_HOUR = 1_000_000  # steps, long profile, 2 cores
 QUICK_TARGET = 50_000  # steps of the quick profile inside `make test`
 
 
-def _import_machine(backend: str):
-    for path in (str(FUZZ_DIR), str(FUZZ_DIR.parent)):
+def baseline_dir(rev: str) -> Path:
+    """tests/fuzz as it was at git revision `rev`, extracted under .cache/ (flat, so its
+    modules find contracts/ where they expect it), to measure against in the same run."""
+    import subprocess
+
+    root = FUZZ_DIR.parents[1]
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=root, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    out = root / ".cache" / f"fuzz-{sha}"
+    if not (out / "ballast_machine.py").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", sha, "tests/fuzz"], cwd=root, check=True, capture_output=True
+        ).stdout
+        subprocess.run(
+            ["tar", "-x", "--strip-components=2", "-C", str(out)], input=archive, check=True
+        )
+    return out
+
+
+def _import_machine(backend: str, fuzz_dir: Path = FUZZ_DIR):
+    for path in (str(fuzz_dir), str(FUZZ_DIR.parent)):
         if path not in sys.path:
             sys.path.insert(0, path)
     import warnings
@@ -54,9 +75,9 @@ def _settings(examples: int, steps: int, derandomize: bool = False):
     )
 
 
-def _worker(args: tuple[str, int, int, bool]) -> dict:
-    backend, examples, steps, derandomize = args
-    bm = _import_machine(backend)
+def _worker(args: tuple[str, int, int, bool, Path]) -> dict:
+    backend, examples, steps, derandomize, fuzz_dir = args
+    bm = _import_machine(backend, fuzz_dir)
     from hypothesis.stateful import run_state_machine_as_test
 
     t0 = time.perf_counter()
@@ -76,13 +97,19 @@ def _worker(args: tuple[str, int, int, bool]) -> dict:
 
 
 def measure(
-    backend: str, examples: int, steps: int, processes: int, derandomize: bool = False
+    backend: str,
+    examples: int,
+    steps: int,
+    processes: int,
+    derandomize: bool = False,
+    fuzz_dir: Path = FUZZ_DIR,
 ) -> dict:
-    """Run `processes` workers of `examples` x `steps` each, in parallel."""
+    """Run `processes` workers of `examples` x `steps` each, in parallel (the model of
+    `fuzz_dir`: this tree's, or a baseline's)."""
     ctx = mp.get_context("spawn")
     with ctx.Pool(processes) as pool:
         results = pool.map(
-            _worker, [(backend, examples, steps, derandomize) for _ in range(processes)]
+            _worker, [(backend, examples, steps, derandomize, fuzz_dir) for _ in range(processes)]
         )
     states: set = set().union(*(r["states"] for r in results))
     stats: Counter = sum((r["stats"] for r in results), Counter())
@@ -149,12 +176,19 @@ def profile(examples: int = 10, steps: int = 100) -> dict:
         return pool.apply(_profile_worker, ((examples, steps),))
 
 
-def run(long_examples: int = 40, boa_examples: int = 4, quick_examples: int | None = None) -> str:
+def run(
+    long_examples: int = 40,
+    boa_examples: int = 4,
+    quick_examples: int | None = None,
+    baseline: str | None = None,
+) -> str:
     """The quick profile (one process, as `make test` runs it; its first `quick_examples`
     when given, the same derandomised examples), the long profile
     shortened to `long_examples` examples per process on two processes, on revm; the same
     long profile on titanoboa shortened to `boa_examples` per process, in the same run for
-    the ratio; and a cProfile of a short revm run."""
+    the ratio; with `baseline` (a git revision), the same long run of the model as it was
+    there, right after this tree's (before and after under the same load); and a cProfile of
+    a short revm run."""
     sys.path.insert(0, str(FUZZ_DIR))
     from ballast_machine import PROFILES
 
@@ -166,15 +200,28 @@ def run(long_examples: int = 40, boa_examples: int = 4, quick_examples: int | No
     quick["full_steps"] = round(quick["steps"] / qe * quick_profile[0])
     print(f"fuzz: long profile, {long_examples} x {long_profile[1]} x 2 on revm ...", flush=True)
     long = measure("revm", long_examples, long_profile[1], processes=2)
+    base = None
+    if baseline:
+        print(f"fuzz: the same on revm, the model at {baseline} ...", flush=True)
+        base = measure(
+            "revm", long_examples, long_profile[1], processes=2, fuzz_dir=baseline_dir(baseline)
+        )
+        base["rev"] = baseline
     print(f"fuzz: long profile, {boa_examples} x {long_profile[1]} x 2 on titanoboa ...")
     boa = measure("boa", boa_examples, long_profile[1], processes=2)
     print("fuzz: cProfile of 10 x 100 steps on revm ...", flush=True)
     prof = profile()
-    return render(quick, long, boa, prof, quick_profile, long_profile)
+    return render(quick, long, boa, prof, quick_profile, long_profile, base)
 
 
 def render(
-    quick: dict, long: dict, boa: dict, prof: dict, quick_profile: tuple, long_profile: tuple
+    quick: dict,
+    long: dict,
+    boa: dict,
+    prof: dict,
+    quick_profile: tuple,
+    long_profile: tuple,
+    base: dict | None = None,
 ) -> str:
     qe, qs = quick_profile
     le, ls = long_profile
@@ -215,6 +262,17 @@ def render(
             boa,
             f"{boa['examples']} examples x {ls} steps per process",
         ),
+        *(
+            [
+                row(
+                    f"long, revm, the model at `{base['rev']}`",
+                    base,
+                    f"{base['examples']} examples x {ls} steps per process",
+                )
+            ]
+            if base
+            else []
+        ),
         "",
         f"**revm / titanoboa: {ratio:.1f}x** on the same steps (long profile, 2 processes "
         f"each). Per-process rates: revm {', '.join(f'{r:.1f}' for r in long['per_process'])}; "
@@ -230,6 +288,17 @@ def render(
         "",
         _against_targets(quick, long),
         "",
+        *(
+            [
+                f"**This model / the model at `{base['rev']}`: "
+                f"{long['rate'] / base['rate']:.2f}x** ({base['rate'] * 3600:,.0f} -> "
+                f"{long['rate'] * 3600:,.0f} steps/hour, measured one after the other in "
+                f"this run; load {base['load']:.1f} at the end of the baseline's).",
+                "",
+            ]
+            if base
+            else []
+        ),
         _where_time_goes(prof),
         "",
         "What the steps did (revm, both profiles):",

@@ -5,9 +5,9 @@ titanoboa, for traces), with the invariants checked after every step.
 `BallastMachine` is a hypothesis `RuleBasedStateMachine`. Its rules are the actions of the
 protocol (deposit, withdraw, sub-account transfer, signed-order fill and partial fill,
 cancel, oracle moves including stale rounds, crashes and a pumped thin asset, time, signed
-risk updates valid and invalid, ramp pokes, liquidation with any fraction, a keeper pass,
-insolvency). Its invariants, one `@invariant` each so a failure names the property (the
-rule-level checks below run inside the rules):
+risk updates valid and invalid and chained inside one window, ramp pokes, liquidation with
+any fraction, a keeper pass, insolvency). Its invariants, one `@invariant` each so a failure
+names the property (the rule-level checks below run inside the rules):
 
 * conservation, per token: for the cash token
   ``balanceOf(engine) * 10**12 + deficit == sum over accounts of (cash - open notional)``
@@ -22,17 +22,25 @@ rule-level checks below run inside the rules):
 * the deficit equals the sum of uncovered holes (each write-off predicted by the twin, less
   what insurance fees and withdrawal haircuts paid back);
 * every signed parameter stays in the governor's bounds; invalid updates move nothing;
+* no sequence of signed updates (chained inside one window, planned or raw) or ramp pokes
+  moves a governed value past its budget for the window;
 * views (`healths`, `Lens.account_state`) never revert on a listed account;
 * the contract and the numpy twin (`margin_exact`) agree to the wei on equity, MM and IM,
   on the accounts a step touched, and on every account every SWEEP_EVERY steps (when the
   accounts the model believes untouched must not have moved);
 * every account whose liquidation the written policy allows can be liquidated by a
-  well-funded liquidator.
+  well-funded liquidator (funded as far as the deposit caps admit: past them, the slice its
+  capital carries).
 
-Balances are re-read for the accounts a step touched, and every account when a step moved a
-price, a parameter or the clock; parameters are re-read after the steps that can change
-them. A new rule (a product, a market feature) marks the accounts it touches in
-`self.dirty` (or sets `prices_dirty` / `params_dirty`) and the invariants follow.
+Balances are re-read for the accounts a step touched (every account on a sweep); margins
+(one `healths` call) for those, and for every account when a step moved a price, a
+parameter or the clock, which move margins but no balance; parameters after the steps that
+can change them. The invariants over balances run when balances were re-read (and after
+every sweep), the bounds when parameters were, the liquidation proof once per state: what
+they check cannot move otherwise. A new rule (a product, a market feature) marks the
+accounts it touches in `self.dirty` (or sets `prices_dirty` / `params_dirty`) and the
+invariants follow; a rule that moves balances without a user action (funding, a vault's
+rate) marks the accounts it moves.
 """
 
 from __future__ import annotations
@@ -351,6 +359,12 @@ class BallastMachine(RuleBasedStateMachine):
         # Invariants with something new to check (`_due`); `version` counts the re-reads,
         # `proven` is the version at which every due account was last shown liquidatable.
         self.pending: set[str] = {*BALANCE_INVARIANTS, "bounds"}
+        # Governed values read since the window-budget invariant last ran, (time, values);
+        # the record of the governor's current bucket as the model saw it.
+        self.governed_seen: list[tuple[int, tuple]] = []
+        self.limits = Limits(*self.k.governor.limits())
+        self.bucket: int | None = None
+        self.held: tuple | None = None  # the values last seen
         self.version = 0
         self.proven = -1
         self.params_dirty = True
@@ -402,6 +416,18 @@ class BallastMachine(RuleBasedStateMachine):
         )
         self.decimals = np.array(
             [spec.token[2] if spec.token else 18 for spec in devnet.MARKETS], dtype=np.int64
+        )
+        self.governed_seen.append((self.chain.timestamp, self._governed_values()))
+
+    def _governed_values(self) -> tuple:
+        """(shocks (N_ASSETS, K), floor and haircut (N_ASSETS, 2), [IM, min and max
+        discount]) as last read: what the governor's per-window budget bounds."""
+        p, policy = self.params, self.policy
+        fh = np.stack([p.floor_bps, p.haircut_bps], axis=1)
+        return (
+            p.shocks_bps.copy(),
+            fh,
+            [p.im_multiplier_wad, policy.min_discount, policy.max_discount],
         )
 
     def _refresh(self, sweep: bool = False) -> None:
@@ -1066,6 +1092,55 @@ class BallastMachine(RuleBasedStateMachine):
         STATS["poke"] += 1
         self.params_dirty = True
 
+    @precondition(_governance_due)
+    @rule(
+        asset=st.sampled_from(range(N_ASSETS)),
+        direction=st.sampled_from((-1, 1)),
+        bps=st.integers(1, 3_000),
+        count=st.integers(2, 4),
+        gap=st.integers(0, 900),
+        planned=st.booleans(),
+    )
+    def chained_updates(self, asset, direction, bps, count, gap, planned):
+        """Signed updates back to back, `gap` seconds apart (mostly inside one window), each
+        pushing every value of `asset` and the globals the same way: as the signer plans
+        them (the furthest step the governor accepts) or raw, as compromised signers would
+        sign them. A raw update the governor refuses moves nothing; what goes through, over
+        the whole chain, stays within the window's budget
+        (`updates_stay_within_window_budget`)."""
+        assets = np.array([asset])
+        for _ in range(count):
+            view = self.signer.view(assets)
+            values = view.current.copy()
+            values[:, :16] += direction * bps
+            values[:, 16:] = np.maximum(values[:, 16:] + direction * (bps // 10), 0)
+            g = [int(x) for x in view.global_current]
+            g = [max(x + direction * x * bps // BPS // 10, 1) for x in g]
+            g[2] = max(g[2], g[1])
+            try:
+                target = ParamSet.from_values(assets, values, g)
+                signed = self.signer.plan(target, view).signed if planned else target
+            except ValueError:  # no acceptable update, or out of any signable range
+                STATS["chained update: nothing to sign"] += 1
+                break
+            message = self.signer.message(signed, view.nonce, view.timestamp + 600)
+            governed = self._governed()
+            try:
+                self.signer.submit(message, self.signer.sign(message))
+            except self.chain.Error as err:
+                reason = revert_reason(err)
+                assert not planned, f"a planned update was refused: {reason}"
+                assert reason.startswith("governor: "), reason
+                assert self._governed() == governed
+                STATS["chained update refused"] += 1
+                break
+            STATS["chained update" + (" (planned)" if planned else " (raw)")] += 1
+            self._read_params()  # every value held is seen by the budget invariant
+            self.params_dirty = True
+            if gap:
+                self.chain.time_travel(gap)
+                self.prices_dirty = True
+
     # ------------------------------------------------------------- invariants
 
     # Each invariant re-reads what the step changed first (`_refresh` is idempotent), so
@@ -1197,6 +1272,61 @@ class BallastMachine(RuleBasedStateMachine):
         held = max(self.s.engine.cash(acct), 0)
         room = min(view.deposit_cap - view.total, view.account_cap - held)
         return max(room, 0) // CASH_SCALE
+
+    @invariant()
+    def updates_stay_within_window_budget(self):
+        """No sequence of signed updates or ramp pokes moves a governed value past its
+        budget for one bucket of the governor's window: each shock slot spans at most
+        `max(floor(m0 * window_rate), 1)` bps (m0: the asset's largest |shock| when the
+        bucket began); a floor rate or haircut rises to at most the lowest held plus
+        `mm_step_bps` (or stays); it, the IM multiplier and the discounts fall no lower than
+        the highest held less `max(floor(highest * window_rate), 1)`. Every value held is
+        seen: each re-read of the parameters is checked in order."""
+        self._refresh()
+        seen, self.governed_seen = self.governed_seen, []
+        for timestamp, values in seen:
+            self._check_window(timestamp, values)
+
+    def _check_window(self, timestamp: int, values: tuple) -> None:
+        lim = self.limits
+        bucket = timestamp // lim.window
+        shocks, fh, globals_ = values
+        if bucket != self.bucket:  # a new bucket begins from what was held
+            start = self.held or values
+            self.bucket = bucket
+            self.m0 = np.abs(start[0]).max(axis=1)
+            self.lo = [start[0].copy(), start[1].copy(), list(start[2])]
+            self.hi = [start[0].copy(), start[1].copy(), list(start[2])]
+        prev = self.held or values
+
+        def allowance(ref: int) -> int:
+            return max(abs(int(ref)) * lim.window_rate // WAD, 1)
+
+        lo_s = np.minimum(self.lo[0], shocks)
+        hi_s = np.maximum(self.hi[0], shocks)
+        for a in range(N_ASSETS):
+            span = int((hi_s[a] - lo_s[a]).max())
+            assert span <= allowance(self.m0[a]), ("shock span", a, span, self.m0[a])
+        for a in range(N_ASSETS):
+            for j, name in enumerate(("floor", "haircut")):
+                new, old = int(fh[a, j]), int(prev[1][a, j])
+                lo, hi = int(self.lo[1][a, j]), int(self.hi[1][a, j])
+                assert new <= max(lo + lim.mm_step_bps, old), (name, a, old, new, lo)
+                assert new >= old or new >= hi - allowance(hi), (name, a, old, new, hi)
+        for i, name in enumerate(("im_multiplier", "min_discount", "max_discount")):
+            new, old, hi = globals_[i], prev[2][i], self.hi[2][i]
+            assert new >= old or new >= hi - allowance(hi), (name, old, new, hi)
+        self.lo = [
+            lo_s,
+            np.minimum(self.lo[1], fh),
+            [min(x, y) for x, y in zip(self.lo[2], globals_, strict=True)],
+        ]
+        self.hi = [
+            hi_s,
+            np.maximum(self.hi[1], fh),
+            [max(x, y) for x, y in zip(self.hi[2], globals_, strict=True)],
+        ]
+        self.held = values
 
     def _check_bounds(self) -> None:
         p = self.params

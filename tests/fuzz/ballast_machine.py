@@ -1364,9 +1364,9 @@ class BallastMachine(RuleBasedStateMachine):
 
 
 # (examples, steps per example). quick: `make test` (tests/fuzz/test_stateful.py), ~8,000
-# steps, derandomised (at 520 examples, ~50,000 steps, it meets an open finding: a keeper pass
-# refused "oracle: invalid price" after a stale ETH round); long: `make fuzz`, per process
-# (two run at once), 2 x 250,000 steps.
+# steps, derandomised, as many as `make test`'s budget leaves room for (the finding it met at
+# 520 examples is test_regression_liquidator_holding_unpriced_perp_is_refused); long:
+# `make fuzz`, per process (two run at once), 2 x 250,000 steps.
 # Their times at the measured rates: benchmarks/RESULTS.md (`python -m benchmarks --fuzz`).
 PROFILES = {
     "quick": (int(os.environ.get("FUZZ_QUICK_EXAMPLES", "80")), 100),

@@ -1,5 +1,5 @@
 """`python -m benchmarks [--quick] [--skip-gas] [--skip-throughput] [--skip-greeks] [--fuzz]
-[--keeper]`.
+[--fuzz-baseline REV] [--keeper]`.
 
 Starts a local anvil through Ape, measures gas exactly (the figures go to
 benchmarks/gas-snapshot.json, as with `make gas-snapshot`), measures the risk engine's
@@ -56,6 +56,11 @@ def main() -> None:
         type=int,
         default=4,
         help="examples per process for the same measurement on titanoboa (the ratio)",
+    )
+    parser.add_argument(
+        "--fuzz-baseline",
+        default=None,
+        help="a git revision: also measure the long profile of the model as it was there",
     )
     parser.add_argument("--keeper", action="store_true", help="only the keeper benchmark")
     parser.add_argument(
@@ -119,6 +124,7 @@ def main() -> None:
             long_examples=args.fuzz_long_examples,
             boa_examples=args.fuzz_boa_examples,
             quick_examples=args.fuzz_quick_examples,
+            baseline=args.fuzz_baseline,
         )
         print(section, flush=True)
         sections += ["", section]

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from offchain_risk.units import (
     BPS,
     MAX_CAP,
+    MAX_PRICE,
     MAX_RATE_GROWTH_BPS,
     VAULT_JUMP_BPS,
     WAD,
     YEAR,
     unpack_vault_word,
 )
-
-MAX_PRICE = 2**100  # constants.MAX_PRICE: a larger price is invalid
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ Deploy order and wiring (docs/INTEGRATING.md explains each step):
  9. with [governor] signers: RiskGovernor(engine, liquidations, signers, threshold, limits),
     set_asset_bounds per asset, set_global_bounds, set_guardian, then
     engine.set_risk_manager(governor) and liquidations.set_risk_manager(governor)
+10. with [vol_feed]: VolFeed(signers, threshold), then set_underlying(asset, heartbeat) per
+    listed underlying
 
 A local chain is chain id 31337 or 1337 (anvil, ganache, hardhat): mocks are deployed there,
 ``test:N`` signers are the accounts of ``--mnemonic``, and governor limits and bounds the
@@ -76,6 +78,7 @@ KNOWN_KEYS = {
         "min_bounty_usd",
     },
     "governor": {"signers", "threshold", "guardian", "limits", "global_bounds", "asset_bounds"},
+    "vol_feed": {"signers", "threshold", "heartbeat", "underlyings"},
     "markets": {
         "symbol",
         "price",
@@ -207,7 +210,7 @@ def _arg(value: object) -> str:
 def load(path: Path) -> dict:
     """The TOML config with the Ape deployer's defaults and unit conversions applied."""
     raw = tomllib.loads(path.read_text())
-    unknown = set(raw) - {"engine", "liquidation", "governor", "markets"}
+    unknown = set(raw) - {"engine", "liquidation", "governor", "markets", "vol_feed"}
     if unknown:
         raise DeployError(f"{path}: unknown sections {sorted(unknown)}")
     # A key this script does not know would be deployed differently from `ape run deploy`
@@ -274,6 +277,25 @@ def load(path: Path) -> dict:
         "limits": limits,
         "global_bounds": {k: _wad(v) for k, v in global_bounds.items()},
         "asset_bounds": {k: int(v) for k, v in shared.items()},
+        "vol_feed": _vol_feed(path, raw["vol_feed"], markets) if "vol_feed" in raw else None,
+    }
+
+
+def _vol_feed(path: Path, vol: dict, markets: list[dict]) -> dict:
+    """``[vol_feed]``: every key stated, the underlyings listed markets (the Ape deployer
+    validates the same file the same way)."""
+    missing = sorted(KNOWN_KEYS["vol_feed"] - set(vol))
+    if missing:
+        raise DeployError(f"{path}: vol_feed: missing {missing}")
+    symbols = [m["symbol"] for m in markets]
+    unknown = [u for u in vol["underlyings"] if u not in symbols]
+    if unknown:
+        raise DeployError(f"{path}: vol_feed.underlyings: {unknown} are not listed markets")
+    return {
+        "signers": [str(s) for s in vol["signers"]],
+        "threshold": int(vol["threshold"]),
+        "heartbeat": int(vol["heartbeat"]),
+        "underlyings": {u: symbols.index(u) for u in vol["underlyings"]},
     }
 
 
@@ -450,6 +472,20 @@ def deploy(cfg: dict, c: Cast, *, local: bool, mnemonic: str = TEST_MNEMONIC) ->
         c.send(engine, "set_risk_manager(address)", governor)
         c.send(liquidations, "set_risk_manager(address)", governor)
         contracts["governor"] = governor
+    vol_signers = []
+    if cfg["vol_feed"] is not None:
+        vol = cfg["vol_feed"]
+        vol_signers = [resolve_signer(c, s, local, mnemonic) for s in vol["signers"]]
+        feed = c.create(
+            "VolFeed",
+            code["VolFeed"],
+            "constructor(address[],uint256)",
+            vol_signers,
+            vol["threshold"],
+        )
+        for underlying in vol["underlyings"].values():
+            c.send(feed, "set_underlying(uint256,uint256)", underlying, vol["heartbeat"])
+        contracts["vol_feed"] = feed
     tokens = {
         m["token"][1]: markets[m["symbol"]]["token"]
         for m in cfg["markets"]
@@ -461,6 +497,7 @@ def deploy(cfg: dict, c: Cast, *, local: bool, mnemonic: str = TEST_MNEMONIC) ->
         "signers": signers,
         "tokens": tokens,
         "governor": settings,
+        "vol_signers": vol_signers,
     }
 
 
@@ -481,6 +518,13 @@ def manifest(cfg: dict, done: dict, *, chain_id: int, block: int, deployer: str,
         parameters["governor_global_bounds"] = dict(
             zip(GLOBAL_BOUND_KEYS, g["global_bounds"], strict=True)
         )
+    if "vol_feed" in done["contracts"]:
+        parameters["vol_feed"] = {
+            "signers": done["vol_signers"],
+            "threshold": cfg["vol_feed"]["threshold"],
+            "heartbeat": cfg["vol_feed"]["heartbeat"],
+            "underlyings": cfg["vol_feed"]["underlyings"],
+        }
     return {
         "version": MANIFEST_VERSION,
         "network": f"rpc:{chain_id}",

@@ -303,6 +303,12 @@ def backtest(
 @click.option("--risk-signers", default=None, help="Comma-separated Ape aliases (or test:N).")
 @click.option("--relayer", default=None, help="Ape account that submits the updates.")
 @click.option("--risk-interval", type=float, default=3_600.0, show_default=True)
+@click.option(
+    "--vol-signers",
+    default=None,
+    help="Comma-separated Ape aliases (or test:N) of the vol feed's signers: the keeper "
+    "publishes vol surfaces hourly through the manifest's vol_feed (needs --account).",
+)
 def keeper(
     network: str,
     manifest_path: Path,
@@ -321,6 +327,7 @@ def keeper(
     risk_signers: str | None,
     relayer: str | None,
     risk_interval: float,
+    vol_signers: str | None,
 ) -> None:
     """Run the keeper: index, scan and liquidate every block (dry run without --account)."""
     from offchain_risk.keeper import runner
@@ -342,6 +349,11 @@ def keeper(
             "relayer_name": relayer,
             "interval": risk_interval,
         }
+    vol = None
+    if vol_signers:
+        if account is None:
+            raise click.BadParameter("--vol-signers needs --account: the keeper sends them")
+        vol = [n.strip() for n in vol_signers.split(",") if n.strip()]
     runner.setup_logging(log_level)
     from offchain_risk.deploy import ConfigError, ManifestError
 
@@ -360,6 +372,7 @@ def keeper(
             start_block=start_block,
             max_fee_gwei=max_fee_gwei,
             risk=risk,
+            vol_signers=vol,
         )
     except (ConfigError, ManifestError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -17,6 +17,10 @@ The risk governor's rate limits and bounds (``[governor.limits]``,
 the devnet's (``deployments/config/local.toml``, :data:`LOCAL_CONFIG`); a non-local network
 gets no defaults: a governor there needs every value stated.
 
+``[vol_feed]`` lists a ``VolFeed``: its signers (M of N, the keeper's vol updater signs with
+them), the heartbeat of its curves and the markets listed as underlyings (the engine's asset
+ids); the manifest names it ``contracts.vol_feed`` with ``parameters.vol_feed``.
+
 ``deployments/config/local.toml`` is also the devnet listing of
 :mod:`offchain_risk.devnet`: one source for ``ape run deploy``, the console, the tests and
 the keeper's ``--deploy``.
@@ -83,6 +87,9 @@ _MARKET_KEYS = {
     "perp",
     "bounds",
 }
+_VOL_FEED_KEYS = {"signers", "threshold", "heartbeat", "underlyings"}
+#: contracts/constants.vy MAX_HEARTBEAT: the longest heartbeat the VolFeed accepts.
+MAX_VOL_HEARTBEAT = 7 * 86_400
 _GOVERNOR_KEYS = {
     "signers",
     "threshold",
@@ -125,6 +132,17 @@ class MarketConfig:
 
 
 @dataclass(frozen=True)
+class VolFeedConfig:
+    """``[vol_feed]``: the signers of its curves (``threshold`` of them sign an update), the
+    heartbeat of every listed underlying's curves (seconds) and the listed markets."""
+
+    signers: tuple[str, ...]  # "test:N" or Ape account aliases
+    threshold: int
+    heartbeat: int
+    underlyings: tuple[str, ...]  # market symbols
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     markets: tuple[MarketConfig, ...]
     im_multiplier: float = 1.5
@@ -144,6 +162,7 @@ class DeployConfig:
     limits: dict[str, int] = field(default_factory=dict)
     global_bounds: dict[str, int] = field(default_factory=dict)
     asset_bounds: dict[str, int] = field(default_factory=dict)  # every market's, bps
+    vol_feed: VolFeedConfig | None = None
 
     @property
     def shocks(self) -> np.ndarray:
@@ -215,7 +234,7 @@ def load_config(path: str | Path) -> DeployConfig:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = set(raw) - {"engine", "liquidation", "governor", "markets"}
+    unknown = set(raw) - {"engine", "liquidation", "governor", "markets", "vol_feed"}
     if unknown:
         raise _fail(path, "top level", f"unknown sections {sorted(unknown)}")
     engine = raw.get("engine", {})
@@ -311,7 +330,38 @@ def load_config(path: str | Path) -> DeployConfig:
         limits=_limits(path, gov.get("limits", {})),
         global_bounds=_global_bounds(path, gov.get("global_bounds", {})),
         asset_bounds=_asset_bounds(path, "governor.asset_bounds", gov.get("asset_bounds", {})),
+        vol_feed=_vol_feed(path, raw["vol_feed"], symbols) if "vol_feed" in raw else None,
     )
+
+
+def _vol_feed(path: Path, raw: Any, symbols: list[str]) -> VolFeedConfig:
+    """``[vol_feed]``: signers, threshold, heartbeat (seconds, at most the feed's 7 days) and
+    the underlyings (listed market symbols, each once)."""
+    where = "vol_feed"
+    raw = _table(path, where, raw, tuple(sorted(_VOL_FEED_KEYS)))
+    for key in sorted(_VOL_FEED_KEYS):
+        if key not in raw:
+            raise _fail(path, where, f"missing {key!r}")
+    signers = raw["signers"]
+    if not isinstance(signers, list) or not signers:
+        raise _fail(path, f"{where}.signers", "expected a non-empty list of accounts")
+    signers = tuple(str(s) for s in signers)
+    if len(set(signers)) != len(signers):
+        raise _fail(path, f"{where}.signers", "a signer is listed twice")
+    threshold = _number(path, f"{where}.threshold", raw["threshold"], 1, len(signers))
+    heartbeat = _number(path, f"{where}.heartbeat", raw["heartbeat"], 1, MAX_VOL_HEARTBEAT)
+    for key, value in (("threshold", threshold), ("heartbeat", heartbeat)):
+        if not isinstance(value, int):
+            raise _fail(path, f"{where}.{key}", f"expected an integer, got {value!r}")
+    underlyings = raw["underlyings"]
+    if not isinstance(underlyings, list) or not underlyings:
+        raise _fail(path, f"{where}.underlyings", "expected a non-empty list of market symbols")
+    unknown = [u for u in underlyings if u not in symbols]
+    if unknown:
+        raise _fail(path, f"{where}.underlyings", f"{unknown} are not listed markets")
+    if len(set(underlyings)) != len(underlyings):
+        raise _fail(path, f"{where}.underlyings", "an underlying is listed twice")
+    return VolFeedConfig(signers, int(threshold), int(heartbeat), tuple(underlyings))
 
 
 def _table(path: Path, where: str, raw: Any, keys: tuple[str, ...]) -> dict:
@@ -413,17 +463,26 @@ def local_config() -> DeployConfig:
 
 
 def deploy_config(
-    project: Any, deployer: Any, cfg: DeployConfig, *, local: bool, signers: list[Any] = ()
+    project: Any,
+    deployer: Any,
+    cfg: DeployConfig,
+    *,
+    local: bool,
+    signers: list[Any] = (),
+    vol_signers: list[Any] = (),
 ) -> tuple[Any, Any]:
-    """Deploy ``cfg``: the engine, its venue, lens and liquidation policy, every market, and
-    a RiskGovernor over ``signers`` when the config names any, with the config's limits and
-    bounds. (``devnet.Deployment``, governor)."""
+    """Deploy ``cfg``: the engine, its venue, lens and liquidation policy, every market, a
+    RiskGovernor over ``signers`` when the config names any, with the config's limits and
+    bounds, and the ``[vol_feed]`` over ``vol_signers`` (``d.vol_feed``).
+    (``devnet.Deployment``, governor)."""
     if not local and cfg.needs_mocks():
         raise ConfigError(
             "a non-local network needs existing contracts for " + ", ".join(cfg.needs_mocks())
         )
     if len(signers) != len(cfg.signers):
         raise ValueError("one account per configured signer")
+    if len(vol_signers) != (len(cfg.vol_feed.signers) if cfg.vol_feed else 0):
+        raise ValueError("one account per configured vol feed signer")
     settings = governor_settings(cfg, local=local) if signers else None
     from ape import Contract
 
@@ -456,6 +515,15 @@ def deploy_config(
             asset_bounds=settings.asset_bounds,
             global_bounds=settings.global_bounds,
         )
+    if cfg.vol_feed is not None:
+        v = cfg.vol_feed
+        d.vol_feed = devnet.deploy_vol_feed(
+            project,
+            deployer,
+            list(vol_signers),
+            v.threshold,
+            {d.symbols[u]: v.heartbeat for u in v.underlyings},
+        )
     return d, governor
 
 
@@ -471,9 +539,10 @@ def build_manifest(
     config_path: str,
     signers: list[str] = (),
     local: bool = True,
+    vol_signers: list[str] = (),
 ) -> dict:
     """What was deployed (``d``: a ``devnet.Deployment``), where, from which block, with
-    which parameters."""
+    which parameters (``vol_signers``: the addresses of the vol feed's signers)."""
     contracts = {
         "engine": str(d.engine.address),
         "book": str(d.book.address),
@@ -516,6 +585,9 @@ def build_manifest(
         parameters["governor_global_bounds"] = dict(
             zip(GLOBAL_BOUND_KEYS, settings.global_bounds, strict=True)
         )
+    if getattr(d, "vol_feed", None) is not None and cfg.vol_feed is not None:
+        contracts["vol_feed"] = str(d.vol_feed.address)
+        parameters["vol_feed"] = vol_feed_parameters(cfg.vol_feed, d.symbols, vol_signers)
     return {
         "version": MANIFEST_VERSION,
         "network": network,
@@ -526,6 +598,17 @@ def build_manifest(
         "contracts": contracts,
         "markets": markets,
         "parameters": parameters,
+    }
+
+
+def vol_feed_parameters(v: VolFeedConfig, symbols: dict[str, int], signers: list[str]) -> dict:
+    """The manifest's ``parameters.vol_feed``: signer addresses, threshold, heartbeat and the
+    underlyings by symbol with their asset ids (the feed's underlying ids)."""
+    return {
+        "signers": [str(s) for s in signers],
+        "threshold": v.threshold,
+        "heartbeat": v.heartbeat,
+        "underlyings": {u: int(symbols[u]) for u in v.underlyings},
     }
 
 
@@ -647,6 +730,28 @@ def check_manifest(manifest: dict, project: Any, chain_id: int) -> list[str]:
                 stated[k] for k in ASSET_BOUND_KEYS
             ]:
                 problems.append(f"{symbol}: governor bounds differ")
+    if "vol_feed" in manifest["contracts"]:
+        problems += _check_vol_feed(project.VolFeed.at(manifest["contracts"]["vol_feed"]), manifest)
+    return problems
+
+
+def _check_vol_feed(feed: Any, manifest: dict) -> list[str]:
+    """How the VolFeed differs from ``parameters.vol_feed``."""
+    stated = manifest["parameters"].get("vol_feed")
+    if stated is None:
+        return ["the manifest names a vol feed without its parameters"]
+    problems = []
+    if str(feed.owner()) != manifest["deployer"]:
+        problems.append(f"vol feed owner {feed.owner()} != deployer {manifest['deployer']}")
+    if feed.threshold() != stated["threshold"]:
+        problems.append("vol feed threshold differs")
+    if feed.signer_count() != len(stated["signers"]) or not all(
+        feed.is_signer(s) for s in stated["signers"]
+    ):
+        problems.append("vol feed signers differ")
+    for symbol, underlying in stated["underlyings"].items():
+        if feed.heartbeat(underlying) != stated["heartbeat"]:
+            problems.append(f"{symbol}: vol feed heartbeat differs")
     return problems
 
 
@@ -668,6 +773,8 @@ def load_deployment(project: Any, manifest: dict) -> Any:
         d.feeds[m["asset"]] = project.MockAggregator.at(m["feed"])
         if m["token"]:
             d.tokens[m["asset"]] = project.MockToken.at(m["token"])
+    if "vol_feed" in c:
+        d.vol_feed = project.VolFeed.at(c["vol_feed"])
     return d
 
 
@@ -722,15 +829,23 @@ def run_deploy(
             "stated; missing " + ", ".join(cfg.missing_governor())
         )
     signers = resolve_signers(cfg.signers, local=local)
+    vol_signers = resolve_signers(cfg.vol_feed.signers if cfg.vol_feed else (), local=local)
     if not local:
         question = (
             f"Deploy Ballast ({len(cfg.markets)} markets"
             + (f", a {cfg.threshold}-of-{len(signers)} risk governor" if signers else "")
+            + (
+                f", a {cfg.vol_feed.threshold}-of-{len(vol_signers)} vol feed"
+                if cfg.vol_feed
+                else ""
+            )
             + f") to {network.name} (chain {network.chain_id}) from {deployer.address}?"
         )
         if confirm is None or not confirm(question):
             raise DeployAborted(f"not deployed to {network.name}: not confirmed")
-    d, governor = deploy_config(project, deployer, cfg, local=local, signers=signers)
+    d, governor = deploy_config(
+        project, deployer, cfg, local=local, signers=signers, vol_signers=vol_signers
+    )
     if params is not None:
         from offchain_risk import devnet
 
@@ -747,6 +862,7 @@ def run_deploy(
         config_path=str(config_path),
         signers=[str(s.address) for s in signers],
         local=local,
+        vol_signers=[str(s.address) for s in vol_signers],
     )
     if params is not None:
         manifest["parameters"]["calibrated"] = params

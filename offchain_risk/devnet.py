@@ -92,6 +92,7 @@ class Deployment:
     tokens: dict[int, Any] = field(default_factory=dict)  # asset id -> collateral token
     feeds: dict[int, Any] = field(default_factory=dict)  # asset id -> mock aggregator
     symbols: dict[str, int] = field(default_factory=dict)  # "ETH" -> asset id
+    vol_feed: Any = None  # the VolFeed, when the deployment lists one
 
     def set_price(self, symbol: str, price_usd: float, sender: Any) -> None:
         """Push a new oracle round (the feeder must send it)."""
@@ -328,6 +329,17 @@ def deploy_governor(
     d.engine.set_risk_manager(governor, sender=deployer)
     d.liquidations.set_risk_manager(governor, sender=deployer)
     return governor
+
+
+def deploy_vol_feed(
+    project: Any, deployer: Any, signers: list[Any], threshold: int, heartbeats: dict[int, int]
+) -> Any:
+    """Deploy a VolFeed over ``signers`` (``threshold`` of them sign an update) and list each
+    underlying (the engine's asset id) with the heartbeat of its curves."""
+    feed = project.VolFeed.deploy(signers, threshold, sender=deployer)
+    for underlying, heartbeat in heartbeats.items():
+        feed.set_underlying(underlying, heartbeat, sender=deployer)
+    return feed
 
 
 def deploy_rate_snapshots(project: Any, d: Deployment, deployer: Any, governor: Any) -> Any:

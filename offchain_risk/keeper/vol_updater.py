@@ -9,13 +9,20 @@ expiries on the feed's 08:00 UTC grid at the first grid time at least ``tenors_d
 the feed's own rules (:meth:`VolCurve.check`) before the first one is signed. A refused
 surface is logged with its reason and counted in ``keeper_vol_refused{check=...}``; nothing
 of it is submitted. Each landed curve counts in ``keeper_vol_updates``.
+
+Cadence: the keeper asks :meth:`VolUpdater.due` on every tick; a run is due once ``interval``
+seconds of chain time have passed since the last one (published or refused: a refused
+surface is tried again at the next interval, not on every block). The last runs are kept in
+:attr:`VolUpdater.runs` (chain time, result) for reports.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +40,10 @@ log = logging.getLogger("ballast.keeper.vol")
 
 #: Expiries published per underlying: the first grid time at least this many days ahead.
 TENORS_DAYS = (1, 7, 30, 90)
+#: Chain seconds between two runs of the keeper's vol updater.
+VOL_INTERVAL = 3_600
+#: Runs kept in :attr:`VolUpdater.runs`.
+KEPT_RUNS = 1_000
 
 
 def grid_expiries(now: int, tenors_days: Sequence[float] = TENORS_DAYS) -> list[int]:
@@ -80,15 +91,25 @@ class VolUpdater:
         tenors_days: Sequence[float] = TENORS_DAYS,
         butterfly_tol: float = BUTTERFLY_TOL,
         metrics: Metrics | None = None,
+        interval: int = VOL_INTERVAL,
     ):
         if not fitters:
             raise ValueError("vol updater: no underlyings")
+        if interval <= 0:
+            raise ValueError("vol updater: the interval must be positive")
         self.signer = signer
         self.fitters = dict(fitters)
         self.history_time = history_time or (lambda now: np.datetime64(int(now), "s"))
         self.tenors_days = tuple(tenors_days)
         self.butterfly_tol = butterfly_tol
         self.metrics = metrics or Metrics()
+        self.interval = int(interval)
+        self.last_run: int | None = None  # chain time of the last run
+        self.runs: deque[tuple[int, VolPublishResult]] = deque(maxlen=KEPT_RUNS)
+
+    def due(self, now: int) -> bool:
+        """Whether a run is due at chain time ``now``."""
+        return self.last_run is None or int(now) - self.last_run >= self.interval
 
     def fit(self, underlying: int, forward: float, now: int) -> tuple[VolSurface, list[int]]:
         """The surface for ``underlying`` at chain time ``now``, and its expiries."""
@@ -105,11 +126,7 @@ class VolUpdater:
 
     def update(self, underlying: int, forward: float, now: int | None = None) -> VolPublishResult:
         """Fit, check and publish one underlying's curves (``forward`` USD per unit)."""
-        if now is None:
-            from ape import chain
-
-            now = chain.blocks.head.timestamp
-        now = int(now)
+        now = int(self.signer.now() if now is None else now)
         try:
             surface, expiries = self.fit(underlying, float(forward), now)
         except ValueError as exc:
@@ -139,5 +156,58 @@ class VolUpdater:
         return VolPublishResult(underlying, surface, tuple(published))
 
     def run(self, forwards: dict[int, float], now: int | None = None) -> list[VolPublishResult]:
-        """One update per underlying with a forward (the keeper's oracle prices)."""
-        return [self.update(u, f, now) for u, f in forwards.items() if u in self.fitters]
+        """One update per underlying with a forward (the keeper's oracle prices); an
+        underlying without one is refused (``input``). Recorded in :attr:`runs`."""
+        now = int(self.signer.now() if now is None else now)
+        self.last_run = now
+        out = []
+        for u in self.fitters:
+            if u in forwards:
+                res = self.update(u, forwards[u], now)
+            else:
+                res = self._refuse(u, None, "input", "no oracle price for the forward")
+            self.runs.append((now, res))
+            out.append(res)
+        return out
+
+
+#: The underlying whose implied-vol index is the DVOL file (``iv/BTC_DVOL_1d.csv``).
+DVOL_SYMBOL = "BTC"
+
+
+def build_vol_updater(
+    project: Any,
+    w3: Any,
+    manifest: dict,
+    tx: Any,
+    signers: Sequence[Any],
+    *,
+    data_dir: Any = None,
+    history_time: Callable[[int], np.datetime64] | None = None,
+    metrics: Metrics | None = None,
+    interval: int = VOL_INTERVAL,
+) -> VolUpdater:
+    """The keeper's vol updater on the manifest's ``vol_feed``: one fitter per listed
+    underlying on its hourly bars (and DVOL for BTC), signed by ``signers`` (Ape accounts
+    registered on the feed) and sent through the keeper's transaction manager ``tx``."""
+    from offchain_risk.data import load_bars, load_dvol
+    from offchain_risk.keeper.vol_signer import VolSigner, Web3Feed
+
+    if "vol_feed" not in manifest["contracts"]:
+        raise ValueError("the manifest names no vol_feed: publishing surfaces needs one")
+    underlyings = manifest["parameters"]["vol_feed"]["underlyings"]
+    dvol = load_dvol(data_dir) if DVOL_SYMBOL in underlyings else None
+    fitters = {
+        int(u): SurfaceFitter(
+            load_bars(symbol, "1h", data_dir), dvol if symbol == DVOL_SYMBOL else None
+        )
+        for symbol, u in underlyings.items()
+    }
+    feed = Web3Feed.from_project(project, w3, manifest["contracts"]["vol_feed"])
+    return VolUpdater(
+        VolSigner(feed, signers, tx=tx),
+        fitters,
+        history_time=history_time,
+        metrics=metrics,
+        interval=interval,
+    )

@@ -69,10 +69,23 @@ def liquidated_counts(liquidations, chain, start):
     return counts
 
 
+class FailingVolUpdater:
+    """A vol updater whose every run fails (an endpoint or a signer gone)."""
+
+    fitters = (ETH,)
+
+    def due(self, now):
+        return True
+
+    def run(self, forwards, now):
+        raise RuntimeError("vol signer unreachable")
+
+
 def test_keeper__price_shock__every_account_restored_within_bounded_blocks(
     contracts, deployment, engine, liquidations, owner, bot, book_accounts, chain, tmp_path
 ):
-    keeper = make_keeper(contracts, Store(tmp_path / "k.db"), bot)
+    # every tick's vol publication fails: the liquidations go on regardless
+    keeper = make_keeper(contracts, Store(tmp_path / "k.db"), bot, vol_updater=FailingVolUpdater())
     first = keeper.tick()
     assert first.index.events > 0 and len(keeper.book) >= len(CASH) + 1
     assert first.scan.confirmed == [] and first.actions == []
@@ -104,6 +117,9 @@ def test_keeper__price_shock__every_account_restored_within_bounded_blocks(
     assert all(t.status == CONFIRMED for t in txs) and len(txs) == sum(counts.values())
     assert keeper.metrics.value("keeper_liquidations_confirmed_total") == len(txs)
     assert keeper.metrics.value("keeper_at_risk") == 0
+    assert done.error is None and done.vol is None
+    failed_vol = keeper.metrics.value("keeper_vol_refused_total", {"check": "error"})
+    assert failed_vol == ticks + 2  # every tick: the first, the shocked ones and the last
     # The index equals the chain for every account.
     for a in book_accounts:
         rec = keeper.book.records[a]

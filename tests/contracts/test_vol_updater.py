@@ -2,13 +2,17 @@
 reached lands in the VolFeed signed 2 of 3; a surface that fails its checks is refused with
 nothing submitted."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from conftest import BTC, WAD
 
 from offchain_risk.data import load_bars, load_dvol
 from offchain_risk.keeper.metrics import Metrics
-from offchain_risk.keeper.vol_signer import VolSigner, curve_vol
+from offchain_risk.keeper.store import Store
+from offchain_risk.keeper.txs import LocalSigner, TxManager
+from offchain_risk.keeper.vol_signer import VOL_KIND, VolSigner, Web3Feed, curve_vol
 from offchain_risk.keeper.vol_updater import VolUpdater, grid_expiries
 from offchain_risk.models.vol_surface import SurfaceFitter, SurfaceRule
 from offchain_risk.units import to_wad
@@ -77,3 +81,37 @@ def test_update__broken_surface__refused_nothing_submitted(vol_feed, btc_data, c
     assert (feed.next_nonce(), [tuple(feed.curve(BTC, e)) for e in expiries]) == before
     assert metrics.value("keeper_vol_refused_total", {"check": "butterfly"}) == 1
     assert metrics.value("keeper_vol_updates_total") == 0
+
+
+def test_keeper_path__sent_through_the_transaction_manager__confirmed_by_its_poll(
+    vol_feed, btc_data, chain, project, accounts, tmp_path
+):
+    """The keeper's client: web3 reads, the update sent from the keeper's key on its nonce
+    source (kind vol_update), confirmed by the manager's poll; the next run waits an interval
+    of chain time."""
+    feed, ape_signer = vol_feed
+    w3 = chain.provider.web3
+    keeper_key = accounts[9]
+    tx = TxManager(w3, LocalSigner(keeper_key.private_key), Store(tmp_path / "k.db"))
+    signer = VolSigner(Web3Feed.from_project(project, w3, feed.address), ape_signer.signers, tx=tx)
+    with pytest.raises(ValueError, match="must not be a feed signer"):
+        VolSigner(
+            signer.feed, ape_signer.signers, tx=SimpleNamespace(address=str(signer.signers[0]))
+        )
+    chain.pending_timestamp += 60  # newer than the curves published above
+    chain.mine()
+    metrics = Metrics()
+    upd = updater(signer, SurfaceFitter(*btc_data), chain, metrics)
+    now = signer.now()
+    assert upd.due(now)
+    nonce = feed.next_nonce()
+    (res,) = upd.run({BTC: FORWARD}, now)
+    assert res.ok, res.summary()
+    assert [u.nonce for u in res.published] == [nonce, nonce + 1, nonce + 2, nonce + 3]
+    poll = tx.poll()
+    assert [t.kind for t in poll.confirmed] == [VOL_KIND] * 4 and poll.failed == []
+    for u in res.published:
+        assert tuple(feed.curve(BTC, u.expiry))[-1] == now == u.observed_at
+    assert feed.next_nonce() == nonce + 4
+    assert list(upd.runs) == [(now, res)]
+    assert not upd.due(now + upd.interval - 1) and upd.due(now + upd.interval)

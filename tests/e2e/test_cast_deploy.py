@@ -59,6 +59,7 @@ def on_chain(project, chain, manifest: dict) -> dict:
         "lens": project.Lens.at(c["lens"]),
         "liquidations": project.Liquidations.at(c["liquidations"]),
         "governor": project.RiskGovernor.at(c["governor"]),
+        "vol_feed": project.VolFeed.at(c["vol_feed"]),
     }
     state = {name: _views(x, roles) for name, x in contracts.items()}
     state["code_size"] = {
@@ -67,6 +68,8 @@ def on_chain(project, chain, manifest: dict) -> dict:
     state["venue"] = engine.venues(c["book"])
     signers = manifest["parameters"]["signers"]
     state["signers"] = [contracts["governor"].is_signer(s) for s in signers]
+    vol_signers = manifest["parameters"]["vol_feed"]["signers"]
+    state["vol_signers"] = [contracts["vol_feed"].is_signer(s) for s in vol_signers]
     tokens = [c["cash"]] + [m["token"] for m in manifest["markets"].values() if m["token"]]
     for token in tokens:
         t = project.MockToken.at(token)
@@ -85,6 +88,7 @@ def on_chain(project, chain, manifest: dict) -> dict:
             "feed": (feed.decimals(), feed.latestRoundData()[1], _plain(feed.feeder(), roles)),
             "bounds": _plain(contracts["governor"].asset_bounds(a), roles),
             "governed": _plain(contracts["governor"].asset_view(a), roles),
+            "vol_heartbeat": contracts["vol_feed"].heartbeat(a),
         }
     return state
 
@@ -93,7 +97,10 @@ def on_chain(project, chain, manifest: dict) -> dict:
 def ape_manifest(project, accounts, chain):
     cfg = deploy.load_config(CONFIG)
     signers = deploy.resolve_signers(cfg.signers, local=True)
-    d, governor = deploy.deploy_config(project, accounts[0], cfg, local=True, signers=signers)
+    vol_signers = deploy.resolve_signers(cfg.vol_feed.signers, local=True)
+    d, governor = deploy.deploy_config(
+        project, accounts[0], cfg, local=True, signers=signers, vol_signers=vol_signers
+    )
     return deploy.build_manifest(
         d,
         governor,
@@ -104,6 +111,7 @@ def ape_manifest(project, accounts, chain):
         deployer=str(accounts[0].address),
         config_path=str(CONFIG),
         signers=[str(s.address) for s in signers],
+        vol_signers=[str(s.address) for s in vol_signers],
     )
 
 
@@ -158,6 +166,8 @@ def test_cast_deploy__local_config__same_parameters_on_chain_as_ape_deploy(
     assert ours["engine"]["liquidator"] == "liquidations"
     assert ours["liquidations"]["risk_manager"] == "governor"
     assert ours["signers"] == [True, True, True]
+    assert ours["vol_signers"] == [True, True, True]
+    assert [ours[s]["vol_heartbeat"] for s in ("ETH", "BTC", "SOL")] == [7_200, 7_200, 0]
     assert ours["ETH"]["config"]["feed"] == "feed:ETH"
 
     env = (tmp_path / "local.env").read_text()

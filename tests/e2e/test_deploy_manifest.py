@@ -4,6 +4,7 @@ replaced, and a non-local network asks first."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -66,6 +67,11 @@ def test_run_deploy__local_config__manifest_matches_the_chain(
     assert governor.threshold() == 2 and governor.signer_count() == 3
     assert all(governor.is_signer(s) for s in manifest["parameters"]["signers"])
     assert manifest["parameters"]["im_multiplier_wad"] == d.engine.im_multiplier() == 15 * 10**17
+    vol = manifest["parameters"]["vol_feed"]
+    assert str(d.vol_feed.address) == manifest["contracts"]["vol_feed"]
+    assert vol["underlyings"] == {"ETH": 0, "BTC": 1} and vol["heartbeat"] == 7_200
+    assert d.vol_feed.threshold() == 2 and d.vol_feed.signer_count() == 3
+    assert [d.vol_feed.heartbeat(a) for a in range(4)] == [7_200, 7_200, 0, 0]
 
 
 def test_check_manifest__tampered__names_every_difference(
@@ -77,8 +83,12 @@ def test_check_manifest__tampered__names_every_difference(
     bad["markets"]["ETH"]["feed"] = manifest["markets"]["BTC"]["feed"]
     bad["markets"]["LINK"]["shocks_bps"][0] -= 1
     bad["parameters"]["im_multiplier_wad"] += 1
+    bad["parameters"]["vol_feed"]["heartbeat"] = 3_600
+    bad["parameters"]["vol_feed"]["signers"][0] = manifest["deployer"]
     problems = deploy.check_manifest(bad, project, chain.chain_id)
-    assert len(problems) == 3
+    assert len(problems) == 6
+    assert "vol feed signers differ" in problems
+    assert {"ETH: vol feed heartbeat differs", "BTC: vol feed heartbeat differs"} <= set(problems)
     assert any(p.startswith("ETH: feed") for p in problems)
     assert "LINK: shocks differ" in problems and "IM multiplier differs" in problems
     assert deploy.check_manifest(manifest, project, chain.chain_id + 1) == [
@@ -103,8 +113,10 @@ def test_run_deploy__manifest_exists__refused_and_nothing_sent(
 
 
 def _remote_config(tmp_path, d):
-    """The local config, pointed at existing feeds and tokens (as on a real network)."""
-    text = CONFIG.read_text().replace('signers = ["test:5", "test:6", "test:7"]', "signers = []")
+    """The local config, pointed at existing feeds and tokens (as on a real network), without
+    its vol feed."""
+    text = re.sub(r"\[vol_feed\].*?(?=\[\[markets\]\])", "", CONFIG.read_text(), flags=re.S)
+    text = text.replace('signers = ["test:5", "test:6", "test:7"]', "signers = []")
     text = text.replace("threshold = 2", "threshold = 0")
     text = text.replace(
         "heartbeat = 86400", f'heartbeat = 86400\ncash_address = "{d.cash.address}"'

@@ -37,6 +37,9 @@ def test_load__local_config__same_values_as_the_ape_deployer():
         assert m["price"] == spec.price
         assert m["token"] == (list(spec.token) if spec.token else None)
     assert [m["shocks_bps"] for m in ours["markets"]] == theirs.shocks.tolist()
+    symbols = {m.symbol: i for i, m in enumerate(theirs.markets)}
+    vol = deploy.vol_feed_parameters(theirs.vol_feed, symbols, [])
+    assert ours["vol_feed"] == {**vol, "signers": list(theirs.vol_feed.signers)}
 
 
 def test_governor_settings__local_defaults__same_as_the_ape_deployer():

@@ -84,9 +84,10 @@ def test_governor_settings__local_without_limits_and_bounds__the_devnet_values(b
 
 
 def test_governor_settings__no_signers__nothing_needed(bare_config, tmp_path):
-    text = bare_config.read_text().replace('signers = ["test:5", "test:6", "test:7"]', "")
+    # the governor's signers and threshold (the first ones; the vol feed keeps its own)
+    text = bare_config.read_text().replace('signers = ["test:5", "test:6", "test:7"]', "", 1)
     path = tmp_path / "ungoverned.toml"
-    path.write_text(text.replace("threshold = 2", ""))
+    path.write_text(text.replace("threshold = 2", "", 1))
     assert deploy.load_config(path).missing_governor() == []
 
 
@@ -204,3 +205,54 @@ def test_keeper_deploy__non_local_network__refused_before_any_transaction(tmp_pa
     with pytest.raises(deploy.ConfigError, match="--deploy is for local networks"):
         deploy_local(None, sepolia, CONFIG, tmp_path / "m.json")
     assert not (tmp_path / "m.json").exists()
+
+
+def test_load_config__local_toml__vol_feed_signers_heartbeat_and_underlyings():
+    cfg = deploy.load_config(CONFIG)
+    assert cfg.vol_feed == deploy.VolFeedConfig(
+        signers=("test:5", "test:6", "test:7"),
+        threshold=2,
+        heartbeat=7_200,
+        underlyings=("ETH", "BTC"),
+    )
+    symbols = {m.symbol: i for i, m in enumerate(cfg.markets)}
+    params = deploy.vol_feed_parameters(cfg.vol_feed, symbols, ["0xa", "0xb", "0xc"])
+    assert params["underlyings"] == {"ETH": 0, "BTC": 1}  # the feed's ids are asset ids
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.replace('underlyings = ["ETH", "BTC"]', 'underlyings = ["ETH", "DOGE"]'),
+            r"vol_feed.underlyings: \['DOGE'\] are not listed markets",
+        ),
+        (
+            lambda t: t.replace("heartbeat = 7200", "heartbeat = 700000"),
+            r"vol_feed.heartbeat: 700000 outside \[1, 604800\]",
+        ),
+        (
+            lambda t: t.replace("threshold = 2\nheartbeat", "threshold = 4\nheartbeat"),
+            r"vol_feed.threshold: 4 outside \[1, 3\]",
+        ),
+        (
+            lambda t: t.replace("heartbeat = 7200", "heartbeat = 7200.5"),
+            r"vol_feed.heartbeat: expected an integer",
+        ),
+        (
+            lambda t: t.replace("heartbeat = 7200\n", ""),
+            r"vol_feed: missing 'heartbeat'",
+        ),
+        (
+            lambda t: t.replace("heartbeat = 7200", "heartbeat = 7200\nkeeper = 1"),
+            r"vol_feed: unknown keys \['keeper'\]",
+        ),
+    ],
+)
+def test_load_config__bad_vol_feed_field__names_the_file_and_field(tmp_path, edit, message):
+    edited = edit(CONFIG.read_text())
+    assert edited != CONFIG.read_text()
+    path = tmp_path / "vol.toml"
+    path.write_text(edited)
+    with pytest.raises(deploy.ConfigError, match=message):
+        deploy.load_config(path)

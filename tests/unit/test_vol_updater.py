@@ -123,3 +123,21 @@ def test_update__unknown_underlying_or_bad_forward__refused(btc_fitter):
     assert signer.published == []
     with pytest.raises(ValueError, match="no underlyings"):
         VolUpdater(signer, {})
+
+
+@pytest.mark.data
+def test_run__hourly_on_the_chain_clock__an_underlying_without_a_price_refused(btc_fitter):
+    signer = RecordingSigner(FakeFeed())
+    metrics = Metrics()
+    ETH = 0
+    upd = VolUpdater(signer, {BTC: btc_fitter, ETH: btc_fitter}, metrics=metrics)
+    assert upd.due(NOW)
+    res = upd.run({BTC: 22_000.0}, NOW)  # ETH's oracle has no price
+    assert [r.underlying for r in res] == [BTC, ETH]
+    assert res[0].ok and len(res[0].published) == 4
+    assert res[1].check == "input" and res[1].refused == "no oracle price for the forward"
+    assert metrics.value("keeper_vol_refused_total", {"check": "input"}) == 1
+    assert [r for _, r in upd.runs] == res and {t for t, _ in upd.runs} == {NOW}
+    assert not upd.due(NOW + upd.interval - 1) and upd.due(NOW + upd.interval)
+    with pytest.raises(ValueError, match="interval must be positive"):
+        VolUpdater(signer, {BTC: btc_fitter}, interval=0)

@@ -206,7 +206,20 @@ def calibrate(
     type=click.IntRange(30, 3650),
     show_default=True,
 )
-@click.option("--horizon-hours", default=24, type=click.IntRange(1, 24 * 14), show_default=True)
+@click.option(
+    "--horizon-hours",
+    default=BacktestDefaults.horizon_hours,
+    type=click.IntRange(1, 24),
+    show_default=True,
+    help="Margin horizon (default: the margin period of risk, models/horizon.py).",
+)
+@click.option(
+    "--close-out-usd",
+    default=BacktestDefaults.close_out_position_usd,
+    type=click.FloatRange(0.0, 1e12),
+    show_default=True,
+    help="Close-out size whose square-root impact widens every scenario (0: no add-on).",
+)
 @click.option("--k", "k", default=16, type=click.IntRange(1, 16), show_default=True)
 @click.option("--window-days", default=730, type=click.IntRange(14, 5000), show_default=True)
 @click.option("--floor-bps", default=50.0, type=click.FloatRange(0, 10_000), show_default=True)
@@ -223,6 +236,7 @@ def backtest(
     stress_weight: float,
     stress_window_days: int,
     horizon_hours: int,
+    close_out_usd: float,
     k: int,
     window_days: int,
     floor_bps: float,
@@ -245,6 +259,7 @@ def backtest(
             stress_weight=stress_weight,
             stress_window_days=stress_window_days,
             horizon_hours=horizon_hours,
+            close_out_position_usd=close_out_usd,
             k=k,
             window_days=window_days,
             floor_bps=floor_bps,

@@ -3,8 +3,11 @@
 At every rebalance time T (00:00 UTC each ``step_hours``), using only bars that closed by T:
 filtered historical simulation on the trailing window, blended with the stressed period (the most
 volatile run of daily moves closed by T, from the daily bars), reduction to K shocks, margin for
-every book. The realised loss is the book's loss from the close at T to the close ``horizon`` hours
-later, so consecutive daily observations do not overlap.
+every book. The horizon is the engine's margin period of risk (``models/horizon.py``, the one the
+replay lists its markets for), and every scenario is widened by the square-root impact of closing
+out a book's size (the close-out add-on, from the volume and volatility closed by T). The realised
+loss is the book's mark-to-market loss from the close at T to the close ``horizon`` hours later;
+rebalancing every ``step_hours >= horizon`` keeps consecutive observations from overlapping.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from offchain_risk.backtest.books import (
+    NOTIONAL_USD,
     Books,
     build_books,
     fixed_random_weights,
@@ -25,6 +29,8 @@ from offchain_risk.backtest.books import (
 )
 from offchain_risk.backtest.stats import TestResult, christoffersen_independence, kupiec_pof
 from offchain_risk.data import PricePanel
+from offchain_risk.models.haircuts import SquareRootImpact
+from offchain_risk.models.horizon import MarginPeriodOfRisk, add_on_shocks, liquidity_add_on_bps
 from offchain_risk.models.risk import exceedance_probability
 from offchain_risk.models.scenarios import (
     FilteredHistoricalSimulation,
@@ -56,7 +62,10 @@ class CoverageTests:
 @dataclass(frozen=True)
 class BacktestConfig:
     alpha: float = 0.99
-    horizon_hours: int = 24
+    # the margin period of risk the on-chain shocks are sized for (4 h)
+    horizon_hours: int = MarginPeriodOfRisk().hours
+    # close-out size whose square-root impact widens every scenario: a whole book (0: none)
+    close_out_position_usd: float = NOTIONAL_USD
     k: int = 16
     window_days: int = 730
     min_history_days: int = 14
@@ -78,6 +87,8 @@ class BacktestConfig:
             raise ValueError("stress_weight must be in [0, 1]")
         if not 0.0 < self.tested_level < 1.0:
             raise ValueError("tested_level must be in (0, 1)")
+        if self.close_out_position_usd < 0:
+            raise ValueError("close_out_position_usd must be non-negative")
         if self.min_history_days * 24 < 2 * self.horizon_hours:
             raise ValueError("min_history_days must cover at least two horizons")
         if self.window_days < self.min_history_days:
@@ -98,7 +109,7 @@ class BacktestResult:
     gross: np.ndarray  # (n_steps, n_books) USD
     scale: np.ndarray  # (n_steps,) scenario scale factor
     validation_covered: np.ndarray  # (n_steps,) share of held-out books covered in-sample
-    shocks_bps: np.ndarray  # (n_steps, n_assets, K) int16
+    shocks_bps: np.ndarray  # (n_steps, n_assets, K) int16, close-out add-on included
     data_range: tuple[str, str] = field(default=("", ""))
     # (n_steps,) first and last close time of the stressed period used (NaT when none)
     stress_start: np.ndarray | None = None
@@ -171,6 +182,19 @@ def _rebalance_indices(panel: PricePanel, cfg: BacktestConfig, start: np.datetim
     return j
 
 
+def close_out_add_on_bps(
+    volume_usd: np.ndarray, horizon_vol: np.ndarray, horizon_hours: int, cfg: BacktestConfig
+) -> np.ndarray:
+    """(n_assets,) bps: the close-out add-on at T, as ``calibrate`` sets it: the square-root
+    impact of ``cfg.close_out_position_usd`` into the median daily volume of the last 30 days
+    (fewer when the history is shorter) of ``volume_usd: (n_t, n_assets)``, the bars closed by
+    T, at the daily volatility implied by the EWMA ``horizon_vol`` (flat variance per hour)."""
+    impact = SquareRootImpact(adv_days=max(1, min(30, volume_usd.shape[0] // 24)))
+    adv = impact.average_daily_volume(volume_usd)
+    daily_vol = np.asarray(horizon_vol) * np.sqrt(24.0 / horizon_hours)
+    return liquidity_add_on_bps(cfg.close_out_position_usd, adv, daily_vol, impact)
+
+
 def run_backtest(
     panel: PricePanel,
     config: BacktestConfig | None = None,
@@ -203,6 +227,7 @@ def run_backtest(
     weights = fixed_random_weights(cfg.n_random_books, n_assets, cfg.seed)
     n_books = 3 + cfg.n_random_books
     floor = np.full(n_assets, cfg.floor_bps)
+    volume_usd = panel.volume_usd  # (n_t, n_assets)
     fhs = FilteredHistoricalSimulation(EWMAVolatility(cfg.ewma_lambda), cfg.horizon_hours)
     margin = {m: np.empty((n_steps, n_books)) for m in METHODS}
     realised = np.empty((n_steps, n_books))
@@ -237,14 +262,20 @@ def run_backtest(
             n_validation_books=200,
             seed=s,
         )
-        shocks_all[s] = shocks.shocks_bps
+        shocks_bps = add_on_shocks(
+            shocks.shocks_bps,
+            close_out_add_on_bps(
+                volume_usd[: j + 1], scen.details["horizon_vol"], cfg.horizon_hours, cfg
+            ),
+        )
+        shocks_all[s] = shocks_bps
         scale[s] = shocks.scale
         val_cov[s] = shocks.validation_coverage.covered_share
-        margin["ballast"][s] = portfolio_margin(books, shocks.shocks_bps, floor)
+        margin["ballast"][s] = portfolio_margin(books, shocks_bps, floor)
         model_p[s] = exceedance_probability(
             books.exposures, model.moves, margin["ballast"][s], model.weights
         )
-        margin["isolated"][s] = isolated_margin(books, shocks.shocks_bps, floor)
+        margin["isolated"][s] = isolated_margin(books, shocks_bps, floor)
         margin["flat"][s] = flat_margin(books)
         margin["synthetix"][s] = synthetix_margin(books, panel.assets)
         move = np.expm1(log_close[j + cfg.horizon_hours] - log_close[j])  # (n_assets,)

@@ -30,7 +30,7 @@ def plot_margin_vs_loss(result: BacktestResult, book: int, path: Path) -> Path:
     exc = loss > mm
     fig, ax = plt.subplots(figsize=(11, 4))
     ax.plot(t, mm, color="tab:blue", lw=1.0, label="MM (% of gross)")
-    ax.plot(t, loss, color="0.55", lw=0.5, label="realised 24 h loss")
+    ax.plot(t, loss, color="0.55", lw=0.5, label=f"realised {result.config.horizon_hours} h loss")
     ax.scatter(
         np.array(t)[exc],
         loss[exc],

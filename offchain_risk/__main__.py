@@ -225,6 +225,13 @@ def calibrate(
 @click.option("--floor-bps", default=50.0, type=click.FloatRange(0, 10_000), show_default=True)
 @click.option("--random-books", default=1000, type=click.IntRange(1, 100_000), show_default=True)
 @click.option("--data-dir", default=None)
+@click.option(
+    "--workers",
+    default=2,
+    type=click.IntRange(1, 64),
+    show_default=True,
+    help="Processes the rebalance steps are spread over (the result does not depend on it).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def backtest(
     out: Path,
@@ -242,6 +249,7 @@ def backtest(
     floor_bps: float,
     random_books: int,
     data_dir: str | None,
+    workers: int,
     progress: bool,
 ) -> None:
     """Rolling out-of-sample backtest; writes README.md and PNG figures to --out."""
@@ -265,7 +273,7 @@ def backtest(
             floor_bps=floor_bps,
             n_random_books=random_books,
         )
-        result = run_backtest(panel, cfg, start=t0, progress=progress, daily=daily)
+        result = run_backtest(panel, cfg, start=t0, progress=progress, daily=daily, workers=workers)
     except (DataNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     path = write_backtest_report(result, out)

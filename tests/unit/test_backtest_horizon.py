@@ -83,3 +83,16 @@ def test_run_backtest__thinner_volume__larger_add_on(runs):
 
     # square-root law: 100x less volume, 10x the impact (up to rounding up to whole bps)
     np.testing.assert_allclose(add_on(thin), 10 * add_on(thick), atol=10)
+
+
+def test_run_backtest__workers__same_result_as_one_process(runs):
+    panel, one, _ = runs
+    two = run_backtest(panel, BacktestConfig(**SMALL), "2021-03-16", False, workers=2)
+    np.testing.assert_array_equal(two.times, one.times)
+    for m in one.margin:
+        np.testing.assert_array_equal(two.margin[m], one.margin[m])
+    np.testing.assert_array_equal(two.realised_loss, one.realised_loss)
+    np.testing.assert_array_equal(two.model_exceed_prob, one.model_exceed_prob)
+    np.testing.assert_array_equal(two.shocks_bps, one.shocks_bps)
+    with pytest.raises(ValueError, match="workers"):
+        run_backtest(panel, BacktestConfig(**SMALL), "2021-03-16", False, workers=0)

@@ -96,3 +96,18 @@ def test_run_backtest__workers__same_result_as_one_process(runs):
     np.testing.assert_array_equal(two.shocks_bps, one.shocks_bps)
     with pytest.raises(ValueError, match="workers"):
         run_backtest(panel, BacktestConfig(**SMALL), "2021-03-16", False, workers=0)
+
+
+def test_cli_backtest__defaults_at_the_margin_horizon_and_bad_options_refused(tmp_path):
+    from click.testing import CliRunner
+
+    from offchain_risk.__main__ import cli
+
+    runner = CliRunner()
+    text = runner.invoke(cli, ["backtest", "--help"], terminal_width=200).output
+    assert "--horizon-hours" in text and "[default: 4;" in text
+    assert "--close-out-usd" in text and "--workers" in text
+    for bad in (["--workers", "0"], ["--horizon-hours", "25"], ["--close-out-usd", "-1"]):
+        res = runner.invoke(cli, ["backtest", "--out", str(tmp_path / "bt"), *bad])
+        assert res.exit_code == 2 and "Invalid value" in res.output, bad
+        assert not (tmp_path / "bt").exists()

@@ -4,9 +4,9 @@ After `ape run deploy` (with the same anvil still running), the console finds th
 (`deployments/local.json`, or the path in `$BALLAST_MANIFEST`), checks it against the chain
 and loads the deployment by name: `d`, `engine`, `book`, `lens`, `liquidations`,
 `governor`, `usdc`, the collateral tokens (`WETH`, `WBTC`, vault shares) and `feeds` by
-symbol. `show` adds the rate of each vault share held and, with a quote feed, its price,
-peg rate and the IM term of the account's cash.
-Without one, `deploy()` lists the devnet market of `offchain_risk.devnet` in place.
+symbol. Without one, `deploy()` lists the devnet market of `offchain_risk.devnet` in place.
+`show` adds the rate of each vault share held and, with a quote feed, its price, peg rate
+and the IM term of the account's cash.
 
     $ make console                  # ape console --network ethereum:local:foundry, quietly
     In [1]: deposit(trader, "USDC", 50_000)    # mint and deposit into sub-account 0

@@ -11,6 +11,11 @@ deployer, and the tokens are mock ERC-20s. Elsewhere every market names its ``fe
 every collateral its ``token_address``, and ``cash_address`` names the cash token: nothing
 mock is deployed outside a local network.
 
+``[[vaults]]`` lists ERC-4626 shares over a collateral market (class haircut and rate-cap
+growth, ``RateSnapshots`` as the snapshot manager under a governor; ``vault_address``
+outside a local network) and ``[quote]`` gives the quote asset its feed and peg-loss rate
+(``feed`` outside a local network); the manifest records both (``vaults``, ``quote``).
+
 The risk governor's rate limits and bounds (``[governor.limits]``,
 ``[governor.global_bounds]``, ``[governor.asset_bounds]`` and a market's own
 ``[markets.bounds]``) come from the config. On a local network what a config leaves out is

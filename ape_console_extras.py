@@ -3,8 +3,10 @@
 After `ape run deploy` (with the same anvil still running), the console finds the manifest
 (`deployments/local.json`, or the path in `$BALLAST_MANIFEST`), checks it against the chain
 and loads the deployment by name: `d`, `engine`, `book`, `lens`, `liquidations`,
-`governor`, `usdc`, the collateral tokens (`WETH`, `WBTC`) and `feeds` by symbol.
-Without one, `deploy()` lists the devnet market of `offchain_risk.devnet` in place.
+`governor`, `usdc`, the collateral tokens (`WETH`, `WBTC`, vault shares) and `feeds` by
+symbol. Without one, `deploy()` lists the devnet market of `offchain_risk.devnet` in place.
+`show` adds the rate of each vault share held and, with a quote feed, its price, peg rate
+and the IM term of the account's cash.
 
     $ make console                  # ape console --network ethereum:local:foundry, quietly
     In [1]: deposit(trader, "USDC", 50_000)    # mint and deposit into sub-account 0
@@ -33,6 +35,8 @@ import numpy as np
 
 from offchain_risk import devnet
 from offchain_risk.chain import WAD, AccountState, Engine, account_id
+from offchain_risk.models.margin import QuotePeg, peg_margin
+from offchain_risk.units import QUOTE_ASSET
 
 MANIFEST_ENV = "BALLAST_MANIFEST"
 DEFAULT_MANIFEST = Path("deployments/local.json")
@@ -73,11 +77,15 @@ class ShownState(AccountState):
     ``sys.modules``, where ``@dataclass`` would look its annotations up."""
 
     symbols: tuple[str, ...] = ()  # asset id -> symbol, for the report
+    notes: tuple[str, ...] = ()  # vault-share rates, the quote's peg: lines after the legs
 
     @classmethod
-    def of(cls, state: AccountState, symbols: tuple[str, ...]) -> ShownState:
+    def of(
+        cls, state: AccountState, symbols: tuple[str, ...], notes: tuple[str, ...] = ()
+    ) -> ShownState:
         shown = cls(**{f.name: getattr(state, f.name) for f in fields(AccountState)})
         object.__setattr__(shown, "symbols", symbols)  # frozen, like the state it shows
+        object.__setattr__(shown, "notes", notes)
         return shown
 
     def __repr__(self) -> str:
@@ -106,8 +114,9 @@ class ShownState(AccountState):
                 ]
             ],
         )
+        notes = "".join(f"\n{line}" for line in self.notes)
         if not self.assets:
-            return f"{head}\n{summary}"
+            return f"{head}\n{summary}{notes}"
         legs = table(
             ["asset", "collateral", "perp size", "entry", "price (USD)", ""],
             [
@@ -122,7 +131,7 @@ class ShownState(AccountState):
                 for a in self.assets
             ],
         )
-        return f"{head}\n{summary}\n{legs}"
+        return f"{head}\n{summary}\n{legs}{notes}"
 
 
 class HealthRows(list):
@@ -364,9 +373,33 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         symbols = [""] * (max(d.symbols.values(), default=-1) + 1)
         for symbol, asset in d.symbols.items():
             symbols[asset] = symbol
-        shown = ShownState.of(s, tuple(symbols))
+        shown = ShownState.of(s, tuple(symbols), _notes(d, s, symbols))
         print(shown.report())
         return shown
+
+    def _notes(d: devnet.Deployment, s: AccountState, symbols: list[str]) -> tuple[str, ...]:
+        """The rate of each vault share the account holds (underlying per share, and its
+        cap), and with a quote feed its price, peg rate and the IM term of the cash."""
+        out = []
+        vaults = current.get("vaults", {})
+        for a in s.assets:
+            symbol = symbols[a.asset] if a.asset < len(symbols) else ""
+            if symbol in vaults:
+                rate, cap = d.engine.vault_rate(a.asset), d.engine.vault_cap(a.asset)
+                out.append(
+                    f"{symbol}: {rate / WAD:,.6f} {vaults[symbol]} per share (cap "
+                    f"{cap / WAD:,.6f})"
+                    + ("" if rate else ": no rate (the vault reverts, answers 0 or jumped)")
+                )
+        quote = d.lens.asset_config(QUOTE_ASSET)
+        if int(str(quote.feed), 16):
+            q, ok = d.engine.price(QUOTE_ASSET)
+            term = peg_margin(np.array([s.cash], dtype=object), QuotePeg(q, quote.floor_bps))
+            out.append(
+                f"quote: {q / WAD:,.4f} USD" + ("" if ok else " (invalid)")
+                + f", peg rate {quote.floor_bps} bps, IM peg term {usd(int(term[0]))} USD"
+            )  # fmt: skip
+        return tuple(out)
 
     def set_price(symbol: str, price: float) -> None:
         """Push a mock oracle round for `symbol` (the deployer is the feeder)."""
@@ -460,6 +493,7 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         if manifest is not None:
             d = deploy_module.load_deployment(project, manifest)
             gov = manifest["contracts"].get("governor")
+            current["vaults"] = {s: v["underlying"] for s, v in manifest.get("vaults", {}).items()}
             _publish(d, project.RiskGovernor.at(gov) if gov else None, manifest["block"])
         print(f"Ballast: {message}")
     return names

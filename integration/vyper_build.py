@@ -32,7 +32,7 @@ DEPLOYABLES = (
     "VolFeed",
     "RateSnapshots",
 )
-MOCKS = ("MockToken", "MockAggregator")
+MOCKS = ("MockToken", "MockAggregator", "MockVault")
 
 
 def source_path(name: str) -> Path:

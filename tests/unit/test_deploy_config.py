@@ -74,7 +74,8 @@ def test_governor_settings__non_local_without_limits_and_bounds__names_every_mis
         assert f"governor.global_bounds.{key}" in message
     assert "markets.ETH.bounds.floor_max" in message
     assert "markets.ETH.bounds.floor_min" not in message  # the listed floor rate
-    assert len(cfg.missing_governor()) == 5 + 6 + 7 * len(cfg.markets)
+    # a vault's floor_min and haircut_min are its underlying's floor and its class haircut
+    assert len(cfg.missing_governor()) == 5 + 6 + 7 * len(cfg.markets) + 6 * len(cfg.vaults)
 
 
 def test_governor_settings__local_without_limits_and_bounds__the_devnet_values(bare_config):
@@ -220,6 +221,21 @@ def test_load_config__local_toml__vol_feed_signers_heartbeat_and_underlyings():
     assert params["underlyings"] == {"ETH": 0, "BTC": 1}  # the feed's ids are asset ids
 
 
+VAULT = '[[vaults]]\nsymbol = "sWETH"\nunderlying = "ETH"\nclass = "liquid_staking"'
+
+
+def test_load_config__local_vault__class_haircut_growth_and_bounds():
+    cfg = deploy.load_config(CONFIG)
+    (vault,) = cfg.vaults
+    assert (vault.symbol, vault.underlying, vault.vault_address) == ("sWETH", "ETH", None)
+    klass = devnet.VAULT_CLASSES[vault.vault_class]
+    assert (vault.haircut_bps, vault.max_growth_bps) == (klass.haircut_bps, klass.max_growth_bps)
+    # the underlying's floor is the admin floor, the class haircut the least one signed
+    (bounds,) = deploy.governor_settings(cfg, local=False).vault_bounds
+    assert bounds == (100, 2_000, klass.haircut_bps, 5_000, 10_000, 20_000, 500, 500)
+    assert "vaults.sWETH.vault_address" in cfg.needs_mocks()
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -256,3 +272,112 @@ def test_load_config__bad_vol_feed_field__names_the_file_and_field(tmp_path, edi
     path.write_text(edited)
     with pytest.raises(deploy.ConfigError, match=message):
         deploy.load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.replace('class = "liquid_staking"', 'class = "staking"'),
+            r"vaults.sWETH.class: unknown class 'staking'; known: \['liquid_staking'",
+        ),
+        (
+            lambda t: t.replace('underlying = "ETH"', 'underlying = "SOL"'),
+            r"vaults.sWETH.underlying: 'SOL' is not a collateral market",
+        ),
+        (
+            lambda t: t.replace('underlying = "ETH"', 'underlying = "DOGE"'),
+            r"vaults.sWETH.underlying: 'DOGE' is not a collateral market",
+        ),
+        (
+            lambda t: t.replace('symbol = "sWETH"', 'symbol = "BTC"'),
+            r"vaults.BTC.symbol: already the symbol of a market or vault",
+        ),
+        (
+            lambda t: t + "\n" + VAULT + "\n",
+            r"vaults.sWETH.symbol: already the symbol of a market or vault",
+        ),
+        (
+            lambda t: t.replace('symbol = "sWETH"', 'symbol = "sWETHx"'),
+            r"vaults.sWETHx.symbol: a mock vault's symbol has at most 5 characters",
+        ),
+        (
+            lambda t: t.replace(
+                'class = "liquid_staking"', 'class = "savings"\nvault_address = "0x12"'
+            ),
+            r"vaults.sWETH.vault_address: not an address: '0x12'",
+        ),
+        (
+            lambda t: t.replace('class = "liquid_staking"', 'class = "savings"\nrate = 1.0'),
+            r"vaults\[0\]: unknown keys \['rate'\]",
+        ),
+        (
+            lambda t: t.replace('underlying = "ETH"\n', ""),
+            r"vaults\[0\]: missing 'underlying'",
+        ),
+        (
+            lambda t: "vaults = 3\n" + t.replace(VAULT, ""),
+            r"vaults: expected \[\[vaults\]\] tables",
+        ),
+    ],
+)
+def test_load_config__bad_vault__names_the_file_and_field(tmp_path, edit, message):
+    text = CONFIG.read_text()
+    assert VAULT in text
+    edited = edit(text)
+    assert edited != text
+    path = tmp_path / "bad.toml"
+    path.write_text(edited)
+    with pytest.raises(deploy.ConfigError, match=message) as info:
+        deploy.load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_governor_settings__non_local_vault_without_bounds__named(bare_config):
+    cfg = deploy.load_config(bare_config)
+    with pytest.raises(
+        deploy.ConfigError, match=r"governor.asset_bounds.floor_max \(vaults.sWETH\)"
+    ):
+        deploy.governor_settings(cfg, local=False)
+    # locally the devnet's bounds, with the class haircut as the least
+    (bounds,) = deploy.governor_settings(cfg, local=True).vault_bounds
+    assert bounds[2] == devnet.VAULT_CLASSES["liquid_staking"].haircut_bps
+
+
+QUOTE = "\n[quote]\nprice = 0.99\npeg_bps = 50\n"
+
+
+def test_load_config__quote__mock_feed_heartbeat_and_peg_rate(tmp_path):
+    assert deploy.load_config(CONFIG).quote is None  # the devnet values cash at par
+    path = tmp_path / "quote.toml"
+    path.write_text(CONFIG.read_text() + QUOTE)
+    cfg = deploy.load_config(path)
+    assert cfg.quote == deploy.QuoteConfig(feed=None, price=0.99, heartbeat=86_400, peg_bps=50)
+    assert "quote.feed" in cfg.needs_mocks()
+    feed = "0x" + "ab" * 20
+    path.write_text(CONFIG.read_text() + f'\n[quote]\nfeed = "{feed}"\nheartbeat = 3600\n')
+    cfg = deploy.load_config(path)
+    assert cfg.quote == deploy.QuoteConfig(feed=feed, heartbeat=3_600, peg_bps=0)
+    assert "quote.feed" not in cfg.needs_mocks()
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("peg_bps = 10001", r"quote.peg_bps: 10001 outside \[0, 10000\]"),
+        ("peg_bps = 12.5", r"quote.peg_bps: expected whole bps, got 12.5"),
+        ("peg_bps = -1", r"quote.peg_bps: -1 outside"),
+        ('peg_bps = "50"', r"quote.peg_bps: expected a number, got '50'"),
+        ("price = 0", r"quote.price: 0 outside \[0.01, 10\]"),
+        ("heartbeat = 0", r"quote.heartbeat: 0 outside"),
+        ('feed = "0x12"', r"quote.feed: not an address: '0x12'"),
+        (f'feed = "0x{"ab" * 20}"\nprice = 1.0', r"quote.price: a mock feed's price, with an"),
+        ("peg = 50", r"quote: unknown keys \['peg'\]"),
+    ],
+)
+def test_load_config__bad_quote__names_the_file_and_field(tmp_path, section, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(CONFIG.read_text() + f"\n[quote]\n{section}\n")
+    with pytest.raises(deploy.ConfigError, match=message) as info:
+        deploy.load_config(path)
+    assert str(path) in str(info.value)

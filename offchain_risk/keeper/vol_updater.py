@@ -190,13 +190,14 @@ def build_vol_updater(
     """The keeper's vol updater on the manifest's ``vol_feed``: one fitter per listed
     underlying on its hourly bars (and DVOL for BTC), signed by ``signers`` (Ape accounts
     registered on the feed) and sent through the keeper's transaction manager ``tx``."""
-    from offchain_risk.data import load_bars, load_dvol
+    from offchain_risk.data import load_bars, load_dvol_if_present
     from offchain_risk.keeper.vol_signer import VolSigner, Web3Feed
 
     if "vol_feed" not in manifest["contracts"]:
         raise ValueError("the manifest names no vol_feed: publishing surfaces needs one")
     underlyings = manifest["parameters"]["vol_feed"]["underlyings"]
-    dvol = load_dvol(data_dir) if DVOL_SYMBOL in underlyings else None
+    # without an implied-vol file the level is realised vol's (the surface's stated rule)
+    dvol = load_dvol_if_present(data_dir) if DVOL_SYMBOL in underlyings else None
     fitters = {
         int(u): SurfaceFitter(
             load_bars(symbol, "1h", data_dir), dvol if symbol == DVOL_SYMBOL else None

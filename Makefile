@@ -68,25 +68,37 @@ console: build
 deploy: build
 	ape run deploy --network $(NETWORK) $(DEPLOY_ARGS)
 
-# Two processes, one per core: the node-free suites (numpy twin and titanoboa fuzz, in
-# .test-logs/offline.log) run beside the anvil suites, and their output follows at the end.
+# Three processes on two cores: the node-free suites (numpy twin, titanoboa and revm fuzz, in
+# .test-logs/offline.log) and the anvil suites in two sessions, each with its own anvil
+# (APE_FOUNDRY_HOST): ANVIL_TESTS_A (the end-to-end tests and the three heaviest contract
+# modules, about half the anvil time) on this console, the other contract tests in
+# .test-logs/anvil-b.log. Each log follows at the end.
 OFFLINE_TESTS := tests/unit tests/fuzz
+ANVIL_TESTS_A := tests/e2e tests/contracts/test_benchmarks.py \
+	tests/contracts/test_risk_properties.py tests/contracts/test_submit.py
 # Keeper workers in their own processes against the test anvil: their transactions outlive
 # Ape's per-test chain isolation, so they run in a session of their own, after the others.
 OWN_SESSION_TESTS := tests/contracts/test_keeper_workers.py
+TEST_PORT_A ?= 8545
+TEST_PORT_B ?= 8546
+APE_TEST := ape test --network $(NETWORK) -p no:cacheprovider $(PYTEST_ARGS)
 test: build lint redis-server
 	@mkdir -p .test-logs; \
 	python -m pytest $(OFFLINE_TESTS) -p no:ape_test -p no:cacheprovider $(PYTEST_ARGS) \
-	  > .test-logs/offline.log 2>&1 & pid=$$!; trap "kill $$pid 2>/dev/null" INT TERM; \
-	echo "$(OFFLINE_TESTS) run beside this suite (progress: .test-logs/offline.log)"; \
-	ape test tests $(addprefix --ignore=,$(OFFLINE_TESTS) $(OWN_SESSION_TESTS)) \
-	  --network $(NETWORK) -p no:cacheprovider $(PYTEST_ARGS) && \
-	ape test $(OWN_SESSION_TESTS) --network $(NETWORK) -p no:cacheprovider $(PYTEST_ARGS); \
-	node=$$?; \
-	wait $$pid; offline=$$?; \
+	  > .test-logs/offline.log 2>&1 & offline_pid=$$!; \
+	APE_FOUNDRY_HOST=http://127.0.0.1:$(TEST_PORT_B) $(APE_TEST) tests/contracts \
+	  $(addprefix --ignore=,$(ANVIL_TESTS_A) $(OWN_SESSION_TESTS)) > .test-logs/anvil-b.log 2>&1 & \
+	b_pid=$$!; trap "kill $$offline_pid $$b_pid 2>/dev/null" INT TERM; \
+	echo "$(OFFLINE_TESTS) and the other contract tests run beside this suite (progress: .test-logs/)"; \
+	APE_FOUNDRY_HOST=http://127.0.0.1:$(TEST_PORT_A) $(APE_TEST) $(ANVIL_TESTS_A); a=$$?; \
+	wait $$b_pid; b=$$?; \
+	own=skipped; if [ $$a -eq 0 ] && [ $$b -eq 0 ]; then \
+	  APE_FOUNDRY_HOST=http://127.0.0.1:$(TEST_PORT_A) $(APE_TEST) $(OWN_SESSION_TESTS); own=$$?; fi; \
+	wait $$offline_pid; offline=$$?; \
+	echo "=== other contract tests ==="; cat .test-logs/anvil-b.log; \
 	echo "=== $(OFFLINE_TESTS) ==="; cat .test-logs/offline.log; \
-	echo "anvil suites: exit $$node; $(OFFLINE_TESTS): exit $$offline"; \
-	test $$node -eq 0 -a $$offline -eq 0
+	echo "anvil suites: exit $$a, $$b, $$own (own session); $(OFFLINE_TESTS): exit $$offline"; \
+	test $$a -eq 0 -a $$b -eq 0 -a "$$own" = 0 -a $$offline -eq 0
 
 # The keeper-worker tests (tests/contracts/test_keeper_workers.py) start their own Redis server
 # on a free port: the Debian package, installed here when missing (as root, or through sudo).

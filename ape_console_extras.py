@@ -3,8 +3,10 @@
 After `ape run deploy` (with the same anvil still running), the console finds the manifest
 (`deployments/local.json`, or the path in `$BALLAST_MANIFEST`), checks it against the chain
 and loads the deployment by name: `d`, `engine`, `book`, `lens`, `liquidations`,
-`governor`, `usdc`, the collateral tokens (`WETH`, `WBTC`) and `feeds` by symbol.
-Without one, `deploy()` lists the devnet market of `offchain_risk.devnet` in place.
+`governor`, `usdc`, the collateral tokens (`WETH`, `WBTC`, vault shares) and `feeds` by
+symbol. Without one, `deploy()` lists the devnet market of `offchain_risk.devnet` in place.
+`show` adds the rate of each vault share held and, with a quote feed, its price, peg rate
+and the IM term of the account's cash.
 
     $ make console                  # ape console --network ethereum:local:foundry, quietly
     In [1]: deposit(trader, "USDC", 50_000)    # mint and deposit into sub-account 0
@@ -13,6 +15,7 @@ Without one, `deploy()` lists the devnet market of `offchain_risk.devnet` in pla
     In [4]: set_price("ETH", 1_600)             # push a mock oracle round
     In [5]: health_table()                      # every account, least healthy first
     In [6]: liquidate(trader)                   # the desk liquidates what the policy allows
+    In [7]: greeks(legs, vol=0.6, by="venue")   # option legs' delta, gamma, vega, theta
 
 `Engine`, `WAD` and `account_id` are there for direct calls on `d.engine`.
 
@@ -28,8 +31,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from offchain_risk import devnet
 from offchain_risk.chain import WAD, AccountState, Engine, account_id
+from offchain_risk.models.margin import QuotePeg, peg_margin
+from offchain_risk.units import QUOTE_ASSET
 
 MANIFEST_ENV = "BALLAST_MANIFEST"
 DEFAULT_MANIFEST = Path("deployments/local.json")
@@ -70,11 +77,15 @@ class ShownState(AccountState):
     ``sys.modules``, where ``@dataclass`` would look its annotations up."""
 
     symbols: tuple[str, ...] = ()  # asset id -> symbol, for the report
+    notes: tuple[str, ...] = ()  # vault-share rates, the quote's peg: lines after the legs
 
     @classmethod
-    def of(cls, state: AccountState, symbols: tuple[str, ...]) -> ShownState:
+    def of(
+        cls, state: AccountState, symbols: tuple[str, ...], notes: tuple[str, ...] = ()
+    ) -> ShownState:
         shown = cls(**{f.name: getattr(state, f.name) for f in fields(AccountState)})
         object.__setattr__(shown, "symbols", symbols)  # frozen, like the state it shows
+        object.__setattr__(shown, "notes", notes)
         return shown
 
     def __repr__(self) -> str:
@@ -103,8 +114,9 @@ class ShownState(AccountState):
                 ]
             ],
         )
+        notes = "".join(f"\n{line}" for line in self.notes)
         if not self.assets:
-            return f"{head}\n{summary}"
+            return f"{head}\n{summary}{notes}"
         legs = table(
             ["asset", "collateral", "perp size", "entry", "price (USD)", ""],
             [
@@ -119,7 +131,7 @@ class ShownState(AccountState):
                 for a in self.assets
             ],
         )
-        return f"{head}\n{summary}\n{legs}"
+        return f"{head}\n{summary}\n{legs}{notes}"
 
 
 class HealthRows(list):
@@ -128,6 +140,80 @@ class HealthRows(list):
     def __repr__(self) -> str:
         below = sum(1 for _, m in self if m.equity < m.mm)
         return f"<{len(self)} accounts, {below} below maintenance margin>"
+
+
+class GreeksRows(list):
+    """``greeks_table``'s rows (dicts, see ``GreeksReport.rows``); one-line repr."""
+
+    def __repr__(self) -> str:
+        delta = sum(r["delta_usd"] for r in self)
+        vega = sum(r["vega"] for r in self) / 100
+        return f"<{len(self)} Greek rows: delta {delta:,.0f} USD, vega {vega:,.0f} USD/vol pt>"
+
+
+def greeks_table(
+    legs: list[dict],
+    forwards: dict[int, float],
+    vol: Any,
+    now: int,
+    by: str = "account",
+    names: dict[int, str] | None = None,
+) -> GreeksRows:
+    """Print the option legs' Greeks summed by ``by`` ("account" or "venue"), underlying
+    and expiry: delta in USD, gamma per USD, vega per vol point, theta per day; return
+    the rows. ``vol``: one vol for every leg, one per leg, or the feed's curves as
+    ``{(underlying, expiry): (atm_vol, skew, curvature, forward)}``."""
+    from offchain_risk.models.greeks import (
+        OptionLegs,
+        curve_vols,
+        forwards_of,
+        greeks_report,
+        position_greeks,
+    )
+
+    option_legs = OptionLegs.from_records(legs)
+    vols = curve_vols(option_legs, vol) if isinstance(vol, dict) else vol
+    pos = position_greeks(option_legs, forwards_of(option_legs, forwards), vols, now)
+    report = greeks_report(option_legs, pos, by)
+    names = names or {}
+    rows = GreeksRows(report.rows())
+
+    def key(k: Any) -> str:
+        return short(k) if isinstance(k, str) and k.startswith("0x") else str(k)
+
+    print(
+        table(
+            [
+                by,
+                "underlying",
+                "expiry (UTC)",
+                "legs",
+                "value",
+                "delta USD",
+                "gamma /USD",
+                "vega /pt",
+                "theta /day",
+            ],
+            [
+                [
+                    key(r[by]),
+                    names.get(r["underlying"], str(r["underlying"])),
+                    str(np.datetime64(r["expiry"], "s")).replace("T", " ")[:16],
+                    str(r["n_legs"]),
+                    f"{r['value']:,.2f}",
+                    f"{r['delta_usd']:,.2f}",
+                    f"{r['gamma']:,.6f}",
+                    f"{r['vega'] / 100:,.2f}",
+                    f"{r['theta'] / 365:,.2f}",
+                ]
+                for r in rows
+            ],
+            left=3,
+        )
+    )
+    if report.expired:
+        print(f"({report.expired} expired legs left out)")
+    return rows
 
 
 class ConsoleDeployment(devnet.Deployment):
@@ -252,6 +338,18 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
             raise RuntimeError(f"{symbol}: the oracle price is invalid (stale or non-positive)")
         return price / WAD
 
+    def greeks(legs: list[dict], vol: Any, by: str = "account") -> GreeksRows:
+        """Print the Greeks of option legs (dicts: account, venue, underlying symbol,
+        expiry, strike, is_call, size) at the oracle prices and the head block's time;
+        ``vol`` as for ``greeks_table``."""
+        from ape import chain as ape_chain
+
+        d = _d()
+        rows = [{**leg, "underlying": d.symbols[leg["underlying"]]} for leg in legs]
+        ids = {d.symbols[leg["underlying"]]: leg["underlying"] for leg in legs}
+        forwards = {a: _oracle(symbol) for a, symbol in ids.items()}
+        return greeks_table(rows, forwards, vol, ape_chain.blocks.head.timestamp, by, ids)
+
     def trade(who: Any, symbol: str, size: float, price: float | None = None, sub: int = 0) -> Any:
         """`who` takes `size` (signed, whole units) of the perp from the desk's signed order
         at `price` (default: the oracle price)."""
@@ -275,9 +373,33 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         symbols = [""] * (max(d.symbols.values(), default=-1) + 1)
         for symbol, asset in d.symbols.items():
             symbols[asset] = symbol
-        shown = ShownState.of(s, tuple(symbols))
+        shown = ShownState.of(s, tuple(symbols), _notes(d, s, symbols))
         print(shown.report())
         return shown
+
+    def _notes(d: devnet.Deployment, s: AccountState, symbols: list[str]) -> tuple[str, ...]:
+        """The rate of each vault share the account holds (underlying per share, and its
+        cap), and with a quote feed its price, peg rate and the IM term of the cash."""
+        out = []
+        vaults = current.get("vaults", {})
+        for a in s.assets:
+            symbol = symbols[a.asset] if a.asset < len(symbols) else ""
+            if symbol in vaults:
+                rate, cap = d.engine.vault_rate(a.asset), d.engine.vault_cap(a.asset)
+                out.append(
+                    f"{symbol}: {rate / WAD:,.6f} {vaults[symbol]} per share (cap "
+                    f"{cap / WAD:,.6f})"
+                    + ("" if rate else ": no rate (the vault reverts, answers 0 or jumped)")
+                )
+        quote = d.lens.asset_config(QUOTE_ASSET)
+        if int(str(quote.feed), 16):
+            q, ok = d.engine.price(QUOTE_ASSET)
+            term = peg_margin(np.array([s.cash], dtype=object), QuotePeg(q, quote.floor_bps))
+            out.append(
+                f"quote: {q / WAD:,.4f} USD" + ("" if ok else " (invalid)")
+                + f", peg rate {quote.floor_bps} bps, IM peg term {usd(int(term[0]))} USD"
+            )  # fmt: skip
+        return tuple(out)
 
     def set_price(symbol: str, price: float) -> None:
         """Push a mock oracle round for `symbol` (the deployer is the feeder)."""
@@ -352,6 +474,8 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         show=state,
         set_price=set_price,
         health_table=health_table,
+        greeks=greeks,
+        greeks_table=greeks_table,
         list_vault=list_vault,
         vault_rate=vault_rate,
         owner=owner,
@@ -369,6 +493,7 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         if manifest is not None:
             d = deploy_module.load_deployment(project, manifest)
             gov = manifest["contracts"].get("governor")
+            current["vaults"] = {s: v["underlying"] for s, v in manifest.get("vaults", {}).items()}
             _publish(d, project.RiskGovernor.at(gov) if gov else None, manifest["block"])
         print(f"Ballast: {message}")
     return names

@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--quick] [--skip-gas] [--skip-throughput] [--fuzz] [--keeper]`.
+"""`python -m benchmarks [--quick] [--skip-gas] [--skip-throughput] [--skip-greeks] [--fuzz]
+[--fuzz-baseline REV] [--keeper]`.
 
 Starts a local anvil through Ape, measures gas exactly (the figures go to
 benchmarks/gas-snapshot.json, as with `make gas-snapshot`), measures the risk engine's
@@ -34,6 +35,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10x smaller throughput run")
     parser.add_argument("--skip-gas", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-greeks", action="store_true", help="keep the option Greeks section")
     parser.add_argument(
         "--fuzz", action="store_true", help="measure the stateful fuzz profiles (revm, titanoboa)"
     )
@@ -55,6 +57,11 @@ def main() -> None:
         default=4,
         help="examples per process for the same measurement on titanoboa (the ratio)",
     )
+    parser.add_argument(
+        "--fuzz-baseline",
+        default=None,
+        help="a git revision: also measure the long profile of the model as it was there",
+    )
     parser.add_argument("--keeper", action="store_true", help="only the keeper benchmark")
     parser.add_argument(
         "--keeper-sizes",
@@ -70,7 +77,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.keeper:
-        args.skip_gas = args.skip_throughput = True
+        args.skip_gas = args.skip_throughput = args.skip_greeks = True
 
     sections = [
         "# Benchmarks",
@@ -102,6 +109,14 @@ def main() -> None:
         print("throughput: measuring roofs and workloads ...", flush=True)
         section = throughput.run(quick=args.quick)
         sections += ["", section]
+    if args.skip_greeks:
+        kept = _previous("Option Greeks throughput")
+        sections += ["", kept] if kept else []
+    else:
+        from benchmarks import greeks
+
+        print("greeks: 1M option legs against the transcendental roof ...", flush=True)
+        sections += ["", greeks.run(quick=args.quick)]
     if args.fuzz:
         from benchmarks import fuzz
 
@@ -109,6 +124,7 @@ def main() -> None:
             long_examples=args.fuzz_long_examples,
             boa_examples=args.fuzz_boa_examples,
             quick_examples=args.fuzz_quick_examples,
+            baseline=args.fuzz_baseline,
         )
         print(section, flush=True)
         sections += ["", section]

@@ -27,8 +27,29 @@ TARGET_PER_HOUR = 1_000_000  # steps, long profile, 2 cores
 QUICK_TARGET = 50_000  # steps of the quick profile inside `make test`
 
 
-def _import_machine(backend: str):
-    for path in (str(FUZZ_DIR), str(FUZZ_DIR.parent)):
+def baseline_dir(rev: str) -> Path:
+    """tests/fuzz as it was at git revision `rev`, extracted under .cache/ (flat, so its
+    modules find contracts/ where they expect it), to measure against in the same run."""
+    import subprocess
+
+    root = FUZZ_DIR.parents[1]
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=root, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    out = root / ".cache" / f"fuzz-{sha}"
+    if not (out / "ballast_machine.py").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", sha, "tests/fuzz"], cwd=root, check=True, capture_output=True
+        ).stdout
+        subprocess.run(
+            ["tar", "-x", "--strip-components=2", "-C", str(out)], input=archive, check=True
+        )
+    return out
+
+
+def _import_machine(backend: str, fuzz_dir: Path = FUZZ_DIR):
+    for path in (str(fuzz_dir), str(FUZZ_DIR.parent)):
         if path not in sys.path:
             sys.path.insert(0, path)
     import warnings
@@ -54,9 +75,9 @@ def _settings(examples: int, steps: int, derandomize: bool = False):
     )
 
 
-def _worker(args: tuple[str, int, int, bool]) -> dict:
-    backend, examples, steps, derandomize = args
-    bm = _import_machine(backend)
+def _worker(args: tuple[str, int, int, bool, Path]) -> dict:
+    backend, examples, steps, derandomize, fuzz_dir = args
+    bm = _import_machine(backend, fuzz_dir)
     from hypothesis.stateful import run_state_machine_as_test
 
     t0 = time.perf_counter()
@@ -64,10 +85,11 @@ def _worker(args: tuple[str, int, int, bool]) -> dict:
     deploy_s = time.perf_counter() - t0
     # Not derandomized unless asked (the quick profile is): each spawned worker draws its
     # own hypothesis seed.
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     run_state_machine_as_test(bm.BallastMachine, settings=_settings(examples, steps, derandomize))
     return {
         "seconds": time.perf_counter() - t0,
+        "cpu": time.process_time() - c0,  # this process's CPU time: what the load leaves out
         "deploy": deploy_s,
         "steps": bm.STEPS[0],
         "states": set(bm.STATES),
@@ -76,13 +98,19 @@ def _worker(args: tuple[str, int, int, bool]) -> dict:
 
 
 def measure(
-    backend: str, examples: int, steps: int, processes: int, derandomize: bool = False
+    backend: str,
+    examples: int,
+    steps: int,
+    processes: int,
+    derandomize: bool = False,
+    fuzz_dir: Path = FUZZ_DIR,
 ) -> dict:
-    """Run `processes` workers of `examples` x `steps` each, in parallel."""
+    """Run `processes` workers of `examples` x `steps` each, in parallel (the model of
+    `fuzz_dir`: this tree's, or a baseline's)."""
     ctx = mp.get_context("spawn")
     with ctx.Pool(processes) as pool:
         results = pool.map(
-            _worker, [(backend, examples, steps, derandomize) for _ in range(processes)]
+            _worker, [(backend, examples, steps, derandomize, fuzz_dir) for _ in range(processes)]
         )
     states: set = set().union(*(r["states"] for r in results))
     stats: Counter = sum((r["stats"] for r in results), Counter())
@@ -96,6 +124,9 @@ def measure(
         "wall": wall,
         "rate": total / wall,
         "per_process": [r["steps"] / r["seconds"] for r in results],
+        # CPU milliseconds per step (the EVM runs in process, so it counts): on a machine
+        # shared with other work the wall rate measures the load; this measures the model.
+        "cpu_ms": 1000 * sum(r["cpu"] for r in results) / total,
         "deploy": max(r["deploy"] for r in results),
         "states": len(states),
         "stats": stats,
@@ -149,12 +180,19 @@ def profile(examples: int = 10, steps: int = 100) -> dict:
         return pool.apply(_profile_worker, ((examples, steps),))
 
 
-def run(long_examples: int = 40, boa_examples: int = 4, quick_examples: int | None = None) -> str:
+def run(
+    long_examples: int = 40,
+    boa_examples: int = 4,
+    quick_examples: int | None = None,
+    baseline: str | None = None,
+) -> str:
     """The quick profile (one process, as `make test` runs it; its first `quick_examples`
     when given, the same derandomised examples), the long profile
     shortened to `long_examples` examples per process on two processes, on revm; the same
     long profile on titanoboa shortened to `boa_examples` per process, in the same run for
-    the ratio; and a cProfile of a short revm run."""
+    the ratio; with `baseline` (a git revision), the same long run of the model as it was
+    there, right after this tree's (before and after under the same load); and a cProfile of
+    a short revm run."""
     sys.path.insert(0, str(FUZZ_DIR))
     from ballast_machine import PROFILES
 
@@ -166,15 +204,28 @@ def run(long_examples: int = 40, boa_examples: int = 4, quick_examples: int | No
     quick["full_steps"] = round(quick["steps"] / qe * quick_profile[0])
     print(f"fuzz: long profile, {long_examples} x {long_profile[1]} x 2 on revm ...", flush=True)
     long = measure("revm", long_examples, long_profile[1], processes=2)
+    base = None
+    if baseline:
+        print(f"fuzz: the same on revm, the model at {baseline} ...", flush=True)
+        base = measure(
+            "revm", long_examples, long_profile[1], processes=2, fuzz_dir=baseline_dir(baseline)
+        )
+        base["rev"] = baseline
     print(f"fuzz: long profile, {boa_examples} x {long_profile[1]} x 2 on titanoboa ...")
     boa = measure("boa", boa_examples, long_profile[1], processes=2)
     print("fuzz: cProfile of 10 x 100 steps on revm ...", flush=True)
     prof = profile()
-    return render(quick, long, boa, prof, quick_profile, long_profile)
+    return render(quick, long, boa, prof, quick_profile, long_profile, base)
 
 
 def render(
-    quick: dict, long: dict, boa: dict, prof: dict, quick_profile: tuple, long_profile: tuple
+    quick: dict,
+    long: dict,
+    boa: dict,
+    prof: dict,
+    quick_profile: tuple,
+    long_profile: tuple,
+    base: dict | None = None,
 ) -> str:
     qe, qs = quick_profile
     le, ls = long_profile
@@ -191,10 +242,11 @@ def render(
         "",
         "`python -m benchmarks --fuzz`: the stateful model of tests/fuzz/ballast_machine.py. A "
         "step is one rule plus every invariant (the twin against the contract on the accounts "
-        "the step touched and on all every 10 steps, per-token conservation, deficit, "
-        "positions, bounds, a well-funded liquidator can liquidate every liquidatable "
-        "account). Deployment is timed apart. revm and titanoboa measured in the same run, "
-        "one after the other.",
+        "the step touched, on all after a price, parameter or clock move and every 10 steps; "
+        "per-token conservation, deficit and positions whenever balances were re-read; "
+        "bounds; a well-funded liquidator can liquidate every liquidatable account). "
+        "Deployment is timed apart. revm and titanoboa measured in the same run, one after "
+        "the other.",
         "",
         "| profile | run | processes | steps | wall seconds | steps/s | steps/hour | "
         "distinct states |",
@@ -215,6 +267,17 @@ def render(
             boa,
             f"{boa['examples']} examples x {ls} steps per process",
         ),
+        *(
+            [
+                row(
+                    f"long, revm, the model at `{base['rev']}`",
+                    base,
+                    f"{base['examples']} examples x {ls} steps per process",
+                )
+            ]
+            if base
+            else []
+        ),
         "",
         f"**revm / titanoboa: {ratio:.1f}x** on the same steps (long profile, 2 processes "
         f"each). Per-process rates: revm {', '.join(f'{r:.1f}' for r in long['per_process'])}; "
@@ -230,6 +293,17 @@ def render(
         "",
         _against_targets(quick, long),
         "",
+        *(
+            [
+                f"**This model / the model at `{base['rev']}`: "
+                f"{long['rate'] / base['rate']:.2f}x** ({base['rate'] * 3600:,.0f} -> "
+                f"{long['rate'] * 3600:,.0f} steps/hour, measured one after the other in "
+                f"this run; load {base['load']:.1f} at the end of the baseline's).",
+                "",
+            ]
+            if base
+            else []
+        ),
         _where_time_goes(prof),
         "",
         "What the steps did (revm, both profiles):",
@@ -259,9 +333,13 @@ def _against_targets(quick: dict, long: dict) -> str:
         + ("" if quick["steps"] >= full else " (extrapolated from the shortened run)")
         + "; `make test` runs it in the offline process beside the anvil suites."
     )
+    cpu_rate = 2 * 3600 * 1000 / long["cpu_ms"]
     return (
         f"{verdict} The target is {budget:.1f} ms per step per core; a step costs "
-        f"{per_step:.1f} ms here. {quick_verdict}"
+        f"{per_step:.1f} ms of wall time here and {long['cpu_ms']:.1f} ms of CPU time: two "
+        f"cores given wholly to the campaign would run {cpu_rate:,.0f} steps/hour "
+        f"({'at or above' if cpu_rate >= TARGET_PER_HOUR else 'below'} the target). "
+        f"{quick_verdict}"
     )
 
 

@@ -1,4 +1,5 @@
 # pragma version ~=0.4.3
+# pragma optimize codesize
 """
 @title Ballast engine configuration: the owner's setters and token moves
 @notice The owner-only setters of the engine (listing, feeds, risk
@@ -12,7 +13,9 @@
         order, hence the same storage layout (a test compares the two
         layouts). Split out to keep the core under the EIP-170 size limit
         with room for funding and options; the engine's address answers both
-        ABIs.
+        ABIs. Optimised for size: it carries the whole margin model (for
+        withdraw and transfer) and the option book's hook within the 1 KB
+        reserve below EIP-170.
 @custom:security Deployed once and fixed in the engine as an immutable: no
         upgrade path. Every function here checks the owner through snekmate
         `ownable` (msg.sender is preserved by delegatecall). Calling this
@@ -57,8 +60,6 @@ exports: (
     ledger.list_vault,
     ledger.set_vault_snapshot,
     ledger.set_snapshot_manager,
-    ledger.vault_rate,
-    ledger.vault_cap,
     ledger.vault_word,
     ledger.snapshot_manager,
     # Read through the same fallback: kept out of the core's bytecode.

@@ -63,6 +63,10 @@ exports: (
     ledger.position,
     ledger.price,
     ledger.liquidation_price,
+    # The vault rate views: the core has their price code already (in
+    # `_margin`), MarginConfig has no room left for them.
+    ledger.vault_rate,
+    ledger.vault_cap,
     settlement.venues,
     settlement.settle,
     settlement.set_option_book,
@@ -91,7 +95,8 @@ def __init__(
 ):
     """
     @param config The MarginConfig deployment (same storage layout).
-    @param cash_token The quote token (a USD stablecoin), valued at 1.
+    @param cash_token The quote token (a USD stablecoin), at par until it
+           has a feed of its own (`set_feed(constants.QUOTE_ASSET, ...)`).
     @param cash_deposit_cap Cap on all cash deposits, WAD.
     @param cash_account_cap Cap on one account's cash deposits, WAD.
     @param im_multiplier IM / MM, WAD, in [1, 10].

@@ -14,6 +14,10 @@ WAD_BPS: constant(int256) = 10**22
 
 # Assets are numbered 0..MAX_ASSETS-1; an account's active set is a bitmap in one word.
 MAX_ASSETS: constant(uint256) = 32
+# The quote (cash) asset's slot in the per-asset words: its USD feed
+# (`set_feed`) and its standing peg-loss rate (the floor bps of
+# `set_asset_risk`). Listed at construction, without a feed (cash at par).
+QUOTE_ASSET: constant(uint256) = MAX_ASSETS
 # Joint scenarios per asset, packed as int16 bps into one storage word.
 MAX_SCENARIOS: constant(uint256) = 16
 # A scenario shock is a relative price move: -100% .. +327.67%.

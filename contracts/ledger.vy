@@ -7,6 +7,9 @@
           loss_k = ceil(-sum((coll + size) * p * shock[k]))
           floor  = ceil(sum((coll + |size|) * p * floor_rate))
           MM = max(max_k loss_k, floor, 0);  IM = ceil(MM * im_multiplier)
+               + ceil(max(cash, 0) * (max(1 - q, 0) + peg_rate))
+        where q is the quote asset's own USD feed, once it has one (the
+        peg-loss term, see `_peg_margin`).
         An account id packs (owner, sub-account): `owner << 96 | sub`; each id
         is its own margin domain.
 @custom:security Guards: deposit caps per asset and per account bound what a
@@ -97,6 +100,11 @@ OPTION_TRADE: constant(uint256) = NO_ASSET + 1
 LOWEST_FALL_SLOT: constant(uint256) = 65536 - 10000
 # The pause flag's bit in `risk_word`.
 PAUSED_BIT: constant(uint256) = 1 << 128
+# Set in `risk_word` once the quote asset has a feed (`set_feed` on
+# constants.QUOTE_ASSET): margin reads the quote's word only then, and only
+# for positive cash (see `_peg_margin`).
+QUOTE_FEED_BIT: constant(uint256) = 1 << 129
+IM_MASK: constant(uint256) = PAUSED_BIT - 1
 
 
 struct TokenInfo:
@@ -136,8 +144,9 @@ struct Margin:
 
 
 # IM multiplier (IM = MM * m / WAD, m >= WAD; low 128 bits) | paused flag
-# (bit PAUSED_BIT): one word, so the fill path's pause check is a warm read of
-# the word every margin computation loads anyway.
+# (bit PAUSED_BIT) | quote feed set (QUOTE_FEED_BIT): one word, so the fill
+# path's pause check is a warm read of the word every margin computation
+# loads anyway.
 risk_word: uint256
 # Max relative distance of a fill price from the oracle price (WAD).
 price_band: public(uint256)
@@ -332,7 +341,8 @@ def __init__(
     price_band: uint256,
 ):
     """
-    @param cash_token The quote token (a USD stablecoin), valued at 1.
+    @param cash_token The quote token (a USD stablecoin), at par until it
+           has a feed of its own (`set_feed(constants.QUOTE_ASSET, ...)`).
     @param cash_deposit_cap Cap on all cash deposits, WAD.
     @param cash_account_cap Cap on one account's cash deposits, WAD.
     @param im_multiplier IM / MM, WAD, in [1, 10].
@@ -343,6 +353,10 @@ def __init__(
     self._list_token(cash_token, CASH, cash_deposit_cap, cash_account_cap)
     self._set_im_multiplier(im_multiplier)
     self._set_price_band(price_band)
+    # The quote asset's word: listed, no feed (cash at par) until `set_feed`.
+    self.asset_word[constants.QUOTE_ASSET] = (FLAG_LISTED << FLAGS_SHIFT) | (
+        18 << UNIT_SHIFT
+    )
 
 
 # ---------------------------------------------------------------- admin
@@ -523,7 +537,7 @@ def set_paused(paused: bool):
     """
     if not paused or msg.sender != self.guardian:
         ownable._check_owner()
-    word: uint256 = self.risk_word & (PAUSED_BIT - 1)
+    word: uint256 = self.risk_word & ~PAUSED_BIT
     if paused:
         word |= PAUSED_BIT
     self.risk_word = word
@@ -841,7 +855,7 @@ def im_multiplier() -> uint256:
     """
     @notice IM / MM as WAD (>= WAD).
     """
-    return self.risk_word & (PAUSED_BIT - 1)
+    return self.risk_word & IM_MASK
 
 
 @external
@@ -1236,6 +1250,8 @@ def _set_feed(asset: uint256, feed: address, heartbeat: uint256):
         | (decimals << FEED_DECIMALS_SHIFT)
     )
     self.asset_word[asset] = word
+    if asset == constants.QUOTE_ASSET:
+        self.risk_word |= QUOTE_FEED_BIT
     log FeedSet(
         asset=asset, feed=feed, heartbeat=heartbeat, feed_decimals=decimals
     )
@@ -1279,7 +1295,7 @@ def _set_im_multiplier(im_multiplier: uint256):
         im_multiplier >= constants.WAD
         and im_multiplier <= constants.MAX_IM_MULTIPLIER
     ), "ledger: bad IM multiplier"
-    self.risk_word = (self.risk_word & PAUSED_BIT) | im_multiplier
+    self.risk_word = (self.risk_word & ~IM_MASK) | im_multiplier
     log ImMultiplierSet(im_multiplier=im_multiplier)
 
 
@@ -1428,13 +1444,20 @@ def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
     mm: uint256 = convert(
         max(fixed_math._ceil_div(worst, constants.WAD_BPS), 0), uint256
     )
+    risk: uint256 = self.risk_word
     im: uint256 = convert(
         fixed_math._ceil_div(
-            convert(mm * (self.risk_word & (PAUSED_BIT - 1)), int256),
-            constants.IWAD,
+            convert(mm * (risk & IM_MASK), int256), constants.IWAD
         ),
         uint256,
     )
+    if cash > 0 and risk & QUOTE_FEED_BIT != 0:
+        # The quote's peg-loss term: IM only (liquidation never waits on it).
+        peg: uint256 = 0
+        peg_ok: bool = False
+        peg, peg_ok = self._peg_margin(cash)
+        im += peg
+        prices_ok = prices_ok and (peg_ok or liq)
     equity: int256 = (
         cash - notional + fixed_math._floor_div(value_num, constants.WAD_BPS)
     )
@@ -1445,6 +1468,38 @@ def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
         prices_ok=prices_ok,
         flow=slice_flow,
         unpriced=unpriced,
+    )
+
+
+@internal
+@view
+def _peg_margin(cash: int256) -> (uint256, bool):
+    """
+    @dev The IM a positive cash balance adds when the quote asset has a
+         feed: cash * (max(1 - q, 0) + peg_rate), rounded up (against the
+         account), where q is the quote's feed price (USD per token, WAD) as
+         last reported and peg_rate the quote word's floor bps (the
+         standing depeg scenario). A feed that answers nothing (price 0)
+         adds no live term. Returns (term, feed valid): the caller blocks
+         risk-increasing actions on an invalid feed, never liquidations.
+         Bounds: rate <= WAD * BPS + WAD * BPS < 2**76 and cash < 2**170
+         (deposits <= MAX_CAP plus realised PnL), so the product fits.
+    """
+    word: uint256 = self.asset_word[constants.QUOTE_ASSET]
+    q: uint256 = 0
+    ok: bool = False
+    q, ok = self._price(word)
+    rate: uint256 = ((word >> FLOOR_SHIFT) & 65535) * constants.WAD
+    if q != 0 and q < constants.WAD:
+        rate += (constants.WAD - q) * constants.BPS
+    return (
+        convert(
+            fixed_math._ceil_div(
+                cash * convert(rate, int256), constants.WAD_BPS
+            ),
+            uint256,
+        ),
+        ok,
     )
 
 

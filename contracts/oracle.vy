@@ -64,6 +64,12 @@ def _read(
         return 0, False
     price: uint256 = convert(answer, uint256)
     if feed_decimals < 18:
+        # Scaling up only raises the price, so an answer already above the
+        # bound is invalid; checked first, the product stays below 2**160
+        # and cannot overflow (a huge answer must read as invalid, never
+        # revert the caller).
+        if price > constants.MAX_PRICE:
+            return 0, False
         price *= 10**(18 - feed_decimals)
     elif feed_decimals > 18:
         price //= 10**(feed_decimals - 18)

@@ -24,6 +24,16 @@ Deploy order and wiring (docs/INTEGRATING.md explains each step):
  9. with [governor] signers: RiskGovernor(engine, liquidations, signers, threshold, limits),
     set_asset_bounds per asset, set_global_bounds, set_guardian, then
     engine.set_risk_manager(governor) and liquidations.set_risk_manager(governor)
+10. with [vol_feed]: VolFeed(signers, threshold), then set_underlying(asset, heartbeat) per
+    listed underlying
+11. per [[vaults]] entry: a mock ERC-4626 vault over the underlying's token on a local chain,
+    engine.list_asset(vault, the underlying's feed, ..., class haircut, not a perp),
+    engine.set_shock_word(asset, the underlying's), engine.list_vault(asset, class growth),
+    governor.set_asset_bounds(asset, ...); then, with a governor,
+    RateSnapshots(engine, governor) and engine.set_snapshot_manager(snapshots)
+12. with [quote]: its feed (a mock at 8 decimals on a local chain), then
+    engine.set_feed(QUOTE_ASSET, feed, heartbeat) and
+    engine.set_asset_risk(QUOTE_ASSET, peg_bps, 0)
 
 A local chain is chain id 31337 or 1337 (anvil, ganache, hardhat): mocks are deployed there,
 ``test:N`` signers are the accounts of ``--mnemonic``, and governor limits and bounds the
@@ -52,6 +62,7 @@ ZERO = "0x0000000000000000000000000000000000000000"
 LOCAL_CHAINS = (31337, 1337)
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
 FEED_DECIMALS = 8
+QUOTE_ASSET = 32  # offchain_risk.units.QUOTE_ASSET: the quote asset's slot in the engine
 MANIFEST_VERSION = 1  # offchain_risk.deploy.MANIFEST_VERSION
 # The Ape deployer's defaults (offchain_risk.deploy.DeployConfig, LiquidationPolicy).
 ENGINE_DEFAULTS = {
@@ -76,6 +87,9 @@ KNOWN_KEYS = {
         "min_bounty_usd",
     },
     "governor": {"signers", "threshold", "guardian", "limits", "global_bounds", "asset_bounds"},
+    "vol_feed": {"signers", "threshold", "heartbeat", "underlyings"},
+    "vaults": {"symbol", "underlying", "class", "vault_address"},
+    "quote": {"feed", "price", "heartbeat", "peg_bps"},
     "markets": {
         "symbol",
         "price",
@@ -88,6 +102,13 @@ KNOWN_KEYS = {
         "perp",
         "bounds",
     },
+}
+# Vault-share classes: (haircut bps, yearly rate growth bps), as
+# offchain_risk.models.vault.VAULT_CLASSES states them (a test checks they agree).
+VAULT_CLASSES = {
+    "liquid_staking": (2_000, 1_000),
+    "restaking": (3_500, 1_500),
+    "savings": (1_200, 1_500),
 }
 POLICY_ORDER = (
     "min_discount",
@@ -207,7 +228,15 @@ def _arg(value: object) -> str:
 def load(path: Path) -> dict:
     """The TOML config with the Ape deployer's defaults and unit conversions applied."""
     raw = tomllib.loads(path.read_text())
-    unknown = set(raw) - {"engine", "liquidation", "governor", "markets"}
+    unknown = set(raw) - {
+        "engine",
+        "liquidation",
+        "governor",
+        "markets",
+        "vol_feed",
+        "vaults",
+        "quote",
+    }
     if unknown:
         raise DeployError(f"{path}: unknown sections {sorted(unknown)}")
     # A key this script does not know would be deployed differently from `ape run deploy`
@@ -274,7 +303,68 @@ def load(path: Path) -> dict:
         "limits": limits,
         "global_bounds": {k: _wad(v) for k, v in global_bounds.items()},
         "asset_bounds": {k: int(v) for k, v in shared.items()},
+        "vol_feed": _vol_feed(path, raw["vol_feed"], markets) if "vol_feed" in raw else None,
+        "vaults": _vaults(path, raw.get("vaults", []), markets),
+        "quote": _quote(raw.get("quote"), int(engine["heartbeat"])),
     }
+
+
+def _vol_feed(path: Path, vol: dict, markets: list[dict]) -> dict:
+    """``[vol_feed]``: every key stated, the underlyings listed markets (the Ape deployer
+    validates the same file the same way)."""
+    missing = sorted(KNOWN_KEYS["vol_feed"] - set(vol))
+    if missing:
+        raise DeployError(f"{path}: vol_feed: missing {missing}")
+    symbols = [m["symbol"] for m in markets]
+    unknown = [u for u in vol["underlyings"] if u not in symbols]
+    if unknown:
+        raise DeployError(f"{path}: vol_feed.underlyings: {unknown} are not listed markets")
+    return {
+        "signers": [str(s) for s in vol["signers"]],
+        "threshold": int(vol["threshold"]),
+        "heartbeat": int(vol["heartbeat"]),
+        "underlyings": {u: symbols.index(u) for u in vol["underlyings"]},
+    }
+
+
+def _quote(raw: dict | None, heartbeat: int) -> dict | None:
+    """[quote] with the Ape deployer's defaults: price 1, the engine's heartbeat, peg 0."""
+    if raw is None:
+        return None
+    return {
+        "feed": raw.get("feed"),
+        "price": float(raw.get("price", 1.0)),
+        "heartbeat": int(raw.get("heartbeat", heartbeat)),
+        "peg_bps": int(raw.get("peg_bps", 0)),
+    }
+
+
+def _vaults(path: Path, raw: list, markets: list[dict]) -> list[dict]:
+    """[[vaults]] with their class's haircut and growth; the underlying is a collateral
+    market of the config."""
+    collateral = {m["symbol"]: m for m in markets if m["token"] or m["token_address"]}
+    out = []
+    for v in raw:
+        for key in ("symbol", "underlying", "class"):
+            if not isinstance(v.get(key), str):
+                raise DeployError(f"{path}: vaults: missing {key!r}")
+        if v["underlying"] not in collateral:
+            raise DeployError(f"{path}: vaults.{v['symbol']}.underlying: not a collateral market")
+        if v["class"] not in VAULT_CLASSES:
+            raise DeployError(f"{path}: vaults.{v['symbol']}.class: unknown {v['class']!r}")
+        haircut, growth = VAULT_CLASSES[v["class"]]
+        out.append(
+            {
+                "symbol": v["symbol"],
+                "underlying": v["underlying"],
+                "class": v["class"],
+                "vault_address": v.get("vault_address"),
+                "haircut_bps": haircut,
+                "max_growth_bps": growth,
+                "floor_bps": collateral[v["underlying"]]["floor_bps"],
+            }
+        )
+    return out
 
 
 def _keys(path: Path, where: str, table: object, keys: tuple[str, ...]) -> dict:
@@ -301,15 +391,26 @@ def governor_settings(cfg: dict, *, local: bool) -> dict:
         | {k: int(v) for k, v in m["bounds"].items()}
         for m in cfg["markets"]
     ]
+    per_vault = [
+        {"floor_min": v["floor_bps"]} | cfg["asset_bounds"] | {"haircut_min": v["haircut_bps"]}
+        for v in cfg["vaults"]
+    ]
     if local:
         limits = LOCAL_LIMITS | limits
         global_bounds = LOCAL_GLOBAL_BOUNDS | global_bounds
         per_market = [LOCAL_ASSET_BOUNDS | b for b in per_market]
+        per_vault = [LOCAL_ASSET_BOUNDS | b for b in per_vault]
     missing = [f"governor.limits.{k}" for k in LIMIT_KEYS if k not in limits]
     missing += [f"governor.global_bounds.{k}" for k in GLOBAL_BOUND_KEYS if k not in global_bounds]
     missing += [
         f"markets.{m['symbol']}.bounds.{k}"
         for m, b in zip(cfg["markets"], per_market, strict=True)
+        for k in ASSET_BOUND_KEYS
+        if k not in b
+    ]
+    missing += [
+        f"governor.asset_bounds.{k} (vaults.{v['symbol']})"
+        for v, b in zip(cfg["vaults"], per_vault, strict=True)
         for k in ASSET_BOUND_KEYS
         if k not in b
     ]
@@ -321,6 +422,7 @@ def governor_settings(cfg: dict, *, local: bool) -> dict:
         "limits": tuple(limits[k] for k in LIMIT_KEYS),
         "global_bounds": tuple(global_bounds[k] for k in GLOBAL_BOUND_KEYS),
         "asset_bounds": [tuple(b[k] for k in ASSET_BOUND_KEYS) for b in per_market],
+        "vault_bounds": [tuple(b[k] for k in ASSET_BOUND_KEYS) for b in per_vault],
     }
 
 
@@ -346,6 +448,11 @@ def deploy(cfg: dict, c: Cast, *, local: bool, mnemonic: str = TEST_MNEMONIC) ->
             if m["token"] and not m["token_address"]
         ]
         missing += [] if cfg["cash_address"] else ["engine.cash_address"]
+        missing += [
+            f"vaults.{v['symbol']}.vault_address" for v in cfg["vaults"] if not v["vault_address"]
+        ]
+        if cfg["quote"] is not None and not cfg["quote"]["feed"]:
+            missing.append("quote.feed")
         if missing:
             raise DeployError("a non-local chain needs existing " + ", ".join(missing))
     settings = governor_settings(cfg, local=local) if cfg["signers"] else None
@@ -450,6 +557,22 @@ def deploy(cfg: dict, c: Cast, *, local: bool, mnemonic: str = TEST_MNEMONIC) ->
         c.send(engine, "set_risk_manager(address)", governor)
         c.send(liquidations, "set_risk_manager(address)", governor)
         contracts["governor"] = governor
+    vol_signers = []
+    if cfg["vol_feed"] is not None:
+        vol = cfg["vol_feed"]
+        vol_signers = [resolve_signer(c, s, local, mnemonic) for s in vol["signers"]]
+        feed = c.create(
+            "VolFeed",
+            code["VolFeed"],
+            "constructor(address[],uint256)",
+            vol_signers,
+            vol["threshold"],
+        )
+        for underlying in vol["underlyings"].values():
+            c.send(feed, "set_underlying(uint256,uint256)", underlying, vol["heartbeat"])
+        contracts["vol_feed"] = feed
+    vaults = deploy_vaults(cfg, c, code, contracts, markets, settings)
+    quote = deploy_quote(cfg, c, code, engine)
     tokens = {
         m["token"][1]: markets[m["symbol"]]["token"]
         for m in cfg["markets"]
@@ -458,9 +581,102 @@ def deploy(cfg: dict, c: Cast, *, local: bool, mnemonic: str = TEST_MNEMONIC) ->
     return {
         "contracts": contracts,
         "markets": markets,
+        "vaults": vaults,
+        "quote": quote,
         "signers": signers,
         "tokens": tokens,
         "governor": settings,
+        "vol_signers": vol_signers,
+    }
+
+
+def deploy_vaults(
+    cfg: dict, c: Cast, code: dict, contracts: dict, markets: dict, settings: dict | None
+) -> dict:
+    """Step 10: list cfg's vaults after the markets and, with a governor, the signed
+    snapshot entry; returns the manifest's ``vaults`` (the rate cap's snapshot read back)."""
+    engine, governor = contracts["engine"], contracts.get("governor")
+    vaults = {}
+    for i, v in enumerate(cfg["vaults"]):
+        base = markets[v["underlying"]]
+        vault = v["vault_address"] or c.create(
+            v["symbol"],
+            code["MockVault"],
+            "constructor(string,string,address)",
+            f"Vault {v['symbol']}",
+            v["symbol"],
+            base["token"],
+        )
+        asset = int(c.call(engine, "num_assets()(uint256)").split()[0])
+        c.send(
+            engine,
+            "list_asset(address,address,uint256,uint256,uint256,uint256,uint256,bool,uint256)",
+            vault,
+            base["feed"],
+            cfg["heartbeat"],
+            v["floor_bps"],
+            v["haircut_bps"],
+            cfg["deposit_cap_wad"],
+            cfg["deposit_cap_wad"],
+            False,
+            0,
+        )
+        word = c.call(engine, "shock_word(uint256)(uint256)", base["asset"]).split()[0]
+        c.send(engine, "set_shock_word(uint256,uint256)", asset, word)
+        c.send(engine, "list_vault(uint256,uint256)", asset, v["max_growth_bps"])
+        # the cap's snapshot as the engine holds it (units.unpack_vault_word's layout)
+        held = int(c.call(engine, "vault_word(uint256)(uint256)", asset).split()[0])
+        vaults[v["symbol"]] = {
+            "asset": asset,
+            "vault": vault,
+            "underlying": v["underlying"],
+            "class": v["class"],
+            "haircut_bps": v["haircut_bps"],
+            "max_growth_bps": (held >> 192) & 0xFFFF,
+            "snapshot_ratio": held & (2**128 - 1),
+            "snapshot_time": (held >> 128) & (2**64 - 1),
+        }
+        if governor is not None:
+            bounds = settings["vault_bounds"][i]
+            c.send(
+                governor,
+                "set_asset_bounds(uint256,(uint256,uint256,uint256,uint256,uint256,uint256,uint256,uint256))",
+                asset,
+                bounds,
+            )
+            vaults[v["symbol"]]["bounds"] = dict(zip(ASSET_BOUND_KEYS, bounds, strict=True))
+    if vaults and governor is not None:
+        snapshots = c.create(
+            "RateSnapshots",
+            code["RateSnapshots"],
+            "constructor(address,address)",
+            engine,
+            governor,
+        )
+        c.send(engine, "set_snapshot_manager(address)", snapshots)
+        contracts["snapshots"] = snapshots
+    return vaults
+
+
+def deploy_quote(cfg: dict, c: Cast, code: dict, engine: str) -> dict | None:
+    """Step 11: the quote asset's feed and peg-loss rate; returns the manifest's ``quote``."""
+    q = cfg["quote"]
+    if q is None:
+        return None
+    feed = q["feed"] or c.create(
+        "feed quote",
+        code["MockAggregator"],
+        "constructor(uint8,int256)",
+        FEED_DECIMALS,
+        int(round(q["price"] * 10**FEED_DECIMALS)),
+    )
+    c.send(engine, "set_feed(uint256,address,uint256)", QUOTE_ASSET, feed, q["heartbeat"])
+    c.send(engine, "set_asset_risk(uint256,uint256,uint256)", QUOTE_ASSET, q["peg_bps"], 0)
+    return {
+        "asset": QUOTE_ASSET,
+        "feed": c.run("to-check-sum-address", feed),
+        "heartbeat": q["heartbeat"],
+        "peg_bps": q["peg_bps"],
     }
 
 
@@ -481,6 +697,13 @@ def manifest(cfg: dict, done: dict, *, chain_id: int, block: int, deployer: str,
         parameters["governor_global_bounds"] = dict(
             zip(GLOBAL_BOUND_KEYS, g["global_bounds"], strict=True)
         )
+    if "vol_feed" in done["contracts"]:
+        parameters["vol_feed"] = {
+            "signers": done["vol_signers"],
+            "threshold": cfg["vol_feed"]["threshold"],
+            "heartbeat": cfg["vol_feed"]["heartbeat"],
+            "underlyings": cfg["vol_feed"]["underlyings"],
+        }
     return {
         "version": MANIFEST_VERSION,
         "network": f"rpc:{chain_id}",
@@ -490,6 +713,8 @@ def manifest(cfg: dict, done: dict, *, chain_id: int, block: int, deployer: str,
         "config": config,
         "contracts": done["contracts"],
         "markets": done["markets"],
+        "vaults": done["vaults"],
+        "quote": done["quote"],
         "parameters": parameters,
     }
 
@@ -503,6 +728,11 @@ def env_lines(done: dict) -> str:
         names[f"FEED_{symbol}"] = m["feed"]
         if m["token"]:
             names[f"TOKEN_{symbol}"] = m["token"]
+    for symbol, v in done["vaults"].items():
+        names[f"ASSET_{symbol}"] = v["asset"]
+        names[f"VAULT_{symbol}"] = v["vault"]
+    if done["quote"] is not None:
+        names["FEED_QUOTE"] = done["quote"]["feed"]
     names.update(done["tokens"])  # by token symbol: WETH, WBTC
     return "".join(f"export {k}={v}\n" for k, v in names.items())
 

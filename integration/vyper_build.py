@@ -33,7 +33,7 @@ DEPLOYABLES = (
     "OptionBook",
     "RateSnapshots",
 )
-MOCKS = ("MockToken", "MockAggregator")
+MOCKS = ("MockToken", "MockAggregator", "MockVault")
 
 
 def source_path(name: str) -> Path:

@@ -206,12 +206,32 @@ def calibrate(
     type=click.IntRange(30, 3650),
     show_default=True,
 )
-@click.option("--horizon-hours", default=24, type=click.IntRange(1, 24 * 14), show_default=True)
+@click.option(
+    "--horizon-hours",
+    default=BacktestDefaults.horizon_hours,
+    type=click.IntRange(1, 24),
+    show_default=True,
+    help="Margin horizon (default: the margin period of risk, models/horizon.py).",
+)
+@click.option(
+    "--close-out-usd",
+    default=BacktestDefaults.close_out_position_usd,
+    type=click.FloatRange(0.0, 1e12),
+    show_default=True,
+    help="Close-out size whose square-root impact widens every scenario (0: no add-on).",
+)
 @click.option("--k", "k", default=16, type=click.IntRange(1, 16), show_default=True)
 @click.option("--window-days", default=730, type=click.IntRange(14, 5000), show_default=True)
 @click.option("--floor-bps", default=50.0, type=click.FloatRange(0, 10_000), show_default=True)
 @click.option("--random-books", default=1000, type=click.IntRange(1, 100_000), show_default=True)
 @click.option("--data-dir", default=None)
+@click.option(
+    "--workers",
+    default=2,
+    type=click.IntRange(1, 64),
+    show_default=True,
+    help="Processes the rebalance steps are spread over (the result does not depend on it).",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def backtest(
     out: Path,
@@ -223,11 +243,13 @@ def backtest(
     stress_weight: float,
     stress_window_days: int,
     horizon_hours: int,
+    close_out_usd: float,
     k: int,
     window_days: int,
     floor_bps: float,
     random_books: int,
     data_dir: str | None,
+    workers: int,
     progress: bool,
 ) -> None:
     """Rolling out-of-sample backtest; writes README.md and PNG figures to --out."""
@@ -245,12 +267,13 @@ def backtest(
             stress_weight=stress_weight,
             stress_window_days=stress_window_days,
             horizon_hours=horizon_hours,
+            close_out_position_usd=close_out_usd,
             k=k,
             window_days=window_days,
             floor_bps=floor_bps,
             n_random_books=random_books,
         )
-        result = run_backtest(panel, cfg, start=t0, progress=progress, daily=daily)
+        result = run_backtest(panel, cfg, start=t0, progress=progress, daily=daily, workers=workers)
     except (DataNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     path = write_backtest_report(result, out)
@@ -303,6 +326,12 @@ def backtest(
 @click.option("--risk-signers", default=None, help="Comma-separated Ape aliases (or test:N).")
 @click.option("--relayer", default=None, help="Ape account that submits the updates.")
 @click.option("--risk-interval", type=float, default=3_600.0, show_default=True)
+@click.option(
+    "--vol-signers",
+    default=None,
+    help="Comma-separated Ape aliases (or test:N) of the vol feed's signers: the keeper "
+    "publishes vol surfaces hourly through the manifest's vol_feed (needs --account).",
+)
 def keeper(
     network: str,
     manifest_path: Path,
@@ -321,6 +350,7 @@ def keeper(
     risk_signers: str | None,
     relayer: str | None,
     risk_interval: float,
+    vol_signers: str | None,
 ) -> None:
     """Run the keeper: index, scan and liquidate every block (dry run without --account)."""
     from offchain_risk.keeper import runner
@@ -342,6 +372,11 @@ def keeper(
             "relayer_name": relayer,
             "interval": risk_interval,
         }
+    vol = None
+    if vol_signers:
+        if account is None:
+            raise click.BadParameter("--vol-signers needs --account: the keeper sends them")
+        vol = [n.strip() for n in vol_signers.split(",") if n.strip()]
     runner.setup_logging(log_level)
     from offchain_risk.deploy import ConfigError, ManifestError
 
@@ -360,6 +395,7 @@ def keeper(
             start_block=start_block,
             max_fee_gwei=max_fee_gwei,
             risk=risk,
+            vol_signers=vol,
         )
     except (ConfigError, ManifestError) as exc:
         raise click.ClickException(str(exc)) from exc

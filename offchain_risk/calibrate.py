@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from offchain_risk.data import DataNotFoundError, ImpliedVol, PricePanel, load_dvol
+from offchain_risk.data import PricePanel, load_dvol_if_present
 from offchain_risk.models.haircuts import IMMultiplierPolicy, SquareRootImpact, dvol_ratio
 from offchain_risk.models.horizon import add_on_shocks, liquidity_add_on_bps
 from offchain_risk.models.risk import var_es
@@ -112,7 +112,7 @@ def calibrate(
 
     garch_ratio = float(np.max(np.sqrt(garch.forecast_variance(h) / h / garch.next_variance)))
     predicted, source = garch_ratio, "GARCH horizon forecast / next-hour vol"
-    dvol = _implied_vol(data_dir) if "BTC" in panel.assets else None
+    dvol = load_dvol_if_present(data_dir) if "BTC" in panel.assets else None
     if dvol is not None:
         iv = dvol_ratio(dvol, panel.timestamps, returns[:, panel.assets.index("BTC")], asof)
         if iv > predicted:
@@ -202,11 +202,3 @@ def calibrate(
             },
         },
     }
-
-
-def _implied_vol(data_dir: str | os.PathLike[str] | None) -> ImpliedVol | None:
-    """BTC DVOL from the data folder, or None when the folder has no implied-vol file."""
-    try:
-        return load_dvol(data_dir)
-    except DataNotFoundError:
-        return None

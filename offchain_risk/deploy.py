@@ -11,11 +11,20 @@ deployer, and the tokens are mock ERC-20s. Elsewhere every market names its ``fe
 every collateral its ``token_address``, and ``cash_address`` names the cash token: nothing
 mock is deployed outside a local network.
 
+``[[vaults]]`` lists ERC-4626 shares over a collateral market (class haircut and rate-cap
+growth, ``RateSnapshots`` as the snapshot manager under a governor; ``vault_address``
+outside a local network) and ``[quote]`` gives the quote asset its feed and peg-loss rate
+(``feed`` outside a local network); the manifest records both (``vaults``, ``quote``).
+
 The risk governor's rate limits and bounds (``[governor.limits]``,
 ``[governor.global_bounds]``, ``[governor.asset_bounds]`` and a market's own
 ``[markets.bounds]``) come from the config. On a local network what a config leaves out is
 the devnet's (``deployments/config/local.toml``, :data:`LOCAL_CONFIG`); a non-local network
 gets no defaults: a governor there needs every value stated.
+
+``[vol_feed]`` lists a ``VolFeed``: its signers (M of N, the keeper's vol updater signs with
+them), the heartbeat of its curves and the markets listed as underlyings (the engine's asset
+ids); the manifest names it ``contracts.vol_feed`` with ``parameters.vol_feed``.
 
 ``deployments/config/local.toml`` is also the devnet listing of
 :mod:`offchain_risk.devnet`: one source for ``ape run deploy``, the console, the tests and
@@ -34,7 +43,8 @@ import tomllib
 
 from offchain_risk.models.liquidation import LiquidationPolicy
 from offchain_risk.models.margin import MAX_SCENARIOS, pad_scenarios
-from offchain_risk.units import to_wad
+from offchain_risk.models.vault import VAULT_CLASSES, RateCap
+from offchain_risk.units import QUOTE_ASSET, to_wad
 
 MANIFEST_VERSION = 1
 #: The devnet's config: the listing of ``offchain_risk.devnet`` and the governor values a
@@ -83,6 +93,11 @@ _MARKET_KEYS = {
     "perp",
     "bounds",
 }
+_VOL_FEED_KEYS = {"signers", "threshold", "heartbeat", "underlyings"}
+#: contracts/constants.vy MAX_HEARTBEAT: the longest heartbeat the VolFeed accepts.
+MAX_VOL_HEARTBEAT = 7 * 86_400
+_VAULT_KEYS = {"symbol", "underlying", "class", "vault_address"}
+_QUOTE_KEYS = {"feed", "price", "heartbeat", "peg_bps"}
 _GOVERNOR_KEYS = {
     "signers",
     "threshold",
@@ -125,6 +140,50 @@ class MarketConfig:
 
 
 @dataclass(frozen=True)
+class VolFeedConfig:
+    """``[vol_feed]``: the signers of its curves (``threshold`` of them sign an update), the
+    heartbeat of every listed underlying's curves (seconds) and the listed markets."""
+
+    signers: tuple[str, ...]  # "test:N" or Ape account aliases
+    threshold: int
+    heartbeat: int
+    underlyings: tuple[str, ...]  # market symbols
+
+
+@dataclass(frozen=True)
+class VaultConfig:
+    """ERC-4626 shares listed as collateral (``[[vaults]]``): priced through the
+    ``underlying`` collateral market's feed and shocks, with its class's haircut and yearly
+    rate growth (``VAULT_CLASSES``); the rate cap's first snapshot is the vault's rate at
+    listing. Later snapshots move only through the signed ``RateSnapshots`` entry."""
+
+    symbol: str
+    underlying: str  # the symbol of a collateral market
+    vault_class: str  # a key of VAULT_CLASSES
+    vault_address: str | None = None  # an existing vault (non-local networks)
+
+    @property
+    def haircut_bps(self) -> int:
+        return VAULT_CLASSES[self.vault_class].haircut_bps
+
+    @property
+    def max_growth_bps(self) -> int:
+        return VAULT_CLASSES[self.vault_class].max_growth_bps
+
+
+@dataclass(frozen=True)
+class QuoteConfig:
+    """The quote (cash) asset's feed (``[quote]``): set on the engine's slot
+    ``QUOTE_ASSET``, positive cash adds ``cash * (max(1 - q, 0) + peg rate)`` to IM. Without
+    the section cash is valued at par and no peg term applies."""
+
+    feed: str | None = None  # an existing feed (non-local networks)
+    price: float = 1.0  # opening price of a mock feed (local networks)
+    heartbeat: int = 86_400  # seconds; the engine's heartbeat unless stated
+    peg_bps: int = 0  # the standing peg-loss rate
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     markets: tuple[MarketConfig, ...]
     im_multiplier: float = 1.5
@@ -144,6 +203,9 @@ class DeployConfig:
     limits: dict[str, int] = field(default_factory=dict)
     global_bounds: dict[str, int] = field(default_factory=dict)
     asset_bounds: dict[str, int] = field(default_factory=dict)  # every market's, bps
+    vol_feed: VolFeedConfig | None = None
+    vaults: tuple[VaultConfig, ...] = ()  # listed after the markets, in this order
+    quote: QuoteConfig | None = None
 
     @property
     def shocks(self) -> np.ndarray:
@@ -168,6 +230,15 @@ class DeployConfig:
         ones; ``floor_min`` is the listed floor rate (the admin floor) unless stated."""
         return {"floor_min": market.floor_bps} | self.asset_bounds | market.bounds
 
+    def vault_bounds(self, vault: VaultConfig) -> dict[str, int]:
+        """The governor bounds the config states for ``vault``: the shared ones, its
+        underlying's floor as ``floor_min`` and its class haircut as ``haircut_min`` (the
+        keeper's liquidity haircut is signed on top of it, never below)."""
+        base = next(m for m in self.markets if m.symbol == vault.underlying)
+        return (
+            {"floor_min": base.floor_bps} | self.asset_bounds | {"haircut_min": vault.haircut_bps}
+        )
+
     def missing_governor(self) -> list[str]:
         """The governor values a non-local network needs and the config leaves out."""
         if not self.signers:
@@ -179,6 +250,13 @@ class DeployConfig:
         for m in self.markets:
             have = self.market_bounds(m)
             missing += [f"markets.{m.symbol}.bounds.{k}" for k in ASSET_BOUND_KEYS if k not in have]
+        for v in self.vaults:
+            have = self.vault_bounds(v)
+            missing += [
+                f"governor.asset_bounds.{k} (vaults.{v.symbol})"
+                for k in ASSET_BOUND_KEYS
+                if k not in have
+            ]
         return missing
 
     def needs_mocks(self) -> list[str]:
@@ -191,6 +269,9 @@ class DeployConfig:
         ]
         if self.cash_address is None:
             missing.append("engine.cash_address")
+        missing += [f"vaults.{v.symbol}.vault_address" for v in self.vaults if not v.vault_address]
+        if self.quote is not None and self.quote.feed is None:
+            missing.append("quote.feed")
         return missing
 
 
@@ -215,7 +296,15 @@ def load_config(path: str | Path) -> DeployConfig:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = set(raw) - {"engine", "liquidation", "governor", "markets"}
+    unknown = set(raw) - {
+        "engine",
+        "liquidation",
+        "governor",
+        "markets",
+        "vol_feed",
+        "vaults",
+        "quote",
+    }
     if unknown:
         raise _fail(path, "top level", f"unknown sections {sorted(unknown)}")
     engine = raw.get("engine", {})
@@ -311,7 +400,114 @@ def load_config(path: str | Path) -> DeployConfig:
         limits=_limits(path, gov.get("limits", {})),
         global_bounds=_global_bounds(path, gov.get("global_bounds", {})),
         asset_bounds=_asset_bounds(path, "governor.asset_bounds", gov.get("asset_bounds", {})),
+        vol_feed=_vol_feed(path, raw["vol_feed"], symbols) if "vol_feed" in raw else None,
+        vaults=_vaults(path, raw.get("vaults", []), markets),
+        quote=_quote(path, raw.get("quote"), engine.get("heartbeat", 86_400)),
     )
+
+
+def _quote(path: Path, raw: Any, heartbeat: Any) -> QuoteConfig | None:
+    """``[quote]``: a feed address (or a mock's opening price, 0.01 .. 10), its heartbeat
+    (the engine's unless stated) and the peg-loss rate in bps (at most 100%)."""
+    if raw is None:
+        return None
+    raw = _table(path, "quote", raw, tuple(_QUOTE_KEYS))
+    feed = raw.get("feed")
+    if feed is not None and not _is_address(feed):
+        raise _fail(path, "quote.feed", f"not an address: {feed!r}")
+    if feed is not None and "price" in raw:
+        raise _fail(path, "quote.price", "a mock feed's price, with an existing feed given")
+    peg = _number(path, "quote.peg_bps", raw.get("peg_bps", 0), 0, 10_000)
+    if peg != int(peg):
+        raise _fail(path, "quote.peg_bps", f"expected whole bps, got {peg}")
+    return QuoteConfig(
+        feed=feed,
+        price=_number(path, "quote.price", raw.get("price", 1.0), 0.01, 10),
+        heartbeat=int(
+            _number(path, "quote.heartbeat", raw.get("heartbeat", heartbeat), 1, 2**32 - 1)
+        ),
+        peg_bps=int(peg),
+    )
+
+
+def _vaults(path: Path, raw: Any, markets: list[MarketConfig]) -> tuple[VaultConfig, ...]:
+    """``[[vaults]]``: each names its symbol (new), a collateral market as its underlying
+    and a class of ``VAULT_CLASSES``; a mock vault's symbol fits its 5 characters."""
+    if not isinstance(raw, list) or not all(isinstance(v, dict) for v in raw):
+        raise _fail(path, "vaults", "expected [[vaults]] tables")
+    collateral = {m.symbol for m in markets if m.token is not None or m.token_address}
+    taken = {m.symbol for m in markets}
+    out = []
+    for i, v in enumerate(raw):
+        where = f"vaults[{i}]"
+        if set(v) - _VAULT_KEYS:
+            raise _fail(path, where, f"unknown keys {sorted(set(v) - _VAULT_KEYS)}")
+        for key in ("symbol", "underlying", "class"):
+            if not isinstance(v.get(key), str) or not v[key]:
+                raise _fail(path, where, f"missing {key!r} (a string)")
+        where = f"vaults.{v['symbol']}"
+        if v["symbol"] in taken:
+            raise _fail(path, f"{where}.symbol", "already the symbol of a market or vault")
+        taken.add(v["symbol"])
+        address = v.get("vault_address")
+        if address is not None and not _is_address(address):
+            raise _fail(path, f"{where}.vault_address", f"not an address: {address!r}")
+        if address is None and len(v["symbol"]) > 5:
+            raise _fail(path, f"{where}.symbol", "a mock vault's symbol has at most 5 characters")
+        if v["underlying"] not in collateral:
+            raise _fail(
+                path,
+                f"{where}.underlying",
+                f"{v['underlying']!r} is not a collateral market (one with a token); "
+                f"collateral: {sorted(collateral)}",
+            )
+        if v["class"] not in VAULT_CLASSES:
+            raise _fail(
+                path,
+                f"{where}.class",
+                f"unknown class {v['class']!r}; known: {sorted(VAULT_CLASSES)}",
+            )
+        out.append(VaultConfig(v["symbol"], v["underlying"], v["class"], address))
+    return tuple(out)
+
+
+def _is_address(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) == 42
+        and value.startswith("0x")
+        and all(c in "0123456789abcdefABCDEF" for c in value[2:])
+    )
+
+
+def _vol_feed(path: Path, raw: Any, symbols: list[str]) -> VolFeedConfig:
+    """``[vol_feed]``: signers, threshold, heartbeat (seconds, at most the feed's 7 days) and
+    the underlyings (listed market symbols, each once)."""
+    where = "vol_feed"
+    raw = _table(path, where, raw, tuple(sorted(_VOL_FEED_KEYS)))
+    for key in sorted(_VOL_FEED_KEYS):
+        if key not in raw:
+            raise _fail(path, where, f"missing {key!r}")
+    signers = raw["signers"]
+    if not isinstance(signers, list) or not signers:
+        raise _fail(path, f"{where}.signers", "expected a non-empty list of accounts")
+    signers = tuple(str(s) for s in signers)
+    if len(set(signers)) != len(signers):
+        raise _fail(path, f"{where}.signers", "a signer is listed twice")
+    threshold = _number(path, f"{where}.threshold", raw["threshold"], 1, len(signers))
+    heartbeat = _number(path, f"{where}.heartbeat", raw["heartbeat"], 1, MAX_VOL_HEARTBEAT)
+    for key, value in (("threshold", threshold), ("heartbeat", heartbeat)):
+        if not isinstance(value, int):
+            raise _fail(path, f"{where}.{key}", f"expected an integer, got {value!r}")
+    underlyings = raw["underlyings"]
+    if not isinstance(underlyings, list) or not underlyings:
+        raise _fail(path, f"{where}.underlyings", "expected a non-empty list of market symbols")
+    unknown = [u for u in underlyings if u not in symbols]
+    if unknown:
+        raise _fail(path, f"{where}.underlyings", f"{unknown} are not listed markets")
+    if len(set(underlyings)) != len(underlyings):
+        raise _fail(path, f"{where}.underlyings", "an underlying is listed twice")
+    return VolFeedConfig(signers, int(threshold), int(heartbeat), tuple(underlyings))
 
 
 def _table(path: Path, where: str, raw: Any, keys: tuple[str, ...]) -> dict:
@@ -370,6 +566,7 @@ class GovernorSettings:
     limits: tuple[int, ...]
     global_bounds: tuple[int, ...]
     asset_bounds: tuple[tuple[int, ...], ...]  # per market, in listing order
+    vault_bounds: tuple[tuple[int, ...], ...] = ()  # per vault, in listing order
 
 
 def governor_settings(cfg: DeployConfig, *, local: bool) -> GovernorSettings:
@@ -378,6 +575,7 @@ def governor_settings(cfg: DeployConfig, *, local: bool) -> GovernorSettings:
     naming every one."""
     limits, global_bounds = dict(cfg.limits), dict(cfg.global_bounds)
     per_market = [cfg.market_bounds(m) for m in cfg.markets]
+    per_vault = [cfg.vault_bounds(v) for v in cfg.vaults]
     if not local:
         missing = cfg.missing_governor()
         if missing:
@@ -390,15 +588,17 @@ def governor_settings(cfg: DeployConfig, *, local: bool) -> GovernorSettings:
         limits = devnet_cfg.limits | limits
         global_bounds = devnet_cfg.global_bounds | global_bounds
         per_market = [devnet_cfg.asset_bounds | b for b in per_market]
+        per_vault = [devnet_cfg.asset_bounds | b for b in per_vault]
     missing = [k for k in LIMIT_KEYS if k not in limits]
     missing += [k for k in GLOBAL_BOUND_KEYS if k not in global_bounds]
-    missing += [k for b in per_market for k in ASSET_BOUND_KEYS if k not in b]
+    missing += [k for b in per_market + per_vault for k in ASSET_BOUND_KEYS if k not in b]
     if missing:  # the devnet config itself is incomplete
         raise ConfigError(f"{LOCAL_CONFIG}: governor values missing: {sorted(set(missing))}")
     return GovernorSettings(
         limits=tuple(limits[k] for k in LIMIT_KEYS),
         global_bounds=tuple(global_bounds[k] for k in GLOBAL_BOUND_KEYS),
         asset_bounds=tuple(tuple(b[k] for k in ASSET_BOUND_KEYS) for b in per_market),
+        vault_bounds=tuple(tuple(b[k] for k in ASSET_BOUND_KEYS) for b in per_vault),
     )
 
 
@@ -413,17 +613,26 @@ def local_config() -> DeployConfig:
 
 
 def deploy_config(
-    project: Any, deployer: Any, cfg: DeployConfig, *, local: bool, signers: list[Any] = ()
+    project: Any,
+    deployer: Any,
+    cfg: DeployConfig,
+    *,
+    local: bool,
+    signers: list[Any] = (),
+    vol_signers: list[Any] = (),
 ) -> tuple[Any, Any]:
-    """Deploy ``cfg``: the engine, its venue, lens and liquidation policy, every market, and
-    a RiskGovernor over ``signers`` when the config names any, with the config's limits and
-    bounds. (``devnet.Deployment``, governor)."""
+    """Deploy ``cfg``: the engine, its venue, lens and liquidation policy, every market, a
+    RiskGovernor over ``signers`` when the config names any, with the config's limits and
+    bounds, and the ``[vol_feed]`` over ``vol_signers`` (``d.vol_feed``).
+    (``devnet.Deployment``, governor)."""
     if not local and cfg.needs_mocks():
         raise ConfigError(
             "a non-local network needs existing contracts for " + ", ".join(cfg.needs_mocks())
         )
     if len(signers) != len(cfg.signers):
         raise ValueError("one account per configured signer")
+    if len(vol_signers) != (len(cfg.vol_feed.signers) if cfg.vol_feed else 0):
+        raise ValueError("one account per configured vol feed signer")
     settings = governor_settings(cfg, local=local) if signers else None
     from ape import Contract
 
@@ -456,7 +665,71 @@ def deploy_config(
             asset_bounds=settings.asset_bounds,
             global_bounds=settings.global_bounds,
         )
+    if cfg.vol_feed is not None:
+        v = cfg.vol_feed
+        d.vol_feed = devnet.deploy_vol_feed(
+            project,
+            deployer,
+            list(vol_signers),
+            v.threshold,
+            {d.symbols[u]: v.heartbeat for u in v.underlyings},
+        )
+    deploy_vaults(project, d, deployer, cfg, governor, settings)
+    deploy_quote(project, d, deployer, cfg)
     return d, governor
+
+
+def deploy_quote(project: Any, d: Any, deployer: Any, cfg: DeployConfig) -> None:
+    """Give the quote asset ``cfg.quote``'s feed (a mock at 8 decimals where no ``feed`` is
+    given) and its peg-loss rate."""
+    if cfg.quote is None:
+        return
+    from ape import Contract
+
+    q = cfg.quote
+    feed = (
+        Contract(q.feed)
+        if q.feed
+        else project.MockAggregator.deploy(8, int(round(q.price * 10**8)), sender=deployer)
+    )
+    d.engine.set_feed(QUOTE_ASSET, feed, q.heartbeat, sender=deployer)
+    d.engine.set_asset_risk(QUOTE_ASSET, q.peg_bps, 0, sender=deployer)
+
+
+def deploy_vaults(
+    project: Any,
+    d: Any,
+    deployer: Any,
+    cfg: DeployConfig,
+    governor: Any,
+    settings: GovernorSettings | None,
+) -> None:
+    """List ``cfg.vaults`` after the markets (a devnet ``MockVault`` where no
+    ``vault_address`` is given), each governed with its bounds; with a governor and at
+    least one vault, deploy the signed snapshot entry (``RateSnapshots``, the governor's
+    signers) as the engine's snapshot manager."""
+    if not cfg.vaults:
+        return
+    from ape import Contract
+
+    from offchain_risk import devnet
+
+    for i, v in enumerate(cfg.vaults):
+        asset = devnet.list_vault(
+            project,
+            d,
+            deployer,
+            symbol=v.symbol,
+            underlying=v.underlying,
+            vault_class=v.vault_class,
+            vault=Contract(v.vault_address) if v.vault_address else None,
+            cap_wad=to_wad(cfg.deposit_cap_usd),
+            heartbeat=cfg.heartbeat,
+        )
+        if governor is not None:
+            governor.set_asset_bounds(asset, settings.vault_bounds[i], sender=deployer)
+    if governor is not None:
+        devnet.deploy_rate_snapshots(project, d, deployer, governor)
 
 
 def build_manifest(
@@ -471,9 +744,10 @@ def build_manifest(
     config_path: str,
     signers: list[str] = (),
     local: bool = True,
+    vol_signers: list[str] = (),
 ) -> dict:
     """What was deployed (``d``: a ``devnet.Deployment``), where, from which block, with
-    which parameters."""
+    which parameters (``vol_signers``: the addresses of the vol feed's signers)."""
     contracts = {
         "engine": str(d.engine.address),
         "book": str(d.book.address),
@@ -483,6 +757,8 @@ def build_manifest(
     }
     if governor is not None:
         contracts["governor"] = str(governor.address)
+    if int(str(d.engine.snapshot_manager()), 16):
+        contracts["snapshots"] = str(d.engine.snapshot_manager())
     settings = governor_settings(cfg, local=local) if governor is not None else None
     markets = {}
     for i, (m, shocks) in enumerate(zip(cfg.markets, cfg.shocks, strict=True)):
@@ -502,6 +778,7 @@ def build_manifest(
                 zip(ASSET_BOUND_KEYS, settings.asset_bounds[i], strict=True)
             )
     engine = cfg.engine_args()
+    vaults = vault_manifest(d, cfg, settings)
     parameters = {
         "im_multiplier_wad": engine["im_multiplier_wad"],
         "price_band_wad": engine["price_band_wad"],
@@ -516,6 +793,9 @@ def build_manifest(
         parameters["governor_global_bounds"] = dict(
             zip(GLOBAL_BOUND_KEYS, settings.global_bounds, strict=True)
         )
+    if getattr(d, "vol_feed", None) is not None and cfg.vol_feed is not None:
+        contracts["vol_feed"] = str(d.vol_feed.address)
+        parameters["vol_feed"] = vol_feed_parameters(cfg.vol_feed, d.symbols, vol_signers)
     return {
         "version": MANIFEST_VERSION,
         "network": network,
@@ -525,8 +805,61 @@ def build_manifest(
         "config": config_path,
         "contracts": contracts,
         "markets": markets,
+        "vaults": vaults,
+        "quote": quote_manifest(d),
         "parameters": parameters,
     }
+
+
+def vol_feed_parameters(v: VolFeedConfig, symbols: dict[str, int], signers: list[str]) -> dict:
+    """The manifest's ``parameters.vol_feed``: signer addresses, threshold, heartbeat and the
+    underlyings by symbol with their asset ids (the feed's underlying ids)."""
+    return {
+        "signers": [str(s) for s in signers],
+        "threshold": v.threshold,
+        "heartbeat": v.heartbeat,
+        "underlyings": {u: int(symbols[u]) for u in v.underlyings},
+    }
+
+
+def quote_manifest(d: Any) -> dict | None:
+    """The manifest's ``quote``: the quote asset's feed, heartbeat and peg-loss rate as the
+    engine holds them; None when cash is valued at par (no feed)."""
+    cfg = d.lens.asset_config(QUOTE_ASSET)
+    if str(cfg.feed) == ZERO_ADDRESS:
+        return None
+    return {
+        "asset": QUOTE_ASSET,
+        "feed": str(cfg.feed),
+        "heartbeat": int(cfg.heartbeat),
+        "peg_bps": int(cfg.floor_bps),
+    }
+
+
+def vault_manifest(d: Any, cfg: DeployConfig, settings: GovernorSettings | None) -> dict:
+    """The manifest's ``vaults``: each listing (asset id, vault, underlying market, class,
+    haircut, the rate cap's snapshot as the engine holds it) and its governor bounds."""
+    out = {}
+    for i, v in enumerate(cfg.vaults):
+        if v.symbol not in d.symbols:  # a deployment of the markets alone (devnet.deploy)
+            continue
+        asset = d.symbols[v.symbol]
+        cap = RateCap.from_word(int(d.engine.vault_word(asset)))
+        out[v.symbol] = {
+            "asset": asset,
+            "vault": str(d.tokens[asset].address),
+            "underlying": v.underlying,
+            "class": v.vault_class,
+            "haircut_bps": v.haircut_bps,
+            "max_growth_bps": cap.max_growth_bps,
+            "snapshot_ratio": cap.ratio,
+            "snapshot_time": cap.snapshot_time,
+        }
+        if settings is not None:
+            out[v.symbol]["bounds"] = dict(
+                zip(ASSET_BOUND_KEYS, settings.vault_bounds[i], strict=True)
+            )
+    return out
 
 
 def manifest_path(config_path: str | Path) -> Path:
@@ -554,6 +887,7 @@ class ManifestError(ValueError):
     """A manifest that cannot be used: malformed, of another version, or of another chain."""
 
 
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 _MANIFEST_CONTRACTS = ("engine", "book", "lens", "liquidations", "cash")
 
 
@@ -607,9 +941,11 @@ def check_manifest(manifest: dict, project: Any, chain_id: int) -> list[str]:
     engine, lens = d.engine, d.lens
     if str(engine.owner()) != manifest["deployer"]:
         problems.append(f"engine owner {engine.owner()} != deployer {manifest['deployer']}")
-    if engine.num_assets() != len(manifest["markets"]):
+    vaults = manifest.get("vaults", {})
+    if engine.num_assets() != len(manifest["markets"]) + len(vaults):
         problems.append(
-            f"{engine.num_assets()} assets listed, manifest has {len(manifest['markets'])}"
+            f"{engine.num_assets()} assets listed, manifest has "
+            f"{len(manifest['markets']) + len(vaults)}"
         )
     params = manifest["parameters"]
     if engine.im_multiplier() != params["im_multiplier_wad"]:
@@ -627,6 +963,10 @@ def check_manifest(manifest: dict, project: Any, chain_id: int) -> list[str]:
             problems.append(f"{symbol}: floor / haircut differ")
         if list(lens.shocks(m["asset"])) != m["shocks_bps"]:
             problems.append(f"{symbol}: shocks differ")
+    problems += _check_vaults(manifest, project, d)
+    quote = manifest.get("quote")
+    if quote_manifest(d) != quote:
+        problems.append(f"quote feed differs: {quote_manifest(d)} on chain, {quote} stated")
     if "governor" in manifest["contracts"]:
         governor = project.RiskGovernor.at(manifest["contracts"]["governor"])
         if str(engine.risk_manager()) != manifest["contracts"]["governor"]:
@@ -647,6 +987,61 @@ def check_manifest(manifest: dict, project: Any, chain_id: int) -> list[str]:
                 stated[k] for k in ASSET_BOUND_KEYS
             ]:
                 problems.append(f"{symbol}: governor bounds differ")
+        for symbol, v in vaults.items():
+            stated = v.get("bounds")
+            if stated is not None and list(governor.asset_bounds(v["asset"])) != [
+                stated[k] for k in ASSET_BOUND_KEYS
+            ]:
+                problems.append(f"{symbol}: governor bounds differ")
+    if "vol_feed" in manifest["contracts"]:
+        problems += _check_vol_feed(project.VolFeed.at(manifest["contracts"]["vol_feed"]), manifest)
+    return problems
+
+
+def _check_vol_feed(feed: Any, manifest: dict) -> list[str]:
+    """How the VolFeed differs from ``parameters.vol_feed``."""
+    stated = manifest["parameters"].get("vol_feed")
+    if stated is None:
+        return ["the manifest names a vol feed without its parameters"]
+    problems = []
+    if str(feed.owner()) != manifest["deployer"]:
+        problems.append(f"vol feed owner {feed.owner()} != deployer {manifest['deployer']}")
+    if feed.threshold() != stated["threshold"]:
+        problems.append("vol feed threshold differs")
+    if feed.signer_count() != len(stated["signers"]) or not all(
+        feed.is_signer(s) for s in stated["signers"]
+    ):
+        problems.append("vol feed signers differ")
+    for symbol, underlying in stated["underlyings"].items():
+        if feed.heartbeat(underlying) != stated["heartbeat"]:
+            problems.append(f"{symbol}: vol feed heartbeat differs")
+    return problems
+
+
+def _check_vaults(manifest: dict, project: Any, d: Any) -> list[str]:
+    """How the chain disagrees with the manifest's vault listings and snapshot manager."""
+    problems = []
+    engine, lens, c = d.engine, d.lens, manifest["contracts"]
+    manager = str(engine.snapshot_manager())
+    if manager != c.get("snapshots", ZERO_ADDRESS):
+        problems.append(f"snapshot manager {manager} != {c.get('snapshots', ZERO_ADDRESS)}")
+    elif "snapshots" in c:
+        governor = str(project.RateSnapshots.at(c["snapshots"]).governor())
+        if governor != c.get("governor"):
+            problems.append(f"the snapshot entry's governor {governor} != {c.get('governor')}")
+    for symbol, v in manifest.get("vaults", {}).items():
+        cfg = lens.asset_config(v["asset"])
+        base = lens.asset_config(manifest["markets"][v["underlying"]]["asset"])
+        if str(cfg.token) != v["vault"]:
+            problems.append(f"{symbol}: token {cfg.token} != vault {v['vault']}")
+        if str(cfg.feed) != str(base.feed):
+            problems.append(f"{symbol}: feed {cfg.feed} != its underlying's {base.feed}")
+        if int(cfg.haircut_bps) != v["haircut_bps"]:
+            problems.append(f"{symbol}: haircut differs")
+        cap = RateCap.from_word(int(engine.vault_word(v["asset"])))
+        listed = (cap.ratio, cap.snapshot_time, cap.max_growth_bps)
+        if listed != (v["snapshot_ratio"], v["snapshot_time"], v["max_growth_bps"]):
+            problems.append(f"{symbol}: rate-cap snapshot differs")
     return problems
 
 
@@ -668,6 +1063,12 @@ def load_deployment(project: Any, manifest: dict) -> Any:
         d.feeds[m["asset"]] = project.MockAggregator.at(m["feed"])
         if m["token"]:
             d.tokens[m["asset"]] = project.MockToken.at(m["token"])
+    if "vol_feed" in c:
+        d.vol_feed = project.VolFeed.at(c["vol_feed"])
+    for symbol, v in manifest.get("vaults", {}).items():
+        d.symbols[symbol] = v["asset"]
+        d.feeds[v["asset"]] = d.feeds[manifest["markets"][v["underlying"]]["asset"]]
+        d.tokens[v["asset"]] = project.MockVault.at(v["vault"])
     return d
 
 
@@ -722,15 +1123,23 @@ def run_deploy(
             "stated; missing " + ", ".join(cfg.missing_governor())
         )
     signers = resolve_signers(cfg.signers, local=local)
+    vol_signers = resolve_signers(cfg.vol_feed.signers if cfg.vol_feed else (), local=local)
     if not local:
         question = (
             f"Deploy Ballast ({len(cfg.markets)} markets"
             + (f", a {cfg.threshold}-of-{len(signers)} risk governor" if signers else "")
+            + (
+                f", a {cfg.vol_feed.threshold}-of-{len(vol_signers)} vol feed"
+                if cfg.vol_feed
+                else ""
+            )
             + f") to {network.name} (chain {network.chain_id}) from {deployer.address}?"
         )
         if confirm is None or not confirm(question):
             raise DeployAborted(f"not deployed to {network.name}: not confirmed")
-    d, governor = deploy_config(project, deployer, cfg, local=local, signers=signers)
+    d, governor = deploy_config(
+        project, deployer, cfg, local=local, signers=signers, vol_signers=vol_signers
+    )
     if params is not None:
         from offchain_risk import devnet
 
@@ -747,6 +1156,7 @@ def run_deploy(
         config_path=str(config_path),
         signers=[str(s.address) for s in signers],
         local=local,
+        vol_signers=[str(s.address) for s in vol_signers],
     )
     if params is not None:
         manifest["parameters"]["calibrated"] = params

@@ -16,6 +16,7 @@ import numpy as np
 
 from offchain_risk.deploy import ASSET_BOUND_KEYS, GLOBAL_BOUND_KEYS, LIMIT_KEYS, local_config
 from offchain_risk.models.liquidation import LiquidationPolicy
+from offchain_risk.models.vault import VAULT_CLASSES, VaultClass  # noqa: F401 (re-exported)
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -92,6 +93,7 @@ class Deployment:
     tokens: dict[int, Any] = field(default_factory=dict)  # asset id -> collateral token
     feeds: dict[int, Any] = field(default_factory=dict)  # asset id -> mock aggregator
     symbols: dict[str, int] = field(default_factory=dict)  # "ETH" -> asset id
+    vol_feed: Any = None  # the VolFeed, when the deployment lists one
 
     def set_price(self, symbol: str, price_usd: float, sender: Any) -> None:
         """Push a new oracle round (the feeder must send it)."""
@@ -186,24 +188,6 @@ def deploy(
     return d
 
 
-@dataclass(frozen=True)
-class VaultClass:
-    """Defaults of a class of vault shares: the listed haircut (bps; also the governor's
-    ``haircut_min`` for the asset, so the keeper's size-dependent liquidity haircut is
-    signed on top of it and never below) and the rate cap's yearly growth (bps)."""
-
-    haircut_bps: int
-    max_growth_bps: int
-
-
-# Documented in docs/ARCHITECTURE.md ("Vault shares as collateral").
-VAULT_CLASSES: dict[str, VaultClass] = {
-    "liquid_staking": VaultClass(haircut_bps=2_000, max_growth_bps=1_000),  # wstETH-like
-    "restaking": VaultClass(haircut_bps=3_500, max_growth_bps=1_500),  # LRT-like
-    "savings": VaultClass(haircut_bps=1_200, max_growth_bps=1_500),  # sDAI-like
-}
-
-
 def list_vault(
     project: Any,
     d: Deployment,
@@ -214,6 +198,7 @@ def list_vault(
     vault_class: str,
     vault: Any = None,
     cap_wad: int = _ENGINE["deposit_cap_wad"],
+    heartbeat: int = _ENGINE["heartbeat"],
     governor: Any = None,
 ) -> int:
     """List ERC-4626 shares over ``underlying``'s collateral token (a devnet
@@ -232,7 +217,7 @@ def list_vault(
     floor_bps = d.lens.asset_config(base).floor_bps
     asset = d.engine.num_assets()
     d.engine.list_asset(
-        vault, d.feeds[base], _ENGINE["heartbeat"], floor_bps, klass.haircut_bps,
+        vault, d.feeds[base], heartbeat, floor_bps, klass.haircut_bps,
         cap_wad, cap_wad, False, 0, sender=owner,
     )  # fmt: skip
     d.engine.set_shock_word(asset, d.engine.shock_word(base), sender=owner)
@@ -328,6 +313,17 @@ def deploy_governor(
     d.engine.set_risk_manager(governor, sender=deployer)
     d.liquidations.set_risk_manager(governor, sender=deployer)
     return governor
+
+
+def deploy_vol_feed(
+    project: Any, deployer: Any, signers: list[Any], threshold: int, heartbeats: dict[int, int]
+) -> Any:
+    """Deploy a VolFeed over ``signers`` (``threshold`` of them sign an update) and list each
+    underlying (the engine's asset id) with the heartbeat of its curves."""
+    feed = project.VolFeed.deploy(signers, threshold, sender=deployer)
+    for underlying, heartbeat in heartbeats.items():
+        feed.set_underlying(underlying, heartbeat, sender=deployer)
+    return feed
 
 
 def deploy_rate_snapshots(project: Any, d: Deployment, deployer: Any, governor: Any) -> Any:

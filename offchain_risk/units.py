@@ -21,6 +21,9 @@ SUB_BITS = 96  # an account id is owner << SUB_BITS | sub_id
 SUB_MASK = 2**SUB_BITS - 1
 MASK16 = 0xFFFF  # one 16-bit field of a packed word
 MAX_SCENARIOS = 16  # int16 shocks per asset word
+MAX_ASSETS = 32  # asset ids 0 .. MAX_ASSETS - 1
+#: The quote (cash) asset's slot in the engine's per-asset words (its feed, its peg rate).
+QUOTE_ASSET = MAX_ASSETS
 MAX_PRICE = 2**100  # a price above this (WAD) is invalid
 # Options: the domain of the Black-76 pricing module (contracts/black76.vy).
 YEAR = 365 * 86400  # seconds in the year the vol is annualised over

@@ -84,6 +84,8 @@ interface IMarginEngine {
     function position(uint256 account, uint256 asset) external view returns (int256, int256);
     function price(uint256 asset) external view returns (uint256, bool);
     function liquidation_price(uint256 asset) external view returns (uint256);
+    function vault_rate(uint256 asset) external view returns (uint256);
+    function vault_cap(uint256 asset) external view returns (uint256);
     function venues(address arg0) external view returns (bool);
     function settle(uint256 maker, uint256 taker, uint256 market, int256 maker_size, uint256 price) external;
     function set_option_book(address book) external;
@@ -116,8 +118,6 @@ interface IMarginEngine {
     function list_vault(uint256 asset, uint256 max_growth_bps) external;
     function set_vault_snapshot(uint256 asset, uint256 ratio, uint256 timestamp, uint256 max_growth_bps) external;
     function set_snapshot_manager(address snapshot_manager) external;
-    function vault_rate(uint256 asset) external view returns (uint256);
-    function vault_cap(uint256 asset) external view returns (uint256);
     function vault_word(uint256 arg0) external view returns (uint256);
     function snapshot_manager() external view returns (address);
     function risk_manager() external view returns (address);

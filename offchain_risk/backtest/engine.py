@@ -3,18 +3,23 @@
 At every rebalance time T (00:00 UTC each ``step_hours``), using only bars that closed by T:
 filtered historical simulation on the trailing window, blended with the stressed period (the most
 volatile run of daily moves closed by T, from the daily bars), reduction to K shocks, margin for
-every book. The realised loss is the book's loss from the close at T to the close ``horizon`` hours
-later, so consecutive daily observations do not overlap.
+every book. The horizon is the engine's margin period of risk (``models/horizon.py``, the one the
+replay lists its markets for), and every scenario is widened by the square-root impact of closing
+out a book's size (the close-out add-on, from the volume and volatility closed by T). The realised
+loss is the book's mark-to-market loss from the close at T to the close ``horizon`` hours later;
+rebalancing every ``step_hours >= horizon`` keeps consecutive observations from overlapping.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm import tqdm
 
 from offchain_risk.backtest.books import (
+    NOTIONAL_USD,
     Books,
     build_books,
     fixed_random_weights,
@@ -25,6 +30,8 @@ from offchain_risk.backtest.books import (
 )
 from offchain_risk.backtest.stats import TestResult, christoffersen_independence, kupiec_pof
 from offchain_risk.data import PricePanel
+from offchain_risk.models.haircuts import SquareRootImpact
+from offchain_risk.models.horizon import MarginPeriodOfRisk, add_on_shocks, liquidity_add_on_bps
 from offchain_risk.models.risk import exceedance_probability
 from offchain_risk.models.scenarios import (
     FilteredHistoricalSimulation,
@@ -56,7 +63,10 @@ class CoverageTests:
 @dataclass(frozen=True)
 class BacktestConfig:
     alpha: float = 0.99
-    horizon_hours: int = 24
+    # the margin period of risk the on-chain shocks are sized for (4 h)
+    horizon_hours: int = MarginPeriodOfRisk().hours
+    # close-out size whose square-root impact widens every scenario: a whole book (0: none)
+    close_out_position_usd: float = NOTIONAL_USD
     k: int = 16
     window_days: int = 730
     min_history_days: int = 14
@@ -78,6 +88,8 @@ class BacktestConfig:
             raise ValueError("stress_weight must be in [0, 1]")
         if not 0.0 < self.tested_level < 1.0:
             raise ValueError("tested_level must be in (0, 1)")
+        if self.close_out_position_usd < 0:
+            raise ValueError("close_out_position_usd must be non-negative")
         if self.min_history_days * 24 < 2 * self.horizon_hours:
             raise ValueError("min_history_days must cover at least two horizons")
         if self.window_days < self.min_history_days:
@@ -98,7 +110,7 @@ class BacktestResult:
     gross: np.ndarray  # (n_steps, n_books) USD
     scale: np.ndarray  # (n_steps,) scenario scale factor
     validation_covered: np.ndarray  # (n_steps,) share of held-out books covered in-sample
-    shocks_bps: np.ndarray  # (n_steps, n_assets, K) int16
+    shocks_bps: np.ndarray  # (n_steps, n_assets, K) int16, close-out add-on included
     data_range: tuple[str, str] = field(default=("", ""))
     # (n_steps,) first and last close time of the stressed period used (NaT when none)
     stress_start: np.ndarray | None = None
@@ -171,98 +183,180 @@ def _rebalance_indices(panel: PricePanel, cfg: BacktestConfig, start: np.datetim
     return j
 
 
+def close_out_add_on_bps(
+    volume_usd: np.ndarray, horizon_vol: np.ndarray, horizon_hours: int, cfg: BacktestConfig
+) -> np.ndarray:
+    """(n_assets,) bps: the close-out add-on at T, as ``calibrate`` sets it: the square-root
+    impact of ``cfg.close_out_position_usd`` into the median daily volume of the last 30 days
+    (fewer when the history is shorter) of ``volume_usd: (n_t, n_assets)``, the bars closed by
+    T, at the daily volatility implied by the EWMA ``horizon_vol`` (flat variance per hour)."""
+    impact = SquareRootImpact(adv_days=max(1, min(30, volume_usd.shape[0] // 24)))
+    adv = impact.average_daily_volume(volume_usd)
+    daily_vol = np.asarray(horizon_vol) * np.sqrt(24.0 / horizon_hours)
+    return liquidity_add_on_bps(cfg.close_out_position_usd, adv, daily_vol, impact)
+
+
+@dataclass(frozen=True)
+class _StepInputs:
+    """What every rebalance step reads (sent once to each worker process)."""
+
+    cfg: BacktestConfig
+    assets: tuple[str, ...]
+    timestamps: np.ndarray  # (n_t,) bar open times
+    log_close: np.ndarray  # (n_t, n_assets)
+    volume_usd: np.ndarray  # (n_t, n_assets)
+    weights: np.ndarray  # (n_random, n_assets) random books, unit gross
+    d_close_t: np.ndarray | None  # (n_days,) close times of the daily returns
+    d_ret: np.ndarray | None  # (n_days, n_assets) daily log returns
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One rebalance step's figures, every array (n_books,) unless noted."""
+
+    margin: dict[str, np.ndarray]
+    realised: np.ndarray
+    model_p: np.ndarray
+    gross: np.ndarray
+    scale: float
+    val_cov: float
+    shocks_bps: np.ndarray  # (n_assets, K)
+    stress: tuple[np.datetime64, np.datetime64] | None
+    labels: tuple[str, ...]
+
+
+def _run_step(inp: _StepInputs, s: int, j: int) -> _Step:
+    """Calibrate on the bars closed by T (the close of bar j) and margin every book."""
+    cfg, assets = inp.cfg, inp.assets
+    returns = np.diff(inp.log_close[max(0, j - cfg.window_days * 24) : j + 1], axis=0)
+    fhs = FilteredHistoricalSimulation(EWMAVolatility(cfg.ewma_lambda), cfg.horizon_hours)
+    scen = fhs.generate(returns, assets)  # returns known at the close of bar j
+    b_i, e_i = assets.index("BTC"), assets.index("ETH")
+    cov = np.cov(scen.moves[:, [b_i, e_i]], rowvar=False)  # (2, 2)
+    books: Books = build_books(assets, cov[0, 1] / cov[1, 1], inp.weights)
+    period = None
+    if cfg.stress_weight > 0:
+        asof = inp.timestamps[j] + np.timedelta64(1, "h")  # close of bar j = T
+        period = select_stressed_period(inp.d_close_t, inp.d_ret, asof, cfg.stress_window_days)
+    shocks, model = reduce_with_stress(
+        scen,
+        period,
+        cfg.stress_weight,
+        cfg.horizon_hours,
+        cfg.alpha,
+        cfg.k,
+        n_fit_books=cfg.n_fit_books,
+        n_validation_books=200,
+        seed=s,
+    )
+    add_on = close_out_add_on_bps(
+        inp.volume_usd[: j + 1], scen.details["horizon_vol"], cfg.horizon_hours, cfg
+    )
+    shocks_bps = add_on_shocks(shocks.shocks_bps, add_on)  # (n_assets, K)
+    floor = np.full(len(assets), cfg.floor_bps)
+    mm = portfolio_margin(books, shocks_bps, floor)
+    move = np.expm1(inp.log_close[j + cfg.horizon_hours] - inp.log_close[j])  # (n_assets,)
+    return _Step(
+        {
+            "ballast": mm,
+            "isolated": isolated_margin(books, shocks_bps, floor),
+            "flat": flat_margin(books),
+            "synthetix": synthetix_margin(books, assets),
+        },
+        -(books.exposures @ move),
+        exceedance_probability(books.exposures, model.moves, mm, model.weights),
+        books.gross.sum(axis=1),
+        shocks.scale,
+        shocks.validation_coverage.covered_share,
+        shocks_bps,
+        None if period is None else (period.start, period.end),
+        books.labels,
+    )
+
+
+def _run_steps(inp: _StepInputs, steps: list[tuple[int, int]]) -> list[_Step]:
+    return [_run_step(inp, s, j) for s, j in steps]
+
+
 def run_backtest(
     panel: PricePanel,
     config: BacktestConfig | None = None,
     start: str | np.datetime64 | None = None,
     progress: bool = True,
     daily: PricePanel | None = None,
+    workers: int = 1,
 ) -> BacktestResult:
     """Roll the calibration forward over ``panel`` (hourly, contiguous) from ``start``.
 
     ``daily``: daily bars of the same assets for the stressed period (required when
     ``config.stress_weight > 0``); at each step only daily returns closed by T are searched.
+    ``workers``: processes the steps are spread over (each step depends only on the data
+    closed by its T, so the result does not depend on it).
     """
     cfg = config or BacktestConfig()
     if panel.freq != "1h":
         raise ValueError("the backtest runs on hourly bars")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     panel.require_contiguous()
+    d_close_t = d_ret = None
     if cfg.stress_weight > 0:
         if daily is None or daily.freq != "1d":
             raise ValueError("stress_weight > 0 needs the daily bars of the assets (daily=...)")
         if daily.assets != panel.assets:
             raise ValueError(f"daily assets {daily.assets} != hourly assets {panel.assets}")
         d_close_t, d_ret = daily.returns_with_close_times()
+    if "BTC" not in panel.assets or "ETH" not in panel.assets:
+        raise ValueError("the backtest archetypes need BTC and ETH among the assets")
     start64 = panel.timestamps[0] if start is None else np.datetime64(start, "s")
     idx = _rebalance_indices(panel, cfg, start64)
     if idx.size == 0:
         raise ValueError("no rebalance step has enough history and a full horizon ahead")
-    log_close = np.log(panel.close)  # (n_t, n_assets)
-    returns = np.diff(log_close, axis=0)  # (n_t - 1, n_assets); row i ends at bar i + 1
-    n_steps, n_assets = idx.size, panel.n_assets
-    weights = fixed_random_weights(cfg.n_random_books, n_assets, cfg.seed)
-    n_books = 3 + cfg.n_random_books
-    floor = np.full(n_assets, cfg.floor_bps)
-    fhs = FilteredHistoricalSimulation(EWMAVolatility(cfg.ewma_lambda), cfg.horizon_hours)
-    margin = {m: np.empty((n_steps, n_books)) for m in METHODS}
-    realised = np.empty((n_steps, n_books))
-    model_p = np.empty((n_steps, n_books))
-    gross = np.empty((n_steps, n_books))
-    scale = np.empty(n_steps)
-    val_cov = np.empty(n_steps)
-    shocks_all = np.empty((n_steps, n_assets, cfg.k), dtype=np.int16)
-    stress_start = np.full(n_steps, np.datetime64("NaT"), dtype="datetime64[s]")
-    stress_end = stress_start.copy()
-    b_i, e_i = panel.assets.index("BTC"), panel.assets.index("ETH")
-    window = cfg.window_days * 24
-    for s, j in enumerate(tqdm(idx, desc="backtest", unit="day", disable=not progress)):
-        hist = returns[max(0, j - window) : j]  # returns known at the close of bar j
-        scen = fhs.generate(hist, panel.assets)
-        cov = np.cov(scen.moves[:, [b_i, e_i]], rowvar=False)  # (2, 2)
-        books: Books = build_books(panel.assets, cov[0, 1] / cov[1, 1], weights)
-        period = None
-        if cfg.stress_weight > 0:
-            asof = panel.timestamps[j] + np.timedelta64(1, "h")  # close of bar j = T
-            period = select_stressed_period(d_close_t, d_ret, asof, cfg.stress_window_days)
-            if period is not None:
-                stress_start[s], stress_end[s] = period.start, period.end
-        shocks, model = reduce_with_stress(
-            scen,
-            period,
-            cfg.stress_weight,
-            cfg.horizon_hours,
-            cfg.alpha,
-            cfg.k,
-            n_fit_books=cfg.n_fit_books,
-            n_validation_books=200,
-            seed=s,
-        )
-        shocks_all[s] = shocks.shocks_bps
-        scale[s] = shocks.scale
-        val_cov[s] = shocks.validation_coverage.covered_share
-        margin["ballast"][s] = portfolio_margin(books, shocks.shocks_bps, floor)
-        model_p[s] = exceedance_probability(
-            books.exposures, model.moves, margin["ballast"][s], model.weights
-        )
-        margin["isolated"][s] = isolated_margin(books, shocks.shocks_bps, floor)
-        margin["flat"][s] = flat_margin(books)
-        margin["synthetix"][s] = synthetix_margin(books, panel.assets)
-        move = np.expm1(log_close[j + cfg.horizon_hours] - log_close[j])  # (n_assets,)
-        realised[s] = -(books.exposures @ move)
-        gross[s] = books.gross.sum(axis=1)
+    inp = _StepInputs(
+        cfg,
+        panel.assets,
+        panel.timestamps,
+        np.log(panel.close),
+        panel.volume_usd,
+        fixed_random_weights(cfg.n_random_books, panel.n_assets, cfg.seed),
+        d_close_t,
+        d_ret,
+    )
+    steps = list(enumerate(int(j) for j in idx))
+    bar = tqdm(total=len(steps), desc="backtest", unit="day", disable=not progress)
+    if workers == 1:
+        out = []
+        for s, j in steps:
+            out.append(_run_step(inp, s, j))
+            bar.update()
+    else:
+        # contiguous chunks, a few per worker, so the progress bar moves
+        chunks = [c.tolist() for c in np.array_split(np.arange(len(steps)), 4 * workers)]
+        out = [None] * len(steps)
+        with ProcessPoolExecutor(workers) as pool:
+            futures = {pool.submit(_run_steps, inp, [steps[i] for i in c]): c for c in chunks if c}
+            for fut in as_completed(futures):
+                for i, step in zip(futures[fut], fut.result(), strict=True):
+                    out[i] = step
+                bar.update(len(futures[fut]))
+    bar.close()
+    stress = np.array(
+        [(np.datetime64("NaT"),) * 2 if o.stress is None else o.stress for o in out],
+        dtype="datetime64[s]",
+    )  # (n_steps, 2)
     return BacktestResult(
         cfg,
         panel.assets,
-        books.labels,
+        out[0].labels,
         panel.timestamps[idx] + np.timedelta64(1, "h"),
-        margin,
-        realised,
-        model_p,
-        gross,
-        scale,
-        val_cov,
-        shocks_all,
+        {m: np.array([o.margin[m] for o in out]) for m in METHODS},
+        np.array([o.realised for o in out]),
+        np.array([o.model_p for o in out]),
+        np.array([o.gross for o in out]),
+        np.array([o.scale for o in out]),
+        np.array([o.val_cov for o in out]),
+        np.array([o.shocks_bps for o in out], dtype=np.int16),
         (str(panel.timestamps[0]), str(panel.timestamps[-1])),
-        stress_start,
-        stress_end,
+        stress[:, 0],
+        stress[:, 1],
     )

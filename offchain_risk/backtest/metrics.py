@@ -179,9 +179,17 @@ def equal_coverage_factor(
     """
     steps = result.mask(start)
     loss = result.realised_loss[np.ix_(steps, cols)]
-    ratio = np.sort((loss / result.margin[method][np.ix_(steps, cols)]).ravel())
     x = int(result.exceedances()[np.ix_(steps, cols)].sum())
-    return 0.0 if x >= ratio.size else max(0.0, float(ratio[ratio.size - x - 1]))
+    return coverage_factor(loss, result.margin[method][np.ix_(steps, cols)], x)
+
+
+def coverage_factor(loss: np.ndarray, margin: np.ndarray, n_exceed: int) -> float:
+    """Smallest c >= 0 with ``loss > c * margin`` on at most ``n_exceed`` observations: the
+    ``(n_exceed + 1)``-th largest ``loss / margin``; 0 when that is never positive."""
+    ratio = np.sort((np.asarray(loss) / np.asarray(margin)).ravel())
+    if n_exceed >= ratio.size:
+        return 0.0
+    return max(0.0, float(ratio[ratio.size - n_exceed - 1]))
 
 
 def flat_rate_for_coverage(result: BacktestResult, start: str = OOS_START) -> float:

@@ -311,6 +311,15 @@ def load_dvol(data_dir: str | os.PathLike[str] | None = None) -> ImpliedVol:
     return ImpliedVol(dates, vol)
 
 
+def load_dvol_if_present(data_dir: str | os.PathLike[str] | None = None) -> ImpliedVol | None:
+    """BTC DVOL from the data folder, or None when the folder has no implied-vol file (a
+    user's folder may hold prices only: implied-vol levels then come from realised vol)."""
+    try:
+        return load_dvol(data_dir)
+    except DataNotFoundError:
+        return None
+
+
 def _check_freq(freq: str) -> str:
     if freq not in FREQUENCIES:
         raise ValueError(f"unknown frequency {freq!r}; use one of {sorted(FREQUENCIES)}")

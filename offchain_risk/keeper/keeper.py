@@ -1,9 +1,16 @@
-"""The keeper: index -> follow transactions -> scan -> liquidate (-> risk update) per block.
+"""The keeper: follow transactions -> index -> scan -> liquidate (-> risk update) (-> vol
+surfaces) per block.
 
 :class:`Keeper` wires the plain parts and runs one block with :meth:`Keeper.tick`, which
 returns what it did. :meth:`Keeper.run` is the plain-Python loop (polling the head,
 backing off while the endpoint fails, stopping cleanly on SIGINT / SIGTERM); the Silverback
 bot in ``offchain_risk/keeper/bot.py`` calls ``tick`` from its block handler instead.
+
+With a ``vol_updater`` (:class:`~offchain_risk.keeper.vol_updater.VolUpdater` submitting
+through the keeper's own transaction manager), a tick ends by publishing the vol surfaces
+when they are due on the chain's clock (hourly), priced at the oracle prices the scan read.
+It runs after the liquidations and is isolated from them: a refused surface or any failure
+of the vol path is logged and counted, never lost liquidations or a failed tick.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from offchain_risk.keeper.rpc import RPC_ERRORS, Contracts
 from offchain_risk.keeper.scanner import Scanner, ScanResult
 from offchain_risk.keeper.store import Store
 from offchain_risk.keeper.txs import GasPolicy, NonceSource, PollResult, TxManager, signer_for
+from offchain_risk.keeper.vol_signer import VOL_KIND
 from offchain_risk.keeper.workers import Claims, Partition
+from offchain_risk.units import WAD
 
 log = logging.getLogger("ballast.keeper")
 STATUS_KEY = "status"  # store meta: the last tick's state (offchain_risk.keeper.status)
@@ -38,6 +47,7 @@ class TickResult:
     actions: list[Action] = field(default_factory=list)
     risk_update: Any = None
     error: str | None = None
+    vol: list | None = None  # the vol updater's results, when it ran this tick
 
     def sent(self) -> list[Action]:
         return [a for a in self.actions if a.outcome == "sent"]
@@ -59,6 +69,9 @@ class TickResult:
             outcomes[a.outcome] = outcomes.get(a.outcome, 0) + 1
         if outcomes:
             out["actions"] = outcomes
+        if self.vol is not None:
+            out["vol_published"] = sum(1 for r in self.vol if r.ok)
+            out["vol_refused"] = sum(1 for r in self.vol if not r.ok)
         if self.poll is not None:
             out["confirmed"] = len(self.poll.confirmed)
             out["failed"] = len(self.poll.failed)
@@ -84,9 +97,11 @@ class Keeper:
         metrics: Metrics | None = None,
         confirm: str = "twin",
         claims: Claims | None = None,
+        vol_updater: Any = None,
     ):
         """``confirm``: how flagged accounts are decided (:class:`Scanner`); ``claims``:
-        shared with other workers (:mod:`~offchain_risk.keeper.workers`)."""
+        shared with other workers (:mod:`~offchain_risk.keeper.workers`); ``vol_updater``:
+        publishes vol surfaces through ``tx`` (see the module doc)."""
         self.c = contracts
         self.store = store
         self.metrics = metrics or Metrics()
@@ -107,6 +122,7 @@ class Keeper:
         self.claims = claims
         self.liquidator = Liquidator(contracts, liquidator_config, tx, sender=sender, claims=claims)
         self.risk_updater = risk_updater
+        self.vol_updater = vol_updater
         self._stop = threading.Event()
 
     @classmethod
@@ -152,8 +168,13 @@ class Keeper:
         head = -1
         try:
             head = self.c.w3.eth.block_number
-            index = self.indexer.sync(head)
+            # Settle sent transactions first, then index at least to the block of every one
+            # settled: the node may mine one after `head` was read (anvil mines an automined
+            # transaction after the send returns). A book short of it would still show its
+            # account below MM, no longer in flight, and its preview would revert.
             poll = self.tx.poll(head) if self.tx is not None else None
+            settled = [] if poll is None else [*poll.confirmed, *poll.failed]
+            index = self.indexer.sync(max([head, *(t.mined_block or 0 for t in settled)]))
             if poll is not None and self.claims is not None:
                 for t in (*poll.confirmed, *poll.failed, *poll.dropped):
                     if t.kind == KIND and t.account is not None:
@@ -186,12 +207,38 @@ class Keeper:
         m.sim_failed.inc(sum(1 for a in actions if a.outcome == "simulation_failed"))
         if self.tx is not None:
             m.signer_balance.labels(self.tx.address).set(self.c.w3.eth.get_balance(self.tx.address))
+        if poll is not None:
+            for t in poll.failed:
+                if t.kind == VOL_KIND:
+                    m.vol_refused.labels(check="chain").inc()
+                    log.warning("vol update reverted on chain: %s nonce=%d", t.hash, t.nonce)
+        vol = self._vol_update(market)
         m.last_tick.set(time.time())
         m.healthy.set(1)
-        result = TickResult(head, index, poll, scan, actions, risk)
+        result = TickResult(head, index, poll, scan, actions, risk, vol=vol)
         self._write_status(result)
         log.info("tick %d", head, extra={"fields": result.summary()})
         return result
+
+    def _vol_update(self, market: Any) -> list | None:
+        """Publish the vol surfaces when due on the chain's clock, forwards at the oracle
+        prices of ``market``; any failure is logged and counted, never raised."""
+        if self.vol_updater is None:
+            return None
+        try:
+            now = int(self.c.w3.eth.get_block("latest")["timestamp"])
+            if not self.vol_updater.due(now):
+                return None
+            forwards = {
+                u: int(market.prices_wad[u]) / WAD
+                for u in self.vol_updater.fitters
+                if u < market.n_assets and market.price_ok[u]
+            }
+            return self.vol_updater.run(forwards, now)
+        except Exception as exc:  # the vol path never stops the keeper
+            self.metrics.vol_refused.labels(check="error").inc()
+            log.warning("vol update failed: %s: %s", type(exc).__name__, exc)
+            return None
 
     def _write_status(self, result: TickResult | None = None, error: str | None = None) -> None:
         """The last tick's state in the store's meta (``status``), for ``keeper-status``:

@@ -12,6 +12,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
+from offchain_risk.models.greeks import GreeksReport
+
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None):
@@ -41,6 +43,20 @@ class Metrics:
         )
         self.rpc_errors = Counter("keeper_rpc_errors", "Ticks lost to RPC failures", registry=r)
         self.risk_updates = Counter("keeper_risk_updates", "Signed risk updates landed", registry=r)
+        self.vol_updates = Counter("keeper_vol_updates", "Signed vol curves landed", registry=r)
+        self.option_greeks = Gauge(
+            "keeper_option_greeks",
+            "Option Greeks summed by account or venue, underlying and expiry "
+            "(delta_usd USD, gamma per USD, vega USD per 1.0 vol, theta USD per year)",
+            ["by", "key", "underlying", "expiry", "greek"],
+            registry=r,
+        )
+        self.vol_refused = Counter(
+            "keeper_vol_refused",
+            "Vol surfaces not published, by the check that refused them",
+            ["check"],
+            registry=r,
+        )
         self.last_tick = Gauge(
             "keeper_last_tick_timestamp", "Unix time of the last tick", registry=r
         )
@@ -64,6 +80,23 @@ class Metrics:
             "Liquidatable accounts blocked: a perp on an asset without a liquidation price",
             registry=r,
         )
+
+    def set_option_greeks(self, report: GreeksReport) -> None:
+        """Publish a Greeks report, replacing the previous one of its ``by`` (rows that
+        disappeared are removed, not left at their last value)."""
+        g = self.option_greeks
+        for labels in [s.labels for m in g.collect() for s in m.samples]:
+            if labels["by"] == report.by:
+                g.remove(*(labels[k] for k in ("by", "key", "underlying", "expiry", "greek")))
+        for row in report.rows():
+            for greek in ("delta_usd", "gamma", "vega", "theta"):
+                g.labels(
+                    by=report.by,
+                    key=str(row[report.by]),
+                    underlying=str(row["underlying"]),
+                    expiry=str(row["expiry"]),
+                    greek=greek,
+                ).set(row[greek])
 
     def value(self, name: str, labels: dict | None = None) -> float:
         v = self.registry.get_sample_value(name, labels or {})

@@ -119,6 +119,29 @@ def build_risk_updater(
     return RiskUpdater(signer, vol_scaled_target(base, vols, horizon_s=horizon), interval=interval)
 
 
+def build_vol_updater_for(
+    project: Any, w3: Any, manifest: dict, keeper: Keeper, signer_names: list[str]
+) -> Any:
+    """The keeper's vol updater on the manifest's ``vol_feed``, signed by ``signer_names``
+    and sent through the keeper's own transaction manager."""
+    from offchain_risk.deploy import ConfigError
+    from offchain_risk.keeper.vol_updater import build_vol_updater
+
+    if keeper.tx is None:
+        raise ConfigError("publishing vol surfaces needs a signing keeper (--account)")
+    try:
+        return build_vol_updater(
+            project,
+            w3,
+            manifest,
+            keeper.tx,
+            [load_account(n) for n in signer_names],
+            metrics=keeper.metrics,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def run(
     network: str,
     manifest_path: Path,
@@ -134,10 +157,12 @@ def run(
     start_block: int | None = None,
     max_fee_gwei: float = 500.0,
     risk: dict | None = None,
+    vol_signers: list[str] | None = None,
 ) -> list[dict]:
     """Connect to ``network`` through Ape and run the keeper on the deployment of
     ``manifest_path`` until stopped (or one tick); ``deploy`` first deploys ``config_path``
-    there (local networks). ``start_block`` None: the manifest's block."""
+    there (local networks). ``start_block`` None: the manifest's block. ``vol_signers``:
+    the vol feed's signers (Ape aliases): the keeper publishes vol surfaces hourly."""
     from ape import networks, project
 
     from offchain_risk import deploy as deploy_module
@@ -168,6 +193,10 @@ def run(
             risk_updater=updater,
             **extra,
         )
+        if vol_signers:
+            keeper.vol_updater = build_vol_updater_for(
+                project, provider.web3, manifest, keeper, vol_signers
+            )
         if metrics_port is not None:
             serve(keeper.metrics, metrics_port, max_silence=max(60.0, 30 * poll_interval))
             log.info("metrics and /health on port %d", metrics_port)

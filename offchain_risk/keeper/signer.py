@@ -349,6 +349,25 @@ def load_signer(alias: str, passphrase_env: str = PASSPHRASE_ENV) -> Any:
     return account
 
 
+def sign_all(signers: Sequence[Any], message: EIP712Message, what: str) -> list[bytes]:
+    """Every signer's 65-byte signature of ``message`` (Ape accounts), each recovered locally
+    and low-s (the contracts refuse a high s), sorted by signer address as the contracts
+    check them. ``what`` names the message in errors."""
+    sigs = []
+    for signer in signers:
+        sig = signer.sign_message(message)
+        if sig is None:
+            raise RuntimeError(f"{signer} declined to sign the {what}")
+        raw = signature_bytes(sig)
+        recovered = Account.recover_message(message.signable_message, signature=raw)
+        if recovered.lower() != str(signer).lower():
+            raise RuntimeError(f"signature of {signer} recovers to {recovered}")
+        if int.from_bytes(raw[32:64], "big") > SECP256K1_N // 2:
+            raise RuntimeError(f"signature of {signer} has a high s: the chain refuses it")
+        sigs.append((int(str(signer), 16), raw))
+    return [raw for _, raw in sorted(sigs)]
+
+
 class RiskSigner:
     """Plans, signs, submits and confirms risk updates on one ``RiskGovernor``.
 
@@ -520,20 +539,8 @@ class RiskSigner:
         )
 
     def sign(self, message: RiskUpdate) -> list[bytes]:
-        """Every signer's 65-byte signature, recovered locally, low-s, sorted by address."""
-        sigs = []
-        for signer in self.signers:
-            sig = signer.sign_message(message)
-            if sig is None:
-                raise RuntimeError(f"{signer} declined to sign the risk update")
-            raw = signature_bytes(sig)
-            recovered = Account.recover_message(message.signable_message, signature=raw)
-            if recovered.lower() != str(signer).lower():
-                raise RuntimeError(f"signature of {signer} recovers to {recovered}")
-            if int.from_bytes(raw[32:64], "big") > SECP256K1_N // 2:
-                raise RuntimeError(f"signature of {signer} has a high s: the chain refuses it")
-            sigs.append((int(str(signer), 16), raw))
-        return [raw for _, raw in sorted(sigs)]
+        """Every signer's 65-byte signature (see :func:`sign_all`)."""
+        return sign_all(self.signers, message, "risk update")
 
     # ---------------------------------------------------------- submitting
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from offchain_risk.units import BPS, MAX_SCENARIOS, WAD, WAD_BPS, pack_int16
+from offchain_risk.units import BPS, MAX_PRICE, MAX_SCENARIOS, WAD, WAD_BPS, pack_int16
 
 MIN_SHOCK_BPS = -10_000
 MAX_SHOCK_BPS = 32_767
@@ -55,6 +55,40 @@ class RiskParams:
     @property
     def n_assets(self) -> int:
         return len(self.floor_bps)
+
+
+@dataclass(frozen=True)
+class QuotePeg:
+    """The quote (cash) asset's feed and depeg rule (``ledger._peg_margin``).
+
+    price_wad: the quote's USD feed price as last reported (WAD); 0 when the feed answers
+    nothing (no live term). peg_rate_bps: the standing depeg scenario, the quote word's
+    floor bps. Positive cash adds ``cash * (max(1 - q, 0) + peg_rate)`` to IM, rounded up.
+    """
+
+    price_wad: int
+    peg_rate_bps: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= int(self.price_wad) <= MAX_PRICE:
+            raise ValueError(f"quote price {self.price_wad} outside [0, MAX_PRICE]")
+        if not 0 <= int(self.peg_rate_bps) <= BPS:
+            raise ValueError(f"peg rate {self.peg_rate_bps} bps outside [0, 10000]")
+
+    @property
+    def rate(self) -> int:
+        """IM per unit of positive cash, WAD * BPS."""
+        q = int(self.price_wad)
+        live = (WAD - q) * BPS if 0 < q < WAD else 0
+        return int(self.peg_rate_bps) * WAD + live
+
+
+def peg_margin(cash: np.ndarray, quote: QuotePeg | None) -> np.ndarray:
+    """The quote's peg-loss term of IM: (n_accounts,) WAD ints, 0 without a quote feed."""
+    cash = np.asarray(cash, dtype=object)
+    if quote is None:
+        return np.zeros(cash.shape, dtype=object)
+    return ceil_div(np.maximum(cash, 0) * quote.rate, WAD_BPS)
 
 
 @dataclass(frozen=True)
@@ -109,11 +143,13 @@ def margin_exact(
     open_notional: np.ndarray,
     prices_wad: np.ndarray,
     params: RiskParams,
+    quote: QuotePeg | None = None,
 ) -> MarginResult:
     """Exact margin for n accounts, equal to ``ledger._margin`` to the wei.
 
     cash: (n_accounts,); collateral, size, open_notional: (n_accounts, n_assets);
-    prices_wad: (n_assets,). All WAD ints.
+    prices_wad: (n_assets,). All WAD ints. quote: the quote asset's feed and peg rate once
+    it has a feed (IM only, :func:`peg_margin`).
     """
     n_assets = params.n_assets
     cash = _ints(cash, np.shape(cash), "cash")
@@ -137,7 +173,7 @@ def margin_exact(
         losses = ceil_div(-(exposure.dot(shocks)), WAD_BPS)  # (n, K)
         worst = np.maximum(worst, losses.max(axis=1))
     mm = np.maximum(worst, 0)
-    im = ceil_div(mm * params.im_multiplier_wad, WAD)
+    im = ceil_div(mm * params.im_multiplier_wad, WAD) + peg_margin(cash, quote)
     equity = cash - on.sum(axis=1) + floor_div(value_num, WAD_BPS)
     return MarginResult(equity=equity, mm=mm, im=im)
 

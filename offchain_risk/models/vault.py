@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from offchain_risk.units import (
     BPS,
     MAX_CAP,
+    MAX_PRICE,
     MAX_RATE_GROWTH_BPS,
     VAULT_JUMP_BPS,
     WAD,
@@ -23,7 +24,23 @@ from offchain_risk.units import (
     unpack_vault_word,
 )
 
-MAX_PRICE = 2**100  # constants.MAX_PRICE: a larger price is invalid
+
+@dataclass(frozen=True)
+class VaultClass:
+    """Defaults of a class of vault shares: the listed haircut (bps; also the governor's
+    ``haircut_min`` for the asset, so the keeper's size-dependent liquidity haircut is
+    signed on top of it and never below) and the rate cap's yearly growth (bps)."""
+
+    haircut_bps: int
+    max_growth_bps: int
+
+
+# Documented in docs/ARCHITECTURE.md ("Vault shares as collateral").
+VAULT_CLASSES: dict[str, VaultClass] = {
+    "liquid_staking": VaultClass(haircut_bps=2_000, max_growth_bps=1_000),  # wstETH-like
+    "restaking": VaultClass(haircut_bps=3_500, max_growth_bps=1_500),  # LRT-like
+    "savings": VaultClass(haircut_bps=1_200, max_growth_bps=1_500),  # sDAI-like
+}
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,14 @@ with Ballast's point on the same axes.
 
 The peer venues are not deployed: each rule at each level runs through :func:`simulate`, a
 numpy model of the replay (the same books, opened at the same buffer over the rule's own IM,
-the same oracle rounds, the devnet's liquidation policy: when equity falls below MM the
-keeper sells the smallest pro-rata fraction that restores ``MM * (1 + target buffer)`` at a
-discount growing from the policy's minimum to its maximum as health falls to zero; a book
-whose equity cannot pay is closed and its hole is bad debt). Ballast's own rule runs through
-the same model (its opening listing, held fixed) next to its measured point from the chain.
+the same oracle rounds, the devnet's liquidation policy as ``Liquidations.vy`` plans it:
+when equity E falls below MM the keeper takes the smallest pro-rata fraction f that restores
+``MM * (1 + target buffer)``, at most the close cap per call unless health is critical, and
+the book pays the penalty ``f * min(d * MM, max(E, 0))`` with d growing from the policy's
+minimum to its maximum as health falls to zero, so a liquidation never takes a book below
+zero; a book whose equity is negative is closed whole and its hole is bad debt). Ballast's
+own rule runs through the same model (its opening listing, held fixed) next to its measured
+point from the chain.
 """
 
 from __future__ import annotations
@@ -39,6 +42,29 @@ class FrontierPoint:
     bad_debt_usd: float
 
 
+def plan(
+    equity: np.ndarray, mm: np.ndarray, policy: LiquidationPolicy
+) -> tuple[np.ndarray, np.ndarray]:
+    """(fraction, penalty USD) per book below MM, in floats, as ``Liquidations._plan`` sets
+    them (the exact twin is :func:`offchain_risk.models.liquidation.preview`): the discount
+    d grows from the minimum at E = MM to the maximum at E <= 0; f is the smallest fraction
+    restoring ``E >= (1 + buffer) MM`` net of the penalty ``f * min(d MM, max(E, 0))``, at
+    most the close cap unless health is critical, and 1 below zero or under the dust line.
+    ``equity``, ``mm``: (n_books,) USD, ``mm > equity`` where it matters."""
+    d_min, d_max = policy.min_discount / WAD, policy.max_discount / WAD
+    target = 1.0 + policy.target_buffer / WAD
+    safe_mm = np.where(mm > 0, mm, 1.0)
+    health = np.clip(equity / safe_mm, 0.0, 1.0)
+    cost = np.minimum((d_min + (d_max - d_min) * (1.0 - health)) * mm, np.clip(equity, 0.0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):  # books at or above MM: not used
+        f = np.clip((target * mm - equity) / (target * mm - cost), 0.0, 1.0)
+    f = np.where(
+        equity >= policy.critical_health / WAD * mm, np.minimum(f, policy.close_cap / WAD), f
+    )
+    f = np.where((mm < policy.dust_margin / WAD) | (equity < 0), 1.0, f)
+    return f, f * cost
+
+
 def simulate(
     margin,
     perp_units: np.ndarray,
@@ -47,7 +73,7 @@ def simulate(
     prices: np.ndarray,
     haircut: np.ndarray,
     policy: LiquidationPolicy,
-    max_passes: int = 4,
+    max_passes: int = 8,
 ) -> SimResult:
     """Run books through price rounds under ``margin(perp_usd, collateral_usd) -> (mm, im)``.
 
@@ -59,8 +85,6 @@ def simulate(
     size = np.array(perp_units, dtype=np.float64)
     coll = np.array(collateral_units, dtype=np.float64)
     keep = 1.0 - np.asarray(haircut, dtype=np.float64)
-    d_min, d_max = policy.min_discount / WAD, policy.max_discount / WAD
-    target = 1.0 + policy.target_buffer / WAD
     p0 = prices[0]
     _, im0 = margin(size * p0, coll * p0)
     equity0 = im0 * (1.0 + np.asarray(buffers, dtype=np.float64))
@@ -76,20 +100,13 @@ def simulate(
             under = alive & (equity < mm) & (mm > 0)
             if not under.any():
                 break
-            gross = (np.abs(perp_usd) + coll_usd).sum(axis=1)
-            health = np.clip(equity / np.where(mm > 0, mm, 1.0), 0.0, 1.0)
-            disc = d_min + (d_max - d_min) * (1.0 - health)
-            denom = target * mm - disc * gross
-            with np.errstate(divide="ignore", invalid="ignore"):
-                f = np.where(denom > 0, (target * mm - equity) / denom, 1.0)
-            f = np.where(under, np.clip(f, 0.0, 1.0), 0.0)
-            f = np.where(equity <= 0, 1.0, f)
-            after = equity - disc * f * gross  # the discount is the book's cost
+            f, penalty = plan(equity, mm, policy)
+            f = np.where(under, f, 0.0)
+            after = equity - np.where(under, penalty, 0.0)  # never below zero by itself
             liquidations += int(under.sum())
-            full = under & ((f >= 1.0) | (after <= 0))
+            full = under & (f >= 1.0)
             bad_debt += float(np.clip(-after[full], 0.0, None).sum())
             closed += int(full.sum())
-            f = np.where(full, 1.0, f)
             size *= (1.0 - f)[:, None]
             coll *= (1.0 - f)[:, None]
             after = np.where(full, 0.0, after)

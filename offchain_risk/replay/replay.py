@@ -34,6 +34,7 @@ from offchain_risk.keeper.rpc import Contracts
 from offchain_risk.keeper.scanner import Market, float_margin, read_market
 from offchain_risk.keeper.store import Store
 from offchain_risk.keeper.txs import LocalSigner, NonceSource, TxManager
+from offchain_risk.keeper.vol_updater import build_vol_updater
 from offchain_risk.models.margin import MAX_SCENARIOS, margin_exact
 from offchain_risk.replay.listing import Listing, ListingConfig, calibrated_listing
 from offchain_risk.replay.path import PricePath
@@ -54,6 +55,7 @@ class ReplayConfig:
     keeper_cash_usd: float = 2e8
     insurance_usd: float = 25_000.0
     risk_updates: bool = True  # Ballast's keeper runs its risk updater (signed updates)
+    vol_updates: bool = True  # Ballast's keeper publishes vol surfaces (with risk_updates)
     vol_days: int = 30  # hourly history before the opening a fallback asset's vol is read on
     # the risk engine's calibration of Ballast's markets (horizon, window, fallback rule)
     listing: ListingConfig = field(default_factory=ListingConfig)
@@ -130,12 +132,20 @@ def venue_config(
     signers: tuple[str, ...] = (),
     threshold: int = 0,
     im_multiplier: float | None = None,
+    vol_feed: bool = False,
 ) -> deploy.DeployConfig:
     """A venue of the replay as a deploy config: the devnet's engine settings and policy,
     ``markets`` with their shocks, existing ``feeds`` (symbol -> address) when given, and a
     governor over ``signers`` (addresses) with the devnet's limits and bounds.
-    ``im_multiplier``: IM / MM (the devnet's when None)."""
+    ``im_multiplier``: IM / MM (the devnet's when None). ``vol_feed``: the devnet's vol feed
+    (heartbeat, the underlyings among ``markets``) signed by the same ``signers``."""
     local = deploy.local_config()
+    vol = None
+    if vol_feed and local.vol_feed is not None:
+        symbols = {m.symbol for m in markets}
+        underlyings = tuple(u for u in local.vol_feed.underlyings if u in symbols)
+        if underlyings:
+            vol = deploy.VolFeedConfig(signers, threshold, local.vol_feed.heartbeat, underlyings)
     return deploy.DeployConfig(
         markets=tuple(
             deploy.MarketConfig(
@@ -160,6 +170,7 @@ def venue_config(
         policy=local.policy,
         signers=signers,
         threshold=threshold,
+        vol_feed=vol,
     )
 
 
@@ -261,6 +272,7 @@ def run_replay(
     feeds = None
     chain_id = int(w3.eth.chain_id)
     updaters = []
+    vol_clock = HistoryClock(window_start, int(w3.eth.get_block("latest")["timestamp"]))
     for (label, venue_markets, venue_shocks, im), keeper_account in zip(
         rules, keepers, strict=False
     ):
@@ -272,9 +284,16 @@ def run_replay(
             feeds=feeds,
             signers=tuple(str(a.address) for a in risk_signers) if governed else (),
             threshold=2 if governed else 0,
+            vol_feed=governed and config.vol_updates,
         )
+        vol_signers = risk_signers if cfg.vol_feed is not None else ()
         d, governor = deploy.deploy_config(
-            project, owner, cfg, local=True, signers=risk_signers if governed else ()
+            project,
+            owner,
+            cfg,
+            local=True,
+            signers=risk_signers if governed else (),
+            vol_signers=vol_signers,
         )
         manifest = deploy.build_manifest(
             d,
@@ -286,6 +305,7 @@ def run_replay(
             deployer=str(owner.address),
             config_path=f"replay: {label}",
             signers=[str(a.address) for a in risk_signers] if governed else [],
+            vol_signers=[str(a.address) for a in vol_signers],
         )
         feeds = feeds or {s: str(d.feeds[a].address) for s, a in d.symbols.items()}
         contracts = Contracts.from_manifest(project, w3, manifest)
@@ -318,20 +338,36 @@ def run_replay(
             )
             updaters.append(updater)
         store = Store(":memory:")
+        tx = TxManager(w3, LocalSigner(keeper_account.private_key), store, nonces=nonces)
+        vol_updater = None
+        if "vol_feed" in manifest["contracts"]:
+            # the keeper publishes surfaces fitted from the data its clock has reached
+            vol_updater = build_vol_updater(
+                project,
+                w3,
+                manifest,
+                tx,
+                vol_signers,
+                data_dir=config.data_dir,
+                history_time=vol_clock.history_time,
+            )
         keeper = Keeper(
             contracts,
             store,
             # the gas token is priced by ETH's feed when ETH is replayed
             LiquidatorConfig(account=seeded.keeper, gas_asset=d.symbols.get("ETH", 0)),
-            tx=TxManager(w3, LocalSigner(keeper_account.private_key), store, nonces=nonces),
+            tx=tx,
             sender=str(keeper_account.address),
             start_block=seeded.first_block,
             risk_updater=updater,
+            vol_updater=vol_updater,
         )
         venues.append(VenueRun(label, d, manifest, seeded, keeper, market, governor=governor))
     seed_seconds = time.perf_counter() - t_start
 
     sender.add(relayer)
+    # the opening: history at the window's start (the vol updater's first surfaces)
+    vol_clock.anchor = int(w3.eth.get_block("latest")["timestamp"])
     for v in venues:
         v.keeper.tick()  # index the seeded books (and land the first scheduled risk update)
         states = healths(v.deployment.engine, v.seeded.accounts)
@@ -346,6 +382,7 @@ def run_replay(
     chain_start = int(w3.eth.get_block("latest")["timestamp"])
     for updater in updaters:
         updater.target.anchor(chain_start)  # from here the chain's clock is history's
+    vol_clock.anchor = chain_start
     feeder_feeds = [feeds[a] for a in path.assets]
     last = 0
     for step in range(path.n_steps):
@@ -386,6 +423,19 @@ def run_replay(
         seed_seconds,
         listing,
     )
+
+
+@dataclass
+class HistoryClock:
+    """History's time at a chain time: ``start`` at ``anchor``, then in step (the vol
+    updater's data clock; before the anchor, ``start``)."""
+
+    start: np.datetime64
+    anchor: int
+
+    def history_time(self, now: int) -> np.datetime64:
+        elapsed = max(0, int(now) - self.anchor)
+        return np.datetime64(self.start, "s") + np.timedelta64(elapsed, "s")
 
 
 _FEEDS: dict[str, Any] = {}
@@ -491,7 +541,8 @@ def _float_state(v: VenueRun, market: Market) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _keep(v: VenueRun, step: int, path: PricePath, max_ticks: int, t_round: float) -> None:
-    """Tick the venue's keeper until its scan is clean (or ``max_ticks``)."""
+    """Tick the venue's keeper until its scan is clean (or ``max_ticks``, or a tick that
+    sends nothing while none of its liquidations is in flight)."""
     hit, sent, ticks, cleared = 0, 0, 0, False
     for ticks in range(1, max_ticks + 1):
         result = v.keeper.tick()
@@ -512,8 +563,8 @@ def _keep(v: VenueRun, step: int, path: PricePath, max_ticks: int, t_round: floa
                 continue  # it landed after this tick's scan and may have raised MM
             cleared = True
             break
-        if not result.sent():  # nothing the keeper will do more of this round
-            break
+        if not result.sent() and not any(a.outcome == "in_flight" for a in result.actions):
+            break  # nothing the keeper will do more of this round
     if hit:
         wall_ms = (time.perf_counter() - t_round) * 1e3
         v.shocks.append(Shock(step, path.times[step], hit, sent, ticks, cleared, wall_ms))

@@ -48,6 +48,109 @@ class VenueSummary:
     bad_debt_per_step: np.ndarray  # (n_steps,) USD
     risk_updates: tuple[tuple[int, str, bool], ...] = ()  # (round, reason, landed)
     pokes: int = 0
+    vol_runs: tuple[VolRun, ...] = ()  # the keeper's vol surface runs, in order
+
+
+@dataclass(frozen=True)
+class VolRun:
+    """One underlying's run of the keeper's vol updater in the replay."""
+
+    symbol: str
+    published: int  # curves sent
+    refused: str | None  # "check: reason" when refused
+    asof: np.datetime64 | None = None  # history time of the fitted surface
+    source: str | None = None  # dvol or realised
+    atm: tuple[float, ...] = ()  # ATM vol of each published expiry, ascending
+
+
+def vol_runs(v: VenueRun) -> tuple[VolRun, ...]:
+    """The vol updater's runs of ``v``'s keeper (none without one)."""
+    updater = getattr(v.keeper, "vol_updater", None)
+    if updater is None:
+        return ()
+    names = {a: s for s, a in v.deployment.symbols.items()}
+    out = []
+    for _, res in updater.runs:
+        surface = res.surface
+        out.append(
+            VolRun(
+                symbol=names.get(res.underlying, str(res.underlying)),
+                published=len(res.published),
+                refused=None if res.ok else f"{res.check}: {res.refused}",
+                asof=surface.asof if surface is not None else None,
+                source=surface.source if surface is not None else None,
+                atm=tuple(c.atm_vol for c in surface.curves) if surface is not None else (),
+            )
+        )
+    return tuple(out)
+
+
+def vol_lines(runs: tuple[VolRun, ...]) -> list[str]:
+    """The report's section on the vol surfaces the keeper published during the window."""
+    if not runs:
+        return []
+    lines = [
+        "## Vol surfaces",
+        "",
+        "Ballast's keeper fits each listed underlying's surface hourly on the chain's clock "
+        "from the data that clock has reached (DVOL level where it exists, else realised vol "
+        "times the stated ratio; see RISK_MODEL.md), checks it and publishes its expiries "
+        "(1, 7, 30 and 90 days on the 08:00 grid) through the VolFeed, signed 2 of 2 and sent "
+        "from the keeper's key. ATM vols: the 1-day and the 30-day expiry, first, lowest, "
+        "highest and last over the published surfaces.",
+        "",
+    ]
+    rows = []
+    for symbol in dict.fromkeys(r.symbol for r in runs):
+        mine = [r for r in runs if r.symbol == symbol]
+        ok = [r for r in mine if r.refused is None and r.atm]
+
+        def path(i: int, ok=ok) -> str:
+            xs = [r.atm[min(i, len(r.atm) - 1)] for r in ok]
+            if not xs:
+                return "-"
+            return f"{xs[0]:.0%} / {min(xs):.0%} / {max(xs):.0%} / {xs[-1]:.0%}"
+
+        sources = ", ".join(sorted({r.source for r in ok if r.source})) or "-"
+        rows.append(
+            [
+                symbol,
+                str(len(ok)),
+                str(sum(r.published for r in mine)),
+                str(len(mine) - len(ok)),
+                path(0),
+                path(2),
+                sources,
+            ]
+        )
+    lines.append(
+        markdown_table(
+            [
+                "underlying",
+                "surfaces published",
+                "curves",
+                "refused",
+                "ATM 1d (first / low / high / last)",
+                "ATM 30d",
+                "level from",
+            ],
+            rows,
+        )
+    )
+    reasons: dict[str, int] = {}
+    for r in runs:
+        if r.refused is not None:
+            key = f"{r.symbol}: {r.refused}"
+            reasons[key] = reasons.get(key, 0) + 1
+    lines.append("")
+    if reasons:
+        lines.append("Refused:")
+        lines.append("")
+        lines += [f"- {k} ({n}x)" for k, n in sorted(reasons.items())]
+    else:
+        lines.append("No surface was refused.")
+    lines.append("")
+    return lines
 
     @property
     def worst_shock(self) -> Shock | None:
@@ -187,6 +290,7 @@ def summarize_venue(v: VenueRun, n_steps: int) -> VenueSummary:
         bad_debt_per_step=bad_step,
         risk_updates=tuple(v.risk_updates),
         pokes=v.pokes,
+        vol_runs=vol_runs(v),
     )
 
 
@@ -326,10 +430,11 @@ def _frontier_section(report: ReplayReport, out_dir: Path) -> list[str]:
         lines += [
             "How far the model is from the chain: the flat 6.5% venue took "
             f"${frontier.flat_chain[1]:,.0f} of bad debt on the chain and "
-            f"${frontier.flat_model.bad_debt_usd:,.0f} in the model (the model closes a "
-            "bankrupt book at once at the maximum discount; the chain slices it). The peer "
-            "curves are the model's, so read Ballast's chain point against them with that "
-            "gap in mind; Ballast's model point is the like-for-like comparison.",
+            f"${frontier.flat_model.bad_debt_usd:,.0f} in the model (the model plans every "
+            "liquidation as the contract does, in floats, each book below MM once per pass; "
+            "the chain's keeper orders and batches them). The peer curves are the model's; "
+            "Ballast's model point (its opening listing, without the keeper's "
+            "recalibration) is the like-for-like comparison.",
             "",
         ]
     safe = equal_safety(frontier.points, bad)
@@ -506,6 +611,7 @@ def write_report(report: ReplayReport, out_dir: Path) -> tuple[Path, Path]:
             lines.append("No round left a book below MM.")
         outcomes = ", ".join(f"{k} {n}" for k, n in sorted(v.outcomes.items())) or "none"
         lines += ["", f"Keeper actions: {outcomes}.", ""]
+    lines += vol_lines(report.ballast.vol_runs)
     lines += _frontier_section(report, out_dir)
     lines += ["## Chart", "", "![replay](chart.png)", ""]
     md = out_dir / "report.md"

@@ -14,6 +14,7 @@ from offchain_risk.backtest.books import (
     SYNTHETIX_SKEW_SCALE_USD,
 )
 from offchain_risk.backtest.engine import BacktestResult
+from offchain_risk.backtest.frontier import BacktestFrontier, backtest_frontier
 from offchain_risk.backtest.metrics import (
     OOS_START,
     coverage_table,
@@ -24,6 +25,7 @@ from offchain_risk.backtest.metrics import (
 )
 from offchain_risk.report.plots import (
     METHOD_LABELS,
+    plot_backtest_frontier,
     plot_efficiency,
     plot_margin_vs_loss,
     plot_random_exceedances,
@@ -43,6 +45,8 @@ def write_backtest_report(result: BacktestResult, out_dir: str | Path) -> Path:
     eff = efficiency_table(result)
     figures.append(plot_efficiency(eff, out / "capital_efficiency.png"))
     figures.append(plot_random_exceedances(result, out / "random_book_exceedances.png"))
+    frontier = backtest_frontier(result)
+    figures.append(plot_backtest_frontier(frontier, out / "frontier.png"))
     oos = result.mask(OOS_START)
     rc = random_coverage(result)
     lines = [
@@ -226,6 +230,7 @@ def write_backtest_report(result: BacktestResult, out_dir: str | Path) -> Path:
             ],
         ),
         "",
+        *_frontier_section(frontier),
         "## Figures",
         "",
     ]
@@ -233,6 +238,45 @@ def write_backtest_report(result: BacktestResult, out_dir: str | Path) -> Path:
     path = out / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _frontier_section(f: BacktestFrontier) -> list[str]:
+    b = f.ballast
+    dominated = f.dominated_by
+    verdict = (
+        "no peer point has both less margin and fewer exceedances: Ballast is on the frontier"
+        if not dominated
+        else f"{len(dominated)} peer points have both less margin and fewer exceedances: "
+        + ", ".join(f"{p.rule} at {p.level:g}" for p in dominated)
+    )
+    return [
+        "## Frontier: every peer rule over its own level",
+        "",
+        f"The {f.n_books} random books as perp books under each peer rule of "
+        "`models/peers.py` at every level of its sweep (flat: the rate of gross; the others: "
+        "a multiplier on their published parameters), against Ballast's MM, out of sample "
+        f"({f.n_steps} days). Ballast: {pct(b.margin_pct)} of gross, exceeded on "
+        f"{pct(100 * b.exceed_rate, 3)} of book-days; {verdict}.",
+        "",
+        markdown_table(
+            ["rule", "at Ballast's exceedance rate", "Ballast against it"],
+            [
+                [rule, pct(v), _signed(f.saving_at_equal_coverage(rule))]
+                for rule, v in f.equal_coverage_pct.items()
+            ],
+            "lrr",
+        ),
+        "",
+        markdown_table(
+            ["rule", "level", "mean margin (% of gross)", "exceedance rate"],
+            [
+                [p.rule, f"{p.level:g}", pct(p.margin_pct), pct(100 * p.exceed_rate, 3)]
+                for p in f.points
+            ],
+            "lrrr",
+        ),
+        "",
+    ]
 
 
 def _signed(saving: float) -> str:

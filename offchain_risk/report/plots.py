@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from offchain_risk.backtest.engine import CRASH_WINDOWS, BacktestResult
+from offchain_risk.backtest.frontier import BacktestFrontier
 from offchain_risk.backtest.metrics import EfficiencyRow
 
 METHOD_LABELS = {
@@ -30,7 +31,7 @@ def plot_margin_vs_loss(result: BacktestResult, book: int, path: Path) -> Path:
     exc = loss > mm
     fig, ax = plt.subplots(figsize=(11, 4))
     ax.plot(t, mm, color="tab:blue", lw=1.0, label="MM (% of gross)")
-    ax.plot(t, loss, color="0.55", lw=0.5, label="realised 24 h loss")
+    ax.plot(t, loss, color="0.55", lw=0.5, label=f"realised {result.config.horizon_hours} h loss")
     ax.scatter(
         np.array(t)[exc],
         loss[exc],
@@ -85,6 +86,35 @@ def plot_random_exceedances(result: BacktestResult, path: Path) -> Path:
     ax.plot(t, share, color="tab:red", lw=0.8)
     ax.set_ylabel("% of random books exceeding MM")
     ax.set_title("Random multi-asset books: daily exceedance share")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_backtest_frontier(frontier: BacktestFrontier, path: Path) -> Path:
+    """Mean margin against exceedance rate: a line per peer rule over its levels, Ballast's
+    point, on the random books."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for rule in dict.fromkeys(p.rule for p in frontier.points):
+        pts = [p for p in frontier.points if p.rule == rule]
+        ax.plot(
+            [p.margin_pct for p in pts],
+            [100 * p.exceed_rate for p in pts],
+            marker="o",
+            ms=3,
+            lw=1.2,
+            label=rule,
+        )
+    b = frontier.ballast
+    ax.plot(b.margin_pct, 100 * b.exceed_rate, "k*", ms=16, label="Ballast")
+    ax.set_yscale("symlog", linthresh=0.01)
+    ax.set_xlim(0, 3 * b.margin_pct)  # the sweeps reach far beyond the region that matters
+    ax.set_xlabel("mean margin, % of gross notional")
+    ax.set_ylabel("exceedance rate, % of book-days")
+    ax.set_title(f"Random books: margin against exceedances ({frontier.n_steps} days)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

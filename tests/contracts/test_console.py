@@ -86,7 +86,9 @@ def test_vault_shares__listed_funded_shown_liquidated(accounts, project, capsys)
     rate, cap = names["vault_rate"]("sWETH")
     assert rate == 1.0 and 1.0 <= cap < 1.000001  # the cap grows by the second
     s = names["show"](trader)
-    assert "sWETH" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "sWETH" in out and "sWETH: 1.000000 ETH per share (cap 1.0000" in out
+    assert "quote:" not in out  # no quote feed: cash at par
     a = names["account_id"](str(trader.address), 0)
     assert s.cash == 0 and d.engine.collateral(a, asset) == 10 * 10**18
     vault = names["sWETH"]

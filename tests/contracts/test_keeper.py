@@ -69,10 +69,23 @@ def liquidated_counts(liquidations, chain, start):
     return counts
 
 
+class FailingVolUpdater:
+    """A vol updater whose every run fails (an endpoint or a signer gone)."""
+
+    fitters = (ETH,)
+
+    def due(self, now):
+        return True
+
+    def run(self, forwards, now):
+        raise RuntimeError("vol signer unreachable")
+
+
 def test_keeper__price_shock__every_account_restored_within_bounded_blocks(
     contracts, deployment, engine, liquidations, owner, bot, book_accounts, chain, tmp_path
 ):
-    keeper = make_keeper(contracts, Store(tmp_path / "k.db"), bot)
+    # every tick's vol publication fails: the liquidations go on regardless
+    keeper = make_keeper(contracts, Store(tmp_path / "k.db"), bot, vol_updater=FailingVolUpdater())
     first = keeper.tick()
     assert first.index.events > 0 and len(keeper.book) >= len(CASH) + 1
     assert first.scan.confirmed == [] and first.actions == []
@@ -104,6 +117,9 @@ def test_keeper__price_shock__every_account_restored_within_bounded_blocks(
     assert all(t.status == CONFIRMED for t in txs) and len(txs) == sum(counts.values())
     assert keeper.metrics.value("keeper_liquidations_confirmed_total") == len(txs)
     assert keeper.metrics.value("keeper_at_risk") == 0
+    assert done.error is None and done.vol is None
+    failed_vol = keeper.metrics.value("keeper_vol_refused_total", {"check": "error"})
+    assert failed_vol == ticks + 2  # every tick: the first, the shocked ones and the last
     # The index equals the chain for every account.
     for a in book_accounts:
         rec = keeper.book.records[a]
@@ -150,6 +166,41 @@ def test_keeper__killed_mid_run_and_restarted__none_missed_none_twice(
     assert [t.status for t in txs] == [CONFIRMED] * len(txs)
     assert len(txs) == sum(counts.values())
     assert len({t.nonce for t in txs}) == len(txs)
+
+
+def test_keeper__liquidation_mined_after_the_head_read__indexed_not_liquidated_again(
+    contracts, deployment, engine, liquidations, owner, bot, book_accounts, chain, tmp_path
+):
+    """Regression: the crash replay left rounds uncleared (2 in March 2020, 6 in December
+    2021). A tick read head N, indexed to N, and its poll then found the receipts of the
+    previous tick's liquidations, which anvil had mined at N + 1 meanwhile: settled, no
+    longer in flight, but the book at N still showed those accounts below MM. The scan
+    confirmed them again, every preview reverted ("liquidations: account is healthy"),
+    the tick sent nothing and the replay's round ended with books below MM."""
+    keeper = make_keeper(contracts, Store(tmp_path / "k.db"), bot)
+    keeper.tick()
+    shock(deployment, owner)
+    expected = set(liquidatable(engine, book_accounts))
+    rpc = chain.provider.web3.provider.make_request
+    rpc("evm_setAutomine", [False])
+    try:
+        sent = {a.account for a in keeper.tick().sent()}
+        assert sent == expected
+        head = chain.blocks.head.number
+        poll = keeper.tx.poll
+
+        def mined_meanwhile(at):  # the node mines them after the tick has read its head
+            chain.mine()
+            return poll(at)
+
+        keeper.tx.poll = mined_meanwhile
+        tick = keeper.tick()
+    finally:
+        rpc("evm_setAutomine", [True])
+    assert tick.head == head and {t.account for t in tick.poll.confirmed} == sent
+    assert tick.index.head == head + 1  # the block they were mined in
+    assert liquidatable(engine, book_accounts) == []  # one slice each restores them
+    assert tick.scan.confirmed == [] and tick.actions == []
 
 
 def test_keeper__dry_run__sends_nothing_and_reports(

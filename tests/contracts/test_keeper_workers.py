@@ -20,8 +20,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -30,7 +32,7 @@ from conftest import ETH, USDC, WAD
 from offchain_risk import deploy
 from offchain_risk.chain import account_id
 from offchain_risk.keeper.store import Store
-from offchain_risk.keeper.workers import RedisClaims
+from offchain_risk.keeper.workers import Partition, RedisClaims
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deployments" / "config" / "local.toml"
@@ -210,6 +212,49 @@ def test_redis_claims__one_owner_at_a_time_expiry_and_late_release(redis_url):
     assert b.holder(11) == "worker-b"
     b.release(11)
     assert a.holder(11) is None
+
+
+def test_worker_drain__sigterm_mid_task__task_finishes_no_new_work_then_stops(monkeypatch):
+    """SIGTERM while a task runs (in-process, the bot's own handlers): that task's tick
+    finishes and returns its summary, a task arriving meanwhile runs no tick, and the worker
+    is stopped (SIGINT to itself, taskiq's clean shutdown) only once the tick is done."""
+    from offchain_risk.keeper import bot
+
+    started, release = threading.Event(), threading.Event()
+    ticked: list[int] = []
+
+    class BusyKeeper:
+        def tick(self, partition):
+            ticked.append(partition.index)
+            started.set()
+            assert release.wait(30)
+            return SimpleNamespace(summary=lambda: {"head": 7})
+
+    monkeypatch.setattr(bot, "_state", {"keeper": BusyKeeper()})
+    stops: list[tuple[int, int]] = []
+    monkeypatch.setattr(bot.os, "kill", lambda pid, sig: stops.append((pid, sig)))
+    results: dict[int, dict] = {}
+
+    def task(k: int) -> threading.Thread:
+        t = threading.Thread(target=lambda: results.update({k: bot.tick(Partition(k, 2))}))
+        t.start()
+        return t
+
+    busy = task(0)
+    assert started.wait(30)
+    bot._drain()  # SIGTERM's handler
+    late = task(1)  # delivered while draining
+    time.sleep(0.5)
+    assert stops == [] and ticked == [0]  # the tick in progress holds the stop
+    release.set()
+    busy.join(30)
+    late.join(30)
+    deadline = time.time() + 10
+    while not stops and time.time() < deadline:
+        time.sleep(0.05)
+    assert results[0] == {"partition": 0, "head": 7}  # finished and reported
+    assert results[1] == {"partition": 1, "draining": True} and ticked == [0]  # no new work
+    assert stops == [(os.getpid(), signal.SIGINT)]
 
 
 def test_workers__one_killed_mid_shock_then_all_restarted__each_account_handled_once(

@@ -39,13 +39,28 @@ def kill_feed(project, engine, feeds, owner, asset, how):
         feeds[asset].set_price(0, sender=owner)
     elif how == "above_max_price":
         feeds[asset].set_price(2**70, sender=owner)  # 2**70 * 10**10 WAD > MAX_PRICE
+    elif how == "answer_overflows_scaling":
+        # Scaled to WAD (x 10**10) this answer overflows uint256: reads reverted instead of
+        # returning an invalid price, so views and liquidations of exposed accounts failed.
+        # (MockAggregator keeps answers in int128: the hostile one answers anything.)
+        hostile = project.HostileAggregator.deploy(8, 60_000 * 10**8, sender=owner)
+        engine.set_feed(asset, hostile, 3_600, sender=owner)
+        hostile.set_price(10**70, sender=owner)
     else:  # a feed that reverts, eats the caller's gas or answers garbage
         hostile = project.HostileAggregator.deploy(8, 60_000 * 10**8, sender=owner)
         engine.set_feed(asset, hostile, 3_600, sender=owner)
         hostile.set_mode({"reverting": 1, "gas_eating": 3, "malformed": 4}[how], sender=owner)
 
 
-OUTAGES = ["stale", "zero", "above_max_price", "reverting", "gas_eating", "malformed"]
+OUTAGES = [
+    "stale",
+    "zero",
+    "above_max_price",
+    "answer_overflows_scaling",
+    "reverting",
+    "gas_eating",
+    "malformed",
+]
 
 
 @pytest.mark.parametrize("how", OUTAGES)

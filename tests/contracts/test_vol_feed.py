@@ -157,10 +157,13 @@ def test_vol__smile_equals_the_twin_to_the_wei(vol_feed, vol_signer, expiry):
     assert vol_feed.vol(ETH, expiry, ETH_FORWARD * 2)[0] > atm
 
 
-def test_vol__clamped_to_the_pricing_domain(vol_feed, vol_signer, expiry):
+def test_vol__clamped_to_the_pricing_domain(vol_feed, vol_signer, expiry, chain):
     low = eth_curve(expiry, atm_vol=MIN_VOL, skew=MAX_SKEW, curvature=0)
     vol_signer.publish(low)
     assert vol_feed.vol(ETH, expiry, ETH_FORWARD // 2) == (MIN_VOL, True)
+    # the feed takes only a strictly newer observation: the next one a second later (two
+    # publications inside one second of block time were refused, "volfeed: not newer")
+    chain.mine(timestamp=chain.blocks.head.timestamp + 1)
     high = eth_curve(expiry, atm_vol=MAX_VOL, skew=0, curvature=MAX_CURVATURE)
     vol_signer.publish(high)
     assert vol_feed.vol(ETH, expiry, ETH_FORWARD * 10) == (MAX_VOL, True)

@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from offchain_risk import deploy, devnet
+from offchain_risk.units import QUOTE_ASSET, unpack_vault_word
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deployments" / "config" / "local.toml"
 PER_ASSET = ("asset_token", "open_interest", "oi_cap", "shock_word", "price")
+QUOTE = "\n[quote]\nprice = 0.99\npeg_bps = 50\n"
 
 
 def _plain(value, roles: dict[str, str]):
@@ -52,6 +54,9 @@ def on_chain(project, chain, manifest: dict) -> dict:
         addresses[f"feed:{symbol}"] = m["feed"]
         if m["token"]:
             addresses[f"token:{symbol}"] = m["token"]
+    for symbol, v in manifest["vaults"].items():
+        addresses[f"vault:{symbol}"] = v["vault"]
+    addresses["feed:quote"] = manifest["quote"]["feed"]
     roles = {address.lower(): name for name, address in addresses.items()}
     contracts = {
         "engine": engine,
@@ -59,6 +64,7 @@ def on_chain(project, chain, manifest: dict) -> dict:
         "lens": project.Lens.at(c["lens"]),
         "liquidations": project.Liquidations.at(c["liquidations"]),
         "governor": project.RiskGovernor.at(c["governor"]),
+        "vol_feed": project.VolFeed.at(c["vol_feed"]),
     }
     state = {name: _views(x, roles) for name, x in contracts.items()}
     state["code_size"] = {
@@ -67,6 +73,8 @@ def on_chain(project, chain, manifest: dict) -> dict:
     state["venue"] = engine.venues(c["book"])
     signers = manifest["parameters"]["signers"]
     state["signers"] = [contracts["governor"].is_signer(s) for s in signers]
+    vol_signers = manifest["parameters"]["vol_feed"]["signers"]
+    state["vol_signers"] = [contracts["vol_feed"].is_signer(s) for s in vol_signers]
     tokens = [c["cash"]] + [m["token"] for m in manifest["markets"].values() if m["token"]]
     for token in tokens:
         t = project.MockToken.at(token)
@@ -85,15 +93,46 @@ def on_chain(project, chain, manifest: dict) -> dict:
             "feed": (feed.decimals(), feed.latestRoundData()[1], _plain(feed.feeder(), roles)),
             "bounds": _plain(contracts["governor"].asset_bounds(a), roles),
             "governed": _plain(contracts["governor"].asset_view(a), roles),
+            "vol_heartbeat": contracts["vol_feed"].heartbeat(a),
         }
+    for symbol, v in manifest["vaults"].items():
+        a = v["asset"]
+        ratio, _, growth, decimals = unpack_vault_word(engine.vault_word(a))  # time: its block
+        vault = project.MockVault.at(v["vault"])
+        state[symbol] = {
+            "config": _plain(contracts["lens"].asset_config(a), roles),
+            "shocks": list(contracts["lens"].shocks(a)),
+            "engine": {f: _plain(getattr(engine, f)(a), roles) for f in PER_ASSET},
+            "vault": (vault.name(), vault.symbol(), _plain(vault.asset(), roles)),
+            "cap": (ratio, growth, decimals),
+            "bounds": _plain(contracts["governor"].asset_bounds(a), roles),
+        }
+    state["snapshots"] = _plain(project.RateSnapshots.at(c["snapshots"]).governor(), roles)
+    quote = project.MockAggregator.at(manifest["quote"]["feed"])
+    state["quote"] = {
+        "config": _plain(contracts["lens"].asset_config(QUOTE_ASSET), roles),
+        "price": engine.price(QUOTE_ASSET),
+        "feed": (quote.decimals(), quote.latestRoundData()[1], _plain(quote.feeder(), roles)),
+    }
     return state
 
 
 @pytest.fixture
-def ape_manifest(project, accounts, chain):
-    cfg = deploy.load_config(CONFIG)
+def config(tmp_path) -> Path:
+    """The local config with a quote feed: every section both deployers read."""
+    path = tmp_path / "local.toml"
+    path.write_text(CONFIG.read_text() + QUOTE)
+    return path
+
+
+@pytest.fixture
+def ape_manifest(project, accounts, chain, config):
+    cfg = deploy.load_config(config)
     signers = deploy.resolve_signers(cfg.signers, local=True)
-    d, governor = deploy.deploy_config(project, accounts[0], cfg, local=True, signers=signers)
+    vol_signers = deploy.resolve_signers(cfg.vol_feed.signers, local=True)
+    d, governor = deploy.deploy_config(
+        project, accounts[0], cfg, local=True, signers=signers, vol_signers=vol_signers
+    )
     return deploy.build_manifest(
         d,
         governor,
@@ -102,12 +141,13 @@ def ape_manifest(project, accounts, chain):
         chain_id=chain.chain_id,
         block=chain.blocks.head.number,
         deployer=str(accounts[0].address),
-        config_path=str(CONFIG),
+        config_path=str(config),
         signers=[str(s.address) for s in signers],
+        vol_signers=[str(s.address) for s in vol_signers],
     )
 
 
-def cast_deploy(chain, key: str, out: Path) -> dict:
+def cast_deploy(chain, key: str, config: Path, out: Path) -> dict:
     proc = subprocess.run(
         [
             sys.executable,
@@ -117,7 +157,7 @@ def cast_deploy(chain, key: str, out: Path) -> dict:
             "--private-key",
             key,
             "--config",
-            str(CONFIG),
+            str(config),
             "--out",
             str(out),
             "--env",
@@ -133,9 +173,9 @@ def cast_deploy(chain, key: str, out: Path) -> dict:
 
 
 def test_cast_deploy__local_config__same_parameters_on_chain_as_ape_deploy(
-    project, accounts, chain, ape_manifest, tmp_path
+    project, accounts, chain, ape_manifest, config, tmp_path
 ):
-    manifest = cast_deploy(chain, accounts[0].private_key, tmp_path / "local.json")
+    manifest = cast_deploy(chain, accounts[0].private_key, config, tmp_path / "local.json")
 
     assert deploy.check_manifest(manifest, project, chain.chain_id) == []
 
@@ -148,6 +188,14 @@ def test_cast_deploy__local_config__same_parameters_on_chain_as_ape_deploy(
     # every field the Ape deployer records, with the same value
     theirs = ape_manifest["markets"]
     assert listing(manifest["markets"], theirs) == listing(theirs, theirs)
+
+    def vaults(listing: dict) -> dict:  # addresses and the snapshot's block time differ
+        return {
+            s: {k: x for k, x in v.items() if k not in ("vault", "snapshot_time")}
+            for s, v in listing.items()
+        }
+
+    assert vaults(manifest["vaults"]) == vaults(ape_manifest["vaults"]) != {}
     params = ape_manifest["parameters"]
     assert {k: manifest["parameters"][k] for k in params} == params
     assert set(manifest["contracts"]) == set(ape_manifest["contracts"])
@@ -158,6 +206,19 @@ def test_cast_deploy__local_config__same_parameters_on_chain_as_ape_deploy(
     assert ours["engine"]["liquidator"] == "liquidations"
     assert ours["liquidations"]["risk_manager"] == "governor"
     assert ours["signers"] == [True, True, True]
+    assert ours["vol_signers"] == [True, True, True]
+    assert [ours[s]["vol_heartbeat"] for s in ("ETH", "BTC", "SOL")] == [7_200, 7_200, 0]
+    assert ours["engine"]["snapshot_manager"] == "snapshots" and ours["snapshots"] == "governor"
+    assert ours["sWETH"]["config"]["feed"] == "feed:ETH"
+    assert ours["sWETH"]["vault"][2] == "token:ETH"
+    assert ours["quote"]["config"]["feed"] == "feed:quote"
+    assert ours["quote"]["config"]["floor_bps"] == 50 and ours["quote"]["price"] == (
+        99 * 10**16,
+        True,
+    )
+    assert {k: v for k, v in manifest["quote"].items() if k != "feed"} == {
+        k: v for k, v in ape_manifest["quote"].items() if k != "feed"
+    }
     assert ours["ETH"]["config"]["feed"] == "feed:ETH"
 
     env = (tmp_path / "local.env").read_text()

@@ -4,7 +4,7 @@ on the chain.
 The first nine hours of 2020-03-12 (BTC -16%, ETH -20%, LINK -24% from the opening, in
 hourly steps of up to 8%) over two dozen books, on Ballast, listed by the risk engine on the
 data before the window and recalibrated by its keeper on the chain's clock, and on the
-flat-margin baseline. The hour after (10:00 UTC,
+flat-margin baseline; Ballast's keeper publishes vol surfaces hourly. The hour after (10:00 UTC,
 ETH -22% in one bar) is left to the demo: see the README for what it costs.
 """
 
@@ -92,3 +92,31 @@ def test_replay__report_and_chart_written_with_the_chain_figures(replayed):
         assert f"| {' | '.join(row)} |" in text
     assert f"{report.ballast.liquidations} ({report.ballast.accounts_liquidated})" in text
     assert "![replay](chart.png)" in text
+
+
+def test_replay__keeper_publishes_vol_surfaces_hourly_through_the_feed(replayed):
+    replay, report, md, _ = replayed
+    ballast = replay.venues[0]
+    feed = ballast.deployment.vol_feed
+    runs = report.ballast.vol_runs
+    assert {r.symbol for r in runs} == {"BTC", "ETH"}  # the feed's listed underlyings
+    for symbol in ("BTC", "ETH"):
+        mine = [r for r in runs if r.symbol == symbol]
+        assert len(mine) >= 9  # the opening and every chain hour of the nine
+        assert all((r.published == 4) != (r.refused is not None) for r in mine)
+        ok = [r for r in mine if r.refused is None]
+        assert ok and all(r.source == "realised" for r in ok)  # no DVOL before 2021
+        # history time follows the window, an hour apart
+        assert ok[0].asof < ok[-1].asof <= replay.path.times[-1] + 3_600
+    # every curve sent from the keeper's key landed in the feed: its nonce counts them
+    sent = ballast.keeper.store.txs(kind="vol_update")
+    assert feed.next_nonce() == len(sent) == sum(r.published for r in runs)
+    # the feed holds the last curve published
+    last = next(res for _, res in reversed(ballast.keeper.vol_updater.runs) if res.published)
+    u = last.published[-1]
+    want = (u.atm_vol, u.skew, u.curvature, u.forward, u.observed_at)
+    assert tuple(feed.curve(u.underlying, u.expiry)) == want
+    text = md.read_text()
+    assert "## Vol surfaces" in text and "| BTC |" in text
+    # the flat baseline has no vol feed
+    assert replay.venues[1].deployment.vol_feed is None and report.venues[1].vol_runs == ()

@@ -4,6 +4,7 @@ replaced, and a non-local network asks first."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -57,8 +58,23 @@ def test_run_deploy__local_config__manifest_matches_the_chain(
     assert manifest["block"] == chain.blocks.head.number
     assert deploy.check_manifest(manifest, project, chain.chain_id) == []
     d = deploy.load_deployment(project, manifest)
-    assert d.engine.num_assets() == 4
+    assert d.engine.num_assets() == 5
     assert [m["asset"] for m in manifest["markets"].values()] == [0, 1, 2, 3]
+    # the vault shares: listed after the markets, priced through ETH's feed, their rate cap
+    # snapshot taken at listing; the signed snapshot entry is the engine's snapshot manager
+    vault = manifest["vaults"]["sWETH"]
+    assert (vault["asset"], vault["underlying"], vault["class"]) == (4, "ETH", "liquid_staking")
+    assert str(d.tokens[4].address) == vault["vault"] and d.tokens[4].asset() == d.tokens[0]
+    assert d.feeds[4] == d.feeds[0] and d.symbols["sWETH"] == 4
+    assert vault["snapshot_ratio"] == d.engine.vault_rate(4) == 10**18  # an empty vault: 1:1
+    assert vault["snapshot_time"] <= chain.blocks.head.timestamp
+    assert (vault["haircut_bps"], vault["max_growth_bps"]) == (2_000, 1_000)
+    assert vault["bounds"]["haircut_min"] == 2_000
+    snapshots = project.RateSnapshots.at(manifest["contracts"]["snapshots"])
+    assert (
+        d.engine.snapshot_manager() == snapshots
+        and snapshots.governor() == manifest["contracts"]["governor"]
+    )
     assert manifest["markets"]["SOL"]["shocks_bps"] == list(cfg.shocks[2])
     assert manifest["markets"]["ETH"]["token"] == str(d.tokens[0].address)
     assert manifest["markets"]["SOL"]["token"] is None
@@ -66,21 +82,41 @@ def test_run_deploy__local_config__manifest_matches_the_chain(
     assert governor.threshold() == 2 and governor.signer_count() == 3
     assert all(governor.is_signer(s) for s in manifest["parameters"]["signers"])
     assert manifest["parameters"]["im_multiplier_wad"] == d.engine.im_multiplier() == 15 * 10**17
+    vol = manifest["parameters"]["vol_feed"]
+    assert str(d.vol_feed.address) == manifest["contracts"]["vol_feed"]
+    assert vol["underlyings"] == {"ETH": 0, "BTC": 1} and vol["heartbeat"] == 7_200
+    assert d.vol_feed.threshold() == 2 and d.vol_feed.signer_count() == 3
+    assert [d.vol_feed.heartbeat(a) for a in range(4)] == [7_200, 7_200, 0, 0]
 
 
 def test_check_manifest__tampered__names_every_difference(
     project, chain, owner, local_network, tmp_path
 ):
-    cfg = deploy.load_config(CONFIG)
-    manifest = deploy.run_deploy(project, local_network, owner, cfg, CONFIG, tmp_path / "m.json")
+    config = tmp_path / "quote.toml"  # and a quote feed
+    config.write_text(CONFIG.read_text() + "\n[quote]\nprice = 0.99\npeg_bps = 50\n")
+    cfg = deploy.load_config(config)
+    manifest = deploy.run_deploy(project, local_network, owner, cfg, config, tmp_path / "m.json")
+    assert manifest["quote"]["peg_bps"] == 50 and manifest["quote"]["heartbeat"] == cfg.heartbeat
+    assert deploy.check_manifest(manifest, project, chain.chain_id) == []
     bad = json.loads(json.dumps(manifest))
     bad["markets"]["ETH"]["feed"] = manifest["markets"]["BTC"]["feed"]
     bad["markets"]["LINK"]["shocks_bps"][0] -= 1
     bad["parameters"]["im_multiplier_wad"] += 1
+    bad["parameters"]["vol_feed"]["heartbeat"] = 3_600
+    bad["parameters"]["vol_feed"]["signers"][0] = manifest["deployer"]
+    bad["vaults"]["sWETH"]["snapshot_ratio"] += 1
+    bad["vaults"]["sWETH"]["haircut_bps"] = 1_200
+    bad["contracts"]["snapshots"] = manifest["contracts"]["governor"]
+    bad["quote"]["peg_bps"] = 0
     problems = deploy.check_manifest(bad, project, chain.chain_id)
-    assert len(problems) == 3
+    assert len(problems) == 10
+    assert any(p.startswith("quote feed differs") for p in problems)
+    assert "vol feed signers differ" in problems
+    assert {"ETH: vol feed heartbeat differs", "BTC: vol feed heartbeat differs"} <= set(problems)
     assert any(p.startswith("ETH: feed") for p in problems)
     assert "LINK: shocks differ" in problems and "IM multiplier differs" in problems
+    assert "sWETH: rate-cap snapshot differs" in problems and "sWETH: haircut differs" in problems
+    assert any(p.startswith("snapshot manager ") for p in problems)
     assert deploy.check_manifest(manifest, project, chain.chain_id + 1) == [
         f"manifest is for chain {chain.chain_id}, connected to {chain.chain_id + 1}"
     ]
@@ -103,8 +139,18 @@ def test_run_deploy__manifest_exists__refused_and_nothing_sent(
 
 
 def _remote_config(tmp_path, d):
-    """The local config, pointed at existing feeds and tokens (as on a real network)."""
-    text = CONFIG.read_text().replace('signers = ["test:5", "test:6", "test:7"]', "signers = []")
+    """The local config, pointed at existing feeds, tokens and vault (as on a real
+    network), without its vol feed."""
+    text = re.sub(r"\[vol_feed\].*?(?=\[\[markets\]\])", "", CONFIG.read_text(), flags=re.S)
+    text, vaults = text.split("[[vaults]]")
+    from ape import accounts, project
+
+    owner = accounts.test_accounts[0]  # the tests' owner
+    vault = project.MockVault.deploy("Vault sWETH", "sWETH", d.tokens[0], sender=owner)
+    vaults = vaults.replace(
+        'class = "liquid_staking"', f'class = "liquid_staking"\nvault_address = "{vault.address}"'
+    )
+    text = text.replace('signers = ["test:5", "test:6", "test:7"]', "signers = []")
     text = text.replace("threshold = 2", "threshold = 0")
     text = text.replace(
         "heartbeat = 86400", f'heartbeat = 86400\ncash_address = "{d.cash.address}"'
@@ -120,7 +166,7 @@ def _remote_config(tmp_path, d):
             block = "\n".join(line for line in block.splitlines() if not line.startswith("token ="))
         out.append(block.rstrip("\n") + extra + "\n\n")
     path = tmp_path / "remote.toml"
-    path.write_text("[[markets]]".join(out))
+    path.write_text("[[markets]]".join(out) + "[[vaults]]" + vaults)
     return path
 
 
@@ -254,9 +300,11 @@ def _extras():
 def test_console_extras__after_deploy__names_and_helpers(
     project, chain, accounts, owner, local_network, tmp_path, monkeypatch, capsys
 ):
-    cfg = deploy.load_config(CONFIG)
+    config = tmp_path / "quote.toml"  # and a quote feed at 0.99 with a 50 bps peg rate
+    config.write_text(CONFIG.read_text() + "\n[quote]\nprice = 0.99\npeg_bps = 50\n")
+    cfg = deploy.load_config(config)
     out = tmp_path / "local.json"
-    manifest = deploy.run_deploy(project, local_network, owner, cfg, CONFIG, out)
+    manifest = deploy.run_deploy(project, local_network, owner, cfg, config, out)
     monkeypatch.setenv("BALLAST_MANIFEST", str(out))
     names = _extras().ape_init_extras(accounts=accounts, project=project, chain=chain)
     assert f"loaded {out}" in capsys.readouterr().out
@@ -271,8 +319,16 @@ def test_console_extras__after_deploy__names_and_helpers(
     assert [(a.asset, a.size, a.open_notional) for a in s.assets] == [
         (2, 40 * 10**18, 6_000 * 10**18)
     ]
+    # the quote's peg term: 20,000 USDC * (1 - 0.99 + 0.5%) = 300 USD of IM, equity unchanged
+    assert "quote: 0.9900 USD, peg rate 50 bps, IM peg term 300.00 USD" in capsys.readouterr().out
     names["set_price"]("SOL", 75)
     assert names["show"](trader).equity == (20_000 - 3_000) * 10**18
+    # vault shares of the manifest deposit through their vault and show their rate
+    assert str(names["sWETH"].address) == manifest["vaults"]["sWETH"]["vault"]
+    names["deposit"](trader, "sWETH", 1)
+    capsys.readouterr()
+    names["show"](trader)
+    assert "sWETH: 1.000000 ETH per share" in capsys.readouterr().out
     rows = names["health_table"]()
     table = capsys.readouterr().out
     ids = [account for account, _ in rows]

@@ -523,3 +523,31 @@ def test_regression_liquidator_holding_unpriced_perp_is_refused(s):
     s.admin.deposit(clean, s.cash.address, 10**6 * USDC, sender=desk)
     s.liquidations.liquidate(trader_acct, clean, WAD, 2**255 - 1, sender=desk)
     assert 0 <= s.engine.position(trader_acct, btc_asset)[0] < WAD // 10  # a slice moved
+
+
+# Found by the quick profile in CI: after LINK was pumped tenfold nine times over, a trader
+# short LINK owed ~5e12 USD against an IM of ~2e12 USD. The backstop liquidator of
+# `liquidatable_accounts_can_be_liquidated` deposited 1e11 USDC plus twice that IM, past the
+# cash token's deposit cap (1e12 USD), and the invariant failed on "ledger: deposit cap
+# exceeded" in its own funding. The engine is right to refuse; the model's liquidator now
+# brings at most what the caps let it, and takes the fraction of the account that capital
+# carries.
+PUMPED_PAST_THE_CAPS = [
+    ("fill", dict(m=1, t=2, market=3, notional=-5000, offset_bps=0, part=1.0)),
+    *[("pump_thin_asset", dict(times=10))] * 10,
+]
+
+
+def test_regression_backstop_liquidator_within_the_deposit_caps(machine_stack):
+    before = STATS["liquidatable, a slice under the deposit caps"]
+    machine = replay(PUMPED_PAST_THE_CAPS, keep=True)
+    try:
+        trader = machine.k.accounts[1]
+        row = machine.margins[trader]
+        assert row.liquidatable
+        rescuer = machine.s.account(machine.s.actor("rescuer"), 0)
+        # The whole take needs more cash than the caps admit: the scenario reaches them.
+        assert 2 * row.im // 10**12 > machine._cash_room(rescuer)
+    finally:
+        machine.teardown()
+    assert STATS["liquidatable, a slice under the deposit caps"] > before

@@ -8,6 +8,7 @@ hypothesis database (tests/fuzz/.hypothesis, ignored by git) and replays them fi
 found are kept as named regression tests in test_regressions.py.
 """
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -38,3 +39,24 @@ TestBallast.settings = settings(
     database=None if PROFILE == "quick" else DATABASE,
     suppress_health_check=list(HealthCheck),
 )
+
+
+def test_window_budget_invariant_catches_an_overrun(machine_stack):
+    """`updates_stay_within_window_budget` is no tautology: a model that believes the
+    governor's window rate or MM step a third of what it is sees the chained updates the
+    governor accepts as overruns."""
+    for field in ("window_rate", "mm_step_bps"):
+        machine = BallastMachine()
+        try:
+            lim = machine.limits
+            machine.limits = dataclasses.replace(lim, **{field: getattr(lim, field) // 3})
+            with pytest.raises(AssertionError, match="shock span|floor|haircut"):
+                for direction in (1, -1):
+                    for planned in (True, False):
+                        machine.chained_updates(
+                            asset=3, direction=direction, bps=3_000, count=4, gap=0,
+                            planned=planned,
+                        )  # fmt: skip
+                        machine.updates_stay_within_window_budget()
+        finally:
+            machine.teardown()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from offchain_risk import deploy, devnet
-from offchain_risk.units import WAD, to_wad
+from offchain_risk.units import QUOTE_ASSET, WAD, to_wad
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "integration"))
@@ -37,6 +37,9 @@ def test_load__local_config__same_values_as_the_ape_deployer():
         assert m["price"] == spec.price
         assert m["token"] == (list(spec.token) if spec.token else None)
     assert [m["shocks_bps"] for m in ours["markets"]] == theirs.shocks.tolist()
+    symbols = {m.symbol: i for i, m in enumerate(theirs.markets)}
+    vol = deploy.vol_feed_parameters(theirs.vol_feed, symbols, [])
+    assert ours["vol_feed"] == {**vol, "signers": list(theirs.vol_feed.signers)}
 
 
 def test_governor_settings__local_defaults__same_as_the_ape_deployer():
@@ -90,3 +93,48 @@ def test_load__unknown_key__refused_not_ignored(tmp_path):
     config.write_text(CONFIG.read_text().replace("[governor]", "[governor]\nwindow = 60"))
     with pytest.raises(cast_deploy.DeployError, match=r"governor: unknown keys \['window'\]"):
         cast_deploy.load(config)
+
+
+def test_load__vaults__same_listing_and_bounds_as_the_ape_deployer():
+    from offchain_risk.models.vault import VAULT_CLASSES
+
+    assert cast_deploy.VAULT_CLASSES == {
+        k: (c.haircut_bps, c.max_growth_bps) for k, c in VAULT_CLASSES.items()
+    }
+    ours, theirs = cast_deploy.load(CONFIG), deploy.load_config(CONFIG)
+    assert [(v["symbol"], v["underlying"], v["class"]) for v in ours["vaults"]] == [
+        (v.symbol, v.underlying, v.vault_class) for v in theirs.vaults
+    ]
+    assert [(v["haircut_bps"], v["max_growth_bps"]) for v in ours["vaults"]] == [
+        (v.haircut_bps, v.max_growth_bps) for v in theirs.vaults
+    ]
+    assert cast_deploy.governor_settings(ours, local=True)["vault_bounds"] == list(
+        deploy.governor_settings(theirs, local=True).vault_bounds
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('class = "liquid_staking"', 'class = "staking"', "vaults.sWETH.class: unknown"),
+        ('underlying = "ETH"', 'underlying = "SOL"', "not a collateral market"),
+        ('class = "liquid_staking"', 'class = "savings"\nrate = 1', r"unknown keys \['rate'\]"),
+    ],
+)
+def test_load__bad_vault__refused(tmp_path, old, new, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(CONFIG.read_text().replace(old, new))
+    with pytest.raises(cast_deploy.DeployError, match=message):
+        cast_deploy.load(path)
+
+
+@pytest.mark.parametrize(
+    "section",
+    ["", "price = 0.99\npeg_bps = 50", f'feed = "0x{"ab" * 20}"\nheartbeat = 3600'],
+)
+def test_load__quote__same_values_as_the_ape_deployer(tmp_path, section):
+    path = tmp_path / "quote.toml"
+    path.write_text(CONFIG.read_text() + f"\n[quote]\n{section}\n")
+    ours, theirs = cast_deploy.load(path)["quote"], deploy.load_config(path).quote
+    assert ours == asdict(theirs)
+    assert cast_deploy.QUOTE_ASSET == QUOTE_ASSET

@@ -74,7 +74,8 @@ def test_governor_settings__non_local_without_limits_and_bounds__names_every_mis
         assert f"governor.global_bounds.{key}" in message
     assert "markets.ETH.bounds.floor_max" in message
     assert "markets.ETH.bounds.floor_min" not in message  # the listed floor rate
-    assert len(cfg.missing_governor()) == 5 + 6 + 7 * len(cfg.markets)
+    # a vault's floor_min and haircut_min are its underlying's floor and its class haircut
+    assert len(cfg.missing_governor()) == 5 + 6 + 7 * len(cfg.markets) + 6 * len(cfg.vaults)
 
 
 def test_governor_settings__local_without_limits_and_bounds__the_devnet_values(bare_config):
@@ -84,9 +85,10 @@ def test_governor_settings__local_without_limits_and_bounds__the_devnet_values(b
 
 
 def test_governor_settings__no_signers__nothing_needed(bare_config, tmp_path):
-    text = bare_config.read_text().replace('signers = ["test:5", "test:6", "test:7"]', "")
+    # the governor's signers and threshold (the first ones; the vol feed keeps its own)
+    text = bare_config.read_text().replace('signers = ["test:5", "test:6", "test:7"]', "", 1)
     path = tmp_path / "ungoverned.toml"
-    path.write_text(text.replace("threshold = 2", ""))
+    path.write_text(text.replace("threshold = 2", "", 1))
     assert deploy.load_config(path).missing_governor() == []
 
 
@@ -204,3 +206,178 @@ def test_keeper_deploy__non_local_network__refused_before_any_transaction(tmp_pa
     with pytest.raises(deploy.ConfigError, match="--deploy is for local networks"):
         deploy_local(None, sepolia, CONFIG, tmp_path / "m.json")
     assert not (tmp_path / "m.json").exists()
+
+
+def test_load_config__local_toml__vol_feed_signers_heartbeat_and_underlyings():
+    cfg = deploy.load_config(CONFIG)
+    assert cfg.vol_feed == deploy.VolFeedConfig(
+        signers=("test:5", "test:6", "test:7"),
+        threshold=2,
+        heartbeat=7_200,
+        underlyings=("ETH", "BTC"),
+    )
+    symbols = {m.symbol: i for i, m in enumerate(cfg.markets)}
+    params = deploy.vol_feed_parameters(cfg.vol_feed, symbols, ["0xa", "0xb", "0xc"])
+    assert params["underlyings"] == {"ETH": 0, "BTC": 1}  # the feed's ids are asset ids
+
+
+VAULT = '[[vaults]]\nsymbol = "sWETH"\nunderlying = "ETH"\nclass = "liquid_staking"'
+
+
+def test_load_config__local_vault__class_haircut_growth_and_bounds():
+    cfg = deploy.load_config(CONFIG)
+    (vault,) = cfg.vaults
+    assert (vault.symbol, vault.underlying, vault.vault_address) == ("sWETH", "ETH", None)
+    klass = devnet.VAULT_CLASSES[vault.vault_class]
+    assert (vault.haircut_bps, vault.max_growth_bps) == (klass.haircut_bps, klass.max_growth_bps)
+    # the underlying's floor is the admin floor, the class haircut the least one signed
+    (bounds,) = deploy.governor_settings(cfg, local=False).vault_bounds
+    assert bounds == (100, 2_000, klass.haircut_bps, 5_000, 10_000, 20_000, 500, 500)
+    assert "vaults.sWETH.vault_address" in cfg.needs_mocks()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.replace('underlyings = ["ETH", "BTC"]', 'underlyings = ["ETH", "DOGE"]'),
+            r"vol_feed.underlyings: \['DOGE'\] are not listed markets",
+        ),
+        (
+            lambda t: t.replace("heartbeat = 7200", "heartbeat = 700000"),
+            r"vol_feed.heartbeat: 700000 outside \[1, 604800\]",
+        ),
+        (
+            lambda t: t.replace("threshold = 2\nheartbeat", "threshold = 4\nheartbeat"),
+            r"vol_feed.threshold: 4 outside \[1, 3\]",
+        ),
+        (
+            lambda t: t.replace("heartbeat = 7200", "heartbeat = 7200.5"),
+            r"vol_feed.heartbeat: expected an integer",
+        ),
+        (
+            lambda t: t.replace("heartbeat = 7200\n", ""),
+            r"vol_feed: missing 'heartbeat'",
+        ),
+        (
+            lambda t: t.replace("heartbeat = 7200", "heartbeat = 7200\nkeeper = 1"),
+            r"vol_feed: unknown keys \['keeper'\]",
+        ),
+    ],
+)
+def test_load_config__bad_vol_feed_field__names_the_file_and_field(tmp_path, edit, message):
+    edited = edit(CONFIG.read_text())
+    assert edited != CONFIG.read_text()
+    path = tmp_path / "vol.toml"
+    path.write_text(edited)
+    with pytest.raises(deploy.ConfigError, match=message):
+        deploy.load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.replace('class = "liquid_staking"', 'class = "staking"'),
+            r"vaults.sWETH.class: unknown class 'staking'; known: \['liquid_staking'",
+        ),
+        (
+            lambda t: t.replace('underlying = "ETH"', 'underlying = "SOL"'),
+            r"vaults.sWETH.underlying: 'SOL' is not a collateral market",
+        ),
+        (
+            lambda t: t.replace('underlying = "ETH"', 'underlying = "DOGE"'),
+            r"vaults.sWETH.underlying: 'DOGE' is not a collateral market",
+        ),
+        (
+            lambda t: t.replace('symbol = "sWETH"', 'symbol = "BTC"'),
+            r"vaults.BTC.symbol: already the symbol of a market or vault",
+        ),
+        (
+            lambda t: t + "\n" + VAULT + "\n",
+            r"vaults.sWETH.symbol: already the symbol of a market or vault",
+        ),
+        (
+            lambda t: t.replace('symbol = "sWETH"', 'symbol = "sWETHx"'),
+            r"vaults.sWETHx.symbol: a mock vault's symbol has at most 5 characters",
+        ),
+        (
+            lambda t: t.replace(
+                'class = "liquid_staking"', 'class = "savings"\nvault_address = "0x12"'
+            ),
+            r"vaults.sWETH.vault_address: not an address: '0x12'",
+        ),
+        (
+            lambda t: t.replace('class = "liquid_staking"', 'class = "savings"\nrate = 1.0'),
+            r"vaults\[0\]: unknown keys \['rate'\]",
+        ),
+        (
+            lambda t: t.replace('underlying = "ETH"\n', ""),
+            r"vaults\[0\]: missing 'underlying'",
+        ),
+        (
+            lambda t: "vaults = 3\n" + t.replace(VAULT, ""),
+            r"vaults: expected \[\[vaults\]\] tables",
+        ),
+    ],
+)
+def test_load_config__bad_vault__names_the_file_and_field(tmp_path, edit, message):
+    text = CONFIG.read_text()
+    assert VAULT in text
+    edited = edit(text)
+    assert edited != text
+    path = tmp_path / "bad.toml"
+    path.write_text(edited)
+    with pytest.raises(deploy.ConfigError, match=message) as info:
+        deploy.load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_governor_settings__non_local_vault_without_bounds__named(bare_config):
+    cfg = deploy.load_config(bare_config)
+    with pytest.raises(
+        deploy.ConfigError, match=r"governor.asset_bounds.floor_max \(vaults.sWETH\)"
+    ):
+        deploy.governor_settings(cfg, local=False)
+    # locally the devnet's bounds, with the class haircut as the least
+    (bounds,) = deploy.governor_settings(cfg, local=True).vault_bounds
+    assert bounds[2] == devnet.VAULT_CLASSES["liquid_staking"].haircut_bps
+
+
+QUOTE = "\n[quote]\nprice = 0.99\npeg_bps = 50\n"
+
+
+def test_load_config__quote__mock_feed_heartbeat_and_peg_rate(tmp_path):
+    assert deploy.load_config(CONFIG).quote is None  # the devnet values cash at par
+    path = tmp_path / "quote.toml"
+    path.write_text(CONFIG.read_text() + QUOTE)
+    cfg = deploy.load_config(path)
+    assert cfg.quote == deploy.QuoteConfig(feed=None, price=0.99, heartbeat=86_400, peg_bps=50)
+    assert "quote.feed" in cfg.needs_mocks()
+    feed = "0x" + "ab" * 20
+    path.write_text(CONFIG.read_text() + f'\n[quote]\nfeed = "{feed}"\nheartbeat = 3600\n')
+    cfg = deploy.load_config(path)
+    assert cfg.quote == deploy.QuoteConfig(feed=feed, heartbeat=3_600, peg_bps=0)
+    assert "quote.feed" not in cfg.needs_mocks()
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("peg_bps = 10001", r"quote.peg_bps: 10001 outside \[0, 10000\]"),
+        ("peg_bps = 12.5", r"quote.peg_bps: expected whole bps, got 12.5"),
+        ("peg_bps = -1", r"quote.peg_bps: -1 outside"),
+        ('peg_bps = "50"', r"quote.peg_bps: expected a number, got '50'"),
+        ("price = 0", r"quote.price: 0 outside \[0.01, 10\]"),
+        ("heartbeat = 0", r"quote.heartbeat: 0 outside"),
+        ('feed = "0x12"', r"quote.feed: not an address: '0x12'"),
+        (f'feed = "0x{"ab" * 20}"\nprice = 1.0', r"quote.price: a mock feed's price, with an"),
+        ("peg = 50", r"quote: unknown keys \['peg'\]"),
+    ],
+)
+def test_load_config__bad_quote__names_the_file_and_field(tmp_path, section, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(CONFIG.read_text() + f"\n[quote]\n{section}\n")
+    with pytest.raises(deploy.ConfigError, match=message) as info:
+        deploy.load_config(path)
+    assert str(path) in str(info.value)

@@ -7,20 +7,25 @@ import numpy as np
 import pytest
 
 from offchain_risk import devnet
+from offchain_risk.models.liquidation import preview
+from offchain_risk.models.margin import RiskParams
 from offchain_risk.models.peers import peer_rules
 from offchain_risk.replay.frontier import (
     FrontierPoint,
     dominating,
     envelope,
     equal_safety,
+    plan,
     scenario_margin,
     simulate,
     sweep,
 )
 from offchain_risk.replay.seed import generate_books
+from offchain_risk.units import WAD
 
 POLICY = devnet.DEFAULT_POLICY  # discount 2% .. 10%, target buffer 5%
 ASSETS = ("BTC", "ETH", "BNB", "LINK")
+ONE_K = np.array([[1_000.0]])  # long 1,000 units: MM above the policy's $100 dust line
 
 
 def _flat(rate: float):
@@ -33,29 +38,57 @@ def _flat(rate: float):
 
 def test_simulate__no_move__nothing_liquidated():
     prices = np.array([[100.0], [100.0], [100.0]])
-    r = simulate(
-        _flat(0.1), np.array([[1.0]]), np.zeros((1, 1)), np.zeros(1), prices, np.zeros(1), POLICY
-    )
-    assert (r.opening_im_usd, r.bad_debt_usd, r.liquidations, r.closed) == (15.0, 0.0, 0, 0)
+    r = simulate(_flat(0.1), ONE_K, np.zeros((1, 1)), np.zeros(1), prices, np.zeros(1), POLICY)
+    assert (r.opening_im_usd, r.bad_debt_usd, r.liquidations, r.closed) == (15_000.0, 0.0, 0, 0)
 
 
-def test_simulate__gap_through_equity__hole_and_discount_are_bad_debt():
-    # long 1 at 100, IM 15 held; a gap to 80 leaves equity -5; the liquidator takes the book
-    # at the maximum discount (10% of 80), which widens the hole to 13
+def test_simulate__gap_through_equity__only_the_hole_is_bad_debt():
+    # long 1,000 at 100, IM 15,000 held; a gap to 80 leaves equity -5,000: the book is
+    # closed whole, pays no penalty (Liquidations.vy: f * min(d * MM, max(E, 0))): the hole
     prices = np.array([[100.0], [80.0]])
-    r = simulate(
-        _flat(0.1), np.array([[1.0]]), np.zeros((1, 1)), np.zeros(1), prices, np.zeros(1), POLICY
-    )
-    assert r.bad_debt_usd == pytest.approx(13.0)
+    r = simulate(_flat(0.1), ONE_K, np.zeros((1, 1)), np.zeros(1), prices, np.zeros(1), POLICY)
+    assert r.bad_debt_usd == pytest.approx(5_000.0)
     assert (r.liquidations, r.closed) == (1, 1)
 
 
+def test_simulate__discount_above_equity__penalty_capped_at_equity_no_bad_debt():
+    """Regression: the model charged the discount on gross (d * f * gross), so a book with
+    equity 1 and MM 8.6 paid 7.8 and left a hole of 6.8 that the chain never books (its
+    penalty is f * min(d * MM, E)): the flat venue's bad debt in March 2020 was $209,471 in
+    the model against $136,359 on the chain (now $136,335)."""
+    # long 1,000 at 100 holding IM 15,000; at 86 equity is 1,000, MM 8,600, health 0.12
+    # (critical: no cap); the discount (9.1% of MM) is below equity, 9.1% of gross is not
+    prices = np.array([[100.0], [86.0]])
+    r = simulate(_flat(0.1), ONE_K, np.zeros((1, 1)), np.zeros(1), prices, np.zeros(1), POLICY)
+    assert r.bad_debt_usd == 0.0 and r.closed == 0 and r.liquidations == 1
+
+
+def test_plan__random_books__fraction_and_penalty_match_the_contracts_twin():
+    # one long perp per book, shocked -10% (MM = 10% of notional), at prices from deep below
+    # zero to just under MM: every branch (below zero, critical, capped, dust) is drawn
+    rng = np.random.default_rng(5)
+    n = 400
+    size = rng.uniform(0.05, 50.0, n)  # units at $1,000: notional $50 .. $50,000
+    equity = size * 1_000.0 * 0.1 * rng.uniform(-1.0, 0.999, n)
+    params = RiskParams(np.array([0]), np.array([0]), np.array([[-1_000]]), WAD)
+    size_wad = np.array([[int(x * 1e6) * 10**12] for x in size], dtype=object)
+    price = 1_000 * WAD
+    on = np.array([[x * price // WAD] for x in size_wad[:, 0]], dtype=object)  # at par
+    mm_wad = np.array([(x * price // WAD) // 10 for x in size_wad[:, 0]], dtype=object)
+    cash = np.array([int(e * 1e6) * 10**12 for e in equity], dtype=object)
+    exact = preview(cash, np.zeros((n, 1), dtype=object), size_wad, on, [price], params, POLICY)
+    assert exact.liquidatable.all()
+    f, penalty = plan(exact.equity_before.astype(float) / WAD, mm_wad.astype(float) / WAD, POLICY)
+    assert f == pytest.approx(exact.fraction.astype(float) / WAD, abs=1e-12)
+    assert penalty == pytest.approx(exact.penalty.astype(float) / WAD, rel=1e-9, abs=1e-9)
+    capped = exact.fraction == POLICY.close_cap
+    assert capped.any() and (exact.fraction == WAD).any() and (~capped & (f < 1)).any()
+
+
 def test_simulate__small_fall__partial_liquidation_restores_the_buffer():
-    # equity 15 - 6 = 9 < MM 9.4: the fraction brings equity to MM * 1.05 with no bad debt
+    # equity 9,000 < MM 9,400: the fraction brings equity to MM * 1.05, no bad debt
     prices = np.array([[100.0], [94.0], [94.0]])
-    r = simulate(
-        _flat(0.1), np.array([[1.0]]), np.zeros((1, 1)), np.zeros(1), prices, np.zeros(1), POLICY
-    )
+    r = simulate(_flat(0.1), ONE_K, np.zeros((1, 1)), np.zeros(1), prices, np.zeros(1), POLICY)
     assert r.bad_debt_usd == 0.0 and r.closed == 0 and r.liquidations == 1
 
 

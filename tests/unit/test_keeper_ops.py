@@ -25,6 +25,7 @@ def _exported() -> set[str]:
     m = Metrics()
     m.signer_balance.labels("0x0").set(1)
     m.asset_state.labels("0").set(0)
+    m.vol_refused.labels("butterfly").inc(0)
     return {s.name for fam in m.registry.collect() for s in fam.samples}
 
 

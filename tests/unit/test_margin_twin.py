@@ -162,3 +162,44 @@ def test_signature_bytes__leading_zero_r__padded_to_65_bytes():
         signature_bytes(_Sig(5, 7, 28))
         == (5).to_bytes(32, "big") + (7).to_bytes(32, "big") + b"\x1c"
     )
+
+
+# ------------------------------------------------------------ the quote asset's peg term
+
+
+def test_peg_margin__depeg__positive_cash_only_rounded_up():
+    from offchain_risk.models.margin import QuotePeg, peg_margin
+
+    quote = QuotePeg(price_wad=877_400_000_000_000_000, peg_rate_bps=100)  # 0.8774, 1%
+    cash = np.array([20_000 * WAD, -5_000 * WAD, 0, 1], dtype=object)
+    term = peg_margin(cash, quote)
+    assert term[0] == 20_000 * WAD * (1226 + 100) // 10_000  # 12.26% live + 1% standing
+    assert list(term[1:]) == [0, 0, 1]  # debts and empty accounts pay none; 1 wei rounds up
+
+
+def test_peg_margin__at_or_above_peg_or_dead_feed__standing_rate_only():
+    from offchain_risk.models.margin import QuotePeg, peg_margin
+
+    cash = np.array([10_000 * WAD], dtype=object)
+    for price in (WAD, WAD + WAD // 100, 0):  # par, a premium, a feed answering nothing
+        assert peg_margin(cash, QuotePeg(price, 50))[0] == 50 * WAD
+    assert peg_margin(cash, None)[0] == 0  # no quote feed: cash at par
+
+
+def test_margin_exact__quote_peg__adds_to_im_only():
+    from offchain_risk.models.margin import QuotePeg
+
+    args = (np.array([30_000 * WAD], dtype=object), [[0, 0]], [[10 * WAD, 0]], [[20_000 * WAD, 0]])
+    plain = margin_exact(*args, PRICES, PARAMS)
+    quote = QuotePeg(price_wad=9 * WAD // 10)
+    r = margin_exact(*args, PRICES, PARAMS, quote=quote)
+    assert (r.equity[0], r.mm[0]) == (plain.equity[0], plain.mm[0])
+    assert r.im[0] - plain.im[0] == 3_000 * WAD
+
+
+@pytest.mark.parametrize(("price", "rate"), [(-1, 0), (2**100 + 1, 0), (WAD, -1), (WAD, 10_001)])
+def test_quote_peg__out_of_bounds__refused(price, rate):
+    from offchain_risk.models.margin import QuotePeg
+
+    with pytest.raises(ValueError, match="outside"):
+        QuotePeg(price_wad=price, peg_rate_bps=rate)

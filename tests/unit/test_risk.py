@@ -60,3 +60,21 @@ def test_var_es__bad_input__raises(x, moves, match):
 def test_var_es__bad_alpha__raises():
     with pytest.raises(ValueError, match="alpha"):
         var_es(np.ones(2), np.zeros((10, 2)), alpha=1.0)
+
+
+def test_exceedance_probability__chunks_give_the_one_pass_result():
+    from offchain_risk.models.risk import exceedance_probability
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((301, 4)) * 1e5  # 301: the last chunk is partial
+    moves = rng.standard_normal((2_000, 4)) * 0.02
+    t = np.abs(x).sum(axis=1) * 0.03
+    w = rng.random(2_000)
+    w /= w.sum()
+    for weights in (None, w):
+        one = exceedance_probability(x, moves, t, weights, chunk_size=301)
+        hit = -(x @ moves.T) > t[:, None]  # (n_pf, n_sims), the definition
+        want = hit.mean(axis=1) if weights is None else hit @ weights
+        np.testing.assert_array_equal(one, want)
+        np.testing.assert_array_equal(exceedance_probability(x, moves, t, weights, 64), one)
+        assert 0.0 < one.mean() < 0.5

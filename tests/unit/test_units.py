@@ -26,6 +26,8 @@ def _vyper_constant(name: str) -> str:
         "BPS",
         "SUB_BITS",
         "MAX_SCENARIOS",
+        "MAX_ASSETS",
+        "QUOTE_ASSET",
         "MAX_PRICE",
         "YEAR",
         "MIN_VOL",
@@ -38,7 +40,7 @@ def _vyper_constant(name: str) -> str:
 )
 def test_units__same_values_as_constants_vy(name):
     # constants.vy literals; a few are written in terms of WAD or YEAR
-    env = {"WAD": units.WAD, "YEAR": units.YEAR}
+    env = {"WAD": units.WAD, "YEAR": units.YEAR, "MAX_ASSETS": units.MAX_ASSETS}
     assert eval(_vyper_constant(name), env) == getattr(units, name)
 
 

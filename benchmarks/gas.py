@@ -18,6 +18,7 @@ import numpy as np
 
 from offchain_risk import devnet
 from offchain_risk.chain import Engine
+from offchain_risk.units import DAY
 
 WAD = 10**18
 USDC = 10**6
@@ -169,7 +170,7 @@ def measure_options(project: Any, accounts: Any, web3: Any) -> list[Row]:
     The feed's figures are execution gas (receipt less intrinsic and calldata): its
     updates carry the chain's time (observation, expiry), and so signatures, whose zero
     bytes would move the calldata cost from run to run."""
-    from offchain_risk.keeper.vol_signer import DAY, EXPIRY_TIME, VolCurve, VolSigner
+    from offchain_risk.keeper.vol_signer import EXPIRY_TIME, VolCurve, VolSigner
 
     deployer, signers, relayer = accounts[0], list(accounts[4:6]), accounts[7]
     rows: list[Row] = []

@@ -29,28 +29,19 @@ from offchain_risk.models.greeks import (
     forwards_of,
     greeks_report,
     position_greeks,
+    random_legs,
 )
+from offchain_risk.units import DAY, HOUR
 
 NOW = 1_700_000_000
-DAY = 86_400
 
 
 def book(n: int, n_accounts: int, seed: int = 5) -> tuple[OptionLegs, dict, dict]:
     """``n`` legs, their forwards per underlying and the curves per (underlying, expiry)."""
-    rng = np.random.default_rng(seed)
     forwards = {0: 3_000.0, 1: 60_000.0, 2: 150.0, 3: 15.0}
-    expiries = NOW + np.array([1, 2, 7, 14, 30, 60, 90, 180]) * DAY + 8 * 3_600
-    u = rng.integers(0, 4, n)
-    f = np.array([forwards[i] for i in range(4)])[u]
-    accounts = np.array([int(a) << 96 for a in range(1, n_accounts + 1)], dtype=object)
-    legs = OptionLegs(
-        account=accounts[rng.integers(0, n_accounts, n)],
-        venue=np.array(["book", "rfq"], dtype=object)[rng.integers(0, 2, n)],
-        underlying=u.astype(np.int64),
-        expiry=expiries[rng.integers(0, expiries.size, n)].astype(np.int64),
-        strike=f * np.exp(rng.normal(0, 0.25, n)),
-        is_call=rng.random(n) < 0.5,
-        size=rng.normal(0, 10, n),
+    expiries = NOW + np.array([1, 2, 7, 14, 30, 60, 90, 180]) * DAY + 8 * HOUR
+    legs = random_legs(
+        forwards, expiries, n, accounts=n_accounts, strike_sd=0.25, size_sd=10, seed=seed
     )
     curves = {
         (i, int(e)): (0.6 + 0.05 * i, -0.15, 0.8, forwards[i]) for i in range(4) for e in expiries

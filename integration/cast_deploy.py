@@ -171,6 +171,12 @@ LOCAL_ASSET_BOUNDS = dict(
 )
 
 
+#: The deploy config's top-level sections (``offchain_risk/deploy.py`` knows the same set).
+SECTIONS = frozenset(
+    {"engine", "liquidation", "governor", "markets", "vol_feed", "vaults", "quote"}
+)
+
+
 class DeployError(RuntimeError):
     pass
 
@@ -228,15 +234,7 @@ def _arg(value: object) -> str:
 def load(path: Path) -> dict:
     """The TOML config with the Ape deployer's defaults and unit conversions applied."""
     raw = tomllib.loads(path.read_text())
-    unknown = set(raw) - {
-        "engine",
-        "liquidation",
-        "governor",
-        "markets",
-        "vol_feed",
-        "vaults",
-        "quote",
-    }
+    unknown = set(raw) - SECTIONS
     if unknown:
         raise DeployError(f"{path}: unknown sections {sorted(unknown)}")
     # A key this script does not know would be deployed differently from `ape run deploy`

@@ -108,6 +108,12 @@ _GOVERNOR_KEYS = {
 }
 
 
+#: The deploy config's top-level sections (``integration/cast_deploy.py`` knows the same set).
+SECTIONS = frozenset(
+    {"engine", "liquidation", "governor", "markets", "vol_feed", "vaults", "quote"}
+)
+
+
 class ConfigError(ValueError):
     """The deploy config is malformed; the message names the file and the field."""
 
@@ -296,15 +302,7 @@ def load_config(path: str | Path) -> DeployConfig:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = set(raw) - {
-        "engine",
-        "liquidation",
-        "governor",
-        "markets",
-        "vol_feed",
-        "vaults",
-        "quote",
-    }
+    unknown = set(raw) - SECTIONS
     if unknown:
         raise _fail(path, "top level", f"unknown sections {sorted(unknown)}")
     engine = raw.get("engine", {})

@@ -14,6 +14,9 @@ from numbers import Real
 
 WAD = 10**18
 BPS = 10**4
+HOUR = 3_600  # seconds
+DAY = 24 * HOUR
+YEAR = 365 * DAY  # the year vols are annualised over and vault caps grow per
 WAD_BPS = WAD * BPS  # a WAD x WAD x bps product back to WAD: one division by 10**22
 #: The asset id the engine's ``AccountState`` events and views use for cash.
 CASH = 2**256 - 1
@@ -26,7 +29,6 @@ MAX_ASSETS = 32  # asset ids 0 .. MAX_ASSETS - 1
 QUOTE_ASSET = MAX_ASSETS
 MAX_PRICE = 2**100  # a price above this (WAD) is invalid
 # Options: the domain of the Black-76 pricing module (contracts/black76.vy).
-YEAR = 365 * 86400  # seconds in the year the vol is annualised over
 MIN_VOL = 10**16  # 1%, WAD
 MAX_VOL = 5 * 10**18  # 500%, WAD
 MAX_OPTION_TIME = 4 * YEAR  # seconds to expiry
@@ -89,8 +91,7 @@ def account_id(owner: str | int, sub_id: int = 0) -> int:
 
 
 # Vault shares (ERC-4626) as collateral: ``constants.vy`` and ``ledger.vy``'s vault word.
-MIN_SNAPSHOT_DELAY = 7 * 86400  # a rate-cap snapshot is at least this old when installed
-YEAR = 365 * 86400  # the cap's growth is per year of 365 days
+MIN_SNAPSHOT_DELAY = 7 * DAY  # a rate-cap snapshot is at least this old when installed
 MAX_RATE_GROWTH_BPS = 10_000  # highest yearly growth a snapshot may allow
 VAULT_JUMP_BPS = 1_000  # a rate this far above its cap is an outage, not capped
 MAX_CAP = 2**128 - 1  # convertToAssets answers above this read as no rate

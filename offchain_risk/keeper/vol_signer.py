@@ -28,6 +28,8 @@ from eth_pydantic_types import abi
 from offchain_risk.keeper.signer import sign_all
 from offchain_risk.models.options import wad_ln
 from offchain_risk.units import (
+    DAY,
+    HOUR,
     MAX_MONEYNESS,
     MAX_OPTION_TIME,
     MAX_PRICE,
@@ -40,8 +42,7 @@ from offchain_risk.units import (
 )
 
 # contracts/VolFeed.vy
-DAY = 86_400
-EXPIRY_TIME = 8 * 3_600
+EXPIRY_TIME = 8 * HOUR
 MAX_SKEW = 2 * WAD
 MAX_CURVATURE = 5 * WAD
 #: The keeper's transactions of vol updates (``SentTx.kind``).

@@ -27,14 +27,14 @@ from typing import Any
 import numpy as np
 
 from offchain_risk.keeper.metrics import Metrics
-from offchain_risk.keeper.vol_signer import DAY, EXPIRY_TIME, VolCurve, VolSigner, VolUpdate
+from offchain_risk.keeper.vol_signer import EXPIRY_TIME, VolCurve, VolSigner, VolUpdate
 from offchain_risk.models.vol_surface import (
     BUTTERFLY_TOL,
     SurfaceFitter,
     VolSurface,
     check_surface,
 )
-from offchain_risk.units import MAX_OPTION_TIME
+from offchain_risk.units import DAY, MAX_OPTION_TIME
 
 log = logging.getLogger("ballast.keeper.vol")
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from offchain_risk.models.options import black76
-from offchain_risk.units import MAX_VOL, MIN_VOL, WAD
+from offchain_risk.units import MAX_VOL, MIN_VOL, SUB_BITS, WAD
 
 GREEKS = ("value", "delta", "delta_usd", "gamma", "vega", "theta")
 _FIELDS = ("account", "venue", "underlying", "expiry", "strike", "is_call", "size")
@@ -69,6 +69,35 @@ class OptionLegs:
 
     def __len__(self) -> int:
         return self.strike.size
+
+
+def random_legs(
+    forwards: Mapping[int, float],
+    expiries: Iterable[int],
+    n: int,
+    *,
+    accounts: int,
+    strike_sd: float,
+    size_sd: float,
+    seed: int,
+) -> OptionLegs:
+    """``n`` random legs for tests and benchmarks: underlyings ``0 .. len(forwards) - 1``,
+    sub-accounts ``1 .. accounts`` of owner 0, log-normal strikes around the forward
+    (``strike_sd``), expiries drawn from ``expiries``, normal signed sizes (``size_sd``)."""
+    rng = np.random.default_rng(seed)
+    u = rng.integers(0, len(forwards), n)
+    f = np.array([forwards[i] for i in range(len(forwards))])[u]
+    ids = np.array([a << SUB_BITS for a in range(1, accounts + 1)], dtype=object)
+    exp = np.asarray(list(expiries), dtype=np.int64)
+    return OptionLegs(
+        account=ids[rng.integers(0, accounts, n)],
+        venue=np.array(["book", "rfq"], dtype=object)[rng.integers(0, 2, n)],
+        underlying=u.astype(np.int64),
+        expiry=exp[rng.integers(0, exp.size, n)],
+        strike=f * np.exp(rng.normal(0, strike_sd, n)),
+        is_call=rng.random(n) < 0.5,
+        size=rng.normal(0, size_sd, n),
+    )
 
 
 def forwards_of(legs: OptionLegs, forwards: Mapping[int, float]) -> np.ndarray:

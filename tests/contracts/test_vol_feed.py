@@ -9,7 +9,6 @@ import pytest
 from conftest import BTC, ETH, WAD, revert_message, sign_with
 
 from offchain_risk.keeper.vol_signer import (
-    DAY,
     EXPIRY_TIME,
     MAX_CURVATURE,
     MAX_SKEW,
@@ -18,7 +17,7 @@ from offchain_risk.keeper.vol_signer import (
     curve_vol,
     update_tuple,
 )
-from offchain_risk.units import MAX_OPTION_TIME, MAX_PRICE, MAX_VOL, MIN_OPTION_PRICE, MIN_VOL
+from offchain_risk.units import DAY, MAX_OPTION_TIME, MAX_PRICE, MAX_VOL, MIN_OPTION_PRICE, MIN_VOL
 
 HEARTBEAT = 3_600
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

@@ -20,6 +20,7 @@ from scipy.special import ndtr
 
 from offchain_risk.models import options
 from offchain_risk.units import (
+    DAY,
     MAX_MONEYNESS,
     MAX_OPTION_TIME,
     MAX_PRICE,
@@ -30,8 +31,6 @@ from offchain_risk.units import (
     WAD,
     YEAR,
 )
-
-DAY = 86_400
 
 
 @pytest.fixture(scope="module")

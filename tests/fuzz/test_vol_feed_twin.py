@@ -11,7 +11,6 @@ from eth_account import Account
 
 from offchain_risk.chain import signature_bytes
 from offchain_risk.keeper.vol_signer import (
-    DAY,
     EXPIRY_TIME,
     MAX_CURVATURE,
     MAX_SKEW,
@@ -19,7 +18,7 @@ from offchain_risk.keeper.vol_signer import (
     curve_vol,
     update_tuple,
 )
-from offchain_risk.units import MAX_VOL, MIN_VOL, WAD
+from offchain_risk.units import DAY, MAX_VOL, MIN_VOL, WAD
 
 KEYS = sorted(
     (Account.from_key((1_000 + i).to_bytes(32, "big")) for i in range(3)),

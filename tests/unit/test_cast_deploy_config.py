@@ -138,3 +138,13 @@ def test_load__quote__same_values_as_the_ape_deployer(tmp_path, section):
     ours, theirs = cast_deploy.load(path)["quote"], deploy.load_config(path).quote
     assert ours == asdict(theirs)
     assert cast_deploy.QUOTE_ASSET == QUOTE_ASSET
+
+
+def test_sections__both_deployers_know_the_same_top_level_sections(tmp_path):
+    assert cast_deploy.SECTIONS == deploy.SECTIONS
+    bad = tmp_path / "bad.toml"
+    bad.write_text(CONFIG.read_text() + "\n[fundng]\nx = 1\n")
+    with pytest.raises(cast_deploy.DeployError, match=r"unknown sections \['fundng'\]"):
+        cast_deploy.load(bad)
+    with pytest.raises(deploy.ConfigError, match=r"unknown sections \['fundng'\]"):
+        deploy.load_config(bad)

@@ -15,29 +15,18 @@ from offchain_risk.models.greeks import (
     forwards_of,
     greeks_report,
     position_greeks,
+    random_legs,
 )
-from offchain_risk.units import YEAR, to_wad
+from offchain_risk.units import DAY, YEAR, to_wad
 
 NOW = 1_700_000_000
-DAY = 86_400
 ETH, BTC = 0, 1
 FORWARDS = {ETH: 2_000.0, BTC: 40_000.0}
 EXPIRIES = (NOW + 3 * DAY, NOW + 30 * DAY, NOW + 200 * DAY)
 
 
-def random_legs(n: int = 300, seed: int = 7) -> OptionLegs:
-    rng = np.random.default_rng(seed)
-    u = rng.integers(0, 2, n)
-    f = np.where(u == BTC, FORWARDS[BTC], FORWARDS[ETH])
-    return OptionLegs(
-        account=np.array([int(a) << 96 for a in rng.integers(1, 5, n)], dtype=object),
-        venue=np.array(["book", "rfq"], dtype=object)[rng.integers(0, 2, n)],
-        underlying=u.astype(np.int64),
-        expiry=np.array(EXPIRIES, dtype=np.int64)[rng.integers(0, 3, n)],
-        strike=f * np.exp(rng.normal(0, 0.3, n)),
-        is_call=rng.random(n) < 0.5,
-        size=rng.normal(0, 5, n),
-    )
+def legs_of(n: int = 300, seed: int = 7) -> OptionLegs:
+    return random_legs(FORWARDS, EXPIRIES, n, accounts=4, strike_sd=0.3, size_sd=5, seed=seed)
 
 
 def report_at(legs, bump_f=0.0, bump_vol=0.0, now=NOW, by="account", vol=None):
@@ -48,7 +37,7 @@ def report_at(legs, bump_f=0.0, bump_vol=0.0, now=NOW, by="account", vol=None):
 
 @pytest.mark.parametrize("by", ["account", "venue"])
 def test_greeks__each_row__match_finite_differences(by):
-    legs = random_legs()
+    legs = legs_of()
     base = report_at(legs, by=by)
     eps = 1e-4
     up, down = report_at(legs, eps, by=by), report_at(legs, -eps, by=by)
@@ -73,7 +62,7 @@ def test_greeks__each_row__match_finite_differences(by):
 
 
 def test_report__groups_add_up_and_expired_legs_are_left_out():
-    legs = random_legs()
+    legs = legs_of()
     expired_now = EXPIRIES[0] + 1  # the 3-day legs have expired
     by_account = report_at(legs, now=expired_now)
     by_venue = report_at(legs, now=expired_now, by="venue")
@@ -91,7 +80,7 @@ def test_report__groups_add_up_and_expired_legs_are_left_out():
 
 
 def test_report__every_leg_expired__empty_report():
-    legs = random_legs(20)
+    legs = legs_of(20)
     r = report_at(legs, now=EXPIRIES[-1])
     assert r.expired == 20 and r.key.size == 0 and r.rows() == []
 
@@ -134,7 +123,7 @@ def test_report__covered_call_and_straddle_signs():
 
 
 def test_curve_vols__feed_formula_in_float():
-    legs = random_legs(50)
+    legs = legs_of(50)
     curves = {(u, e): (0.6 + 0.1 * u, -0.2, 0.8, FORWARDS[u]) for u in (ETH, BTC) for e in EXPIRIES}
     vols = curve_vols(legs, curves)
     for i in range(len(legs)):
@@ -168,7 +157,7 @@ def test_legs__bad_inputs__clear_errors():
 
 def test_metrics__greeks_gauges_replace_the_previous_report():
     m = Metrics()
-    legs = random_legs(40)
+    legs = legs_of(40)
     first = report_at(legs, by="venue")
     m.set_option_greeks(first)
     row = next(r for r in first.rows() if r["expiry"] == EXPIRIES[0])

@@ -18,8 +18,8 @@ from offchain_risk.backtest.options import (
 from offchain_risk.data import load_bars, load_dvol
 from offchain_risk.models.options import black76
 from offchain_risk.models.vol_surface import ExpiryCurve, SurfaceFitter
+from offchain_risk.units import DAY
 
-DAY = 86_400
 CURVE = ExpiryCurve(30 * DAY, 0.6, -0.14, 0.8)
 
 

@@ -23,8 +23,8 @@ from offchain_risk.models.vol_surface import (
     check_variance,
     iv_rv_ratio,
 )
+from offchain_risk.units import DAY
 
-DAY = 86_400
 TAUS = np.array([1 / 24, 1, 7, 30, 90, 180, 365, 4 * 365]) * DAY
 ASOF = np.datetime64("2022-06-15T00:00:00")  # the 3AC / Celsius week
 FORWARD = 22_000.0

@@ -8,10 +8,10 @@ import pytest
 
 from offchain_risk.data import load_bars, load_dvol
 from offchain_risk.keeper.metrics import Metrics
-from offchain_risk.keeper.vol_signer import DAY, EXPIRY_TIME, VolCurve
+from offchain_risk.keeper.vol_signer import EXPIRY_TIME, VolCurve
 from offchain_risk.keeper.vol_updater import VolUpdater, grid_expiries
 from offchain_risk.models.vol_surface import SurfaceFitter, SurfaceRule
-from offchain_risk.units import MAX_OPTION_TIME, to_wad
+from offchain_risk.units import DAY, MAX_OPTION_TIME, to_wad
 
 BTC = 1
 NOW = int(np.datetime64("2022-06-15T00:00:00", "s").astype(np.int64))  # 00:00 UTC

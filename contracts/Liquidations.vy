@@ -3,7 +3,8 @@
 @title Ballast liquidations: when, how much and at what discount
 @notice The liquidation policy of one MarginEngine. Anyone may liquidate an
         account below MM into an account they control: the liquidator takes
-        over a fraction f of every perp at the oracle price and buys f of every
+        over a fraction f of every perp at the oracle price and of every option
+        leg at its mark (OptionBook.liquidate_legs), and buys f of every
         priced collateral balance at its haircut value (equity-neutral for
         both), and the account pays a penalty f * min(d * MM, max(E, 0)),
         split between the liquidator and the insurance fund. The engine

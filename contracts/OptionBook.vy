@@ -361,6 +361,56 @@ def apply_trade(
 
 
 @external
+def liquidate_legs(
+    account: uint256, liquidator: uint256, fraction: uint256
+) -> (int256, bool, bool):
+    """
+    @notice A liquidation slice's option part: move `fraction` (WAD) of
+            every leg of `account` (rounded towards zero, like a perp's) to
+            `liquidator`, at the per-unit mark the liquidation valuation gives
+            the account's leg (`_leg`), so the transfer leaves the account's
+            equity unchanged but for rounding in its favour. Open interest
+            only falls (a transfer nets or moves longs, never adds them).
+            Engine only (liquidation.liquidate_slice, under its lock, after
+            the policy checked the account is below MM).
+    @return The cash the liquidator pays the account for the legs (WAD,
+            negative: the account pays), and whether account and
+            liquidator still hold option legs.
+    """
+    assert msg.sender == engine.address, "options: not the engine"
+    assert fraction <= constants.WAD, "options: bad fraction"
+    legs: DynArray[uint256, constants.MAX_OPTION_LEGS] = self.legs[account]
+    up: int256[constants.MAX_SCENARIOS] = empty(int256[constants.MAX_SCENARIOS])
+    down: int256[constants.MAX_SCENARIOS] = empty(
+        int256[constants.MAX_SCENARIOS]
+    )
+    flow: int256 = 0
+    for id: uint256 in legs:
+        s: int256 = self.size[account][id]
+        moved: int256 = s * convert(fraction, int256) // constants.IWAD
+        if moved == 0:
+            continue
+        u: int256 = 0
+        m: uint256 = 0
+        ok: bool = False
+        u, m, ok, up, down = self._leg(id, 0, s > 0, True, up, down)
+        assert ok, "oracle: invalid price"
+        flow += self._moved_value(moved, u)
+        t: int256 = self.size[liquidator][id]
+        self._new_size(liquidator, id, moved)
+        o: Instrument = self._instrument(id)
+        self.open_interest[o.underlying][o.expiry] -= (
+            self._long(s)
+            + self._long(t)
+            - self._long(s - moved)
+            - self._long(t + moved)
+        )
+        self._set_size(account, id, s - moved)
+        self._set_size(liquidator, id, t + moved)
+    return flow, len(self.legs[account]) != 0, len(self.legs[liquidator]) != 0
+
+
+@external
 @view
 def option_margin(
     account: uint256,
@@ -381,7 +431,11 @@ def option_margin(
             underlying price and vol valid (`liq`: every underlying has a
             liquidation price; vols are not required). `trade` with asset
             ledger.OPTION_TRADE values the account as if the leg
-            `trade.collateral` changed by `trade.position` (signed).
+            `trade.collateral` changed by `trade.position` (signed);
+            `trade.fraction` (a liquidation slice) values it after
+            `liquidate_legs` moved that fraction of every leg: the rest of
+            each leg as usual, the moved part at the cash it was paid
+            (`_moved_value`).
     """
     instrument: uint256 = 0
     delta: int256 = 0
@@ -400,17 +454,21 @@ def option_margin(
         legs.append(id)
     if delta != 0 and self.size[account][instrument] == 0:
         legs.append(instrument)
+    fraction: int256 = convert(trade.fraction, int256)
     for id: uint256 in legs:
         s: int256 = self.size[account][id]
         if id == instrument:
             s += delta
         if s == 0:
             continue
+        moved: int256 = s * fraction // constants.IWAD  # towards zero
         leg_ok: bool = False
-        v: int256 = 0
+        u: int256 = 0
         m: uint256 = 0
-        v, m, leg_ok, up, down = self._leg(id, s, liq, up, down)
-        value += v
+        u, m, leg_ok, up, down = self._leg(id, s - moved, s > 0, liq, up, down)
+        value += fixed_math._floor_div(
+            (s - moved) * u, constants.IWAD
+        ) + self._moved_value(moved, u)
         short_min += m
         ok = ok and leg_ok
     worst: int256 = floor_num + convert(short_min, int256) * constants.WAD_BPS
@@ -495,6 +553,17 @@ def _long(s: int256) -> uint256:
 
 @internal
 @pure
+def _moved_value(moved: int256, mark: int256) -> int256:
+    """
+    @dev What a liquidation pays the account for `moved` units marked at
+         `mark`: rounded up, in the account's favour (it receives more for
+         a long, pays less for a short), like fixed_math._slice for a perp.
+    """
+    return fixed_math._ceil_div(moved * mark, constants.IWAD)
+
+
+@internal
+@pure
 def _intrinsic(o: Instrument, f: uint256) -> uint256:
     if o.is_call:
         return f - min(f, o.strike)
@@ -538,6 +607,7 @@ def _set_size(account: uint256, instrument: uint256, new: int256):
 def _leg(
     id: uint256,
     s: int256,
+    long: bool,
     liq: bool,
     up: int256[constants.MAX_SCENARIOS],
     down: int256[constants.MAX_SCENARIOS],
@@ -549,9 +619,11 @@ def _leg(
     int256[constants.MAX_SCENARIOS],
 ):
     """
-    @dev One leg of `s` units: (value, short-option minimum, ok, losses
-         with vol up, losses with vol down), WAD.
-         Expired: worth `s * intrinsic` at the settlement price (or, until
+    @dev One leg of `s` units, a long one when `long` (which picks the mark
+         when `s` is 0): (per-unit mark, short-option minimum, ok, losses
+         with vol up, losses with vol down), WAD; the leg is worth
+         `s * mark`, rounded down.
+         Expired: marked at intrinsic at the settlement price (or, until
          it is recorded, at the oracle price, not ok), no scenario loss.
          Live: marked at Black-76 rounded against the holder (longs down,
          shorts up, black76._err); in scenario k the per-unit value is
@@ -572,15 +644,7 @@ def _leg(
         if sp == 0:
             sp = f
             ok = ok and liq
-        return (
-            fixed_math._floor_div(
-                s * convert(self._intrinsic(o, sp), int256), constants.IWAD
-            ),
-            0,
-            ok,
-            up,
-            down,
-        )
+        return convert(self._intrinsic(o, sp), int256), 0, ok, up, down
     tau: uint256 = o.expiry - block.timestamp
     g: Grid = self.grid[o.underlying]
     short_min: uint256 = 0
@@ -598,7 +662,7 @@ def _leg(
         # No curve: value against the holder (a short at the highest vol,
         # a long at the lowest).
         vol = constants.MIN_VOL
-        if s < 0:
+        if not long:
             vol = constants.MAX_VOL
     if (
         f < constants.MIN_OPTION_PRICE
@@ -613,15 +677,12 @@ def _leg(
     err: uint256 = black76._err(f, o.strike)
     intrinsic: uint256 = self._intrinsic(o, f)
     mark: uint256 = 0
-    if s > 0:
+    if long:
         mark = intrinsic
         if b.price > intrinsic + err:
             mark = b.price - err
     else:
         mark = b.price + err
-    value: int256 = fixed_math._floor_div(
-        s * convert(mark, int256), constants.IWAD
-    )
     # The vol move: vol_shock * sqrt(30 days / max(tau, 7 days)), WAD;
     # downwards at most to the lowest vol.
     d_up: uint256 = (
@@ -662,7 +723,7 @@ def _leg(
         v_down: int256 = min(max(base - vega_down, lo), hi)
         up[k] += fixed_math._ceil_div(s * (m - v_up), constants.IWAD)
         down[k] += fixed_math._ceil_div(s * (m - v_down), constants.IWAD)
-    return value, short_min, ok, up, down
+    return m, short_min, ok, up, down
 
 
 @internal
@@ -696,10 +757,4 @@ def _intrinsic_leg(
         loss: int256 = fixed_math._ceil_div(s * (m - v), constants.IWAD)
         up[k] += loss
         down[k] += loss
-    return (
-        fixed_math._floor_div(s * m, constants.IWAD),
-        short_min,
-        ok,
-        up,
-        down,
-    )
+    return m, short_min, ok, up, down

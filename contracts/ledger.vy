@@ -1309,6 +1309,17 @@ def _set_price_band(price_band: uint256):
 
 
 @internal
+def _mark_options(account: uint256, holds: bool):
+    """
+    @dev Record whether the account holds option legs (OPTIONS_BIT).
+    """
+    if holds:
+        self.account_assets[account] |= OPTIONS_BIT
+    else:
+        self.account_assets[account] &= ~OPTIONS_BIT
+
+
+@internal
 @view
 def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
     """

@@ -33,6 +33,13 @@ uses: ownable
 uses: ledger
 
 
+# The option book's part of a slice (OptionBook.vy).
+interface IOptionBook:
+    def liquidate_legs(
+        account: uint256, liquidator: uint256, fraction: uint256
+    ) -> (int256, bool, bool): nonpayable
+
+
 # What the policy decided for one call of `liquidate_slice` (all WAD).
 struct Slice:
     fraction: uint256  # of every balance, moved to the liquidator
@@ -129,9 +136,11 @@ def healths(
 @nonreentrant
 def liquidate_slice(account: uint256, liquidator: uint256, s: Slice) -> int256:
     """
-    @notice Move `s.fraction` (WAD) of every priced collateral balance and of
-            every perp of `account` to `liquidator`, which pays for them in
-            cash at the liquidation price (collateral at its haircut value);
+    @notice Move `s.fraction` (WAD) of every priced collateral balance, of
+            every perp and of every option leg of `account` to `liquidator`,
+            which pays for them in cash at the liquidation price (collateral
+            at its haircut value, option legs at the account's mark:
+            OptionBook.liquidate_legs);
             charge the account `s.penalty` (`s.fee` of it to the insurance
             fund, the rest to the liquidator) and pay the liquidator
             `s.bounty` from the fund. While the account's equity is negative
@@ -159,6 +168,8 @@ def liquidate_slice(account: uint256, liquidator: uint256, s: Slice) -> int256:
     taker_before: int256 = ledger.cash[liquidator]
     taker_cash: int256 = taker_before
     bitmap: uint256 = ledger.account_assets[account]
+    options: bool = bitmap >= ledger.OPTIONS_BIT
+    bitmap &= ledger.OPTIONS_BIT - 1
     paid: int256 = 0
     unpriced: bool = False
     for a: uint256 in range(constants.MAX_ASSETS):
@@ -226,6 +237,20 @@ def liquidate_slice(account: uint256, liquidator: uint256, s: Slice) -> int256:
         cash += convert(pay, int256)
         taker_cash -= convert(pay, int256)
         paid += flow + convert(pay, int256)
+    if options:
+        # The trusted book (owner-installed once) moves the legs; this
+        # engine's lock is held throughout.
+        flow: int256 = 0
+        holds: bool = False
+        taker_holds: bool = False
+        flow, holds, taker_holds = extcall IOptionBook(
+            ledger.option_book
+        ).liquidate_legs(account, liquidator, s.fraction)
+        cash += flow
+        taker_cash -= flow
+        paid += flow
+        ledger._mark_options(account, holds)
+        ledger._mark_options(liquidator, taker_holds)
     # The liquidator's reward. Cash it borrows to pay for the slice counts
     # against the debt cap like a trade's (checked before the account's own
     # cash is written: the liquidated account is exempt).

@@ -106,9 +106,8 @@ def settle(
     # (listed, live, premium in range, legs, open interest) and, once both
     # sides passed the margin rule with the leg changed, records the legs.
     option: bool = market >= constants.OPTION_ID
-    book: IOptionBook = IOptionBook(ledger.option_book)
     if option:
-        assert staticcall book.check_trade(
+        assert staticcall IOptionBook(ledger.option_book).check_trade(
             maker, taker, market, maker_size, price
         ), "settlement: option trade refused"
     else:
@@ -153,11 +152,11 @@ def settle(
         # engine's lock is held throughout.
         maker_holds: bool = False
         taker_holds: bool = False
-        maker_holds, taker_holds = extcall book.apply_trade(
-            maker, taker, market, maker_size
-        )
-        self._mark_options(maker, maker_holds)
-        self._mark_options(taker, taker_holds)
+        maker_holds, taker_holds = extcall IOptionBook(
+            ledger.option_book
+        ).apply_trade(maker, taker, market, maker_size)
+        ledger._mark_options(maker, maker_holds)
+        ledger._mark_options(taker, taker_holds)
         logged = ledger.CASH
     log Fill(
         maker=maker,
@@ -183,7 +182,7 @@ def settle_option_cash(account: uint256, amount: int256, holds: bool):
     """
     assert msg.sender == ledger.option_book, "settlement: not the option book"
     ledger._set_cash(account, ledger.cash[account] + amount)
-    self._mark_options(account, holds)
+    ledger._mark_options(account, holds)
     ledger._log_state(account, ledger.CASH)
 
 
@@ -220,14 +219,6 @@ def margin_after_trade(
     return ledger._margin(
         account, self._trade(account, market, size, flow), False
     )
-
-
-@internal
-def _mark_options(account: uint256, holds: bool):
-    if holds:
-        ledger.account_assets[account] |= ledger.OPTIONS_BIT
-    else:
-        ledger.account_assets[account] &= ~ledger.OPTIONS_BIT
 
 
 @internal

@@ -20,6 +20,7 @@ YEAR = 365 * DAY  # the year vols are annualised over and vault caps grow per
 WAD_BPS = WAD * BPS  # a WAD x WAD x bps product back to WAD: one division by 10**22
 #: The asset id the engine's ``AccountState`` events and views use for cash.
 CASH = 2**256 - 1
+INSURANCE = 0  # constants.INSURANCE: the insurance fund's account id
 SUB_BITS = 96  # an account id is owner << SUB_BITS | sub_id
 SUB_MASK = 2**SUB_BITS - 1
 MASK16 = 0xFFFF  # one 16-bit field of a packed word
@@ -114,12 +115,12 @@ def unpack_vault_word(word: int) -> tuple[int, int, int, int]:
 
 
 # Options (contracts/constants.vy, OptionBook.vy).
-DAY = 86400
 EXPIRY_TIME = 8 * 3600  # expiries at 08:00 UTC
 OPTION_ID = (
     1 << 255
 )  # bit of an instrument id: OPTION_ID | strike << 49 | expiry << 9 | u << 1 | call
 MAX_OPTION_LEGS = 16
-OPTION_TRADE = 33  # ledger.OPTION_TRADE: an Override carrying an option trade
+NO_ASSET = MAX_ASSETS  # ledger.NO_ASSET: an Override that changes no asset (cash, a slice)
+OPTION_TRADE = NO_ASSET + 1  # ledger.OPTION_TRADE: an Override carrying an option trade
 VOL_TENOR = 30 * DAY  # vol moves scale with sqrt(VOL_TENOR / max(tau, VOL_FLOOR))
 VOL_FLOOR = 7 * DAY

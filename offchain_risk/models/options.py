@@ -15,7 +15,7 @@ Units as on chain: forward and strike USD per unit (WAD for the exact twin, floa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import isqrt
 from typing import NamedTuple
 
@@ -342,23 +342,29 @@ def _intrinsic(is_call: bool, strike: int, f: int) -> int:
     return f - min(f, strike) if is_call else strike - min(f, strike)
 
 
-def option_leg_exact(leg: OptionLeg, now: int, liq: bool) -> tuple[int, int, bool, list, list]:
-    """``OptionBook._leg``: (value, short-option minimum, ok, losses vol up, vol down), WAD."""
+def option_leg_exact(
+    leg: OptionLeg, now: int, liq: bool, long: bool | None = None
+) -> tuple[int, int, bool, list, list]:
+    """``OptionBook._leg``: (per-unit mark, short-option minimum, ok, losses vol up, vol
+    down), WAD; the leg is worth ``floor(size * mark / WAD)``. ``long`` picks the mark (a
+    long's or a short's); default: the sign of ``leg.size``."""
     s, k, f = leg.size, leg.strike, leg.forward
+    if long is None:
+        long = s > 0
     ok = leg.forward != 0 if liq else leg.price_ok
     zero = [0] * len(leg.shocks)
     if leg.expiry <= now:
         sp = leg.settlement
         if sp == 0:
             sp, ok = f, ok and liq
-        return _floor_div(s * _intrinsic(leg.is_call, k, sp), WAD), 0, ok, zero, list(zero)
+        return _intrinsic(leg.is_call, k, sp), 0, ok, zero, list(zero)
     tau = leg.expiry - now
     short_min = _ceil_div(-s * f * leg.short_min_bps, WAD * 10**4) if s < 0 else 0
     vol = leg.vol
     if not liq:
         ok = ok and leg.vol_ok
     if vol == 0:
-        vol = MAX_VOL if s < 0 else MIN_VOL
+        vol = MIN_VOL if long else MAX_VOL
     if f < MIN_OPTION_PRICE or f * WAD < k * MIN_MONEYNESS or f * WAD > k * MAX_MONEYNESS:
         m = _intrinsic(leg.is_call, k, f)
         losses = []
@@ -366,15 +372,14 @@ def option_leg_exact(leg: OptionLeg, now: int, liq: bool) -> tuple[int, int, boo
             fn = f + _sdiv(f * shock, 10**4)
             v = max(fn - k, 0) if leg.is_call else max(k - fn, 0)
             losses.append(_ceil_div(s * (m - v), WAD))
-        return _floor_div(s * m, WAD), short_min, ok, losses, list(losses)
+        return m, short_min, ok, losses, list(losses)
     b = valuation_exact(f, k, vol, tau, leg.is_call)
     err = price_error(f, k)
     intrinsic = _intrinsic(leg.is_call, k, f)
-    if s > 0:
+    if long:
         mark = b.price - err if b.price > intrinsic + err else intrinsic
     else:
         mark = b.price + err
-    value = _floor_div(s * mark, WAD)
     d_up = leg.vol_shock * isqrt(VOL_TENOR * WAD * WAD // max(tau, VOL_FLOOR)) // WAD
     d_down = min(d_up, vol - MIN_VOL)
     vega_up, vega_down = b.vega * d_up // WAD, b.vega * d_down // WAD
@@ -386,7 +391,32 @@ def option_leg_exact(leg: OptionLeg, now: int, liq: bool) -> tuple[int, int, boo
         lo, hi = (max(fn - k, 0), fn) if leg.is_call else (max(k - fn, 0), k)
         up.append(_ceil_div(s * (mark - min(max(base + vega_up, lo), hi)), WAD))
         down.append(_ceil_div(s * (mark - min(max(base - vega_down, lo), hi)), WAD))
-    return value, short_min, ok, up, down
+    return mark, short_min, ok, up, down
+
+
+def moved_size(size: int, fraction: int) -> int:
+    """The part of a leg a liquidation slice ``fraction`` (WAD) moves: towards zero."""
+    return _sdiv(size * fraction, WAD)
+
+
+def moved_value(moved: int, mark: int) -> int:
+    """``OptionBook._moved_value``: the cash the account receives for ``moved`` units at
+    ``mark`` (rounded up, in its favour; negative: it pays)."""
+    return _ceil_div(moved * mark, WAD)
+
+
+def option_slice_exact(legs: list[OptionLeg], now: int, fraction: int) -> tuple[int, list[int]]:
+    """``OptionBook.liquidate_legs``: (the cash the liquidator pays the account, the size
+    moved of each leg), legs valued as the liquidation valuation sees them."""
+    flow, moved = 0, []
+    for leg in legs:
+        m = moved_size(leg.size, fraction)
+        moved.append(m)
+        if m != 0:
+            flow += moved_value(
+                m, option_leg_exact(replace(leg, size=0), now, True, leg.size > 0)[0]
+            )
+    return flow, moved
 
 
 def option_margin_exact(
@@ -397,16 +427,21 @@ def option_margin_exact(
     floor_num: int,
     losses: list[int],
     prices_ok: bool,
+    fraction: int = 0,
 ) -> tuple[int, int, bool]:
     """``OptionBook.option_margin``: the engine's numerators (WAD * WAD * BPS) with the
-    option legs joined: (value_num, worst of floor and scenario losses, prices_ok)."""
+    option legs joined: (value_num, worst of floor and scenario losses, prices_ok);
+    ``fraction`` (WAD): after a liquidation slice moved that part of every leg."""
     value, short_min, ok = 0, 0, prices_ok
     up, down = [0] * len(losses), [0] * len(losses)
     for leg in legs:
         if leg.size == 0:
             continue
-        v, m, leg_ok, u, d = option_leg_exact(leg, now, liq)
-        value, short_min, ok = value + v, short_min + m, ok and leg_ok
+        moved = moved_size(leg.size, fraction)
+        rest = leg.size - moved
+        mark, m, leg_ok, u, d = option_leg_exact(replace(leg, size=rest), now, liq, leg.size > 0)
+        value += _floor_div(rest * mark, WAD) + moved_value(moved, mark)
+        short_min, ok = short_min + m, ok and leg_ok
         up = [a + b for a, b in zip(up, u, strict=True)]
         down = [a + b for a, b in zip(down, d, strict=True)]
     worst = floor_num + short_min * WAD_BPS

@@ -1,5 +1,6 @@
 """OptionBook in titanoboa: listing on the grid, option fills through the order book and
-the engine's margin rule, the outage policy of the vol feed, expiry and settlement.
+the engine's margin rule, the outage policy of the vol feed, expiry and settlement, and the
+liquidation of option legs.
 
 Every refused call asserts its message and that no leg, open interest, cash or listing
 moved. Node-free: the whole file runs in a few seconds.
@@ -19,6 +20,8 @@ from option_stack import (
     WAD,
     Options,
 )
+
+from offchain_risk.units import INSURANCE
 
 
 @pytest.fixture(scope="module")
@@ -232,3 +235,105 @@ def test_margin__expired_leg__no_scenario_loss(opt):
     opt.book.settle_expired(opt.m)
     assert opt.s.engine.account_assets(opt.m) >> 255 == 0
     assert opt.s.engine.margin(opt.m)[0] == equity
+
+
+# ----------------------------------------------------------------- liquidation
+
+
+def _liquidator(opt):
+    who = opt.s.actor("liquidator")
+    account = opt.s.account(who, 0)
+    opt.deposit(who, account, 1_000_000 * USDC)
+    return who, account
+
+
+def _short_calls_then_rally(opt, price_usd=3_000):
+    """The maker's account holds only short calls (100 at 2,100), then ETH rallies."""
+    opt.fill(opt.call, -100 * WAD, 50 * WAD)
+    opt.s.feeds[ETH].set_price(price_usd * 10**8)
+
+
+def test_regression_options_only_book__liquidatable(opt):
+    # An options-only book below MM used to keep every leg through a liquidation (only
+    # perps and collateral were sliced), so it could never be brought back above MM.
+    _short_calls_then_rally(opt)
+    who, liquidator = _liquidator(opt)
+    engine, book = opt.s.engine, opt.book
+    equity, mm, *_ = engine.liquidation_margin(opt.m, 0)
+    assert equity < mm
+    accounts = (opt.m, opt.t, liquidator, INSURANCE)
+    funds = sum(engine.cash(a) for a in accounts) - engine.deficit()
+    tokens = opt.s.cash.balanceOf(engine.address)
+    slices = 0
+    while equity < mm:
+        opt.s.liquidations.liquidate(opt.m, liquidator, WAD, 2**255 - 1, sender=who)
+        slices += 1
+        after, mm_after, *_ = engine.liquidation_margin(opt.m, 0)
+        assert after - mm_after > equity - mm  # every slice improves health
+        equity, mm = after, mm_after
+        assert slices < 20
+    # The liquidator took the legs the account gave up, at their mark: nothing created.
+    assert book.size(opt.m, opt.call) + book.size(liquidator, opt.call) == -100 * WAD
+    assert book.size(liquidator, opt.call) < 0 and book.size(opt.m, opt.call) < 0
+    assert book.size(opt.t, opt.call) == 100 * WAD
+    assert book.open_interest(ETH, opt.expiry) == 100 * WAD
+    assert engine.account_assets(liquidator) >> 255 == 1
+    assert sum(engine.cash(a) for a in accounts) - engine.deficit() == funds
+    assert opt.s.cash.balanceOf(engine.address) == tokens
+    assert (
+        engine.liquidation_margin(liquidator, 0)[0] >= engine.liquidation_margin(liquidator, 0)[2]
+    )
+
+
+def test_liquidate__options_only_full_slice__every_leg_moved(opt):
+    _short_calls_then_rally(opt, 3_500)
+    who, liquidator = _liquidator(opt)
+    equity, mm, *_ = opt.s.engine.liquidation_margin(opt.m, 0)
+    assert equity < 0 < mm  # bankrupt: the policy allows the whole book
+    preview = opt.s.engine.liquidation_margin(opt.m, WAD)
+    opt.s.liquidations.liquidate(opt.m, liquidator, WAD, 2**255 - 1, sender=who)
+    assert opt.book.size(opt.m, opt.call) == 0
+    assert list(opt.book.account_legs(opt.m)) == []
+    assert opt.s.engine.account_assets(opt.m) >> 255 == 0
+    assert preview[1] == 0 and opt.s.engine.liquidation_margin(opt.m, 0)[1] == 0
+    assert opt.book.size(liquidator, opt.call) == -100 * WAD
+
+
+def test_liquidate__healthy_options_book__refused(opt):
+    opt.fill(opt.call, -10 * WAD, 50 * WAD)
+    who, liquidator = _liquidator(opt)
+    opt.refused(
+        "liquidations: account is healthy",
+        opt.s.liquidations.liquidate,
+        opt.m,
+        liquidator,
+        WAD,
+        2**255 - 1,
+        sender=who,
+    )
+
+
+def test_liquidate__options_book_without_price__refused(opt):
+    _short_calls_then_rally(opt)
+    who, liquidator = _liquidator(opt)
+    boa.env.time_travel(seconds=2 * 86_400)  # the ETH feed is stale, no fallback
+    opt.refused(
+        "oracle: invalid price",
+        opt.s.liquidations.liquidate,
+        opt.m,
+        liquidator,
+        WAD,
+        2**255 - 1,
+        sender=who,
+    )
+
+
+def test_liquidate_legs__not_engine__refused(opt):
+    opt.fill(opt.call, -10 * WAD, 50 * WAD)
+    opt.refused("options: not the engine", opt.book.liquidate_legs, opt.m, opt.t, WAD)
+
+
+def test_liquidate_legs__fraction_above_one__refused(opt):
+    opt.fill(opt.call, -10 * WAD, 50 * WAD)
+    with boa.env.prank(opt.s.engine.address):
+        opt.refused("options: bad fraction", opt.book.liquidate_legs, opt.m, opt.t, WAD + 1)

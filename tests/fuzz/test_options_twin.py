@@ -18,8 +18,15 @@ import pytest
 from option_stack import ETH, SHORT_MIN_BPS, VOL_SHOCK, WAD, Options
 
 from offchain_risk.keeper.vol_signer import MAX_CURVATURE, MAX_SKEW, curve_vol
-from offchain_risk.models.options import OptionLeg, option_margin_exact
-from offchain_risk.units import MAX_VOL, MIN_VOL, OPTION_TRADE, WAD_BPS, unpack_int16
+from offchain_risk.models.options import OptionLeg, option_margin_exact, option_slice_exact
+from offchain_risk.units import (
+    MAX_VOL,
+    MIN_VOL,
+    NO_ASSET,
+    OPTION_TRADE,
+    WAD_BPS,
+    unpack_int16,
+)
 
 BOOKS = int(os.environ.get("OPTION_TWIN_BOOKS", "200"))
 STRIKES = [x * 100 * WAD for x in (5, 12, 16, 19, 20, 21, 24, 30, 60)]
@@ -44,7 +51,8 @@ def test_option_margin__random_books__equal_twin_to_the_wei(opt):
                 ids[id] = (expiry, strike, is_call)
     shocks = tuple(unpack_int16(engine.shock_word(ETH)))
     counterparty = opt.s.account(opt.s.actor("counterparty"), 0)
-    compared = expired = hypothetical = 0
+    liquidator = opt.s.account(opt.s.actor("liquidator"), 0)
+    compared = expired = hypothetical = sliced = 0
     for n in range(BOOKS):
         with boa.env.anchor():
             account = opt.s.account(opt.maker, 100 + n)
@@ -121,5 +129,26 @@ def test_option_margin__random_books__equal_twin_to_the_wei(opt):
                 want = option_margin_exact(legs, now, liq, value_num, floor_num, linear, True)
                 assert tuple(got) == want, (n, liq)
                 compared += 1
-    assert compared == 2 * BOOKS and expired > 0 and hypothetical > 0
+            if trade_id:
+                continue
+            # A liquidation slice: the valuation after it and the legs it moves.
+            fraction = rng.choice((WAD, rng.randint(1, WAD)))
+            cut = (True, NO_ASSET, 0, 0, 0, fraction)
+            got = book.option_margin(account, True, cut, value_num, floor_num, linear, True)
+            want = option_margin_exact(
+                legs, now, True, value_num, floor_num, linear, True, fraction
+            )
+            assert tuple(got) == want, (n, fraction)
+            flow, moved = option_slice_exact(legs, now, fraction)
+            held = {id: book.size(account, id) for id in ids}
+            with boa.env.prank(engine.address):
+                got_flow, *_ = book.liquidate_legs(account, liquidator, fraction)
+            assert got_flow == flow, n
+            for leg_moved, (id, s) in zip(
+                moved, [(i, s) for i, s in held.items() if s], strict=True
+            ):
+                assert book.size(account, id) == s - leg_moved
+                assert book.size(liquidator, id) == leg_moved
+            sliced += 1
+    assert compared == 2 * BOOKS and expired > 0 and hypothetical > 0 and sliced > BOOKS // 2
     assert WAD_BPS == 10**22

@@ -73,6 +73,15 @@ struct Instrument:
     is_call: bool
 
 
+# What a valuation reads of an underlying once per call: its price (the
+# liquidation price in the liquidation valuation), whether it is valid, and
+# its packed scenario shocks (engine.shock_word).
+struct Market:
+    price: uint256
+    ok: bool
+    shocks: uint256
+
+
 struct Grid:
     # Strikes are multiples of this (WAD); 0: the underlying is not listed.
     strike_step: uint256
@@ -385,20 +394,27 @@ def liquidate_legs(
         int256[constants.MAX_SCENARIOS]
     )
     flow: int256 = 0
+    seen: uint256 = 0
+    cache: Market[constants.MAX_ASSETS] = empty(Market[constants.MAX_ASSETS])
     for id: uint256 in legs:
         s: int256 = self.size[account][id]
         moved: int256 = s * convert(fraction, int256) // constants.IWAD
         if moved == 0:
             continue
+        o: Instrument = self._instrument(id)
+        if (seen >> o.underlying) & 1 == 0:
+            seen |= 1 << o.underlying
+            cache[o.underlying] = self._market(o.underlying, True)
         u: int256 = 0
         m: uint256 = 0
         ok: bool = False
-        u, m, ok, up, down = self._leg(id, 0, s > 0, True, up, down)
+        u, m, ok, up, down = self._leg(
+            id, 0, s > 0, True, cache[o.underlying], up, down
+        )
         assert ok, "oracle: invalid price"
         flow += self._moved_value(moved, u)
         t: int256 = self.size[liquidator][id]
         self._new_size(liquidator, id, moved)
-        o: Instrument = self._instrument(id)
         self.open_interest[o.underlying][o.expiry] -= (
             self._long(s)
             + self._long(t)
@@ -455,6 +471,8 @@ def option_margin(
     if delta != 0 and self.size[account][instrument] == 0:
         legs.append(instrument)
     fraction: int256 = convert(trade.fraction, int256)
+    seen: uint256 = 0
+    cache: Market[constants.MAX_ASSETS] = empty(Market[constants.MAX_ASSETS])
     for id: uint256 in legs:
         s: int256 = self.size[account][id]
         if id == instrument:
@@ -465,7 +483,13 @@ def option_margin(
         leg_ok: bool = False
         u: int256 = 0
         m: uint256 = 0
-        u, m, leg_ok, up, down = self._leg(id, s - moved, s > 0, liq, up, down)
+        underlying: uint256 = (id >> UNDERLYING_SHIFT) & 255
+        if (seen >> underlying) & 1 == 0:
+            seen |= 1 << underlying
+            cache[underlying] = self._market(underlying, liq)
+        u, m, leg_ok, up, down = self._leg(
+            id, s - moved, s > 0, liq, cache[underlying], up, down
+        )
         value += fixed_math._floor_div(
             (s - moved) * u, constants.IWAD
         ) + self._moved_value(moved, u)
@@ -546,6 +570,23 @@ def _instrument(id: uint256) -> Instrument:
 
 
 @internal
+@view
+def _market(u: uint256, liq: bool) -> Market:
+    """
+    @dev The underlying's market as the engine reports it; a valuation reads
+         it once per underlying (`seen`: a bitmap of those read) and caches it.
+    """
+    f: uint256 = 0
+    ok: bool = False
+    if liq:
+        f = staticcall engine.liquidation_price(u)
+        ok = f != 0
+    else:
+        f, ok = staticcall engine.price(u)
+    return Market(price=f, ok=ok, shocks=staticcall engine.shock_word(u))
+
+
+@internal
 @pure
 def _long(s: int256) -> uint256:
     return convert(max(s, 0), uint256)
@@ -609,6 +650,7 @@ def _leg(
     s: int256,
     long: bool,
     liq: bool,
+    mkt: Market,
     up: int256[constants.MAX_SCENARIOS],
     down: int256[constants.MAX_SCENARIOS],
 ) -> (
@@ -632,13 +674,8 @@ def _leg(
          is s * (mark - that), rounded up.
     """
     o: Instrument = self._instrument(id)
-    f: uint256 = 0
-    ok: bool = True
-    if liq:
-        f = staticcall engine.liquidation_price(o.underlying)
-        ok = f != 0
-    else:
-        f, ok = staticcall engine.price(o.underlying)
+    f: uint256 = mkt.price
+    ok: bool = mkt.ok
     if o.expiry <= block.timestamp:
         sp: uint256 = self.settlement_price[o.underlying][o.expiry]
         if sp == 0:
@@ -671,7 +708,7 @@ def _leg(
     ):
         # Outside the pricing domain the option is worth its intrinsic
         # value to far below a wei per unit; scenarios reprice it so.
-        return self._intrinsic_leg(o, s, f, short_min, ok, up, down)
+        return self._intrinsic_leg(o, s, f, mkt.shocks, short_min, ok, up, down)
 
     b: black76.Valuation = black76._valuation(f, o.strike, vol, tau, o.is_call)
     err: uint256 = black76._err(f, o.strike)
@@ -697,7 +734,7 @@ def _leg(
     fi: int256 = convert(f, int256)
     ki: int256 = convert(o.strike, int256)
     m: int256 = convert(mark, int256)
-    shocks: uint256 = staticcall engine.shock_word(o.underlying)
+    shocks: uint256 = mkt.shocks
     for k: uint256 in range(constants.MAX_SCENARIOS):
         shock: int256 = convert(convert(shocks << 240, bytes32), int256) >> 240
         shocks = shocks >> 16
@@ -732,6 +769,7 @@ def _intrinsic_leg(
     o: Instrument,
     s: int256,
     f: uint256,
+    shocks: uint256,
     short_min: uint256,
     ok: bool,
     up: int256[constants.MAX_SCENARIOS],
@@ -746,7 +784,6 @@ def _intrinsic_leg(
     m: int256 = convert(self._intrinsic(o, f), int256)
     fi: int256 = convert(f, int256)
     ki: int256 = convert(o.strike, int256)
-    shocks: uint256 = staticcall engine.shock_word(o.underlying)
     for k: uint256 in range(constants.MAX_SCENARIOS):
         shock: int256 = convert(convert(shocks << 240, bytes32), int256) >> 240
         shocks = shocks >> 16

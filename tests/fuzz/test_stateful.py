@@ -60,3 +60,23 @@ def test_window_budget_invariant_catches_an_overrun(machine_stack):
                         machine.updates_stay_within_window_budget()
         finally:
             machine.teardown()
+
+
+def test_a_step_after_the_last_check_is_checked_at_the_end(machine_stack):
+    """The invariants run every INVARIANT_EVERY steps: a property broken on a step after the
+    last check is caught when the example ends, naming the invariant and the steps that may
+    have broken it."""
+    machine = BallastMachine()
+    try:
+        machine.check_invariants()  # as hypothesis does after __init__
+        machine.deposit_insurance(amount=10**6)
+        machine.expected_deficit += 1  # the model now disagrees with the chain
+        machine.steps += 1  # the example's last step, ended before its check
+    except BaseException:
+        machine.teardown()
+        raise
+    with pytest.raises(AssertionError) as failure:
+        machine.teardown()
+    notes = "".join(failure.value.__notes__)
+    assert "deficit_is_the_uncovered_holes failed after step 1" in notes
+    assert "the failing step is one of 1..1" in notes

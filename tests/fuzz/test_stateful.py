@@ -1,5 +1,5 @@
 """The stateful fuzz model (ballast_machine.BallastMachine) on revm under the `quick`
-profile (`FUZZ_QUICK_EXAMPLES` x 100 steps, ~8,000).
+profile (`FUZZ_QUICK_EXAMPLES` x 100 steps, ~20,000).
 
 `FUZZ_PROFILE=long` (make fuzz) runs the long campaign instead; `FUZZ_BACKEND=boa` runs the
 model in titanoboa (traces, ~15x slower). The quick profile is

@@ -19,7 +19,8 @@ names the property (the rule-level checks below run inside the rules):
   may instead pass the risk-reducing rule: MM strictly lower, health not lower);
 * a liquidation never leaves a solvent account worse in health ratio ``E / MM`` than
   before minus the discount paid, and matches the numpy twin's preview to the wei;
-* nothing is liquidatable after a full keeper pass;
+* nothing is liquidatable after a full keeper pass (but a book larger than any capital the
+  deposit caps admit, of which the pass takes the slice that capital carries);
 * the deficit equals the sum of uncovered holes (each write-off predicted by the twin, less
   what insurance fees and withdrawal haircuts paid back);
 * every signed parameter stays in the governor's bounds; invalid updates move nothing;
@@ -993,18 +994,30 @@ class BallastMachine(RuleBasedStateMachine):
         size = self.book[self.k.desk].size
         return any(size[a] != 0 and self.prices[a][0] == 0 for a in range(N_ASSETS))
 
-    def _recapitalise_desk(self, acct: int) -> None:
+    def _recapitalise_desk(self, acct: int) -> int:
         """Deposit enough cash for the desk to meet IM after taking all of `acct`: its own
         IM shortfall plus twice the account's IM (a position adds at most its own worst
-        scenario loss to a portfolio's) plus what the take costs."""
+        scenario loss to a portfolio's) plus what the take costs; but no more than the cash
+        token's deposit caps let it bring. Returns the fraction (WAD) of `acct` the desk's
+        capital then carries: all of it, or, past the caps, the share of the take left once
+        the desk's own shortfall is met (0: none)."""
         desk = self.k.desk
         equity, _, im, _, _, _ = self.s.engine.healths([desk])[0]
         cost = self.s.liquidations.liquidation_preview(acct, WAD).cost
-        need = max(im - equity, 0) + 2 * self.margins[acct].im + max(cost, 0)
-        amount = need // CASH_SCALE + 1
-        _fund(self.s, self.k.owners[desk], desk, self.s.cash, amount)
+        shortfall = max(im - equity, 0)
+        take = 2 * self.margins[acct].im + max(cost, 0)
+        amount = (shortfall + take) // CASH_SCALE + 1
+        room = self._cash_room(desk)
+        fraction = WAD
+        if amount > room:
+            amount = room
+            fraction = WAD * max(room * CASH_SCALE - shortfall, 0) // max(take, 1)
+            STATS["desk recapitalised up to the deposit caps"] += 1
+        if amount:
+            _fund(self.s, self.k.owners[desk], desk, self.s.cash, amount)
+            self.dirty.add(desk)
         STATS["desk recapitalised"] += 1
-        self.dirty.add(desk)
+        return min(fraction, WAD)
 
     # (The margins as last re-read: a keeper pass offered on a stale row re-reads and finds
     # nothing due; one not yet offered is after the next re-read.)
@@ -1019,22 +1032,29 @@ class BallastMachine(RuleBasedStateMachine):
             STATS["keeper pass, desk unpriced"] += 1
             return
         traders = self.k.accounts[1:-1]
+        capped: set[int] = set()  # accounts larger than any capital the caps admit
         for _ in range(12):
-            due = [a for a in traders if self.margins[a].liquidatable]
+            due = [a for a in traders if self.margins[a].liquidatable and a not in capped]
             if not due:
                 break
             for acct in due:
                 if not self._liquidate(acct, WAD):
                     # Refused for the desk's own IM (a desk short a pumped asset can be
-                    # bankrupt itself): a keeper brings capital and tries again.
-                    self._recapitalise_desk(acct)
-                    assert self._liquidate(acct, WAD), "the desk could not take a liquidation"
+                    # bankrupt itself): a keeper brings capital and tries again, taking the
+                    # slice that capital carries when the deposit caps stop it short.
+                    fraction = self._recapitalise_desk(acct)
+                    if fraction < WAD:
+                        capped.add(acct)
+                    if fraction:
+                        assert self._liquidate(acct, fraction), "the desk could not take a slice"
                 row = self.s.engine.healths([acct])[0]
                 self.margins[acct] = MarginRow.of(row)
         rows = self.s.engine.healths(traders)
         # (Below zero with MM 0 and only unpriced collateral left, the policy waits for a price:
-        # `is_liquidatable`'s "something to do".)
-        assert not any(MarginRow.of(row).liquidatable for row in rows), rows
+        # `is_liquidatable`'s "something to do". A book past every deposit the caps admit is
+        # left to `liquidatable_accounts_can_be_liquidated`, which shows a slice goes through.)
+        left = [a for a, row in zip(traders, rows, strict=True) if MarginRow.of(row).liquidatable]
+        assert set(left) <= capped, rows
         STATS["keeper pass"] += 1
 
     # -- signed risk updates

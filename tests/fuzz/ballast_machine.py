@@ -1,6 +1,7 @@
 """The stateful fuzz model of Ballast: random users, keepers, oracles and risk signers
 against the real Vyper sources on revm (revm_env.py; `FUZZ_BACKEND=boa` runs it in
-titanoboa, for traces), with the invariants checked after every step.
+titanoboa, for traces), with the invariants checked every INVARIANT_EVERY steps and after
+the last.
 
 `BallastMachine` is a hypothesis `RuleBasedStateMachine`. Its rules are the actions of the
 protocol (deposit, withdraw, sub-account transfer, signed-order fill and partial fill,
@@ -18,7 +19,8 @@ names the property (the rule-level checks below run inside the rules):
   may instead pass the risk-reducing rule: MM strictly lower, health not lower);
 * a liquidation never leaves a solvent account worse in health ratio ``E / MM`` than
   before minus the discount paid, and matches the numpy twin's preview to the wei;
-* nothing is liquidatable after a full keeper pass;
+* nothing is liquidatable after a full keeper pass (but a book larger than any capital the
+  deposit caps admit, of which the pass takes the slice that capital carries);
 * the deficit equals the sum of uncovered holes (each write-off predicted by the twin, less
   what insurance fees and withdrawal haircuts paid back);
 * every signed parameter stays in the governor's bounds; invalid updates move nothing;
@@ -46,6 +48,7 @@ rate) marks the accounts it moves.
 from __future__ import annotations
 
 import os
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
@@ -70,7 +73,8 @@ from offchain_risk.keeper.signer import (
     update_tuple,
 )
 from offchain_risk.models.liquidation import LiquidationPolicy, is_liquidatable, preview
-from offchain_risk.models.margin import RiskParams, margin_exact
+from offchain_risk.models.margin import QuotePeg, RiskParams, margin_exact
+from offchain_risk.units import QUOTE_ASSET
 
 WAD = 10**18
 BPS = 10**4
@@ -143,6 +147,7 @@ class Stack:
     owners: dict[int, str]  # account -> owner address
     desk: int
     tokens: dict[int, object]  # asset -> collateral token; -1 -> cash
+    quote_feed: object  # the quote (cash) asset's feed, on slot QUOTE_ASSET
 
 
 _STACKS: dict[str, Stack] = {}
@@ -179,6 +184,10 @@ def stack(backend: str | None = None) -> Stack:
             CONTRACTS / "test/HostileAggregator.vy", 8, int(spec.price_usd * 10**8)
         )
         s.admin.set_feed(asset, feeds[asset].address, HEARTBEAT)
+    # The quote asset's feed, at par: positive cash adds the peg-loss term to IM when it
+    # reports below 1 (`depeg_quote`).
+    quote_feed = chain.load(CONTRACTS / "test/HostileAggregator.vy", 8, 10**8)
+    s.admin.set_feed(QUOTE_ASSET, quote_feed.address, HEARTBEAT)
     keys = [Account.from_key((0xB0 + i).to_bytes(32, "big")) for i in range(3)]  # risk signers
     for k in keys:
         s.keys[f"signer{k.address}"] = k
@@ -226,6 +235,7 @@ def stack(backend: str | None = None) -> Stack:
         owners=owners,
         desk=desk,
         tokens={-1: s.cash, **s.tokens},
+        quote_feed=quote_feed,
     )
     return _STACKS[backend]
 
@@ -308,11 +318,21 @@ class MarginRow:
         return bool(is_liquidatable(self.equity, self.mm, self.prices_ok, self.unpriced))
 
 
+# The invariants run after one step in INVARIANT_EVERY, and after the last step of every
+# example (teardown), not after each: what they check accumulates in between (the accounts
+# touched, the parameters read, the liquidation proof's state), so no account or update
+# escapes a check; what is lost is the states between two checks (a property broken and
+# restored within 4 steps). Checking after each step took about 40% of a step's CPU time (the
+# re-reads, the twin, the conservation reads); one check in 4 cuts a step's CPU time by about
+# a quarter (benchmarks/RESULTS.md). The rules that need the book fresh re-read it themselves
+# (`_refresh` is idempotent). A failure names its invariant and the steps since the
+# last passing check (the failing step is one of them; hypothesis then shrinks the example).
+INVARIANT_EVERY = int(os.environ.get("FUZZ_INVARIANT_EVERY", "4"))
 # The twin against the contract on every account, and accounts no step touched re-read, once
-# in this many steps (besides after every price, parameter or clock move, which re-reads all):
-# a sweep costs about a step's time on revm (7 accounts x 6 reads, `healths` and the twin),
-# so one in 10 adds ~10%, and every example (50 or 100 steps) gets 5 or 10 sweeps.
-SWEEP_EVERY = 10
+# in about 10 steps (rounded up to a check; besides after every price, parameter or clock
+# move, which re-reads all): a sweep costs about a step's time on revm (7 accounts x 6 reads,
+# `healths` and the twin), and every example (100 steps) gets 8 to 10 sweeps.
+SWEEP_EVERY = -(-10 // INVARIANT_EVERY) * INVARIANT_EVERY
 # The invariants over balances (held tokens, deficit, positions): due when a step re-read one.
 BALANCE_INVARIANTS = frozenset({"cash", "collateral", "deficit", "positions"})
 
@@ -341,7 +361,9 @@ class BallastMachine(RuleBasedStateMachine):
             raise
 
     def _setup(self) -> None:
-        self.steps = 0
+        self.steps = 0  # rules run
+        self.checked = 0  # the step after which the invariants last passed
+        self._started = False  # hypothesis's first check_invariants follows __init__
         self.nonce = 0
         self.orders: list[tuple[tuple, bytes, int]] = []  # (order, signature, maker account)
         self.signer = LocalRiskSigner(
@@ -374,7 +396,40 @@ class BallastMachine(RuleBasedStateMachine):
         self._refresh()
 
     def teardown(self) -> None:
-        self._anchor.__exit__(None, None, None)
+        """The invariants once more after the example's last step when it ended between two
+        checks (and not on a failure: `sys.exc_info()` is the one propagating), then the
+        example's snapshot is rolled back."""
+        try:
+            if self.steps > self.checked and sys.exc_info()[0] is None:
+                self.check_all()
+        finally:
+            self._anchor.__exit__(None, None, None)
+
+    def check_invariants(self, *args: Any, **kwargs: Any) -> None:
+        """hypothesis calls this after __init__ and after every step: every invariant runs
+        after one step in INVARIANT_EVERY (and at teardown)."""
+        if self._started:
+            self.steps += 1
+            STEPS[0] += 1
+        self._started = True
+        if self.steps % INVARIANT_EVERY == 0:
+            self.check_all()
+
+    def check_all(self) -> None:
+        """Every invariant, in hypothesis's order; a failure names the invariant and the
+        steps that may have broken it."""
+        for inv in self.invariants:
+            try:
+                inv.function(self)
+            except AssertionError as err:
+                err.add_note(
+                    f"invariant {inv.function.__name__} failed after step {self.steps} "
+                    f"(checked every {INVARIANT_EVERY} steps and at the end); every invariant "
+                    f"held after step {self.checked}: the failing step is one of "
+                    f"{self.checked + 1}..{self.steps}"
+                )
+                raise
+        self.checked = self.steps
 
     # ------------------------------------------------------------------ reads
 
@@ -414,6 +469,7 @@ class BallastMachine(RuleBasedStateMachine):
             dust_margin=liq.dust_margin(),
             min_bounty=liq.min_bounty(),
         )
+        self.peg_bps = s.lens.asset_config(QUOTE_ASSET).floor_bps  # the standing peg rate
         self.decimals = np.array(
             [spec.token[2] if spec.token else 18 for spec in devnet.MARKETS], dtype=np.int64
         )
@@ -447,6 +503,9 @@ class BallastMachine(RuleBasedStateMachine):
             reported = [e.price(a) for a in range(N_ASSETS)]
             self.prices = [(e.liquidation_price(a), ok) for a, (_, ok) in enumerate(reported)]
             self.reported = [p for p, _ in reported]
+            # The quote as last reported, stale or not (IM's peg-loss term reads it so).
+            q, self.quote_ok = e.price(QUOTE_ASSET)
+            self.quote = QuotePeg(q, self.peg_bps)
         if self.params_dirty or self.prices_dirty or sweep:
             revalue = set(self.k.accounts)
         untouched = set(self.k.accounts) - self.dirty if sweep else set()
@@ -470,7 +529,7 @@ class BallastMachine(RuleBasedStateMachine):
         rows = self.s.engine.healths(accounts)
         for acct, row in zip(accounts, rows, strict=True):
             self.margins[acct] = MarginRow.of(row)
-        if STEPS[0] % 16 == 0:
+        if self.version % 16 == 0:
             view = self.s.lens.account_state(accounts[-1])
             assert (view.equity, view.mm) == (rows[-1][0], rows[-1][1])
         self.unchecked |= revalue
@@ -493,6 +552,7 @@ class BallastMachine(RuleBasedStateMachine):
             np.array([x.on for x in snaps], dtype=object),
             np.array([p for p, _ in self.prices], dtype=object),
             self.params,
+            self.quote,
         )
 
     def _price(self, asset: int) -> int:
@@ -509,6 +569,7 @@ class BallastMachine(RuleBasedStateMachine):
             np.array([x.on for x in snaps], dtype=object),
             np.array(self.reported, dtype=object),
             self.params,
+            self.quote,
         )
 
     def _state(self, *accounts: int) -> tuple:
@@ -579,6 +640,7 @@ class BallastMachine(RuleBasedStateMachine):
 
     @rule(i=accounts, token_id=token_ids, frac=st.floats(0.0001, 1.5))
     def withdraw(self, i, token_id, frac):
+        self._refresh()  # the book as it is (the invariants may not have run since)
         acct = self._acct(i)
         who = self.k.owners[acct]
         token = self.k.tokens[token_id]
@@ -613,6 +675,7 @@ class BallastMachine(RuleBasedStateMachine):
         if src == dst or self.k.owners[src] != self.k.owners[dst]:
             return
         token = self.k.tokens[token_id]
+        self._refresh()
         snap = self.book[src]
         held = snap.cash if token_id == -1 else snap.coll[token_id]
         scale = SCALE[token_id]
@@ -675,6 +738,7 @@ class BallastMachine(RuleBasedStateMachine):
         self._fill(order, sig, maker, taker, max(int(abs(order[3]) * part), 1))
 
     def _fill(self, order, sig, maker: int, taker: int, amount: int) -> None:
+        self._refresh()  # the strict valuation before the fill, of the book as it is
         before = self._state(maker, taker)
         strict_before = self._strict(self.book[maker], self.book[taker])
         try:
@@ -690,7 +754,8 @@ class BallastMachine(RuleBasedStateMachine):
             equity, mm = int(strict_after.equity[n]), int(strict_after.mm[n])
             im = int(strict_after.im[n])
             exposed = [a for a in range(N_ASSETS) if snap.coll[a] or snap.size[a]]
-            ok = all(self.prices[a][1] for a in exposed)
+            # (and the quote's feed, for positive cash: IM's peg-loss term reads it)
+            ok = all(self.prices[a][1] for a in exposed) and (snap.cash <= 0 or self.quote_ok)
             meets_im = ok and equity >= im
             reduces = mm < mm0 and equity - mm >= e0 - mm0 and equity >= min(e0 - 1, 0)
             assert meets_im or reduces, (n, rows, equity, mm, im, e0, mm0)
@@ -784,6 +849,22 @@ class BallastMachine(RuleBasedStateMachine):
         self.s.admin.set_fallback_price(asset, price, life)
         self.prices_dirty = True
 
+    @rule(bps=st.integers(-2_000, 300))
+    def depeg_quote(self, bps):
+        """The quote asset's feed reports `bps` off par (a depeg, or back at or above par):
+        every account with positive cash owes `cash * (1 - q)` more IM (nothing above par),
+        and the twin follows; liquidations never read it."""
+        self.k.quote_feed.set_price(max(10**8 * (BPS + bps) // BPS, 1))
+        STATS["quote " + ("below par" if bps < 0 else "at or above par")] += 1
+        self.prices_dirty = True
+
+    # -- time (and what accrues with it)
+    #
+    # A rule that moves balances with the clock (funding) goes here: it moves the clock or
+    # the accrual, marks every account whose balance it moves in `self.dirty` (or sets
+    # `prices_dirty` when it moves margins only), and extends `_twin` / `_strict` with the
+    # twin's term; the invariants, the sweep and the liquidation proof then follow it.
+
     @rule(seconds=st.integers(1, 8 * 3_600))
     def wait(self, seconds):
         self.chain.time_travel(seconds)
@@ -792,6 +873,7 @@ class BallastMachine(RuleBasedStateMachine):
     @rule(i=accounts, depth=st.integers(1, 5_000))
     def push_insolvent(self, i, depth):
         """Move one market so that an account's equity is `depth` dollars below zero."""
+        self._refresh()
         traders = [a for a in self.k.accounts[1:-1] if any(self.book[a].size)]
         if not traders:
             STATS["push insolvent: no position"] += 1
@@ -912,19 +994,33 @@ class BallastMachine(RuleBasedStateMachine):
         size = self.book[self.k.desk].size
         return any(size[a] != 0 and self.prices[a][0] == 0 for a in range(N_ASSETS))
 
-    def _recapitalise_desk(self, acct: int) -> None:
+    def _recapitalise_desk(self, acct: int) -> int:
         """Deposit enough cash for the desk to meet IM after taking all of `acct`: its own
         IM shortfall plus twice the account's IM (a position adds at most its own worst
-        scenario loss to a portfolio's) plus what the take costs."""
+        scenario loss to a portfolio's) plus what the take costs; but no more than the cash
+        token's deposit caps let it bring. Returns the fraction (WAD) of `acct` the desk's
+        capital then carries: all of it, or, past the caps, the share of the take left once
+        the desk's own shortfall is met (0: none)."""
         desk = self.k.desk
         equity, _, im, _, _, _ = self.s.engine.healths([desk])[0]
         cost = self.s.liquidations.liquidation_preview(acct, WAD).cost
-        need = max(im - equity, 0) + 2 * self.margins[acct].im + max(cost, 0)
-        amount = need // CASH_SCALE + 1
-        _fund(self.s, self.k.owners[desk], desk, self.s.cash, amount)
+        shortfall = max(im - equity, 0)
+        take = 2 * self.margins[acct].im + max(cost, 0)
+        amount = (shortfall + take) // CASH_SCALE + 1
+        room = self._cash_room(desk)
+        fraction = WAD
+        if amount > room:
+            amount = room
+            fraction = WAD * max(room * CASH_SCALE - shortfall, 0) // max(take, 1)
+            STATS["desk recapitalised up to the deposit caps"] += 1
+        if amount:
+            _fund(self.s, self.k.owners[desk], desk, self.s.cash, amount)
+            self.dirty.add(desk)
         STATS["desk recapitalised"] += 1
-        self.dirty.add(desk)
+        return min(fraction, WAD)
 
+    # (The margins as last re-read: a keeper pass offered on a stale row re-reads and finds
+    # nothing due; one not yet offered is after the next re-read.)
     @precondition(lambda self: any(self.margins[a].liquidatable for a in self.k.accounts[1:-1]))
     @rule()
     def keeper_pass(self):
@@ -936,22 +1032,29 @@ class BallastMachine(RuleBasedStateMachine):
             STATS["keeper pass, desk unpriced"] += 1
             return
         traders = self.k.accounts[1:-1]
+        capped: set[int] = set()  # accounts larger than any capital the caps admit
         for _ in range(12):
-            due = [a for a in traders if self.margins[a].liquidatable]
+            due = [a for a in traders if self.margins[a].liquidatable and a not in capped]
             if not due:
                 break
             for acct in due:
                 if not self._liquidate(acct, WAD):
                     # Refused for the desk's own IM (a desk short a pumped asset can be
-                    # bankrupt itself): a keeper brings capital and tries again.
-                    self._recapitalise_desk(acct)
-                    assert self._liquidate(acct, WAD), "the desk could not take a liquidation"
+                    # bankrupt itself): a keeper brings capital and tries again, taking the
+                    # slice that capital carries when the deposit caps stop it short.
+                    fraction = self._recapitalise_desk(acct)
+                    if fraction < WAD:
+                        capped.add(acct)
+                    if fraction:
+                        assert self._liquidate(acct, fraction), "the desk could not take a slice"
                 row = self.s.engine.healths([acct])[0]
                 self.margins[acct] = MarginRow.of(row)
         rows = self.s.engine.healths(traders)
         # (Below zero with MM 0 and only unpriced collateral left, the policy waits for a price:
-        # `is_liquidatable`'s "something to do".)
-        assert not any(MarginRow.of(row).liquidatable for row in rows), rows
+        # `is_liquidatable`'s "something to do". A book past every deposit the caps admit is
+        # left to `liquidatable_accounts_can_be_liquidated`, which shows a slice goes through.)
+        left = [a for a, row in zip(traders, rows, strict=True) if MarginRow.of(row).liquidatable]
+        assert set(left) <= capped, rows
         STATS["keeper pass"] += 1
 
     # -- signed risk updates
@@ -1152,8 +1255,6 @@ class BallastMachine(RuleBasedStateMachine):
         and IM: on the accounts the step touched (all of them after a price, parameter or
         clock move), and on every account every SWEEP_EVERY steps, when accounts the model
         believes untouched are re-read and must not have moved."""
-        STEPS[0] += 1
-        self.steps += 1
         self._refresh(sweep=self.steps % SWEEP_EVERY == 0)
         accounts = sorted(self.unchecked)
         self.unchecked = set()
@@ -1363,12 +1464,13 @@ class BallastMachine(RuleBasedStateMachine):
         return (tuple(out), self.expected_deficit > 0, tuple(ok for _, ok in self.prices))
 
 
-# (examples, steps per example). quick: `make test` (tests/fuzz/test_stateful.py), ~8,000
-# steps, derandomised, as many as `make test`'s budget leaves room for (the finding it met at
-# 520 examples is test_regression_liquidator_holding_unpriced_perp_is_refused); long:
-# `make fuzz`, per process (two run at once), 2 x 250,000 steps.
+# (examples, steps per example). quick: `make test` (tests/fuzz/test_stateful.py), 20,000
+# steps, derandomised: about 2 minutes beside the anvil suites, a minute more than the 8,000
+# steps it ran before, as much as `make test`'s budget leaves (the finding it met at 520
+# examples is test_regression_liquidator_holding_unpriced_perp_is_refused); long: `make fuzz`,
+# per process (two run at once), 2 x 250,000 steps.
 # Their times at the measured rates: benchmarks/RESULTS.md (`python -m benchmarks --fuzz`).
 PROFILES = {
-    "quick": (int(os.environ.get("FUZZ_QUICK_EXAMPLES", "80")), 100),
+    "quick": (int(os.environ.get("FUZZ_QUICK_EXAMPLES", "200")), 100),
     "long": (int(os.environ.get("FUZZ_LONG_EXAMPLES", "2500")), 100),
 }

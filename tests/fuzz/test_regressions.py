@@ -551,3 +551,24 @@ def test_regression_backstop_liquidator_within_the_deposit_caps(machine_stack):
     finally:
         machine.teardown()
     assert STATS["liquidatable, a slice under the deposit caps"] > before
+
+
+# Found replaying the sequence above into a keeper pass: the desk, refused for its own IM,
+# topped itself up with twice the book's IM, past the cash token's deposit cap, and the pass
+# failed on "ledger: deposit cap exceeded" in its own funding. The keeper now brings what the
+# caps admit and takes the slice that capital carries; the book stays due (no capital the
+# engine accepts could take it whole) and the invariants still hold.
+def test_regression_keeper_pass_desk_top_up_within_the_deposit_caps(machine_stack):
+    before = STATS["desk recapitalised up to the deposit caps"]
+    machine = replay(PUMPED_PAST_THE_CAPS, keep=True)
+    try:
+        trader = machine.k.accounts[1]
+        short = machine.s.engine.position(trader, 3)[0]
+        machine.keeper_pass()
+        machine.check_all()
+        size = machine.s.engine.position(trader, 3)[0]
+        assert short < size < 0  # a slice of the short LINK taken, not all of it
+        assert machine.margins[trader].liquidatable
+    finally:
+        machine.teardown()
+    assert STATS["desk recapitalised up to the deposit caps"] == before + 1

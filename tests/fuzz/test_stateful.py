@@ -1,5 +1,5 @@
 """The stateful fuzz model (ballast_machine.BallastMachine) on revm under the `quick`
-profile (`FUZZ_QUICK_EXAMPLES` x 100 steps, ~8,000).
+profile (`FUZZ_QUICK_EXAMPLES` x 100 steps, ~20,000).
 
 `FUZZ_PROFILE=long` (make fuzz) runs the long campaign instead; `FUZZ_BACKEND=boa` runs the
 model in titanoboa (traces, ~15x slower). The quick profile is
@@ -60,3 +60,23 @@ def test_window_budget_invariant_catches_an_overrun(machine_stack):
                         machine.updates_stay_within_window_budget()
         finally:
             machine.teardown()
+
+
+def test_a_step_after_the_last_check_is_checked_at_the_end(machine_stack):
+    """The invariants run every INVARIANT_EVERY steps: a property broken on a step after the
+    last check is caught when the example ends, naming the invariant and the steps that may
+    have broken it."""
+    machine = BallastMachine()
+    try:
+        machine.check_invariants()  # as hypothesis does after __init__
+        machine.deposit_insurance(amount=10**6)
+        machine.expected_deficit += 1  # the model now disagrees with the chain
+        machine.steps += 1  # the example's last step, ended before its check
+    except BaseException:
+        machine.teardown()
+        raise
+    with pytest.raises(AssertionError) as failure:
+        machine.teardown()
+    notes = "".join(failure.value.__notes__)
+    assert "deficit_is_the_uncovered_holes failed after step 1" in notes
+    assert "the failing step is one of 1..1" in notes

@@ -1610,15 +1610,23 @@ def _index_at(word: uint256, price: uint256) -> int256:
            index + floor(rate * price * (now - last) / (3600 * WAD)).
          Bounds: |rate| <= 2**54, price <= 2**100, elapsed < 2**64.
     """
-    index: int256 = fixed_math._from_word128(word & (2**128 - 1))
-    rate: int256 = self._from_word64(word >> 192)
+    # The word's bits as int256: arithmetic shifts sign-extend the int128
+    # index (low bits) and the int64 rate (high bits) without a call.
+    w: int256 = convert(convert(word, bytes32), int256)
+    index: int256 = (w << 128) >> 128
+    rate: int256 = w >> 192
     if rate == 0:
         return index
     elapsed: uint256 = block.timestamp - ((word >> 128) & (2**64 - 1))
-    return index + fixed_math._floor_div(
-        rate * convert(price * elapsed, int256),
-        convert(constants.HOUR, int256) * constants.IWAD,
-    )
+    # |rate| < 2**63 (int64), price <= MAX_PRICE = 2**100 and elapsed <
+    # 2**64: the checked products fit. Unchecked below: d > 1 is a constant,
+    # |q| < 2**255 / d < 2**184 and |index| <= 2**127.
+    num: int256 = rate * convert(price * elapsed, int256)
+    d: int256 = convert(constants.HOUR, int256) * constants.IWAD
+    q: int256 = unsafe_div(num, d)  # truncated towards zero
+    if num < 0 and unsafe_mul(q, d) != num:
+        q = unsafe_sub(q, 1)  # to -inf
+    return unsafe_add(index, q)
 
 
 @internal

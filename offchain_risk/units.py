@@ -110,3 +110,10 @@ def unpack_vault_word(word: int) -> tuple[int, int, int, int]:
         (word >> GROWTH_SHIFT) & MASK16,
         (word >> UNDERLYING_DECIMALS_SHIFT) & 0xFF,
     )
+
+
+# Funding (contracts/constants.vy, ledger.funding_word / premium_word / funding_params).
+HOUR = 3600
+MAX_FUNDING_CAP = WAD // 100  # 1% of the price per hour
+MAX_FUNDING_CONVERGENCE = 168  # hours
+MAX_PREMIUM_WEIGHT = 2**104 - 1

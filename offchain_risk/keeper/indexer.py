@@ -86,12 +86,13 @@ def decode_funding_settled(raw: Any) -> SettledEvent:
     topics = raw["topics"]
     if len(topics) != 3 or _hex(topics[0]) != FUNDING_SETTLED_TOPIC:
         raise ValueError(f"not a FundingSettled log: {raw}")
-    _paid, index = decode(["int256", "int256"], bytes(raw["data"]))
+    paid, index = decode(["int256", "int256"], bytes(raw["data"]))
     return SettledEvent(
         block=int(raw["blockNumber"]),
         log_index=int(raw["logIndex"]),
         account=int.from_bytes(bytes(topics[1]), "big"),
         market=int.from_bytes(bytes(topics[2]), "big"),
+        paid=paid,
         index=index,
     )
 

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS settled (
     log_index INTEGER NOT NULL,
     account TEXT NOT NULL,
     market INTEGER NOT NULL,
+    paid TEXT NOT NULL,              -- funding the position paid (negative: received)
     idx TEXT NOT NULL,               -- the position's new snapshot
     PRIMARY KEY (block, log_index)
 );
@@ -125,13 +126,14 @@ class FundingEvent:
 
 @dataclass(frozen=True)
 class SettledEvent:
-    """One ``FundingSettled`` log: ``account``'s position in ``market`` has its funding
-    settled up to ``index`` (its new snapshot)."""
+    """One ``FundingSettled`` log: ``account``'s position in ``market`` paid ``paid`` (WAD;
+    negative: received) and has its funding settled up to ``index`` (its new snapshot)."""
 
     block: int
     log_index: int
     account: int
     market: int
+    paid: int
     index: int
 
 
@@ -214,7 +216,8 @@ class Store:
             for f in funding
         ]
         settled_rows = [
-            (s.block, s.log_index, str(s.account), s.market, str(s.index)) for s in settled
+            (s.block, s.log_index, str(s.account), s.market, str(s.paid), str(s.index))
+            for s in settled
         ]
         rows = [
             (
@@ -238,7 +241,7 @@ class Store:
                 self._db.execute("DELETE FROM settled WHERE block >= ?", (first_block,))
                 self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 self._db.executemany("INSERT INTO funding VALUES (?, ?, ?, ?, ?, ?)", funding_rows)
-                self._db.executemany("INSERT INTO settled VALUES (?, ?, ?, ?, ?)", settled_rows)
+                self._db.executemany("INSERT INTO settled VALUES (?, ?, ?, ?, ?, ?)", settled_rows)
                 self._db.executemany(
                     "INSERT OR REPLACE INTO blocks VALUES (?, ?)", sorted(block_hashes.items())
                 )
@@ -302,7 +305,7 @@ class Store:
 
     def settlements(self, accounts: Iterable[int] | None = None) -> list[SettledEvent]:
         """``FundingSettled`` logs in chain order: all of them, or those of ``accounts``."""
-        sql = "SELECT block, log_index, account, market, idx FROM settled"
+        sql = "SELECT block, log_index, account, market, paid, idx FROM settled"
         if accounts is None:
             rows = self._db.execute(sql).fetchall()
         else:
@@ -314,7 +317,15 @@ class Store:
                     f"{sql} WHERE account IN ({','.join('?' * len(part))})", part
                 ).fetchall()
         rows.sort(key=lambda r: (r[0], r[1]))
-        return [SettledEvent(r[0], r[1], int(r[2]), r[3], int(r[4])) for r in rows]
+        return [SettledEvent(r[0], r[1], int(r[2]), r[3], int(r[4]), int(r[5])) for r in rows]
+
+    def funding_events(self) -> list[FundingEvent]:
+        """Every ``Funding`` log, in chain order: the rate and index paths."""
+        rows = self._db.execute(
+            "SELECT block, log_index, market, rate, idx, timestamp FROM funding "
+            "ORDER BY block, log_index"
+        ).fetchall()
+        return [FundingEvent(r[0], r[1], r[2], int(r[3]), int(r[4]), r[5]) for r in rows]
 
     def count_events(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0]

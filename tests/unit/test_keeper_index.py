@@ -257,7 +257,7 @@ def test_indexer__funding_logs__market_words_and_position_snapshots():
 
 def test_decode_funding_settled__wrong_topic__refused():
     e = decode_funding_settled(dict(settled_log(4, 9, 2, -7, 11), blockNumber=3))
-    assert (e.block, e.log_index, e.account, e.market, e.index) == (3, 4, 9, 2, 11)
+    assert (e.block, e.log_index, e.account, e.market, e.paid, e.index) == (3, 4, 9, 2, -7, 11)
     with pytest.raises(ValueError, match="not a FundingSettled log"):
         decode_funding_settled(dict(settled_log(0, 9, 2, 0, 0), blockNumber=3, topics=[b"\0" * 32]))
 

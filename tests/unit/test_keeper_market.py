@@ -254,7 +254,7 @@ def test_scan__funding_alone__turns_a_healthy_long_liquidatable_and_saves_a_shor
     # funding at 5, so it owes 15 and the short (never settled) is owed 20.
     ten_hours_ago = endpoint.timestamp - 10 * 3600
     book.set_funding([FundingEvent(1, 0, 0, RATE, 0, ten_hours_ago)])
-    book.apply_settled(SettledEvent(1, 1, 100, 0, 5 * WAD))
+    book.apply_settled(SettledEvent(1, 1, 100, 0, 0, 5 * WAD))
     for mode in ("exact", "twin"):
         result, _ = scanner.scan(market, confirm=mode)
         assert [x.account for x in result.confirmed] == [100]

@@ -90,7 +90,7 @@ def test_float_margin__with_funding__agrees_with_exact_twin_less_owed(seed):
             size[i, j], on[i, j] = s, o
             book.apply(AccountEvent(2, i, i + 1, j, int(cash[i]), 0, s, o))
             snaps[i, j] = int(rng.integers(-(10**6), 10**6)) * 10**15
-            book.apply_settled(SettledEvent(3, i, i + 1, j, int(snaps[i, j])))
+            book.apply_settled(SettledEvent(3, i, i + 1, j, 0, int(snaps[i, j])))
     index = funding_index(book, market)
     assert [int(x) for x in index] == [index_at(book.funding[m], prices[m], now) for m in range(a)]
     owed = owed_exact(size, snaps, index)

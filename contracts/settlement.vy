@@ -72,7 +72,17 @@ def settle(
     assert self.venues[msg.sender], "settlement: not a venue"
     assert maker_size != 0, "settlement: zero size"
     assert maker != taker, "settlement: self trade"
-    self._check_price(market, price)
+    oracle_price: uint256 = self._check_price(market, price)
+    # Funding: the index moves to now and the fill samples the premium of
+    # its price over the oracle's, weighted by its size; each side's funding
+    # is settled into its cash before its position changes (_trade).
+    premium: int256 = (
+        (convert(price, int256) - convert(oracle_price, int256))
+        * constants.IWAD // convert(oracle_price, int256)
+    )
+    index: int256 = ledger._accrue(
+        market, oracle_price, premium, convert(abs(maker_size), uint256)
+    )
     # One quote amount for both sides keeps settlement exactly zero-sum; the
     # rounding (down) moves < 1 wei between the two parties, never to or from
     # the protocol.
@@ -82,11 +92,15 @@ def settle(
     maker_flow: int256 = quote
     if maker_size > 0:
         maker_flow = -quote
-    maker_ov: ledger.Override = self._trade(
-        maker, market, maker_size, maker_flow
+    maker_ov: ledger.Override = empty(ledger.Override)
+    maker_paid: int256 = 0
+    maker_ov, maker_paid = self._trade(
+        maker, market, maker_size, maker_flow, index
     )
-    taker_ov: ledger.Override = self._trade(
-        taker, market, -maker_size, -maker_flow
+    taker_ov: ledger.Override = empty(ledger.Override)
+    taker_paid: int256 = 0
+    taker_ov, taker_paid = self._trade(
+        taker, market, -maker_size, -maker_flow, index
     )
     self._check_open_interest(market, maker, maker_ov, taker, taker_ov)
     # A side that takes its cash further below zero borrows other
@@ -101,6 +115,8 @@ def settle(
 
     ledger._apply(maker, maker_ov)
     ledger._apply(taker, taker_ov)
+    ledger._set_funding_snap(maker, market, index, maker_paid)
+    ledger._set_funding_snap(taker, market, index, taker_paid)
     if maker_counted + taker_counted != 0:
         exempt: uint256 = (maker_borrows - maker_counted) + (
             taker_borrows - taker_counted
@@ -140,23 +156,35 @@ def margin_after_trade(
             `market` at `price`. Does not check authorisation or the band.
     """
     ledger._check_listed(market)
-    assert ledger._is_perp(
-        ledger.asset_word[market]
-    ), "settlement: not a perp market"
+    word: uint256 = ledger.asset_word[market]
+    assert ledger._is_perp(word), "settlement: not a perp market"
+    p: uint256 = 0
+    ok: bool = False
+    p, ok = ledger._price(word)
     quote: int256 = convert(
         convert(abs(size), uint256) * price // constants.WAD, int256
     )
     flow: int256 = quote
     if size > 0:
         flow = -quote
-    return ledger._margin(
-        account, self._trade(account, market, size, flow), False
+    ov: ledger.Override = empty(ledger.Override)
+    paid: int256 = 0
+    ov, paid = self._trade(
+        account,
+        market,
+        size,
+        flow,
+        ledger._index_at(ledger.funding_word[market], p),
     )
+    return ledger._margin(account, ov, False)
 
 
 @internal
 @view
-def _check_price(market: uint256, price: uint256):
+def _check_price(market: uint256, price: uint256) -> uint256:
+    """
+    @dev The oracle price, valid, with `price` within the band of it.
+    """
     word: uint256 = ledger.asset_word[market]
     assert ledger._is_perp(word), "settlement: not a perp market"
     oracle_price: uint256 = 0
@@ -167,33 +195,49 @@ def _check_price(market: uint256, price: uint256):
     assert (
         distance * constants.WAD <= ledger.price_band * oracle_price
     ), "settlement: price outside band"
+    return oracle_price
 
 
 @internal
 @view
 def _trade(
-    account: uint256, market: uint256, d_size: int256, flow: int256
-) -> ledger.Override:
+    account: uint256,
+    market: uint256,
+    d_size: int256,
+    flow: int256,
+    index: int256,
+) -> (ledger.Override, int256):
     """
-    @dev The account after trading `d_size` for the cash flow `flow` (paid
-         when negative); see fixed_math._apply_trade.
+    @dev The account after settling its funding up to `index` (the market's
+         index now) and trading `d_size` for the cash flow `flow` (paid
+         when negative); see fixed_math._apply_trade. Also returns the
+         funding paid.
     """
     size: int256 = 0
     on: int256 = 0
     size, on = fixed_math._unpack_position(
         ledger._stored_position(account, market)
     )
+    paid: int256 = 0
+    if size != 0 and ledger.asset_word[market] & ledger.FUNDING_BIT != 0:
+        paid = ledger._funding_owed(
+            size, index, ledger.funding_snap[account][market]
+        )
     cash: int256 = 0
     size, on, cash = fixed_math._apply_trade(
-        size, on, ledger.cash[account], d_size, flow
+        size, on, ledger.cash[account] - paid, d_size, flow
     )
-    return ledger.Override(
-        active=True,
-        asset=market,
-        collateral=ledger._stored_collateral(account, market),
-        position=fixed_math._pack_position(size, on),
-        cash=cash,
-        fraction=0,
+    return (
+        ledger.Override(
+            active=True,
+            asset=market,
+            collateral=ledger._stored_collateral(account, market),
+            position=fixed_math._pack_position(size, on),
+            cash=cash,
+            fraction=0,
+            funding=index,
+        ),
+        paid,
     )
 
 

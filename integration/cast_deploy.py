@@ -13,7 +13,7 @@ read) plus, with ``--env``, a shell file of ``export ENGINE=0x...`` lines.
 Deploy order and wiring (docs/INTEGRATING.md explains each step):
 
  1. cash token (a mock USDC, 6 decimals, on a local chain; else ``engine.cash_address``)
- 2. MarginConfig(cash)                       the owner setters' code
+ 2. FundingConfig(cash), MarginConfig(cash, funding)   the funding and owner setters' code
  3. MarginEngine(config, cash, cash deposit cap, cash account cap, IM multiplier, band)
  4. OrderBook(engine);   engine.set_venue(book, true)
  5. engine.set_debt_cap(debt cap)
@@ -462,7 +462,10 @@ def deploy(cfg: dict, c: Cast, *, local: bool, mnemonic: str = TEST_MNEMONIC) ->
     cash = cfg["cash_address"] or c.create(
         "USDC", code["MockToken"], token_ctor, "USD Coin", "USDC", 6
     )
-    config = c.create("MarginConfig", code["MarginConfig"], "constructor(address)", cash)
+    funding = c.create("FundingConfig", code["FundingConfig"], "constructor(address)", cash)
+    config = c.create(
+        "MarginConfig", code["MarginConfig"], "constructor(address,address)", cash, funding
+    )
     engine = c.create(
         "MarginEngine",
         code["MarginEngine"],

@@ -144,12 +144,14 @@ def margin_exact(
     prices_wad: np.ndarray,
     params: RiskParams,
     quote: QuotePeg | None = None,
+    funding_owed: np.ndarray | None = None,
 ) -> MarginResult:
     """Exact margin for n accounts, equal to ``ledger._margin`` to the wei.
 
     cash: (n_accounts,); collateral, size, open_notional: (n_accounts, n_assets);
     prices_wad: (n_assets,). All WAD ints. quote: the quote asset's feed and peg rate once
-    it has a feed (IM only, :func:`peg_margin`).
+    it has a feed (IM only, :func:`peg_margin`). funding_owed: (n_accounts,) unsettled
+    funding the positions owe (``offchain_risk.models.funding.owed_exact``), taken off equity.
     """
     n_assets = params.n_assets
     cash = _ints(cash, np.shape(cash), "cash")
@@ -175,6 +177,8 @@ def margin_exact(
     mm = np.maximum(worst, 0)
     im = ceil_div(mm * params.im_multiplier_wad, WAD) + peg_margin(cash, quote)
     equity = cash - on.sum(axis=1) + floor_div(value_num, WAD_BPS)
+    if funding_owed is not None:
+        equity = equity - _ints(funding_owed, (n,), "funding_owed")
     return MarginResult(equity=equity, mm=mm, im=im)
 
 

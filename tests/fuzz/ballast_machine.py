@@ -443,9 +443,9 @@ class BallastMachine(RuleBasedStateMachine):
         if self.prices_dirty:
             # (liquidation price, feed valid) and the feed's reported price (stale or not):
             # the liquidation valuation and the strict one of the risk-reducing rule.
-            e = self.s.engine
+            e, f = self.s.engine, self.s.funding
             reported = [e.price(a) for a in range(N_ASSETS)]
-            self.prices = [(e.liquidation_price(a), ok) for a, (_, ok) in enumerate(reported)]
+            self.prices = [(f.liquidation_price(a), ok) for a, (_, ok) in enumerate(reported)]
             self.reported = [p for p, _ in reported]
         if self.params_dirty or self.prices_dirty or sweep:
             revalue = set(self.k.accounts)
@@ -772,12 +772,12 @@ class BallastMachine(RuleBasedStateMachine):
         """The guardian's short-lived price for liquidations while a feed is out."""
         price = self._price(asset) or int(devnet.MARKETS[asset].price_usd * WAD)
         if life and price > MAX_PRICE:  # a feed pumped past what the engine represents
-            before = self._governed(), self.s.admin.fallback_price(asset)
+            before = self._governed(), self.s.funding.fallback_price(asset)
             try:
                 self.s.admin.set_fallback_price(asset, price, life)
             except self.chain.Error as err:
                 assert "ledger: bad fallback price" in revert_reason(err)
-                assert (self._governed(), self.s.admin.fallback_price(asset)) == before
+                assert (self._governed(), self.s.funding.fallback_price(asset)) == before
                 STATS["refused: ledger: bad fallback price"] += 1
                 return
             raise AssertionError("a fallback price above MAX_PRICE was accepted")

@@ -509,8 +509,8 @@ def test_regression_liquidator_holding_unpriced_perp_is_refused(s):
     s.book.fill(order, sig, WAD // 10, trader_acct, sender=trader)
     boa.env.time_travel(seconds=86_400 + 10)  # every feed stale ...
     s.feeds[btc_asset].set_price(btc * 55 // 100 * 10**8 // WAD)  # ... but BTC, which crashes
-    assert s.engine.liquidation_price(ETH) == 0
-    assert s.engine.liquidation_price(btc_asset) > 0
+    assert s.funding.liquidation_price(ETH) == 0
+    assert s.funding.liquidation_price(btc_asset) > 0
     m = s.engine.liquidation_margin(trader_acct, 0)
     assert m.prices_ok and m.equity < m.mm  # the trader is due and fully priced
     before = (s.engine.position(trader_acct, btc_asset), s.engine.cash(desk_acct))

@@ -185,7 +185,10 @@ def read_market(c: Contracts, block: int | str = "latest") -> Market:
 def funding_index(book: Book, market: Market) -> np.ndarray:
     """(n_assets,) Python ints: each market's funding index at ``market.timestamp`` and
     its liquidation price (``ledger._index_at``), from the book's indexed funding words; 0
-    where funding never moved."""
+    where funding never moved. A market without its block's time cannot value a rate in
+    force: refused."""
+    if market.timestamp == 0 and any(word >> 192 for word in book.funding.values()):
+        raise ValueError("a funding rate is in force: the market needs its block's timestamp")
     return np.array(
         [
             index_at(book.funding.get(a, 0), int(market.prices_wad[a]), market.timestamp)

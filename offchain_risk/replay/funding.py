@@ -122,7 +122,7 @@ def funding_lines(venues: list[tuple[str, tuple[FundingFlow, ...]]]) -> list[str
                     "shorts paid",
                     "dust",
                     "rate %/h (min / mean / max)",
-                    "index moves",
+                    "Funding logs",
                     "index at the end (per unit)",
                 ],
                 rows,

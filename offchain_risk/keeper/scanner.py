@@ -18,6 +18,11 @@ How flagged accounts are decided (``confirm``):
 
 Whatever decides, the liquidator's preview and simulation run on chain before any send.
 
+Funding (docs/ARCHITECTURE.md#funding): both twins take each position's unsettled funding
+off equity, as ``ledger._margin`` does: ``owed(size, index now, snapshot)`` with the index
+moved to the block's time at the liquidation price from the market's indexed funding word
+(:func:`funding_index`), the snapshots from the indexed ``FundingSettled`` logs.
+
 Per-asset failure tolerance: an asset whose reads fail (an RPC error, a reverting lens, an
 answer that does not decode or is out of range) is marked failed in the :class:`Market`, and
 only the accounts with a balance in it leave this block's work (``ScanResult.excluded``);
@@ -38,6 +43,7 @@ from eth_abi import decode
 from offchain_risk.keeper.indexer import Book
 from offchain_risk.keeper.rpc import Contracts, RpcError, decode_output, eth_calls, rpc_batch
 from offchain_risk.keeper.workers import Partition
+from offchain_risk.models.funding import index_at, owed_exact
 from offchain_risk.models.liquidation import is_liquidatable
 from offchain_risk.models.margin import (
     MAX_SCENARIOS,
@@ -79,6 +85,7 @@ class Market:
     params: RiskParams
     failed: dict[int, str] = field(default_factory=dict)
     block: int | str = "latest"
+    timestamp: int = 0  # the block's time: funding accrues to it
 
     @property
     def n_assets(self) -> int:
@@ -131,9 +138,14 @@ def read_market(c: Contracts, block: int | str = "latest") -> Market:
             (lens.address, lens.encode_abi("asset_config", args=(a,))),
             (engine.address, engine.encode_abi("shock_word", args=(a,))),
         ]
-    out = rpc_batch(c.w3, [("eth_call", [{"to": to, "data": data}, tag]) for to, data in calls])
-    if isinstance(out[0], RpcError):
-        raise out[0]
+    requests = [("eth_call", [{"to": to, "data": data}, tag]) for to, data in calls]
+    out = rpc_batch(c.w3, [*requests, ("eth_getBlockByNumber", [tag, False])])
+    head = out.pop()
+    for answer in (out[0], head):
+        if isinstance(answer, RpcError):
+            raise answer
+    timestamp = head["timestamp"]
+    timestamp = int(timestamp, 16) if isinstance(timestamp, str) else int(timestamp)
     im = decode(["uint256"], bytes.fromhex(out[0].removeprefix("0x")))[0]
     prices, ok, floors, haircuts, shocks = [], [], [], [], []
     failed: dict[int, str] = {}
@@ -160,17 +172,44 @@ def read_market(c: Contracts, block: int | str = "latest") -> Market:
         shocks_bps=np.array(shocks, dtype=np.int64).reshape(n, MAX_SCENARIOS),
         im_multiplier_wad=int(im),
     )
-    return Market(np.array(prices, dtype=object), np.array(ok, dtype=bool), params, failed, block)
+    return Market(
+        np.array(prices, dtype=object),
+        np.array(ok, dtype=bool),
+        params,
+        failed,
+        block,
+        int(timestamp),
+    )
+
+
+def funding_index(book: Book, market: Market) -> np.ndarray:
+    """(n_assets,) Python ints: each market's funding index at ``market.timestamp`` and
+    its liquidation price (``ledger._index_at``), from the book's indexed funding words; 0
+    where funding never moved. A market without its block's time cannot value a rate in
+    force: refused."""
+    if market.timestamp == 0 and any(word >> 192 for word in book.funding.values()):
+        raise ValueError("a funding rate is in force: the market needs its block's timestamp")
+    return np.array(
+        [
+            index_at(book.funding.get(a, 0), int(market.prices_wad[a]), market.timestamp)
+            for a in range(market.n_assets)
+        ],
+        dtype=object,
+    )
 
 
 def float_margin(book: Book, market: Market) -> tuple[np.ndarray, np.ndarray]:
-    """(equity (n,), mm (n,)) in USD for every indexed account: the float twin."""
+    """(equity (n,), mm (n,)) in USD for every indexed account: the float twin, unsettled
+    funding taken off equity."""
     cash, coll, size, on = book.view()
     a = market.n_assets
     coll, size, on = coll[:, :a], size[:, :a], on[:, :a]
     p = np.array([int(x) for x in market.prices_wad], dtype=np.float64) / WAD  # (a,)
     keep = 1.0 - market.params.haircut_bps.astype(np.float64) * 1e-4  # (a,)
     equity = cash - on.sum(axis=1) + (coll * keep + size) @ p  # (n,)
+    if book.funding:
+        index = np.array([int(x) for x in funding_index(book, market)], dtype=np.float64) / WAD
+        equity = equity - (size * (index[None, :] - book.snap[: len(book), :a])).sum(axis=1)
     exposure = (coll + size) * p  # (n, a) USD
     losses = exposure @ (market.params.shocks_bps.astype(np.float64) * -1e-4)  # (n, 16)
     floor = ((coll + np.abs(size)) * p) @ (market.params.floor_bps.astype(np.float64) * 1e-4)
@@ -310,12 +349,16 @@ class Scanner:
             return out, undecided
         cash, coll, size, on = cash[keep], coll[keep, :a], size[keep, :a], on[keep, :a]
         exact = margin_exact(cash, coll, size, on, market.prices_wad, market.params)
+        equity = exact.equity
+        if self.book.funding:  # unsettled funding, to the wei (``ledger._margin``)
+            snaps = self.book.snapshots([accounts[i] for i in keep])[:, :a]
+            equity = equity - owed_exact(size, snaps, funding_index(self.book, market))
         no_price = np.array([int(p) == 0 for p in market.prices_wad], dtype=bool)  # (a,)
         prices_ok = ~((size != 0) & no_price).any(axis=1)
         unpriced = (((coll != 0) | (size != 0)) & no_price).any(axis=1)
-        live = is_liquidatable(exact.equity, exact.mm, prices_ok, unpriced)
+        live = is_liquidatable(equity, exact.mm, prices_ok, unpriced)
         out += [
-            Candidate(accounts[keep[i]], int(exact.equity[i]), int(exact.mm[i]))
+            Candidate(accounts[keep[i]], int(equity[i]), int(exact.mm[i]))
             for i in np.flatnonzero(live)
         ]
         return out, undecided

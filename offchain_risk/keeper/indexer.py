@@ -78,6 +78,7 @@ class Book:
         self.size = np.zeros((cap, n_assets))  # (cap, n_assets) signed units
         self.open_notional = np.zeros((cap, n_assets))  # (cap, n_assets) USD
         self.slots = np.zeros(cap, dtype=np.int64)  # (cap,) workers.slot: partitions
+        self.ids = np.zeros(cap, dtype=object)  # (cap,) row -> account id, for fancy indexing
 
     def __len__(self) -> int:
         return len(self.accounts)
@@ -92,6 +93,7 @@ class Book:
         self.accounts.append(account)
         self.rows[account] = row
         self.slots[row] = slot(account)
+        self.ids[row] = account
         self.records[account] = AccountRecord()
         return row
 
@@ -110,6 +112,9 @@ class Book:
             slots = np.zeros(cap, dtype=np.int64)
             slots[: len(self.slots)] = self.slots
             self.slots = slots
+            ids = np.zeros(cap, dtype=object)
+            ids[: len(self.ids)] = self.ids
+            self.ids = ids
         self.collateral, self.size, self.open_notional = (
             grow(self.collateral),
             grow(self.size),

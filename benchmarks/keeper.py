@@ -108,19 +108,7 @@ def run_one(
     """One book of ``n`` accounts; ``liquidate`` False stops after the shock block's scans
     (no liquidation run: 100,000 accounts would take hours of sends on anvil)."""
     owner, bot = test_accounts[0], test_accounts[4]
-    d = devnet.deploy(project, owner)
-    seeder = project.Seeder.deploy(d.engine, d.cash, sender=owner)
-    d.engine.set_venue(seeder, True, sender=owner)
-    rng = np.random.default_rng(0)
-    cash = [int(c * USDC) for c in rng.uniform(620, 1_500, n)]
-    maker_cash = 10**9 * USDC
-    d.cash.mint(seeder, maker_cash + sum(cash), sender=owner)
-    seeder.approve_engine(maker_cash + sum(cash), sender=owner)
-    seeder.fund(0, maker_cash, sender=owner)
-    t0 = time.perf_counter()
-    _seed(w3, seeder, owner, cash)
-    seed_s = time.perf_counter() - t0
-    accounts = [account_id(str(seeder.address), 1 + i) for i in range(n)]
+    d, accounts, seed_s = seed_book(project, owner, w3, n)
     d.cash.mint(bot, 10**9 * USDC, sender=owner)
     d.cash.approve(d.engine, 10**9 * USDC, sender=bot)
     d.engine.deposit(account_id(str(bot), 0), d.cash, 10**9 * USDC, sender=bot)
@@ -213,6 +201,24 @@ def run_one(
         partitions=partitions,
         shock_decide_ms=first.scan.exact_ms,
     )
+
+
+def seed_book(project, owner, w3, n: int) -> tuple:
+    """Deploy the devnet listing and open ``n`` accounts through the ``Seeder`` venue: the
+    deployment, the account ids and the seconds the accounts took."""
+    d = devnet.deploy(project, owner)
+    seeder = project.Seeder.deploy(d.engine, d.cash, sender=owner)
+    d.engine.set_venue(seeder, True, sender=owner)
+    rng = np.random.default_rng(0)
+    cash = [int(c * USDC) for c in rng.uniform(620, 1_500, n)]
+    maker_cash = 10**9 * USDC
+    d.cash.mint(seeder, maker_cash + sum(cash), sender=owner)
+    seeder.approve_engine(maker_cash + sum(cash), sender=owner)
+    seeder.fund(0, maker_cash, sender=owner)
+    t0 = time.perf_counter()
+    _seed(w3, seeder, owner, cash)
+    seed_s = time.perf_counter() - t0
+    return d, [account_id(str(seeder.address), 1 + i) for i in range(n)], seed_s
 
 
 def _seed(w3, seeder, owner, cash: list[int]) -> None:

@@ -21,10 +21,14 @@ claims; needed as soon as two processes serve one deployment), ``BALLAST_CLAIM_T
 address>.db``: one store per key, so a restarted worker resumes its own transactions),
 ``BALLAST_DRY_RUN_SENDER`` (dry run when Silverback has no signer), ``BALLAST_START_BLOCK``
 (default: the manifest's block), ``BALLAST_METRICS_PORT`` (the worker's ``/metrics`` and
-``/health``). Each worker builds its own :class:`Keeper` at worker
-startup with its own signer (its own nonce lane); each task runs :meth:`Keeper.tick` for one
-partition and returns its summary. SIGTERM drains a worker: tasks it receives from then on
-send nothing and release their claims, the task in progress finishes.
+``/health``), ``BALLAST_VOL_SIGNERS`` (comma-separated Ape aliases of the manifest's vol feed
+signers, as the CLI keeper's ``--vol-signers``: this process publishes the vol surfaces
+hourly on the chain clock after its ticks' liquidations, through its own signer; set it on
+one worker of a cluster, since every process that has it publishes). Each worker builds its
+own :class:`Keeper` at worker startup with its own signer (its own nonce lane); each task
+runs :meth:`Keeper.tick` for one partition and returns its summary. SIGTERM drains a worker:
+tasks it receives from then on send nothing and release their claims, the task in progress
+finishes.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from silverback.main import SharedState
 from offchain_risk.deploy import load_manifest
 from offchain_risk.keeper.keeper import Keeper
 from offchain_risk.keeper.metrics import serve
+from offchain_risk.keeper.runner import build_vol_updater_for
 from offchain_risk.keeper.store import Store
 from offchain_risk.keeper.workers import DEFAULT_TTL, LocalClaims, Partition, RedisClaims
 
@@ -66,7 +71,7 @@ def _build() -> Keeper:
     claims = RedisClaims.from_url(url, owner, ttl=ttl) if url else LocalClaims(owner, ttl)
     default_db = f"keeper-{address.lower()}.db" if address else "keeper.db"
     start = os.environ.get("BALLAST_START_BLOCK")
-    return Keeper.from_manifest(
+    keeper = Keeper.from_manifest(
         project,
         chain.provider.web3,
         manifest,
@@ -76,6 +81,12 @@ def _build() -> Keeper:
         claims=claims,
         **({} if start is None else {"start_block": int(start)}),
     )
+    vol = [n.strip() for n in os.environ.get("BALLAST_VOL_SIGNERS", "").split(",") if n.strip()]
+    if vol:
+        keeper.vol_updater = build_vol_updater_for(
+            project, chain.provider.web3, manifest, keeper, vol
+        )
+    return keeper
 
 
 def _drain(*_: object) -> None:

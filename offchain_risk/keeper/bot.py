@@ -37,6 +37,7 @@ import os
 import signal
 import socket
 import threading
+import time
 
 from ape import chain, project
 from silverback import SilverbackBot
@@ -54,6 +55,7 @@ PARTITIONS = int(os.environ.get("BALLAST_PARTITIONS", "1"))
 if PARTITIONS < 1:
     raise ValueError("BALLAST_PARTITIONS must be >= 1")
 _state: dict = {}
+DRAIN_GRACE_S = 1.0  # after the last tick, before the worker stops
 _lock = threading.Lock()  # one tick at a time in a process: one store, one nonce lane
 
 
@@ -92,12 +94,16 @@ def _build() -> Keeper:
 def _drain(*_: object) -> None:
     """SIGTERM: take no more work, let the tick in progress finish, then stop the worker
     (SIGINT: taskiq shuts the broker down and runs the worker shutdown handlers). A task
-    this worker took but did not run is redelivered by the stream broker."""
+    this worker took but did not run is redelivered by the stream broker. The stop waits
+    ``DRAIN_GRACE_S`` after the tick, so the receiver posts that task's result and
+    acknowledges it first (a SIGINT during that send lost the result, and the broker handed
+    the finished task to another worker)."""
     _state["draining"] = True
 
     def stop() -> None:
         with _lock:  # the tick in progress
             pass
+        time.sleep(DRAIN_GRACE_S)
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=stop, daemon=True, name="drain").start()

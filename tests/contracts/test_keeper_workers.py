@@ -345,7 +345,10 @@ def test_workers__one_killed_mid_shock_then_all_restarted__each_account_handled_
         os.kill(pid, signal.SIGCONT)
         code = cluster.procs.pop("worker-6").wait(120)
         assert code in (0, -signal.SIGINT, 130), cluster.logs()
-        assert f"SUCCESS:  {task}" in (tmp_path / "worker-6.log").read_text(), cluster.logs()
+        text = (tmp_path / "worker-6.log").read_text()
+        assert f"SUCCESS:  {task}" in text, cluster.logs()
+        # ... and its result was posted before the stop (no send cut by the SIGINT)
+        assert "Traceback" not in text.split(f"SUCCESS:  {task}")[1], cluster.logs()
         assert _indexed(cluster.db(6)) >= block, cluster.logs()
     finally:
         cluster.close()

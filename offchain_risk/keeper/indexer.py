@@ -142,6 +142,7 @@ class Book:
         self.slots = np.zeros(cap, dtype=np.int64)  # (cap,) workers.slot: partitions
         self.snap = np.zeros((cap, n_assets))  # (cap, n_assets) funding snapshots, USD/unit
         self.funding: dict[int, int] = {}
+        self.ids = np.zeros(cap, dtype=object)  # (cap,) row -> account id, for fancy indexing
 
     def __len__(self) -> int:
         return len(self.accounts)
@@ -156,6 +157,7 @@ class Book:
         self.accounts.append(account)
         self.rows[account] = row
         self.slots[row] = slot(account)
+        self.ids[row] = account
         self.records[account] = AccountRecord()
         return row
 
@@ -174,6 +176,9 @@ class Book:
             slots = np.zeros(cap, dtype=np.int64)
             slots[: len(self.slots)] = self.slots
             self.slots = slots
+            ids = np.zeros(cap, dtype=object)
+            ids[: len(self.ids)] = self.ids
+            self.ids = ids
         self.collateral, self.size, self.open_notional, self.snap = (
             grow(self.collateral),
             grow(self.size),

@@ -20,7 +20,7 @@ import numpy as np
 
 from offchain_risk import devnet
 from offchain_risk.chain import Engine
-from offchain_risk.units import DAY
+from offchain_risk.units import DAY, HOUR
 
 WAD = 10**18
 USDC = 10**6
@@ -161,7 +161,9 @@ def _funding(
         engine.set_funding_params(market, 8, 10**13, 10**16, sender=deployer)
     for market in range(4):  # a premium of 1% in each: the bench books' markets go live
         fill(trader, market, -int(1_000 / prices[market] * WAD), prices[market] * 1.01)
-    chain.mine(timestamp=chain.pending_timestamp + 3_600)
+    # Early in the next clock hour (the rate's period is unix time // HOUR), so that every
+    # row below lands inside it however long the run takes between blocks.
+    chain.mine(timestamp=(chain.pending_timestamp // HOUR + 1) * HOUR + 10)
     for market in range(len(MARKETS)):
         d.set_price(MARKETS[market].symbol, prices[market], sender=deployer)
     tx = fill(trader, 0, -WAD, 2_000)
@@ -171,6 +173,7 @@ def _funding(
     rows.append(Row("fill: extend, funding (same hour)", tx.gas_used, "index moved, both settle"))
     gas, execution = _view_gas(web3, engine, "margin", client.account_id(bench, 4))
     rows.append(Row("margin(): 4 perp(s), funding", gas, f"execution {execution:,}"))
+    chain.mine(timestamp=chain.pending_timestamp + 60)  # the index moves before the settle
     tx = engine.settle_funding(client.account_id(bench, 4), 0, sender=trader)
     rows.append(Row("settle_funding", tx.gas_used))
     return rows

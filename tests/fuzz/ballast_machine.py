@@ -11,6 +11,8 @@ risk updates valid and invalid and chained inside one window, ramp pokes, liquid
 any fraction, a keeper pass, insolvency). Its invariants, one `@invariant` each so a failure
 names the property (the rule-level checks below run inside the rules):
 
+* funding: what settlements took from payers covers what they credited to receivers, the
+  difference (the rounding dust, under 1 wei a settlement) always the protocol's;
 * conservation, per token: for the cash token
   ``balanceOf(engine) * 10**12 + deficit == sum over accounts of (cash - open notional) +
   funding paid`` (the insurance fund, account 0, included; fees are part of it; funding
@@ -339,7 +341,7 @@ INVARIANT_EVERY = int(os.environ.get("FUZZ_INVARIANT_EVERY", "4"))
 # `healths` and the twin), and every example (100 steps) gets 8 to 10 sweeps.
 SWEEP_EVERY = -(-10 // INVARIANT_EVERY) * INVARIANT_EVERY
 # The invariants over balances (held tokens, deficit, positions): due when a step re-read one.
-BALANCE_INVARIANTS = frozenset({"cash", "collateral", "deficit", "positions"})
+BALANCE_INVARIANTS = frozenset({"cash", "collateral", "deficit", "positions", "funding"})
 
 # The backstop liquidator's cash beyond what an account's take needs (token units).
 RESCUE_BASE = 10**11 * 10**6
@@ -1395,9 +1397,34 @@ class BallastMachine(RuleBasedStateMachine):
         STATES.add(self.signature())
 
     @invariant()
+    def funding_is_conserved(self):
+        """What funding settlements took from payers' cash covers what they credited to
+        receivers, the difference the rounding dust, always to the protocol: the exact
+        amounts `size * (index - snapshot)` of all settlements sum to `sum(size * snapshot)`
+        over the open positions (sizes net to zero in every market, and both sides of a
+        trade settle to one index), each settlement pays the ceiling of its amount, so the
+        net taken is that sum plus under 1 wei a settlement, which stays in the engine as
+        tokens no cash balance claims (`cash_is_conserved`). Twin-side: the model's snapshots
+        are those `twin_agrees_with_contract` checks the equity of to the wei."""
+        self._refresh()
+        if not self._due("funding"):
+            return
+        net = sum(
+            self.book[a].size[m] * self.snaps.get((a, m), 0)
+            for a in self.k.accounts
+            for m in range(N_ASSETS)
+        )
+        assert self.funding_paid * WAD - net == self.funding_dust
+        assert 0 <= self.funding_dust < max(self.settlements, 1) * WAD, self.funding_dust
+
+    @invariant()
     def deficit_is_the_uncovered_holes(self):
         """The deficit equals the holes the insurance fund did not cover, less what fees,
         top-ups and withdrawal haircuts paid back."""
+        # Equal, not `>=`, with funding: its rounding dust never reaches the deficit. Only a
+        # liquidation's waterfall moves the deficit, from a hole valued with the unsettled
+        # funding (the twin's preview, to the wei), and settling moves no equity; the dust
+        # stays in the engine as tokens no balance claims, in `cash_is_conserved`.
         self._refresh()
         if self._due("deficit"):
             assert self.s.engine.deficit() == self.expected_deficit
@@ -1406,7 +1433,7 @@ class BallastMachine(RuleBasedStateMachine):
     def cash_is_conserved(self):
         """`balanceOf(engine) * 10**12 + deficit == sum(cash - open notional) + funding
         paid` over every account (the insurance fund included): what funding settlements
-        took from cash net of what they credited (the rounding dust included) is held by the
+        took from cash net of what they credited (`funding_is_conserved`) is held by the
         engine and claimed by no balance; and the engine's recorded total is what it holds."""
         self._refresh()
         if not self._due("cash"):

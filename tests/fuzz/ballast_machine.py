@@ -5,14 +5,18 @@ the last.
 
 `BallastMachine` is a hypothesis `RuleBasedStateMachine`. Its rules are the actions of the
 protocol (deposit, withdraw, sub-account transfer, signed-order fill and partial fill,
-cancel, oracle moves including stale rounds, crashes and a pumped thin asset, time, signed
+cancel, oracle moves including stale rounds, crashes and a pumped thin asset, time, funding
+switched on, changed or off by the owner and settled by anyone as time passes, signed
 risk updates valid and invalid and chained inside one window, ramp pokes, liquidation with
 any fraction, a keeper pass, insolvency). Its invariants, one `@invariant` each so a failure
 names the property (the rule-level checks below run inside the rules):
 
+* funding: what settlements took from payers covers what they credited to receivers, the
+  difference (the rounding dust, under 1 wei a settlement) always the protocol's;
 * conservation, per token: for the cash token
-  ``balanceOf(engine) * 10**12 + deficit == sum over accounts of (cash - open notional)``
-  (the insurance fund, account 0, included; fees are part of it), and for each collateral
+  ``balanceOf(engine) * 10**12 + deficit == sum over accounts of (cash - open notional) +
+  funding paid`` (the insurance fund, account 0, included; fees are part of it; funding
+  paid: what funding settlements took from cash net of what they credited), and for each collateral
   token ``balanceOf(engine) * scale == sum of balances``; the engine's recorded totals equal
   what it holds; positions net to zero per market and open interest is the sum of longs;
 * every successful risk-increasing action left its account at or above IM (a fill side
@@ -27,7 +31,9 @@ names the property (the rule-level checks below run inside the rules):
 * no sequence of signed updates (chained inside one window, planned or raw) or ramp pokes
   moves a governed value past its budget for the window;
 * views (`healths`, `Lens.account_state`) never revert on a listed account;
-* the contract and the numpy twin (`margin_exact`) agree to the wei on equity, MM and IM,
+* the contract and the numpy twin (`margin_exact`, with the unsettled funding of
+  `offchain_risk.models.funding`: each market's words stepped at every touch, each
+  position's snapshot) agree to the wei on equity, MM and IM,
   on the accounts a step touched, and on every account every SWEEP_EVERY steps (when the
   accounts the model believes untouched must not have moved);
 * every account whose liquidation the written policy allows can be liquidated by a
@@ -72,9 +78,10 @@ from offchain_risk.keeper.signer import (
     RiskSigner,
     update_tuple,
 )
+from offchain_risk.models.funding import FundingParams, MarketFunding, owed, owed_exact, premium_of
 from offchain_risk.models.liquidation import LiquidationPolicy, is_liquidatable, preview
 from offchain_risk.models.margin import QuotePeg, RiskParams, margin_exact
-from offchain_risk.units import QUOTE_ASSET
+from offchain_risk.units import HOUR, MAX_FUNDING_CAP, MAX_FUNDING_CONVERGENCE, QUOTE_ASSET
 
 WAD = 10**18
 BPS = 10**4
@@ -334,7 +341,7 @@ INVARIANT_EVERY = int(os.environ.get("FUZZ_INVARIANT_EVERY", "4"))
 # `healths` and the twin), and every example (100 steps) gets 8 to 10 sweeps.
 SWEEP_EVERY = -(-10 // INVARIANT_EVERY) * INVARIANT_EVERY
 # The invariants over balances (held tokens, deficit, positions): due when a step re-read one.
-BALANCE_INVARIANTS = frozenset({"cash", "collateral", "deficit", "positions"})
+BALANCE_INVARIANTS = frozenset({"cash", "collateral", "deficit", "positions", "funding"})
 
 # The backstop liquidator's cash beyond what an account's take needs (token units).
 RESCUE_BASE = 10**11 * 10**6
@@ -393,6 +400,14 @@ class BallastMachine(RuleBasedStateMachine):
         self.prices_dirty = True
         self.book: dict[int, Snapshot] = {}
         self.margins: dict[int, MarginRow] = {}
+        # Funding, stepped by the twin at every touch the contract makes (never read back):
+        # each market's words, each position's snapshot, and what settlements moved.
+        self.markets = [MarketFunding() for _ in range(N_ASSETS)]
+        self.snaps: dict[tuple[int, int], int] = {}  # (account, market) -> index settled to
+        self.funding_paid = 0  # sum of what settlements took from cash (received: < 0)
+        self.funding_dust = 0  # sum(paid * WAD - size * (index - snap)), WAD * WAD units
+        self.settlements = 0
+        self.funding_on = False  # a cap was ever set: until then every funding word is 0
         self._refresh()
 
     def teardown(self) -> None:
@@ -545,21 +560,46 @@ class BallastMachine(RuleBasedStateMachine):
 
     def _twin(self, accounts: list[int]):
         snaps = [self.book[a] for a in accounts]
+        prices = [p for p, _ in self.prices]
         return margin_exact(
             np.array([x.cash for x in snaps], dtype=object),
             np.array([x.coll for x in snaps], dtype=object),
             np.array([x.size for x in snaps], dtype=object),
             np.array([x.on for x in snaps], dtype=object),
-            np.array([p for p, _ in self.prices], dtype=object),
+            np.array(prices, dtype=object),
             self.params,
             self.quote,
+            funding_owed=self._owed(accounts, snaps, prices),
         )
+
+    def _owed(self, accounts: list[int], snaps: list[Snapshot], prices: list[int]):
+        """Unsettled funding per account (the twin's `owed_exact`): each market's index
+        moved on to now with `prices` (the valuation's), each position's snapshot."""
+        now = self.chain.timestamp
+        index = [self.markets[m].index_at(prices[m], now) for m in range(N_ASSETS)]
+        snapshots = [[self.snaps.get((a, m), 0) for m in range(N_ASSETS)] for a in accounts]
+        return owed_exact([x.size for x in snaps], snapshots, index)
+
+    def _touch(self, market: int, price: int, sides: dict[int, int], premium: int = 0, weight=0):
+        """A touch of `market` (fill, liquidation slice, `settle_funding`): the twin's index
+        moves to now with `price`, and each account of `sides` (account -> its size before)
+        settles its funding into cash at that index."""
+        index = self.markets[market].accrue(self.chain.timestamp, price, premium, weight)
+        for acct, size in sides.items():
+            exact = size * (index - self.snaps.get((acct, market), 0))
+            paid = owed(size, index, self.snaps.get((acct, market), 0))
+            self.funding_paid += paid
+            if paid:
+                STATS["funding settled into cash"] += 1
+            self.funding_dust += paid * WAD - exact
+            self.settlements += 1
+            self.snaps[(acct, market)] = index
 
     def _price(self, asset: int) -> int:
         """The feed's current answer in WAD (0 when it answers <= 0)."""
         return max(self.k.feeds[asset].answer(), 0) * FEED_UNIT
 
-    def _strict(self, *snaps: Snapshot):
+    def _strict(self, accounts: tuple[int, ...], *snaps: Snapshot):
         """The twin at the feeds' reported prices, stale or not: the valuation of the fill's
         risk-reducing rule (settlement._check_fill)."""
         return margin_exact(
@@ -570,6 +610,7 @@ class BallastMachine(RuleBasedStateMachine):
             np.array(self.reported, dtype=object),
             self.params,
             self.quote,
+            funding_owed=self._owed(list(accounts), list(snaps), self.reported),
         )
 
     def _state(self, *accounts: int) -> tuple:
@@ -740,7 +781,7 @@ class BallastMachine(RuleBasedStateMachine):
     def _fill(self, order, sig, maker: int, taker: int, amount: int) -> None:
         self._refresh()  # the strict valuation before the fill, of the book as it is
         before = self._state(maker, taker)
-        strict_before = self._strict(self.book[maker], self.book[taker])
+        strict_before = self._strict((maker, taker), self.book[maker], self.book[taker])
         try:
             self.s.book.fill(order, sig, amount, taker, sender=self.k.owners[taker])
         except self.chain.Error as err:
@@ -748,7 +789,18 @@ class BallastMachine(RuleBasedStateMachine):
             return
         rows = self.s.engine.healths([maker, taker])
         snaps = (self._snapshot(maker), self._snapshot(taker))
-        strict_after = self._strict(*snaps)
+        # The fill accrued its market at the oracle, sampled its premium weighted by its
+        # size, and settled both sides' funding before their positions moved.
+        market, oracle = order[2], self.reported[order[2]]
+        moved = snaps[0].size[market] - self.book[maker].size[market]
+        self._touch(
+            market,
+            oracle,
+            {maker: self.book[maker].size[market], taker: self.book[taker].size[market]},
+            premium_of(order[4], oracle),
+            abs(moved),
+        )
+        strict_after = self._strict((maker, taker), *snaps)
         for n, snap in enumerate(snaps):
             e0, mm0 = int(strict_before.equity[n]), int(strict_before.mm[n])
             equity, mm = int(strict_after.equity[n]), int(strict_after.mm[n])
@@ -860,15 +912,79 @@ class BallastMachine(RuleBasedStateMachine):
 
     # -- time (and what accrues with it)
     #
-    # A rule that moves balances with the clock (funding) goes here: it moves the clock or
-    # the accrual, marks every account whose balance it moves in `self.dirty` (or sets
-    # `prices_dirty` when it moves margins only), and extends `_twin` / `_strict` with the
-    # twin's term; the invariants, the sweep and the liquidation proof then follow it.
+    # A rule that moves balances with the clock goes here: it moves the clock or the accrual,
+    # marks every account whose balance it moves in `self.dirty` (or sets `prices_dirty` when
+    # it moves margins only), and extends `_twin` / `_strict` with the twin's term; the
+    # invariants, the sweep and the liquidation proof then follow it. Funding: the clock moves
+    # equity (`_owed`, at the valuation's prices), a touch (`_touch`: a fill, a liquidation
+    # slice, `settle_funding`) moves cash.
 
     @rule(seconds=st.integers(1, 8 * 3_600))
     def wait(self, seconds):
         self.chain.time_travel(seconds)
         self.prices_dirty = True
+
+    @rule(
+        market=st.sampled_from(range(N_ASSETS)),
+        hours=st.integers(0, MAX_FUNDING_CONVERGENCE + 1),
+        interest=st.integers(-MAX_FUNDING_CAP, MAX_FUNDING_CAP),
+        cap=st.integers(0, MAX_FUNDING_CAP + MAX_FUNDING_CAP // 8),
+    )
+    def set_funding(self, market, hours, interest, cap):
+        """The owner switches a market's funding on (a non-zero cap), changes it or stops it
+        (a zero cap); parameters out of bounds are refused and move nothing."""
+        f = self.s.funding
+        before = f.funding_params(market), f.funding_word(market)
+        try:
+            f.set_funding_params(market, hours, interest, cap)
+        except self.chain.Error as err:
+            reason = revert_reason(err)
+            assert before == (f.funding_params(market), f.funding_word(market)), reason
+            assert not (1 <= hours <= MAX_FUNDING_CONVERGENCE and cap <= MAX_FUNDING_CAP), reason
+            STATS["refused: funding params"] += 1
+            return
+        assert 1 <= hours <= MAX_FUNDING_CONVERGENCE and cap <= MAX_FUNDING_CAP
+        # New parameters apply from the next hourly rate: the rate in force stays.
+        self.markets[market].params_word = FundingParams(hours, interest, cap).pack()
+        self.funding_on = self.funding_on or cap != 0
+        assert f.funding_params(market) == self.markets[market].params_word
+        STATS["funding " + ("on" if cap else "off")] += 1
+
+    @rule(
+        seconds=st.integers(1, 3 * HOUR),
+        i=st.sampled_from(range(len(TRADERS) + 2)),
+        market=st.sampled_from(range(N_ASSETS)),
+    )
+    def accrue_and_settle(self, seconds, i, market):
+        """Time passes with funding accruing at the rate in force (equity moves, cash not),
+        then anyone settles one position's funding into its cash: the first touch of an
+        hour sets the next rate from the fills' premiums. Equity does not move; without a
+        valid price the settlement is refused and moves nothing."""
+        self.chain.time_travel(seconds)
+        self.prices_dirty = True
+        self._refresh()
+        # Mostly a position in the market (a flat account's settlement only moves its
+        # snapshot), one time in four any account.
+        holders = [a for a in self.k.accounts if self.book[a].size[market]]
+        pool = holders if holders and i % 4 else self.k.accounts
+        acct = pool[i % len(pool)]
+        price, ok = self.reported[market], self.prices[market][1]
+        before = self._state(acct)
+        word = self.s.funding.funding_word(market)
+        try:
+            self.s.funding.settle_funding(acct, market, sender=self.k.relayer)
+        except self.chain.Error as err:
+            self._refused(before, revert_reason(err), ("oracle: invalid price",))
+            assert self.s.funding.funding_word(market) == word
+            assert not ok
+            return
+        assert ok
+        self._touch(market, price, {acct: self.book[acct].size[market]})
+        assert self.s.funding.funding_word(market) == self.markets[market].funding_word
+        row = self.s.engine.healths([acct])[0]
+        assert row[0] == self.margins[acct].equity, "settling funding moved equity"
+        STATS["funding settled" + (" (a position)" if self.book[acct].size[market] else "")] += 1
+        self.dirty.add(acct)
 
     @rule(i=accounts, depth=st.integers(1, 5_000))
     def push_insolvent(self, i, depth):
@@ -929,8 +1045,11 @@ class BallastMachine(RuleBasedStateMachine):
             raise AssertionError("a healthy account was liquidated")
         snap = self.book[acct]
         prices = np.array([p for p, _ in self.prices], dtype=object)
+        # The plan values the account with its unsettled funding (as if settled: settling
+        # moves no equity).
+        due_funding = int(self._owed([acct], [snap], [p for p, _ in self.prices])[0])
         arrays = (
-            np.array([snap.cash], dtype=object),
+            np.array([snap.cash - due_funding], dtype=object),
             np.array([snap.coll], dtype=object),
             np.array([snap.size], dtype=object),
             np.array([snap.on], dtype=object),
@@ -960,6 +1079,14 @@ class BallastMachine(RuleBasedStateMachine):
             return False
         (equity, mm, _, _, _, _), desk_row = self.s.engine.healths([acct, self.k.desk])
         assert (equity, mm) == (int(want.equity_after[0]), int(want.mm_after[0]))
+        # Each market the slice moved accrued at the liquidation price and settled both
+        # sides' funding before the slice.
+        desk_before = self.book[self.k.desk]
+        after = self._snapshot(acct) if self.funding_on else snap
+        for a in range(N_ASSETS):
+            if after.size[a] != snap.size[a]:
+                sides = {acct: snap.size[a], self.k.desk: desk_before.size[a]}
+                self._touch(a, self.prices[a][0], sides)
         # The liquidator took on risk: it meets IM with valid prices.
         assert desk_row[3] and desk_row[0] >= desk_row[2], desk_row
         # The waterfall, predicted: the fund takes the fee and pays the slice's share of a
@@ -1270,18 +1397,44 @@ class BallastMachine(RuleBasedStateMachine):
         STATES.add(self.signature())
 
     @invariant()
+    def funding_is_conserved(self):
+        """What funding settlements took from payers' cash covers what they credited to
+        receivers, the difference the rounding dust, always to the protocol: the exact
+        amounts `size * (index - snapshot)` of all settlements sum to `sum(size * snapshot)`
+        over the open positions (sizes net to zero in every market, and both sides of a
+        trade settle to one index), each settlement pays the ceiling of its amount, so the
+        net taken is that sum plus under 1 wei a settlement, which stays in the engine as
+        tokens no cash balance claims (`cash_is_conserved`). Twin-side: the model's snapshots
+        are those `twin_agrees_with_contract` checks the equity of to the wei."""
+        self._refresh()
+        if not self._due("funding"):
+            return
+        net = sum(
+            self.book[a].size[m] * self.snaps.get((a, m), 0)
+            for a in self.k.accounts
+            for m in range(N_ASSETS)
+        )
+        assert self.funding_paid * WAD - net == self.funding_dust
+        assert 0 <= self.funding_dust < max(self.settlements, 1) * WAD, self.funding_dust
+
+    @invariant()
     def deficit_is_the_uncovered_holes(self):
         """The deficit equals the holes the insurance fund did not cover, less what fees,
         top-ups and withdrawal haircuts paid back."""
+        # Equal, not `>=`, with funding: its rounding dust never reaches the deficit. Only a
+        # liquidation's waterfall moves the deficit, from a hole valued with the unsettled
+        # funding (the twin's preview, to the wei), and settling moves no equity; the dust
+        # stays in the engine as tokens no balance claims, in `cash_is_conserved`.
         self._refresh()
         if self._due("deficit"):
             assert self.s.engine.deficit() == self.expected_deficit
 
     @invariant()
     def cash_is_conserved(self):
-        """`balanceOf(engine) * 10**12 + deficit == sum(cash - open notional)` over every
-        account (the insurance fund included), and the engine's recorded total is what
-        it holds."""
+        """`balanceOf(engine) * 10**12 + deficit == sum(cash - open notional) + funding
+        paid` over every account (the insurance fund included): what funding settlements
+        took from cash net of what they credited (`funding_is_conserved`) is held by the
+        engine and claimed by no balance; and the engine's recorded total is what it holds."""
         self._refresh()
         if not self._due("cash"):
             return
@@ -1289,7 +1442,8 @@ class BallastMachine(RuleBasedStateMachine):
         claims = sum(self.book[a].cash - sum(self.book[a].on) for a in self.k.accounts)
         held = self.s.cash.balanceOf(e.address)
         deficit = e.deficit()
-        assert held * CASH_SCALE + deficit == claims, (held, deficit, claims)
+        paid = self.funding_paid
+        assert held * CASH_SCALE + deficit == claims + paid, (held, deficit, claims, paid)
         assert e.token_word(self.s.cash.address) >> 128 == held * CASH_SCALE
 
     @invariant()

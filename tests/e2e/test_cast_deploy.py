@@ -170,7 +170,9 @@ def cast_deploy(chain, key: str, config: Path, out: Path) -> dict:
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=300,
+        # A fresh clone compiles every contract with the vyper CLI first (cold cache under
+        # .build/integration): minutes on two loaded cores. The limit only stops a hang.
+        timeout=1_200,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(out.read_text())

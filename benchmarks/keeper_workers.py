@@ -39,8 +39,7 @@ from pathlib import Path
 from benchmarks.keeper import USDC, seed_book
 from offchain_risk import deploy
 from offchain_risk.chain import account_id
-from offchain_risk.keeper.cluster import Cluster, start_redis
-from offchain_risk.keeper.store import Store
+from offchain_risk.keeper.cluster import Cluster, indexed_block, liquidatable, start_redis
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "deployments" / "config" / "local.toml"
@@ -66,27 +65,6 @@ class WorkersRun:
     max_slices: int  # liquidations of one account
     tasks: int  # tick tasks run
     per_worker: dict = field(default_factory=dict)  # signer -> liquidations sent
-
-
-def _liquidatable(engine, accounts, block: int | None = None) -> set[int]:
-    """The accounts below MM at ``block`` (the head by default)."""
-    out: set[int] = set()
-    at = {} if block is None else {"block_id": block}
-    for i in range(0, len(accounts), 100):
-        part = accounts[i : i + 100]
-        healths = engine.healths(part, **at)
-        out |= {a for a, m in zip(part, healths, strict=True) if m.equity < m.mm}
-    return out
-
-
-def _indexed(db: Path) -> int:
-    if not db.exists():
-        return -1
-    store = Store(db)
-    try:
-        return store.last_block or -1
-    finally:
-        store.close()
 
 
 def _results(url: str) -> list[dict]:
@@ -141,7 +119,7 @@ def run_workers(
         cluster.runner()
         head = w3.eth.block_number
         _wait(
-            lambda: all(_indexed(cluster.db(k)) >= head for k in keys),
+            lambda: all(indexed_block(cluster.db(k)) >= head for k in keys),
             STARTUP_S,
             "the workers to index the head",
             cluster,
@@ -152,9 +130,9 @@ def run_workers(
         feed = d.feeds[d.symbols["ETH"]]  # devnet's set_price, keeping the receipt
         receipt = feed.set_price(1_400 * 10**8, sender=owner)
         shock_block = w3.eth.wait_for_transaction_receipt(receipt.txn_hash, 120)["blockNumber"]
-        due = _liquidatable(d.engine, accounts, shock_block)  # workers may have begun
+        due = liquidatable(d.engine, accounts, shock_block)  # workers may have begun
         _wait(
-            lambda: not _liquidatable(d.engine, accounts), SHOCK_S, "the last liquidation", cluster
+            lambda: not liquidatable(d.engine, accounts), SHOCK_S, "the last liquidation", cluster
         )
         end = w3.eth.block_number
         if dead := cluster.dead():

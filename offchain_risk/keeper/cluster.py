@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from offchain_risk.keeper.store import Store
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -51,6 +53,29 @@ def start_redis(folder: Path, port: int | None = None) -> tuple[subprocess.Popen
     )
     wait_listening(port, proc, 20, "redis-server")
     return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def liquidatable(engine, accounts: list[int], block: int | None = None) -> set[int]:
+    """The accounts below MM at ``block`` (the head by default), by the engine's ``healths``
+    in batches of 100: what a test or a benchmark checks the workers against."""
+    out: set[int] = set()
+    at = {} if block is None else {"block_id": block}
+    for i in range(0, len(accounts), 100):
+        part = accounts[i : i + 100]
+        healths = engine.healths(part, **at)
+        out |= {a for a, m in zip(part, healths, strict=True) if m.equity < m.mm}
+    return out
+
+
+def indexed_block(db: Path) -> int:
+    """The last block a worker's store has indexed; -1 before it has one."""
+    if not db.exists():
+        return -1
+    store = Store(db)
+    try:
+        return store.last_block or -1
+    finally:
+        store.close()
 
 
 class Cluster:

@@ -28,8 +28,7 @@ from conftest import ETH, USDC, WAD
 
 from offchain_risk import deploy
 from offchain_risk.chain import account_id
-from offchain_risk.keeper.cluster import Cluster, start_redis
-from offchain_risk.keeper.store import Store
+from offchain_risk.keeper.cluster import Cluster, indexed_block, liquidatable, start_redis
 from offchain_risk.keeper.workers import Partition, RedisClaims
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,24 +69,6 @@ def book(project, deployment, owner, accounts):
         d.cash.approve(d.engine, 10**7 * USDC, sender=w)
         d.engine.deposit(account_id(str(w), 0), d.cash, 10**7 * USDC, sender=w)
     return [account_id(str(seeder.address), 1 + i) for i in range(N)], workers
-
-
-def _liquidatable(engine, accounts) -> set[int]:
-    out = set()
-    for i in range(0, len(accounts), 100):
-        part = accounts[i : i + 100]
-        out |= {a for a, m in zip(part, engine.healths(part), strict=True) if m.equity < m.mm}
-    return out
-
-
-def _indexed(db: Path) -> int:
-    if not db.exists():
-        return -1
-    store = Store(db)
-    try:
-        return store.last_block or -1
-    finally:
-        store.close()
 
 
 def _wait(cond, timeout: float, what: str, cluster: Cluster, chain) -> None:
@@ -146,7 +127,7 @@ def _freeze_mid_task(cluster: Cluster, name: str, w3, tries: int = 30) -> tuple[
             if task is not None:
                 os.kill(proc.pid, signal.SIGSTOP)
                 block = w3.eth.get_block(task.split("block=")[1].rstrip("]"))["number"]
-                if _open_task(log) == task and _indexed(cluster.db(int(key))) < block:
+                if _open_task(log) == task and indexed_block(cluster.db(int(key))) < block:
                     return task, block
                 os.kill(proc.pid, signal.SIGCONT)
             time.sleep(0.01)
@@ -281,7 +262,7 @@ def test_workers__one_killed_mid_shock_then_all_restarted__each_account_handled_
         cluster.runner()
         head = chain.blocks.head.number
         _wait(
-            lambda: all(_indexed(cluster.db(k)) > head for k in keys),
+            lambda: all(indexed_block(cluster.db(k)) > head for k in keys),
             STARTUP_S,
             "both workers to tick",
             cluster,
@@ -291,17 +272,17 @@ def test_workers__one_killed_mid_shock_then_all_restarted__each_account_handled_
         # Shock 1; worker 6 dies as soon as the first liquidation is mined.
         start = chain.blocks.head.number
         deployment.set_price("ETH", 1_400, sender=owner)
-        first = _liquidatable(engine, accounts)
+        first = liquidatable(engine, accounts)
         assert len(first) >= 10
         _wait(
-            lambda: len(_liquidatable(engine, accounts)) < len(first),
+            lambda: len(liquidatable(engine, accounts)) < len(first),
             120,
             "a first liquidation",
             cluster,
             chain,
         )
         cluster.stop("worker-6")  # SIGKILL: mid-shock, claims and a task possibly held
-        _wait(lambda: not _liquidatable(engine, accounts), 180, "shock 1 done", cluster, chain)
+        _wait(lambda: not liquidatable(engine, accounts), 180, "shock 1 done", cluster, chain)
         assert _reverted(w3, senders, start) == []
         counts: dict[int, int] = {}
         for log in liquidations.Liquidated.range(start, chain.blocks.head.number + 1):
@@ -320,14 +301,12 @@ def test_workers__one_killed_mid_shock_then_all_restarted__each_account_handled_
         assert cluster.stop("worker-4", signal.SIGTERM, timeout=120) in (0, -signal.SIGINT, 130)
         start2 = chain.blocks.head.number
         deployment.set_price("ETH", 1_150, sender=owner)
-        second = _liquidatable(engine, accounts)
+        second = liquidatable(engine, accounts)
         assert second and second - first  # accounts that were healthy after shock 1
         for k in keys:
             cluster.worker(k)
         cluster.runner()
-        _wait(
-            lambda: not _liquidatable(engine, accounts), STARTUP_S, "shock 2 done", cluster, chain
-        )
+        _wait(lambda: not liquidatable(engine, accounts), STARTUP_S, "shock 2 done", cluster, chain)
         assert _reverted(w3, senders, start) == []
         again: dict[int, int] = {}
         for log in liquidations.Liquidated.range(start2, chain.blocks.head.number + 1):
@@ -349,6 +328,6 @@ def test_workers__one_killed_mid_shock_then_all_restarted__each_account_handled_
         assert f"SUCCESS:  {task}" in text, cluster.logs()
         # ... and its result was posted before the stop (no send cut by the SIGINT)
         assert "Traceback" not in text.split(f"SUCCESS:  {task}")[1], cluster.logs()
-        assert _indexed(cluster.db(6)) >= block, cluster.logs()
+        assert indexed_block(cluster.db(6)) >= block, cluster.logs()
     finally:
         cluster.close()

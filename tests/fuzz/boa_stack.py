@@ -113,6 +113,16 @@ class BoaStack:
     def account(owner: str, sub: int = 0) -> int:
         return account_id(owner, sub)
 
+    def fund(self, name: str, sub: int = 0, amount: int = 10**12) -> tuple[str, int]:
+        """Mint ``amount`` cash units (6 decimals: 10**12 is $1M) to the named actor and
+        deposit them into its sub-account ``sub``: (the actor, the account id)."""
+        who = self.actor(name)
+        acct = self.account(who, sub)
+        self.cash.mint(who, amount)
+        self.cash.approve(self.engine.address, amount, sender=who)
+        self.admin.deposit(acct, self.cash.address, amount, sender=who)
+        return who, acct
+
 
 def deploy(chain: Any = None) -> BoaStack:
     """Deploy the devnet listing on `chain` (titanoboa's environment by default)."""

@@ -35,15 +35,6 @@ PARAMS = FundingParams(convergence_hours=8, interest=10**13, cap=MAX_FUNDING_CAP
 EXAMPLES = max(6, settings.default.max_examples // 20)
 
 
-def fund(s, name, sub=0, amount=10**6 * USDC):
-    who = s.actor(name)
-    acct = s.account(who, sub)
-    s.cash.mint(who, amount)
-    s.cash.approve(s.engine.address, amount, sender=who)
-    s.admin.deposit(acct, s.cash.address, amount, sender=who)
-    return who, acct
-
-
 class Desk:
     """A maker that signs orders and a taker that fills them, with the twin's market state."""
 
@@ -94,8 +85,8 @@ def now():
 
 def test_funding__trades_above_index__longs_pay_shorts_receive(s):
     desk = Desk(s)
-    maker, maker_acct = fund(s, "maker")
-    trader, trader_acct = fund(s, "trader")
+    maker, maker_acct = s.fund("maker")
+    trader, trader_acct = s.fund("trader")
     oracle = desk.oracle(ETH)
     # The maker sells 10 ETH 1% above the index: the trader is long at a premium. The
     # fill is the market's first touch: the rate in force is the interest alone.
@@ -130,8 +121,8 @@ def test_funding__trades_above_index__longs_pay_shorts_receive(s):
 
 def test_funding__trades_below_index__shorts_pay(s):
     desk = Desk(s, FundingParams(8, 0, MAX_FUNDING_CAP))
-    maker, maker_acct = fund(s, "maker")
-    trader, trader_acct = fund(s, "trader")
+    maker, maker_acct = s.fund("maker")
+    trader, trader_acct = s.fund("trader")
     oracle = desk.oracle(BTC)
     desk.trade(maker, maker_acct, trader, trader_acct, BTC, -WAD, oracle * 98 // 100)
     wait(s, HOUR)
@@ -148,8 +139,8 @@ def test_funding__premium_beyond_cap__rate_clamped(s):
     cap = cap_from_margin_gap(WAD // 100, 3 * WAD // 2)  # MM 1% of notional, IM = 1.5 MM
     assert cap == WAD // 100 // 2 * 6 // 8  # 600% of the 0.5% gap per 8 h
     desk = Desk(s, FundingParams(1, 0, cap))
-    maker, maker_acct = fund(s, "maker")
-    trader, trader_acct = fund(s, "trader")
+    maker, maker_acct = s.fund("maker")
+    trader, trader_acct = s.fund("trader")
     oracle = desk.oracle(ETH)
     desk.trade(maker, maker_acct, trader, trader_acct, ETH, -WAD, oracle * 104 // 100)
     wait(s, HOUR)
@@ -160,8 +151,8 @@ def test_funding__premium_beyond_cap__rate_clamped(s):
 
 def test_funding__open_flip_close__settles_exactly(s):
     desk = Desk(s)
-    maker, maker_acct = fund(s, "maker")
-    trader, trader_acct = fund(s, "trader")
+    maker, maker_acct = s.fund("maker")
+    trader, trader_acct = s.fund("trader")
     oracle = desk.oracle(SOL)
     start = claims(s, [trader_acct])
     expected = 0  # the trader's funding, from the twin's index at each fill
@@ -219,8 +210,8 @@ def test_funding__risk_manager__may_only_lower_the_cap(s):
 
 def test_settle_funding__dead_feed_or_not_a_perp__refused_nothing_moved(s):
     desk = Desk(s)
-    maker, maker_acct = fund(s, "maker")
-    trader, trader_acct = fund(s, "trader")
+    maker, maker_acct = s.fund("maker")
+    trader, trader_acct = s.fund("trader")
     oracle = desk.oracle(ETH)
     desk.trade(maker, maker_acct, trader, trader_acct, ETH, -WAD, oracle * 101 // 100)
     wait(s, 2 * HOUR)
@@ -238,8 +229,8 @@ def test_settle_funding__dead_feed_or_not_a_perp__refused_nothing_moved(s):
 
 def test_liquidation__unsettled_funding__counted_and_settled(s):
     desk = Desk(s, FundingParams(1, 0, MAX_FUNDING_CAP))
-    maker, maker_acct = fund(s, "maker")
-    trader, trader_acct = fund(s, "trader", amount=8_000 * USDC)
+    maker, maker_acct = s.fund("maker")
+    trader, trader_acct = s.fund("trader", amount=8_000 * USDC)
     oracle = desk.oracle(ETH)
     # Long 10 ETH at the band's edge: a 5% premium, 1 h convergence -> capped at 1%/h.
     desk.trade(maker, maker_acct, trader, trader_acct, ETH, -10 * WAD, oracle * 105 // 100)
@@ -255,7 +246,7 @@ def test_liquidation__unsettled_funding__counted_and_settled(s):
     # ... funding alone took it below MM, with no fill since.
     assert s.engine.cash(trader_acct) == state.cash
     before = s.engine.liquidation_margin(trader_acct, 0)
-    liquidator, liquidator_acct = fund(s, "liquidator")
+    liquidator, liquidator_acct = s.fund("liquidator")
     s.liquidations.liquidate(trader_acct, liquidator_acct, WAD, 2**255 - 1, sender=liquidator)
     # The slice settled the account's funding at the index the valuation used.
     assert s.funding.funding_snap(trader_acct, ETH) == s.funding.funding_index(ETH)
@@ -275,8 +266,8 @@ def test_funding__random_books_and_times__twin_to_the_wei_and_conserved(
     with boa.env.anchor():
         s = devnet_stack
         desk = Desk(s, FundingParams(data.draw(st.integers(1, 16)), 10**13, MAX_FUNDING_CAP))
-        maker, maker_acct = fund(s, "maker", amount=10**8 * USDC)
-        traders = [fund(s, f"trader{i}", amount=10**6 * USDC) for i in range(n_accounts)]
+        maker, maker_acct = s.fund("maker", amount=10**8 * USDC)
+        traders = [s.fund(f"trader{i}", amount=10**6 * USDC) for i in range(n_accounts)]
         accounts = [maker_acct] + [a for _, a in traders]
         start = claims(s, accounts)
         for _ in range(n_fills):

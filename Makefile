@@ -119,9 +119,9 @@ test-contracts: build
 # Long campaigns on 2 cores. First the differentials (2,000 titanoboa and 100 devnet
 # portfolios) and the other properties at HYPOTHESIS_PROFILE=soak (2,000 examples each),
 # ~45 min. Then the stateful model's long profile on revm (no node): two processes, one per
-# core, each FUZZ_LONG_EXAMPLES (2,500) x up to 100 steps, 500,000 steps in all (an hour at
-# the 1M steps/hour target; its time at the measured rate is in benchmarks/RESULTS.md and
-# README); failures land in tests/fuzz/.hypothesis and replay first.
+# core, each FUZZ_LONG_EXAMPLES (2,500) x up to 100 steps, 500,000 steps in all (half an
+# hour at the 1M steps/hour target; its time at the measured rate is in benchmarks/RESULTS.md
+# and README); failures land in tests/fuzz/.hypothesis and replay first.
 FUZZ_LONG_EXAMPLES ?= 2500
 fuzz: build
 	HYPOTHESIS_PROFILE=soak DIFFERENTIAL_EXAMPLES=100 \

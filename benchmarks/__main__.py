@@ -4,8 +4,10 @@
 Starts a local anvil through Ape, measures gas exactly (the figures go to
 benchmarks/gas-snapshot.json, as with `make gas-snapshot`), measures the risk engine's
 throughput against this machine's roofs, prints the tables and writes
-benchmarks/RESULTS.md. ``--keeper`` runs only the keeper benchmark (its own anvil on
-port 8566) and keeps the other sections.
+benchmarks/RESULTS.md. ``--keeper`` runs only the keeper benchmarks on their own anvil
+(port 8566): the keeper in process (``--keeper-sizes``), then 1, 2 and 4 worker processes
+on a private Redis (``--keeper-workers-sizes``; an empty list keeps that section as it is),
+and keeps the other sections.
 """
 
 from __future__ import annotations
@@ -66,7 +68,14 @@ def main() -> None:
     parser.add_argument(
         "--keeper-sizes",
         default="1000,10000,100000",
-        help="accounts per run (above 10,000: indexed and scanned, no liquidation run)",
+        help="accounts per in-process run (above 10,000: indexed and scanned, no liquidation "
+        "run); empty: keep the previous section",
+    )
+    parser.add_argument(
+        "--keeper-workers-sizes",
+        default="1000,10000",
+        help="accounts per run of 1, 2 and 4 worker processes on Redis; empty: keep the "
+        "previous section",
     )
     parser.add_argument("--keeper-port", type=int, default=8566, help="anvil port")
     parser.add_argument(
@@ -132,38 +141,63 @@ def main() -> None:
         kept = _previous("Fuzz throughput")
         sections += ["", kept] if kept else []
     if args.keeper:
-        from ape import accounts, networks, project
+        from benchmarks import keeper, keeper_workers
 
-        from benchmarks import keeper
-
-        sizes = [int(x) for x in args.keeper_sizes.split(",")]
-        print(f"keeper: anvil on port {args.keeper_port}, sizes {sizes} ...", flush=True)
-        host = f"http://127.0.0.1:{args.keeper_port}"
-        # Our own anvil: the one Ape starts records step traces of every transaction, which
-        # for 100-account seeding transactions runs the machine out of memory.
-        node = keeper.start_anvil(args.keeper_port)
-        try:
-            with networks.ethereum.local.use_provider(
-                "foundry", provider_settings={"host": host, "manage_process": False}
-            ) as provider:
-                runs = keeper.measure(
-                    project, accounts.test_accounts, provider.web3, sizes, args.keeper_liquidate_max
-                )
-        finally:
-            node.terminate()
-            node.wait(10)
+        sizes = [int(x) for x in args.keeper_sizes.split(",") if x]
+        worker_sizes = [int(x) for x in args.keeper_workers_sizes.split(",") if x]
+        runs, worker_runs = _keeper_runs(args.keeper_port, sizes, worker_sizes, args)
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        synthetic = [keeper.synthetic_scan(n) for n in (10_000, 100_000)]
-        section = keeper.render(
-            runs, load=f"load average {load} (1, 5, 15 min) at the end", synthetic=synthetic
-        )
-        print(section, flush=True)
-        sections += ["", section]
+        if sizes:
+            synthetic = [keeper.synthetic_scan(n) for n in (10_000, 100_000)]
+            section = keeper.render(
+                runs, load=f"load average {load} (1, 5, 15 min) at the end", synthetic=synthetic
+            )
+            print(section, flush=True)
+            sections += ["", section]
+        else:
+            kept = _previous("Keeper (anvil)")
+            sections += ["", kept] if kept else []
+        if worker_sizes:
+            section = keeper_workers.render(
+                worker_runs, load=f"load average {load} (1, 5, 15 min) at the end"
+            )
+            print(section, flush=True)
+            sections += ["", section]
+        else:
+            kept = _previous("Keeper workers")
+            sections += ["", kept] if kept else []
     else:
-        kept = _previous("Keeper")
-        sections += ["", kept] if kept else []
+        for title in ("Keeper (anvil)", "Keeper workers"):
+            kept = _previous(title)
+            sections += ["", kept] if kept else []
     RESULTS.write_text("\n".join(sections) + "\n")
     print(f"wrote {RESULTS}")
+
+
+def _keeper_runs(port: int, sizes: list[int], worker_sizes: list[int], args) -> tuple:
+    """The in-process keeper runs, then the worker processes' runs, on one anvil of ours:
+    the one Ape starts records step traces of every transaction, which for 100-account
+    seeding transactions runs the machine out of memory."""
+    from ape import accounts, networks, project
+
+    from benchmarks import keeper, keeper_workers
+
+    print(f"keeper: anvil on port {port}, sizes {sizes}, workers {worker_sizes} ...", flush=True)
+    node = keeper.start_anvil(port)
+    try:
+        with networks.ethereum.local.use_provider(
+            "foundry",
+            provider_settings={"host": f"http://127.0.0.1:{port}", "manage_process": False},
+        ) as provider:
+            w3 = provider.web3
+            runs = keeper.measure(
+                project, accounts.test_accounts, w3, sizes, args.keeper_liquidate_max
+            )
+            worker_runs = keeper_workers.measure(project, accounts.test_accounts, w3, worker_sizes)
+    finally:
+        node.terminate()
+        node.wait(10)
+    return runs, worker_runs
 
 
 if __name__ == "__main__":

@@ -108,19 +108,7 @@ def run_one(
     """One book of ``n`` accounts; ``liquidate`` False stops after the shock block's scans
     (no liquidation run: 100,000 accounts would take hours of sends on anvil)."""
     owner, bot = test_accounts[0], test_accounts[4]
-    d = devnet.deploy(project, owner)
-    seeder = project.Seeder.deploy(d.engine, d.cash, sender=owner)
-    d.engine.set_venue(seeder, True, sender=owner)
-    rng = np.random.default_rng(0)
-    cash = [int(c * USDC) for c in rng.uniform(620, 1_500, n)]
-    maker_cash = 10**9 * USDC
-    d.cash.mint(seeder, maker_cash + sum(cash), sender=owner)
-    seeder.approve_engine(maker_cash + sum(cash), sender=owner)
-    seeder.fund(0, maker_cash, sender=owner)
-    t0 = time.perf_counter()
-    _seed(w3, seeder, owner, cash)
-    seed_s = time.perf_counter() - t0
-    accounts = [account_id(str(seeder.address), 1 + i) for i in range(n)]
+    d, accounts, seed_s = seed_book(project, owner, w3, n)
     d.cash.mint(bot, 10**9 * USDC, sender=owner)
     d.cash.approve(d.engine, 10**9 * USDC, sender=bot)
     d.engine.deposit(account_id(str(bot), 0), d.cash, 10**9 * USDC, sender=bot)
@@ -213,6 +201,24 @@ def run_one(
         partitions=partitions,
         shock_decide_ms=first.scan.exact_ms,
     )
+
+
+def seed_book(project, owner, w3, n: int) -> tuple:
+    """Deploy the devnet listing and open ``n`` accounts through the ``Seeder`` venue: the
+    deployment, the account ids and the seconds the accounts took."""
+    d = devnet.deploy(project, owner)
+    seeder = project.Seeder.deploy(d.engine, d.cash, sender=owner)
+    d.engine.set_venue(seeder, True, sender=owner)
+    rng = np.random.default_rng(0)
+    cash = [int(c * USDC) for c in rng.uniform(620, 1_500, n)]
+    maker_cash = 10**9 * USDC
+    d.cash.mint(seeder, maker_cash + sum(cash), sender=owner)
+    seeder.approve_engine(maker_cash + sum(cash), sender=owner)
+    seeder.fund(0, maker_cash, sender=owner)
+    t0 = time.perf_counter()
+    _seed(w3, seeder, owner, cash)
+    seed_s = time.perf_counter() - t0
+    return d, [account_id(str(seeder.address), 1 + i) for i in range(n)], seed_s
 
 
 def _seed(w3, seeder, owner, cash: list[int]) -> None:
@@ -335,14 +341,28 @@ def render(runs: list[KeeperRun], load: str = "", synthetic: list[dict] = ()) ->
             + " |"
         )
     if synthetic:
+        base = synthetic[0].get("baseline")
         lines += [
             "",
             "The numpy part alone on books built in memory (no node; the same accounts, the "
-            "shock price; median of 5):",
+            "shock price; one scanner kept across rounds, median of 15)"
+            + (
+                f", side by side with the scanner of `{base}` (rebuilt its arrays every "
+                "block) in rotation on the same book, so both see the same load"
+                if base
+                else ""
+            )
+            + ":",
             "",
-            "| accounts | float twin + flag ms | flagged |",
-            "| ---: | ---: | ---: |",
-            *(f"| {x['accounts']:,} | {x['numpy_ms']:.1f} | {x['flagged']:,} |" for x in synthetic),
+            "| accounts | float twin + flag ms | fastest round ms | flagged "
+            + ("| before (`" + base + "`) ms | before / now |" if base else "|"),
+            "| ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if base else ""),
+            *(
+                f"| {x['accounts']:,} | {x['numpy_ms']:.1f} | {x['min_ms']:.1f} "
+                f"| {x['flagged']:,} |"
+                + (f" {x['old_ms']:.1f} | {x['old_ms'] / x['numpy_ms']:.1f}x |" if base else "")
+                for x in synthetic
+            ),
         ]
     lines += ["", *growth(runs)]
     return "\n".join(lines)
@@ -407,10 +427,40 @@ def measure(
     return out
 
 
-def synthetic_scan(n: int, rounds: int = 5) -> dict:
+SCAN_BASELINE = "ea6f203"  # the scanner before its float scan kept buffers and ran in chunks
+
+
+def baseline_scanner(rev: str = SCAN_BASELINE):
+    """``offchain_risk.keeper.scanner`` as it was at git revision ``rev``, loaded beside
+    this tree's (it reads this tree's ``Book``, which only gained fields since)."""
+    import importlib.util
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{rev}:offchain_risk/keeper/scanner.py"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    name = f"_scanner_{rev}"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their module by name
+    exec(compile(source, f"{rev}:offchain_risk/keeper/scanner.py", "exec"), module.__dict__)
+    return module
+
+
+def synthetic_scan(n: int, rounds: int = 15, baseline: str | None = SCAN_BASELINE) -> dict:
     """The numpy part of a scan over ``n`` accounts without a node: a book built in memory
     (the benchmark's accounts: long 1 ETH at 2,000, cash in [620, 1,500]) and the float
-    twin's flag at the shock price (1,400); median ms of ``rounds``, and the flagged count."""
+    twin's flag at the shock price (1,400), by one scanner kept across blocks as the keeper
+    keeps it; median ms of ``rounds``, and the flagged count. With ``baseline`` (a git
+    revision) the scanner of that revision runs in rotation on the same book (same load),
+    and must flag the same accounts."""
     from offchain_risk.keeper.indexer import Book
     from offchain_risk.keeper.scanner import Market, Scanner
     from offchain_risk.keeper.store import AccountEvent
@@ -429,11 +479,23 @@ def synthetic_scan(n: int, rounds: int = 5) -> dict:
         im_multiplier_wad=3 * WAD // 2,
     )
     market = Market(np.array(prices, dtype=object), np.ones(len(prices), dtype=bool), params)
-    scanner = Scanner(None, book)
-    times, flagged = [], 0
+    scanners = {"new": Scanner(None, book)}
+    if baseline:
+        old = baseline_scanner(baseline)
+        old_market = old.Market(market.prices_wad, market.price_ok, params)
+        scanners["old"] = old.Scanner(None, book)
+    times: dict[str, list[float]] = {k: [] for k in scanners}
+    flagged: dict[str, list[int]] = {}
     for _ in range(rounds):
-        t0 = time.perf_counter()
-        accounts, _, _ = scanner.flag(market)
-        times.append((time.perf_counter() - t0) * 1e3)
-        flagged = len(accounts)
-    return {"accounts": n, "numpy_ms": statistics.median(times), "flagged": flagged}
+        for k, scanner in scanners.items():
+            t0 = time.perf_counter()
+            accounts, _, _ = scanner.flag(market if k == "new" else old_market)
+            times[k].append((time.perf_counter() - t0) * 1e3)
+            flagged[k] = accounts
+    if baseline:
+        assert flagged["old"] == flagged["new"]
+    out = {"accounts": n, "numpy_ms": statistics.median(times["new"])}
+    out |= {"flagged": len(flagged["new"]), "min_ms": min(times["new"])}
+    if baseline:
+        out |= {"old_ms": statistics.median(times["old"]), "baseline": baseline}
+    return out

@@ -1,21 +1,18 @@
 # pragma version ~=0.4.3
-# pragma optimize codesize
 """
 @title Ballast engine configuration: the owner's setters and token moves
 @notice The owner-only setters of the engine (listing, feeds, risk
         parameters, caps, venues, the liquidation policy, fallback prices,
-        vault-share listings and their rate-cap snapshots),
-        and the account actions that move tokens in and out (deposit,
-        withdraw, transfer between sub-accounts). MarginEngine runs them by
+        the vault-share rate-cap snapshots), the account actions that move
+        tokens in and out (deposit, withdraw, transfer between sub-accounts)
+        and `set_operator`. MarginEngine runs them by
         delegatecall from its fallback, so they read and write the engine's
         storage, hold the engine's reentrancy lock and see the engine as
         `self`: this contract initializes the same modules in the same
         order, hence the same storage layout (a test compares the two
         layouts). Split out to keep the core under the EIP-170 size limit
         with room for funding and options; the engine's address answers both
-        ABIs. Optimised for size: it carries the whole margin model (for
-        withdraw and transfer) and the option book's hook within the 1 KB
-        reserve below EIP-170.
+        ABIs.
 @custom:security Deployed once and fixed in the engine as an immutable: no
         upgrade path. Every function here checks the owner through snekmate
         `ownable` (msg.sender is preserved by delegatecall). Calling this
@@ -53,41 +50,45 @@ exports: (
     ledger.set_debt_cap,
     ledger.set_im_multiplier,
     ledger.set_price_band,
-    ledger.set_risk_manager,
-    ledger.set_guardian,
     ledger.set_paused,
     ledger.set_fallback_price,
-    ledger.list_vault,
-    ledger.set_vault_snapshot,
+    ledger.set_guardian,
+    ledger.set_risk_manager,
     ledger.set_snapshot_manager,
-    ledger.vault_word,
-    ledger.snapshot_manager,
-    # Read through the same fallback: kept out of the core's bytecode.
-    ledger.risk_manager,
-    ledger.guardian,
-    ledger.paused,
-    ledger.fallback_price,
+    ledger.set_vault_snapshot,
+    ledger.set_operator,
     settlement.set_venue,
     liquidation.set_liquidator,
 )
 
 
+# The funding setter, settlement and views (FundingConfig.vy), run by
+# delegatecall from the fallback against the engine's storage.
+FUNDING: immutable(address)
+
+
 @deploy
-def __init__(cash_token: address):
+def __init__(cash_token: address, funding: address):
     """
     @param cash_token Any listed-able token: the constructor of the ledger
            module needs one; this contract's own storage is never used.
+    @param funding The FundingConfig deployment (same storage layout).
     """
+    assert funding.is_contract, "engine: funding is not a contract"
+    FUNDING = funding
     ownable.__init__()
     ownable_2step.__init__()
     ledger.__init__(cash_token, 0, 0, constants.WAD, constants.MAX_PRICE_BAND)
 
 
 @external
-def __default__():
+@raw_return
+def __default__() -> Bytes[192]:
     """
-    @notice A selector neither the engine nor this contract knows (a
-            mistyped setter, say) reverts with a reason instead of empty
-            data.
+    @notice Any other call is one of FundingConfig's functions (funding,
+            options, moved views): run it from FundingConfig against the
+            same (the engine's) storage and return its result as is (at
+            most six words). Unknown selectors revert there with "engine:
+            unknown function".
     """
-    raise "engine: unknown function"
+    return raw_call(FUNDING, msg.data, max_outsize=192, is_delegate_call=True)

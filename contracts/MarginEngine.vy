@@ -31,50 +31,27 @@ initializes: liquidation[ledger := ledger, ownable := ownable]
 
 exports: (
     ownable_2step.owner,
-    ownable_2step.pending_owner,
-    ownable_2step.transfer_ownership,
-    ownable_2step.accept_ownership,
-    # Owner setters and the token-moving account actions (deposit,
-    # withdraw, transfer) run in MarginConfig.vy, by delegatecall
-    # (__default__).
+    # Owner setters, ownership transfer and the token-moving account
+    # actions (deposit, withdraw, transfer) run in MarginConfig.vy; option
+    # fills, funding and the plain views not listed here in FundingConfig.vy
+    # behind it; both by delegatecall (__default__).
     ledger.im_multiplier,
-    ledger.price_band,
-    ledger.cash_token,
     ledger.num_assets,
     ledger.asset_word,
     ledger.shock_word,
-    ledger.asset_token,
     ledger.open_interest,
-    ledger.oi_cap,
     ledger.token_word,
-    ledger.token_caps,
     ledger.account_assets,
     ledger.cash,
-    ledger.debt,
     ledger.deficit,
-    ledger.debt_cap,
     ledger.collateral,
     ledger.operators,
-    ledger.set_operator,
     ledger.account_id,
-    ledger.equity,
     ledger.margin,
-    ledger.health,
     ledger.position,
     ledger.price,
-    ledger.liquidation_price,
-    # The vault rate views: the core has their price code already (in
-    # `_margin`), MarginConfig has no room left for them.
-    ledger.vault_rate,
-    ledger.vault_cap,
-    settlement.venues,
     settlement.settle,
-    settlement.set_option_book,
-    settlement.settle_option_cash,
-    ledger.option_book,
     settlement.is_authorized,
-    settlement.margin_after_trade,
-    liquidation.liquidator,
     liquidation.liquidate_slice,
     liquidation.liquidation_margin,
     liquidation.healths,
@@ -117,13 +94,14 @@ def __init__(
 
 @external
 @raw_return
-def __default__() -> Bytes[32]:
+def __default__() -> Bytes[192]:
     """
-    @notice Any other call is one of the owner's setters or an account's
-            deposit, withdrawal or transfer: run it from MarginConfig against
+    @notice Any other call is one of the owner's setters, an account's
+            deposit, withdrawal or transfer, an option fill or one of the
+            views moved out of the core: run it from MarginConfig against
             this contract's storage, with this contract's address, caller
-            and reentrancy lock, and return its result as is (at most one
-            word). Unknown selectors revert there with "engine: unknown
-            function".
+            and reentrancy lock, and return its result as is (at most six
+            words: `margin_after_trade`'s Margin). Unknown selectors revert
+            there with "engine: unknown function".
     """
-    return raw_call(CONFIG, msg.data, max_outsize=32, is_delegate_call=True)
+    return raw_call(CONFIG, msg.data, max_outsize=192, is_delegate_call=True)

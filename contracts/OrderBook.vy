@@ -112,7 +112,14 @@ def fill(order: Order, signature: Bytes[65], amount: uint256, taker: uint256):
         amount=amount,
         filled=done + amount,
     )
-    extcall engine.settle(maker, taker, order.market, maker_size, order.price)
+    if order.market >= constants.OPTION_ID:  # an option instrument
+        extcall engine.settle_option(
+            maker, taker, order.market, maker_size, order.price
+        )
+    else:
+        extcall engine.settle(
+            maker, taker, order.market, maker_size, order.price
+        )
 
 
 @external

@@ -1,4 +1,6 @@
 # pragma version ~=0.4.3
+# pragma optimize codesize
+# (Sized, not gas-tuned: 290 bytes smaller for +135 gas per update or poke.)
 """
 @title Ballast risk governor: M-of-N signed, bounded, rate-limited updates
 @notice The link between the off-chain risk engine and the chain. Registered

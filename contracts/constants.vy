@@ -85,3 +85,12 @@ EXPIRY_TIME: constant(uint256) = 8 * 3600
 OPTION_ID: constant(uint256) = 1 << 255
 # Option legs (distinct instruments) one account may hold.
 MAX_OPTION_LEGS: constant(uint256) = 16
+# Funding (docs/ARCHITECTURE.md#funding). Rates are WAD fractions of the
+# oracle price per hour; the index is WAD cash per WAD unit of size.
+HOUR: constant(uint256) = 3600
+# Most a market's hourly rate may be capped at: 1% of the price per hour.
+MAX_FUNDING_CAP: constant(uint256) = WAD // 100
+# Longest convergence period, hours (a premium is paid off over this many).
+MAX_FUNDING_CONVERGENCE: constant(uint256) = 168
+# The premium accumulator's weight (sum of |size| in an hour, WAD) is uint104.
+MAX_PREMIUM_WEIGHT: constant(uint256) = 2**104 - 1

@@ -70,6 +70,10 @@ FLAG_PERP: constant(uint256) = 2
 # `_asset_price` and `vault_word`.
 FLAG_VAULT: constant(uint256) = 4
 VAULT_BIT: constant(uint256) = FLAG_VAULT << FLAGS_SHIFT
+# Funding was switched on in this perp market once (a non-zero cap; never
+# cleared): without it no funding word, snapshot or parameter is read.
+FLAG_FUNDING: constant(uint256) = 8
+FUNDING_BIT: constant(uint256) = FLAG_FUNDING << FLAGS_SHIFT
 # Decimals of the asset's collateral token (18 when it has none): a
 # liquidation moves collateral in whole token units.
 UNIT_SHIFT: constant(uint256) = 240
@@ -125,6 +129,9 @@ struct Override:
     position: uint256  # packed (size, open_notional)
     cash: int256
     fraction: uint256
+    # The funding snapshot of `asset`'s position after the change (a trade
+    # settles its funding first: the index now).
+    funding: int256
 
 
 struct Margin:
@@ -206,6 +213,23 @@ vault_word: public(HashMap[uint256, uint256])
 # May move a vault's snapshot (set_vault_snapshot): the signed snapshot
 # entry (RateSnapshots.vy), M of N of the risk governor's signers.
 snapshot_manager: public(address)
+# Per perp market (docs/ARCHITECTURE.md#funding): the cumulative funding
+# index (int128, low bits: WAD cash per WAD unit of size, a long pays what it
+# rises by) | the time of its last accrual (bits 128..191) | the hourly rate
+# in force (int64 at bits 192..255, WAD of the price per hour). One SLOAD per
+# held market in a margin computation.
+funding_word: public(HashMap[uint256, uint256])
+# Per perp market: the premium accumulator of one hour, sampled per fill:
+# sum(premium * |size|) / WAD (int104, low bits) | sum(|size|) (uint104, bits
+# 104..207) | the hour (unix time // 3600, bits 208..).
+premium_word: public(HashMap[uint256, uint256])
+# Per perp market, set by the owner: cap (WAD per hour, bits 0..63) |
+# interest (int64 WAD per hour, bits 64..127) | convergence period in hours
+# (bits 128..). A zero cap is no funding.
+funding_params: public(HashMap[uint256, uint256])
+# Per account, per market: the funding index at which the position's funding
+# was last settled into cash.
+funding_snap: public(HashMap[uint256, HashMap[uint256, int256]])
 # The option book whose `option_margin` values an account's option legs
 # (set once by the owner; `settlement.set_option_book`).
 option_book: public(address)
@@ -298,6 +322,26 @@ event VaultSnapshotSet:
 
 event SnapshotManagerSet:
     snapshot_manager: indexed(address)
+
+
+event Funding:
+    market: indexed(uint256)
+    rate: int256  # in force from now, WAD of the price per hour
+    index: int256  # WAD cash per WAD unit of size
+
+
+event FundingSettled:
+    account: indexed(uint256)
+    market: indexed(uint256)
+    paid: int256  # cash the position paid (negative: received), WAD
+    index: int256  # the position's new snapshot
+
+
+event FundingParamsSet:
+    market: indexed(uint256)
+    convergence_hours: uint256
+    interest: int256
+    cap: uint256
 
 
 event OperatorSet:
@@ -695,7 +739,76 @@ def vault_cap(asset: uint256) -> uint256:
     return self._rate_cap(self.vault_word[asset], block.timestamp)
 
 
+@external
+def set_funding_params(
+    market: uint256, convergence_hours: uint256, interest: int256, cap: uint256
+):
+    """
+    @notice A perp market's funding: the premium is paid off over
+            `convergence_hours` (1..168), plus `interest` (WAD of the price
+            per hour), the rate clamped to +-`cap` (WAD per hour, at most 1%;
+            0 stops funding). Applies from the next hourly rate. Owner, or
+            the risk manager to lower the cap alone.
+    """
+    asset: uint256 = self.asset_word[market]
+    assert self._is_perp(asset), "ledger: not a perp market"
+    assert cap <= constants.MAX_FUNDING_CAP, "ledger: funding cap too high"
+    assert (
+        convergence_hours != 0
+        and convergence_hours <= constants.MAX_FUNDING_CONVERGENCE
+    ), "ledger: bad funding convergence"
+    assert abs(interest) <= convert(
+        constants.MAX_FUNDING_CAP, int256
+    ), "ledger: funding interest too high"
+    old: uint256 = self.funding_params[market]
+    word: uint256 = (
+        cap | (self._to_word64(interest) << 64) | (convergence_hours << 128)
+    )
+    if (
+        msg.sender != self.risk_manager
+        or word >> 64 != old >> 64
+        or cap > (old & (2**64 - 1))
+    ):
+        ownable._check_owner()
+    self.funding_params[market] = word
+    if cap != 0:
+        self.asset_word[market] = asset | FUNDING_BIT
+    log FundingParamsSet(
+        market=market,
+        convergence_hours=convergence_hours,
+        interest=interest,
+        cap=cap,
+    )
+
+
 # ------------------------------------------------------- account actions
+
+
+@external
+@nonreentrant
+def settle_funding(account: uint256, market: uint256):
+    """
+    @notice Anyone: settle the funding of `account`'s position in `market`
+            into its cash. Equity does not move (margin counts unsettled
+            funding); needs a valid price of the market.
+    """
+    word: uint256 = self.asset_word[market]
+    assert self._is_perp(word), "ledger: not a perp market"
+    p: uint256 = 0
+    ok: bool = False
+    p, ok = self._price(word)
+    assert ok, "oracle: invalid price"
+    index: int256 = self._accrue(market, p, 0, 0)
+    size: int256 = 0
+    on: int256 = 0
+    size, on = fixed_math._unpack_position(
+        self._stored_position(account, market)
+    )
+    self._set_cash(
+        account,
+        self.cash[account] - self._settle_owed(account, market, size, index),
+    )
+    self._log_state(account, market)
 
 
 @external
@@ -939,6 +1052,21 @@ def liquidation_price(asset: uint256) -> uint256:
     """
     self._check_listed(asset)
     return self._liquidation_price(asset, self.asset_word[asset])
+
+
+@external
+@view
+def funding_index(market: uint256) -> int256:
+    """
+    @notice A market's funding index now (WAD cash per WAD unit of size): the
+            stored index moved on at the rate in force with the last reported
+            price, as every margin view values it.
+    """
+    self._check_listed(market)
+    p: uint256 = 0
+    ok: bool = False
+    p, ok = self._price(self.asset_word[market])
+    return self._index_at(self.funding_word[market], p)
 
 
 # --------------------------------------------------------------- internal
@@ -1358,6 +1486,7 @@ def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
     prices_ok: bool = True
     unpriced: bool = False
     slice_flow: int256 = 0
+    funding: int256 = 0  # unsettled funding the positions owe, WAD
 
     for a: uint256 in range(constants.MAX_ASSETS):
         bits: uint256 = bitmap >> (2 * a)
@@ -1397,6 +1526,19 @@ def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
         price: int256 = convert(p, int256)
         haircut: int256 = convert((word >> HAIRCUT_SHIFT) & 65535, int256)
         floor_bps: int256 = convert((word >> FLOOR_SHIFT) & 65535, int256)
+        if size != 0 and word & FUNDING_BIT != 0:
+            # Funding since the position's snapshot, on its size before any
+            # slice (a liquidation settles it first), at the index now. A
+            # market whose funding was never on has every word at 0.
+            funding_word: uint256 = self.funding_word[a]
+            snap: int256 = 0
+            if ov.active and a == ov.asset:
+                snap = ov.funding
+            else:
+                snap = self.funding_snap[account][a]
+            funding += self._funding_owed(
+                size, self._index_at(funding_word, p), snap
+            )
         if ov.fraction != 0:
             moved_coll: uint256 = 0
             moved: int256 = 0
@@ -1470,7 +1612,10 @@ def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
         im += peg
         prices_ok = prices_ok and (peg_ok or liq)
     equity: int256 = (
-        cash - notional + fixed_math._floor_div(value_num, constants.WAD_BPS)
+        cash
+        - funding
+        - notional
+        + fixed_math._floor_div(value_num, constants.WAD_BPS)
     )
     return Margin(
         equity=equity,
@@ -1480,6 +1625,194 @@ def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
         flow=slice_flow,
         unpriced=unpriced,
     )
+
+
+@internal
+@pure
+def _to_word64(x: int256) -> uint256:
+    """
+    @dev x (|x| <= MAX_FUNDING_CAP < 2**63) as a 64-bit two's complement field.
+    """
+    if x < 0:
+        return convert(x + 2**64, uint256)
+    return convert(x, uint256)
+
+
+@internal
+@pure
+def _from_word64(w: uint256) -> int256:
+    """
+    @dev The int64 in the low 64 bits of w.
+    """
+    x: int256 = convert(w & (2**64 - 1), int256)
+    if x >= 2**63:
+        x -= 2**64
+    return x
+
+
+@internal
+@view
+def _index_at(word: uint256, price: uint256) -> int256:
+    """
+    @dev A market's funding index now: the stored one moved on at the rate in
+         force, with `price` (WAD), rounded to -inf:
+           index + floor(rate * price * (now - last) / (3600 * WAD)).
+         Bounds: |rate| <= 2**54, price <= 2**100, elapsed < 2**64.
+    """
+    # The word's bits as int256: arithmetic shifts sign-extend the int128
+    # index (low bits) and the int64 rate (high bits) without a call.
+    w: int256 = convert(convert(word, bytes32), int256)
+    index: int256 = (w << 128) >> 128
+    rate: int256 = w >> 192
+    if rate == 0:
+        return index
+    elapsed: uint256 = block.timestamp - ((word >> 128) & (2**64 - 1))
+    # |rate| < 2**63 (int64), price <= MAX_PRICE = 2**100 and elapsed <
+    # 2**64: the checked products fit. Unchecked below: d > 1 is a constant,
+    # |q| < 2**255 / d < 2**184 and |index| <= 2**127.
+    num: int256 = rate * convert(price * elapsed, int256)
+    d: int256 = convert(constants.HOUR, int256) * constants.IWAD
+    q: int256 = unsafe_div(num, d)  # truncated towards zero
+    if num < 0 and unsafe_mul(q, d) != num:
+        q = unsafe_sub(q, 1)  # to -inf
+    return unsafe_add(index, q)
+
+
+@internal
+@pure
+def _funding_owed(size: int256, index: int256, snap: int256) -> int256:
+    """
+    @dev Funding a position owes since its snapshot (negative: is owed),
+         rounded up, against the account: payers pay the ceiling and
+         receivers get the floor, so what is paid covers what is received.
+    """
+    # Unchecked: |size| < 2**127 and |index - snap| < 2**128 (both int128),
+    # so the product is below 2**255. `//` truncates towards zero: the
+    # ceiling of a negative quotient.
+    owed: int256 = unsafe_mul(size, unsafe_sub(index, snap))
+    if owed > 0:
+        return unsafe_div(owed + constants.IWAD - 1, constants.IWAD)
+    return unsafe_div(owed, constants.IWAD)
+
+
+@internal
+@view
+def _next_rate(market: uint256, premium: uint256) -> int256:
+    """
+    @dev The hourly rate from a premium window (premium_word layout):
+           clamp(avg_premium / convergence + interest, -cap, cap)
+         with avg_premium = sum(premium * |size|) / sum(|size|) (0 without
+         fills), divisions truncating towards zero.
+    """
+    params: uint256 = self.funding_params[market]
+    cap: int256 = convert(params & (2**64 - 1), int256)
+    if cap == 0:
+        return 0
+    weight: uint256 = (premium >> 104) & constants.MAX_PREMIUM_WEIGHT
+    avg: int256 = 0
+    if weight != 0:
+        num: int256 = convert(premium & (2**104 - 1), int256)
+        if num >= 2**103:
+            num -= 2**104
+        avg = num * constants.IWAD // convert(weight, int256)
+    rate: int256 = avg // convert(params >> 128, int256) + self._from_word64(
+        params >> 64
+    )
+    return max(min(rate, cap), -cap)
+
+
+@internal
+def _accrue(
+    market: uint256, price: uint256, premium: int256, weight: uint256
+) -> int256:
+    """
+    @dev Move the market's index to now at the rate in force (`_index_at`);
+         at the first touch in a new hour, set the rate from the premium
+         window (`_next_rate`) and open a window for this hour; then add a
+         fill's sample: `premium` (WAD, (fill - oracle) / oracle) weighted
+         by `weight` (|size|, WAD; 0: not a fill). A window that would pass
+         MAX_PREMIUM_WEIGHT takes no more samples that hour. Returns the
+         index now.
+    """
+    if self.asset_word[market] & FUNDING_BIT == 0:
+        return 0  # funding never on: every word is 0
+    word: uint256 = self.funding_word[market]
+    rate: int256 = self._from_word64(word >> 192)
+    if rate == 0 and self.funding_params[market] & (2**64 - 1) == 0:
+        # Funding off (a zero cap) and no rate left in force: nothing moves.
+        return fixed_math._from_word128(word & (2**128 - 1))
+    index: int256 = self._index_at(word, price)
+    window: uint256 = self.premium_word[market]
+    new_window: uint256 = window
+    hour: uint256 = block.timestamp // constants.HOUR
+    if window >> 208 != hour:
+        rate = self._next_rate(market, window)
+        new_window = hour << 208
+    if weight != 0:
+        total: uint256 = (
+            (new_window >> 104) & constants.MAX_PREMIUM_WEIGHT
+        ) + weight
+        if total <= constants.MAX_PREMIUM_WEIGHT:
+            num: int256 = convert(new_window & (2**104 - 1), int256)
+            if num >= 2**103:
+                num -= 2**104
+            # |premium| <= price band (20%): |num| < 2**104 / 5.
+            num += premium * convert(weight, int256) // constants.IWAD
+            if num < 0:
+                num += 2**104
+            new_window = (
+                (hour << 208) | (total << 104) | convert(num, uint256)
+            )
+    if new_window != window:
+        self.premium_word[market] = new_window
+    new_word: uint256 = (
+        (self._to_word64(rate) << 192)
+        | (block.timestamp << 128)
+        | fixed_math._to_word128(index)
+    )
+    if new_word != word:
+        self.funding_word[market] = new_word
+        # Also when only the time moved: a reader's word is then exact.
+        log Funding(market=market, rate=rate, index=index)
+    return index
+
+
+@internal
+def _set_funding_snap(
+    account: uint256, market: uint256, index: int256, paid: int256
+):
+    """
+    @dev Record that the position's funding up to `index` is in its cash
+         (`paid` of it just now).
+    """
+    if self.asset_word[market] & FUNDING_BIT == 0:
+        return  # funding never on: index and snapshot are 0
+    if self.funding_snap[account][market] != index:
+        self.funding_snap[account][market] = index
+        log FundingSettled(
+            account=account, market=market, paid=paid, index=index
+        )
+
+
+@internal
+def _settle_owed(
+    account: uint256, market: uint256, size: int256, index: int256
+) -> int256:
+    """
+    @dev Settle the funding `account`'s position of `size` in `market` owes
+         up to `index` (the index now): move its snapshot and return what it
+         paid (the caller takes it off cash). Reads nothing in a market
+         where funding was never on.
+    """
+    if self.asset_word[market] & FUNDING_BIT == 0:
+        return 0
+    owed: int256 = 0
+    if size != 0:
+        owed = self._funding_owed(
+            size, index, self.funding_snap[account][market]
+        )
+    self._set_funding_snap(account, market, index, owed)
+    return owed
 
 
 @internal
@@ -1594,16 +1927,22 @@ def _debit(account: uint256, asset: uint256, wad: uint256) -> Override:
             position=0,
             cash=cash - convert(wad, int256),
             fraction=0,
+            funding=0,
         )
     held: uint256 = self.collateral[account][asset]
     assert held >= wad, "ledger: insufficient collateral"
+    pos: uint256 = self._stored_position(account, asset)
+    snap: int256 = 0
+    if pos != 0:
+        snap = self.funding_snap[account][asset]
     return Override(
         active=True,
         asset=asset,
         collateral=held - wad,
-        position=self._stored_position(account, asset),
+        position=pos,
         cash=cash,
         fraction=0,
+        funding=snap,
     )
 
 

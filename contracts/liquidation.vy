@@ -110,6 +110,7 @@ def liquidation_margin(account: uint256, fraction: uint256) -> ledger.Margin:
             position=0,
             cash=ledger.cash[account],
             fraction=fraction,
+            funding=0,
         ),
         True,
     )
@@ -210,6 +211,10 @@ def liquidate_slice(account: uint256, liquidator: uint256, s: Slice) -> int256:
                 ledger._stored_collateral(liquidator, a) + moved_coll,
             )
         if moved != 0:
+            # Both sides' funding in this market is settled into their cash
+            # first, at the index moved on with the liquidation price.
+            index: int256 = ledger._accrue(a, price, 0, 0)
+            cash -= ledger._settle_owed(account, a, size, index)
             size, on, cash = fixed_math._apply_trade(
                 size, on, cash, -moved, flow
             )
@@ -218,6 +223,7 @@ def liquidate_slice(account: uint256, liquidator: uint256, s: Slice) -> int256:
             taker_size: int256 = 0
             taker_on: int256 = 0
             taker_size, taker_on = fixed_math._unpack_position(taker_pos)
+            taker_cash -= ledger._settle_owed(liquidator, a, taker_size, index)
             taker_size, taker_on, taker_cash = fixed_math._apply_trade(
                 taker_size, taker_on, taker_cash, moved, -flow
             )

@@ -13,7 +13,7 @@ read) plus, with ``--env``, a shell file of ``export ENGINE=0x...`` lines.
 Deploy order and wiring (docs/INTEGRATING.md explains each step):
 
  1. cash token (a mock USDC, 6 decimals, on a local chain; else ``engine.cash_address``)
- 2. MarginConfig(cash)                       the owner setters' code
+ 2. FundingConfig(cash), MarginConfig(cash, funding)   the funding and owner setters' code
  3. MarginEngine(config, cash, cash deposit cap, cash account cap, IM multiplier, band)
  4. OrderBook(engine);   engine.set_venue(book, true)
  5. engine.set_debt_cap(debt cap)
@@ -34,6 +34,8 @@ Deploy order and wiring (docs/INTEGRATING.md explains each step):
 12. with [quote]: its feed (a mock at 8 decimals on a local chain), then
     engine.set_feed(QUOTE_ASSET, feed, heartbeat) and
     engine.set_asset_risk(QUOTE_ASSET, peg_bps, 0)
+13. per market with [markets.funding]:
+    engine.set_funding_params(asset, convergence hours, interest, cap)
 
 A local chain is chain id 31337 or 1337 (anvil, ganache, hardhat): mocks are deployed there,
 ``test:N`` signers are the accounts of ``--mnemonic``, and governor limits and bounds the
@@ -63,6 +65,10 @@ LOCAL_CHAINS = (31337, 1337)
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
 FEED_DECIMALS = 8
 QUOTE_ASSET = 32  # offchain_risk.units.QUOTE_ASSET: the quote asset's slot in the engine
+# offchain_risk.units (contracts/constants.vy): the funding parameters' bounds.
+MAX_FUNDING_CAP = WAD // 100  # 1% of the price per hour
+MAX_FUNDING_CONVERGENCE = 168  # hours
+FUNDING_KEYS = ("convergence_hours", "interest", "cap")
 MANIFEST_VERSION = 1  # offchain_risk.deploy.MANIFEST_VERSION
 # The Ape deployer's defaults (offchain_risk.deploy.DeployConfig, LiquidationPolicy).
 ENGINE_DEFAULTS = {
@@ -101,6 +107,7 @@ KNOWN_KEYS = {
         "feed",
         "perp",
         "bounds",
+        "funding",
     },
 }
 # Vault-share classes: (haircut bps, yearly rate growth bps), as
@@ -273,6 +280,9 @@ def load(path: Path) -> dict:
                 "bounds": _keys(
                     path, f"markets.{m['symbol']}.bounds", m.get("bounds", {}), ASSET_BOUND_KEYS
                 ),
+                "funding": _funding(
+                    path, f"markets.{m['symbol']}.funding", m.get("funding"), m.get("perp", True)
+                ),
             }
         )
     if not markets:
@@ -361,6 +371,47 @@ def _vaults(path: Path, raw: list, markets: list[dict]) -> list[dict]:
                 "max_growth_bps": growth,
                 "floor_bps": collateral[v["underlying"]]["floor_bps"],
             }
+        )
+    return out
+
+
+def _funding(path: Path, where: str, raw: object, perp: bool) -> dict | None:
+    """[markets.funding] in chain units, with the Ape deployer's checks
+    (offchain_risk.deploy._funding): convergence hours 1 .. 168, 0 < cap <= 1% per hour,
+    |interest| <= cap."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise DeployError(f"{path}: {where}: expected a table of {', '.join(FUNDING_KEYS)}")
+    if set(raw) - set(FUNDING_KEYS):
+        raise DeployError(f"{path}: {where}: unknown keys {sorted(set(raw) - set(FUNDING_KEYS))}")
+    if not perp:
+        raise DeployError(f"{path}: {where}: funding needs a perp market (perp = false here)")
+    missing = [k for k in ("convergence_hours", "cap") if k not in raw]
+    if missing:
+        raise DeployError(f"{path}: {where}: missing {missing[0]!r}")
+    hours = raw["convergence_hours"]
+    if isinstance(hours, bool) or not isinstance(hours, int):
+        raise DeployError(f"{path}: {where}.convergence_hours: expected an integer, got {hours!r}")
+    if not 1 <= hours <= MAX_FUNDING_CONVERGENCE:
+        raise DeployError(
+            f"{path}: {where}.convergence_hours: {hours} outside [1, {MAX_FUNDING_CONVERGENCE}]"
+        )
+    out = {"convergence_hours": hours}
+    for key, lo in (("cap", 0), ("interest", -MAX_FUNDING_CAP)):
+        value = raw.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise DeployError(f"{path}: {where}.{key}: expected a number, got {value!r}")
+        out[key] = _wad(value)
+        if not lo <= out[key] <= MAX_FUNDING_CAP:
+            raise DeployError(
+                f"{path}: {where}.{key}: {value} outside [{lo / WAD:g}, {MAX_FUNDING_CAP / WAD:g}]"
+            )
+    if out["cap"] == 0:
+        raise DeployError(f"{path}: {where}.cap: 0 is no funding: leave the table out instead")
+    if abs(out["interest"]) > out["cap"]:
+        raise DeployError(
+            f"{path}: {where}.interest: |{raw['interest']}| above the cap {raw['cap']}"
         )
     return out
 
@@ -460,7 +511,10 @@ def deploy(cfg: dict, c: Cast, *, local: bool, mnemonic: str = TEST_MNEMONIC) ->
     cash = cfg["cash_address"] or c.create(
         "USDC", code["MockToken"], token_ctor, "USD Coin", "USDC", 6
     )
-    config = c.create("MarginConfig", code["MarginConfig"], "constructor(address)", cash)
+    funding = c.create("FundingConfig", code["FundingConfig"], "constructor(address)", cash)
+    config = c.create(
+        "MarginConfig", code["MarginConfig"], "constructor(address,address)", cash, funding
+    )
     engine = c.create(
         "MarginEngine",
         code["MarginEngine"],
@@ -571,6 +625,22 @@ def deploy(cfg: dict, c: Cast, *, local: bool, mnemonic: str = TEST_MNEMONIC) ->
         contracts["vol_feed"] = feed
     vaults = deploy_vaults(cfg, c, code, contracts, markets, settings)
     quote = deploy_quote(cfg, c, code, engine)
+    for asset, m in enumerate(cfg["markets"]):
+        f = m["funding"]
+        if f is not None:
+            c.send(
+                engine,
+                "set_funding_params(uint256,uint256,int256,uint256)",
+                asset,
+                f["convergence_hours"],
+                f["interest"],
+                f["cap"],
+            )
+            markets[m["symbol"]]["funding"] = {
+                "convergence_hours": f["convergence_hours"],
+                "interest_wad": f["interest"],
+                "cap_wad": f["cap"],
+            }
     tokens = {
         m["token"][1]: markets[m["symbol"]]["token"]
         for m in cfg["markets"]

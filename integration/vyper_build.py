@@ -23,6 +23,7 @@ EVM_VERSION = "cancun"  # ape-config.yaml: vyper.evm_version
 COMPILER = "0.4.3"  # ape-config.yaml: vyper.version
 # The deployables, in deploy order, and the devnet mocks a local deploy lists.
 DEPLOYABLES = (
+    "FundingConfig",
     "MarginConfig",
     "MarginEngine",
     "OrderBook",

@@ -37,6 +37,77 @@ def _time(value: str | None, hint: str) -> np.datetime64 | None:
         raise click.BadParameter(str(exc), param_hint=hint) from exc
 
 
+def _engine_options(command):
+    """The risk engine's options, shared by ``calibrate`` and ``backtest`` (defaults: the
+    production calibration, ``CalibrationConfig``)."""
+    options = [
+        click.option(
+            "--alpha",
+            default=CalibrationDefaults.alpha,
+            type=click.FloatRange(0.9, 0.9999),
+            show_default=True,
+            help="ES confidence level.",
+        ),
+        click.option(
+            "--horizon-hours",
+            default=CalibrationDefaults.horizon_hours,
+            type=click.IntRange(1, 24),
+            show_default=True,
+            help="Margin horizon (default: the margin period of risk, models/horizon.py).",
+        ),
+        click.option(
+            "--close-out-usd",
+            default=CalibrationDefaults.close_out_position_usd,
+            type=click.FloatRange(0.0, 1e12),
+            show_default=True,
+            help="Close-out size whose square-root impact widens every scenario (0: no add-on).",
+        ),
+        click.option(
+            "--k",
+            "k",
+            default=CalibrationDefaults.k,
+            type=click.IntRange(1, 16),
+            show_default=True,
+            help="Number of joint scenarios (the chain holds at most 16).",
+        ),
+        click.option(
+            "--window-days",
+            default=BacktestDefaults.window_days,
+            type=click.IntRange(14, 5000),
+            show_default=True,
+            help="Hourly history the scenarios are built from, at most.",
+        ),
+        click.option(
+            "--floor-bps",
+            default=CalibrationDefaults.floor_bps,
+            type=click.IntRange(0, 10_000),
+            show_default=True,
+        ),
+        click.option(
+            "--stress-weight",
+            default=CalibrationDefaults.stress_weight,
+            type=click.FloatRange(0.0, 1.0),
+            show_default=True,
+            help="Probability on the stressed period's daily moves (0 = current period only).",
+        ),
+        click.option(
+            "--stress-window-days",
+            default=CalibrationDefaults.stress_window_days,
+            type=click.IntRange(30, 3650),
+            show_default=True,
+            help="Length of the stressed period searched in the daily bars.",
+        ),
+        click.option(
+            "--data-dir",
+            default=None,
+            help="Market data folder (default: $BALLAST_DATA_DIR or ../shared/data).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.group()
 def cli() -> None:
     """Ballast off-chain risk engine: calibrate risk parameters and backtest them."""
@@ -59,55 +130,13 @@ def cli() -> None:
     "--assets", default=None, help="Comma-separated symbols (default: every hourly " "file)."
 )
 @click.option(
-    "--alpha",
-    default=CalibrationDefaults.alpha,
-    type=click.FloatRange(0.9, 0.9999),
-    show_default=True,
-)
-@click.option("--horizon-hours", default=24, type=click.IntRange(1, 24 * 14), show_default=True)
-@click.option(
-    "--k",
-    "k",
-    default=16,
-    type=click.IntRange(1, 16),
-    show_default=True,
-    help="Number of joint scenarios (the chain holds at most 16).",
-)
-@click.option("--window-days", default=730, type=click.IntRange(30, 5000), show_default=True)
-@click.option("--floor-bps", default=50, type=click.IntRange(0, 10_000), show_default=True)
-@click.option(
-    "--stress-weight",
-    default=CalibrationDefaults.stress_weight,
-    type=click.FloatRange(0.0, 1.0),
-    show_default=True,
-    help="Probability on the stressed period's daily moves (0 = current period only).",
-)
-@click.option(
-    "--stress-window-days",
-    default=CalibrationDefaults.stress_window_days,
-    type=click.IntRange(30, 3650),
-    show_default=True,
-    help="Length of the stressed period searched in the daily bars.",
-)
-@click.option(
-    "--close-out-usd",
-    default=0.0,
-    type=click.FloatRange(0.0, 1e12),
-    show_default=True,
-    help="Close-out size whose square-root impact widens every scenario (0: no add-on).",
-)
-@click.option(
     "--vol-model",
     default="ewma",
     type=click.Choice(["ewma", "garch"]),
     show_default=True,
     help="Filter of the historical simulation.",
 )
-@click.option(
-    "--data-dir",
-    default=None,
-    help="Market data folder (default: $BALLAST_DATA_DIR " "or ../shared/data).",
-)
+@_engine_options
 def calibrate(
     out: Path,
     asof: str | None,
@@ -182,49 +211,14 @@ def calibrate(
 @click.option("--start", default="2020-03-01", show_default=True, help="First rebalance day (UTC).")
 @click.option("--end", default=None, help="Last data time used (default: the last bar).")
 @click.option(
-    "--alpha",
-    default=BacktestDefaults.alpha,
-    type=click.FloatRange(0.9, 0.9999),
-    show_default=True,
-)
-@click.option(
     "--tested-level",
     default=BacktestDefaults.tested_level,
     type=click.FloatRange(0.0001, 0.5),
     show_default=True,
     help="Exceedance probability the Kupiec test is run against.",
 )
-@click.option(
-    "--stress-weight",
-    default=BacktestDefaults.stress_weight,
-    type=click.FloatRange(0.0, 1.0),
-    show_default=True,
-)
-@click.option(
-    "--stress-window-days",
-    default=BacktestDefaults.stress_window_days,
-    type=click.IntRange(30, 3650),
-    show_default=True,
-)
-@click.option(
-    "--horizon-hours",
-    default=BacktestDefaults.horizon_hours,
-    type=click.IntRange(1, 24),
-    show_default=True,
-    help="Margin horizon (default: the margin period of risk, models/horizon.py).",
-)
-@click.option(
-    "--close-out-usd",
-    default=BacktestDefaults.close_out_position_usd,
-    type=click.FloatRange(0.0, 1e12),
-    show_default=True,
-    help="Close-out size whose square-root impact widens every scenario (0: no add-on).",
-)
-@click.option("--k", "k", default=16, type=click.IntRange(1, 16), show_default=True)
-@click.option("--window-days", default=730, type=click.IntRange(14, 5000), show_default=True)
-@click.option("--floor-bps", default=50.0, type=click.FloatRange(0, 10_000), show_default=True)
 @click.option("--random-books", default=1000, type=click.IntRange(1, 100_000), show_default=True)
-@click.option("--data-dir", default=None)
+@_engine_options
 @click.option(
     "--workers",
     default=2,

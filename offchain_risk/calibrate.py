@@ -9,7 +9,12 @@ import numpy as np
 
 from offchain_risk.data import PricePanel, load_dvol_if_present
 from offchain_risk.models.haircuts import IMMultiplierPolicy, SquareRootImpact, dvol_ratio
-from offchain_risk.models.horizon import add_on_shocks, liquidity_add_on_bps
+from offchain_risk.models.horizon import (
+    CLOSE_OUT_REFERENCE_USD,
+    MarginPeriodOfRisk,
+    add_on_shocks,
+    liquidity_add_on_bps,
+)
 from offchain_risk.models.risk import var_es
 from offchain_risk.models.scenarios import (
     FilteredHistoricalSimulation,
@@ -26,7 +31,7 @@ PARAMS_VERSION = 1
 @dataclass(frozen=True)
 class CalibrationConfig:
     alpha: float = 0.99
-    horizon_hours: int = 24
+    horizon_hours: int = MarginPeriodOfRisk().hours  # the margin period of risk (4 h)
     k: int = 16
     floor_bps: int = 50
     vol_model: str = "ewma"  # filter of the historical simulation: "ewma" or "garch"
@@ -37,7 +42,7 @@ class CalibrationConfig:
     stress_window_days: int = 365
     # position (USD) whose close-out impact widens every scenario (0: no add-on); see
     # models/horizon.py and docs/RISK_MODEL.md, "Margin period of risk"
-    close_out_position_usd: float = 0.0
+    close_out_position_usd: float = CLOSE_OUT_REFERENCE_USD
     monte_carlo_check: bool = True  # the copula cross-check (metadata only; takes seconds)
 
 

@@ -22,6 +22,13 @@ The risk governor's rate limits and bounds (``[governor.limits]``,
 the devnet's (``deployments/config/local.toml``, :data:`LOCAL_CONFIG`); a non-local network
 gets no defaults: a governor there needs every value stated.
 
+A perp market's ``[markets.funding]`` switches its funding on (docs/ARCHITECTURE.md#funding):
+``convergence_hours`` (1 to 168: the premium is paid off over this many hours), ``interest``
+and ``cap`` (fractions of the price per hour; the cap above 0 and at most 1%, ``|interest|``
+at most the cap); both deployers call ``set_funding_params`` with them after the listing, and
+the manifest records them (``markets.<symbol>.funding``, WAD). Without the table the market
+has no funding.
+
 ``[vol_feed]`` lists a ``VolFeed``: its signers (M of N, the keeper's vol updater signs with
 them), the heartbeat of its curves and the markets listed as underlyings (the engine's asset
 ids); the manifest names it ``contracts.vol_feed`` with ``parameters.vol_feed``.
@@ -41,10 +48,17 @@ from typing import Any
 import numpy as np
 import tomllib
 
+from offchain_risk.models.funding import FundingParams
 from offchain_risk.models.liquidation import LiquidationPolicy
 from offchain_risk.models.margin import MAX_SCENARIOS, pad_scenarios
 from offchain_risk.models.vault import VAULT_CLASSES, RateCap
-from offchain_risk.units import QUOTE_ASSET, to_wad
+from offchain_risk.units import (
+    MAX_FUNDING_CAP,
+    MAX_FUNDING_CONVERGENCE,
+    QUOTE_ASSET,
+    WAD,
+    to_wad,
+)
 
 MANIFEST_VERSION = 1
 #: The devnet's config: the listing of ``offchain_risk.devnet`` and the governor values a
@@ -92,7 +106,9 @@ _MARKET_KEYS = {
     "feed",
     "perp",
     "bounds",
+    "funding",
 }
+FUNDING_KEYS = ("convergence_hours", "interest", "cap")
 _VOL_FEED_KEYS = {"signers", "threshold", "heartbeat", "underlyings"}
 #: contracts/constants.vy MAX_HEARTBEAT: the longest heartbeat the VolFeed accepts.
 MAX_VOL_HEARTBEAT = 7 * 86_400
@@ -134,6 +150,7 @@ class MarketConfig:
     feed: str | None = None  # an existing Chainlink feed
     perp: bool = True
     bounds: dict[str, int] = field(default_factory=dict)  # governor bounds, bps (own keys)
+    funding: FundingParams | None = None  # hours, WAD per hour; None: no funding
 
     def spec(self) -> Any:
         """The market as :class:`offchain_risk.devnet.MarketSpec` (a collateral given by
@@ -348,6 +365,7 @@ def load_config(path: str | Path) -> DeployConfig:
                 feed=m.get("feed"),
                 perp=bool(perp),
                 bounds=_asset_bounds(path, f"{where}.bounds", m.get("bounds", {})),
+                funding=_funding(path, f"{where}.funding", m.get("funding"), bool(perp)),
             )
         )
     symbols = [m.symbol for m in markets]
@@ -402,6 +420,39 @@ def load_config(path: str | Path) -> DeployConfig:
         vaults=_vaults(path, raw.get("vaults", []), markets),
         quote=_quote(path, raw.get("quote"), engine.get("heartbeat", 86_400)),
     )
+
+
+def _funding(path: Path, where: str, raw: Any, perp: bool) -> FundingParams | None:
+    """``[markets.funding]``: convergence hours (integer, 1 .. 168), interest and cap
+    (fractions of the price per hour: 0 < cap <= 1%, |interest| <= cap) as
+    :class:`FundingParams` in chain units (WAD per hour), the bounds
+    ``set_funding_params`` enforces."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _fail(path, where, f"expected a table of {', '.join(FUNDING_KEYS)}")
+    if set(raw) - set(FUNDING_KEYS):
+        raise _fail(path, where, f"unknown keys {sorted(set(raw) - set(FUNDING_KEYS))}")
+    if not perp:
+        raise _fail(path, where, "funding needs a perp market (perp = false here)")
+    for key in ("convergence_hours", "cap"):
+        if key not in raw:
+            raise _fail(path, where, f"missing {key!r}")
+    hours = raw["convergence_hours"]
+    if isinstance(hours, bool) or not isinstance(hours, int):
+        raise _fail(path, f"{where}.convergence_hours", f"expected an integer, got {hours!r}")
+    if not 1 <= hours <= MAX_FUNDING_CONVERGENCE:
+        raise _fail(
+            path, f"{where}.convergence_hours", f"{hours} outside [1, {MAX_FUNDING_CONVERGENCE}]"
+        )
+    top = MAX_FUNDING_CAP / WAD
+    cap = to_wad(_number(path, f"{where}.cap", raw["cap"], 0, top))
+    if cap == 0:
+        raise _fail(path, f"{where}.cap", "0 is no funding: leave the table out instead")
+    interest = to_wad(_number(path, f"{where}.interest", raw.get("interest", 0), -top, top))
+    if abs(interest) > cap:
+        raise _fail(path, f"{where}.interest", f"|{raw['interest']}| above the cap {raw['cap']}")
+    return FundingParams(convergence_hours=hours, interest=interest, cap=cap)
 
 
 def _quote(path: Path, raw: Any, heartbeat: Any) -> QuoteConfig | None:
@@ -674,7 +725,18 @@ def deploy_config(
         )
     deploy_vaults(project, d, deployer, cfg, governor, settings)
     deploy_quote(project, d, deployer, cfg)
+    deploy_funding(d, deployer, cfg)
     return d, governor
+
+
+def deploy_funding(d: Any, deployer: Any, cfg: DeployConfig) -> None:
+    """Switch funding on in every market with ``[markets.funding]``."""
+    for m in cfg.markets:
+        if m.funding is not None:
+            f = m.funding
+            d.engine.set_funding_params(
+                d.symbols[m.symbol], f.convergence_hours, f.interest, f.cap, sender=deployer
+            )
 
 
 def deploy_quote(project: Any, d: Any, deployer: Any, cfg: DeployConfig) -> None:
@@ -771,6 +833,8 @@ def build_manifest(
             "shocks_bps": [int(s) for s in shocks],
             "perp": m.perp,
         }
+        if m.funding is not None:
+            markets[m.symbol]["funding"] = funding_manifest(m.funding)
         if settings is not None:
             markets[m.symbol]["bounds"] = dict(
                 zip(ASSET_BOUND_KEYS, settings.asset_bounds[i], strict=True)
@@ -807,6 +871,11 @@ def build_manifest(
         "quote": quote_manifest(d),
         "parameters": parameters,
     }
+
+
+def funding_manifest(f: FundingParams) -> dict:
+    """A market's ``funding`` in the manifest: hours and WAD per hour, as on chain."""
+    return {"convergence_hours": f.convergence_hours, "interest_wad": f.interest, "cap_wad": f.cap}
 
 
 def vol_feed_parameters(v: VolFeedConfig, symbols: dict[str, int], signers: list[str]) -> dict:
@@ -961,6 +1030,11 @@ def check_manifest(manifest: dict, project: Any, chain_id: int) -> list[str]:
             problems.append(f"{symbol}: floor / haircut differ")
         if list(lens.shocks(m["asset"])) != m["shocks_bps"]:
             problems.append(f"{symbol}: shocks differ")
+        if m["perp"]:
+            word = int(engine.funding_params(m["asset"]))
+            held = funding_manifest(FundingParams.unpack(word)) if word else None
+            if held != m.get("funding"):
+                problems.append(f"{symbol}: funding {held} on chain, {m.get('funding')} stated")
     problems += _check_vaults(manifest, project, d)
     quote = manifest.get("quote")
     if quote_manifest(d) != quote:

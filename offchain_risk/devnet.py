@@ -137,7 +137,8 @@ def deploy(
         raise ValueError("one row of shocks per market")
     if cash is None:
         cash = project.MockToken.deploy("USD Coin", "USDC", 6, sender=deployer)
-    config = project.MarginConfig.deploy(cash, sender=deployer)
+    funding = project.FundingConfig.deploy(cash, sender=deployer)
+    config = project.MarginConfig.deploy(cash, funding, sender=deployer)
     core = project.MarginEngine.deploy(
         config,
         cash,

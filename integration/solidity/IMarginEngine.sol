@@ -3,18 +3,10 @@
 pragma solidity ^0.8.0;
 
 /// Deployed as `MarginEngine(address config, address cash_token, uint256 cash_deposit_cap, uint256 cash_account_cap, uint256 im_multiplier, uint256 price_band)`.
-/// The engine's fallback runs MarginConfig by delegatecall: the owner setters
-/// and their events below belong to this address too.
+/// The engine's fallback runs MarginConfig by delegatecall, whose fallback runs
+/// FundingConfig: the owner setters, the funding functions and their events
+/// below belong to this address too.
 interface IMarginEngine {
-    struct Margin {
-        int256 equity;
-        uint256 mm;
-        uint256 im;
-        bool prices_ok;
-        int256 flow;
-        bool unpriced;
-    }
-
     struct Slice {
         uint256 fraction;
         uint256 penalty;
@@ -24,15 +16,23 @@ interface IMarginEngine {
         uint256 mm;
     }
 
+    struct Margin {
+        int256 equity;
+        uint256 mm;
+        uint256 im;
+        bool prices_ok;
+        int256 flow;
+        bool unpriced;
+    }
+
     event OwnershipTransferred(address indexed previous_owner, address indexed new_owner);
     event CapsSet(address indexed token, uint256 deposit_cap, uint256 account_cap);
     event ImMultiplierSet(uint256 im_multiplier);
     event PriceBandSet(uint256 price_band);
-    event OwnershipTransferStarted(address indexed previous_owner, address indexed new_owner);
-    event OperatorSet(uint256 indexed account, address indexed operator, bool approved);
     event Fill(uint256 indexed maker, uint256 indexed taker, uint256 indexed market, address venue, int256 maker_size, uint256 price, uint256 quote);
+    event Funding(uint256 indexed market, int256 rate, int256 index);
+    event FundingSettled(uint256 indexed account, uint256 indexed market, int256 paid, int256 index);
     event AccountState(uint256 indexed account, uint256 asset, int256 cash, uint256 collateral, int256 size, int256 open_notional);
-    event OptionBookSet(address indexed book);
     event Liquidation(uint256 indexed account, uint256 indexed liquidator, uint256 fraction, int256 flow, uint256 penalty, uint256 fee, uint256 bounty, uint256 hole, int256 equity_before, uint256 mm_before);
     event DeficitShared(uint256 indexed account, uint256 amount, uint256 deficit);
     event BadDebt(uint256 indexed account, uint256 hole, uint256 covered, uint256 deficit);
@@ -45,55 +45,37 @@ interface IMarginEngine {
     event AssetRiskSet(uint256 indexed asset, uint256 floor_bps, uint256 haircut_bps);
     event ShocksSet(uint256 indexed asset, uint256 word);
     event DebtCapSet(uint256 debt_cap);
-    event RiskManagerSet(address indexed risk_manager);
-    event GuardianSet(address indexed guardian);
     event PausedSet(bool paused, address indexed by);
     event FallbackPriceSet(uint256 indexed asset, uint256 price, uint256 expiry, address indexed by);
-    event VaultSnapshotSet(uint256 indexed asset, uint256 ratio, uint256 timestamp, uint256 max_growth_bps, address indexed by);
+    event GuardianSet(address indexed guardian);
+    event RiskManagerSet(address indexed risk_manager);
     event SnapshotManagerSet(address indexed snapshot_manager);
+    event VaultSnapshotSet(uint256 indexed asset, uint256 ratio, uint256 timestamp, uint256 max_growth_bps, address indexed by);
+    event OperatorSet(uint256 indexed account, address indexed operator, bool approved);
     event VenueSet(address indexed venue, bool allowed);
     event LiquidatorSet(address indexed liquidator);
+    event OwnershipTransferStarted(address indexed previous_owner, address indexed new_owner);
+    event FundingParamsSet(uint256 indexed market, uint256 convergence_hours, int256 interest, uint256 cap);
+    event OptionBookSet(address indexed book);
 
     function owner() external view returns (address);
-    function pending_owner() external view returns (address);
-    function transfer_ownership(address new_owner) external;
-    function accept_ownership() external;
     function im_multiplier() external view returns (uint256);
-    function price_band() external view returns (uint256);
-    function cash_token() external view returns (address);
     function num_assets() external view returns (uint256);
     function asset_word(uint256 arg0) external view returns (uint256);
     function shock_word(uint256 arg0) external view returns (uint256);
-    function asset_token(uint256 arg0) external view returns (address);
     function open_interest(uint256 arg0) external view returns (uint256);
-    function oi_cap(uint256 arg0) external view returns (uint256);
     function token_word(address arg0) external view returns (uint256);
-    function token_caps(address arg0) external view returns (uint256);
     function account_assets(uint256 arg0) external view returns (uint256);
     function cash(uint256 arg0) external view returns (int256);
-    function debt() external view returns (uint256);
     function deficit() external view returns (uint256);
-    function debt_cap() external view returns (uint256);
     function collateral(uint256 arg0, uint256 arg1) external view returns (uint256);
     function operators(uint256 arg0, address arg1) external view returns (bool);
-    function set_operator(uint256 sub_id, address operator, bool approved) external;
     function account_id(address owner, uint256 sub_id) external pure returns (uint256);
-    function equity(uint256 account) external view returns (int256);
     function margin(uint256 account) external view returns (int256, uint256, uint256);
-    function health(uint256 account) external view returns (int256);
     function position(uint256 account, uint256 asset) external view returns (int256, int256);
     function price(uint256 asset) external view returns (uint256, bool);
-    function liquidation_price(uint256 asset) external view returns (uint256);
-    function vault_rate(uint256 asset) external view returns (uint256);
-    function vault_cap(uint256 asset) external view returns (uint256);
-    function venues(address arg0) external view returns (bool);
     function settle(uint256 maker, uint256 taker, uint256 market, int256 maker_size, uint256 price) external;
-    function set_option_book(address book) external;
-    function settle_option_cash(uint256 account, int256 amount, bool holds) external;
-    function option_book() external view returns (address);
     function is_authorized(uint256 account, address caller) external view returns (bool);
-    function margin_after_trade(uint256 account, uint256 market, int256 size, uint256 price) external view returns (Margin memory);
-    function liquidator() external view returns (address);
     function liquidate_slice(uint256 account, uint256 liquidator, Slice calldata s) external returns (int256);
     function liquidation_margin(uint256 account, uint256 fraction) external view returns (Margin memory);
     function healths(uint256[] calldata accounts) external view returns (Margin[] memory);
@@ -111,19 +93,49 @@ interface IMarginEngine {
     function set_debt_cap(uint256 debt_cap) external;
     function set_im_multiplier(uint256 im_multiplier) external;
     function set_price_band(uint256 price_band) external;
-    function set_risk_manager(address risk_manager) external;
-    function set_guardian(address guardian) external;
     function set_paused(bool paused) external;
     function set_fallback_price(uint256 asset, uint256 price, uint256 life) external;
-    function list_vault(uint256 asset, uint256 max_growth_bps) external;
-    function set_vault_snapshot(uint256 asset, uint256 ratio, uint256 timestamp, uint256 max_growth_bps) external;
+    function set_guardian(address guardian) external;
+    function set_risk_manager(address risk_manager) external;
     function set_snapshot_manager(address snapshot_manager) external;
+    function set_vault_snapshot(uint256 asset, uint256 ratio, uint256 timestamp, uint256 max_growth_bps) external;
+    function set_operator(uint256 sub_id, address operator, bool approved) external;
+    function set_venue(address venue, bool allowed) external;
+    function set_liquidator(address liquidator) external;
+    function pending_owner() external view returns (address);
+    function transfer_ownership(address new_owner) external;
+    function accept_ownership() external;
+    function set_funding_params(uint256 market, uint256 convergence_hours, int256 interest, uint256 cap) external;
+    function settle_funding(uint256 account, uint256 market) external;
+    function funding_word(uint256 arg0) external view returns (uint256);
+    function premium_word(uint256 arg0) external view returns (uint256);
+    function funding_params(uint256 arg0) external view returns (uint256);
+    function funding_snap(uint256 arg0, uint256 arg1) external view returns (int256);
+    function funding_index(uint256 market) external view returns (int256);
+    function vault_rate(uint256 asset) external view returns (uint256);
+    function vault_cap(uint256 asset) external view returns (uint256);
     function vault_word(uint256 arg0) external view returns (uint256);
+    function fallback_price(uint256 arg0) external view returns (uint256);
     function snapshot_manager() external view returns (address);
     function risk_manager() external view returns (address);
     function guardian() external view returns (address);
     function paused() external view returns (bool);
-    function fallback_price(uint256 arg0) external view returns (uint256);
-    function set_venue(address venue, bool allowed) external;
-    function set_liquidator(address liquidator) external;
+    function liquidation_price(uint256 asset) external view returns (uint256);
+    function price_band() external view returns (uint256);
+    function cash_token() external view returns (address);
+    function debt() external view returns (uint256);
+    function debt_cap() external view returns (uint256);
+    function equity(uint256 account) external view returns (int256);
+    function health(uint256 account) external view returns (int256);
+    function venues(address arg0) external view returns (bool);
+    function asset_token(uint256 arg0) external view returns (address);
+    function oi_cap(uint256 arg0) external view returns (uint256);
+    function token_caps(address arg0) external view returns (uint256);
+    function margin_after_trade(uint256 account, uint256 market, int256 size, uint256 price) external view returns (Margin memory);
+    function liquidator() external view returns (address);
+    function list_vault(uint256 asset, uint256 max_growth_bps) external;
+    function set_option_book(address book) external;
+    function settle_option(uint256 maker, uint256 taker, uint256 instrument, int256 maker_size, uint256 price) external;
+    function settle_option_cash(uint256 account, int256 amount, bool holds) external;
+    function option_book() external view returns (address);
 }

@@ -11,6 +11,7 @@ interface IOptionBook {
         uint256 position;
         int256 cash;
         uint256 fraction;
+        int256 funding;
     }
 
     struct Instrument {

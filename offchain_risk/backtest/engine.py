@@ -19,7 +19,6 @@ import numpy as np
 from tqdm import tqdm
 
 from offchain_risk.backtest.books import (
-    NOTIONAL_USD,
     Books,
     build_books,
     fixed_random_weights,
@@ -31,7 +30,12 @@ from offchain_risk.backtest.books import (
 from offchain_risk.backtest.stats import TestResult, christoffersen_independence, kupiec_pof
 from offchain_risk.data import PricePanel
 from offchain_risk.models.haircuts import SquareRootImpact
-from offchain_risk.models.horizon import MarginPeriodOfRisk, add_on_shocks, liquidity_add_on_bps
+from offchain_risk.models.horizon import (
+    CLOSE_OUT_REFERENCE_USD,
+    MarginPeriodOfRisk,
+    add_on_shocks,
+    liquidity_add_on_bps,
+)
 from offchain_risk.models.risk import exceedance_probability
 from offchain_risk.models.scenarios import (
     FilteredHistoricalSimulation,
@@ -65,8 +69,9 @@ class BacktestConfig:
     alpha: float = 0.99
     # the margin period of risk the on-chain shocks are sized for (4 h)
     horizon_hours: int = MarginPeriodOfRisk().hours
-    # close-out size whose square-root impact widens every scenario: a whole book (0: none)
-    close_out_position_usd: float = NOTIONAL_USD
+    # close-out size whose square-root impact widens every scenario (0: none), the one the
+    # chain's calibration uses
+    close_out_position_usd: float = CLOSE_OUT_REFERENCE_USD
     k: int = 16
     window_days: int = 730
     min_history_days: int = 14

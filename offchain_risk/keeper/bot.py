@@ -21,10 +21,14 @@ claims; needed as soon as two processes serve one deployment), ``BALLAST_CLAIM_T
 address>.db``: one store per key, so a restarted worker resumes its own transactions),
 ``BALLAST_DRY_RUN_SENDER`` (dry run when Silverback has no signer), ``BALLAST_START_BLOCK``
 (default: the manifest's block), ``BALLAST_METRICS_PORT`` (the worker's ``/metrics`` and
-``/health``). Each worker builds its own :class:`Keeper` at worker
-startup with its own signer (its own nonce lane); each task runs :meth:`Keeper.tick` for one
-partition and returns its summary. SIGTERM drains a worker: tasks it receives from then on
-send nothing and release their claims, the task in progress finishes.
+``/health``), ``BALLAST_VOL_SIGNERS`` (comma-separated Ape aliases of the manifest's vol feed
+signers, as the CLI keeper's ``--vol-signers``: this process publishes the vol surfaces
+hourly on the chain clock after its ticks' liquidations, through its own signer; set it on
+one worker of a cluster, since every process that has it publishes). Each worker builds its
+own :class:`Keeper` at worker startup with its own signer (its own nonce lane); each task
+runs :meth:`Keeper.tick` for one partition and returns its summary. SIGTERM drains a worker:
+tasks it receives from then on send nothing and release their claims, the task in progress
+finishes.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import os
 import signal
 import socket
 import threading
+import time
 
 from ape import chain, project
 from silverback import SilverbackBot
@@ -41,6 +46,7 @@ from silverback.main import SharedState
 from offchain_risk.deploy import load_manifest
 from offchain_risk.keeper.keeper import Keeper
 from offchain_risk.keeper.metrics import serve
+from offchain_risk.keeper.runner import build_vol_updater_for
 from offchain_risk.keeper.store import Store
 from offchain_risk.keeper.workers import DEFAULT_TTL, LocalClaims, Partition, RedisClaims
 
@@ -49,6 +55,7 @@ PARTITIONS = int(os.environ.get("BALLAST_PARTITIONS", "1"))
 if PARTITIONS < 1:
     raise ValueError("BALLAST_PARTITIONS must be >= 1")
 _state: dict = {}
+DRAIN_GRACE_S = 1.0  # after the last tick, before the worker stops
 _lock = threading.Lock()  # one tick at a time in a process: one store, one nonce lane
 
 
@@ -66,7 +73,7 @@ def _build() -> Keeper:
     claims = RedisClaims.from_url(url, owner, ttl=ttl) if url else LocalClaims(owner, ttl)
     default_db = f"keeper-{address.lower()}.db" if address else "keeper.db"
     start = os.environ.get("BALLAST_START_BLOCK")
-    return Keeper.from_manifest(
+    keeper = Keeper.from_manifest(
         project,
         chain.provider.web3,
         manifest,
@@ -76,17 +83,27 @@ def _build() -> Keeper:
         claims=claims,
         **({} if start is None else {"start_block": int(start)}),
     )
+    vol = [n.strip() for n in os.environ.get("BALLAST_VOL_SIGNERS", "").split(",") if n.strip()]
+    if vol:
+        keeper.vol_updater = build_vol_updater_for(
+            project, chain.provider.web3, manifest, keeper, vol
+        )
+    return keeper
 
 
 def _drain(*_: object) -> None:
     """SIGTERM: take no more work, let the tick in progress finish, then stop the worker
     (SIGINT: taskiq shuts the broker down and runs the worker shutdown handlers). A task
-    this worker took but did not run is redelivered by the stream broker."""
+    this worker took but did not run is redelivered by the stream broker. The stop waits
+    ``DRAIN_GRACE_S`` after the tick, so the receiver posts that task's result and
+    acknowledges it first (a SIGINT during that send lost the result, and the broker handed
+    the finished task to another worker)."""
     _state["draining"] = True
 
     def stop() -> None:
         with _lock:  # the tick in progress
             pass
+        time.sleep(DRAIN_GRACE_S)
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=stop, daemon=True, name="drain").start()

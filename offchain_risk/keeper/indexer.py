@@ -1,7 +1,11 @@
-"""Index the engine's accounts from its ``AccountState`` logs.
+"""Index the engine's accounts from its ``AccountState`` and funding logs.
 
 The engine emits the absolute post-state of every touched (account, asset) pair, so the
-latest log per pair is the account. The :class:`Indexer` backfills in chunks from the last
+latest log per pair is the account. Funding (docs/ARCHITECTURE.md#funding) is absolute too:
+a market's latest ``Funding(market, rate, index)`` log, with its block's time, is the
+market's funding word, and a position's latest ``FundingSettled(account, market, paid,
+index)`` log is its snapshot; unsettled funding is then ``models.funding.owed`` at the
+index now. The :class:`Indexer` backfills in chunks from the last
 processed block, follows the head, re-reads a look-back window every pass (a re-organised
 block is replaced as a whole) and commits each pass to the :class:`Store` atomically. The
 :class:`Book` is the in-memory mirror the scanner reads: exact ints per account and float64
@@ -18,7 +22,13 @@ import numpy as np
 from eth_abi import decode
 from eth_utils import keccak
 
-from offchain_risk.keeper.store import CASH_ASSET, AccountEvent, Store
+from offchain_risk.keeper.store import (
+    CASH_ASSET,
+    AccountEvent,
+    FundingEvent,
+    SettledEvent,
+    Store,
+)
 from offchain_risk.keeper.workers import slot
 from offchain_risk.units import CASH as CASH_SENTINEL
 from offchain_risk.units import WAD
@@ -30,6 +40,11 @@ ACCOUNT_STATE_TOPIC = "0x" + keccak(
     text="AccountState(uint256,uint256,int256,uint256,int256,int256)"
 ).hex().removeprefix("0x")
 _DATA_TYPES = ["uint256", "int256", "uint256", "int256", "int256"]
+FUNDING_TOPIC = "0x" + keccak(text="Funding(uint256,int256,int256)").hex().removeprefix("0x")
+FUNDING_SETTLED_TOPIC = "0x" + keccak(
+    text="FundingSettled(uint256,uint256,int256,int256)"
+).hex().removeprefix("0x")
+TOPICS = [ACCOUNT_STATE_TOPIC, FUNDING_TOPIC, FUNDING_SETTLED_TOPIC]
 
 
 def decode_account_state(raw: Any) -> AccountEvent:
@@ -50,6 +65,50 @@ def decode_account_state(raw: Any) -> AccountEvent:
     )
 
 
+def decode_funding(raw: Any, timestamp: int) -> FundingEvent:
+    """A ``Funding`` log of a block at ``timestamp`` as a :class:`FundingEvent`."""
+    topics = raw["topics"]
+    if len(topics) != 2 or _hex(topics[0]) != FUNDING_TOPIC:
+        raise ValueError(f"not a Funding log: {raw}")
+    rate, index = decode(["int256", "int256"], bytes(raw["data"]))
+    return FundingEvent(
+        block=int(raw["blockNumber"]),
+        log_index=int(raw["logIndex"]),
+        market=int.from_bytes(bytes(topics[1]), "big"),
+        rate=rate,
+        index=index,
+        timestamp=int(timestamp),
+    )
+
+
+def decode_funding_settled(raw: Any) -> SettledEvent:
+    """A ``FundingSettled`` log as a :class:`SettledEvent`."""
+    topics = raw["topics"]
+    if len(topics) != 3 or _hex(topics[0]) != FUNDING_SETTLED_TOPIC:
+        raise ValueError(f"not a FundingSettled log: {raw}")
+    paid, index = decode(["int256", "int256"], bytes(raw["data"]))
+    return SettledEvent(
+        block=int(raw["blockNumber"]),
+        log_index=int(raw["logIndex"]),
+        account=int.from_bytes(bytes(topics[1]), "big"),
+        market=int.from_bytes(bytes(topics[2]), "big"),
+        paid=paid,
+        index=index,
+    )
+
+
+@dataclass
+class Logs:
+    """One range of the engine's logs, decoded, each list in chain order."""
+
+    accounts: list[AccountEvent] = field(default_factory=list)
+    funding: list[FundingEvent] = field(default_factory=list)
+    settled: list[SettledEvent] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.accounts) + len(self.funding) + len(self.settled)
+
+
 def _hex(value: Any) -> str:
     if isinstance(value, str):
         return value.lower() if value.startswith("0x") else "0x" + value.lower()
@@ -58,14 +117,17 @@ def _hex(value: Any) -> str:
 
 @dataclass
 class AccountRecord:
-    """One account's exact balances (WAD ints): cash and {asset: (collateral, size, on)}."""
+    """One account's exact balances (WAD ints): cash, {asset: (collateral, size, on)} and
+    {market: funding snapshot} (0 where never settled)."""
 
     cash: int = 0
     assets: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    snaps: dict[int, int] = field(default_factory=dict)
 
 
 class Book:
-    """Every indexed account, exact and as float64 arrays for the scan."""
+    """Every indexed account, exact and as float64 arrays for the scan, and every market's
+    funding word (``funding``: market -> ``ledger.funding_word``, 0 when never moved)."""
 
     def __init__(self, n_assets: int):
         self.n_assets = n_assets
@@ -78,6 +140,9 @@ class Book:
         self.size = np.zeros((cap, n_assets))  # (cap, n_assets) signed units
         self.open_notional = np.zeros((cap, n_assets))  # (cap, n_assets) USD
         self.slots = np.zeros(cap, dtype=np.int64)  # (cap,) workers.slot: partitions
+        self.snap = np.zeros((cap, n_assets))  # (cap, n_assets) funding snapshots, USD/unit
+        self.funding: dict[int, int] = {}
+        self.ids = np.zeros(cap, dtype=object)  # (cap,) row -> account id, for fancy indexing
 
     def __len__(self) -> int:
         return len(self.accounts)
@@ -92,6 +157,7 @@ class Book:
         self.accounts.append(account)
         self.rows[account] = row
         self.slots[row] = slot(account)
+        self.ids[row] = account
         self.records[account] = AccountRecord()
         return row
 
@@ -110,10 +176,14 @@ class Book:
             slots = np.zeros(cap, dtype=np.int64)
             slots[: len(self.slots)] = self.slots
             self.slots = slots
-        self.collateral, self.size, self.open_notional = (
+            ids = np.zeros(cap, dtype=object)
+            ids[: len(self.ids)] = self.ids
+            self.ids = ids
+        self.collateral, self.size, self.open_notional, self.snap = (
             grow(self.collateral),
             grow(self.size),
             grow(self.open_notional),
+            grow(self.snap),
         )
         self.n_assets = n_assets
 
@@ -139,6 +209,18 @@ class Book:
         self.size[row, e.asset] = e.size / WAD
         self.open_notional[row, e.asset] = e.open_notional / WAD
 
+    def apply_settled(self, e: SettledEvent) -> None:
+        row = self._row(e.account)
+        if e.market >= self.n_assets:
+            self.ensure_assets(e.market + 1)
+        self.records[e.account].snaps[e.market] = e.index
+        self.snap[row, e.market] = e.index / WAD
+
+    def set_funding(self, events: list[FundingEvent]) -> None:
+        """Each market's funding word from its latest ``Funding`` log (in chain order)."""
+        for e in events:
+            self.funding[e.market] = e.word
+
     def reset(self, account: int) -> None:
         row = self.rows.get(account)
         if row is None:
@@ -148,6 +230,7 @@ class Book:
         self.collateral[row] = 0.0
         self.size[row] = 0.0
         self.open_notional[row] = 0.0
+        self.snap[row] = 0.0
 
     def exact(self, accounts: list[int]) -> tuple[np.ndarray, ...]:
         """(cash (n,), collateral, size, open_notional (n, n_assets)) as Python-int arrays,
@@ -166,6 +249,14 @@ class Book:
         """Float views of the live rows: cash (n,), collateral, size, on (n, n_assets)."""
         n = len(self.accounts)
         return self.cash[:n], self.collateral[:n], self.size[:n], self.open_notional[:n]
+
+    def snapshots(self, accounts: list[int]) -> np.ndarray:
+        """(n, n_assets) Python-int funding snapshots of ``accounts``, beside :meth:`exact`."""
+        out = np.zeros((len(accounts), self.n_assets), dtype=object)
+        for i, acc in enumerate(accounts):
+            for market, index in self.records[acc].snaps.items():
+                out[i, market] = index
+        return out
 
 
 @dataclass(frozen=True)
@@ -212,11 +303,15 @@ class Indexer:
         events = self.store.events()
         for e in events:
             self.book.apply(e)
+        settled = self.store.settlements()
+        for s in settled:
+            self.book.apply_settled(s)
+        self.book.set_funding(self.store.funding_words())
         self._loaded = True
-        return len(events)
+        return len(events) + len(settled)
 
-    def _logs(self, first: int, last: int) -> list[AccountEvent]:
-        out: list[AccountEvent] = []
+    def _logs(self, first: int, last: int) -> Logs:
+        raws: list[Any] = []
         lo = first
         while lo <= last:
             hi = min(last, lo + self.chunk - 1)
@@ -224,7 +319,7 @@ class Indexer:
                 raw = self.w3.eth.get_logs(
                     {
                         "address": self.engine,
-                        "topics": [ACCOUNT_STATE_TOPIC],
+                        "topics": [TOPICS],
                         "fromBlock": lo,
                         "toBlock": hi,
                     }
@@ -235,9 +330,21 @@ class Indexer:
                 self.chunk = max(1, (hi - lo + 1) // 2)
                 log.warning("getLogs %d-%d refused (%s): chunk now %d", lo, hi, exc, self.chunk)
                 continue
-            out.extend(decode_account_state(r) for r in raw)
+            raws.extend(raw)
             lo = hi + 1
-        out.sort(key=lambda e: (e.block, e.log_index))
+        out = Logs()
+        times: dict[int, int] = {}
+        for r in sorted(raws, key=lambda r: (int(r["blockNumber"]), int(r["logIndex"]))):
+            topic = _hex(r["topics"][0]) if r["topics"] else ""
+            if topic == ACCOUNT_STATE_TOPIC:
+                out.accounts.append(decode_account_state(r))
+            elif topic == FUNDING_TOPIC:
+                n = int(r["blockNumber"])
+                if n not in times:  # the accrual's time is its block's
+                    times[n] = int(self.w3.eth.get_block(n)["timestamp"])
+                out.funding.append(decode_funding(r, times[n]))
+            elif topic == FUNDING_SETTLED_TOPIC:
+                out.settled.append(decode_funding_settled(r))
         return out
 
     def _hashes(self, first: int, last: int) -> dict[int, str]:
@@ -266,19 +373,28 @@ class Indexer:
         if first > head:
             return IndexResult(first, head, 0, reorg_block, 0)
         before = set() if fresh else self.store.accounts_since(first)
-        events = self._logs(first, head)
-        self.store.commit_range(first, events, chain_hashes, head)
+        logs = self._logs(first, head)
+        events = logs.accounts
+        self.store.commit_range(first, events, chain_hashes, head, logs.funding, logs.settled)
         self.store.prune_blocks(hash_lo)
+        if logs.funding or not fresh:
+            # The latest word per market (a re-read range may have dropped some).
+            self.book.funding.clear()
+            self.book.set_funding(self.store.funding_words())
         if fresh:
             for e in events:
                 self.book.apply(e)
-            return IndexResult(first, head, len(events), reorg_block, len(self.book))
-        touched = before | {e.account for e in events}
+            for s in logs.settled:
+                self.book.apply_settled(s)
+            return IndexResult(first, head, len(logs), reorg_block, len(self.book))
+        touched = before | {e.account for e in events} | {s.account for s in logs.settled}
         for account in touched:
             self.book.reset(account)
         for e in self.store.events(touched):
             self.book.apply(e)
-        return IndexResult(first, head, len(events), reorg_block, len(touched))
+        for s in self.store.settlements(touched):
+            self.book.apply_settled(s)
+        return IndexResult(first, head, len(logs), reorg_block, len(touched))
 
 
 def _is_range_error(exc: Exception) -> bool:

@@ -35,16 +35,18 @@ def abi_of(contract_type: Any) -> list[dict]:
 
 
 def engine_type(project: Any) -> Any:
-    """The engine's Ape ``ContractType`` with both ABIs: the core's and ``MarginConfig``'s
+    """The engine's Ape ``ContractType`` with the three ABIs: the core's, ``MarginConfig``'s
     (owner setters and token moves, with their events), which the core runs by delegatecall
-    from its fallback, so one address answers both."""
+    from its fallback, and ``FundingConfig``'s, which MarginConfig's fallback runs the same
+    way, so one address answers all three."""
     core = project.MarginEngine.contract_type
     names = {(abi.type, abi.name) for abi in core.abi if hasattr(abi, "name")}
-    extra = [
-        abi
-        for abi in project.MarginConfig.contract_type.abi
-        if abi.type in ("function", "event") and (abi.type, abi.name) not in names
-    ]
+    extra = []
+    for config in (project.MarginConfig, project.FundingConfig):
+        for abi in config.contract_type.abi:
+            if abi.type in ("function", "event") and (abi.type, abi.name) not in names:
+                names.add((abi.type, abi.name))
+                extra.append(abi)
     return core.model_copy(update={"abi": [*core.abi, *extra]})
 
 

@@ -18,6 +18,11 @@ How flagged accounts are decided (``confirm``):
 
 Whatever decides, the liquidator's preview and simulation run on chain before any send.
 
+Funding (docs/ARCHITECTURE.md#funding): both twins take each position's unsettled funding
+off equity, as ``ledger._margin`` does: ``owed(size, index now, snapshot)`` with the index
+moved to the block's time at the liquidation price from the market's indexed funding word
+(:func:`funding_index`), the snapshots from the indexed ``FundingSettled`` logs.
+
 Per-asset failure tolerance: an asset whose reads fail (an RPC error, a reverting lens, an
 answer that does not decode or is out of range) is marked failed in the :class:`Market`, and
 only the accounts with a balance in it leave this block's work (``ScanResult.excluded``);
@@ -38,6 +43,7 @@ from eth_abi import decode
 from offchain_risk.keeper.indexer import Book
 from offchain_risk.keeper.rpc import Contracts, RpcError, decode_output, eth_calls, rpc_batch
 from offchain_risk.keeper.workers import Partition
+from offchain_risk.models.funding import index_at, owed_exact
 from offchain_risk.models.liquidation import is_liquidatable
 from offchain_risk.models.margin import (
     MAX_SCENARIOS,
@@ -79,6 +85,7 @@ class Market:
     params: RiskParams
     failed: dict[int, str] = field(default_factory=dict)
     block: int | str = "latest"
+    timestamp: int = 0  # the block's time: funding accrues to it
 
     @property
     def n_assets(self) -> int:
@@ -131,9 +138,14 @@ def read_market(c: Contracts, block: int | str = "latest") -> Market:
             (lens.address, lens.encode_abi("asset_config", args=(a,))),
             (engine.address, engine.encode_abi("shock_word", args=(a,))),
         ]
-    out = rpc_batch(c.w3, [("eth_call", [{"to": to, "data": data}, tag]) for to, data in calls])
-    if isinstance(out[0], RpcError):
-        raise out[0]
+    requests = [("eth_call", [{"to": to, "data": data}, tag]) for to, data in calls]
+    out = rpc_batch(c.w3, [*requests, ("eth_getBlockByNumber", [tag, False])])
+    head = out.pop()
+    for answer in (out[0], head):
+        if isinstance(answer, RpcError):
+            raise answer
+    timestamp = head["timestamp"]
+    timestamp = int(timestamp, 16) if isinstance(timestamp, str) else int(timestamp)
     im = decode(["uint256"], bytes.fromhex(out[0].removeprefix("0x")))[0]
     prices, ok, floors, haircuts, shocks = [], [], [], [], []
     failed: dict[int, str] = {}
@@ -160,21 +172,108 @@ def read_market(c: Contracts, block: int | str = "latest") -> Market:
         shocks_bps=np.array(shocks, dtype=np.int64).reshape(n, MAX_SCENARIOS),
         im_multiplier_wad=int(im),
     )
-    return Market(np.array(prices, dtype=object), np.array(ok, dtype=bool), params, failed, block)
+    return Market(
+        np.array(prices, dtype=object),
+        np.array(ok, dtype=bool),
+        params,
+        failed,
+        block,
+        int(timestamp),
+    )
 
 
-def float_margin(book: Book, market: Market) -> tuple[np.ndarray, np.ndarray]:
-    """(equity (n,), mm (n,)) in USD for every indexed account: the float twin."""
+def funding_index(book: Book, market: Market) -> np.ndarray:
+    """(n_assets,) Python ints: each market's funding index at ``market.timestamp`` and
+    its liquidation price (``ledger._index_at``), from the book's indexed funding words; 0
+    where funding never moved. A market without its block's time cannot value a rate in
+    force: refused."""
+    if market.timestamp == 0 and any(word >> 192 for word in book.funding.values()):
+        raise ValueError("a funding rate is in force: the market needs its block's timestamp")
+    return np.array(
+        [
+            index_at(book.funding.get(a, 0), int(market.prices_wad[a]), market.timestamp)
+            for a in range(market.n_assets)
+        ],
+        dtype=object,
+    )
+
+
+CHUNK = 2_048  # rows per pass of the float scan: its work arrays stay in a core's L2 cache
+
+
+class ScanBuffers:
+    """The float scan's work arrays, kept from block to block: reallocated only when the
+    book's size or the asset count changes, so a scan of a steady book allocates no ``(n,
+    ...)`` array (fresh arrays of that size cost page faults that take longer than the
+    arithmetic). The per-scenario work runs over ``CHUNK`` rows at a time in ``(CHUNK,
+    ...)`` arrays that stay in cache."""
+
+    def __init__(self) -> None:
+        self.shape: tuple[int, int] | None = None
+
+    def fit(self, n: int, a: int) -> ScanBuffers:
+        if self.shape != (n, a):
+            self.shape = (n, a)
+            self.equity = np.empty(n)
+            self.mm = np.empty(n)
+            self.near = np.empty(n, dtype=bool)
+            self.flag = np.empty(n, dtype=bool)
+            self.tmp = np.empty(n)
+            c = min(n, CHUNK)
+            self.net = np.empty((c, a))  # collateral + size
+            self.gross = np.empty((c, a))  # collateral + |size|
+            self.losses = np.empty((MAX_SCENARIOS, c))  # scenario-major: max over rows
+        return self
+
+
+def _loss_weights(market: Market) -> np.ndarray:
+    """(k, a): USD lost per unit of net exposure in each of the market's distinct scenarios
+    with any non-zero shock (a scenario of zeros loses nothing, which MM's floor at zero
+    already covers; equal scenarios lose the same)."""
+    p = np.array([int(x) for x in market.prices_wad], dtype=np.float64) / WAD  # (a,)
+    shocks = np.asarray(market.params.shocks_bps)  # (a, 16)
+    cols = np.unique(shocks[:, shocks.any(axis=0)], axis=1)  # (a, k)
+    return np.ascontiguousarray((cols.astype(np.float64) * -1e-4 * p[:, None]).T)
+
+
+def float_margin(
+    book: Book, market: Market, buffers: ScanBuffers | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(equity (n,), mm (n,)) in USD for every indexed account: the float twin, unsettled
+    funding taken off equity. With ``buffers`` the results live in them (valid until the next
+    scan with the same buffers)."""
     cash, coll, size, on = book.view()
-    a = market.n_assets
+    n, a = len(cash), market.n_assets
     coll, size, on = coll[:, :a], size[:, :a], on[:, :a]
     p = np.array([int(x) for x in market.prices_wad], dtype=np.float64) / WAD  # (a,)
     keep = 1.0 - market.params.haircut_bps.astype(np.float64) * 1e-4  # (a,)
-    equity = cash - on.sum(axis=1) + (coll * keep + size) @ p  # (n,)
-    exposure = (coll + size) * p  # (n, a) USD
-    losses = exposure @ (market.params.shocks_bps.astype(np.float64) * -1e-4)  # (n, 16)
-    floor = ((coll + np.abs(size)) * p) @ (market.params.floor_bps.astype(np.float64) * 1e-4)
-    mm = np.maximum(np.maximum(losses.max(axis=1), floor), 0.0)
+    floor_w = market.params.floor_bps.astype(np.float64) * 1e-4 * p  # (a,)
+    loss_w = _loss_weights(market)  # (k, a)
+    b = (buffers or ScanBuffers()).fit(n, a)
+    equity, mm, k = b.equity, b.mm, len(loss_w)
+    ones = np.ones(a)
+    index = None  # (a,) USD per unit: each market's funding index now
+    if book.funding:
+        index = np.array([int(x) for x in funding_index(book, market)], dtype=np.float64) / WAD
+    for lo in range(0, n, CHUNK):  # CHUNK rows at a time: every pass over them hits cache
+        hi = min(n, lo + CHUNK)
+        c, cl, sz = hi - lo, coll[lo:hi], size[lo:hi]
+        # E = cash - sum(on) + coll . (p * keep) + size . p
+        e, t = equity[lo:hi], b.tmp[lo:hi]
+        np.matmul(cl, p * keep, out=e)
+        e += np.matmul(sz, p, out=t)
+        e += cash[lo:hi]
+        e -= np.matmul(on[lo:hi], ones, out=t)
+        if index is not None:  # unsettled funding: size x (index - the position's snapshot)
+            e -= np.einsum("ij,ij->i", sz, index[None, :] - book.snap[lo:hi, :a])
+        # MM = max(worst scenario loss, floor, 0)
+        m = np.matmul(
+            np.add(np.abs(sz, out=b.gross[:c]), cl, out=b.gross[:c]), floor_w, out=mm[lo:hi]
+        )
+        if k:
+            losses = np.matmul(loss_w, np.add(cl, sz, out=b.net[:c]).T, out=b.losses[:k, :c])
+            np.maximum(m, losses.max(axis=0), out=m)
+    np.maximum(mm, 0.0, out=mm)
     return equity, mm
 
 
@@ -235,6 +334,8 @@ class Scanner:
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
         self._flagged_float: tuple[np.ndarray, np.ndarray] | None = None
+        self._buffers = ScanBuffers()
+        self._masks: dict[Partition, np.ndarray] = {}
 
     def flag(
         self, market: Market, partition: Partition | None = None
@@ -245,27 +346,48 @@ class Scanner:
         asset whose reads failed (left out of this block, whatever their health). With a
         ``partition``, only its accounts."""
         self._flagged_float = None
-        if len(self.book) == 0:
+        n = len(self.book)
+        if n == 0:
             return [], 0, 0
         _, coll, size, _ = self.book.view()
         a = market.n_assets
-        excluded = np.zeros(len(self.book), dtype=bool)
+        equity, mm = float_margin(self.book, market, self._buffers)
+        b = self._buffers
+        # near: E < MM + REL_TOL (|E| + MM) + ABS_TOL, and MM > 0
+        bound = np.abs(equity, out=b.tmp)
+        bound += mm
+        bound *= REL_TOL
+        bound += ABS_TOL
+        bound += mm
+        near = np.less(equity, bound, out=b.near)
+        near &= np.greater(mm, 0.0, out=b.flag)  # nothing to liquidate without a requirement
+        excluded = None
         if market.failed:
             bad = ~market.known  # (a,)
             excluded = (((coll[:, :a] != 0) | (size[:, :a] != 0)) & bad).any(axis=1)
-        equity, mm = float_margin(self.book, market)
-        near = equity < mm + REL_TOL * (np.abs(equity) + mm) + ABS_TOL
-        near &= mm > 0  # nothing to liquidate without a requirement
-        near &= ~excluded
-        if partition is not None:
-            mine = partition.mask(self.book.slots[: len(self.book)])
+            near &= ~excluded
+        if partition is not None and partition.count > 1:
+            mine = self._mine(partition, n)
             near &= mine
-            excluded &= mine
-        exposed_bad = (size[:, :a] != 0) & ~market.price_ok
-        blocked = near & exposed_bad.any(axis=1)
-        rows = np.flatnonzero(near & ~blocked)
+            if excluded is not None:
+                excluded &= mine
+        blocked = 0
+        if not market.price_ok.all():
+            exposed_bad = ((size[:, :a] != 0) & ~market.price_ok).any(axis=1)
+            exposed_bad &= near
+            blocked = int(exposed_bad.sum())
+            near &= ~exposed_bad
+        rows = np.flatnonzero(near)
         self._flagged_float = (equity[rows], mm[rows])  # for decide(): (k,) USD each
-        return [self.book.accounts[r] for r in rows], int(blocked.sum()), int(excluded.sum())
+        n_excluded = 0 if excluded is None else int(excluded.sum())
+        return self.book.ids[rows].tolist(), blocked, n_excluded
+
+    def _mine(self, partition: Partition, n: int) -> np.ndarray:
+        """(n,) bool: the rows of ``partition``, kept until the book grows."""
+        mask = self._masks.get(partition)
+        if mask is None or len(mask) != n:
+            mask = self._masks[partition] = partition.mask(self.book.slots[:n])
+        return mask
 
     def decide(
         self,
@@ -310,12 +432,16 @@ class Scanner:
             return out, undecided
         cash, coll, size, on = cash[keep], coll[keep, :a], size[keep, :a], on[keep, :a]
         exact = margin_exact(cash, coll, size, on, market.prices_wad, market.params)
+        equity = exact.equity
+        if self.book.funding:  # unsettled funding, to the wei (``ledger._margin``)
+            snaps = self.book.snapshots([accounts[i] for i in keep])[:, :a]
+            equity = equity - owed_exact(size, snaps, funding_index(self.book, market))
         no_price = np.array([int(p) == 0 for p in market.prices_wad], dtype=bool)  # (a,)
         prices_ok = ~((size != 0) & no_price).any(axis=1)
         unpriced = (((coll != 0) | (size != 0)) & no_price).any(axis=1)
-        live = is_liquidatable(exact.equity, exact.mm, prices_ok, unpriced)
+        live = is_liquidatable(equity, exact.mm, prices_ok, unpriced)
         out += [
-            Candidate(accounts[keep[i]], int(exact.equity[i]), int(exact.mm[i]))
+            Candidate(accounts[keep[i]], int(equity[i]), int(exact.mm[i]))
             for i in np.flatnonzero(live)
         ]
         return out, undecided

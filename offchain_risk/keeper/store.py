@@ -6,6 +6,9 @@ resume without double work:
 * ``events``: every ``AccountState`` log of the engine, keyed by (block, log index). The
   values in a log are absolute, so an account is rebuilt from its latest log per asset, and
   re-reading a range is harmless.
+* ``funding``: every ``Funding`` log (a market's rate and index, with the block's time: the
+  market's funding word is its latest one) and ``settled``: every ``FundingSettled`` log (a
+  position's funding snapshot is its latest one). Absolute values too.
 * ``blocks``: the hashes of the recent processed blocks, to detect re-organisations.
 * ``txs``: every transaction the keeper signed, with its nonce and status, so an account
   with a liquidation in flight is never liquidated again and a restart adopts the pending
@@ -38,6 +41,26 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (block, log_index)
 );
 CREATE INDEX IF NOT EXISTS events_account ON events (account, block, log_index);
+CREATE TABLE IF NOT EXISTS funding (
+    block INTEGER NOT NULL,
+    log_index INTEGER NOT NULL,
+    market INTEGER NOT NULL,
+    rate TEXT NOT NULL,
+    idx TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,      -- the block's: the time of the accrual
+    PRIMARY KEY (block, log_index)
+);
+CREATE TABLE IF NOT EXISTS settled (
+    block INTEGER NOT NULL,
+    log_index INTEGER NOT NULL,
+    account TEXT NOT NULL,
+    market INTEGER NOT NULL,
+    paid TEXT NOT NULL,              -- funding the position paid (negative: received)
+    idx TEXT NOT NULL,               -- the position's new snapshot
+    PRIMARY KEY (block, log_index)
+);
+CREATE INDEX IF NOT EXISTS funding_market ON funding (market, block, log_index);
+CREATE INDEX IF NOT EXISTS settled_account ON settled (account, block, log_index);
 CREATE TABLE IF NOT EXISTS txs (
     hash TEXT PRIMARY KEY,
     nonce INTEGER NOT NULL,
@@ -75,6 +98,43 @@ class AccountEvent:
     collateral: int
     size: int
     open_notional: int
+
+
+def pack_funding_word(index: int, timestamp: int, rate: int) -> int:
+    """``ledger.funding_word``'s layout (offchain_risk.models.funding): index (int128) |
+    time of the last accrual (uint64) | rate in force (int64)."""
+    return ((rate % 2**64) << 192) | (timestamp << 128) | (index % 2**128)
+
+
+@dataclass(frozen=True)
+class FundingEvent:
+    """One ``Funding`` log: ``market``'s index and the rate in force from ``timestamp`` (the
+    block's time, when the contract wrote them)."""
+
+    block: int
+    log_index: int
+    market: int
+    rate: int
+    index: int
+    timestamp: int
+
+    @property
+    def word(self) -> int:
+        """The market's ``funding_word`` as the contract packed it (models.funding)."""
+        return pack_funding_word(self.index, self.timestamp, self.rate)
+
+
+@dataclass(frozen=True)
+class SettledEvent:
+    """One ``FundingSettled`` log: ``account``'s position in ``market`` paid ``paid`` (WAD;
+    negative: received) and has its funding settled up to ``index`` (its new snapshot)."""
+
+    block: int
+    log_index: int
+    account: int
+    market: int
+    paid: int
+    index: int
 
 
 @dataclass
@@ -146,9 +206,19 @@ class Store:
         events: Iterable[AccountEvent],
         block_hashes: dict[int, str],
         last_block: int,
+        funding: Iterable[FundingEvent] = (),
+        settled: Iterable[SettledEvent] = (),
     ) -> None:
-        """Atomically replace everything indexed from ``first_block`` on with ``events``,
-        record the block hashes and move ``last_block``."""
+        """Atomically replace everything indexed from ``first_block`` on with ``events``
+        (and the funding logs), record the block hashes and move ``last_block``."""
+        funding_rows = [
+            (f.block, f.log_index, f.market, str(f.rate), str(f.index), f.timestamp)
+            for f in funding
+        ]
+        settled_rows = [
+            (s.block, s.log_index, str(s.account), s.market, str(s.paid), str(s.index))
+            for s in settled
+        ]
         rows = [
             (
                 e.block,
@@ -167,7 +237,11 @@ class Store:
             try:
                 self._db.execute("DELETE FROM events WHERE block >= ?", (first_block,))
                 self._db.execute("DELETE FROM blocks WHERE number >= ?", (first_block,))
+                self._db.execute("DELETE FROM funding WHERE block >= ?", (first_block,))
+                self._db.execute("DELETE FROM settled WHERE block >= ?", (first_block,))
                 self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                self._db.executemany("INSERT INTO funding VALUES (?, ?, ?, ?, ?, ?)", funding_rows)
+                self._db.executemany("INSERT INTO settled VALUES (?, ?, ?, ?, ?, ?)", settled_rows)
                 self._db.executemany(
                     "INSERT OR REPLACE INTO blocks VALUES (?, ?)", sorted(block_hashes.items())
                 )
@@ -191,7 +265,9 @@ class Store:
 
     def accounts_since(self, first_block: int) -> set[int]:
         rows = self._db.execute(
-            "SELECT DISTINCT account FROM events WHERE block >= ?", (first_block,)
+            "SELECT DISTINCT account FROM events WHERE block >= ? "
+            "UNION SELECT DISTINCT account FROM settled WHERE block >= ?",
+            (first_block, first_block),
         )
         return {int(r[0]) for r in rows}
 
@@ -213,6 +289,43 @@ class Store:
             AccountEvent(r[0], r[1], int(r[2]), r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]))
             for r in rows
         ]
+
+    def funding_words(self) -> list[FundingEvent]:
+        """The latest ``Funding`` log of each market."""
+        markets = [r[0] for r in self._db.execute("SELECT DISTINCT market FROM funding")]
+        out = []
+        for m in sorted(markets):
+            r = self._db.execute(
+                "SELECT block, log_index, market, rate, idx, timestamp FROM funding "
+                "WHERE market = ? ORDER BY block DESC, log_index DESC LIMIT 1",
+                (m,),
+            ).fetchone()
+            out.append(FundingEvent(r[0], r[1], r[2], int(r[3]), int(r[4]), r[5]))
+        return out
+
+    def settlements(self, accounts: Iterable[int] | None = None) -> list[SettledEvent]:
+        """``FundingSettled`` logs in chain order: all of them, or those of ``accounts``."""
+        sql = "SELECT block, log_index, account, market, paid, idx FROM settled"
+        if accounts is None:
+            rows = self._db.execute(sql).fetchall()
+        else:
+            ids = [str(a) for a in accounts]
+            rows = []
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                rows += self._db.execute(
+                    f"{sql} WHERE account IN ({','.join('?' * len(part))})", part
+                ).fetchall()
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return [SettledEvent(r[0], r[1], int(r[2]), r[3], int(r[4]), int(r[5])) for r in rows]
+
+    def funding_events(self) -> list[FundingEvent]:
+        """Every ``Funding`` log, in chain order: the rate and index paths."""
+        rows = self._db.execute(
+            "SELECT block, log_index, market, rate, idx, timestamp FROM funding "
+            "ORDER BY block, log_index"
+        ).fetchall()
+        return [FundingEvent(r[0], r[1], r[2], int(r[3]), int(r[4]), r[5]) for r in rows]
 
     def count_events(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0]

@@ -24,6 +24,12 @@ import numpy as np
 
 from offchain_risk.models.haircuts import SquareRootImpact
 
+# Position (USD) whose close-out impact widens every scenario, for every calibration (the
+# command line, the replay's listing and the backtest): the largest single account the replay
+# opens. On chain margin is linear in size, so larger positions rely on the open-interest and
+# account caps (docs/RISK_MODEL.md, "Size: the close-out add-on").
+CLOSE_OUT_REFERENCE_USD = 500_000.0
+
 
 @dataclass(frozen=True)
 class MarginPeriodOfRisk:

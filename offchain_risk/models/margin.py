@@ -136,27 +136,22 @@ def trunc_div(x: int, d: int) -> int:
     return q if x >= 0 else -q
 
 
-def margin_exact(
-    cash: np.ndarray,
+def margin_numerators(
     collateral: np.ndarray,
     size: np.ndarray,
-    open_notional: np.ndarray,
     prices_wad: np.ndarray,
     params: RiskParams,
-    quote: QuotePeg | None = None,
-) -> MarginResult:
-    """Exact margin for n accounts, equal to ``ledger._margin`` to the wei.
-
-    cash: (n_accounts,); collateral, size, open_notional: (n_accounts, n_assets);
-    prices_wad: (n_assets,). All WAD ints. quote: the quote asset's feed and peg rate once
-    it has a feed (IM only, :func:`peg_margin`).
-    """
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``ledger._margin``'s sums before any rounding, all WAD * WAD * BPS, for n accounts:
+    value_num (n,) = sum(coll * p * (BPS - h) + size * p * BPS), floor_num (n,) =
+    sum((coll + |size|) * p * floor_bps) and the scenario losses (n, K) =
+    -sum((coll + size) * p * shock_k). collateral, size: (n_accounts, n_assets) WAD ints;
+    prices_wad: (n_assets,). The option book joins its legs to these
+    (:func:`offchain_risk.models.options.margin_with_options_exact`)."""
     n_assets = params.n_assets
-    cash = _ints(cash, np.shape(cash), "cash")
-    n = len(cash)
+    n = np.shape(size)[0]
     coll = _ints(collateral, (n, n_assets), "collateral")
     size = _ints(size, (n, n_assets), "size")
-    on = _ints(open_notional, (n, n_assets), "open_notional")
     price = _ints(prices_wad, (n_assets,), "prices_wad")
     if any(c < 0 for c in coll.flat):
         raise ValueError("collateral must be non-negative")
@@ -168,13 +163,41 @@ def margin_exact(
     value_num = ((coll * (BPS - haircut) + size * BPS) * price).sum(axis=1)  # (n,)
     floor_num = ((coll + np.abs(size)) * price * floor_rate).sum(axis=1)  # (n,)
     exposure = (coll + size) * price  # (n, n_assets), WAD * WAD
+    losses = -(exposure.dot(shocks)) if shocks.shape[1] else np.zeros((n, 0), dtype=object)
+    return value_num, floor_num, losses
+
+
+def margin_exact(
+    cash: np.ndarray,
+    collateral: np.ndarray,
+    size: np.ndarray,
+    open_notional: np.ndarray,
+    prices_wad: np.ndarray,
+    params: RiskParams,
+    quote: QuotePeg | None = None,
+    funding_owed: np.ndarray | None = None,
+) -> MarginResult:
+    """Exact margin for n accounts, equal to ``ledger._margin`` to the wei.
+
+    cash: (n_accounts,); collateral, size, open_notional: (n_accounts, n_assets);
+    prices_wad: (n_assets,). All WAD ints. quote: the quote asset's feed and peg rate once
+    it has a feed (IM only, :func:`peg_margin`). funding_owed: (n_accounts,) unsettled
+    funding the positions owe (``offchain_risk.models.funding.owed_exact``), taken off equity.
+    """
+    cash = _ints(cash, np.shape(cash), "cash")
+    n = len(cash)
+    coll = _ints(collateral, (n, params.n_assets), "collateral")
+    size = _ints(size, (n, params.n_assets), "size")
+    on = _ints(open_notional, (n, params.n_assets), "open_notional")
+    value_num, floor_num, losses = margin_numerators(coll, size, prices_wad, params)
     worst = ceil_div(floor_num, WAD_BPS)
-    if shocks.shape[1]:
-        losses = ceil_div(-(exposure.dot(shocks)), WAD_BPS)  # (n, K)
-        worst = np.maximum(worst, losses.max(axis=1))
+    if losses.shape[1]:
+        worst = np.maximum(worst, ceil_div(losses, WAD_BPS).max(axis=1))  # (n,)
     mm = np.maximum(worst, 0)
     im = ceil_div(mm * params.im_multiplier_wad, WAD) + peg_margin(cash, quote)
     equity = cash - on.sum(axis=1) + floor_div(value_num, WAD_BPS)
+    if funding_owed is not None:
+        equity = equity - _ints(funding_owed, (n,), "funding_owed")
     return MarginResult(equity=equity, mm=mm, im=im)
 
 

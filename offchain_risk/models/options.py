@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import ndtr
 
+from offchain_risk.models.margin import RiskParams, margin_numerators, pad_scenarios
 from offchain_risk.units import (
     MAX_MONEYNESS,
     MAX_OPTION_TIME,
@@ -448,6 +449,35 @@ def option_margin_exact(
     for k, linear in enumerate(losses):
         worst = max(worst, linear + max(up[k], down[k]) * WAD_BPS)
     return value_num + value * WAD_BPS, worst, ok
+
+
+def margin_with_options_exact(
+    cash: int,
+    collateral: list[int],
+    size: list[int],
+    open_notional: list[int],
+    prices_wad: list[int],
+    params: RiskParams,
+    legs: list[OptionLeg],
+    now: int,
+    funding_owed: int = 0,
+) -> tuple[int, int, int]:
+    """``ledger._margin`` of one account holding option legs (strict valuation, no quote
+    feed): (equity, MM, IM). The linear legs' numerators (:func:`margin_numerators`) over
+    MAX_SCENARIOS scenarios, the option legs joined by :func:`option_margin_exact`, then the
+    engine's roundings. ``funding_owed``: the perps' unsettled funding
+    (``models.funding.owed``), off equity; option legs carry none.
+    collateral, size, open_notional: (n_assets,) WAD ints; prices_wad: (n_assets,)."""
+    shocks = pad_scenarios(np.asarray(params.shocks_bps))
+    padded = replace(params, shocks_bps=shocks)
+    value_num, floor_num, losses = margin_numerators([collateral], [size], prices_wad, padded)
+    value, worst, _ = option_margin_exact(
+        legs, now, False, int(value_num[0]), int(floor_num[0]), list(losses[0]), True
+    )
+    mm = max(_ceil_div(worst, WAD_BPS), 0)
+    im = _ceil_div(mm * params.im_multiplier_wad, WAD)
+    equity = cash - funding_owed - sum(open_notional) + _floor_div(value, WAD_BPS)
+    return equity, mm, im
 
 
 def option_scenario_losses(

@@ -147,22 +147,81 @@ def weighted_tail_average_scenarios(
     tail_mass = 1.0 - _check_alpha(alpha)
     if not (w > 0).all():  # zero-probability scenarios can never be in the tail
         moves, w = moves[w > 0], w[w > 0]
-    n_sims = moves.shape[0]
-    # enough scenarios to hold the tail mass even if every one has the smallest positive weight
-    w_min = w.min()
-    m = min(n_sims, int(np.ceil(tail_mass / w_min)) + 1)
     losses = -(x @ moves.T)  # (n_pf, n_sims)
-    idx = np.argpartition(losses, n_sims - m, axis=1)[:, n_sims - m :]  # (n_pf, m) unordered
+    idx, top = _worst(losses, _tail_count(w, tail_mass))
+    return _weighted_tail(top, w[idx], moves[idx], tail_mass)
+
+
+def _tail_count(w: np.ndarray, tail_mass: float) -> int:
+    """Scenarios enough to hold the tail mass even if every one has the smallest weight."""
+    return min(w.size, int(np.ceil(tail_mass / w.min())) + 1)
+
+
+def _worst(losses: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and losses of each row's ``m`` largest losses, worst first, two (n_pf, m)."""
+    n = losses.shape[1]
+    idx = np.argpartition(losses, n - m, axis=1)[:, n - m :]  # (n_pf, m) unordered
     top = np.take_along_axis(losses, idx, axis=1)
-    order = np.argsort(-top, axis=1)  # worst first
-    idx = np.take_along_axis(idx, order, axis=1)
-    wt = w[idx]  # (n_pf, m)
+    order = np.argsort(-top, axis=1)
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(top, order, axis=1)
+
+
+def _tail_take(wt: np.ndarray, tail_mass: float) -> np.ndarray:
+    """(n_pf, m) share of the tail taken from each of a book's worst scenarios, worst first,
+    whose probabilities are ``wt: (n_pf, m)``; each row sums to 1."""
     before = np.cumsum(wt, axis=1) - wt  # mass of the worse scenarios
-    take = np.clip(tail_mass - before, 0.0, wt)  # (n_pf, m) mass taken from each scenario
-    take /= take.sum(axis=1, keepdims=True)
-    es = (take * np.take_along_axis(losses, idx, axis=1)).sum(axis=1)
-    scen = np.einsum("pm,pma->pa", take, moves[idx])
-    return es, scen
+    take = np.clip(tail_mass - before, 0.0, wt)
+    return take / take.sum(axis=1, keepdims=True)
+
+
+def _weighted_tail(
+    top: np.ndarray, wt: np.ndarray, moves_top: np.ndarray, tail_mass: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """ES and tail-average scenario from each book's worst scenarios, worst first: losses
+    ``top: (n_pf, m)``, probabilities ``wt: (n_pf, m)``, moves ``moves_top: (n_pf, m,
+    n_assets)``."""
+    take = _tail_take(wt, tail_mass)
+    return (take * top).sum(axis=1), np.einsum("pm,pma->pa", take, moves_top)
+
+
+def blend_and_prefix_tail_averages(
+    exposures_usd: np.ndarray, moves: np.ndarray, weights: np.ndarray, n_prefix: int, alpha: float
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """``weighted_tail_average_scenarios`` of every book in the weighted set ``moves`` and, in
+    the same pass, ``tail_average_scenarios`` in its first ``n_prefix`` rows alone taken as
+    equally likely (a stressed blend's current scenarios, ``scenarios.blend_scenarios``).
+
+    One partition of the prefix's losses serves both: the blend's tail can hold no more prefix
+    rows than ``_tail_count`` of their weights, so each book's candidates are its worst prefix
+    rows and every other row. Returns ``((es, scenarios) in the blend, (es, scenarios) in the
+    prefix)``, each ``(n_pf,)`` and ``(n_pf, n_assets)``.
+    """
+    x = np.asarray(exposures_usd, dtype=np.float64)
+    w = check_weights(weights, moves.shape[0])
+    if w is None or not 0 < n_prefix <= moves.shape[0]:
+        raise ValueError(f"need scenario weights and 0 < n_prefix <= {moves.shape[0]}")
+    if not (w[:n_prefix] > 0).all():
+        raise ValueError("every prefix scenario must have a positive weight")
+    tail_mass = 1.0 - _check_alpha(alpha)
+    prefix, rest, w_rest = moves[:n_prefix], moves[n_prefix:], w[n_prefix:]
+    keep = w_rest > 0  # zero-probability scenarios can never be in the tail
+    rest, w_rest = rest[keep], w_rest[keep]
+    m_own = tail_size(n_prefix, alpha)
+    idx, top = _worst(-(x @ prefix.T), max(m_own, _tail_count(w[:n_prefix], tail_mass)))
+    worst_prefix = prefix[idx]  # (n_pf, m, n_assets)
+    own = (top[:, :m_own].mean(axis=1), worst_prefix[:, :m_own].mean(axis=1))
+    # candidates: the book's worst prefix rows, then every other row
+    m, n_pf = idx.shape[1], x.shape[0]
+    cand_loss = np.hstack([top, -(x @ rest.T)])  # (n_pf, m + n_rest)
+    cand_w = np.hstack([w[idx], np.broadcast_to(w_rest, (n_pf, w_rest.size))])
+    n_cand = cand_loss.shape[1]
+    w_min = min(w[:n_prefix].min(), w_rest.min(initial=np.inf))
+    sel, sel_loss = _worst(cand_loss, min(n_cand, int(np.ceil(tail_mass / w_min)) + 1))
+    take = _tail_take(np.take_along_axis(cand_w, sel, axis=1), tail_mass)
+    share = np.zeros((n_pf, n_cand))  # the tail's share of each candidate, in candidate order
+    np.put_along_axis(share, sel, take, axis=1)
+    scen = np.einsum("pm,pma->pa", share[:, :m], worst_prefix) + share[:, m:] @ rest
+    return ((take * sel_loss).sum(axis=1), scen), own
 
 
 def exceedance_probability(

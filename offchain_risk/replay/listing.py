@@ -20,14 +20,12 @@ import numpy as np
 from offchain_risk import devnet
 from offchain_risk.calibrate import CalibrationConfig, calibrate
 from offchain_risk.data.loaders import DataNotFoundError, load_bars, load_panel, parse_time
-from offchain_risk.models.horizon import MarginPeriodOfRisk
+from offchain_risk.models.horizon import CLOSE_OUT_REFERENCE_USD, MarginPeriodOfRisk
 from offchain_risk.models.margin import pad_scenarios
 
 HOUR = np.timedelta64(1, "h")
 # A symbol with neither history nor a devnet row takes the riskiest devnet market's row.
 GENERIC_FALLBACK = "LINK"
-# Position whose close-out impact widens every scenario: the largest book the replay opens.
-CLOSE_OUT_POSITION_USD = 500_000.0
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,7 @@ class ListingConfig:
     horizon: MarginPeriodOfRisk = field(default_factory=MarginPeriodOfRisk)
     window_days: int = 730  # hourly history the scenarios are built from, at most
     min_history_days: int = 14  # less than this and an asset takes a hand-written row
-    close_out_position_usd: float = CLOSE_OUT_POSITION_USD
+    close_out_position_usd: float = CLOSE_OUT_REFERENCE_USD
     alpha: float = 0.99
     stress_weight: float = 0.25
     recalibrate_hours: int = 4  # the keeper's risk updater recalibrates this often (history)

@@ -35,11 +35,13 @@ from offchain_risk.keeper.scanner import Market, float_margin, read_market
 from offchain_risk.keeper.store import Store
 from offchain_risk.keeper.txs import LocalSigner, NonceSource, TxManager
 from offchain_risk.keeper.vol_updater import build_vol_updater
+from offchain_risk.models.funding import FundingParams, cap_from_margin_gap
 from offchain_risk.models.margin import MAX_SCENARIOS, margin_exact
 from offchain_risk.replay.listing import Listing, ListingConfig, calibrated_listing
 from offchain_risk.replay.path import PricePath
 from offchain_risk.replay.seed import Seeded, generate_books, seed
 from offchain_risk.replay.txs import RawSender, sourced_account
+from offchain_risk.units import BPS, WAD, to_wad
 
 FLAT_FLOOR_BPS = 650  # offchain_risk.backtest.books.FLAT_RATE
 COLLATERAL_ASSETS = ("ETH", "BTC")  # listed with WETH / WBTC
@@ -60,6 +62,12 @@ class ReplayConfig:
     # the risk engine's calibration of Ballast's markets (horizon, window, fallback rule)
     listing: ListingConfig = field(default_factory=ListingConfig)
     data_dir: str | None = None  # market data (default: $BALLAST_DATA_DIR or ../shared/data)
+    # Funding in every perp market of both venues (docs/ARCHITECTURE.md#funding): the
+    # premium paid off over `funding_hours`, plus `funding_interest` (fraction of the price
+    # per hour: 0.01% per 8 hours), within a cap sized from the market's margin gap.
+    funding: bool = True
+    funding_hours: int = 8
+    funding_interest: float = 0.0000125
 
     def __post_init__(self) -> None:
         if self.n_accounts < 1:
@@ -133,13 +141,17 @@ def venue_config(
     threshold: int = 0,
     im_multiplier: float | None = None,
     vol_feed: bool = False,
+    funding: tuple[int, float] | None = None,
 ) -> deploy.DeployConfig:
     """A venue of the replay as a deploy config: the devnet's engine settings and policy,
     ``markets`` with their shocks, existing ``feeds`` (symbol -> address) when given, and a
     governor over ``signers`` (addresses) with the devnet's limits and bounds.
     ``im_multiplier``: IM / MM (the devnet's when None). ``vol_feed``: the devnet's vol feed
-    (heartbeat, the underlyings among ``markets``) signed by the same ``signers``."""
+    (heartbeat, the underlyings among ``markets``) signed by the same ``signers``.
+    ``funding``: (convergence hours, interest per hour) to switch on in every perp market,
+    each capped at :func:`funding_cap` of its listing."""
     local = deploy.local_config()
+    im = local.im_multiplier if im_multiplier is None else im_multiplier
     vol = None
     if vol_feed and local.vol_feed is not None:
         symbols = {m.symbol for m in markets}
@@ -157,10 +169,11 @@ def venue_config(
                 token=m.token,
                 feed=(feeds or {}).get(m.symbol),
                 perp=m.perp,
+                funding=funding_params(m, row, im, funding) if m.perp and funding else None,
             )
             for m, row in zip(markets, shocks_bps, strict=True)
         ),
-        im_multiplier=local.im_multiplier if im_multiplier is None else im_multiplier,
+        im_multiplier=im,
         price_band=local.price_band,
         deposit_cap_usd=local.deposit_cap_usd,
         account_cap_usd=local.account_cap_usd,
@@ -172,6 +185,19 @@ def venue_config(
         threshold=threshold,
         vol_feed=vol,
     )
+
+
+def funding_params(
+    market: devnet.MarketSpec, shocks_bps: np.ndarray, im_multiplier: float, funding: tuple
+) -> FundingParams:
+    """A replayed perp market's funding: ``funding`` = (convergence hours, interest per
+    hour), the cap sized from the margin gap as dYdX sizes it (``cap_from_margin_gap``:
+    600% of IM - MM of a naked unit per 8 hours, MM its worst shock or floor), at least the
+    interest."""
+    hours, interest = funding
+    mm_bps = max(int(np.abs(np.asarray(shocks_bps)).max(initial=0)), market.floor_bps)
+    cap = cap_from_margin_gap(mm_bps * WAD // BPS, to_wad(im_multiplier))
+    return FundingParams(hours, to_wad(interest), max(cap, abs(to_wad(interest)), 1))
 
 
 def isolated_im(seeded: Seeded, market: Market) -> np.ndarray:
@@ -285,6 +311,7 @@ def run_replay(
             signers=tuple(str(a.address) for a in risk_signers) if governed else (),
             threshold=2 if governed else 0,
             vol_feed=governed and config.vol_updates,
+            funding=(config.funding_hours, config.funding_interest) if config.funding else None,
         )
         vol_signers = risk_signers if cfg.vol_feed is not None else ()
         d, governor = deploy.deploy_config(
@@ -403,7 +430,12 @@ def run_replay(
             _keep(v, step, path, config.max_ticks, t_round)
             if v.governor is not None:
                 v.market = read_market(v.keeper.c)  # the risk parameters may have moved
-            market = Market(prices_wad, np.ones(len(answers), dtype=bool), v.market.params)
+            market = Market(
+                prices_wad,
+                np.ones(len(answers), dtype=bool),
+                v.market.params,
+                timestamp=int(w3.eth.get_block("latest")["timestamp"]),
+            )
             equity, mm = _float_state(v, market)
             with np.errstate(divide="ignore", invalid="ignore"):
                 v.ratio.append(np.where(mm > 0, equity / np.where(mm > 0, mm, 1), np.inf))

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from offchain_risk.keeper.scanner import read_market
 from offchain_risk.replay.frontier import Frontier, equal_safety, plot_frontier, replay_frontier
+from offchain_risk.replay.funding import FundingFlow, funding_flows, funding_lines
 from offchain_risk.replay.replay import Replay, Shock, VenueRun, healths
 from offchain_risk.report.tables import markdown_table
 from offchain_risk.units import WAD
@@ -49,6 +51,7 @@ class VenueSummary:
     risk_updates: tuple[tuple[int, str, bool], ...] = ()  # (round, reason, landed)
     pokes: int = 0
     vol_runs: tuple[VolRun, ...] = ()  # the keeper's vol surface runs, in order
+    funding: tuple[FundingFlow, ...] = ()  # per perp market whose funding moved
 
 
 @dataclass(frozen=True)
@@ -291,7 +294,15 @@ def summarize_venue(v: VenueRun, n_steps: int) -> VenueSummary:
         risk_updates=tuple(v.risk_updates),
         pokes=v.pokes,
         vol_runs=vol_runs(v),
+        funding=venue_funding(v),
     )
+
+
+def venue_funding(v: VenueRun) -> tuple[FundingFlow, ...]:
+    """The venue's funding from its keeper's index, brought to the chain's head."""
+    head = v.keeper.indexer.sync().head
+    market = read_market(v.keeper.c, head)
+    return funding_flows(v.keeper.store, v.keeper.book, market, v.deployment.symbols)
 
 
 def summarize(replay: Replay) -> ReplayReport:
@@ -612,6 +623,7 @@ def write_report(report: ReplayReport, out_dir: Path) -> tuple[Path, Path]:
         outcomes = ", ".join(f"{k} {n}" for k, n in sorted(v.outcomes.items())) or "none"
         lines += ["", f"Keeper actions: {outcomes}.", ""]
     lines += vol_lines(report.ballast.vol_runs)
+    lines += funding_lines([(v.label, v.funding) for v in report.venues])
     lines += _frontier_section(report, out_dir)
     lines += ["## Chart", "", "![replay](chart.png)", ""]
     md = out_dir / "report.md"

@@ -45,6 +45,7 @@ def test_deployables__fit_eip170(project):
     assert set(sizes) == {
         "MarginEngine",
         "MarginConfig",
+        "FundingConfig",
         "OrderBook",
         "Liquidations",
         "Lens",

@@ -1,4 +1,5 @@
-"""MarginConfig runs by delegatecall against the core's storage: the layouts must match."""
+"""MarginConfig and FundingConfig run by delegatecall against the core's storage: the layouts
+must match."""
 
 import importlib.util
 import json
@@ -32,10 +33,15 @@ def layout(name: str) -> dict:
 
 
 def test_config_layout__equals_engine_storage_layout():
-    engine, config = layout("MarginEngine"), layout("MarginConfig")
-    assert engine["storage_layout"] == config["storage_layout"]
-    assert engine["transient_storage_layout"] == config["transient_storage_layout"]
-    assert config.get("code_layout", {}) == {}  # no immutables that delegatecall would miss
+    engine = layout("MarginEngine")
+    for name in ("MarginConfig", "FundingConfig"):
+        config = layout(name)
+        assert engine["storage_layout"] == config["storage_layout"], name
+        assert engine["transient_storage_layout"] == config["transient_storage_layout"], name
+    # Immutables live in the code that runs, so a delegatecall target may have its own:
+    # MarginConfig's one is the address of FundingConfig, its own fallback's target.
+    assert set(layout("MarginConfig").get("code_layout", {})) == {"FUNDING"}
+    assert layout("FundingConfig").get("code_layout", {}) == {}
 
 
 def selectors(contract_type) -> set[bytes]:
@@ -46,11 +52,14 @@ def test_config_selectors__disjoint_from_engine(project):
     """A selector in both would make the config's function unreachable."""
     engine = selectors(project.MarginEngine.contract_type)
     config = selectors(project.MarginConfig.contract_type)
-    assert config and not (engine & config)
+    funding = selectors(project.FundingConfig.contract_type)
+    assert config and funding
+    assert not (engine & config) and not (engine & funding) and not (config & funding)
 
 
 def test_engine_fallback__unknown_selector__reverts(engine, owner):
-    """The fallback forwards to MarginConfig, which has no fallback of its own."""
+    """The fallback forwards to MarginConfig, whose fallback forwards to FundingConfig,
+    whose fallback reverts."""
     import ape
 
     before = engine.num_assets()

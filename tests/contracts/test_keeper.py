@@ -402,3 +402,35 @@ def test_keeper__stuck_low_fee_tx__replaced_on_same_nonce(
     receipt = web3.eth.get_transaction_receipt(bumped.hash)
     assert receipt["status"] == 1 and web3.eth.get_transaction(bumped.hash)["nonce"] == stuck.nonce
     assert keeper.metrics.value("keeper_gas_bumps_total") == 1
+
+
+def test_keeper__funding_accrued__decides_as_the_chains_healths_to_the_wei(
+    contracts, deployment, engine, owner, bot, book_accounts, chain, tmp_path
+):
+    # 1% of the price per hour, paid by longs: 20 ETH-price-hours take 4,000 off each long
+    # 10 ETH at 2,000 (E = cash - 4,000, MM 4,000): the books under 8,000 of cash, healthy
+    # at this price without funding, go below MM.
+    engine.set_funding_params(ETH, 1, WAD // 100, WAD // 100, sender=owner)
+    engine.settle_funding(book_accounts[0], ETH, sender=owner)  # the rate starts
+    chain.mine(timestamp=chain.pending_timestamp + 10 * 3_600)
+    engine.settle_funding(book_accounts[1], ETH, sender=owner)  # pays ~2,000: a snapshot
+    chain.mine(timestamp=chain.pending_timestamp + 10 * 3_600)
+    head = chain.blocks.head.number
+    states = dict(zip(book_accounts, engine.healths(book_accounts, block_id=head), strict=True))
+    expected = {a for a, m in states.items() if m.equity < m.mm}
+    assert len(expected) == 5 and book_accounts[1] in expected
+    keeper = make_keeper(contracts, Store(tmp_path / "k.db"), bot, dry_run=True)
+    tick = keeper.tick()
+    assert tick.index.head == head
+    snap = engine.funding_snap(book_accounts[1], ETH)
+    assert snap >= 200 * WAD and keeper.book.records[book_accounts[1]].snaps == {ETH: snap}
+    assert {c.account for c in tick.scan.confirmed} == expected
+    exact, _ = keeper.scanner.scan(block=head, confirm="exact")
+    assert {c.account: (c.equity, c.mm) for c in exact.confirmed} == {
+        a: (states[a].equity, states[a].mm) for a in expected
+    }
+    # a restarted keeper rebuilds the same funding state from the store
+    again = make_keeper(contracts, Store(tmp_path / "k.db"), bot, dry_run=True)
+    again.indexer.load()
+    assert again.book.funding == keeper.book.funding != {}
+    assert again.book.records[book_accounts[1]].snaps == {ETH: snap}

@@ -14,12 +14,9 @@ runs it after the other anvil suites.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -31,7 +28,7 @@ from conftest import ETH, USDC, WAD
 
 from offchain_risk import deploy
 from offchain_risk.chain import account_id
-from offchain_risk.keeper.store import Store
+from offchain_risk.keeper.cluster import Cluster, indexed_block, liquidatable, start_redis
 from offchain_risk.keeper.workers import Partition, RedisClaims
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,35 +38,13 @@ PARTITIONS = 4
 STARTUP_S = 240  # two workers and a runner import Ape on a loaded machine
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
     """A private Redis server (the Debian package; `.ci/run` installs it when missing)."""
-    server = shutil.which("redis-server")
-    if server is None:
+    if shutil.which("redis-server") is None:
         pytest.fail("redis-server not found: apt-get install -y redis-server (.ci/run does)")
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.time() > deadline:
-                proc.kill()
-                pytest.fail("redis-server did not start")
-            time.sleep(0.1)
-    yield f"redis://127.0.0.1:{port}/0"
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
     proc.terminate()
     proc.wait(10)
 
@@ -96,86 +71,6 @@ def book(project, deployment, owner, accounts):
     return [account_id(str(seeder.address), 1 + i) for i in range(N)], workers
 
 
-def _liquidatable(engine, accounts) -> set[int]:
-    out = set()
-    for i in range(0, len(accounts), 100):
-        part = accounts[i : i + 100]
-        out |= {a for a, m in zip(part, engine.healths(part), strict=True) if m.equity < m.mm}
-    return out
-
-
-class Cluster:
-    """The runner and the workers as processes, with their logs in ``folder``."""
-
-    def __init__(self, folder: Path, network: str, manifest: Path, redis_url: str):
-        self.folder, self.network = folder, network
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "BALLAST_MANIFEST": str(manifest),
-            "BALLAST_PARTITIONS": str(PARTITIONS),
-            "BALLAST_CLAIMS_URL": redis_url,
-            "BALLAST_CLAIM_TTL": "20",
-            "SILVERBACK_BROKER_CLASS": "taskiq_redis:RedisStreamBroker",
-            # One task at a time per worker (no prefetch), and a task a dead worker took is
-            # redelivered after 5 s.
-            "SILVERBACK_BROKER_KWARGS": json.dumps(
-                {"url": redis_url, "xread_count": 1, "idle_timeout": 5_000, "xread_block": 500}
-            ),
-            "SILVERBACK_RESULT_BACKEND_CLASS": "taskiq_redis:RedisAsyncResultBackend",
-            "SILVERBACK_RESULT_BACKEND_KWARGS": json.dumps({"redis_url": redis_url}),
-            "PYTHONWARNINGS": "ignore",
-        }
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def db(self, key: int) -> Path:
-        return self.folder / f"worker-{key}.db"
-
-    def start(self, name: str, args: list[str], env: dict | None = None) -> None:
-        cmd = [shutil.which("silverback") or "silverback", *args]
-        cmd += ["offchain_risk.keeper.bot:bot", "--network", self.network]
-        with open(self.folder / f"{name}.log", "a") as log:  # the child keeps its own copy
-            self.procs[name] = subprocess.Popen(
-                cmd, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log, stderr=log
-            )
-
-    def worker(self, key: int) -> None:
-        env = {"BALLAST_KEEPER_DB": str(self.db(key))}
-        self.start(f"worker-{key}", ["worker", "-w", "1", "--account", f"TEST::{key}"], env)
-
-    def runner(self) -> None:
-        self.start("runner", ["run"])
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.folder.glob("*.log"))
-        )
-
-    def stop(self, name: str, sig: int = signal.SIGKILL, timeout: float = 60) -> int:
-        proc = self.procs.pop(name)
-        proc.send_signal(sig)
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-            raise AssertionError(f"{name} did not stop within {timeout}s") from None
-
-    def close(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
-
-
-def _indexed(db: Path) -> int:
-    if not db.exists():
-        return -1
-    store = Store(db)
-    try:
-        return store.last_block or -1
-    finally:
-        store.close()
-
-
 def _wait(cond, timeout: float, what: str, cluster: Cluster, chain) -> None:
     """Mine a block a second (the runner follows the head) until ``cond()``."""
     deadline = time.time() + timeout
@@ -187,6 +82,56 @@ def _wait(cond, timeout: float, what: str, cluster: Cluster, chain) -> None:
                 raise AssertionError(f"{name} exited {proc.returncode}\n{cluster.logs()}")
         chain.provider.web3.provider.make_request("evm_mine", [])
         time.sleep(1.0)
+
+
+def _settle(cluster: Cluster, names: list[str], quiet_s: float = 5, timeout: float = 300) -> None:
+    """Mine nothing until the workers' logs stay unchanged for ``quiet_s``: the tasks queued
+    while they were slower than a block a second (a loaded machine) are done."""
+    logs = [cluster.folder / f"{n}.log" for n in names]
+    deadline, last, since = time.time() + timeout, None, time.time()
+    while time.time() < deadline:
+        sizes = [p.stat().st_size for p in logs]
+        if sizes != last:
+            last, since = sizes, time.time()
+        elif time.time() - since >= quiet_s:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{names} still busy after {timeout}s\n{cluster.logs()}")
+
+
+def _open_task(log: Path) -> str | None:
+    """The last task the worker's log shows started and not finished (one task at a time:
+    ``-w 1``), as ``name[block=0x...]``."""
+    started, done = [], set()
+    for line in log.read_text().splitlines():
+        if "[block=0x" not in line or "] - " not in line:
+            continue
+        key = line.split("] - ")[0].split()[-1] + "]"
+        if line.endswith("] - Started"):
+            started.append(key)
+        else:
+            done.add(key)
+    return started[-1] if started and started[-1] not in done else None
+
+
+def _freeze_mid_task(cluster: Cluster, name: str, w3, tries: int = 30) -> tuple[str, int]:
+    """Mine blocks until worker ``name`` is caught (SIGSTOP) inside a task whose tick has not
+    yet indexed the task's block: the task and that block."""
+    proc, log = cluster.procs[name], cluster.folder / f"{name}.log"
+    key = name.split("-")[-1]
+    for _ in range(tries):
+        w3.provider.make_request("evm_mine", [])
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            task = _open_task(log)
+            if task is not None:
+                os.kill(proc.pid, signal.SIGSTOP)
+                block = w3.eth.get_block(task.split("block=")[1].rstrip("]"))["number"]
+                if _open_task(log) == task and indexed_block(cluster.db(int(key))) < block:
+                    return task, block
+                os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.01)
+    raise AssertionError(f"{name} was never caught inside a task\n{cluster.logs()}")
 
 
 def _reverted(w3, senders: set[str], first: int) -> list[str]:
@@ -257,6 +202,39 @@ def test_worker_drain__sigterm_mid_task__task_finishes_no_new_work_then_stops(mo
     assert stops == [(os.getpid(), signal.SIGINT)]
 
 
+def test_worker_build__vol_signers__its_keeper_publishes_through_its_own_signer(
+    monkeypatch, tmp_path
+):
+    """``BALLAST_VOL_SIGNERS`` gives the worker's keeper the CLI keeper's vol updater, built
+    on the manifest with the named signers and the keeper's own transaction manager; without
+    it the keeper publishes nothing."""
+    from offchain_risk.keeper import bot
+
+    made: list[SimpleNamespace] = []
+    calls: list[tuple] = []
+
+    def from_manifest(project, w3, manifest, store, **kwargs):
+        store.close()
+        made.append(SimpleNamespace(tx=object(), vol_updater=None, manifest=manifest))
+        return made[-1]
+
+    def build_vol(project, w3, manifest, keeper, names):
+        calls.append((manifest, keeper, names))
+        return SimpleNamespace(signer=keeper.tx)
+
+    monkeypatch.setattr(bot, "load_manifest", lambda path, chain_id: {"path": path})
+    monkeypatch.setattr(bot.Keeper, "from_manifest", from_manifest)
+    monkeypatch.setattr(bot, "build_vol_updater_for", build_vol)
+    monkeypatch.setenv("BALLAST_KEEPER_DB", str(tmp_path / "k.db"))
+    monkeypatch.setenv("BALLAST_MANIFEST", "m.json")
+    monkeypatch.setenv("BALLAST_VOL_SIGNERS", "test:5, test:6,")
+    keeper = bot._build()
+    assert calls == [({"path": "m.json"}, keeper, ["test:5", "test:6"])]
+    assert keeper.vol_updater.signer is keeper.tx  # sent on the worker's own nonce lane
+    monkeypatch.delenv("BALLAST_VOL_SIGNERS")
+    assert bot._build().vol_updater is None and len(calls) == 1
+
+
 def test_workers__one_killed_mid_shock_then_all_restarted__each_account_handled_once(
     project, chain, deployment, engine, liquidations, owner, book, redis_url, tmp_path
 ):
@@ -276,14 +254,15 @@ def test_workers__one_killed_mid_shock_then_all_restarted__each_account_handled_
     path = deploy.write_manifest(tmp_path / "local.json", manifest)
     w3 = chain.provider.web3
     senders = {str(w).lower() for w in workers}
-    cluster = Cluster(tmp_path, f"ethereum:local:{chain.provider.uri}", path, redis_url)
+    network = f"ethereum:local:{chain.provider.uri}"
+    cluster = Cluster(tmp_path, network, path, redis_url, partitions=PARTITIONS)
     try:
         for k in keys:
             cluster.worker(k)
         cluster.runner()
         head = chain.blocks.head.number
         _wait(
-            lambda: all(_indexed(cluster.db(k)) > head for k in keys),
+            lambda: all(indexed_block(cluster.db(k)) > head for k in keys),
             STARTUP_S,
             "both workers to tick",
             cluster,
@@ -293,17 +272,17 @@ def test_workers__one_killed_mid_shock_then_all_restarted__each_account_handled_
         # Shock 1; worker 6 dies as soon as the first liquidation is mined.
         start = chain.blocks.head.number
         deployment.set_price("ETH", 1_400, sender=owner)
-        first = _liquidatable(engine, accounts)
+        first = liquidatable(engine, accounts)
         assert len(first) >= 10
         _wait(
-            lambda: len(_liquidatable(engine, accounts)) < len(first),
+            lambda: len(liquidatable(engine, accounts)) < len(first),
             120,
             "a first liquidation",
             cluster,
             chain,
         )
         cluster.stop("worker-6")  # SIGKILL: mid-shock, claims and a task possibly held
-        _wait(lambda: not _liquidatable(engine, accounts), 180, "shock 1 done", cluster, chain)
+        _wait(lambda: not liquidatable(engine, accounts), 180, "shock 1 done", cluster, chain)
         assert _reverted(w3, senders, start) == []
         counts: dict[int, int] = {}
         for log in liquidations.Liquidated.range(start, chain.blocks.head.number + 1):
@@ -317,23 +296,38 @@ def test_workers__one_killed_mid_shock_then_all_restarted__each_account_handled_
         assert account_id(str(workers[0]), 0) in liquidators  # the survivor took over
 
         # Every process stops: the survivor drains on SIGTERM and exits cleanly.
+        _settle(cluster, ["worker-4"])  # the runner's shutdown task queues behind the rest
         cluster.stop("runner", signal.SIGINT, timeout=120)  # its shutdown task runs on worker 4
         assert cluster.stop("worker-4", signal.SIGTERM, timeout=120) in (0, -signal.SIGINT, 130)
         start2 = chain.blocks.head.number
         deployment.set_price("ETH", 1_150, sender=owner)
-        second = _liquidatable(engine, accounts)
+        second = liquidatable(engine, accounts)
         assert second and second - first  # accounts that were healthy after shock 1
         for k in keys:
             cluster.worker(k)
         cluster.runner()
-        _wait(
-            lambda: not _liquidatable(engine, accounts), STARTUP_S, "shock 2 done", cluster, chain
-        )
+        _wait(lambda: not liquidatable(engine, accounts), STARTUP_S, "shock 2 done", cluster, chain)
         assert _reverted(w3, senders, start) == []
         again: dict[int, int] = {}
         for log in liquidations.Liquidated.range(start2, chain.blocks.head.number + 1):
             again[log.account] = again.get(log.account, 0) + 1
         assert set(again) == second
         assert max(again.values()) <= 2
+
+        # Drain of a real worker process: SIGTERM while a task is under way. Worker 6 is
+        # frozen (SIGSTOP) inside a task whose tick has not indexed the task's block yet, then
+        # signalled and resumed: the tick must finish (its store reaches that block; tasks
+        # taken after the signal run no tick) before the process exits cleanly.
+        pid = cluster.procs["worker-6"].pid
+        task, block = _freeze_mid_task(cluster, "worker-6", w3)
+        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGCONT)
+        code = cluster.procs.pop("worker-6").wait(120)
+        assert code in (0, -signal.SIGINT, 130), cluster.logs()
+        text = (tmp_path / "worker-6.log").read_text()
+        assert f"SUCCESS:  {task}" in text, cluster.logs()
+        # ... and its result was posted before the stop (no send cut by the SIGINT)
+        assert "Traceback" not in text.split(f"SUCCESS:  {task}")[1], cluster.logs()
+        assert indexed_block(cluster.db(6)) >= block, cluster.logs()
     finally:
         cluster.close()

@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 
 from offchain_risk import deploy, devnet
+from offchain_risk.models.funding import FundingParams
 from offchain_risk.units import QUOTE_ASSET, unpack_vault_word
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deployments" / "config" / "local.toml"
 PER_ASSET = ("asset_token", "open_interest", "oi_cap", "shock_word", "price")
 QUOTE = "\n[quote]\nprice = 0.99\npeg_bps = 50\n"
+FUNDING = 'symbol = "ETH"\nfunding = { convergence_hours = 8, interest = -0.00001, cap = 0.002 }\n'
 
 
 def _plain(value, roles: dict[str, str]):
@@ -94,6 +96,7 @@ def on_chain(project, chain, manifest: dict) -> dict:
             "bounds": _plain(contracts["governor"].asset_bounds(a), roles),
             "governed": _plain(contracts["governor"].asset_view(a), roles),
             "vol_heartbeat": contracts["vol_feed"].heartbeat(a),
+            "funding": engine.funding_params(a),
         }
     for symbol, v in manifest["vaults"].items():
         a = v["asset"]
@@ -119,9 +122,10 @@ def on_chain(project, chain, manifest: dict) -> dict:
 
 @pytest.fixture
 def config(tmp_path) -> Path:
-    """The local config with a quote feed: every section both deployers read."""
+    """The local config with a quote feed and ETH's funding: every section both deployers
+    read."""
     path = tmp_path / "local.toml"
-    path.write_text(CONFIG.read_text() + QUOTE)
+    path.write_text(CONFIG.read_text().replace('symbol = "ETH"\n', FUNDING, 1) + QUOTE)
     return path
 
 
@@ -166,7 +170,9 @@ def cast_deploy(chain, key: str, config: Path, out: Path) -> dict:
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=300,
+        # A fresh clone compiles every contract with the vyper CLI first (cold cache under
+        # .build/integration): minutes on two loaded cores. The limit only stops a hang.
+        timeout=1_200,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(out.read_text())
@@ -220,6 +226,10 @@ def test_cast_deploy__local_config__same_parameters_on_chain_as_ape_deploy(
         k: v for k, v in ape_manifest["quote"].items() if k != "feed"
     }
     assert ours["ETH"]["config"]["feed"] == "feed:ETH"
+    # funding switched on in ETH only, the same parameters (a negative interest included)
+    assert FundingParams.unpack(ours["ETH"]["funding"]) == FundingParams(8, -(10**13), 2 * 10**15)
+    assert [ours[s]["funding"] for s in ("BTC", "SOL", "LINK")] == [0, 0, 0]
+    assert manifest["markets"]["ETH"]["funding"] == ape_manifest["markets"]["ETH"]["funding"]
 
     env = (tmp_path / "local.env").read_text()
     assert f"export ENGINE={manifest['contracts']['engine']}\n" in env

@@ -16,6 +16,7 @@ from offchain_risk.replay.path import load_path
 from offchain_risk.replay.replay import ReplayConfig, healths, run_replay
 from offchain_risk.replay.report import summarize, write_report
 from offchain_risk.replay.txs import lean_web3
+from offchain_risk.units import WAD, to_wad
 
 pytestmark = pytest.mark.data
 ASSETS = ("BTC", "ETH", "BNB", "LINK")
@@ -120,3 +121,19 @@ def test_replay__keeper_publishes_vol_surfaces_hourly_through_the_feed(replayed)
     assert "## Vol surfaces" in text and "| BTC |" in text
     # the flat baseline has no vol feed
     assert replay.venues[1].deployment.vol_feed is None and report.venues[1].vol_runs == ()
+
+
+def test_replay__funding_on_every_perp__longs_pay_shorts_and_paid_equals_received(replayed):
+    replay, report, md, _ = replayed
+    text = md.read_text()
+    assert "## Funding" in text
+    for summary in report.venues:
+        flows = {f.symbol: f for f in summary.funding}
+        assert set(flows) == set(ASSETS)  # every replayed market is a perp
+        for f in flows.values():
+            # fills at the oracle: the rate is the interest term, paid by longs to shorts
+            assert set(f.rates) == {to_wad(replay.config.funding_interest)}
+            assert f.longs_paid > 0 > f.shorts_paid and f.index_end > 0
+            # paid equals received up to one wei per rounding, always in the engine's favour
+            assert 0 <= f.dust <= f.roundings
+            assert f"| {f.symbol} | ${f.longs_paid / WAD:,.2f} |" in text

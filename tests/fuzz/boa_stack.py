@@ -66,6 +66,7 @@ class BoaChain:
 class BoaStack:
     engine: Any
     admin: Any  # MarginConfig at the engine's address: setters, deposit, withdraw, transfer
+    funding: Any  # FundingConfig at the engine's address: funding, and the views moved there
     lens: Any
     liquidations: Any
     book: Any
@@ -112,6 +113,16 @@ class BoaStack:
     def account(owner: str, sub: int = 0) -> int:
         return account_id(owner, sub)
 
+    def fund(self, name: str, sub: int = 0, amount: int = 10**12) -> tuple[str, int]:
+        """Mint ``amount`` cash units (6 decimals: 10**12 is $1M) to the named actor and
+        deposit them into its sub-account ``sub``: (the actor, the account id)."""
+        who = self.actor(name)
+        acct = self.account(who, sub)
+        self.cash.mint(who, amount)
+        self.cash.approve(self.engine.address, amount, sender=who)
+        self.admin.deposit(acct, self.cash.address, amount, sender=who)
+        return who, acct
+
 
 def deploy(chain: Any = None) -> BoaStack:
     """Deploy the devnet listing on `chain` (titanoboa's environment by default)."""
@@ -119,7 +130,8 @@ def deploy(chain: Any = None) -> BoaStack:
     owner = chain.eoa
     load = lambda name, *args: chain.load(CONTRACTS / name, *args)  # noqa: E731
     cash = load("test/MockToken.vy", "USD Coin", "USDC", 6)
-    config = load("MarginConfig.vy", cash.address)
+    funding = load("FundingConfig.vy", cash.address)
+    config = load("MarginConfig.vy", cash.address, funding.address)
     engine = load(
         "MarginEngine.vy",
         config.address,
@@ -130,6 +142,7 @@ def deploy(chain: Any = None) -> BoaStack:
         WAD // 20,
     )
     admin = chain.at(CONTRACTS / "MarginConfig.vy", engine.address)
+    funding_at = chain.at(CONTRACTS / "FundingConfig.vy", engine.address)
     book = load("OrderBook.vy", engine.address)
     admin.set_venue(book.address, True)
     admin.set_debt_cap(10**7 * WAD)
@@ -162,6 +175,7 @@ def deploy(chain: Any = None) -> BoaStack:
     return BoaStack(
         engine=engine,
         admin=admin,
+        funding=funding_at,
         lens=lens,
         liquidations=liquidations,
         book=book,

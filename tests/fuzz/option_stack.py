@@ -30,7 +30,7 @@ class Options:
         self.feed.set_underlying(ETH, VOL_HEARTBEAT)
         self.feed.set_underlying(BTC, VOL_HEARTBEAT)
         self.book = boa.load(str(CONTRACTS / "OptionBook.vy"), self.s.engine.address, self.feed)
-        self.s.engine.set_option_book(self.book.address)
+        self.s.funding.set_option_book(self.book.address)
         self.book.set_grid(ETH, 100 * WAD, VOL_SHOCK, SHORT_MIN_BPS)
         self.book.set_grid(BTC, 1_000 * WAD, VOL_SHOCK, SHORT_MIN_BPS)
         now = boa.env.evm.patch.timestamp

@@ -9,6 +9,7 @@ moved. Node-free: the whole file runs in a few seconds.
 from __future__ import annotations
 
 import boa
+import numpy as np
 import pytest
 from option_stack import (
     BTC,
@@ -17,11 +18,15 @@ from option_stack import (
     SHORT_MIN_BPS,
     USDC,
     VOL_HEARTBEAT,
+    VOL_SHOCK,
     WAD,
     Options,
 )
 
-from offchain_risk.units import INSURANCE
+from offchain_risk.models.funding import index_at, owed
+from offchain_risk.models.margin import RiskParams
+from offchain_risk.models.options import OptionLeg, margin_with_options_exact
+from offchain_risk.units import INSURANCE, unpack_int16
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +90,7 @@ def test_list_option__not_owner__refused(opt):
 
 def test_set_option_book__twice__refused(opt):
     with boa.reverts("settlement: book already set"):
-        opt.s.engine.set_option_book(opt.book.address)
+        opt.s.funding.set_option_book(opt.book.address)
 
 
 # ----------------------------------------------------------------- trading
@@ -131,6 +136,106 @@ def test_margin__put_protected_long__less_than_the_perp_alone(opt):
     opt.fill(opt.put, WAD, 40 * WAD)
     protected = opt.s.engine.margin(opt.m)[1]
     assert protected < perp_alone // 2
+
+
+def test_margin__perps_with_funding_and_options__equal_twin(opt):
+    """A covered call on a long perp whose funding accrued: the engine's margin equals the
+    twin's (perp numerators, the option legs joined, funding off equity, none on the legs)."""
+    s, m = opt.s, opt.m
+    s.funding.set_funding_params(ETH, 8, 10**13, 10**16)
+    other = s.account(opt.trader, 2)
+    opt.deposit(opt.trader, other, 100_000 * USDC)
+    opt.fill(ETH, 2 * WAD, 2_040 * WAD, taker=other)  # long 2 ETH at a 2% premium
+    opt.fill(opt.call, -WAD, 50 * WAD)  # ... and short a call on it
+    opt.fill(opt.far_call, WAD, 120 * WAD)  # ... and long a later one
+
+    def wait(hours):  # the price and the vol curves fresh again
+        boa.env.time_travel(seconds=hours * 3_600)
+        s.feeds[ETH].set_price(2_000 * 10**8)
+        for expiry in (opt.expiry, opt.far):
+            opt.publish(ETH, expiry, 6 * WAD // 10, 2_000 * WAD, skew=WAD // 20)
+
+    for hours in (1, 3):  # a new hour sets the rate from the premium, then it accrues
+        wait(hours)
+        opt.fill(ETH, WAD // 10, 2_000 * WAD, taker=other)
+    wait(2)
+    now = boa.env.evm.patch.timestamp
+
+    n_assets = len(s.feeds)
+    prices = [s.engine.price(a)[0] for a in range(n_assets)]
+    size, on = zip(*(s.engine.position(m, a) for a in range(n_assets)), strict=True)
+    index = index_at(s.funding.funding_word(ETH), prices[ETH], now)
+    due = owed(size[ETH], index, s.funding.funding_snap(m, ETH))
+    assert due > 0  # the long pays the premium's funding
+    shocks = [unpack_int16(s.engine.shock_word(a)) for a in range(n_assets)]
+    params = RiskParams(
+        floor_bps=np.array([(s.engine.asset_word(a) >> 200) & 0xFFFF for a in range(n_assets)]),
+        haircut_bps=np.array([(s.engine.asset_word(a) >> 216) & 0xFFFF for a in range(n_assets)]),
+        shocks_bps=np.array(shocks),
+        im_multiplier_wad=s.engine.im_multiplier(),
+    )
+    legs = []
+    for id in opt.book.account_legs(m):
+        underlying, expiry, strike, is_call = opt.book.instrument(id)[:4]
+        vol, vol_ok = opt.feed.vol(underlying, expiry, strike)
+        legs.append(
+            OptionLeg(
+                size=opt.book.size(m, id),
+                expiry=expiry,
+                strike=strike,
+                is_call=is_call,
+                forward=prices[underlying],
+                price_ok=True,
+                vol=vol,
+                vol_ok=vol_ok,
+                settlement=0,
+                shocks=tuple(shocks[underlying]),
+                vol_shock=VOL_SHOCK,
+                short_min_bps=SHORT_MIN_BPS,
+            )
+        )
+    assert len(legs) == 2
+    coll = [s.engine.collateral(m, a) for a in range(n_assets)]
+    twin = margin_with_options_exact(
+        s.engine.cash(m), coll, list(size), list(on), prices, params, legs, now, due
+    )
+    assert tuple(s.engine.margin(m)) == twin
+    # Funding counts once, on the perp: settling it moves no equity and no margin.
+    s.funding.settle_funding(m, ETH)
+    assert tuple(s.engine.margin(m)) == twin
+
+
+def test_settle_option__not_a_venue__refused(opt):
+    opt.refused(
+        "settlement: not a venue",
+        opt.s.funding.settle_option,
+        opt.m,
+        opt.t,
+        opt.call,
+        WAD,
+        50 * WAD,
+        sender=opt.trader,
+    )
+
+
+def test_settle_option__perp_market__refused(opt):
+    with boa.env.prank(opt.s.book.address):
+        opt.refused(
+            "settlement: not an option", opt.s.funding.settle_option, opt.m, opt.t, ETH, WAD, 1
+        )
+
+
+def test_settle__option_instrument__refused(opt):
+    with boa.env.prank(opt.s.book.address):
+        opt.refused(
+            "settlement: not a perp market",
+            opt.s.engine.settle,
+            opt.m,
+            opt.t,
+            opt.call,
+            WAD,
+            50 * WAD,
+        )
 
 
 def test_fill__unlisted__refused(opt):
@@ -183,7 +288,7 @@ def test_apply_trade__not_engine__refused(opt):
 
 def test_settle_option_cash__not_book__refused(opt):
     opt.refused(
-        "settlement: not the option book", opt.s.engine.settle_option_cash, opt.m, WAD, False
+        "settlement: not the option book", opt.s.funding.settle_option_cash, opt.m, WAD, False
     )
 
 

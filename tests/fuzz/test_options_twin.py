@@ -83,19 +83,19 @@ def test_option_margin__random_books__equal_twin_to_the_wei(opt):
                 book.record_settlement(ETH, opt.expiry)
                 settled[opt.expiry] = price
                 expired += 1
-            trade = (False, 0, 0, 0, 0, 0)
+            trade = (False, 0, 0, 0, 0, 0, 0)
             trade_id, trade_size = 0, 0
             if rng.random() < 0.3:
                 trade_id = rng.choice(sorted(ids))
                 trade_size = rng.choice((-1, 1)) * rng.randint(1, 20 * WAD)
-                trade = (True, OPTION_TRADE, trade_id, trade_size % 2**256, 0, 0)
+                trade = (True, OPTION_TRADE, trade_id, trade_size % 2**256, 0, 0, 0)
                 hypothetical += 1
             for liq in (False, True):
                 value_num = rng.randint(-(10**30), 10**30)
                 floor_num = rng.randint(0, 10**30)
                 linear = [rng.randint(-(10**30), 10**30) for _ in shocks]
                 got = book.option_margin(account, liq, trade, value_num, floor_num, linear, True)
-                f = engine.liquidation_price(ETH) if liq else engine.price(ETH)[0]
+                f = opt.s.funding.liquidation_price(ETH) if liq else engine.price(ETH)[0]
                 f_ok = engine.price(ETH)[1]
                 legs = []
                 sizes = {id: book.size(account, id) for id in ids}
@@ -133,7 +133,7 @@ def test_option_margin__random_books__equal_twin_to_the_wei(opt):
                 continue
             # A liquidation slice: the valuation after it and the legs it moves.
             fraction = rng.choice((WAD, rng.randint(1, WAD)))
-            cut = (True, NO_ASSET, 0, 0, 0, fraction)
+            cut = (True, NO_ASSET, 0, 0, 0, fraction, 0)
             got = book.option_margin(account, True, cut, value_num, floor_num, linear, True)
             want = option_margin_exact(
                 legs, now, True, value_num, floor_num, linear, True, fraction

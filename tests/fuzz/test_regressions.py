@@ -14,15 +14,6 @@ ETH = 0
 SIZE = 3 * WAD + 123_456_789  # odd wei: the hole is not a whole number of USDC units
 
 
-def fund(s, name, sub, amount):
-    who = s.actor(name)
-    acct = s.account(who, sub)
-    s.cash.mint(who, amount)
-    s.cash.approve(s.engine.address, amount, sender=who)
-    s.admin.deposit(acct, s.cash.address, amount, sender=who)
-    return who, acct
-
-
 def claims(s, accounts):
     e = s.engine
     return sum(e.cash(a) - sum(e.position(a, m)[1] for m in range(4)) for a in accounts)
@@ -37,9 +28,9 @@ def test_regression_deficit_dust_stranded_on_withdrawal(s):
     Example: deficit = 4.6e11 WAD, withdraw 1,000 USDC: share = 1 wei, paid = 999.999999
     USDC, 1e12 WAD left behind, deficit paid down by 4.6e11, 5.4e11 WAD gone.
     The account now keeps what is left behind beyond the deficit."""
-    desk, desk_acct = fund(s, "desk", 0, 10**7 * USDC)
-    trader, trader_acct = fund(s, "trader", 0, 2_000 * USDC)
-    saver, saver_acct = fund(s, "saver", 0, 5_000 * USDC)
+    desk, desk_acct = s.fund("desk", 0, 10**7 * USDC)
+    trader, trader_acct = s.fund("trader", 0, 2_000 * USDC)
+    saver, saver_acct = s.fund("saver", 0, 5_000 * USDC)
     order, sig = s.sign_order(
         desk, owner=desk, subaccount=0, market=ETH, size=-SIZE, price=2_000 * WAD,
         nonce=1, expiry=2**40,
@@ -493,9 +484,9 @@ def test_regression_backstop_liquidator_funded_per_account(machine_stack):
 # holds an unpriced perp, and a clean sub-account of the same owner takes the account.
 def test_regression_liquidator_holding_unpriced_perp_is_refused(s):
     btc_asset = 1
-    desk, desk_acct = fund(s, "desk", 0, 10**7 * USDC)
-    _, other_acct = fund(s, "other", 0, 10**6 * USDC)
-    trader, trader_acct = fund(s, "trader", 0, 3_000 * USDC)
+    desk, desk_acct = s.fund("desk", 0, 10**7 * USDC)
+    _, other_acct = s.fund("other", 0, 10**6 * USDC)
+    trader, trader_acct = s.fund("trader", 0, 3_000 * USDC)
     order, sig = s.sign_order(
         desk, owner=desk, subaccount=0, market=ETH, size=-WAD, price=2_000 * WAD,
         nonce=1, expiry=2**40,
@@ -509,8 +500,8 @@ def test_regression_liquidator_holding_unpriced_perp_is_refused(s):
     s.book.fill(order, sig, WAD // 10, trader_acct, sender=trader)
     boa.env.time_travel(seconds=86_400 + 10)  # every feed stale ...
     s.feeds[btc_asset].set_price(btc * 55 // 100 * 10**8 // WAD)  # ... but BTC, which crashes
-    assert s.engine.liquidation_price(ETH) == 0
-    assert s.engine.liquidation_price(btc_asset) > 0
+    assert s.funding.liquidation_price(ETH) == 0
+    assert s.funding.liquidation_price(btc_asset) > 0
     m = s.engine.liquidation_margin(trader_acct, 0)
     assert m.prices_ok and m.equity < m.mm  # the trader is due and fully priced
     before = (s.engine.position(trader_acct, btc_asset), s.engine.cash(desk_acct))
@@ -551,3 +542,24 @@ def test_regression_backstop_liquidator_within_the_deposit_caps(machine_stack):
     finally:
         machine.teardown()
     assert STATS["liquidatable, a slice under the deposit caps"] > before
+
+
+# Found replaying the sequence above into a keeper pass: the desk, refused for its own IM,
+# topped itself up with twice the book's IM, past the cash token's deposit cap, and the pass
+# failed on "ledger: deposit cap exceeded" in its own funding. The keeper now brings what the
+# caps admit and takes the slice that capital carries; the book stays due (no capital the
+# engine accepts could take it whole) and the invariants still hold.
+def test_regression_keeper_pass_desk_top_up_within_the_deposit_caps(machine_stack):
+    before = STATS["desk recapitalised up to the deposit caps"]
+    machine = replay(PUMPED_PAST_THE_CAPS, keep=True)
+    try:
+        trader = machine.k.accounts[1]
+        short = machine.s.engine.position(trader, 3)[0]
+        machine.keeper_pass()
+        machine.check_all()
+        size = machine.s.engine.position(trader, 3)[0]
+        assert short < size < 0  # a slice of the short LINK taken, not all of it
+        assert machine.margins[trader].liquidatable
+    finally:
+        machine.teardown()
+    assert STATS["desk recapitalised up to the deposit caps"] == before + 1

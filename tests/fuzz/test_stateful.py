@@ -1,5 +1,5 @@
 """The stateful fuzz model (ballast_machine.BallastMachine) on revm under the `quick`
-profile (`FUZZ_QUICK_EXAMPLES` x 100 steps, ~8,000).
+profile (`FUZZ_QUICK_EXAMPLES` x 100 steps, ~20,000).
 
 `FUZZ_PROFILE=long` (make fuzz) runs the long campaign instead; `FUZZ_BACKEND=boa` runs the
 model in titanoboa (traces, ~15x slower). The quick profile is
@@ -12,8 +12,9 @@ import dataclasses
 import os
 from pathlib import Path
 
+import ballast_machine
 import pytest
-from ballast_machine import PROFILES, BallastMachine
+from ballast_machine import ETH, PROFILES, WAD, BallastMachine
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
@@ -60,3 +61,47 @@ def test_window_budget_invariant_catches_an_overrun(machine_stack):
                         machine.updates_stay_within_window_budget()
         finally:
             machine.teardown()
+
+
+def test_a_step_after_the_last_check_is_checked_at_the_end(machine_stack):
+    """The invariants run every INVARIANT_EVERY steps: a property broken on a step after the
+    last check is caught when the example ends, naming the invariant and the steps that may
+    have broken it."""
+    machine = BallastMachine()
+    try:
+        machine.check_invariants()  # as hypothesis does after __init__
+        machine.deposit_insurance(amount=10**6)
+        machine.expected_deficit += 1  # the model now disagrees with the chain
+        machine.steps += 1  # the example's last step, ended before its check
+    except BaseException:
+        machine.teardown()
+        raise
+    with pytest.raises(AssertionError) as failure:
+        machine.teardown()
+    notes = "".join(failure.value.__notes__)
+    assert "deficit_is_the_uncovered_holes failed after step 1" in notes
+    assert "the failing step is one of 1..1" in notes
+
+
+def test_funding_invariant_catches_rounding_for_the_account(machine_stack, monkeypatch):
+    """`funding_is_conserved` is no tautology: a model whose settlements round what a
+    position owes down (in the account's favour) sees negative dust, and the cash the
+    contract took (the ceiling) no longer balances."""
+    machine = BallastMachine()
+    try:
+        monkeypatch.setattr(
+            ballast_machine, "owed", lambda size, index, snap: size * (index - snap) // WAD
+        )
+        machine.set_funding(market=ETH, hours=1, interest=WAD // 300, cap=WAD // 100)
+        machine.fill(m=1, t=3, market=ETH, notional=5_000, offset_bps=100, part=1.0)
+        machine._refresh()
+        assert machine.book[machine._acct(1)].size[ETH] != 0  # the fill went through
+        for i in (1, 3):
+            machine.accrue_and_settle(seconds=ballast_machine.HOUR + 7, i=i, market=ETH)
+        assert machine.funding_paid != 0
+        with pytest.raises(AssertionError):
+            machine.funding_is_conserved()
+        with pytest.raises(AssertionError):
+            machine.cash_is_conserved()
+    finally:
+        machine.teardown()

@@ -44,7 +44,7 @@ def _listed(s):
         vault.address, s.feeds[ETH].address, 86_400, 100, 2_000, 10**30, 10**30, False, 0
     )
     s.admin.set_shock_word(asset, s.engine.shock_word(ETH))
-    s.admin.list_vault(asset, 1_000)
+    s.funding.list_vault(asset, 1_000)
     return asset, vault, weth
 
 
@@ -82,7 +82,7 @@ def test_vault_price__random_moves__twin_to_the_wei_and_capped(devnet_stack, ops
             vault.deposit(10 * WAD, trader)
             vault.approve(s.engine.address, 2**256 - 1)
             s.admin.deposit(account, vault.address, vault.balanceOf(trader))
-        cap = RateCap.from_word(s.admin.vault_word(asset))
+        cap = RateCap.from_word(s.funding.vault_word(asset))
         feed_usd = 2_000
         for op, x in ops:
             if op == "donate":
@@ -101,7 +101,7 @@ def test_vault_price__random_moves__twin_to_the_wei_and_capped(devnet_stack, ops
             price, ok = s.engine.price(asset)
             assert price == cap.price(feed, assets, now)
             assert price * WAD <= feed * cap.cap(now)  # no donation beyond the cap
-            assert s.engine.vault_rate(asset) == cap.rate(assets, now)
+            assert s.funding.vault_rate(asset) == cap.rate(assets, now)
             if ok:
                 twin = _twin(s, account, s.engine.num_assets())
                 m = s.engine.healths([account])[0]

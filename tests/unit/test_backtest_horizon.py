@@ -7,7 +7,7 @@ import pytest
 from offchain_risk.backtest import BacktestConfig, run_backtest
 from offchain_risk.backtest.books import NOTIONAL_USD
 from offchain_risk.data.loaders import GapReport, PricePanel
-from offchain_risk.models.horizon import MarginPeriodOfRisk
+from offchain_risk.models.horizon import CLOSE_OUT_REFERENCE_USD, MarginPeriodOfRisk
 
 HOUR = np.timedelta64(1, "h")
 SMALL = dict(
@@ -36,10 +36,18 @@ def runs():
     return panel, with_add_on, without
 
 
-def test_backtest_config__default_horizon_is_the_margin_period_of_risk():
-    cfg = BacktestConfig()
-    assert cfg.horizon_hours == MarginPeriodOfRisk().hours == 4
-    assert cfg.close_out_position_usd == NOTIONAL_USD
+def test_defaults__backtest_calibrate_and_replay__one_horizon_and_one_close_out_size():
+    from offchain_risk.calibrate import CalibrationConfig
+    from offchain_risk.replay.listing import ListingConfig
+
+    replay = ListingConfig().calibration()
+    for cfg in (BacktestConfig(), CalibrationConfig(), replay):
+        assert cfg.horizon_hours == MarginPeriodOfRisk().hours == 4
+        assert cfg.close_out_position_usd == CLOSE_OUT_REFERENCE_USD > 0
+    # the command line's shared engine options take calibrate's defaults for both commands
+    shared = ("alpha", "k", "floor_bps", "stress_weight", "stress_window_days")
+    for name in shared:
+        assert getattr(BacktestConfig(), name) == getattr(CalibrationConfig(), name), name
 
 
 def test_backtest_config__negative_close_out__refused():
@@ -104,9 +112,11 @@ def test_cli_backtest__defaults_at_the_margin_horizon_and_bad_options_refused(tm
     from offchain_risk.__main__ import cli
 
     runner = CliRunner()
-    text = runner.invoke(cli, ["backtest", "--help"], terminal_width=200).output
-    assert "--horizon-hours" in text and "[default: 4;" in text
-    assert "--close-out-usd" in text and "--workers" in text
+    for command in ("backtest", "calibrate"):
+        text = runner.invoke(cli, [command, "--help"], terminal_width=200).output
+        assert "--horizon-hours" in text and "[default: 4;" in text, command
+        assert "--close-out-usd" in text and "[default: 500000.0;" in text, command
+        assert ("--workers" in text) == (command == "backtest")
     for bad in (["--workers", "0"], ["--horizon-hours", "25"], ["--close-out-usd", "-1"]):
         res = runner.invoke(cli, ["backtest", "--out", str(tmp_path / "bt"), *bad])
         assert res.exit_code == 2 and "Invalid value" in res.output, bad

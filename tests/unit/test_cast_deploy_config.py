@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from offchain_risk import deploy, devnet
-from offchain_risk.units import QUOTE_ASSET, WAD, to_wad
+from offchain_risk.models.funding import FundingParams
+from offchain_risk.units import (
+    MAX_FUNDING_CAP,
+    MAX_FUNDING_CONVERGENCE,
+    QUOTE_ASSET,
+    WAD,
+    to_wad,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "integration"))
@@ -148,3 +155,93 @@ def test_sections__both_deployers_know_the_same_top_level_sections(tmp_path):
         cast_deploy.load(bad)
     with pytest.raises(deploy.ConfigError, match=r"unknown sections \['fundng'\]"):
         deploy.load_config(bad)
+
+
+FUNDING = {
+    "ETH": "funding = { convergence_hours = 8, interest = 0.00001, cap = 0.002 }",
+    "SOL": "funding = { convergence_hours = 16, cap = 0.001 }",
+}
+
+
+def _with_funding(tmp_path, eth: str = FUNDING["ETH"], extra: str = "") -> Path:
+    text = CONFIG.read_text()
+    text = text.replace('symbol = "ETH"\n', f'symbol = "ETH"\n{eth}\n{extra}')
+    text = text.replace('symbol = "SOL"\n', f'symbol = "SOL"\n{FUNDING["SOL"]}\n')
+    path = tmp_path / "funding.toml"
+    path.write_text(text)
+    return path
+
+
+def test_load__funding__same_chain_values_in_both_deployers(tmp_path):
+    path = _with_funding(tmp_path)
+    ours = {m["symbol"]: m["funding"] for m in cast_deploy.load(path)["markets"]}
+    theirs = {m.symbol: m.funding for m in deploy.load_config(path).markets}
+    assert theirs["ETH"] == FundingParams(8, 10**13, 2 * 10**15)
+    assert theirs["SOL"] == FundingParams(16, 0, 10**15)
+    assert theirs["BTC"] is None and ours["BTC"] is None
+    for symbol in ("ETH", "SOL"):
+        stated = deploy.funding_manifest(theirs[symbol])
+        assert ours[symbol] == {
+            "convergence_hours": stated["convergence_hours"],
+            "interest": stated["interest_wad"],
+            "cap": stated["cap_wad"],
+        }
+    assert (cast_deploy.MAX_FUNDING_CAP, cast_deploy.MAX_FUNDING_CONVERGENCE) == (
+        MAX_FUNDING_CAP,
+        MAX_FUNDING_CONVERGENCE,
+    )
+
+
+@pytest.mark.parametrize(
+    ("eth", "extra", "message"),
+    [
+        (
+            "funding = { convergence_hours = 0, cap = 0.002 }",
+            "",
+            r"convergence_hours: 0 outside \[1, 168\]",
+        ),
+        (
+            "funding = { convergence_hours = 169, cap = 0.002 }",
+            "",
+            r"convergence_hours: 169 outside",
+        ),
+        (
+            "funding = { convergence_hours = 8.5, cap = 0.002 }",
+            "",
+            "convergence_hours: expected an integer",
+        ),
+        ("funding = { convergence_hours = 8, cap = 0.02 }", "", r"cap: 0.02 outside \[0, 0.01\]"),
+        (
+            "funding = { convergence_hours = 8, cap = -0.001 }",
+            "",
+            r"cap: -0.001 outside \[0, 0.01\]",
+        ),
+        ("funding = { convergence_hours = 8, cap = 0 }", "", "cap: 0 is no funding"),
+        ("funding = { convergence_hours = 8, cap = '0.002' }", "", "cap: expected a number"),
+        (
+            "funding = { convergence_hours = 8, cap = 0.002, interest = 0.003 }",
+            "",
+            r"interest: \|0.003\| above the cap",
+        ),
+        (
+            "funding = { convergence_hours = 8, cap = 0.002, interest = -0.02 }",
+            "",
+            r"interest: -0.02 outside \[-0.01, 0.01\]",
+        ),
+        ("funding = { convergence_hours = 8 }", "", "markets.ETH.funding: missing 'cap'"),
+        (
+            "funding = { convergence_hours = 8, cap = 0.002, rate = 1 }",
+            "",
+            r"unknown keys \['rate'\]",
+        ),
+        ("funding = 0.002", "", "markets.ETH.funding: expected a table"),
+        (FUNDING["ETH"], "perp = false\n", "markets.ETH.funding: funding needs a perp market"),
+    ],
+)
+def test_load__bad_funding__both_deployers_refuse_naming_the_field(tmp_path, eth, extra, message):
+    path = _with_funding(tmp_path, eth, extra)
+    with pytest.raises(cast_deploy.DeployError, match=message):
+        cast_deploy.load(path)
+    with pytest.raises(deploy.ConfigError, match=message) as info:
+        deploy.load_config(path)
+    assert str(path) in str(info.value)

@@ -7,11 +7,15 @@ from eth_abi import encode
 
 from offchain_risk.keeper.indexer import (
     ACCOUNT_STATE_TOPIC,
+    FUNDING_SETTLED_TOPIC,
+    FUNDING_TOPIC,
     Book,
     Indexer,
     decode_account_state,
+    decode_funding_settled,
 )
 from offchain_risk.keeper.store import CASH_ASSET, AccountEvent, Store
+from offchain_risk.models.funding import MarketFunding
 from offchain_risk.units import CASH, WAD
 
 
@@ -24,6 +28,30 @@ def raw_log(block, index, account, asset, cash, coll=0, size=0, on=0, block_hash
         "data": encode(
             ["uint256", "int256", "uint256", "int256", "int256"], [asset, cash, coll, size, on]
         ),
+    }
+
+
+def time_of(block):
+    return 1_700_000_000 + 12 * block
+
+
+def funding_log(market, rate, index):
+    return {
+        "logIndex": 0,
+        "topics": [bytes.fromhex(FUNDING_TOPIC[2:]), market.to_bytes(32, "big")],
+        "data": encode(["int256", "int256"], [rate, index]),
+    }
+
+
+def settled_log(index_in_block, account, market, paid, index):
+    return {
+        "logIndex": index_in_block,
+        "topics": [
+            bytes.fromhex(FUNDING_SETTLED_TOPIC[2:]),
+            account.to_bytes(32, "big"),
+            market.to_bytes(32, "big"),
+        ],
+        "data": encode(["int256", "int256"], [paid, index]),
     }
 
 
@@ -54,7 +82,7 @@ class FakeEth:
     def get_block(self, n):
         if n >= len(self.blocks):
             raise ValueError("block not found")
-        return {"hash": bytes.fromhex(self.blocks[n][2:]), "number": n}
+        return {"hash": bytes.fromhex(self.blocks[n][2:]), "number": n, "timestamp": time_of(n)}
 
     def get_logs(self, f):
         lo, hi = f["fromBlock"], f["toBlock"]
@@ -205,3 +233,67 @@ def test_book__grows_past_its_first_capacity_and_new_assets__values_kept():
     assert list(cash[:3]) == [0.0, 1.0, 2.0] and cash[-1] == n - 1
     assert size[-1, 1] == -(n - 1) and on[-1, 1] == n - 1
     assert coll[6, 3] == 2.0 and cash[6] == 5.0 and book.records[7].assets[3] == (2 * WAD, 0, 0)
+
+
+def test_indexer__funding_logs__market_words_and_position_snapshots():
+    eth = FakeEth()
+    eth.mine([raw_log(0, 0, 1, 0, 100 * WAD, size=WAD, on=-2_000 * WAD)])
+    eth.mine([dict(funding_log(0, 10**15, 0), logIndex=1)])
+    b3 = eth.mine(
+        [
+            dict(funding_log(0, -(10**15), 3 * WAD), logIndex=0),
+            settled_log(1, 1, 0, 3 * WAD, 3 * WAD),
+        ]
+    )
+    eth.mine([dict(funding_log(1, 7, -5), logIndex=0)])
+    indexer, _, book = make(eth)
+    indexer.sync()
+    eth_market = MarketFunding(funding_word=book.funding[0])
+    assert (eth_market.index, eth_market.rate) == (3 * WAD, -(10**15))
+    assert (book.funding[0] >> 128) & (2**64 - 1) == time_of(b3)  # the block's time
+    assert MarketFunding(funding_word=book.funding[1]).index == -5
+    assert book.records[1].snaps == {0: 3 * WAD} and book.snap[0, 0] == 3.0
+
+
+def test_decode_funding_settled__wrong_topic__refused():
+    e = decode_funding_settled(dict(settled_log(4, 9, 2, -7, 11), blockNumber=3))
+    assert (e.block, e.log_index, e.account, e.market, e.paid, e.index) == (3, 4, 9, 2, -7, 11)
+    with pytest.raises(ValueError, match="not a FundingSettled log"):
+        decode_funding_settled(dict(settled_log(0, 9, 2, 0, 0), blockNumber=3, topics=[b"\0" * 32]))
+
+
+def test_indexer__restart__same_funding_state_as_a_keeper_that_never_stopped(tmp_path):
+    eth = FakeEth()
+    eth.mine([raw_log(0, 0, 1, 0, 100 * WAD, size=WAD, on=-2_000 * WAD)])
+    eth.mine([funding_log(0, 10**15, 2 * WAD), settled_log(1, 1, 0, 2 * WAD, 2 * WAD)])
+    for _ in range(10):
+        eth.mine()
+    path = tmp_path / "k.db"
+    first, store, _ = make(eth, Store(path), lookback=3)
+    first.sync()
+    store.close()
+    eth.mine([funding_log(0, 5 * 10**14, 4 * WAD), settled_log(1, 2, 0, 1, 4 * WAD)])
+    restarted, _, book = make(eth, Store(path), lookback=3)
+    restarted.sync()
+    never_stopped, _, live = make(eth)
+    never_stopped.sync()
+    assert book.funding == live.funding and book.funding[0] != 0
+    assert book.records[2].snaps == live.records[2].snaps == {0: 4 * WAD}
+    assert book.records[1].snaps == live.records[1].snaps == {0: 2 * WAD}
+    assert book.snap[: len(book)].tolist() == live.snap[: len(live)].tolist()
+
+
+def test_indexer__reorg_drops_funding_logs__earlier_word_and_snapshot_back():
+    eth = FakeEth()
+    eth.mine([funding_log(0, 10**15, WAD), settled_log(1, 1, 0, WAD, WAD)])
+    before = time_of(eth.block_number)
+    eth.mine([funding_log(0, 2 * 10**15, 3 * WAD), settled_log(1, 1, 0, 2 * WAD, 3 * WAD)])
+    indexer, _, book = make(eth, lookback=4)
+    indexer.sync()
+    assert MarketFunding(funding_word=book.funding[0]).index == 3 * WAD
+    eth.reorg(1, [[]])
+    assert indexer.sync().reorg_block == 2
+    m = MarketFunding(funding_word=book.funding[0])
+    assert (m.index, m.rate) == (WAD, 10**15)
+    assert (book.funding[0] >> 128) & (2**64 - 1) == before
+    assert book.records[1].snaps == {0: WAD}

@@ -18,8 +18,8 @@ from web3 import Web3
 from offchain_risk import devnet
 from offchain_risk.keeper.indexer import Book
 from offchain_risk.keeper.rpc import Contracts, RpcError
-from offchain_risk.keeper.scanner import Scanner, read_market
-from offchain_risk.keeper.store import AccountEvent
+from offchain_risk.keeper.scanner import Scanner, float_margin, read_market
+from offchain_risk.keeper.store import AccountEvent, FundingEvent, SettledEvent
 from offchain_risk.models.liquidation import is_liquidatable
 from offchain_risk.models.margin import margin_exact, pack_shocks, pad_scenarios
 from offchain_risk.units import WAD
@@ -49,8 +49,11 @@ class Endpoint:
         self.prices = prices
         self.fail: dict[tuple[str, int], object] = {}
         self.words = pack_shocks(SHOCKS)
+        self.timestamp = 1_700_000_000  # the block's time
 
-    def _answer(self, call: dict) -> dict:
+    def _answer(self, call: dict | str) -> dict:
+        if not isinstance(call, dict):  # eth_getBlockByNumber(tag, False)
+            return {"result": {"number": "0x1", "timestamp": hex(self.timestamp)}}
         to, data = call["to"].lower(), bytes.fromhex(call["data"][2:])
         contract = self.engine if to == ENGINE else self.lens
         fn, args = contract.decode_function_input(data)
@@ -223,3 +226,57 @@ def test_scanner__unknown_confirm_mode__refused():
     c = _contracts(Endpoint(PRICES))
     with pytest.raises(ValueError, match="confirm must be one of"):
         Scanner(c, Book(N), confirm="guess")
+
+
+# Short 1 ETH sold at 1,500 (ETH now 2,000): E = cash - 500.
+SHORT_ETH = {0: (0, -WAD, -1_500 * WAD)}
+RATE = WAD // 1_000  # 0.1% of the price per hour: longs pay shorts
+
+
+def test_scan__funding_alone__turns_a_healthy_long_liquidatable_and_saves_a_short():
+    endpoint = Endpoint(PRICES)
+    c = _contracts(endpoint)
+    market = read_market(c)
+    assert market.timestamp == endpoint.timestamp
+    probe = _book([(0, LONG_ETH), (0, SHORT_ETH)])
+    mm_long, mm_short = (
+        int(x) for x in margin_exact(*probe.exact([100, 101]), market.prices_wad, market.params).mm
+    )
+    rows = [
+        (mm_long + 510 * WAD, LONG_ETH),  # E = MM + 10 before funding
+        (mm_short + 490 * WAD, SHORT_ETH),  # E = MM - 10 before funding
+    ]
+    book = _book(rows)
+    scanner = Scanner(c, book)
+    result, _ = scanner.scan(market, confirm="exact")
+    assert [x.account for x in result.confirmed] == [101]
+    # Ten hours at 0.1%/h of 2,000: the index rose by 20 USD per ETH; the long settled its
+    # funding at 5, so it owes 15 and the short (never settled) is owed 20.
+    ten_hours_ago = endpoint.timestamp - 10 * 3600
+    book.set_funding([FundingEvent(1, 0, 0, RATE, 0, ten_hours_ago)])
+    book.apply_settled(SettledEvent(1, 1, 100, 0, 0, 5 * WAD))
+    for mode in ("exact", "twin"):
+        result, _ = scanner.scan(market, confirm=mode)
+        assert [x.account for x in result.confirmed] == [100]
+    result, _ = scanner.scan(market, confirm="exact")
+    assert result.confirmed[0].equity == mm_long - 5 * WAD  # to the wei
+    equity, mm = float_margin(book, market)
+    assert equity[0] - mm[0] == pytest.approx(-5.0, abs=1e-6)
+    assert equity[1] - mm[1] == pytest.approx(10.0, abs=1e-6)
+
+
+def test_decide__funding_within_a_wei_of_mm__exact_twin_rounds_as_the_contract():
+    endpoint = Endpoint(PRICES)
+    c = _contracts(endpoint)
+    market = read_market(c)
+    # One second at a rate whose accrual is a fraction of a wei per unit: the index moves by
+    # floor(7 * 2000e18 * 1 / 3600e18) = 3, a third of a unit owes ceil(3 / 3) = 1 wei.
+    third = {0: (0, WAD // 3, 2_500 * WAD // 3)}
+    probe = margin_exact(*_book([(0, third)]).exact([100]), market.prices_wad, market.params)
+    headroom = -int(probe.equity[0])  # cash that puts E exactly at 0 before funding
+    mm = int(probe.mm[0])
+    book = _book([(headroom + mm, third), (headroom + mm - 1, third)])
+    book.set_funding([FundingEvent(1, 0, 0, 7, 0, endpoint.timestamp - 1)])
+    candidates, undecided = Scanner(c, book).decide([100, 101], market)
+    assert undecided == []
+    assert [(x.account, x.equity - x.mm) for x in candidates] == [(100, -1), (101, -2)]

@@ -7,10 +7,10 @@
         open interest per underlying and expiry, and values the legs for the
         engine's margin model (`option_margin`): mark value by Black-76
         (black76.vy) at the signed vol feed's vol (VolFeed.vy), and per joint
-        scenario the Greeks' loss under the underlying's shock and a vol move
-        up and down scaled by sqrt(30 days / max(time to expiry, 7 days)),
-        clamped to the no-arbitrage range at the shocked price; plus a
-        short-option minimum. Orders are the order book's (OrderBook.vy):
+        scenario a bound of the full-revaluation loss under the underlying's
+        shock and a vol move up and down scaled by sqrt(30 days / max(time to
+        expiry, 7 days)): Black-76 at three anchor prices, chords and
+        tangents between them (`_leg`); plus a short-option minimum. Orders are the order book's (OrderBook.vy):
         an order whose market is an instrument id (constants.OPTION_ID set)
         settles here through the engine (settlement._settle_option).
         At expiry anyone records the settlement price (the underlying's first
@@ -74,12 +74,16 @@ struct Instrument:
 
 
 # What a valuation reads of an underlying once per call: its price (the
-# liquidation price in the liquidation valuation), whether it is valid, and
-# its packed scenario shocks (engine.shock_word).
+# liquidation price in the liquidation valuation), whether it is valid, its
+# packed scenario shocks (engine.shock_word) and the anchors' prices: the
+# price moved by the lowest shock (or not at all when none is negative) and
+# by the highest (or not at all when none is positive).
 struct Market:
     price: uint256
     ok: bool
     shocks: uint256
+    low: uint256
+    high: uint256
 
 
 struct Grid:
@@ -583,7 +587,33 @@ def _market(u: uint256, liq: bool) -> Market:
         ok = f != 0
     else:
         f, ok = staticcall engine.price(u)
-    return Market(price=f, ok=ok, shocks=staticcall engine.shock_word(u))
+    word: uint256 = staticcall engine.shock_word(u)
+    lo: int256 = 0
+    hi: int256 = 0
+    shocks: uint256 = word
+    for k: uint256 in range(constants.MAX_SCENARIOS):
+        shock: int256 = convert(convert(shocks << 240, bytes32), int256) >> 240
+        shocks = shocks >> 16
+        lo = min(lo, shock)
+        hi = max(hi, shock)
+    return Market(
+        price=f,
+        ok=ok,
+        shocks=word,
+        low=self._shocked(f, lo),
+        high=self._shocked(f, hi),
+    )
+
+
+@internal
+@pure
+def _shocked(f: uint256, shock: int256) -> uint256:
+    """
+    @dev The price `f` moved by `shock` bps (at least -10,000), truncated
+         towards `f`: the scenario price and the anchors' alike.
+    """
+    fi: int256 = convert(f, int256)
+    return convert(fi + fi * shock // constants.IBPS, uint256)
 
 
 @internal
@@ -668,10 +698,15 @@ def _leg(
          Expired: marked at intrinsic at the settlement price (or, until
          it is recorded, at the oracle price, not ok), no scenario loss.
          Live: marked at Black-76 rounded against the holder (longs down,
-         shorts up, black76._err); in scenario k the per-unit value is
-         V + delta dF + gamma dF^2 / 2 +- vega dsigma, clamped to
-         [intrinsic, upper bound] at the shocked price F + dF, and the loss
-         is s * (mark - that), rounded up.
+         shorts up, black76._price). Scenario k's per-unit value at the
+         shocked price F' and the moved vol is bounded against the holder
+         by Black-76 at three anchors (`_anchors`): the price moved by the
+         lowest shock, unmoved, and moved by the highest, all at the moved
+         vol. A price is convex in F, so between two anchors the chord
+         bounds it from above (a short's value, rounded up, at most F' for
+         a call or K for a put) and each anchor's tangent from below (a
+         long's, less the delta error, at least intrinsic). The loss is
+         s * (mark - that), rounded up: never below full revaluation's.
     """
     o: Instrument = self._instrument(id)
     f: uint256 = mkt.price
@@ -701,66 +736,162 @@ def _leg(
         vol = constants.MIN_VOL
         if not long:
             vol = constants.MAX_VOL
-    if (
-        f < constants.MIN_OPTION_PRICE
-        or f * constants.WAD < o.strike * constants.MIN_MONEYNESS
-        or f * constants.WAD > o.strike * constants.MAX_MONEYNESS
-    ):
+    if not self._priced(o, f):
         # Outside the pricing domain the option is worth its intrinsic
         # value to far below a wei per unit; scenarios reprice it so.
         return self._intrinsic_leg(o, s, f, mkt.shocks, short_min, ok, up, down)
-
-    b: black76.Valuation = black76._valuation(f, o.strike, vol, tau, o.is_call)
-    err: uint256 = black76._err(f, o.strike)
-    intrinsic: uint256 = self._intrinsic(o, f)
-    mark: uint256 = 0
-    if long:
-        mark = intrinsic
-        if b.price > intrinsic + err:
-            mark = b.price - err
-    else:
-        mark = b.price + err
+    m: int256 = convert(
+        black76._price(f, o.strike, vol, tau, o.is_call, not long), int256
+    )
+    if s == 0:
+        return m, short_min, ok, up, down
     # The vol move: vol_shock * sqrt(30 days / max(tau, 7 days)), WAD;
-    # downwards at most to the lowest vol.
-    d_up: uint256 = (
+    # upwards at most to the highest vol, downwards to the lowest.
+    d: uint256 = (
         g.vol_shock
         * isqrt(
             VOL_TENOR * constants.WAD * constants.WAD // max(tau, VOL_FLOOR)
         ) // constants.WAD
     )
-    d_down: uint256 = min(d_up, vol - constants.MIN_VOL)
-    vega_up: int256 = convert(b.vega * d_up // constants.WAD, int256)
-    vega_down: int256 = convert(b.vega * d_down // constants.WAD, int256)
+    a_up: int256[6] = self._anchors(
+        o, mkt, min(vol + d, constants.MAX_VOL), tau, long
+    )
+    a_down: int256[6] = self._anchors(
+        o, mkt, vol - min(d, vol - constants.MIN_VOL), tau, long
+    )
     fi: int256 = convert(f, int256)
-    ki: int256 = convert(o.strike, int256)
-    m: int256 = convert(mark, int256)
+    lo: int256 = convert(mkt.low, int256)
+    hi: int256 = convert(mkt.high, int256)
     shocks: uint256 = mkt.shocks
     for k: uint256 in range(constants.MAX_SCENARIOS):
         shock: int256 = convert(convert(shocks << 240, bytes32), int256) >> 240
         shocks = shocks >> 16
-        # |dF| <= F * 3.3 < 2**102; dF^2 * gamma / WAD^2 within int256
-        # (gamma <= WAD^2 / (F s) scale, checked arithmetic regardless).
-        df: int256 = fi * shock // constants.IBPS
-        fn: int256 = fi + df
-        base: int256 = (
-            convert(b.price, int256)
-            + b.delta * df // constants.IWAD
-            + convert(b.gamma, int256)
-            * df // constants.IWAD
-            * df // (2 * constants.IWAD)
+        fn: int256 = convert(self._shocked(f, shock), int256)
+        # The anchors around F': (low, unmoved) below F, else (unmoved, high).
+        i: uint256 = 2
+        f0: int256 = fi
+        f1: int256 = hi
+        if shock < 0:
+            i = 0
+            f0 = lo
+            f1 = fi
+        up[k] += fixed_math._ceil_div(
+            s * (m - self._bound(o, fn, f0, f1, a_up, i, long)), constants.IWAD
         )
-        lo: int256 = 0
-        hi: int256 = ki
-        if o.is_call:
-            lo = max(fn - ki, 0)
-            hi = fn
-        else:
-            lo = max(ki - fn, 0)
-        v_up: int256 = min(max(base + vega_up, lo), hi)
-        v_down: int256 = min(max(base - vega_down, lo), hi)
-        up[k] += fixed_math._ceil_div(s * (m - v_up), constants.IWAD)
-        down[k] += fixed_math._ceil_div(s * (m - v_down), constants.IWAD)
+        down[k] += fixed_math._ceil_div(
+            s * (m - self._bound(o, fn, f0, f1, a_down, i, long)),
+            constants.IWAD,
+        )
     return m, short_min, ok, up, down
+
+
+@internal
+@pure
+def _anchors(
+    o: Instrument, mkt: Market, vol: uint256, tau: uint256, long: bool
+) -> int256[6]:
+    """
+    @dev Value (rounded against the holder) and delta per unit at the three
+         anchor prices (low, unmoved, high) and `vol`, WAD:
+         [v_low, delta_low, v, delta, v_high, delta_high]. An anchor outside
+         the pricing domain takes its intrinsic value and slope.
+    """
+    out: int256[6] = empty(int256[6])
+    # The unmoved anchor first: a side with no shock reuses it.
+    for j: uint256 in [1, 0, 2]:
+        fa: uint256 = mkt.price
+        if j == 0:
+            fa = mkt.low
+        elif j == 2:
+            fa = mkt.high
+        v: int256 = out[2]
+        delta: int256 = out[3]
+        if j == 1 or fa != mkt.price:
+            v, delta = self._anchor(o, fa, vol, tau, long)
+        out[2 * j] = v
+        out[2 * j + 1] = delta
+    return out
+
+
+@internal
+@pure
+def _anchor(
+    o: Instrument, fa: uint256, vol: uint256, tau: uint256, long: bool
+) -> (int256, int256):
+    """
+    @dev Value (rounded against the holder) and delta per unit at `fa`;
+         outside the pricing domain the intrinsic value and its slope.
+    """
+    if self._priced(o, fa):
+        v: uint256 = 0
+        delta: int256 = 0
+        v, delta = black76._price_delta(
+            fa, o.strike, vol, tau, o.is_call, not long
+        )
+        return convert(v, int256), delta
+    if o.is_call and fa > o.strike:
+        return convert(fa - o.strike, int256), constants.IWAD
+    if not o.is_call and fa < o.strike:
+        return convert(o.strike - fa, int256), -constants.IWAD
+    return 0, 0
+
+
+@internal
+@pure
+def _bound(
+    o: Instrument,
+    fn: int256,
+    f0: int256,
+    f1: int256,
+    a: int256[6],
+    i: uint256,
+    long: bool,
+) -> int256:
+    """
+    @dev A bound of the per-unit value at `fn` in [f0, f1] from the anchors
+         `a[i:i+4]` (value and delta at f0, then at f1), against the holder:
+         a short's from above (the chord, rounded up, capped at F' for a
+         call and K for a put), a long's from below (the larger tangent,
+         less DELTA_ERR per unit of distance, floored at intrinsic).
+    """
+    v0: int256 = a[i]
+    v1: int256 = a[i + 2]
+    ki: int256 = convert(o.strike, int256)
+    if not long:
+        v: int256 = v0
+        if f1 != f0:
+            # |v1 - v0| < 2**101, fn - f0 < 2**101.
+            v += fixed_math._ceil_div((v1 - v0) * (fn - f0), f1 - f0)
+        if o.is_call:
+            return min(v, fn)
+        return min(v, ki)
+    e: int256 = convert(black76.DELTA_ERR, int256)
+    # |delta| <= WAD, |fn - f| < 2**101.
+    t0: int256 = v0 + fixed_math._floor_div(
+        a[i + 1] * (fn - f0) - e * (fn - f0), constants.IWAD
+    )
+    t1: int256 = v1 + fixed_math._floor_div(
+        a[i + 3] * (fn - f1) + e * (fn - f1), constants.IWAD
+    )
+    intrinsic: int256 = max(ki - fn, 0)
+    if o.is_call:
+        intrinsic = max(fn - ki, 0)
+    return max(max(t0, t1), intrinsic)
+
+
+@internal
+@pure
+def _priced(o: Instrument, f: uint256) -> bool:
+    """
+    @dev Whether Black-76 prices the option at `f` (black76._check's price
+         domain); outside it the option is worth its intrinsic value.
+    """
+    return (
+        f >= constants.MIN_OPTION_PRICE
+        and f <= constants.MAX_PRICE
+        and f * constants.WAD >= o.strike * constants.MIN_MONEYNESS
+        and f * constants.WAD <= o.strike * constants.MAX_MONEYNESS
+    )
 
 
 @internal

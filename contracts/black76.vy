@@ -53,6 +53,9 @@ PDF_CUTOFF: constant(int256) = 10 * 10**18
 # integer steps, per unit of F + K, and a few wei of truncation.
 PRICE_ERR: constant(uint256) = 76_000_000_000
 PRICE_ERR_WEI: constant(uint256) = 4
+# The delta bound: N(d1) within 7.5e-8 of the exact CDF, plus 1e-9 for the
+# integer steps (d1's own error moves N by less), WAD.
+DELTA_ERR: constant(uint256) = 76_000_000_000
 
 
 struct Valuation:
@@ -229,25 +232,48 @@ def _price(
          Black-76 value (short legs); otherwise never above it (long legs).
          Always within [intrinsic, F] (call) or [intrinsic, K] (put).
     """
+    v: uint256 = 0
+    delta: int256 = 0
+    v, delta = self._price_delta(f, k, sigma, tau, is_call, roundup)
+    return v
+
+
+@internal
+@pure
+def _price_delta(
+    f: uint256,
+    k: uint256,
+    sigma: uint256,
+    tau: uint256,
+    is_call: bool,
+    roundup: bool,
+) -> (uint256, int256):
+    """
+    @dev `_price` and the delta from the same d1, WAD: within DELTA_ERR of
+         the exact delta.
+    """
     self._check(f, k, sigma, tau)
     d: D = self._d(f, k, sigma, tau)
     v: uint256 = 0
     c1: int256 = 0
     v, c1 = self._central(f, k, is_call, d)
+    delta: int256 = c1
+    if not is_call:
+        delta = c1 - constants.IWAD
     e: uint256 = self._err(f, k)
     if roundup:
         cap: uint256 = k
         if is_call:
             cap = f
-        return min(v + e, cap)
+        return min(v + e, cap), delta
     intrinsic: uint256 = 0
     if is_call and f > k:
         intrinsic = f - k
     elif not is_call and k > f:
         intrinsic = k - f
     if v > intrinsic + e:
-        return v - e
-    return intrinsic
+        return v - e, delta
+    return intrinsic, delta
 
 
 @internal

@@ -50,6 +50,7 @@ INV_SQRT_2PI = 398_942_280_401_432_677
 PDF_CUTOFF = 10 * WAD
 PRICE_ERR = 76_000_000_000  # per unit of F + K, WAD: 7.5e-8 (A&S 26.2.17) + 1e-9
 PRICE_ERR_WEI = 4
+DELTA_ERR = 76_000_000_000  # WAD: 7.5e-8 (A&S 26.2.17) + 1e-9
 #: The largest |N(x) - Phi(x)| of the CDF approximation (Abramowitz & Stegun 26.2.17).
 CDF_ERR = 7.5e-8
 
@@ -215,14 +216,22 @@ def price_error(f: int, k: int) -> int:
 
 def price_exact(f: int, k: int, sigma: int, tau: int, is_call: bool, roundup: bool) -> int:
     """``black76._price``: never below (roundup) / above (not roundup) the exact value."""
+    return price_delta_exact(f, k, sigma, tau, is_call, roundup)[0]
+
+
+def price_delta_exact(
+    f: int, k: int, sigma: int, tau: int, is_call: bool, roundup: bool
+) -> tuple[int, int]:
+    """``black76._price_delta``: :func:`price_exact` and the delta, within DELTA_ERR."""
     check(f, k, sigma, tau)
     d1, d2, _s, _sqrt_t, n1, n2 = _d(f, k, sigma, tau)
-    v, _c1 = _central(f, k, is_call, d1, d2, n1, n2)
+    v, c1 = _central(f, k, is_call, d1, d2, n1, n2)
+    delta = c1 if is_call else c1 - WAD
     e = price_error(f, k)
     if roundup:
-        return min(v + e, f if is_call else k)
+        return min(v + e, f if is_call else k), delta
     intrinsic = max(f - k, 0) if is_call else max(k - f, 0)
-    return v - e if v > intrinsic + e else intrinsic
+    return (v - e if v > intrinsic + e else intrinsic), delta
 
 
 def valuation_exact(f: int, k: int, sigma: int, tau: int, is_call: bool) -> Valuation:
@@ -343,6 +352,46 @@ def _intrinsic(is_call: bool, strike: int, f: int) -> int:
     return f - min(f, strike) if is_call else strike - min(f, strike)
 
 
+def _shocked(f: int, shock: int) -> int:
+    """``OptionBook._shocked``: ``f`` moved by ``shock`` bps, truncated towards ``f``."""
+    return f + _sdiv(f * shock, 10**4)
+
+
+def _priced(k: int, f: int) -> bool:
+    """``OptionBook._priced``: inside Black-76's price domain."""
+    return (
+        MIN_OPTION_PRICE <= f <= MAX_PRICE
+        and f * WAD >= k * MIN_MONEYNESS
+        and f * WAD <= k * MAX_MONEYNESS
+    )
+
+
+def _anchor(leg: OptionLeg, fa: int, vol: int, tau: int, long: bool) -> tuple[int, int]:
+    """``OptionBook._anchor``: value (against the holder) and delta per unit at ``fa``."""
+    k = leg.strike
+    if _priced(k, fa):
+        return price_delta_exact(fa, k, vol, tau, leg.is_call, not long)
+    if leg.is_call and fa > k:
+        return fa - k, WAD
+    if not leg.is_call and fa < k:
+        return k - fa, -WAD
+    return 0, 0
+
+
+def _bound(leg: OptionLeg, fn: int, f0: int, f1: int, a0, a1, long: bool) -> int:
+    """``OptionBook._bound``: the per-unit value at ``fn`` in [f0, f1] bounded against the
+    holder from the anchors ``a0`` = (value, delta) at f0 and ``a1`` at f1."""
+    (v0, d0), (v1, d1) = a0, a1
+    k = leg.strike
+    if not long:
+        v = v0 + (_ceil_div((v1 - v0) * (fn - f0), f1 - f0) if f1 != f0 else 0)
+        return min(v, fn if leg.is_call else k)
+    t0 = v0 + _floor_div(d0 * (fn - f0) - DELTA_ERR * (fn - f0), WAD)
+    t1 = v1 + _floor_div(d1 * (fn - f1) + DELTA_ERR * (fn - f1), WAD)
+    intrinsic = max(fn - k, 0) if leg.is_call else max(k - fn, 0)
+    return max(t0, t1, intrinsic)
+
+
 def option_leg_exact(
     leg: OptionLeg, now: int, liq: bool, long: bool | None = None
 ) -> tuple[int, int, bool, list, list]:
@@ -366,33 +415,31 @@ def option_leg_exact(
         ok = ok and leg.vol_ok
     if vol == 0:
         vol = MIN_VOL if long else MAX_VOL
-    if f < MIN_OPTION_PRICE or f * WAD < k * MIN_MONEYNESS or f * WAD > k * MAX_MONEYNESS:
+    if not _priced(k, f):
         m = _intrinsic(leg.is_call, k, f)
         losses = []
         for shock in leg.shocks:
-            fn = f + _sdiv(f * shock, 10**4)
+            fn = _shocked(f, shock)
             v = max(fn - k, 0) if leg.is_call else max(k - fn, 0)
             losses.append(_ceil_div(s * (m - v), WAD))
         return m, short_min, ok, losses, list(losses)
-    b = valuation_exact(f, k, vol, tau, leg.is_call)
-    err = price_error(f, k)
-    intrinsic = _intrinsic(leg.is_call, k, f)
-    if long:
-        mark = b.price - err if b.price > intrinsic + err else intrinsic
-    else:
-        mark = b.price + err
-    d_up = leg.vol_shock * isqrt(VOL_TENOR * WAD * WAD // max(tau, VOL_FLOOR)) // WAD
-    d_down = min(d_up, vol - MIN_VOL)
-    vega_up, vega_down = b.vega * d_up // WAD, b.vega * d_down // WAD
-    up, down = [], []
-    for shock in leg.shocks:
-        df = _sdiv(f * shock, 10**4)
-        fn = f + df
-        base = b.price + _sdiv(b.delta * df, WAD) + _sdiv(_sdiv(b.gamma * df, WAD) * df, 2 * WAD)
-        lo, hi = (max(fn - k, 0), fn) if leg.is_call else (max(k - fn, 0), k)
-        up.append(_ceil_div(s * (mark - min(max(base + vega_up, lo), hi)), WAD))
-        down.append(_ceil_div(s * (mark - min(max(base - vega_down, lo), hi)), WAD))
-    return mark, short_min, ok, up, down
+    mark = price_exact(f, k, vol, tau, leg.is_call, not long)
+    if s == 0:
+        return mark, short_min, ok, list(zero), list(zero)
+    d = leg.vol_shock * isqrt(VOL_TENOR * WAD * WAD // max(tau, VOL_FLOOR)) // WAD
+    low = _shocked(f, min(0, *leg.shocks))
+    high = _shocked(f, max(0, *leg.shocks))
+    out = []
+    for v in (min(vol + d, MAX_VOL), vol - min(d, vol - MIN_VOL)):
+        at = {fa: _anchor(leg, fa, v, tau, long) for fa in {low, f, high}}
+        losses = []
+        for shock in leg.shocks:
+            fn = _shocked(f, shock)
+            f0, f1 = (low, f) if shock < 0 else (f, high)
+            value = _bound(leg, fn, f0, f1, at[f0], at[f1], long)
+            losses.append(_ceil_div(s * (mark - value), WAD))
+        out.append(losses)
+    return mark, short_min, ok, out[0], out[1]
 
 
 def moved_size(size: int, fraction: int) -> int:
@@ -495,34 +542,46 @@ def option_scenario_losses(
 
     Legs are ``(n_books, n_legs)`` arrays (``size`` signed units, 0 for an empty slot);
     ``shocks_bps`` the underlying's ``(K,)`` scenario shocks. ``full=False`` is the
-    on-chain rule (``OptionBook._leg`` in floats: Greeks' Taylor loss, clamped to the
-    no-arbitrage range at the shocked price); ``full=True`` reprices every leg with
-    Black-76 at the shocked forward and vol. Returns ``(n_books, 2, K)``: vol up, down."""
+    on-chain rule (``OptionBook._leg`` in floats: Black-76 at the three anchors, the
+    prices moved by the lowest shock, by none and by the highest, at the moved vol; between
+    two anchors a short's value bounded by the chord, a long's by the larger tangent and
+    intrinsic); ``full=True`` reprices every leg with Black-76 at the shocked forward and
+    vol. Returns ``(n_books, 2, K)``: vol up, down."""
     size, f, k, call, v, tau = np.broadcast_arrays(size, forward, strike, is_call, vol, tau_s)
-    base = black76(f.ravel(), k.ravel(), v.ravel(), tau.ravel(), call.ravel(), greeks=True)
     shape = f.shape
-    price, delta, gamma, vega = (
-        a.reshape(shape) for a in (base.price, base.delta, base.gamma, base.vega)
-    )
-    d_up = vol_shock * np.sqrt(VOL_TENOR / np.maximum(tau, VOL_FLOOR))
-    d_down = np.minimum(d_up, v - MIN_VOL / WAD)
-    out = np.empty((shape[0], 2, len(shocks_bps)))
-    for j, shock in enumerate(np.asarray(shocks_bps, dtype=np.float64) / 1e4):
-        df = f * shock
-        fn = f + df
-        lo = np.where(call, np.maximum(fn - k, 0.0), np.maximum(k - fn, 0.0))
-        hi = np.where(call, fn, k)
-        for i, dv in enumerate((d_up, -d_down)):
+
+    def b76(fwd: np.ndarray, sigma: np.ndarray, greeks: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(price, delta) of every leg at ``fwd`` and ``sigma``; delta empty unless asked."""
+        r = black76(
+            np.maximum(fwd, 1e-9).ravel(),
+            k.ravel(),
+            sigma.ravel(),
+            tau.ravel(),
+            call.ravel(),
+            greeks=greeks,
+        )
+        return r.price.reshape(shape), r.delta.reshape(shape) if greeks else r.delta
+
+    price = b76(f, v, False)[0]
+    d = vol_shock * np.sqrt(VOL_TENOR / np.maximum(tau, VOL_FLOOR))
+    moved_vols = (np.minimum(v + d, MAX_VOL / WAD), v - np.minimum(d, v - MIN_VOL / WAD))
+    shocks = np.asarray(shocks_bps, dtype=np.float64) / 1e4
+    low, high = min(shocks.min(), 0.0), max(shocks.max(), 0.0)
+    out = np.empty((shape[0], 2, len(shocks)))
+    for i, sigma in enumerate(moved_vols):
+        anchors = {a: b76(f * (1 + a), sigma, True) for a in {low, 0.0, high}} if not full else {}
+        for j, shock in enumerate(shocks):
+            fn = f * (1 + shock)
             if full:
-                new = black76(
-                    np.maximum(fn, 1e-9).ravel(),
-                    k.ravel(),
-                    (v + dv).ravel(),
-                    tau.ravel(),
-                    call.ravel(),
-                ).price.reshape(shape)
+                new = b76(fn, sigma, False)[0]
             else:
-                taylor = price + delta * df + 0.5 * gamma * df * df + vega * dv
-                new = np.clip(taylor, lo, hi)
+                a0, a1 = (low, 0.0) if shock < 0 else (0.0, high)
+                (v0, d0), (v1, d1) = anchors[a0], anchors[a1]
+                f0, f1 = f * (1 + a0), f * (1 + a1)
+                w = (shock - a0) / (a1 - a0) if a1 != a0 else 0.0
+                chord = np.minimum(v0 + (v1 - v0) * w, np.where(call, fn, k))
+                tangent = np.maximum(v0 + d0 * (fn - f0), v1 + d1 * (fn - f1))
+                intrinsic = np.where(call, np.maximum(fn - k, 0.0), np.maximum(k - fn, 0.0))
+                new = np.where(size < 0, chord, np.maximum(tangent, intrinsic))
             out[:, i, j] = (size * (price - new)).sum(axis=1)
     return out

@@ -2,9 +2,10 @@
 
 Each book mixes option strategies on one underlying (covered calls, short strangles, long
 and short straddles, delta-hedged short options, calendars, put-protected longs) with a
-perp and random extra legs. Its MM under the on-chain rule (Greeks' Taylor loss clamped
-to the no-arbitrage range, both vol directions, plus the short-option minimum) is compared
-with the worst loss of full Black-76 revaluation over the same scenarios and vol moves.
+perp and random extra legs. Its MM under the on-chain rule (Black-76 at three anchor
+prices, chords and tangents between them, both vol directions, plus the short-option
+minimum) is compared with the worst loss of full Black-76 revaluation over the same
+scenarios and vol moves, for each devnet market's shock row.
 """
 
 import numpy as np
@@ -68,16 +69,12 @@ def _books(rng: np.random.Generator):
     return size, strike, call, tau, perp
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the Taylor rule covers 79.9% of books (lowest MM / worst loss 0.08); "
-    "gamma and vega move with the shocked price (see ARCHITECTURE, options: not yet built)",
-)
-def test_option_margin__random_books__covers_full_revaluation():
+@pytest.mark.parametrize("row", range(len(devnet.DEFAULT_SHOCKS_BPS)))
+def test_option_margin__random_books__covers_full_revaluation(row):
     rng = np.random.default_rng(19)
     size, strike, call, tau, perp = _books(rng)
     vol = rng.uniform(0.3, 1.2, (BOOKS, 1)) * np.ones((1, LEGS))
-    shocks = devnet.DEFAULT_SHOCKS_BPS[0]
+    shocks = devnet.DEFAULT_SHOCKS_BPS[row]
     linear = perp[:, None] * F * (-shocks / 1e4)[None, :]  # (BOOKS, K) perp losses
     args = (size, F, strike, call, vol, tau, shocks, VOL_SHOCK)
     chain = option_scenario_losses(*args, full=False).max(axis=1) + linear
@@ -85,8 +82,15 @@ def test_option_margin__random_books__covers_full_revaluation():
     short_min = (np.maximum(-size, 0) * F * SHORT_MIN).sum(axis=1)
     mm = np.maximum(chain.max(axis=1), short_min)
     worst = np.maximum(full.max(axis=1), 0)
+    # Float noise of the two paths only (1e-9 USD per book of a few thousand).
     covered = mm >= worst - 1e-9
     ratio = np.where(worst > 0, mm / np.maximum(worst, 1e-12), 1.0)
-    print(f"covered {covered.mean():.5f}, lowest MM / worst loss {ratio.min():.4f}")
-    assert covered.mean() >= 0.999
-    assert ratio.min() >= 0.95
+    over = mm / np.maximum(np.maximum(worst, short_min), 1e-12)
+    print(
+        f"covered {covered.mean():.5f}, lowest MM / worst loss {ratio.min():.4f}, "
+        f"MM / max(worst loss, short minimum) median {np.median(over):.3f} "
+        f"p99 {np.quantile(over, 0.99):.3f}"
+    )
+    assert covered.all()
+    # The rule is a bound, not a guess: MM never far above the loss on a typical book.
+    assert np.median(over) < 1.01

@@ -36,6 +36,7 @@ initializes: liquidation[ledger := ledger, ownable := ownable]
 
 exports: (
     ledger.set_funding_params,
+    ledger.lower_funding_cap,
     ledger.settle_funding,
     ledger.funding_word,
     ledger.premium_word,

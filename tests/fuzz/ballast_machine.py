@@ -56,7 +56,9 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -155,9 +157,21 @@ class Stack:
     desk: int
     tokens: dict[int, object]  # asset -> collateral token; -1 -> cash
     quote_feed: object  # the quote (cash) asset's feed, on slot QUOTE_ASSET
+    # Hostile runs: kind -> (token, its feed) of the tokens no deposit may credit.
+    refused: dict[str, tuple[object, object]] = field(default_factory=dict)
 
 
-_STACKS: dict[str, Stack] = {}
+_STACKS: dict[tuple[str, bool], Stack] = {}
+
+# Hostile runs (`HostileMachine`): ETH's and BTC's collateral tokens are a re-entrant and a
+# blocklisting token (contracts/test/), and a fee-on-transfer and a false-returning token
+# are listed as collateral-only assets after the markets (HostileToken's modes), each with
+# the clear error that must refuse its every deposit.
+HOSTILE_COLLATERAL = {ETH: "test/ReentrantToken.vy", BTC: "test/BlocklistToken.vy"}
+REFUSED_TOKENS = {
+    "fee-on-transfer": (1, "ledger: received amount differs"),
+    "false-returning": (2, "ledger: transfer failed"),
+}
 
 
 def new_chain(backend: str) -> Any:
@@ -177,14 +191,26 @@ def new_chain(backend: str) -> Any:
     return chain
 
 
-def stack(backend: str | None = None) -> Stack:
-    """Deploy once per process and backend (compiling takes seconds); each example runs in
-    an anchor."""
+def stack(backend: str | None = None, hostile: bool = False) -> Stack:
+    """Deploy once per process, backend and kind of run (compiling takes seconds); each
+    example runs in an anchor. `hostile`: the hostile tokens listed (HOSTILE_COLLATERAL,
+    REFUSED_TOKENS)."""
     backend = backend or BACKEND
-    if backend in _STACKS:
-        return _STACKS[backend]
+    if (backend, hostile) in _STACKS:
+        return _STACKS[backend, hostile]
     chain = new_chain(backend)
-    s = deploy(chain)
+    s = deploy(chain, HOSTILE_COLLATERAL if hostile else None)
+    refused = {}
+    for kind, (mode, _) in REFUSED_TOKENS.items() if hostile else ():
+        token = chain.load(CONTRACTS / "test/HostileToken.vy", mode, 18)
+        feed = chain.load(CONTRACTS / "test/MockAggregator.vy", 8, 100 * 10**8)
+        asset = s.engine.num_assets()
+        s.admin.list_asset(
+            token.address, feed.address, HEARTBEAT, 500, 1_000, 10**12 * WAD, 10**12 * WAD,
+            False, 0,
+        )  # fmt: skip
+        s.admin.set_shocks(asset, [-3_000, 3_000] + [0] * 14)
+        refused[kind] = (token, feed)
     feeds = {}
     for asset, spec in enumerate(devnet.MARKETS):
         feeds[asset] = chain.load(
@@ -231,7 +257,7 @@ def stack(backend: str | None = None) -> Stack:
         _fund(s, owners[acct], acct, s.cash, 20_000 * 10**6)
         _fund(s, owners[acct], acct, s.tokens[ETH], 2 * 10**18)
     _fund(s, s.owner, INSURANCE, s.cash, 10_000 * 10**6)
-    _STACKS[backend] = Stack(
+    _STACKS[backend, hostile] = Stack(
         s=s,
         chain=chain,
         feeds=feeds,
@@ -243,8 +269,9 @@ def stack(backend: str | None = None) -> Stack:
         desk=desk,
         tokens={-1: s.cash, **s.tokens},
         quote_feed=quote_feed,
+        refused=refused,
     )
-    return _STACKS[backend]
+    return _STACKS[backend, hostile]
 
 
 def _fund(s: BoaStack, who: str, account: int, token, amount: int) -> None:
@@ -354,9 +381,11 @@ STATS: Counter = Counter()
 
 
 class BallastMachine(RuleBasedStateMachine):
+    HOSTILE = False  # the stack with the hostile tokens listed (`HostileMachine`)
+
     def __init__(self) -> None:
         super().__init__()
-        self.k = stack()
+        self.k = stack(hostile=self.HOSTILE)
         self.s = self.k.s
         self.chain = self.k.chain
         self._anchor = self.chain.anchor()
@@ -451,6 +480,8 @@ class BallastMachine(RuleBasedStateMachine):
     def _snapshot(self, account: int) -> Snapshot:
         e = self.s.engine
         bitmap = e.account_assets(account)
+        # Nothing beyond the markets: a refused token (hostile runs) is never credited.
+        assert bitmap >> (2 * N_ASSETS) == 0, f"account {account} holds assets {bitmap:#x}"
         coll, size, on = [0] * N_ASSETS, [0] * N_ASSETS, [0] * N_ASSETS
         for a in range(N_ASSETS):
             if bitmap >> (2 * a) & 1:
@@ -647,24 +678,26 @@ class BallastMachine(RuleBasedStateMachine):
     @rule(i=accounts, token_id=token_ids, frac=st.floats(0.0001, 1.0))
     def deposit(self, i, token_id, frac):
         acct, who = self._acct(i), self.k.owners[self._acct(i)]
-        token = self.k.tokens[token_id]
         amount = self._units(token_id, frac)
-        self._deposit(acct, who, token, amount)
+        self._deposit(acct, who, token_id, amount)
 
     @rule(i=accounts, token_id=st.sampled_from((ETH, BTC)))
     def deposit_dust(self, i, token_id):
         """One base unit of a collateral token: the dust shield's opening move."""
         acct = self._acct(i)
-        self._deposit(acct, self.k.owners[acct], self.k.tokens[token_id], 1)
+        self._deposit(acct, self.k.owners[acct], token_id, 1)
 
-    def _deposit(self, acct: int, who: str, token, amount: int) -> None:
+    def _deposit(self, acct: int, who: str, token_id: int, amount: int) -> None:
+        token = self.k.tokens[token_id]
         token.mint(who, amount)
         before = self._state(acct)
         try:
-            self.s.admin.deposit(acct, token.address, amount, sender=who)
+            with self._token_moves(token_id):
+                self.s.admin.deposit(acct, token.address, amount, sender=who)
         except self.chain.Error as err:
             # Collateral needs a valid price of its own asset.
-            self._refused(before, revert_reason(err), ("oracle: invalid price",))
+            allowed = ("oracle: invalid price", *self._token_errors(token_id, who))
+            self._refused(before, revert_reason(err), allowed)
             return
         STATS["deposit"] += 1
         self.dirty.add(acct)
@@ -693,9 +726,11 @@ class BallastMachine(RuleBasedStateMachine):
         wallet = token.balanceOf(who)
         deficit = before[1]
         try:
-            self.s.admin.withdraw(acct, token.address, amount, sender=who)
+            with self._token_moves(token_id):
+                self.s.admin.withdraw(acct, token.address, amount, sender=who)
         except self.chain.Error as err:
-            self._refused(before, revert_reason(err), USER_ERRORS)
+            allowed = USER_ERRORS + self._token_errors(token_id, who)
+            self._refused(before, revert_reason(err), allowed)
             return
         wad = amount * scale
         paid = amount
@@ -730,6 +765,16 @@ class BallastMachine(RuleBasedStateMachine):
         self._require_im(src)
         STATS["transfer"] += 1
         self.dirty |= {src, dst}
+
+    def _token_moves(self, token_id: int) -> AbstractContextManager:
+        """Around a deposit or withdrawal that moves `token_id`'s tokens (`HostileMachine`
+        watches its re-entrant token there)."""
+        return nullcontext()
+
+    def _token_errors(self, token_id: int, who: str) -> tuple[str, ...]:
+        """Errors of `token_id`'s own that may refuse moving it for `who` (`HostileMachine`:
+        a blocklisted sender or receiver)."""
+        return ()
 
     def _require_im(self, acct: int) -> None:
         """A risk-increasing action succeeded: the account meets IM with valid prices."""
@@ -1459,6 +1504,10 @@ class BallastMachine(RuleBasedStateMachine):
             held = token.balanceOf(e.address)
             assert held * scale == sum(self.book[x].coll[a] for x in self.k.accounts), a
             assert e.token_word(token.address) >> 128 == held * scale, a
+        # A token no deposit may credit (hostile runs): held by nobody, none in the engine
+        # (`_snapshot` shows no account holds its asset).
+        for kind, (token, _) in self.k.refused.items():
+            assert token.balanceOf(e.address) == 0 == e.token_word(token.address) >> 128, kind
 
     @invariant()
     def positions_net_to_zero(self):
@@ -1618,6 +1667,126 @@ class BallastMachine(RuleBasedStateMachine):
         return (tuple(out), self.expected_deficit > 0, tuple(ok for _, ok in self.prices))
 
 
+class HostileMachine(BallastMachine):
+    """The machine with hostile tokens listed (`stack(hostile=True)`): ETH's collateral
+    token calls back into the engine on every transfer once armed, BTC's has an issuer's
+    blocklist, and a fee-on-transfer and a false-returning token are listed. Every rule and
+    invariant of the machine runs on top, and:
+
+    * a call back from the re-entrant token never gets into the engine (`reentered` stays
+      False), though the same call back from a transfer outside the engine goes through
+      (shown in an anchor before each move of the token);
+    * a blocklisted owner (or the engine itself) cannot move the blocklisting token in or
+      out, with the token's clear error and nothing moved; nobody else is affected, and a
+      liquidation moves claims, not tokens, so every liquidation the policy allows still
+      goes through (the liquidator, the desk or the engine blocked:
+      `liquidatable_accounts_can_be_liquidated`, `keeper_pass`);
+    * every deposit of the fee-on-transfer or the false-returning token is refused with its
+      clear error and nothing moves: no account holds them, the engine holds none
+      (`collateral_is_conserved`, per token, with the hostile ETH and BTC tokens).
+    """
+
+    HOSTILE = True
+    # Whose address the BTC token's issuer may freeze: an owner, the desk's, the backstop
+    # liquidator's, the engine's.
+    FROZEN = ("trader", "maker", "taker", "liquidator", "rescuer", "engine")
+
+    def _setup(self) -> None:
+        super()._setup()
+        self.blocked: set[str] = set()  # addresses the BTC token's issuer froze
+        self.payload: bytes | None = None  # what the re-entrant token calls back with
+
+    def _address(self, role: str) -> str:
+        return self.s.engine.address if role == "engine" else self.s.actor(role)
+
+    @rule(
+        armed=st.booleans(),
+        i=BallastMachine.accounts,
+        market=st.sampled_from(range(N_ASSETS)),
+        frac=st.floats(0.0001, 1.0),
+    )
+    def arm_reentry(self, armed, i, market, frac):
+        """Arm ETH's token to call the engine back inside every later transfer with a call
+        anyone may make, settling an account's funding (in a market with a valid price when
+        there is one), or disarm it. Then an owner deposits ETH (the withdrawals of later
+        steps call back too)."""
+        token = self.k.tokens[ETH]
+        if not armed:
+            token.arm(devnet.ZERO_ADDRESS, b"")
+            self.payload = None
+            return
+        self._refresh()
+        valid = [m for m in range(N_ASSETS) if self.prices[m][1]] or [market]
+        market = valid[market % len(valid)]
+        acct = self._acct(i)
+        self.payload = self.s.funding.settle_funding.prepare_calldata(acct, market)
+        token.arm(self.s.engine.address, self.payload)
+        STATS["re-entrant token armed"] += 1
+        self._deposit(acct, self.k.owners[acct], ETH, self._units(ETH, frac))
+
+    @contextmanager
+    def _token_moves(self, token_id: int) -> Iterator[None]:
+        token = self.k.tokens[ETH]
+        if token_id != ETH or self.payload is None:
+            yield
+            return
+        # The same call back from a transfer outside the engine goes through (unless it
+        # settles without a valid price): only the engine's lock can stop it inside.
+        with self.chain.anchor():
+            token.transfer(self.chain.eoa, 0, sender=self.chain.eoa)
+            alone = "goes through" if token.reentered() else "fails"
+        attempts = token.attempts()
+        try:
+            yield
+        finally:
+            assert not token.reentered(), "a call back from the token re-entered the engine"
+        if token.attempts() > attempts:
+            STATS[f"re-entry refused by the lock (outside the engine the call {alone})"] += 1
+
+    @rule(role=st.sampled_from(FROZEN), frozen=st.booleans())
+    def issuer_blocklists(self, role, frozen):
+        """BTC's issuer freezes an address, or lets it go."""
+        who = self._address(role)
+        self.k.tokens[BTC].set_blocked(who, frozen)
+        if frozen:
+            self.blocked.add(who)
+        else:
+            self.blocked.discard(who)
+        STATS[f"blocklist: {role} {'frozen' if frozen else 'released'}"] += 1
+
+    def _token_errors(self, token_id: int, who: str) -> tuple[str, ...]:
+        if token_id == BTC and self.blocked & {who, self.s.engine.address}:
+            return ("blocklist: sender blocked", "blocklist: receiver blocked")
+        return ()
+
+    @rule(
+        i=BallastMachine.accounts,
+        kind=st.sampled_from(tuple(REFUSED_TOKENS)),
+        frac=st.floats(0.0001, 1.0),
+    )
+    def deposit_refused_token(self, i, kind, frac):
+        """A deposit of the fee-on-transfer or the false-returning token is refused with its
+        clear error, whatever the amount; no balance, wallet or engine holding moves."""
+        acct = self._acct(i)
+        who = self.k.owners[acct]
+        token, feed = self.k.refused[kind]
+        feed.set_price(100 * 10**8)  # a fresh price: the refusal is the token's
+        amount = max(int(frac * 10 * WAD), 1)
+        token.mint(who, amount)
+        token.approve(self.s.engine.address, amount, sender=who)
+        e = self.s.engine.address
+        before = self._state(acct), token.balanceOf(who), token.balanceOf(e)
+        try:
+            self.s.admin.deposit(acct, token.address, amount, sender=who)
+        except self.chain.Error as err:
+            reason = revert_reason(err)
+            assert reason == REFUSED_TOKENS[kind][1], (kind, reason)
+            assert (self._state(acct), token.balanceOf(who), token.balanceOf(e)) == before
+            STATS[f"refused: {kind} deposit"] += 1
+            return
+        raise AssertionError(f"a deposit of the {kind} token was credited")
+
+
 # (examples, steps per example). quick: `make test` (tests/fuzz/test_stateful.py), 20,000
 # steps, derandomised: about 2 minutes beside the anvil suites, a minute more than the 8,000
 # steps it ran before, as much as `make test`'s budget leaves (the finding it met at 520
@@ -1628,3 +1797,5 @@ PROFILES = {
     "quick": (int(os.environ.get("FUZZ_QUICK_EXAMPLES", "200")), 100),
     "long": (int(os.environ.get("FUZZ_LONG_EXAMPLES", "2500")), 100),
 }
+# Examples of the hostile runs (HostileMachine) beside them: one in eight more.
+HOSTILE_EXAMPLES = {name: max(examples // 8, 1) for name, (examples, _) in PROFILES.items()}

@@ -490,6 +490,7 @@ class BallastMachine(RuleBasedStateMachine):
         self.funding_on = False  # a cap was ever set: until then every funding word is 0
         # The vault's rate cap, stepped by the twin at every snapshot the engine installs.
         self.vault_cap = RateCap.from_word(self.s.funding.vault_word(VAULT))
+        self.vault_mode = 0  # MockVault's mode, as `vault_moves` last set it
         self._refresh()
 
     def teardown(self) -> None:
@@ -601,7 +602,11 @@ class BallastMachine(RuleBasedStateMachine):
             # the liquidation valuation and the strict one of the risk-reducing rule.
             e, f = self.s.engine, self.s.funding
             reported = [e.price(a) for a in range(ASSETS)]
-            self.prices = [(f.liquidation_price(a), ok) for a, (_, ok) in enumerate(reported)]
+            # A valid price is the liquidation price (`ledger._liquidation_price`); only an
+            # invalid one needs the view (a live fallback, or 0).
+            self.prices = [
+                (p if ok else f.liquidation_price(a), ok) for a, (p, ok) in enumerate(reported)
+            ]
             self.reported = [p for p, _ in reported]
             # The share's price is the twin's (`RateCap`) from the vault's rate and ETH's.
             rate = self._vault_assets()
@@ -641,9 +646,14 @@ class BallastMachine(RuleBasedStateMachine):
     def _vault_assets(self) -> int | None:
         """What the vault answers the engine's `convertToAssets(one share)` with: None when
         it reverts or burns the read's gas (MockVault's modes 1 and 3)."""
-        v = self.k.tokens[VAULT]
-        mode = v.mode()
-        return None if mode in (1, 3) else 0 if mode == 2 else v.convertToAssets(WAD)
+        mode = self.vault_mode
+        return (
+            None
+            if mode in (1, 3)
+            else 0
+            if mode == 2
+            else self.k.tokens[VAULT].convertToAssets(WAD)
+        )
 
     def _due(self, name: str) -> bool:
         """Whether the invariant `name` has something new to check: balances (or, for
@@ -1055,7 +1065,8 @@ class BallastMachine(RuleBasedStateMachine):
             else:
                 vault.slash(amount, self.s.owner)
         else:
-            vault.set_mode({"recover": 0, "revert": 1, "zero": 2, "gas_eating": 3}[kind])
+            self.vault_mode = {"recover": 0, "revert": 1, "zero": 2, "gas_eating": 3}[kind]
+            vault.set_mode(self.vault_mode)
         now = self.chain.timestamp
         rate = self.vault_cap.normalise(self._vault_assets())
         priced = self.vault_cap.rate(self._vault_assets(), now)

@@ -1080,17 +1080,19 @@ class BallastMachine(RuleBasedStateMachine):
         self.prices_dirty = True
 
     @rule(
-        age_days=st.integers(0, 60),
+        when=st.integers(-1, 60),
         bps=st.integers(-3_000, 300),
         growth=st.integers(0, MAX_RATE_GROWTH_BPS + 1_000),
     )
-    def vault_snapshot(self, age_days, bps, growth):
-        """The risk signers move the vault's rate-cap snapshot (`RateSnapshots`): a ratio
-        `bps` off the cap in force `age_days` ago, with a new yearly growth. The engine
-        installs it exactly when the twin (`RateCap.rebased`) does, and refuses it with the
-        twin's reason otherwise, moving nothing."""
+    def vault_snapshot(self, when, bps, growth):
+        """The risk signers move the vault's rate-cap snapshot (`RateSnapshots`): taken
+        `when` sixtieths of the way from the current snapshot to now (-1: a day before the
+        current one), a ratio `bps` off the cap in force then, with a new yearly growth. The
+        engine installs it exactly when the twin (`RateCap.rebased`) does, and refuses it
+        with the twin's reason otherwise, moving nothing."""
         now, cap = self.chain.timestamp, self.vault_cap
-        at = now - age_days * DAY
+        at = cap.snapshot_time + (now - cap.snapshot_time) * when // 60 if when >= 0 else 0
+        at = at or cap.snapshot_time - DAY
         ratio = max(cap.cap(at) * (BPS + bps) // BPS, 1)
         try:
             expected, why = cap.rebased(ratio, at, growth, now), None

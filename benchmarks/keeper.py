@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -217,11 +218,16 @@ def run_one(
 
 
 def rss_mb(pid: int) -> float:
-    """A process's resident memory in MB (Linux ``/proc``)."""
+    """Resident memory in MB of a process and its children (Linux ``/proc``): the ``anvil``
+    on PATH is a node launcher whose child is the node itself."""
+    total = 0
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return -1.0
+            total += int(line.split()[1])
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        total += int(rss_mb(int(child)) * 1024)
+    return total / 1024
 
 
 def seed_book(project, owner, w3, n: int) -> tuple:

@@ -113,8 +113,8 @@ def unpack_vault_word(word: int) -> tuple[int, int, int, int]:
     )
 
 
-# Funding (contracts/constants.vy, ledger.funding_word / premium_word / funding_params).
-HOUR = 3600
+# Funding (contracts/constants.vy, ledger.funding_word / premium_word / funding_params); rates
+# are per HOUR, above.
 MAX_FUNDING_CAP = WAD // 100  # 1% of the price per hour
 MAX_FUNDING_CONVERGENCE = 168  # hours
 MAX_PREMIUM_WEIGHT = 2**104 - 1

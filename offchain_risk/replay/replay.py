@@ -30,7 +30,7 @@ import numpy as np
 from offchain_risk import deploy, devnet
 from offchain_risk.keeper.keeper import Keeper
 from offchain_risk.keeper.liquidator import LiquidatorConfig
-from offchain_risk.keeper.rpc import Contracts
+from offchain_risk.keeper.rpc import Contracts, rpc_batch
 from offchain_risk.keeper.scanner import Market, float_margin, read_market
 from offchain_risk.keeper.store import Store
 from offchain_risk.keeper.txs import LocalSigner, NonceSource, TxManager
@@ -608,6 +608,8 @@ def _keep(v: VenueRun, step: int, path: PricePath, max_ticks: int, t_round: floa
         if ticks == 1:
             hit = confirmed
         sent += len(result.sent())
+        if result.sent():
+            _mined(v.keeper.tx)
         for action in result.actions:
             v.outcomes[action.outcome] = v.outcomes.get(action.outcome, 0) + 1
         if confirmed == 0:
@@ -620,3 +622,19 @@ def _keep(v: VenueRun, step: int, path: PricePath, max_ticks: int, t_round: floa
     if hit:
         wall_ms = (time.perf_counter() - t_round) * 1e3
         v.shocks.append(Shock(step, path.times[step], hit, sent, ticks, cleared, wall_ms))
+
+
+def _mined(tx: TxManager, timeout: float = 60.0) -> None:
+    """Wait until the node has mined every transaction the keeper's key sent: its sends go
+    out in one JSON-RPC batch, and anvil mines them one block each after the batch returns,
+    so the next tick (the next block of the replay) would otherwise find some still in the
+    pool and their accounts in flight."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending, latest = rpc_batch(
+            tx.w3,
+            [("eth_getTransactionCount", [tx.address, tag]) for tag in ("pending", "latest")],
+        )
+        if pending == latest:
+            return
+        time.sleep(0.01)

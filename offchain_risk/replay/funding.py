@@ -68,8 +68,8 @@ def basis_premiums(path: PricePath, band: float, data_dir: Any = None) -> np.nda
 class BasisDesk:
     """The desk trades the basis: once an hour in every perp market with a premium, its
     basis sub-account takes a lot from its main sub-account's order at the oracle price
-    times one plus the premium, buying in even hours and selling in odd ones, so the lot's
-    position swings between flat and one lot. The fills are the engine's funding samples:
+    times one plus the premium, buying in even hours and selling in odd ones, so its
+    position never exceeds one lot. The fills are the engine's funding samples:
     the premium the data shows between a USDT perp and its spot, paid as funding."""
 
     def __init__(
@@ -86,7 +86,6 @@ class BasisDesk:
         self.taker = account_id(str(desk), BASIS_SUB)
         self.lots = {a: int(round(BASIS_LOT_USD / float(opening[a]) * 1e8)) * 10**10 for a in perps}
         self.nonce = 2**64  # above the seeding orders' nonces
-        self.fills = 0
         cash = web3_at("MockToken", d.cash.address)
         engine = w3.eth.contract(
             address=w3.to_checksum_address(str(d.engine.address)),
@@ -110,7 +109,6 @@ class BasisDesk:
             sig = self.client.sign(self.desk, order)
             args = [Engine.order_tuple(order), sig, self.lots[a], self.taker]
             sender.send(self.desk, self.book, "fill", args, f"basis {a}")
-            self.fills += 1
 
 
 @dataclass(frozen=True)
@@ -177,7 +175,8 @@ def funding_lines(venues: list[tuple[str, tuple[FundingFlow, ...]]]) -> list[str
         "Each perp market pays funding between longs and shorts (docs/ARCHITECTURE.md, "
         "Funding): an hourly rate of the size-weighted premium of fills over the oracle paid "
         "off over the convergence period, plus the interest term, within the cap. The "
-        "premium comes from the data: once an hour the desk trades a $50,000 basis lot in "
+        f"premium comes from the data: once an hour the desk trades a ${BASIS_LOT_USD:,.0f} "
+        "basis lot in "
         "each market with USDT spot closes in the data folder (BTC, ETH, BNB, SOL, DOGE) "
         "at the oracle times one plus the perp-over-spot basis of the last UTC midnight "
         "(Binance perp close over Binance spot close; within half the price band). "

@@ -51,6 +51,13 @@ def engine_type(project: Any) -> Any:
     return core.model_copy(update={"abi": [*core.abi, *extra]})
 
 
+def web3_contract(project: Any, w3: Any, name: str, address: Any) -> Any:
+    """A web3 contract of the project's ``name`` at ``address`` (the engine with the ABI its
+    fallbacks serve, :func:`engine_type`)."""
+    kind = engine_type(project) if name == "MarginEngine" else getattr(project, name).contract_type
+    return w3.eth.contract(address=Web3.to_checksum_address(str(address)), abi=abi_of(kind))
+
+
 @dataclass
 class Contracts:
     """The deployment the keeper serves, as web3 contracts on one endpoint."""
@@ -69,18 +76,11 @@ class Contracts:
         liquidations: str,
         lens: str,
     ) -> Contracts:
-        def at(name: str, address: str) -> Any:
-            kind = engine_type(project) if name == "MarginEngine" else None
-            return w3.eth.contract(
-                address=Web3.to_checksum_address(str(address)),
-                abi=abi_of(kind or getattr(project, name).contract_type),
-            )
-
         return cls(
             w3=w3,
-            engine=at("MarginEngine", engine),
-            liquidations=at("Liquidations", liquidations),
-            lens=at("Lens", lens),
+            engine=web3_contract(project, w3, "MarginEngine", engine),
+            liquidations=web3_contract(project, w3, "Liquidations", liquidations),
+            lens=web3_contract(project, w3, "Lens", lens),
         )
 
     @classmethod

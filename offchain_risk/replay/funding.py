@@ -20,7 +20,7 @@ import numpy as np
 from offchain_risk.chain import Engine, account_id
 from offchain_risk.data.loaders import DataNotFoundError, load_bars
 from offchain_risk.keeper.indexer import Book
-from offchain_risk.keeper.rpc import abi_of, engine_type
+from offchain_risk.keeper.rpc import web3_contract
 from offchain_risk.keeper.scanner import Market, funding_index
 from offchain_risk.keeper.store import Store
 from offchain_risk.models.funding import owed
@@ -76,21 +76,14 @@ class BasisDesk:
         self, project: Any, w3: Any, d: Any, desk: Any, owner: Any, perps: list[int],
         opening: np.ndarray, sender: RawSender,
     ) -> None:  # fmt: skip
-        def web3_at(name: str, address: Any) -> Any:
-            abi = abi_of(getattr(project, name).contract_type)
-            return w3.eth.contract(address=w3.to_checksum_address(str(address)), abi=abi)
-
         self.client = Engine(d.engine, d.book)
-        self.book = web3_at("OrderBook", d.book.address)
+        self.book = web3_contract(project, w3, "OrderBook", d.book.address)
         self.desk, self.perps = desk, perps
         self.taker = account_id(str(desk), BASIS_SUB)
         self.lots = {a: int(round(BASIS_LOT_USD / float(opening[a]) * 1e8)) * 10**10 for a in perps}
         self.nonce = 2**64  # above the seeding orders' nonces
-        cash = web3_at("MockToken", d.cash.address)
-        engine = w3.eth.contract(
-            address=w3.to_checksum_address(str(d.engine.address)),
-            abi=abi_of(engine_type(project)),
-        )
+        cash = web3_contract(project, w3, "MockToken", d.cash.address)
+        engine = web3_contract(project, w3, "MarginEngine", d.engine.address)
         amount = int(BASIS_DESK_CASH_USD * 10 ** int(cash.functions.decimals().call()))
         sender.send(owner, cash, "mint", [str(desk), amount], "basis cash")
         sender.send(desk, engine, "deposit", [self.taker, cash.address, amount], "basis deposit")

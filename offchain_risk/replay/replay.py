@@ -30,7 +30,7 @@ import numpy as np
 from offchain_risk import deploy, devnet
 from offchain_risk.keeper.keeper import Keeper
 from offchain_risk.keeper.liquidator import LiquidatorConfig
-from offchain_risk.keeper.rpc import Contracts, rpc_batch
+from offchain_risk.keeper.rpc import Contracts, rpc_batch, web3_contract
 from offchain_risk.keeper.scanner import Market, float_margin, read_market
 from offchain_risk.keeper.store import Store
 from offchain_risk.keeper.txs import LocalSigner, NonceSource, TxManager
@@ -424,7 +424,7 @@ def run_replay(
     vol_clock.anchor = chain_start
     feeder_feeds = [feeds[a] for a in path.assets]
     premiums = None
-    if config.funding and config.basis:
+    if venues[0].basis is not None:
         band = int(venues[0].deployment.engine.price_band()) / WAD
         premiums = basis_premiums(path, band, config.data_dir)
     last = 0
@@ -494,12 +494,9 @@ _FEEDS: dict[str, Any] = {}
 
 
 def _web3_feed(project: Any, w3: Any, feed: Any) -> Any:
-    from offchain_risk.keeper.rpc import abi_of
-
     key = str(getattr(feed, "address", feed))
     if key not in _FEEDS:
-        abi = abi_of(project.MockAggregator.contract_type)
-        _FEEDS[key] = w3.eth.contract(address=w3.to_checksum_address(key), abi=abi)
+        _FEEDS[key] = web3_contract(project, w3, "MockAggregator", key)
     return _FEEDS[key]
 
 
@@ -569,12 +566,7 @@ def risk_updater(
 
 def _poke(v: VenueRun, project: Any, w3: Any, sender: RawSender, relayer: Any) -> None:
     """Move every open MM ramp of the governor forward (anyone may; the relayer does)."""
-    from offchain_risk.keeper.rpc import abi_of
-
-    gov = w3.eth.contract(
-        address=w3.to_checksum_address(str(v.governor.address)),
-        abi=abi_of(project.RiskGovernor.contract_type),
-    )
+    gov = web3_contract(project, w3, "RiskGovernor", v.governor.address)
     for asset in range(v.market.n_assets):
         try:
             gov.functions.poke(asset).call({"from": str(relayer.address)})

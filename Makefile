@@ -128,7 +128,8 @@ fuzz: build
 	  ape test tests/contracts/test_differential.py --network $(NETWORK) -p no:cacheprovider
 	HYPOTHESIS_PROFILE=soak DIFFERENTIAL_EXAMPLES_BOA=2000 \
 	  python -m pytest tests/fuzz -p no:ape_test -p no:cacheprovider \
-	  --deselect tests/fuzz/test_stateful.py::TestBallast::runTest
+	  --deselect tests/fuzz/test_stateful.py::TestBallast::runTest \
+	  --deselect tests/fuzz/test_stateful.py::TestHostile::runTest
 	for i in 1 2; do \
 	  FUZZ_PROFILE=long FUZZ_LONG_EXAMPLES=$(FUZZ_LONG_EXAMPLES) \
 	    python -m pytest tests/fuzz/test_stateful.py -p no:ape_test -p no:cacheprovider -q & \

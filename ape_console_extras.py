@@ -5,8 +5,9 @@ After `ape run deploy` (with the same anvil still running), the console finds th
 and loads the deployment by name: `d`, `engine`, `book`, `lens`, `liquidations`,
 `governor`, `usdc`, the collateral tokens (`WETH`, `WBTC`, vault shares) and `feeds` by
 symbol. Without one, `deploy()` lists the devnet market of `offchain_risk.devnet` in place.
-`show` adds the rate of each vault share held and, with a quote feed, its price, peg rate
-and the IM term of the account's cash.
+`show` adds, per perp held in a market with funding, the rate in force, the cap and the
+unsettled funding the position owes (in equity already); the rate of each vault share
+held; and, with a quote feed, its price, peg rate and the IM term of the account's cash.
 
     $ make console                  # ape console --network ethereum:local:foundry, quietly
     In [1]: deposit(trader, "USDC", 50_000)    # mint and deposit into sub-account 0
@@ -35,6 +36,7 @@ import numpy as np
 
 from offchain_risk import devnet
 from offchain_risk.chain import WAD, AccountState, Engine, account_id
+from offchain_risk.models.funding import FundingParams, MarketFunding, index_at, owed
 from offchain_risk.models.margin import QuotePeg, peg_margin
 from offchain_risk.units import QUOTE_ASSET
 
@@ -77,7 +79,7 @@ class ShownState(AccountState):
     ``sys.modules``, where ``@dataclass`` would look its annotations up."""
 
     symbols: tuple[str, ...] = ()  # asset id -> symbol, for the report
-    notes: tuple[str, ...] = ()  # vault-share rates, the quote's peg: lines after the legs
+    notes: tuple[str, ...] = ()  # funding, vault-share rates, the quote's peg: after the legs
 
     @classmethod
     def of(
@@ -378,12 +380,26 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         return shown
 
     def _notes(d: devnet.Deployment, s: AccountState, symbols: list[str]) -> tuple[str, ...]:
-        """The rate of each vault share the account holds (underlying per share, and its
-        cap), and with a quote feed its price, peg rate and the IM term of the cash."""
+        """Per perp held where funding is on: the rate in force and the cap (% of the price
+        per hour) and the funding owed since the position's snapshot (USD; negative: is
+        owed to it; counted in equity, settled into cash at the next touch). The rate of
+        each vault share held (underlying per share, and its cap), and with a quote feed
+        its price, peg rate and the IM term of the cash."""
         out = []
         vaults = current.get("vaults", {})
+        now = d.engine.provider.get_block("latest").timestamp
         for a in s.assets:
             symbol = symbols[a.asset] if a.asset < len(symbols) else ""
+            params = FundingParams.unpack(d.engine.funding_params(a.asset))
+            word = d.engine.funding_word(a.asset)
+            if a.size and (params.cap or word):
+                index = index_at(word, a.price, now)
+                due = owed(a.size, index, d.engine.funding_snap(s.account, a.asset))
+                rate = MarketFunding(funding_word=word).rate
+                out.append(
+                    f"{symbol} funding: {rate / WAD:+.5%}/h (cap {params.cap / WAD:.4%}/h), "
+                    f"owes {usd(due)} USD unsettled"
+                )
             if symbol in vaults:
                 rate, cap = d.engine.vault_rate(a.asset), d.engine.vault_cap(a.asset)
                 out.append(

@@ -175,28 +175,37 @@ def main() -> None:
 
 
 def _keeper_runs(port: int, sizes: list[int], worker_sizes: list[int], args) -> tuple:
-    """The in-process keeper runs, then the worker processes' runs, on one anvil of ours:
-    the one Ape starts records step traces of every transaction, which for 100-account
-    seeding transactions runs the machine out of memory."""
+    """The in-process keeper runs on one anvil of ours (the one Ape starts records step
+    traces of every transaction, which for 100-account seeding transactions runs the
+    machine out of memory), then the worker processes' runs, each on its own anvil on
+    ``port + 1`` loaded from the cached seeded chain."""
     from ape import accounts, networks, project
 
     from benchmarks import keeper, keeper_workers
 
     print(f"keeper: anvil on port {port}, sizes {sizes}, workers {worker_sizes} ...", flush=True)
-    node = keeper.start_anvil(port)
-    try:
-        with networks.ethereum.local.use_provider(
-            "foundry",
-            provider_settings={"host": f"http://127.0.0.1:{port}", "manage_process": False},
-        ) as provider:
-            w3 = provider.web3
-            runs = keeper.measure(
-                project, accounts.test_accounts, w3, sizes, args.keeper_liquidate_max
-            )
-            worker_runs = keeper_workers.measure(project, accounts.test_accounts, w3, worker_sizes)
-    finally:
-        node.terminate()
-        node.wait(10)
+    runs = []
+    if sizes:
+        node = keeper.start_anvil(port, *keeper_workers.ANVIL_OPTS)
+        try:
+            with networks.ethereum.local.use_provider(
+                "foundry",
+                provider_settings={"host": f"http://127.0.0.1:{port}", "manage_process": False},
+            ) as provider:
+                runs = keeper.measure(
+                    project,
+                    accounts.test_accounts,
+                    provider.web3,
+                    sizes,
+                    args.keeper_liquidate_max,
+                    node_pid=node.pid,
+                )
+        finally:
+            node.terminate()
+            node.wait(10)
+    worker_runs = keeper_workers.measure(
+        project, accounts.test_accounts, worker_sizes, port=port + 1
+    )
     return runs, worker_runs
 
 

@@ -154,8 +154,11 @@ def _funding(
     for market in range(4):
         d.set_price(MARKETS[market].symbol, prices[market], sender=deployer)
     rows: list[Row] = []
-    # The baseline: the same fill in this state (the desk now holds every market), funding
-    # off; then the same margin() with funding off and never on.
+    # The baseline: the trader and the desk hold what they hold in the funding rows below
+    # (the trader the four markets, the desk all eight), funding off; then the same
+    # margin() with funding off and never on.
+    for market in range(4):
+        fill(trader, market, -int(1_000 / prices[market] * WAD), prices[market])
     tx = fill(trader, 0, -WAD, 2_000)
     rows.append(Row("fill: extend, late (funding off)", tx.gas_used, "baseline of the rows below"))
     gas, execution = _view_gas(web3, engine, "margin", client.account_id(bench, 4))
@@ -557,21 +560,26 @@ def render() -> str:
             "one margin computation per account.",
             "",
             "Funding (targets: <= 5,000 per market held on `margin()`, <= 10,000 on a fill). "
-            "A market whose funding was never on costs `margin()` one cold slot per held "
-            "perp (its funding word: 2,100 plus unpacking), compare `margin(): 4 perp(s)` "
-            "with the figure before funding. A live market adds the position's snapshot (a "
-            "second cold slot) and the index and owed arithmetic: the `margin(): 4 perp(s), "
-            "funding` row against `margin(): 4 perp(s), late (funding off)`, divided by 4. "
-            "The floor per live market is the two cold slots, 4,200. A fill with funding on "
+            "Every funding read is behind the asset word's flag 8 (funding switched on once "
+            "in the market), which `_margin` and `settle` read anyway: a market whose "
+            "funding was never on reads no funding word, snapshot, parameter or premium "
+            "window and writes nothing (one warm read of the asset word per check: compare "
+            "`margin(): 4 perp(s)` with `margin(): 4 perp(s), late (funding off)`). A live "
+            "market adds to `margin()` its funding word and the position's snapshot (two "
+            "cold slots, 4,200: the floor) and the index and owed arithmetic, unchecked and "
+            "inline in the margin loop: the `margin(): 4 perp(s), funding` row against "
+            "`margin(): 4 perp(s), late (funding off)`, divided by 4. A fill with funding on "
             "(`fill: extend, funding (same hour)` against `fill: extend, late (funding "
-            "off)`) pays for the market's funding word and premium window (read and "
-            "rewritten: the index and time move, the fill is sampled), both snapshots (read "
-            "and rewritten), the `Funding` and two `FundingSettled` logs, and each side's "
-            "margin now reads the funding words of every market it holds (the desk holds "
-            "all 8, the trader 4 after the premium fills, 2 in the baseline). Four slots "
-            "rewritten (about 5,000 each when cold) put the floor above 10,000: meeting it "
-            "needs the snapshot packed into the position word and the window into the "
-            "funding word, a change to the position layout.",
+            "off)`, both sides holding the same markets: the desk all 8, the trader 4) "
+            "pays for the market's funding word and premium window (read and rewritten: the "
+            "index and time move, the fill is sampled), its parameters (read), both "
+            "snapshots (read and rewritten), the `Funding` and two `FundingSettled` logs, "
+            "and each side's margin check reads the funding word and snapshot of every "
+            "other market it holds with funding on (7 for the desk, 3 for the trader: the "
+            "`margin()` cost per market, above). Four slots rewritten (about 5,000 each "
+            "when cold) put the traded market's own floor above 10,000: meeting it needs "
+            "the snapshot packed into the position word and the window into the funding "
+            "word, a change to the position layout.",
             "",
             "The signed risk update (RiskGovernor v2, 8 assets, K = 16, M = 2 of 3) misses its "
             "target too, and the row `engine floor: 8 shock words, no governor` says why: a "

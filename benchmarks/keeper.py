@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -44,9 +45,10 @@ WORKERS = (1, 2, 4)
 LIQUIDATE_MAX = 10_000  # larger books: index and scans only
 
 
-def start_anvil(port: int) -> subprocess.Popen:
+def start_anvil(port: int, *extra: str, timeout: float = 30) -> subprocess.Popen:
     """anvil on ``port`` with the base fee and gas price Ape's own launch uses (zero), the
-    default test mnemonic (Ape's test accounts), no step tracing; waits until it listens."""
+    default test mnemonic (Ape's test accounts), no step tracing, and ``extra`` options;
+    waits until it listens."""
     node = subprocess.Popen(
         [
             "anvil",
@@ -59,9 +61,10 @@ def start_anvil(port: int) -> subprocess.Popen:
             "0",
             "--hardfork",
             "cancun",
+            *extra,
         ]
     )
-    deadline = time.time() + 30
+    deadline = time.time() + timeout
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -92,6 +95,7 @@ class KeeperRun:
     strategies: dict  # confirm mode -> median shock-block scan ms (all parts)
     partitions: dict  # workers -> slowest partition's shock-block scan ms (twin)
     shock_decide_ms: float = 0.0  # the twins' decisions on the shock block
+    anvil_mb: float = -1.0  # anvil's resident memory once the book is seeded
 
 
 def _liquidatable(engine, accounts) -> int:
@@ -103,12 +107,20 @@ def _liquidatable(engine, accounts) -> int:
 
 
 def run_one(
-    project, test_accounts, w3, n: int, quiet_blocks: int = 5, liquidate: bool = True
+    project,
+    test_accounts,
+    w3,
+    n: int,
+    quiet_blocks: int = 5,
+    liquidate: bool = True,
+    node_pid: int | None = None,
 ) -> KeeperRun:
     """One book of ``n`` accounts; ``liquidate`` False stops after the shock block's scans
-    (no liquidation run: 100,000 accounts would take hours of sends on anvil)."""
+    (no liquidation run: 100,000 accounts would take hours of sends on anvil).
+    ``node_pid``: anvil's process, whose memory is read once the book is seeded."""
     owner, bot = test_accounts[0], test_accounts[4]
     d, accounts, seed_s = seed_book(project, owner, w3, n)
+    anvil_mb = rss_mb(node_pid) if node_pid else -1.0
     d.cash.mint(bot, 10**9 * USDC, sender=owner)
     d.cash.approve(d.engine, 10**9 * USDC, sender=bot)
     d.engine.deposit(account_id(str(bot), 0), d.cash, 10**9 * USDC, sender=bot)
@@ -158,6 +170,7 @@ def run_one(
             strategies=strategies,
             partitions=partitions,
             shock_decide_ms=shock.exact_ms,
+            anvil_mb=anvil_mb,
         )
     rpc = w3.provider.make_request
     rpc("evm_setAutomine", [False])
@@ -200,7 +213,21 @@ def run_one(
         strategies=strategies,
         partitions=partitions,
         shock_decide_ms=first.scan.exact_ms,
+        anvil_mb=anvil_mb,
     )
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory in MB of a process and its children (Linux ``/proc``): the ``anvil``
+    on PATH is a node launcher whose child is the node itself."""
+    total = 0
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            total += int(line.split()[1])
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    for child in children.read_text().split() if children.exists() else []:
+        total += int(rss_mb(int(child)) * 1024)
+    return total / 1024
 
 
 def seed_book(project, owner, w3, n: int) -> tuple:
@@ -292,15 +319,16 @@ def render(runs: list[KeeperRun], load: str = "", synthetic: list[dict] = ()) ->
         f"`--keeper-liquidate-max`, {LIQUIDATE_MAX:,} by default)."
         + (f" Machine load during the run: {load}." if load else ""),
         "",
-        "| accounts | seed s | backfill s | quiet scan: numpy ms | quiet scan: chain ms "
+        "| accounts | seed s | anvil MB | backfill s | quiet scan: numpy ms | quiet scan: chain ms "
         "| shock scan: numpy ms | shock: decide ms | shock scan: chain ms | liquidatable "
         "| liquidations | blocks to last | seconds to last | max gas / block |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: |",
+        "| ---: | ---: |",
     ]
     for r in runs:
         lines.append(
-            f"| {r.accounts:,} | {r.seed_s:.1f} | {r.backfill_s:.2f} | {r.scan_numpy_ms:.2f} "
+            f"| {r.accounts:,} | {r.seed_s:.1f} | {_opt(r.anvil_mb, ',.0f')} "
+            f"| {r.backfill_s:.2f} | {r.scan_numpy_ms:.2f} "
             f"| {r.scan_chain_ms:.1f} | {r.shock_numpy_ms:.2f} | {r.shock_decide_ms:.1f} "
             f"| {r.shock_chain_ms:.1f} | {r.liquidatable:,} "
             f"| {'-' if r.liquidations < 0 else f'{r.liquidations:,}'} "
@@ -404,23 +432,29 @@ def growth(runs: list[KeeperRun]) -> list[str]:
         "",
         "Blocks to the last liquidation are bounded by block gas, not by the keeper: every "
         "liquidation is sent in the first block after the shock (batched previews and "
-        "simulations, then one send per account), and each block includes as many as fit in "
-        "30M gas (the max gas / block column is a full block). Seconds are dominated by the "
-        "sends (signing and one JSON-RPC request each) and anvil's execution of the "
-        "simulations.",
+        "simulations, then the sends in one batch), and each block includes as many as fit in "
+        "30M gas (the max gas / block column is a full block). Seconds are dominated by "
+        "signing the sends and anvil's execution of the simulations.",
     ]
     return out
 
 
 def measure(
-    project, test_accounts, w3, sizes=(1_000, 10_000), liquidate_max: int = LIQUIDATE_MAX
+    project,
+    test_accounts,
+    w3,
+    sizes=(1_000, 10_000),
+    liquidate_max: int = LIQUIDATE_MAX,
+    node_pid: int | None = None,
 ) -> list[KeeperRun]:
     out = []
     for n in sizes:
         from ape import chain
 
         snap = chain.snapshot()
-        run = run_one(project, test_accounts, w3, n, liquidate=n <= liquidate_max)
+        run = run_one(
+            project, test_accounts, w3, n, liquidate=n <= liquidate_max, node_pid=node_pid
+        )
         print(run, flush=True)
         out.append(run)
         chain.restore(snap)

@@ -1,11 +1,17 @@
 """Keeper workers on a real broker: 1, 2 and 4 ``silverback worker`` processes on Redis.
 
-For each book size the benchmark's book is opened once (``keeper.seed_book``: long 1 ETH at
-2,000, cash uniform in [620, 1,500] USD), each worker key gets a funded margin account, and
-the chain is snapshotted. Then, for each worker count W, from that snapshot: a private Redis
+Each book size is seeded once and cached (:func:`seeded_book`): the benchmark's book
+(``keeper.seed_book``: long 1 ETH at 2,000, cash uniform in [620, 1,500] USD) and a funded
+margin account for each worker key, on an anvil of ours, whose state (``anvil_dumpState``:
+every block, receipt and log) goes to ``.cache/keeper-books/<n>-<key>/`` with the manifest.
+The key hashes the contracts' sources, the devnet listing and the seeding code, so a change
+to any of them seeds again. Each worker count then runs on a fresh anvil loaded from that
+state (``--load-state``; ``--prune-history``: recent states in memory, nothing on disk), so
+the workers index the whole book from its logs as on a live chain; the feeds' last rounds
+are pushed again first (a cached round is as old as the cache). Then: a private Redis
 (flushed), the Silverback runner with ``BALLAST_PARTITIONS=W`` and W workers, each with its
-own key and store, exactly as README's "Keeper workers" runs them. anvil mines a block every
-second (interval mining), the runner kicks one task per partition per block, and:
+own key and store, exactly as README's "Keeper workers" runs them. anvil mines a block
+every second (interval mining), the runner kicks one task per partition per block, and:
 
 * quiet blocks: the workers backfill and scan until ``QUIET`` blocks after all of them have
   indexed the head;
@@ -18,27 +24,29 @@ liquidation come from the ``Liquidated`` logs and their blocks' timestamps (one 
 second). Every liquidatable account must be liquidated, none liquidated more than twice
 (the policy's fraction restores in one or two slices), and no worker may die.
 
-Budget (2 shared cores): each worker count costs the workers' start (Ape's import and the
-backfill: 40-90 s at 1,000 accounts under load) plus the shock's run. 1,000 accounts: about
-2.5 min per worker count, 8 min for the three. 10,000 accounts: about 2.5 min of seeding, and
-at load average 15 one worker sent 200 liquidations per task in 40-210 s per task (about 800
-of the 2,951 liquidations in the first 9 minutes), so about 30 min per worker count: run it
-on a quiet machine, or one size at a time (``--keeper-workers-sizes 10000``).
+Budget (2 shared cores, load average 5 to 8): seeding 10,000 accounts takes about 70 s, once;
+each worker count then costs its anvil's load (a few seconds), the workers' start (Ape's
+import and the backfill, about a minute at 10,000 accounts) and the shock's run (about
+2.5 minutes for the 3,043 liquidations of 10,000 accounts).
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import pickle
 import signal
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.keeper import USDC, seed_book
+from benchmarks.keeper import USDC, seed_book, start_anvil
 from offchain_risk import deploy
 from offchain_risk.chain import account_id
+from offchain_risk.devnet import engine_at
 from offchain_risk.keeper.cluster import Cluster, indexed_block, liquidatable, start_redis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +56,10 @@ KEYS = (4, 5, 6, 7)  # Ape's test accounts: one signing key per worker
 QUIET = 8  # blocks scanned before the shock
 STARTUP_S = 600  # Ape's import and the backfill, per worker count
 SHOCK_S = 1_800  # the shock's run at most
+CACHE = ROOT / ".cache" / "keeper-books"  # seeded chains, one folder per book_key
+BOOK_VERSION = 1  # bump when the seeding below changes
+# Recent states in memory only: nothing written to disk, a fraction of the memory.
+ANVIL_OPTS = ("--prune-history", "256")
 
 
 @dataclass
@@ -65,6 +77,7 @@ class WorkersRun:
     max_slices: int  # liquidations of one account
     tasks: int  # tick tasks run
     per_worker: dict = field(default_factory=dict)  # signer -> liquidations sent
+    seed_s: float = 0.0  # seeding the book (once: the chain is cached)
 
 
 def _results(url: str) -> list[dict]:
@@ -101,16 +114,129 @@ def _wait(cond, timeout: float, what: str, cluster: Cluster) -> None:
         time.sleep(2)
 
 
+@dataclass(frozen=True)
+class SeededBook:
+    """A seeded chain in the cache: anvil's state (``state.json.gz``: every block, receipt
+    and log, so workers index the book from its logs as on a live chain), the manifest,
+    the aggregators to refresh, the account ids and the seconds the seeding took."""
+
+    folder: Path
+    accounts: list[int]
+    feeds: list[str]  # every listed asset's aggregator
+    eth_feed: str
+    seed_s: float
+
+    @property
+    def manifest(self) -> Path:
+        return self.folder / "manifest.json"
+
+    @property
+    def state(self) -> Path:
+        return self.folder / "state.json.gz"
+
+    @classmethod
+    def load(cls, folder: Path) -> SeededBook:
+        meta = json.loads((folder / "book.json").read_text())
+        return cls(
+            folder,
+            [int(a) for a in meta["accounts"]],
+            meta["feeds"],
+            meta["eth_feed"],
+            meta["seed_s"],
+        )
+
+
+def book_key(n: int) -> str:
+    """The cache entry of an ``n``-account book: a hash of what makes its chain (the
+    contracts' sources, the devnet listing, the seeding code, :data:`BOOK_VERSION`)."""
+    import inspect
+
+    from benchmarks import keeper
+
+    h = hashlib.sha256(f"{n}:{BOOK_VERSION}".encode())
+    sources = sorted((ROOT / "contracts").rglob("*.vy*"))
+    for path in [*sources, ROOT / "offchain_risk" / "devnet.py"]:
+        h.update(path.read_bytes())
+    for fn in (keeper.seed_book, keeper._seed):
+        h.update(inspect.getsource(fn).encode())
+    return h.hexdigest()[:16]
+
+
+@contextmanager
+def anvil(port: int, *extra: str):
+    """An anvil of ours on ``port`` (recent states in memory only, nothing on disk) with Ape
+    connected to it: yields the provider."""
+    from ape import networks
+
+    node = start_anvil(port, *ANVIL_OPTS, *extra, timeout=600)
+    try:
+        with networks.ethereum.local.use_provider(
+            "foundry",
+            provider_settings={"host": f"http://127.0.0.1:{port}", "manage_process": False},
+        ) as provider:
+            yield provider
+    finally:
+        node.terminate()
+        node.wait(30)
+
+
+def seeded_book(project, test_accounts, n: int, port: int, cache: Path = CACHE) -> SeededBook:
+    """The ``n``-account book from the cache, or seeded on a fresh anvil and cached: the
+    benchmark's book (``keeper.seed_book``), a funded margin account for each worker key,
+    the manifest, and anvil's state as ``anvil_dumpState`` gives it."""
+    folder = cache / f"{n}-{book_key(n)}"
+    if (folder / "book.json").exists():
+        return SeededBook.load(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    owner = test_accounts[0]
+    with anvil(port) as provider:
+        w3 = provider.web3
+        d, accounts, seed_s = seed_book(project, owner, w3, n)
+        for k in KEYS:
+            w = test_accounts[k]
+            d.cash.mint(w, 10**9 * USDC, sender=owner)
+            d.cash.approve(d.engine, 10**9 * USDC, sender=w)
+            d.engine.deposit(account_id(str(w), 0), d.cash, 10**9 * USDC, sender=w)
+        cfg = deploy.load_config(CONFIG)
+        deploy.write_manifest(
+            folder / "manifest.json",
+            deploy.build_manifest(
+                d,
+                None,
+                cfg,
+                network="local",
+                chain_id=w3.eth.chain_id,
+                block=0,
+                deployer=str(owner),
+                config_path=str(CONFIG),
+            ),
+        )
+        dumped = w3.provider.make_request("anvil_dumpState", [])["result"]  # gzip, as hex
+        (folder / "state.json.gz").write_bytes(bytes.fromhex(dumped.removeprefix("0x")))
+    meta = {
+        "accounts": [str(a) for a in accounts],
+        "feeds": [str(d.feeds[a].address) for a in sorted(d.feeds)],
+        "eth_feed": str(d.feeds[d.symbols["ETH"]].address),
+        "seed_s": seed_s,
+    }
+    (folder / "book.json").write_text(json.dumps(meta))
+    return SeededBook.load(folder)
+
+
 def run_workers(
-    d, owner, w3, accounts: list[int], manifest: Path, folder: Path, workers: int, redis_url: str
+    project, owner, w3, book: SeededBook, folder: Path, workers: int, redis_url: str
 ) -> WorkersRun:
-    """One worker count on the snapshot's chain (interval mining already on)."""
+    """One worker count on the book's chain (interval mining already on)."""
     import redis
 
     redis.Redis.from_url(redis_url).flushall()
     folder.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads(book.manifest.read_text())
+    engine = engine_at(project, manifest["contracts"]["engine"])
+    liquidations = project.Liquidations.at(manifest["contracts"]["liquidations"])
+    accounts = book.accounts
     network = f"ethereum:local:{w3.provider.endpoint_uri}"
-    cluster = Cluster(folder, network, manifest, redis_url, partitions=workers)
+    cluster = Cluster(folder, network, book.manifest, redis_url, partitions=workers)
     keys = KEYS[:workers]
     t0 = time.time()
     try:
@@ -127,13 +253,11 @@ def run_workers(
         startup_s = time.time() - t0
         ready = w3.eth.block_number
         _wait(lambda: w3.eth.block_number >= ready + QUIET, 120, "quiet blocks", cluster)
-        feed = d.feeds[d.symbols["ETH"]]  # devnet's set_price, keeping the receipt
-        receipt = feed.set_price(1_400 * 10**8, sender=owner)
+        feed = project.MockAggregator.at(book.eth_feed)
+        receipt = feed.set_price(1_400 * 10**8, sender=owner)  # ETH -30%
         shock_block = w3.eth.wait_for_transaction_receipt(receipt.txn_hash, 120)["blockNumber"]
-        due = liquidatable(d.engine, accounts, shock_block)  # workers may have begun
-        _wait(
-            lambda: not liquidatable(d.engine, accounts), SHOCK_S, "the last liquidation", cluster
-        )
+        due = liquidatable(engine, accounts, shock_block)  # workers may have begun
+        _wait(lambda: not liquidatable(engine, accounts), SHOCK_S, "the last liquidation", cluster)
         end = w3.eth.block_number
         if dead := cluster.dead():
             raise RuntimeError(f"{dead} exited\n{cluster.logs()}")
@@ -144,7 +268,7 @@ def run_workers(
             except AssertionError:
                 pass
         cluster.close()
-    logs = list(d.liquidations.Liquidated.range(shock_block, end + 1))
+    logs = list(liquidations.Liquidated.range(shock_block, end + 1))
     counts: dict[int, int] = {}
     for log in logs:
         counts[log.account] = counts.get(log.account, 0) + 1
@@ -173,55 +297,46 @@ def run_workers(
         max_slices=max(counts.values()),
         tasks=len(tasks),
         per_worker=by_signer,
+        seed_s=book.seed_s,
     )
 
 
-def measure(project, test_accounts, w3, sizes=(1_000,), folder: Path | None = None) -> list:
-    """Every size, every worker count; anvil must be ours (interval mining is switched on)."""
+def refresh_feeds(project, owner, book: SeededBook) -> None:
+    """Every aggregator's last answer pushed again: a cached chain's rounds are as old as
+    the cache, past the engine's staleness bound on a chain that resumes today."""
+    for address in book.feeds:
+        feed = project.MockAggregator.at(address)
+        feed.set_price(feed.latestRoundData()[1], sender=owner)
+
+
+def measure(project, test_accounts, sizes=(1_000,), port: int = 8567, folder=None) -> list:
+    """Every size, every worker count, each on a fresh anvil of ours loaded from the book's
+    cached state (seeded once, on ``port``; the runs on ``port + 1``, ``port + 2``, ...)."""
     owner = test_accounts[0]
     folder = folder or ROOT / ".cache" / "keeper-workers"
     folder.mkdir(parents=True, exist_ok=True)
-    rpc = w3.provider.make_request
-    cfg = deploy.load_config(CONFIG)
     redis_proc, url = start_redis(folder)
     out = []
     try:
         for n in sizes:
-            top = rpc("evm_snapshot", [])["result"]
-            d, accounts, seed_s = seed_book(project, owner, w3, n)
-            print(f"keeper workers: {n:,} accounts seeded in {seed_s:.0f} s", flush=True)
-            for k in KEYS:
-                w = test_accounts[k]
-                d.cash.mint(w, 10**9 * USDC, sender=owner)
-                d.cash.approve(d.engine, 10**9 * USDC, sender=w)
-                d.engine.deposit(account_id(str(w), 0), d.cash, 10**9 * USDC, sender=w)
-            manifest = deploy.write_manifest(
-                folder / f"local-{n}.json",
-                deploy.build_manifest(
-                    d,
-                    None,
-                    cfg,
-                    network="local",
-                    chain_id=w3.eth.chain_id,
-                    block=0,
-                    deployer=str(owner),
-                    config_path=str(CONFIG),
-                ),
-            )
-            for workers in WORKERS:
-                snap = rpc("evm_snapshot", [])["result"]
-                rpc("evm_setIntervalMining", [1])
-                try:
-                    run = run_workers(
-                        d, owner, w3, accounts, manifest, folder / f"{n}-{workers}", workers, url
-                    )
-                finally:
-                    rpc("evm_setIntervalMining", [0])
-                    rpc("evm_setAutomine", [True])
-                    rpc("evm_revert", [snap])
-                print(run, flush=True)
-                out.append(run)
-            rpc("evm_revert", [top])
+            book = seeded_book(project, test_accounts, n, port)
+            print(f"keeper workers: {n:,} accounts, seeded in {book.seed_s:.0f} s", flush=True)
+            state = folder / f"state-{n}.json"  # anvil loads plain JSON
+            state.write_bytes(gzip.decompress(book.state.read_bytes()))
+            try:
+                for i, workers in enumerate(WORKERS):
+                    # A port of its own: Ape does not connect a provider twice to one host.
+                    with anvil(port + 1 + i, "--load-state", str(state)) as provider:
+                        w3 = provider.web3
+                        refresh_feeds(project, owner, book)
+                        w3.provider.make_request("evm_setIntervalMining", [1])
+                        run = run_workers(
+                            project, owner, w3, book, folder / f"{n}-{workers}", workers, url
+                        )
+                    print(run, flush=True)
+                    out.append(run)
+            finally:
+                state.unlink(missing_ok=True)
     finally:
         redis_proc.terminate()
         redis_proc.wait(10)

@@ -43,6 +43,7 @@ exports: (
     ownable_2step.transfer_ownership,
     ownable_2step.accept_ownership,
     ledger.set_funding_params,
+    ledger.lower_funding_cap,
     ledger.settle_funding,
     ledger.funding_word,
     ledger.premium_word,

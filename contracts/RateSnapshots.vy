@@ -1,11 +1,14 @@
 # pragma version ~=0.4.3
 """
-@title Ballast rate snapshots: M-of-N signed moves of a vault's rate cap
+@title Ballast rate snapshots: M-of-N signed moves of rate caps
 @notice Vault shares (ERC-4626) are priced at `convertToAssets(one share)`
         capped as Aave's CAPO caps it: a snapshot ratio growing at most a
         yearly rate (ledger.vy, `_rate_cap`). This contract is the engine's
         `snapshot_manager`: it moves a snapshot when M of the risk
-        governor's signers sign an EIP-712 `RateSnapshot`. It keeps no
+        governor's signers sign an EIP-712 `RateSnapshot`, and lowers a perp
+        market's funding-rate cap when they sign a `FundingCap` (the
+        governor's signed path for funding; the governor itself has no
+        bytecode left). It keeps no
         signer set of its own: it reads the governor's (`is_signer`,
         `threshold`) and stops while the governor is paused, so adding or
         removing a risk signer there does it here too. Split from the
@@ -16,8 +19,10 @@
         than the one in force, and a growth within
         `constants.MAX_RATE_GROWTH_BPS`; so M signer keys can lower a cap at
         will but never raise it at once, only its growth from then on
-        (itself bounded). Replay: the domain binds
-        chain id and this contract, nonces are sequential, a deadline ends a
+        (itself bounded); and lower a funding cap, never raise it.
+        Replay: the domain binds
+        chain id and this contract, nonces are sequential and shared by
+        both messages, a deadline ends a
         signature's life. Signatures: 65 bytes, low-s (snekmate ecdsa),
         strictly increasing signer addresses; a signer cannot relay. Pause:
         the governor's guardian pauses the governor, which stops this too.
@@ -40,12 +45,23 @@ SNAPSHOT_TYPEHASH: constant(bytes32) = keccak256(
     "RateSnapshot(uint256 asset,uint256 ratio,uint256 timestamp,uint256 max_growth_bps,uint256 nonce,uint256 deadline)"
 )
 
+FUNDING_CAP_TYPEHASH: constant(bytes32) = keccak256(
+    "FundingCap(uint256 market,uint256 cap,uint256 nonce,uint256 deadline)"
+)
+
 
 struct RateSnapshot:
     asset: uint256
     ratio: uint256  # WAD of underlying per whole share at `timestamp`
     timestamp: uint256
     max_growth_bps: uint256  # yearly, from the snapshot on
+    nonce: uint256
+    deadline: uint256
+
+
+struct FundingCap:
+    market: uint256
+    cap: uint256  # WAD per hour, below the market's cap in force
     nonce: uint256
     deadline: uint256
 
@@ -61,6 +77,13 @@ next_nonce: public(uint256)
 event RateSnapshotApplied:
     nonce: indexed(uint256)
     asset: indexed(uint256)
+    digest: bytes32
+    relayer: indexed(address)
+
+
+event FundingCapApplied:
+    nonce: indexed(uint256)
+    market: indexed(uint256)
     digest: bytes32
     relayer: indexed(address)
 
@@ -89,15 +112,8 @@ def submit(
             risk governor's signers, sorted by signer address. Any caller
             but a signer. The engine checks the snapshot itself.
     """
-    assert not staticcall governor.paused(), "snapshots: governor paused"
-    assert not staticcall governor.is_signer(
-        msg.sender
-    ), "snapshots: signer cannot relay"
-    assert block.timestamp <= snapshot.deadline, "snapshots: expired"
-    assert snapshot.nonce == self.next_nonce, "snapshots: bad nonce"
     digest: bytes32 = self._digest(snapshot)
-    self._check_signatures(digest, signatures)
-    self.next_nonce = snapshot.nonce + 1
+    self._check_message(digest, snapshot.nonce, snapshot.deadline, signatures)
     extcall engine.set_vault_snapshot(
         snapshot.asset,
         snapshot.ratio,
@@ -113,12 +129,61 @@ def submit(
 
 
 @external
+@nonreentrant
+def submit_funding_cap(
+    cut: FundingCap, signatures: DynArray[Bytes[65], MAX_SIGNERS]
+):
+    """
+    @notice Lower a perp market's funding cap, signed by at least M of the
+            risk governor's signers, sorted by signer address. Any caller
+            but a signer. The engine refuses a cap that is not lower.
+    """
+    digest: bytes32 = self._funding_cap_digest(cut)
+    self._check_message(digest, cut.nonce, cut.deadline, signatures)
+    extcall engine.lower_funding_cap(cut.market, cut.cap)
+    log FundingCapApplied(
+        nonce=cut.nonce, market=cut.market, digest=digest, relayer=msg.sender
+    )
+
+
+@external
 @view
 def snapshot_digest(snapshot: RateSnapshot) -> bytes32:
     """
     @notice The EIP-712 digest the signers sign for `snapshot`.
     """
     return self._digest(snapshot)
+
+
+@external
+@view
+def funding_cap_digest(cut: FundingCap) -> bytes32:
+    """
+    @notice The EIP-712 digest the signers sign for `cut`.
+    """
+    return self._funding_cap_digest(cut)
+
+
+@internal
+def _check_message(
+    digest: bytes32,
+    nonce: uint256,
+    deadline: uint256,
+    signatures: DynArray[Bytes[65], MAX_SIGNERS],
+):
+    """
+    @dev A signed message may apply now: the governor runs, the relayer is
+         no signer, the deadline holds, the nonce is next (consumed here)
+         and M of the governor's signers signed `digest`.
+    """
+    assert not staticcall governor.paused(), "snapshots: governor paused"
+    assert not staticcall governor.is_signer(
+        msg.sender
+    ), "snapshots: signer cannot relay"
+    assert block.timestamp <= deadline, "snapshots: expired"
+    assert nonce == self.next_nonce, "snapshots: bad nonce"
+    self._check_signatures(digest, signatures)
+    self.next_nonce = nonce + 1
 
 
 @internal
@@ -134,6 +199,18 @@ def _digest(s: RateSnapshot) -> bytes32:
                 s.max_growth_bps,
                 s.nonce,
                 s.deadline,
+            )
+        )
+    )
+
+
+@internal
+@view
+def _funding_cap_digest(c: FundingCap) -> bytes32:
+    return eip712._hash_typed_data_v4(
+        keccak256(
+            abi_encode(
+                FUNDING_CAP_TYPEHASH, c.market, c.cap, c.nonce, c.deadline
             )
         )
     )

@@ -88,6 +88,8 @@ MAX_OPTION_LEGS: constant(uint256) = 16
 # Funding (docs/ARCHITECTURE.md#funding). Rates are WAD fractions of the
 # oracle price per hour; the index is WAD cash per WAD unit of size.
 HOUR: constant(uint256) = 3600
+# HOUR * WAD as an int256: the funding index's divisor (rate * price * dt).
+HOUR_WAD: constant(int256) = 3600 * IWAD
 # Most a market's hourly rate may be capped at: 1% of the price per hour.
 MAX_FUNDING_CAP: constant(uint256) = WAD // 100
 # Longest convergence period, hours (a premium is paid off over this many).

@@ -210,8 +210,9 @@ fallback_price: public(HashMap[uint256, uint256])
 # Per vault-share asset: the rate cap's snapshot, growth and the underlying's
 # decimals (layout above). Read only for assets flagged FLAG_VAULT.
 vault_word: public(HashMap[uint256, uint256])
-# May move a vault's snapshot (set_vault_snapshot): the signed snapshot
-# entry (RateSnapshots.vy), M of N of the risk governor's signers.
+# May move a vault's snapshot (set_vault_snapshot) and lower a funding cap
+# (lower_funding_cap): the signed rate-cap entry (RateSnapshots.vy), M of N
+# of the risk governor's signers.
 snapshot_manager: public(address)
 # Per perp market (docs/ARCHITECTURE.md#funding): the cumulative funding
 # index (int128, low bits: WAD cash per WAD unit of size, a long pays what it
@@ -747,9 +748,9 @@ def set_funding_params(
     @notice A perp market's funding: the premium is paid off over
             `convergence_hours` (1..168), plus `interest` (WAD of the price
             per hour), the rate clamped to +-`cap` (WAD per hour, at most 1%;
-            0 stops funding). Applies from the next hourly rate. Owner, or
-            the risk manager to lower the cap alone.
+            0 stops funding). Applies from the next hourly rate. Owner.
     """
+    ownable._check_owner()
     asset: uint256 = self.asset_word[market]
     assert self._is_perp(asset), "ledger: not a perp market"
     assert cap <= constants.MAX_FUNDING_CAP, "ledger: funding cap too high"
@@ -760,23 +761,37 @@ def set_funding_params(
     assert abs(interest) <= convert(
         constants.MAX_FUNDING_CAP, int256
     ), "ledger: funding interest too high"
-    old: uint256 = self.funding_params[market]
-    word: uint256 = (
+    self.funding_params[market] = (
         cap | (self._to_word64(interest) << 64) | (convergence_hours << 128)
     )
-    if (
-        msg.sender != self.risk_manager
-        or word >> 64 != old >> 64
-        or cap > (old & (2**64 - 1))
-    ):
-        ownable._check_owner()
-    self.funding_params[market] = word
     if cap != 0:
         self.asset_word[market] = asset | FUNDING_BIT
     log FundingParamsSet(
         market=market,
         convergence_hours=convergence_hours,
         interest=interest,
+        cap=cap,
+    )
+
+
+@external
+def lower_funding_cap(market: uint256, cap: uint256):
+    """
+    @notice Lower a perp market's funding cap to `cap` (0 stops funding),
+            its convergence and interest unchanged; applies from the next
+            hourly rate. The owner, the risk manager, or the snapshot
+            manager (M of the risk governor's signers, RateSnapshots.vy):
+            a cut only, so signer keys can damp funding, never raise it.
+    """
+    if msg.sender != self.risk_manager and msg.sender != self.snapshot_manager:
+        ownable._check_owner()
+    old: uint256 = self.funding_params[market]
+    assert cap < old & (2**64 - 1), "ledger: funding cap not lower"
+    self.funding_params[market] = old - (old & (2**64 - 1)) + cap
+    log FundingParamsSet(
+        market=market,
+        convergence_hours=old >> 128,
+        interest=self._from_word64(old >> 64),
         cap=cap,
     )
 
@@ -1536,9 +1551,16 @@ def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
                 snap = ov.funding
             else:
                 snap = self.funding_snap[account][a]
-            funding += self._funding_owed(
-                size, self._index_at(funding_word, p), snap
+            # _funding_owed inlined (same bounds): the hot loop pays no
+            # extra call per market.
+            owed: int256 = unsafe_mul(
+                size, unsafe_sub(self._index_at(funding_word, p), snap)
             )
+            if owed > 0:
+                owed = unsafe_div(owed + constants.IWAD - 1, constants.IWAD)
+            else:
+                owed = unsafe_div(owed, constants.IWAD)
+            funding = unsafe_add(funding, owed)  # each < 2**195, 32 at most
         if ov.fraction != 0:
             moved_coll: uint256 = 0
             moved: int256 = 0
@@ -1666,14 +1688,16 @@ def _index_at(word: uint256, price: uint256) -> int256:
     rate: int256 = w >> 192
     if rate == 0:
         return index
-    elapsed: uint256 = block.timestamp - ((word >> 128) & (2**64 - 1))
-    # |rate| < 2**63 (int64), price <= MAX_PRICE = 2**100 and elapsed <
-    # 2**64: the checked products fit. Unchecked below: d > 1 is a constant,
-    # |q| < 2**255 / d < 2**184 and |index| <= 2**127.
-    num: int256 = rate * convert(price * elapsed, int256)
-    d: int256 = convert(constants.HOUR, int256) * constants.IWAD
-    q: int256 = unsafe_div(num, d)  # truncated towards zero
-    if num < 0 and unsafe_mul(q, d) != num:
+    # Unchecked: the word's time is a past block's (elapsed >= 0, < 2**64),
+    # |rate| < 2**63 (int64) and every price is at most MAX_PRICE = 2**100
+    # (oracle, fallback and vault reads refuse more), so |num| < 2**227;
+    # |q| < 2**255 / constants.HOUR_WAD < 2**184 and |index| <= 2**127.
+    elapsed: uint256 = unsafe_sub(
+        block.timestamp, (word >> 128) & (2**64 - 1)
+    )
+    num: int256 = unsafe_mul(rate, convert(unsafe_mul(price, elapsed), int256))
+    q: int256 = unsafe_div(num, constants.HOUR_WAD)  # truncated towards zero
+    if num < 0 and unsafe_mul(q, constants.HOUR_WAD) != num:
         q = unsafe_sub(q, 1)  # to -inf
     return unsafe_add(index, q)
 

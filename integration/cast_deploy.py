@@ -662,7 +662,8 @@ def deploy_vaults(
     cfg: dict, c: Cast, code: dict, contracts: dict, markets: dict, settings: dict | None
 ) -> dict:
     """Step 10: list cfg's vaults after the markets and, with a governor, the signed
-    snapshot entry; returns the manifest's ``vaults`` (the rate cap's snapshot read back)."""
+    rate-cap entry (vault snapshots, funding-cap cuts); returns the manifest's ``vaults``
+    (the rate cap's snapshot read back)."""
     engine, governor = contracts["engine"], contracts.get("governor")
     vaults = {}
     for i, v in enumerate(cfg["vaults"]):
@@ -713,7 +714,7 @@ def deploy_vaults(
                 bounds,
             )
             vaults[v["symbol"]]["bounds"] = dict(zip(ASSET_BOUND_KEYS, bounds, strict=True))
-    if vaults and governor is not None:
+    if governor is not None:
         snapshots = c.create(
             "RateSnapshots",
             code["RateSnapshots"],

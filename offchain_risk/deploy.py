@@ -765,11 +765,9 @@ def deploy_vaults(
     settings: GovernorSettings | None,
 ) -> None:
     """List ``cfg.vaults`` after the markets (a devnet ``MockVault`` where no
-    ``vault_address`` is given), each governed with its bounds; with a governor and at
-    least one vault, deploy the signed snapshot entry (``RateSnapshots``, the governor's
-    signers) as the engine's snapshot manager."""
-    if not cfg.vaults:
-        return
+    ``vault_address`` is given), each governed with its bounds; with a governor, deploy
+    the signed rate-cap entry (``RateSnapshots``: the governor's signers move vault
+    snapshots and lower funding caps) as the engine's snapshot manager."""
     from ape import Contract
 
     from offchain_risk import devnet

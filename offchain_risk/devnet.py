@@ -328,8 +328,9 @@ def deploy_vol_feed(
 
 
 def deploy_rate_snapshots(project: Any, d: Deployment, deployer: Any, governor: Any) -> Any:
-    """Deploy the signed snapshot entry (``RateSnapshots``: the governor's signers move
-    vault rate caps) and install it as the engine's snapshot manager."""
+    """Deploy the signed rate-cap entry (``RateSnapshots``: the governor's signers move
+    vault rate caps and lower funding caps) and install it as the engine's snapshot
+    manager."""
     snapshots = project.RateSnapshots.deploy(d.engine, governor, sender=deployer)
     d.engine.set_snapshot_manager(snapshots, sender=deployer)
     return snapshots

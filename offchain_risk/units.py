@@ -124,8 +124,8 @@ NO_ASSET = MAX_ASSETS  # ledger.NO_ASSET: an Override that changes no asset (cas
 OPTION_TRADE = NO_ASSET + 1  # ledger.OPTION_TRADE: an Override carrying an option trade
 VOL_TENOR = 30 * DAY  # vol moves scale with sqrt(VOL_TENOR / max(tau, VOL_FLOOR))
 VOL_FLOOR = 7 * DAY
-# Funding (contracts/constants.vy, ledger.funding_word / premium_word / funding_params).
-HOUR = 3600
+# Funding (contracts/constants.vy, ledger.funding_word / premium_word / funding_params); rates
+# are per HOUR, above.
 MAX_FUNDING_CAP = WAD // 100  # 1% of the price per hour
 MAX_FUNDING_CONVERGENCE = 168  # hours
 MAX_PREMIUM_WEIGHT = 2**104 - 1

@@ -106,6 +106,7 @@ interface IMarginEngine {
     function transfer_ownership(address new_owner) external;
     function accept_ownership() external;
     function set_funding_params(uint256 market, uint256 convergence_hours, int256 interest, uint256 cap) external;
+    function lower_funding_cap(uint256 market, uint256 cap) external;
     function settle_funding(uint256 account, uint256 market) external;
     function funding_word(uint256 arg0) external view returns (uint256);
     function premium_word(uint256 arg0) external view returns (uint256);

@@ -13,13 +13,25 @@ interface IRateSnapshots {
         uint256 deadline;
     }
 
+    struct FundingCap {
+        uint256 market;
+        uint256 cap;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
     event RateSnapshotApplied(uint256 indexed nonce, uint256 indexed asset, bytes32 digest, address indexed relayer);
+    event FundingCapApplied(uint256 indexed nonce, uint256 indexed market, bytes32 digest, address indexed relayer);
 
     function eip712Domain() external view returns (bytes1, string memory, string memory, uint256, address, bytes32, uint256[] memory);
     /// @notice Move a vault's rate-cap snapshot, signed by at least M of the risk governor's signers, sorted by signer address. Any caller but a signer. The engine checks the snapshot itself.
     function submit(RateSnapshot calldata snapshot, bytes[] calldata signatures) external;
+    /// @notice Lower a perp market's funding cap, signed by at least M of the risk governor's signers, sorted by signer address. Any caller but a signer. The engine refuses a cap that is not lower.
+    function submit_funding_cap(FundingCap calldata cut, bytes[] calldata signatures) external;
     /// @notice The EIP-712 digest the signers sign for `snapshot`.
     function snapshot_digest(RateSnapshot calldata snapshot) external view returns (bytes32);
+    /// @notice The EIP-712 digest the signers sign for `cut`.
+    function funding_cap_digest(FundingCap calldata cut) external view returns (bytes32);
     function engine() external view returns (address);
     function governor() external view returns (address);
     function next_nonce() external view returns (uint256);

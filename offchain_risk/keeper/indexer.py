@@ -22,6 +22,7 @@ import numpy as np
 from eth_abi import decode
 from eth_utils import keccak
 
+from offchain_risk.keeper.rpc import RpcError, rpc_batch
 from offchain_risk.keeper.store import (
     CASH_ASSET,
     AccountEvent,
@@ -348,7 +349,18 @@ class Indexer:
         return out
 
     def _hashes(self, first: int, last: int) -> dict[int, str]:
-        return {n: _hex(self.w3.eth.get_block(n)["hash"]) for n in range(first, last + 1)}
+        """The hashes of blocks ``first..last``, in one JSON-RPC batch (one ``get_block``
+        each cost a round trip and web3's formatting: about half a quiet block's tick)."""
+        numbers = list(range(first, last + 1))
+        answers = rpc_batch(self.w3, [("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+        out = {}
+        for n, block in zip(numbers, answers, strict=True):
+            if isinstance(block, RpcError):
+                raise block
+            if block is None:
+                raise ValueError(f"block {n} not found")
+            out[n] = _hex(block["hash"])
+        return out
 
     def sync(self, head: int | None = None) -> IndexResult:
         """One pass up to ``head`` (default: the chain's latest block)."""

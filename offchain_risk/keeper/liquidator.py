@@ -14,7 +14,8 @@ For each candidate (largest shortfall first) the :class:`Liquidator`
 5. sends it through the :class:`~offchain_risk.keeper.txs.TxManager`, or, in dry-run mode
    (no signer), logs what it would have sent (gas priced at zero: no key, no fee policy).
 
-Previews and simulations of one block's candidates go out as two JSON-RPC batches.
+Previews and simulations of one block's candidates go out as two JSON-RPC batches, and
+their sends as a third, on consecutive nonces (``TxManager.send_many``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from offchain_risk.keeper.rpc import Contracts, RpcError, decode_output, rpc_batch
+from offchain_risk.keeper.rpc import Contracts, RpcError, decode_output, encode_call, rpc_batch
 from offchain_risk.keeper.scanner import Candidate, Market
 from offchain_risk.keeper.txs import SendError, TxManager
 from offchain_risk.keeper.workers import Claims
@@ -100,7 +101,7 @@ class Liquidator:
 
     def run(self, candidates: list[Candidate], market: Market) -> list[Action]:
         """Liquidate ``candidates`` (in their order). Previews and simulations of all of
-        them go out as two JSON-RPC batches; sends follow one by one, in order."""
+        them go out as two JSON-RPC batches, the sends as a third, in order."""
         busy = self.in_flight()
         actions: dict[int, Action] = {}
         todo = []
@@ -131,7 +132,7 @@ class Liquidator:
             fraction, reward, cost = int(p["fraction"]), int(p["reward"]), int(p["cost"])
             slack = abs(cost) * self.config.cost_slack_bps // 10_000 + WAD
             args = (account, self.config.account, fraction, cost + slack)
-            planned.append((account, fraction, reward, liq.encode_abi("liquidate", args=args)))
+            planned.append((account, fraction, reward, encode_call(liq, "liquidate", args)))
         # The simulation: eth_estimateGas of each liquidate from the keeper's address.
         estimates = rpc_batch(
             self.c.w3,
@@ -140,6 +141,7 @@ class Liquidator:
                 for _, _, _, data in planned
             ],
         )
+        sends = []  # (account, fraction, reward, gas_cost, data, gas): priced, to send
         for (account, fraction, reward, data), est in zip(planned, estimates, strict=True):
             if isinstance(est, RpcError):
                 log.warning("simulation of liquidate(%d) fails: %s", account, est)
@@ -148,7 +150,12 @@ class Liquidator:
                 )
                 continue
             gas = int(int(est, 16) * self.config.gas_margin)
-            actions[account] = self._send(account, fraction, reward, data, gas, market)
+            priced = self._price(account, fraction, reward, gas, market)
+            if isinstance(priced, Action):
+                actions[account] = priced
+            else:
+                sends.append((account, fraction, reward, priced, data, gas))
+        actions |= self._send(sends)
         if self.claims is not None:  # not sent: free for the next block, whoever takes it
             for a in todo:
                 if actions[a].outcome != "sent":
@@ -156,11 +163,13 @@ class Liquidator:
         return [actions[c.account] for c in candidates if c.account in actions]
 
     def _preview_data(self, account: int) -> str:
-        return self.c.liquidations.encode_abi("liquidation_preview", args=(account, WAD))
+        return encode_call(self.c.liquidations, "liquidation_preview", (account, WAD))
 
-    def _send(
-        self, account: int, fraction: int, reward: int, data: str, gas: int, market: Market
-    ) -> Action:
+    def _price(
+        self, account: int, fraction: int, reward: int, gas: int, market: Market
+    ) -> Action | int:
+        """The gas cost (WAD USD) at the fee the keeper would bid, or the Action that ends
+        here: unprofitable, or a dry run."""
         max_fee = self.tx.fees()[0] if self.tx is not None else 0
         gas_price = int(market.prices_wad[self.config.gas_asset])
         gas_cost = gas * max_fee * gas_price // WAD  # WAD USD
@@ -176,12 +185,25 @@ class Liquidator:
                 gas,
             )
             return Action(account, "dry_run", fraction, reward, gas_cost)
-        try:
-            sent = self.tx.send(KIND, self.c.liquidations.address, data, gas, account)
-        except SendError as exc:
-            log.warning("liquidate(%d) refused by the node: %s", account, exc)
-            return Action(account, "send_failed", fraction, reward, gas_cost, reason=str(exc))
-        return Action(account, "sent", fraction, reward, gas_cost, sent.hash)
+        return gas_cost
+
+    def _send(self, sends: list[tuple[int, int, int, int, str, int]]) -> dict[int, Action]:
+        """Send the priced liquidations ``(account, fraction, reward, gas_cost, calldata,
+        gas)`` in order, on consecutive nonces, in one batch (``TxManager.send_many``)."""
+        if not sends:
+            return {}
+        to = self.c.liquidations.address
+        results = self.tx.send_many(KIND, [(to, data, gas, a) for a, _, _, _, data, gas in sends])
+        out = {}
+        for (account, fraction, reward, gas_cost, _, _), sent in zip(sends, results, strict=True):
+            if isinstance(sent, SendError):
+                log.warning("liquidate(%d) refused by the node: %s", account, sent)
+                out[account] = Action(
+                    account, "send_failed", fraction, reward, gas_cost, reason=str(sent)
+                )
+            else:
+                out[account] = Action(account, "sent", fraction, reward, gas_cost, sent.hash)
+        return out
 
 
 def liquidator_account(owner: Any, sub_id: int = 0) -> int:

@@ -41,7 +41,14 @@ import numpy as np
 from eth_abi import decode
 
 from offchain_risk.keeper.indexer import Book
-from offchain_risk.keeper.rpc import Contracts, RpcError, decode_output, eth_calls, rpc_batch
+from offchain_risk.keeper.rpc import (
+    Contracts,
+    RpcError,
+    decode_output,
+    encode_call,
+    eth_calls,
+    rpc_batch,
+)
 from offchain_risk.keeper.workers import Partition
 from offchain_risk.models.funding import index_at, owed_exact
 from offchain_risk.models.liquidation import is_liquidatable
@@ -129,14 +136,14 @@ def read_market(c: Contracts, block: int | str = "latest") -> Market:
     usual. Failures of ``num_assets`` or ``im_multiplier`` concern every account and raise."""
     engine, lens = c.engine, c.lens
     tag = block if isinstance(block, str) else hex(block)
-    [raw] = eth_calls(c.w3, [(engine.address, engine.encode_abi("num_assets"))], tag)
+    [raw] = eth_calls(c.w3, [(engine.address, encode_call(engine, "num_assets"))], tag)
     n = decode(["uint256"], raw)[0]
-    calls = [(engine.address, engine.encode_abi("im_multiplier"))]
+    calls = [(engine.address, encode_call(engine, "im_multiplier"))]
     for a in range(n):
         calls += [
-            (engine.address, engine.encode_abi("liquidation_price", args=(a,))),
-            (lens.address, lens.encode_abi("asset_config", args=(a,))),
-            (engine.address, engine.encode_abi("shock_word", args=(a,))),
+            (engine.address, encode_call(engine, "liquidation_price", (a,))),
+            (lens.address, encode_call(lens, "asset_config", (a,))),
+            (engine.address, encode_call(engine, "shock_word", (a,))),
         ]
     requests = [("eth_call", [{"to": to, "data": data}, tag]) for to, data in calls]
     out = rpc_batch(c.w3, [*requests, ("eth_getBlockByNumber", [tag, False])])
@@ -457,7 +464,7 @@ class Scanner:
         engine = self.c.engine
         tag = block if isinstance(block, str) else hex(block)
         parts = [accounts[i : i + self.batch] for i in range(0, len(accounts), self.batch)]
-        calls = [(engine.address, engine.encode_abi("healths", args=(p,))) for p in parts]
+        calls = [(engine.address, encode_call(engine, "healths", (p,))) for p in parts]
         lanes = max(1, min(threads, len(calls)))
         if lanes == 1:
             answers = eth_calls(self.c.w3, calls, tag)

@@ -1,9 +1,10 @@
-"""Signed rate-cap snapshots of vault shares (``RateSnapshots.vy``).
+"""Signed rate caps (``RateSnapshots.vy``): vault-share snapshots and funding-cap cuts.
 
-The risk governor's signers sign an EIP-712 ``RateSnapshot``; a relayer (not a signer)
-submits it with M signatures sorted by signer address. The engine checks what a snapshot
-may be (newer, at least seven days old, within the cap in force); this module only builds,
-signs and submits it.
+The risk governor's signers sign an EIP-712 ``RateSnapshot`` (a vault's rate-cap snapshot)
+or ``FundingCap`` (a perp market's funding cap, lowered); a relayer (not a signer) submits
+it with M signatures sorted by signer address. Both share one nonce sequence. The engine
+checks what a message may do (a snapshot newer, at least seven days old, within the cap in
+force; a funding cap lower than the one in force); this module only builds and signs them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,20 @@ class RateSnapshot(EIP712Message):
     deadline: abi.uint256
 
 
+class FundingCap(EIP712Message):
+    """The typed funding-cap cut; fields match ``RateSnapshots.FUNDING_CAP_TYPEHASH``."""
+
+    market: abi.uint256
+    cap: abi.uint256
+    nonce: abi.uint256
+    deadline: abi.uint256
+
+
+def _domain(snapshots: Any) -> EIP712Domain:
+    _, name, version, chain_id, verifying, _, _ = snapshots.eip712Domain()
+    return EIP712Domain(name=name, version=version, chainId=chain_id, verifyingContract=verifying)
+
+
 def snapshot_message(
     snapshots: Any,
     asset: int,
@@ -38,7 +53,6 @@ def snapshot_message(
     nonce: int | None = None,
 ) -> RateSnapshot:
     """A ``RateSnapshot`` under ``snapshots``' domain, with its next nonce unless given."""
-    _, name, version, chain_id, verifying, _, _ = snapshots.eip712Domain()
     return RateSnapshot(
         asset=int(asset),
         ratio=int(ratio),
@@ -46,16 +60,33 @@ def snapshot_message(
         max_growth_bps=int(max_growth_bps),
         nonce=int(snapshots.next_nonce() if nonce is None else nonce),
         deadline=int(deadline),
-        eip712_domain=EIP712Domain(
-            name=name, version=version, chainId=chain_id, verifyingContract=verifying
-        ),
+        eip712_domain=_domain(snapshots),
     )
 
 
-def sign_snapshot(message: RateSnapshot, signers: Sequence[Any]) -> list[bytes]:
+def funding_cap_message(
+    snapshots: Any, market: int, cap: int, deadline: int, nonce: int | None = None
+) -> FundingCap:
+    """A ``FundingCap`` (``cap``: WAD per hour) under ``snapshots``' domain, with its next
+    nonce unless given."""
+    return FundingCap(
+        market=int(market),
+        cap=int(cap),
+        nonce=int(snapshots.next_nonce() if nonce is None else nonce),
+        deadline=int(deadline),
+        eip712_domain=_domain(snapshots),
+    )
+
+
+def sign_message(message: EIP712Message, signers: Sequence[Any]) -> list[bytes]:
     """65-byte signatures by ``signers`` (Ape accounts), sorted by signer address."""
     ordered = sorted(signers, key=lambda a: int(str(a), 16))
     return [signature_bytes(s.sign_message(message)) for s in ordered]
+
+
+def funding_cap_args(message: FundingCap) -> tuple[int, ...]:
+    """The struct as ``RateSnapshots.submit_funding_cap`` takes it."""
+    return (message.market, message.cap, message.nonce, message.deadline)
 
 
 def snapshot_args(message: RateSnapshot) -> tuple[int, ...]:

@@ -18,6 +18,7 @@ from offchain_risk.units import (
     MAX_CAP,
     MAX_PRICE,
     MAX_RATE_GROWTH_BPS,
+    MIN_SNAPSHOT_DELAY,
     VAULT_JUMP_BPS,
     WAD,
     YEAR,
@@ -73,6 +74,25 @@ class RateCap:
             return self.ratio
         growth = self.ratio * self.max_growth_bps * (at - self.snapshot_time)
         return self.ratio + growth // (BPS * YEAR)
+
+    def rebased(self, ratio: int, timestamp: int, max_growth_bps: int, now: int) -> RateCap:
+        """The cap once the snapshot ``(ratio, timestamp, max_growth_bps)`` is installed at
+        ``now`` (``ledger.set_vault_snapshot``, through the signed ``RateSnapshots``); a
+        ``ValueError`` carrying the engine's revert string when the engine refuses it: not
+        newer than this one, under ``MIN_SNAPSHOT_DELAY`` old, a ratio above this cap at its
+        time, a growth above ``MAX_RATE_GROWTH_BPS``, or a cap now above this one now."""
+        if timestamp <= self.snapshot_time:
+            raise ValueError("vault: snapshot not newer")
+        if timestamp + MIN_SNAPSHOT_DELAY > now:
+            raise ValueError("vault: snapshot too recent")
+        if not 0 < ratio < 2**128 or ratio > self.cap(timestamp):
+            raise ValueError("vault: ratio above cap")
+        if max_growth_bps > MAX_RATE_GROWTH_BPS:
+            raise ValueError("vault: growth too high")
+        new = RateCap(ratio, timestamp, max_growth_bps, self.underlying_decimals)
+        if new.cap(now) > self.cap(now):
+            raise ValueError("vault: cap would rise")
+        return new
 
     def normalise(self, assets: int | None) -> int:
         """``convertToAssets(one whole share)`` in underlying units -> WAD, rounded down;

@@ -30,13 +30,14 @@ import numpy as np
 from offchain_risk import deploy, devnet
 from offchain_risk.keeper.keeper import Keeper
 from offchain_risk.keeper.liquidator import LiquidatorConfig
-from offchain_risk.keeper.rpc import Contracts
+from offchain_risk.keeper.rpc import Contracts, rpc_batch, web3_contract
 from offchain_risk.keeper.scanner import Market, float_margin, read_market
 from offchain_risk.keeper.store import Store
 from offchain_risk.keeper.txs import LocalSigner, NonceSource, TxManager
 from offchain_risk.keeper.vol_updater import build_vol_updater
 from offchain_risk.models.funding import FundingParams, cap_from_margin_gap
 from offchain_risk.models.margin import MAX_SCENARIOS, margin_exact
+from offchain_risk.replay.funding import BasisDesk, basis_premiums
 from offchain_risk.replay.listing import Listing, ListingConfig, calibrated_listing
 from offchain_risk.replay.path import PricePath
 from offchain_risk.replay.seed import Seeded, generate_books, seed
@@ -68,6 +69,9 @@ class ReplayConfig:
     funding: bool = True
     funding_hours: int = 8
     funding_interest: float = 0.0000125
+    # With funding: the desk's hourly basis fills at the data's perp-over-spot premium
+    # (offchain_risk.replay.funding.BasisDesk), the engine's funding samples.
+    basis: bool = True
 
     def __post_init__(self) -> None:
         if self.n_accounts < 1:
@@ -109,6 +113,7 @@ class VenueRun:
     risk_updates: list[tuple[int, str, bool]] = field(default_factory=list)  # (step, why, ok)
     pokes: int = 0
     opening: dict[str, Any] = field(default_factory=dict)
+    basis: BasisDesk | None = None  # the desk's hourly basis fills, with funding
     recalibrations: int = 0  # risk-engine calibrations the keeper's risk updater ran
 
 
@@ -389,7 +394,14 @@ def run_replay(
             risk_updater=updater,
             vol_updater=vol_updater,
         )
-        venues.append(VenueRun(label, d, manifest, seeded, keeper, market, governor=governor))
+        basis = None
+        if config.funding and config.basis:
+            perps = [d.symbols[m.symbol] for m in venue_markets if m.perp]
+            basis = BasisDesk(project, w3, d, desk, owner, perps, path.opening, sender)
+            sender.check()
+        venues.append(
+            VenueRun(label, d, manifest, seeded, keeper, market, governor=governor, basis=basis)
+        )
     seed_seconds = time.perf_counter() - t_start
 
     sender.add(relayer)
@@ -411,6 +423,10 @@ def run_replay(
         updater.target.anchor(chain_start)  # from here the chain's clock is history's
     vol_clock.anchor = chain_start
     feeder_feeds = [feeds[a] for a in path.assets]
+    premiums = None
+    if venues[0].basis is not None:
+        band = int(venues[0].deployment.engine.price_band()) / WAD
+        premiums = basis_premiums(path, band, config.data_dir)
     last = 0
     for step in range(path.n_steps):
         dt = int(path.seconds[step]) - last
@@ -422,6 +438,10 @@ def run_replay(
             sender.send(owner, _web3_feed(project, w3, feed), "set_price", [answer], "price")
         sender.check()
         prices_wad = np.array([a * 10**10 for a in answers], dtype=object)
+        if premiums is not None and (step == 0 or path.bar[step] != path.bar[step - 1]):
+            for v in venues:  # the hour's first round: the basis fills
+                v.basis.trade(sender, int(path.bar[step]), prices_wad, premiums[step])
+            sender.check()
         for v in venues:
             if v.governor is not None:
                 # Open MM ramps move first, so the keeper's ticks below see (and restore)
@@ -474,12 +494,9 @@ _FEEDS: dict[str, Any] = {}
 
 
 def _web3_feed(project: Any, w3: Any, feed: Any) -> Any:
-    from offchain_risk.keeper.rpc import abi_of
-
     key = str(getattr(feed, "address", feed))
     if key not in _FEEDS:
-        abi = abi_of(project.MockAggregator.contract_type)
-        _FEEDS[key] = w3.eth.contract(address=w3.to_checksum_address(key), abi=abi)
+        _FEEDS[key] = web3_contract(project, w3, "MockAggregator", key)
     return _FEEDS[key]
 
 
@@ -549,12 +566,7 @@ def risk_updater(
 
 def _poke(v: VenueRun, project: Any, w3: Any, sender: RawSender, relayer: Any) -> None:
     """Move every open MM ramp of the governor forward (anyone may; the relayer does)."""
-    from offchain_risk.keeper.rpc import abi_of
-
-    gov = w3.eth.contract(
-        address=w3.to_checksum_address(str(v.governor.address)),
-        abi=abi_of(project.RiskGovernor.contract_type),
-    )
+    gov = web3_contract(project, w3, "RiskGovernor", v.governor.address)
     for asset in range(v.market.n_assets):
         try:
             gov.functions.poke(asset).call({"from": str(relayer.address)})
@@ -588,6 +600,8 @@ def _keep(v: VenueRun, step: int, path: PricePath, max_ticks: int, t_round: floa
         if ticks == 1:
             hit = confirmed
         sent += len(result.sent())
+        if result.sent():
+            _mined(v.keeper.tx)
         for action in result.actions:
             v.outcomes[action.outcome] = v.outcomes.get(action.outcome, 0) + 1
         if confirmed == 0:
@@ -600,3 +614,19 @@ def _keep(v: VenueRun, step: int, path: PricePath, max_ticks: int, t_round: floa
     if hit:
         wall_ms = (time.perf_counter() - t_round) * 1e3
         v.shocks.append(Shock(step, path.times[step], hit, sent, ticks, cleared, wall_ms))
+
+
+def _mined(tx: TxManager, timeout: float = 60.0) -> None:
+    """Wait until the node has mined every transaction the keeper's key sent: its sends go
+    out in one JSON-RPC batch, and anvil mines them one block each after the batch returns,
+    so the next tick (the next block of the replay) would otherwise find some still in the
+    pool and their accounts in flight."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending, latest = rpc_batch(
+            tx.w3,
+            [("eth_getTransactionCount", [tx.address, tag]) for tag in ("pending", "latest")],
+        )
+        if pending == latest:
+            return
+        time.sleep(0.01)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from offchain_risk.chain import Engine, account_id
-from offchain_risk.keeper.rpc import abi_of, engine_type
+from offchain_risk.keeper.rpc import web3_contract
 from offchain_risk.keeper.scanner import Market
 from offchain_risk.models.margin import margin_exact
 from offchain_risk.replay.txs import RawSender
@@ -205,16 +205,10 @@ def seed(
     d = deployment
     first_block = int(w3.eth.block_number) + 1
 
-    def web3_at(name: str, address: Any) -> Any:
-        abi = abi_of(getattr(project, name).contract_type)
-        return w3.eth.contract(address=w3.to_checksum_address(str(address)), abi=abi)
-
-    engine = w3.eth.contract(
-        address=w3.to_checksum_address(str(d.engine.address)), abi=abi_of(engine_type(project))
-    )
-    book = web3_at("OrderBook", d.book.address)
-    cash = web3_at("MockToken", d.cash.address)
-    tokens = {a: web3_at("MockToken", t.address) for a, t in d.tokens.items()}
+    engine = web3_contract(project, w3, "MarginEngine", d.engine.address)
+    book = web3_contract(project, w3, "OrderBook", d.book.address)
+    cash = web3_contract(project, w3, "MockToken", d.cash.address)
+    tokens = {a: web3_contract(project, w3, "MockToken", t.address) for a, t in d.tokens.items()}
     decimals = {a: int(t.decimals()) for a, t in d.tokens.items()}
     for who in (owner, desk, keeper, *traders):
         sender.add(who)

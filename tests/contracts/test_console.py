@@ -96,3 +96,24 @@ def test_vault_shares__listed_funded_shown_liquidated(accounts, project, capsys)
     assert names["vault_rate"]("sWETH")[0] < 0.11
     names["liquidate"](trader)
     assert d.engine.collateral(a, asset) < 10 * 10**18
+
+
+def test_show__funding_on__prints_rate_cap_and_what_the_position_owes(
+    accounts, project, chain, capsys
+):
+    """With funding on, `show` prints the rate in force, the cap and the unsettled funding:
+    a short 5 ETH at 2,000 USD receives an hour of 0.01%/h interest, 1.00 USD."""
+    names = _extras().ape_init_extras(accounts=accounts, project=project)
+    d = names["deploy"]()
+    trader, owner = names["trader"], names["owner"]
+    d.engine.set_funding_params(0, 8, 10**14, 10**15, sender=owner)  # ETH: 0.01%/h interest
+    names["deposit"](trader, "USDC", 50_000)
+    tx = names["open_position"](trader, "ETH", -5)  # the hour's first touch: the rate is set
+    chain.mine(timestamp=chain.provider.get_block(tx.block_number).timestamp + 3600)
+    capsys.readouterr()
+    s = names["show"](trader)
+    out = capsys.readouterr().out
+    assert "ETH funding: +0.01000%/h (cap 0.1000%/h), owes -1.00 USD unsettled" in out
+    assert "BTC funding" not in out  # funding never on there
+    assert s.equity == 50_000 * 10**18 + 10**18  # in equity already, not yet in cash
+    assert s.cash == 50_000 * 10**18

@@ -1,14 +1,22 @@
-"""RateSnapshots.submit: vault rate-cap snapshots signed by M of the risk governor's
-signers; every bad signature, nonce, deadline or relayer reverts with nothing moved."""
+"""RateSnapshots: vault rate-cap snapshots (``submit``) and funding-cap cuts
+(``submit_funding_cap``) signed by M of the risk governor's signers; every bad signature,
+nonce, deadline, relayer or cap reverts with nothing moved."""
 
 import dataclasses
 
 import ape
 import pytest
-from conftest import WAD
+from conftest import ETH, SOL, WAD
 
 from offchain_risk import devnet
-from offchain_risk.keeper.snapshots import sign_snapshot, snapshot_args, snapshot_message
+from offchain_risk.keeper.snapshots import (
+    funding_cap_args,
+    funding_cap_message,
+    sign_message,
+    snapshot_args,
+    snapshot_message,
+)
+from offchain_risk.models.funding import FundingParams
 from offchain_risk.models.vault import RateCap
 
 
@@ -53,7 +61,7 @@ def state(engine, snapshots, asset):
 def test_submit__two_of_three__moves_the_snapshot(
     engine, snapshots, vault_asset, lowered, risk_signers, keeper
 ):
-    sigs = sign_snapshot(lowered, risk_signers[:2])
+    sigs = sign_message(lowered, risk_signers[:2])
     tx = snapshots.submit(snapshot_args(lowered), sigs, sender=keeper)
     cap = RateCap.from_word(engine.vault_word(vault_asset))
     assert (cap.ratio, cap.snapshot_time, cap.max_growth_bps) == (
@@ -93,11 +101,11 @@ def test_submit__bad_input__reverts_nothing_moves(
     elif case == "stranger_signs":
         signers = [risk_signers[0], stranger]
     elif case == "unsorted":
-        sigs = list(reversed(sign_snapshot(msg, signers)))
+        sigs = list(reversed(sign_message(msg, signers)))
     elif case == "duplicate":
-        sigs = sign_snapshot(msg, signers[:1]) * 2
+        sigs = sign_message(msg, signers[:1]) * 2
     elif case == "short_signature":
-        sigs = [s[:64] for s in sign_snapshot(msg, signers)]
+        sigs = [s[:64] for s in sign_message(msg, signers)]
     elif case == "signer_relays":
         relayer = risk_signers[2]
     elif case == "expired":
@@ -119,7 +127,7 @@ def test_submit__bad_input__reverts_nothing_moves(
     elif case == "not_manager":
         engine.set_snapshot_manager(owner, sender=owner)
     if sigs is None:
-        sigs = sign_snapshot(msg, signers)
+        sigs = sign_message(msg, signers)
     before = state(engine, snapshots, vault_asset)
     with ape.reverts(message):
         snapshots.submit(snapshot_args(msg), sigs, sender=relayer)
@@ -127,7 +135,7 @@ def test_submit__bad_input__reverts_nothing_moves(
 
 
 def test_submit__replay__refused(engine, snapshots, vault_asset, lowered, risk_signers, keeper):
-    sigs = sign_snapshot(lowered, risk_signers[:2])
+    sigs = sign_message(lowered, risk_signers[:2])
     snapshots.submit(snapshot_args(lowered), sigs, sender=keeper)
     before = state(engine, snapshots, vault_asset)
     with ape.reverts("snapshots: bad nonce"):
@@ -143,13 +151,123 @@ def test_submit__removed_signer__no_longer_counts(
     before = state(engine, snapshots, vault_asset)
     with ape.reverts("snapshots: not a signer"):
         snapshots.submit(
-            snapshot_args(lowered), sign_snapshot(lowered, risk_signers[:2]), sender=keeper
+            snapshot_args(lowered), sign_message(lowered, risk_signers[:2]), sender=keeper
         )
     assert state(engine, snapshots, vault_asset) == before
 
 
-def test_snapshot_digest__equals_the_integration_kit(snapshots, chain):
-    """integration/eip712.json's RateSnapshot hashes to the digest the contract signs."""
+@pytest.fixture
+def funding_on(engine, owner):
+    """ETH's funding on at a cap of 0.1% an hour (8 h convergence, 0.001% interest)."""
+    engine.set_funding_params(ETH, 8, 10**13, 10**15, sender=owner)
+    return FundingParams(8, 10**13, 10**15)
+
+
+def cap_state(engine, snapshots):
+    return (engine.funding_params(ETH), engine.funding_params(SOL), snapshots.next_nonce())
+
+
+def test_submit_funding_cap__two_of_three__lowers_only_the_cap(
+    engine, snapshots, funding_on, risk_signers, keeper
+):
+    cut = funding_cap_message(snapshots, ETH, 10**14, ape.chain.blocks.head.timestamp + 600)
+    tx = snapshots.submit_funding_cap(
+        funding_cap_args(cut), sign_message(cut, risk_signers[:2]), sender=keeper
+    )
+    params = FundingParams.unpack(engine.funding_params(ETH))
+    assert params == FundingParams(funding_on.convergence_hours, funding_on.interest, 10**14)
+    assert snapshots.next_nonce() == 1
+    [applied] = [x for x in tx.events if x.event_name == "FundingCapApplied"]
+    assert applied.nonce == 0 and applied.market == ETH and applied.relayer == keeper
+    [logged] = [x for x in tx.events if x.event_name == "FundingParamsSet"]
+    assert (logged.market, logged.convergence_hours, logged.interest, logged.cap) == (
+        ETH, 8, 10**13, 10**14,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("equal", "ledger: funding cap not lower"),
+        ("higher", "ledger: funding cap not lower"),
+        ("funding_never_on", "ledger: funding cap not lower"),
+        ("one_signature", "snapshots: below threshold"),
+        ("stranger_signs", "snapshots: not a signer"),
+        ("signer_relays", "snapshots: signer cannot relay"),
+        ("expired", "snapshots: expired"),
+        ("bad_nonce", "snapshots: bad nonce"),
+        ("paused", "snapshots: governor paused"),
+        ("snapshot_signed", "snapshots: not a signer"),
+        ("not_manager", "ownable: caller is not the owner"),
+    ],
+)
+def test_submit_funding_cap__bad_input__reverts_nothing_moved(
+    engine, snapshots, governor, funding_on, risk_signers, keeper, stranger, guardian, owner,
+    case, message,
+):  # fmt: skip
+    deadline = ape.chain.blocks.head.timestamp + 600
+    market, cap, nonce, signers, relayer = ETH, 10**14, None, list(risk_signers[:2]), keeper
+    if case == "equal":
+        cap = funding_on.cap
+    elif case == "higher":
+        cap = funding_on.cap + 1
+    elif case == "funding_never_on":
+        market, cap = SOL, 0
+    elif case == "one_signature":
+        signers = signers[:1]
+    elif case == "stranger_signs":
+        signers = [risk_signers[0], stranger]
+    elif case == "signer_relays":
+        relayer = risk_signers[2]
+    elif case == "expired":
+        deadline = ape.chain.blocks.head.timestamp - 1
+    elif case == "bad_nonce":
+        nonce = 1
+    elif case == "paused":
+        governor.pause(sender=guardian)
+    elif case == "not_manager":
+        engine.set_snapshot_manager(owner, sender=owner)
+    cut = funding_cap_message(snapshots, market, cap, deadline, nonce=nonce)
+    sigs = sign_message(cut, signers)
+    if case == "snapshot_signed":
+        # The signers' signatures over a RateSnapshot with the same words do not carry a cut.
+        other = snapshot_message(snapshots, market, cap, 0, 0, deadline)
+        sigs = sign_message(other, signers)
+    before = cap_state(engine, snapshots)
+    with ape.reverts(message):
+        snapshots.submit_funding_cap(funding_cap_args(cut), sigs, sender=relayer)
+    assert cap_state(engine, snapshots) == before
+
+
+def test_submit_funding_cap__replay__refused(engine, snapshots, funding_on, risk_signers, keeper):
+    cut = funding_cap_message(snapshots, ETH, 10**14, ape.chain.blocks.head.timestamp + 600)
+    sigs = sign_message(cut, risk_signers[:2])
+    snapshots.submit_funding_cap(funding_cap_args(cut), sigs, sender=keeper)
+    before = cap_state(engine, snapshots)
+    with ape.reverts("snapshots: bad nonce"):
+        snapshots.submit_funding_cap(funding_cap_args(cut), sigs, sender=keeper)
+    assert cap_state(engine, snapshots) == before
+
+
+@pytest.mark.parametrize(
+    "primary, message",
+    [
+        (
+            "RateSnapshot",
+            {
+                "asset": 4,
+                "ratio": 105 * WAD // 100,
+                "timestamp": 1_700_000_000,
+                "max_growth_bps": 1_000,
+                "nonce": 3,
+                "deadline": 2**40,
+            },
+        ),
+        ("FundingCap", {"market": 2, "cap": 10**14, "nonce": 5, "deadline": 2**40}),
+    ],
+)
+def test_digest__equals_the_integration_kit(snapshots, chain, primary, message):
+    """integration/eip712.json's message hashes to the digest the contract signs."""
     import json
     from pathlib import Path
 
@@ -157,15 +275,7 @@ def test_snapshot_digest__equals_the_integration_kit(snapshots, chain):
     from eth_utils import keccak
 
     kit = json.loads((Path(__file__).resolve().parents[2] / "integration/eip712.json").read_text())
-    m = kit["messages"]["RateSnapshot"]
-    message = {
-        "asset": 4,
-        "ratio": 105 * WAD // 100,
-        "timestamp": 1_700_000_000,
-        "max_growth_bps": 1_000,
-        "nonce": 3,
-        "deadline": 2**40,
-    }
+    m = kit["messages"][primary]
     signable = encode_typed_data(
         full_message={
             "types": m["types"],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from offchain_risk.replay.funding import SPOT_USDT, basis_premiums
 from offchain_risk.replay.path import load_path
 from offchain_risk.replay.replay import ReplayConfig, healths, run_replay
 from offchain_risk.replay.report import summarize, write_report
@@ -123,17 +124,34 @@ def test_replay__keeper_publishes_vol_surfaces_hourly_through_the_feed(replayed)
     assert replay.venues[1].deployment.vol_feed is None and report.venues[1].vol_runs == ()
 
 
-def test_replay__funding_on_every_perp__longs_pay_shorts_and_paid_equals_received(replayed):
+def test_replay__funding_on_every_perp__the_basis_sets_the_rate_and_paid_equals_received(
+    replayed, data_dir
+):
     replay, report, md, _ = replayed
     text = md.read_text()
     assert "## Funding" in text
+    interest = to_wad(replay.config.funding_interest)
+    band = int(replay.venues[0].deployment.engine.price_band()) / WAD
+    # the window's nine hours all take the basis of 2020-03-11's close
+    basis = basis_premiums(replay.path, band, data_dir)[-1]
     for summary in report.venues:
         flows = {f.symbol: f for f in summary.funding}
         assert set(flows) == set(ASSETS)  # every replayed market is a perp
-        for f in flows.values():
-            # fills at the oracle: the rate is the interest term, paid by longs to shorts
-            assert set(f.rates) == {to_wad(replay.config.funding_interest)}
-            assert f.longs_paid > 0 > f.shorts_paid and f.index_end > 0
+        for j, symbol in enumerate(ASSETS):
+            f = flows[symbol]
+            if symbol in SPOT_USDT:
+                # the opening hour's fills are at the oracle, then the desk's hourly basis
+                # fill is the window's premium: paid off over 8 hours, plus the interest
+                expected = int(basis[j] * WAD) // replay.config.funding_hours + interest
+                assert f.rates[0] == interest and len(set(f.rates)) == 2
+                assert abs(f.rates[-1] - expected) <= 10**9  # the price's 1e-9 rounding
+            else:  # no USDT spot closes: no basis fills, the rate is the interest
+                assert set(f.rates) == {interest}
+            # the side the rate charges pays
+            if sum(f.rates) > 0:
+                assert f.longs_paid > 0 > f.shorts_paid and f.index_end > 0
+            else:
+                assert f.shorts_paid > 0 > f.longs_paid and f.index_end < 0
             # paid equals received up to one wei per rounding, always in the engine's favour
             assert 0 <= f.dust <= f.roundings
             assert f"| {f.symbol} | ${f.longs_paid / WAD:,.2f} |" in text

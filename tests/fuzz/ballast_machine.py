@@ -8,7 +8,9 @@ protocol (deposit, withdraw, sub-account transfer, signed-order fill and partial
 cancel, oracle moves including stale rounds, crashes and a pumped thin asset, time, funding
 switched on, changed or off by the owner and settled by anyone as time passes, signed
 risk updates valid and invalid and chained inside one window, ramp pokes, liquidation with
-any fraction, a keeper pass, insolvency). Its invariants, one `@invariant` each so a failure
+any fraction, a keeper pass, insolvency, vault shares' rate moved by donations, slashings and
+outages and their cap moved by signed snapshots; hostile tokens in `HostileMachine`'s runs).
+Its invariants, one `@invariant` each so a failure
 names the property (the rule-level checks below run inside the rules):
 
 * funding: what settlements took from payers covers what they credited to receivers, the
@@ -31,6 +33,9 @@ names the property (the rule-level checks below run inside the rules):
 * no sequence of signed updates (chained inside one window, planned or raw) or ramp pokes
   moves a governed value past its budget for the window;
 * views (`healths`, `Lens.account_state`) never revert on a listed account;
+* the vault share's price is the twin's (`RateCap`: the rate capped, cut or an outage) at
+  every price re-read, and a signed snapshot is installed exactly when the twin's
+  `RateCap.rebased` accepts it (else refused with its reason, nothing moved);
 * the contract and the numpy twin (`margin_exact`, with the unsettled funding of
   `offchain_risk.models.funding`: each market's words stepped at every touch, each
   position's snapshot) agree to the wei on equity, MM and IM,
@@ -56,7 +61,9 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -78,15 +85,29 @@ from offchain_risk.keeper.signer import (
     RiskSigner,
     update_tuple,
 )
+from offchain_risk.keeper.snapshots import snapshot_args, snapshot_message
 from offchain_risk.models.funding import FundingParams, MarketFunding, owed, owed_exact, premium_of
 from offchain_risk.models.liquidation import LiquidationPolicy, is_liquidatable, preview
 from offchain_risk.models.margin import QuotePeg, RiskParams, margin_exact
-from offchain_risk.units import HOUR, MAX_FUNDING_CAP, MAX_FUNDING_CONVERGENCE, QUOTE_ASSET
+from offchain_risk.models.vault import VAULT_CLASSES, RateCap
+from offchain_risk.units import (
+    DAY,
+    HOUR,
+    MAX_FUNDING_CAP,
+    MAX_FUNDING_CONVERGENCE,
+    MAX_RATE_GROWTH_BPS,
+    QUOTE_ASSET,
+)
 
 WAD = 10**18
 BPS = 10**4
 N_ASSETS = 4
 ETH, BTC, SOL, LINK = range(N_ASSETS)
+# ERC-4626 shares over WETH (MockVault), listed after the markets as collateral only, priced
+# at the ETH feed times the capped rate; the book's assets are the markets and the shares.
+VAULT = N_ASSETS
+ASSETS = N_ASSETS + 1
+VAULT_CLASS = VAULT_CLASSES["liquid_staking"]
 FEED_UNIT = 10**10  # 8-decimal feeds
 CASH_SCALE = 10**12  # USDC has 6 decimals
 INSURANCE = 0
@@ -96,7 +117,7 @@ MAX_PRICE = 2**100  # constants.MAX_PRICE: the largest price (WAD) the engine ac
 GOV_EVERY = 6
 # The EVM the model runs on: "revm" (pyrevm, for volume) or "boa" (titanoboa, for traces).
 BACKEND = os.environ.get("FUZZ_BACKEND", "revm")
-SCALE = {-1: CASH_SCALE, ETH: 1, BTC: 10**10}  # token units -> WAD
+SCALE = {-1: CASH_SCALE, ETH: 1, BTC: 10**10, VAULT: 1}  # token units -> WAD
 # Traders: (role, sub-account); a role is one owner key. The liquidator's desk is funded deep.
 TRADERS = (("trader", 0), ("trader", 1), ("maker", 0), ("maker", 1), ("taker", 0))
 DESK = ("liquidator", 0)
@@ -153,11 +174,25 @@ class Stack:
     accounts: list[int]  # INSURANCE, traders..., desk
     owners: dict[int, str]  # account -> owner address
     desk: int
-    tokens: dict[int, object]  # asset -> collateral token; -1 -> cash
+    tokens: dict[int, object]  # asset -> collateral token (VAULT: the shares); -1 -> cash
     quote_feed: object  # the quote (cash) asset's feed, on slot QUOTE_ASSET
+    underlying: object  # the vault's underlying token (WETH)
+    snapshots: object  # RateSnapshots: the signed moves of the vault's rate cap
+    # Hostile runs: kind -> (token, its feed) of the tokens no deposit may credit.
+    refused: dict[str, tuple[object, object]] = field(default_factory=dict)
 
 
-_STACKS: dict[str, Stack] = {}
+_STACKS: dict[tuple[str, bool], Stack] = {}
+
+# Hostile runs (`HostileMachine`): ETH's and BTC's collateral tokens are a re-entrant and a
+# blocklisting token (contracts/test/), and a fee-on-transfer and a false-returning token
+# are listed as collateral-only assets after the markets (HostileToken's modes), each with
+# the clear error that must refuse its every deposit.
+HOSTILE_COLLATERAL = {ETH: "test/ReentrantToken.vy", BTC: "test/BlocklistToken.vy"}
+REFUSED_TOKENS = {
+    "fee-on-transfer": (1, "ledger: received amount differs"),
+    "false-returning": (2, "ledger: transfer failed"),
+}
 
 
 def new_chain(backend: str) -> Any:
@@ -177,14 +212,15 @@ def new_chain(backend: str) -> Any:
     return chain
 
 
-def stack(backend: str | None = None) -> Stack:
-    """Deploy once per process and backend (compiling takes seconds); each example runs in
-    an anchor."""
+def stack(backend: str | None = None, hostile: bool = False) -> Stack:
+    """Deploy once per process, backend and kind of run (compiling takes seconds); each
+    example runs in an anchor. `hostile`: the hostile tokens listed (HOSTILE_COLLATERAL,
+    REFUSED_TOKENS)."""
     backend = backend or BACKEND
-    if backend in _STACKS:
-        return _STACKS[backend]
+    if (backend, hostile) in _STACKS:
+        return _STACKS[backend, hostile]
     chain = new_chain(backend)
-    s = deploy(chain)
+    s = deploy(chain, HOSTILE_COLLATERAL if hostile else None)
     feeds = {}
     for asset, spec in enumerate(devnet.MARKETS):
         feeds[asset] = chain.load(
@@ -195,6 +231,18 @@ def stack(backend: str | None = None) -> Stack:
     # reports below 1 (`depeg_quote`).
     quote_feed = chain.load(CONTRACTS / "test/HostileAggregator.vy", 8, 10**8)
     s.admin.set_feed(QUOTE_ASSET, quote_feed.address, HEARTBEAT)
+    vault, underlying = _list_vault(chain, s, feeds[ETH])
+    refused = {}
+    for kind, (mode, _) in REFUSED_TOKENS.items() if hostile else ():
+        token = chain.load(CONTRACTS / "test/HostileToken.vy", mode, 18)
+        feed = chain.load(CONTRACTS / "test/MockAggregator.vy", 8, 100 * 10**8)
+        asset = s.engine.num_assets()
+        s.admin.list_asset(
+            token.address, feed.address, HEARTBEAT, 500, 1_000, 10**12 * WAD, 10**12 * WAD,
+            False, 0,
+        )  # fmt: skip
+        s.admin.set_shocks(asset, [-3_000, 3_000] + [0] * 14)
+        refused[kind] = (token, feed)
     keys = [Account.from_key((0xB0 + i).to_bytes(32, "big")) for i in range(3)]  # risk signers
     for k in keys:
         s.keys[f"signer{k.address}"] = k
@@ -212,6 +260,13 @@ def stack(backend: str | None = None) -> Stack:
     governor.set_global_bounds(devnet.GLOBAL_BOUNDS)
     s.admin.set_risk_manager(governor.address)
     s.liquidations.set_risk_manager(governor.address)
+    snapshots = chain.load(CONTRACTS / "RateSnapshots.vy", s.engine.address, governor.address)
+    s.admin.set_snapshot_manager(snapshots.address)
+    # Sixty days on, every feed answering afresh: signed snapshots of the vault's rate (at
+    # least seven days old, newer than the listing's) can be installed from the first step.
+    chain.time_travel(60 * DAY)
+    for feed in (*feeds.values(), quote_feed):
+        feed.set_price(feed.answer())
     if isinstance(chain, BoaChain):
         chain.register(s.engine)
 
@@ -222,7 +277,7 @@ def stack(backend: str | None = None) -> Stack:
         acct = s.account(who, sub)
         accounts.append(acct)
         owners[acct] = who
-        for token in (s.cash, *s.tokens.values()):
+        for token in (s.cash, *s.tokens.values(), vault):
             token.approve(s.engine.address, 2**255, sender=who)
     desk = accounts[-1]
     _fund(s, owners[desk], desk, s.cash, 10**9 * 10**6)
@@ -231,7 +286,7 @@ def stack(backend: str | None = None) -> Stack:
         _fund(s, owners[acct], acct, s.cash, 20_000 * 10**6)
         _fund(s, owners[acct], acct, s.tokens[ETH], 2 * 10**18)
     _fund(s, s.owner, INSURANCE, s.cash, 10_000 * 10**6)
-    _STACKS[backend] = Stack(
+    _STACKS[backend, hostile] = Stack(
         s=s,
         chain=chain,
         feeds=feeds,
@@ -241,10 +296,33 @@ def stack(backend: str | None = None) -> Stack:
         accounts=accounts,
         owners=owners,
         desk=desk,
-        tokens={-1: s.cash, **s.tokens},
+        tokens={-1: s.cash, **s.tokens, VAULT: vault},
         quote_feed=quote_feed,
+        refused=refused,
+        underlying=underlying,
+        snapshots=snapshots,
     )
-    return _STACKS[backend]
+    return _STACKS[backend, hostile]
+
+
+def _list_vault(chain: Any, s: BoaStack, eth_feed) -> tuple[Any, Any]:
+    """List WETH vault shares (MockVault, 105 WETH for 100 shares: a rate of 1.05) as
+    asset VAULT, as `devnet.list_vault` lists them: ETH's feed, floor and shocks, the
+    liquid-staking class's haircut and growth cap, the cap's snapshot the rate at listing."""
+    underlying = chain.load(CONTRACTS / "test/MockToken.vy", "Wrapped Ether", "WETH", 18)
+    vault = chain.load(CONTRACTS / "test/MockVault.vy", "Staked WETH", "sWETH", underlying.address)
+    underlying.mint(s.owner, 105 * WAD)
+    underlying.approve(vault.address, 100 * WAD)
+    vault.deposit(100 * WAD, s.owner)
+    underlying.transfer(vault.address, 5 * WAD)
+    assert s.engine.num_assets() == VAULT
+    s.admin.list_asset(
+        vault.address, eth_feed.address, HEARTBEAT, devnet.MARKETS[ETH].floor_bps,
+        VAULT_CLASS.haircut_bps, 10**12 * WAD, 10**12 * WAD, False, 0,
+    )  # fmt: skip
+    s.admin.set_shock_word(VAULT, s.engine.shock_word(ETH))
+    s.funding.list_vault(VAULT, VAULT_CLASS.max_growth_bps)
+    return vault, underlying
 
 
 def _fund(s: BoaStack, who: str, account: int, token, amount: int) -> None:
@@ -354,9 +432,11 @@ STATS: Counter = Counter()
 
 
 class BallastMachine(RuleBasedStateMachine):
+    HOSTILE = False  # the stack with the hostile tokens listed (`HostileMachine`)
+
     def __init__(self) -> None:
         super().__init__()
-        self.k = stack()
+        self.k = stack(hostile=self.HOSTILE)
         self.s = self.k.s
         self.chain = self.k.chain
         self._anchor = self.chain.anchor()
@@ -408,6 +488,9 @@ class BallastMachine(RuleBasedStateMachine):
         self.funding_dust = 0  # sum(paid * WAD - size * (index - snap)), WAD * WAD units
         self.settlements = 0
         self.funding_on = False  # a cap was ever set: until then every funding word is 0
+        # The vault's rate cap, stepped by the twin at every snapshot the engine installs.
+        self.vault_cap = RateCap.from_word(self.s.funding.vault_word(VAULT))
+        self.vault_mode = 0  # MockVault's mode, as `vault_moves` last set it
         self._refresh()
 
     def teardown(self) -> None:
@@ -451,8 +534,10 @@ class BallastMachine(RuleBasedStateMachine):
     def _snapshot(self, account: int) -> Snapshot:
         e = self.s.engine
         bitmap = e.account_assets(account)
-        coll, size, on = [0] * N_ASSETS, [0] * N_ASSETS, [0] * N_ASSETS
-        for a in range(N_ASSETS):
+        # Nothing beyond the markets: a refused token (hostile runs) is never credited.
+        assert bitmap >> (2 * ASSETS) == 0, f"account {account} holds assets {bitmap:#x}"
+        coll, size, on = [0] * ASSETS, [0] * ASSETS, [0] * ASSETS
+        for a in range(ASSETS):
             if bitmap >> (2 * a) & 1:
                 coll[a] = e.collateral(account, a)
             if bitmap >> (2 * a + 1) & 1:
@@ -462,7 +547,7 @@ class BallastMachine(RuleBasedStateMachine):
     def _read_params(self) -> None:
         s = self.s
         shocks, floors, haircuts = [], [], []
-        for a in range(N_ASSETS):
+        for a in range(ASSETS):
             shocks.append(list(s.lens.shocks(a)))
             cfg = s.lens.asset_config(a)
             floors.append(cfg.floor_bps)
@@ -486,7 +571,8 @@ class BallastMachine(RuleBasedStateMachine):
         )
         self.peg_bps = s.lens.asset_config(QUOTE_ASSET).floor_bps  # the standing peg rate
         self.decimals = np.array(
-            [spec.token[2] if spec.token else 18 for spec in devnet.MARKETS], dtype=np.int64
+            [spec.token[2] if spec.token else 18 for spec in devnet.MARKETS] + [18],
+            dtype=np.int64,
         )
         self.governed_seen.append((self.chain.timestamp, self._governed_values()))
 
@@ -515,9 +601,17 @@ class BallastMachine(RuleBasedStateMachine):
             # (liquidation price, feed valid) and the feed's reported price (stale or not):
             # the liquidation valuation and the strict one of the risk-reducing rule.
             e, f = self.s.engine, self.s.funding
-            reported = [e.price(a) for a in range(N_ASSETS)]
-            self.prices = [(f.liquidation_price(a), ok) for a, (_, ok) in enumerate(reported)]
+            reported = [e.price(a) for a in range(ASSETS)]
+            # A valid price is the liquidation price (`ledger._liquidation_price`); only an
+            # invalid one needs the view (a live fallback, or 0).
+            self.prices = [
+                (p if ok else f.liquidation_price(a), ok) for a, (p, ok) in enumerate(reported)
+            ]
             self.reported = [p for p, _ in reported]
+            # The share's price is the twin's (`RateCap`) from the vault's rate and ETH's.
+            rate = self._vault_assets()
+            twin = self.vault_cap.price(self.reported[ETH], rate, self.chain.timestamp)
+            assert self.reported[VAULT] == twin, ("vault share price", self.reported, rate)
             # The quote as last reported, stale or not (IM's peg-loss term reads it so).
             q, self.quote_ok = e.price(QUOTE_ASSET)
             self.quote = QuotePeg(q, self.peg_bps)
@@ -549,6 +643,18 @@ class BallastMachine(RuleBasedStateMachine):
             assert (view.equity, view.mm) == (rows[-1][0], rows[-1][1])
         self.unchecked |= revalue
 
+    def _vault_assets(self) -> int | None:
+        """What the vault answers the engine's `convertToAssets(one share)` with: None when
+        it reverts or burns the read's gas (MockVault's modes 1 and 3)."""
+        mode = self.vault_mode
+        return (
+            None
+            if mode in (1, 3)
+            else 0
+            if mode == 2
+            else self.k.tokens[VAULT].convertToAssets(WAD)
+        )
+
     def _due(self, name: str) -> bool:
         """Whether the invariant `name` has something new to check: balances (or, for
         "bounds", parameters) were re-read since it last ran. What it checks cannot move
@@ -578,7 +684,7 @@ class BallastMachine(RuleBasedStateMachine):
         now = self.chain.timestamp
         index = [self.markets[m].index_at(prices[m], now) for m in range(N_ASSETS)]
         snapshots = [[self.snaps.get((a, m), 0) for m in range(N_ASSETS)] for a in accounts]
-        return owed_exact([x.size for x in snaps], snapshots, index)
+        return owed_exact([x.size[:N_ASSETS] for x in snaps], snapshots, index)
 
     def _touch(self, market: int, price: int, sides: dict[int, int], premium: int = 0, weight=0):
         """A touch of `market` (fill, liquidation slice, `settle_funding`): the twin's index
@@ -631,7 +737,7 @@ class BallastMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ rules
 
     accounts = st.sampled_from(range(1, len(TRADERS) + 1))
-    token_ids = st.sampled_from((-1, ETH, BTC))
+    token_ids = st.sampled_from((-1, ETH, BTC, VAULT))
 
     def _acct(self, i: int) -> int:
         return self.k.accounts[i]
@@ -640,33 +746,34 @@ class BallastMachine(RuleBasedStateMachine):
         """An amount in token units: frac of a few thousand dollars' worth."""
         if token_id == -1:
             return max(int(frac * 20_000 * 10**6), 1)
-        if token_id == ETH:
+        if token_id in (ETH, VAULT):
             return max(int(frac * 10 * 10**18), 1)
         return max(int(frac * 0.3 * 10**8), 1)
 
     @rule(i=accounts, token_id=token_ids, frac=st.floats(0.0001, 1.0))
     def deposit(self, i, token_id, frac):
         acct, who = self._acct(i), self.k.owners[self._acct(i)]
-        token = self.k.tokens[token_id]
         amount = self._units(token_id, frac)
-        self._deposit(acct, who, token, amount)
+        self._deposit(acct, who, token_id, amount)
 
-    @rule(i=accounts, token_id=st.sampled_from((ETH, BTC)))
+    @rule(i=accounts, token_id=st.sampled_from((ETH, BTC, VAULT)))
     def deposit_dust(self, i, token_id):
         """One base unit of a collateral token: the dust shield's opening move."""
         acct = self._acct(i)
-        self._deposit(acct, self.k.owners[acct], self.k.tokens[token_id], 1)
+        self._deposit(acct, self.k.owners[acct], token_id, 1)
 
-    def _deposit(self, acct: int, who: str, token, amount: int) -> None:
-        token.mint(who, amount)
+    def _deposit(self, acct: int, who: str, token_id: int, amount: int) -> None:
+        token = self._mint(token_id, who, amount)
         before = self._state(acct)
         try:
-            self.s.admin.deposit(acct, token.address, amount, sender=who)
+            with self._token_moves(token_id):
+                self.s.admin.deposit(acct, token.address, amount, sender=who)
         except self.chain.Error as err:
             # Collateral needs a valid price of its own asset.
-            self._refused(before, revert_reason(err), ("oracle: invalid price",))
+            allowed = ("oracle: invalid price", *self._token_errors(token_id, who))
+            self._refused(before, revert_reason(err), allowed)
             return
-        STATS["deposit"] += 1
+        STATS["deposit" + (" of vault shares" if token_id == VAULT else "")] += 1
         self.dirty.add(acct)
 
     @rule(amount=st.integers(1, 5_000 * 10**6))
@@ -693,9 +800,11 @@ class BallastMachine(RuleBasedStateMachine):
         wallet = token.balanceOf(who)
         deficit = before[1]
         try:
-            self.s.admin.withdraw(acct, token.address, amount, sender=who)
+            with self._token_moves(token_id):
+                self.s.admin.withdraw(acct, token.address, amount, sender=who)
         except self.chain.Error as err:
-            self._refused(before, revert_reason(err), USER_ERRORS)
+            allowed = USER_ERRORS + self._token_errors(token_id, who)
+            self._refused(before, revert_reason(err), allowed)
             return
         wad = amount * scale
         paid = amount
@@ -730,6 +839,32 @@ class BallastMachine(RuleBasedStateMachine):
         self._require_im(src)
         STATS["transfer"] += 1
         self.dirty |= {src, dst}
+
+    def _mint(self, token_id: int, who: str, amount: int):
+        """`amount` of `token_id`'s token minted to `who`; vault shares are minted by the
+        vault against WETH minted to `who` first. Returns the token."""
+        token = self.k.tokens[token_id]
+        if token_id != VAULT:
+            token.mint(who, amount)
+            return token
+        assets = token.previewMint(amount)
+        self.k.underlying.mint(who, assets)
+        self.k.underlying.approve(token.address, assets, sender=who)
+        token.mint(amount, who, sender=who)
+        # The vault rounds a mint up in its own favour: the rate, and the share's price
+        # with it, may move (test_regression_minting_vault_shares_moves_their_price).
+        self.prices_dirty = True
+        return token
+
+    def _token_moves(self, token_id: int) -> AbstractContextManager:
+        """Around a deposit or withdrawal that moves `token_id`'s tokens (`HostileMachine`
+        watches its re-entrant token there)."""
+        return nullcontext()
+
+    def _token_errors(self, token_id: int, who: str) -> tuple[str, ...]:
+        """Errors of `token_id`'s own that may refuse moving it for `who` (`HostileMachine`:
+        a blocklisted sender or receiver)."""
+        return ()
 
     def _require_im(self, acct: int) -> None:
         """A risk-increasing action succeeded: the account meets IM with valid prices."""
@@ -805,7 +940,7 @@ class BallastMachine(RuleBasedStateMachine):
             e0, mm0 = int(strict_before.equity[n]), int(strict_before.mm[n])
             equity, mm = int(strict_after.equity[n]), int(strict_after.mm[n])
             im = int(strict_after.im[n])
-            exposed = [a for a in range(N_ASSETS) if snap.coll[a] or snap.size[a]]
+            exposed = [a for a in range(ASSETS) if snap.coll[a] or snap.size[a]]
             # (and the quote's feed, for positive cash: IM's peg-loss term reads it)
             ok = all(self.prices[a][1] for a in exposed) and (snap.cash <= 0 or self.quote_ok)
             meets_im = ok and equity >= im
@@ -908,6 +1043,77 @@ class BallastMachine(RuleBasedStateMachine):
         and the twin follows; liquidations never read it."""
         self.k.quote_feed.set_price(max(10**8 * (BPS + bps) // BPS, 1))
         STATS["quote " + ("below par" if bps < 0 else "at or above par")] += 1
+        self.prices_dirty = True
+
+    # -- vault shares
+
+    @rule(
+        kind=st.sampled_from(("donation", "slashing", "revert", "zero", "gas_eating", "recover")),
+        permille=st.integers(1, 250),
+    )
+    def vault_moves(self, kind, permille):
+        """The vault's rate moves: a donation of `permille` of its assets lifts it (below
+        the cap as it is, up to VAULT_JUMP_BPS above it cut to the cap, beyond that an
+        outage); a slashing lowers it, used as it is; or the vault reverts, answers zero or
+        eats the read's gas (the shares count at zero for liquidations), or recovers. The
+        share price must be the twin's (`_refresh`)."""
+        vault = self.k.tokens[VAULT]
+        if kind in ("donation", "slashing"):
+            amount = vault.totalAssets() * permille // 1_000
+            if kind == "donation":  # a plain transfer of the underlying into the vault
+                self.k.underlying.mint(vault.address, amount)
+            else:
+                vault.slash(amount, self.s.owner)
+        else:
+            self.vault_mode = {"recover": 0, "revert": 1, "zero": 2, "gas_eating": 3}[kind]
+            vault.set_mode(self.vault_mode)
+        now = self.chain.timestamp
+        rate = self.vault_cap.normalise(self._vault_assets())
+        priced = self.vault_cap.rate(self._vault_assets(), now)
+        band = (
+            "none" if not rate
+            else "an outage past the jump" if not priced
+            else "cut to the cap" if priced < rate
+            else "below the cap"
+        )  # fmt: skip
+        STATS[f"vault {kind}: rate {band}"] += 1
+        self.prices_dirty = True
+
+    @rule(
+        when=st.integers(-1, 60),
+        bps=st.integers(-3_000, 300),
+        growth=st.integers(0, MAX_RATE_GROWTH_BPS + 1_000),
+    )
+    def vault_snapshot(self, when, bps, growth):
+        """The risk signers move the vault's rate-cap snapshot (`RateSnapshots`): taken
+        `when` sixtieths of the way from the current snapshot to now (-1: a day before the
+        current one), a ratio `bps` off the cap in force then, with a new yearly growth. The
+        engine installs it exactly when the twin (`RateCap.rebased`) does, and refuses it
+        with the twin's reason otherwise, moving nothing."""
+        now, cap = self.chain.timestamp, self.vault_cap
+        at = cap.snapshot_time + (now - cap.snapshot_time) * when // 60 if when >= 0 else 0
+        at = at or cap.snapshot_time - DAY
+        ratio = max(cap.cap(at) * (BPS + bps) // BPS, 1)
+        try:
+            expected, why = cap.rebased(ratio, at, growth, now), None
+        except ValueError as err:
+            expected, why = None, str(err)
+        message = snapshot_message(self.k.snapshots, VAULT, ratio, at, growth, now + 600)
+        word = self.s.funding.vault_word(VAULT)
+        try:
+            self.k.snapshots.submit(
+                snapshot_args(message), self.signer.sign(message), sender=self.k.relayer
+            )
+        except self.chain.Error as err:
+            reason = revert_reason(err)
+            assert reason == why, (reason, why)
+            assert self.s.funding.vault_word(VAULT) == word
+            STATS[f"refused: {reason}"] += 1
+            return
+        assert expected is not None, f"a snapshot the twin refuses was installed ({why})"
+        self.vault_cap = expected
+        assert RateCap.from_word(self.s.funding.vault_word(VAULT)) == expected
+        STATS["vault snapshot installed"] += 1
         self.prices_dirty = True
 
     # -- time (and what accrues with it)
@@ -1454,11 +1660,15 @@ class BallastMachine(RuleBasedStateMachine):
         if not self._due("collateral"):
             return
         e = self.s.engine
-        for a, scale in ((ETH, 1), (BTC, 10**10)):
+        for a, scale in ((ETH, 1), (BTC, 10**10), (VAULT, 1)):
             token = self.k.tokens[a]
             held = token.balanceOf(e.address)
             assert held * scale == sum(self.book[x].coll[a] for x in self.k.accounts), a
             assert e.token_word(token.address) >> 128 == held * scale, a
+        # A token no deposit may credit (hostile runs): held by nobody, none in the engine
+        # (`_snapshot` shows no account holds its asset).
+        for kind, (token, _) in self.k.refused.items():
+            assert token.balanceOf(e.address) == 0 == e.token_word(token.address) >> 128, kind
 
     @invariant()
     def positions_net_to_zero(self):
@@ -1611,11 +1821,131 @@ class BallastMachine(RuleBasedStateMachine):
                 (
                     (snap.cash > 0) - (snap.cash < 0),
                     tuple((s > 0) - (s < 0) for s in snap.size),
-                    tuple(c > 0 for c in snap.coll[:2]),
+                    (snap.coll[ETH] > 0, snap.coll[BTC] > 0, snap.coll[VAULT] > 0),
                     band,
                 )
             )
         return (tuple(out), self.expected_deficit > 0, tuple(ok for _, ok in self.prices))
+
+
+class HostileMachine(BallastMachine):
+    """The machine with hostile tokens listed (`stack(hostile=True)`): ETH's collateral
+    token calls back into the engine on every transfer once armed, BTC's has an issuer's
+    blocklist, and a fee-on-transfer and a false-returning token are listed. Every rule and
+    invariant of the machine runs on top, and:
+
+    * a call back from the re-entrant token never gets into the engine (`reentered` stays
+      False), though the same call back from a transfer outside the engine goes through
+      (shown in an anchor before each move of the token);
+    * a blocklisted owner (or the engine itself) cannot move the blocklisting token in or
+      out, with the token's clear error and nothing moved; nobody else is affected, and a
+      liquidation moves claims, not tokens, so every liquidation the policy allows still
+      goes through (the liquidator, the desk or the engine blocked:
+      `liquidatable_accounts_can_be_liquidated`, `keeper_pass`);
+    * every deposit of the fee-on-transfer or the false-returning token is refused with its
+      clear error and nothing moves: no account holds them, the engine holds none
+      (`collateral_is_conserved`, per token, with the hostile ETH and BTC tokens).
+    """
+
+    HOSTILE = True
+    # Whose address the BTC token's issuer may freeze: an owner, the desk's, the backstop
+    # liquidator's, the engine's.
+    FROZEN = ("trader", "maker", "taker", "liquidator", "rescuer", "engine")
+
+    def _setup(self) -> None:
+        super()._setup()
+        self.blocked: set[str] = set()  # addresses the BTC token's issuer froze
+        self.payload: bytes | None = None  # what the re-entrant token calls back with
+
+    def _address(self, role: str) -> str:
+        return self.s.engine.address if role == "engine" else self.s.actor(role)
+
+    @rule(
+        armed=st.booleans(),
+        i=BallastMachine.accounts,
+        market=st.sampled_from(range(N_ASSETS)),
+        frac=st.floats(0.0001, 1.0),
+    )
+    def arm_reentry(self, armed, i, market, frac):
+        """Arm ETH's token to call the engine back inside every later transfer with a call
+        anyone may make, settling an account's funding (in a market with a valid price when
+        there is one), or disarm it. Then an owner deposits ETH (the withdrawals of later
+        steps call back too)."""
+        token = self.k.tokens[ETH]
+        if not armed:
+            token.arm(devnet.ZERO_ADDRESS, b"")
+            self.payload = None
+            return
+        self._refresh()
+        valid = [m for m in range(N_ASSETS) if self.prices[m][1]] or [market]
+        market = valid[market % len(valid)]
+        acct = self._acct(i)
+        self.payload = self.s.funding.settle_funding.prepare_calldata(acct, market)
+        token.arm(self.s.engine.address, self.payload)
+        STATS["re-entrant token armed"] += 1
+        self._deposit(acct, self.k.owners[acct], ETH, self._units(ETH, frac))
+
+    @contextmanager
+    def _token_moves(self, token_id: int) -> Iterator[None]:
+        token = self.k.tokens[ETH]
+        if token_id != ETH or self.payload is None:
+            yield
+            return
+        # The same call back from a transfer outside the engine goes through (unless it
+        # settles without a valid price): only the engine's lock can stop it inside.
+        with self.chain.anchor():
+            token.transfer(self.chain.eoa, 0, sender=self.chain.eoa)
+            alone = "goes through" if token.reentered() else "fails"
+        attempts = token.attempts()
+        try:
+            yield
+        finally:
+            assert not token.reentered(), "a call back from the token re-entered the engine"
+        if token.attempts() > attempts:
+            STATS[f"re-entry refused by the lock (outside the engine the call {alone})"] += 1
+
+    @rule(role=st.sampled_from(FROZEN), frozen=st.booleans())
+    def issuer_blocklists(self, role, frozen):
+        """BTC's issuer freezes an address, or lets it go."""
+        who = self._address(role)
+        self.k.tokens[BTC].set_blocked(who, frozen)
+        if frozen:
+            self.blocked.add(who)
+        else:
+            self.blocked.discard(who)
+        STATS[f"blocklist: {role} {'frozen' if frozen else 'released'}"] += 1
+
+    def _token_errors(self, token_id: int, who: str) -> tuple[str, ...]:
+        if token_id == BTC and self.blocked & {who, self.s.engine.address}:
+            return ("blocklist: sender blocked", "blocklist: receiver blocked")
+        return ()
+
+    @rule(
+        i=BallastMachine.accounts,
+        kind=st.sampled_from(tuple(REFUSED_TOKENS)),
+        frac=st.floats(0.0001, 1.0),
+    )
+    def deposit_refused_token(self, i, kind, frac):
+        """A deposit of the fee-on-transfer or the false-returning token is refused with its
+        clear error, whatever the amount; no balance, wallet or engine holding moves."""
+        acct = self._acct(i)
+        who = self.k.owners[acct]
+        token, feed = self.k.refused[kind]
+        feed.set_price(100 * 10**8)  # a fresh price: the refusal is the token's
+        amount = max(int(frac * 10 * WAD), 1)
+        token.mint(who, amount)
+        token.approve(self.s.engine.address, amount, sender=who)
+        e = self.s.engine.address
+        before = self._state(acct), token.balanceOf(who), token.balanceOf(e)
+        try:
+            self.s.admin.deposit(acct, token.address, amount, sender=who)
+        except self.chain.Error as err:
+            reason = revert_reason(err)
+            assert reason == REFUSED_TOKENS[kind][1], (kind, reason)
+            assert (self._state(acct), token.balanceOf(who), token.balanceOf(e)) == before
+            STATS[f"refused: {kind} deposit"] += 1
+            return
+        raise AssertionError(f"a deposit of the {kind} token was credited")
 
 
 # (examples, steps per example). quick: `make test` (tests/fuzz/test_stateful.py), 20,000
@@ -1628,3 +1958,5 @@ PROFILES = {
     "quick": (int(os.environ.get("FUZZ_QUICK_EXAMPLES", "200")), 100),
     "long": (int(os.environ.get("FUZZ_LONG_EXAMPLES", "2500")), 100),
 }
+# Examples of the hostile runs (HostileMachine) beside them: one in eight more.
+HOSTILE_EXAMPLES = {name: max(examples // 8, 1) for name, (examples, _) in PROFILES.items()}

@@ -124,8 +124,11 @@ class BoaStack:
         return who, acct
 
 
-def deploy(chain: Any = None) -> BoaStack:
-    """Deploy the devnet listing on `chain` (titanoboa's environment by default)."""
+def deploy(chain: Any = None, collateral: dict[int, str] | None = None) -> BoaStack:
+    """Deploy the devnet listing on `chain` (titanoboa's environment by default).
+    `collateral` lists another token contract (a path under contracts/, its constructor
+    taking the token's decimals: a hostile token) as a market's collateral token instead of
+    `MockToken`."""
     chain = chain or BoaChain()
     owner = chain.eoa
     load = lambda name, *args: chain.load(CONTRACTS / name, *args)  # noqa: E731
@@ -154,7 +157,10 @@ def deploy(chain: Any = None) -> BoaStack:
         feeds[asset] = load("test/MockAggregator.vy", 8, int(spec.price_usd * 10**8))
         token = devnet.ZERO_ADDRESS
         if spec.token is not None:
-            tokens[asset] = load("test/MockToken.vy", *spec.token)
+            if asset in (collateral or {}):
+                tokens[asset] = load(collateral[asset], spec.token[2])
+            else:
+                tokens[asset] = load("test/MockToken.vy", *spec.token)
             token = tokens[asset].address
         admin.list_asset(
             token,

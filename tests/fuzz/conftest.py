@@ -28,3 +28,9 @@ def machine_stack():
     torn down; session scope keeps the model's cached stack alive for every module that
     uses it, and each example runs in its own snapshot on top of it."""
     return stack()
+
+
+@pytest.fixture(scope="session")
+def hostile_stack():
+    """The stateful model's stack with the hostile tokens listed (`HostileMachine`)."""
+    return stack(hostile=True)

@@ -164,10 +164,27 @@ def _word(value: Any) -> bytes:
 
 def _encoder(types: list[str]):
     """One encoder per signature, built once (eth_abi's `encode` rebuilds it per call);
-    arguments of one word each are encoded by hand."""
-    if all(_ARG_WORD.fullmatch(t) for t in types):
+    arguments of one word each, and dynamic arrays of them (`healths(uint256[])`, called
+    on every re-read), are encoded by hand."""
+    dynamic = [t.endswith("[]") and bool(_ARG_WORD.fullmatch(t[:-2])) for t in types]
+    if not all(d or _ARG_WORD.fullmatch(t) for t, d in zip(types, dynamic, strict=True)):
+        return TupleEncoder(encoders=[registry.get_encoder(t) for t in types])
+    if not any(dynamic):
         return lambda args: b"".join(map(_word, args))
-    return TupleEncoder(encoders=[registry.get_encoder(t) for t in types])
+
+    def encode(args) -> bytes:
+        head, tail = [], []
+        offset = 32 * len(args)  # the first tail starts after the head's words
+        for is_array, value in zip(dynamic, args, strict=True):
+            if not is_array:
+                head.append(_word(value))
+                continue
+            head.append(offset.to_bytes(32, "big"))
+            tail.append(len(value).to_bytes(32, "big") + b"".join(map(_word, value)))
+            offset += len(tail[-1])
+        return b"".join(head + tail)
+
+    return encode
 
 
 def _static(param: dict):

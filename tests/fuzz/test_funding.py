@@ -195,17 +195,29 @@ def test_funding__bad_params__refused_nothing_moved(s):
     assert s.funding.funding_params(ETH) == before
 
 
-def test_funding__risk_manager__may_only_lower_the_cap(s):
+def test_lower_funding_cap__managers_cut_only_the_cap__owner_sets_the_rest(s):
+    """The risk and snapshot managers (signed entries) may lower a cap, never raise it nor
+    touch convergence or interest; a stranger may do neither; a refusal moves nothing."""
     s.funding.set_funding_params(ETH, 8, 10**13, 10**15)
-    manager = s.actor("risk_manager")
-    s.admin.set_risk_manager(manager)
+    risk, snap, stranger = s.actor("risk_manager"), s.actor("snapshot_manager"), s.actor("x")
+    s.admin.set_risk_manager(risk)
+    s.admin.set_snapshot_manager(snap)
     word = s.funding.funding_params(ETH)
-    for args in [(ETH, 8, 10**13, 10**15 + 1), (ETH, 9, 10**13, 10**14), (ETH, 8, 0, 10**14)]:
-        with boa.reverts("ownable: caller is not the owner"):
-            s.funding.set_funding_params(*args, sender=manager)
-        assert s.funding.funding_params(ETH) == word
-    s.funding.set_funding_params(ETH, 8, 10**13, 10**14, sender=manager)
+    refused = [
+        (risk, "set_funding_params", (ETH, 8, 10**13, 10**14), "ownable: caller is not the owner"),
+        (risk, "lower_funding_cap", (ETH, 10**15), "ledger: funding cap not lower"),
+        (snap, "lower_funding_cap", (ETH, 10**15 + 1), "ledger: funding cap not lower"),
+        (snap, "lower_funding_cap", (SOL, 0), "ledger: funding cap not lower"),
+        (stranger, "lower_funding_cap", (ETH, 10**14), "ownable: caller is not the owner"),
+    ]
+    for who, fn, args, err in refused:
+        with boa.reverts(err):
+            getattr(s.funding, fn)(*args, sender=who)
+        assert s.funding.funding_params(ETH) == word and s.funding.funding_params(SOL) == 0
+    s.funding.lower_funding_cap(ETH, 10**14, sender=risk)
     assert FundingParams.unpack(s.funding.funding_params(ETH)) == FundingParams(8, 10**13, 10**14)
+    s.funding.lower_funding_cap(ETH, 0, sender=snap)
+    assert FundingParams.unpack(s.funding.funding_params(ETH)) == FundingParams(8, 10**13, 0)
 
 
 def test_settle_funding__dead_feed_or_not_a_perp__refused_nothing_moved(s):

@@ -563,3 +563,23 @@ def test_regression_keeper_pass_desk_top_up_within_the_deposit_caps(machine_stac
     finally:
         machine.teardown()
     assert STATS["desk recapitalised up to the deposit caps"] == before + 1
+
+
+# Found by the machine's hostile runs once vault shares were listed (shrunk):
+#   state.deposit_dust(i=1, token_id=0)  x2
+#   state.deposit_dust(i=1, token_id=4)
+# twin_agrees_with_contract: equity 23920000000000000005600 on chain, 5599 in the twin.
+# Minting one share of a vault holding 105 WETH for 100 shares costs 2 wei of WETH (the
+# vault rounds up in its favour), which lifts the rate from 1.049999999999999999 to 1.05:
+# the share's price moved, and the model, which marked only the account as touched, valued
+# it at the old price. A model bug: minting shares now marks the prices for re-reading.
+def test_regression_minting_vault_shares_moves_their_price(machine_stack):
+    machine = replay(
+        [("deposit_dust", {"i": 1, "token_id": ETH})] * 2
+        + [("deposit_dust", {"i": 1, "token_id": 4})],
+        keep=True,
+    )
+    try:
+        assert machine.reported[4] == 2_100 * WAD  # 2,000 * 1.05, read after the mint
+    finally:
+        machine.teardown()

@@ -95,3 +95,19 @@ def test_anchor__nested__state_and_clock_rolled_back(revm):
                 revm.cash.transfer(revm.owner, 10, sender=who)
         assert revm.cash.balanceOf(who) == 1 and chain.timestamp == start
     assert revm.cash.balanceOf(who) == 0
+
+
+@pytest.mark.parametrize(
+    "types, args",
+    [
+        (["uint256[]"], [[1, 2**256 - 1, 0]]),
+        (["uint256[]"], [[]]),
+        (["address", "int256[]", "bool", "uint256[]"], ["0x" + "ab" * 20, [-1, 5], True, [7]]),
+        (["uint256", "int128"], [3, -2]),
+    ],
+)
+def test_encoder__words_and_word_arrays__as_eth_abi(types, args):
+    from eth_abi import encode
+    from revm_env import _encoder
+
+    assert _encoder(types)(args) == encode(types, args)

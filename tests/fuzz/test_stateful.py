@@ -14,7 +14,14 @@ from pathlib import Path
 
 import ballast_machine
 import pytest
-from ballast_machine import ETH, PROFILES, WAD, BallastMachine
+from ballast_machine import (
+    ETH,
+    HOSTILE_EXAMPLES,
+    PROFILES,
+    WAD,
+    BallastMachine,
+    HostileMachine,
+)
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
@@ -24,22 +31,29 @@ DATABASE = DirectoryBasedExampleDatabase(Path(__file__).parent / ".hypothesis")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _deployed(machine_stack):
+def _deployed(machine_stack, hostile_stack):
     """Deploy outside every example's snapshot (titanoboa's pytest plugin rolls each
     hypothesis example back, which would take a stack deployed inside it along)."""
 
 
+def _settings(examples: int) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=STEPS,
+        deadline=None,
+        # The quick profile in `make test` explores the same examples on every run (a red CI
+        # is reproducible); the long profile draws new ones each time and keeps its failures.
+        derandomize=PROFILE == "quick",
+        database=None if PROFILE == "quick" else DATABASE,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 TestBallast = BallastMachine.TestCase
-TestBallast.settings = settings(
-    max_examples=EXAMPLES,
-    stateful_step_count=STEPS,
-    deadline=None,
-    # The quick profile in `make test` explores the same examples on every run (a red CI is
-    # reproducible); the long profile draws new ones each time and keeps its failures.
-    derandomize=PROFILE == "quick",
-    database=None if PROFILE == "quick" else DATABASE,
-    suppress_health_check=list(HealthCheck),
-)
+TestBallast.settings = _settings(EXAMPLES)
+# The same machine with the hostile tokens listed, in one run in eight.
+TestHostile = HostileMachine.TestCase
+TestHostile.settings = _settings(HOSTILE_EXAMPLES[PROFILE])
 
 
 def test_window_budget_invariant_catches_an_overrun(machine_stack):
@@ -103,5 +117,21 @@ def test_funding_invariant_catches_rounding_for_the_account(machine_stack, monke
             machine.funding_is_conserved()
         with pytest.raises(AssertionError):
             machine.cash_is_conserved()
+    finally:
+        machine.teardown()
+
+
+def test_hostile_checks_catch_a_reentry(hostile_stack):
+    """`HostileMachine`'s re-entry check is no tautology: the armed token's call back, made
+    from a transfer the engine's lock does not cover, gets into the engine and fails the
+    check (inside a deposit the lock stops it, and the check passes)."""
+    machine = HostileMachine()
+    try:
+        machine.arm_reentry(armed=True, i=1, market=ETH, frac=0.1)
+        token, eoa = machine.k.tokens[ETH], machine.chain.eoa
+        assert token.attempts() == 1 and not token.reentered()  # the deposit's call back
+        with pytest.raises(AssertionError, match="re-entered the engine"):
+            with machine._token_moves(ETH):
+                token.transfer(eoa, 0, sender=eoa)
     finally:
         machine.teardown()

@@ -92,9 +92,29 @@ class FakeEth:
         return [log for n in range(lo, hi + 1) for log in self.logs.get(n, [])]
 
 
+class FakeProvider:
+    """The JSON-RPC requests the indexer batches: block hashes."""
+
+    def __init__(self, eth):
+        self.eth = eth
+        self.batches = 0
+
+    def make_batch_request(self, requests):
+        self.batches += 1
+        return [{"id": i, **self.make_request(*r)} for i, r in enumerate(requests)]
+
+    def make_request(self, method, params):
+        assert method == "eth_getBlockByNumber", method
+        n = int(params[0], 16)
+        if n >= len(self.eth.blocks):
+            return {"result": None}
+        return {"result": {"hash": self.eth.blocks[n], "number": hex(n)}}
+
+
 class FakeWeb3:
     def __init__(self, eth):
         self.eth = eth
+        self.provider = FakeProvider(eth)
 
     @staticmethod
     def to_checksum_address(a):
@@ -133,6 +153,20 @@ def test_indexer__backfill_in_chunks__latest_state_per_asset():
     cash, coll, size, on = book.view()
     assert list(cash) == [80.0, 5e-18] and coll[0, 0] == 2.0 and size[0, 1] == 3.0
     assert on[0, 1] == -6.0 and store.last_block == eth.block_number
+
+
+def test_indexer__block_hashes__one_batch_per_pass():
+    """The re-organisation check reads its 2 x lookback block hashes in one JSON-RPC batch
+    per pass (one request per block was half a quiet block's tick)."""
+    eth = FakeEth()
+    for _ in range(40):
+        eth.mine()
+    indexer, store, _ = make(eth, lookback=8)
+    for passes in (1, 2, 3):
+        indexer.sync()
+        eth.mine()
+        assert indexer.w3.provider.batches == passes
+    assert sorted(store.block_hashes(0)) == list(range(eth.block_number - 16, eth.block_number))
 
 
 def test_indexer__rpc_range_limit__halves_the_chunk_and_completes():

@@ -181,3 +181,133 @@ def test_raw_sender_broadcast__refused__names_it_and_gives_back_the_unsent_nonce
     # batch of 3: nonces 0 and 2 went out; 1 (refused) and 3, 4 (never sent) come back
     node.counts[KEEPER] = 0
     assert sender.nonces.take_many({KEEPER: 3}) == {KEEPER: [1, 3, 4]}
+
+
+class SendingProvider(FakeProvider):
+    """Also takes raw transactions (refusing those whose nonce is in ``refuse``) and
+    answers the pending block's base fee; counts the HTTP round trips."""
+
+    def __init__(self, counts: dict[str, int], refuse: set[int]):
+        super().__init__(counts)
+        self.refuse, self.raws, self.round_trips = refuse, [], 0
+
+    def _answer(self, i: int, method: str, params: list) -> dict:
+        if method == "eth_getBlockByNumber":
+            return {"id": i, "result": {"baseFeePerGas": "0x0"}}
+        if method == "eth_sendRawTransaction":
+            from eth_account.typed_transactions import TypedTransaction
+            from hexbytes import HexBytes
+
+            nonce = TypedTransaction.from_bytes(HexBytes(params[0])).as_dict()["nonce"]
+            if nonce in self.refuse:
+                return {"id": i, "error": {"code": -32003, "message": "intrinsic gas too low"}}
+            self.raws.append(nonce)
+            return {"id": i, "result": "0x" + "00" * 32}
+        return super()._answer(i, method, params)
+
+    def make_request(self, method: str, params: list) -> dict:
+        self.round_trips += 1
+        return self._answer(0, method, params)
+
+    def make_batch_request(self, requests: list) -> list[dict]:
+        self.round_trips += 1
+        return [self._answer(i, m, p) for i, (m, p) in enumerate(requests)]
+
+
+def test_send_many__one_refused__others_sent_in_one_batch_and_the_gap_filled_next():
+    """A block's liquidations go out on consecutive nonces in one JSON-RPC batch; the one
+    the node refuses is recorded dropped and its nonce is the next one handed out."""
+    from eth_account import Account
+
+    from offchain_risk.keeper.store import DROPPED, PENDING, Store
+    from offchain_risk.keeper.txs import LocalSigner, SendError, TxManager
+
+    key = "0x" + "42" * 32
+    address = Account.from_key(key).address
+    w3 = FakeWeb3({address: 5})
+    w3.provider = SendingProvider({address: 5}, refuse={6})
+    w3.eth = type("Eth", (), {"chain_id": 31337, "block_number": 9})()
+    store = Store()
+    tx = TxManager(w3, LocalSigner(key), store)
+    tx.sync_nonce()
+    tx.begin(9)
+    before = w3.provider.round_trips
+    target = "0x" + "cc" * 20
+    out = tx.send_many("liquidation", [(target, "0x01", 100_000, a) for a in (11, 12, 13)])
+    # the fees, the nonces, the sends: three round trips for the three transactions
+    assert w3.provider.round_trips - before == 3
+    assert [type(x) for x in out] == [type(out[0]), SendError, type(out[0])]
+    assert [x.nonce for x in (out[0], out[2])] == [5, 7] and w3.provider.raws == [5, 7]
+    assert "intrinsic gas" in str(out[1])
+    assert {t.account: t.status for t in store.txs()} == {11: PENDING, 12: DROPPED, 13: PENDING}
+    assert tx.nonces.take(address) == 6  # the refused nonce fills the gap first
+
+
+class PollingProvider(FakeProvider):
+    """The chain's count of a key and the receipts it serves, both set by the test."""
+
+    def __init__(self, count: int):
+        super().__init__({})
+        self.count, self.receipts = count, {}
+
+    def _answer(self, i: int, method: str, params: list) -> dict:
+        if method == "eth_getTransactionCount":
+            return {"id": i, "result": hex(self.count)}
+        if method == "eth_getBlockByNumber":
+            return {"id": i, "result": {"baseFeePerGas": "0x0"}}
+        if method == "eth_sendRawTransaction":
+            return {"id": i, "result": "0x" + "00" * 32}
+        assert method == "eth_getTransactionReceipt", method
+        return {"id": i, "result": self.receipts.get(params[0])}
+
+
+def _polling_manager(count: int):
+    from eth_account import Account
+
+    from offchain_risk.keeper.store import Store
+    from offchain_risk.keeper.txs import LocalSigner, TxManager
+
+    key = "0x" + "43" * 32
+    w3 = FakeWeb3({})
+    w3.provider = PollingProvider(count)
+    w3.eth = type("Eth", (), {"chain_id": 31337, "block_number": 9})()
+    tx = TxManager(w3, LocalSigner(key), Store())
+    assert tx.address == Account.from_key(key).address
+    return w3.provider, tx
+
+
+def test_poll__nonce_counted_before_its_receipt_is_served__confirmed_not_dropped():
+    """Regression: the node's nonce count has moved past a liquidation whose receipt it does
+    not serve yet (nonce 3 counted, no receipt). The poll marked it dropped at once, so the
+    next scan could find its account below MM (the book short of that block) and not in
+    flight, and send it to a preview that reverts on the chain ("account is healthy"): a
+    replay round then ends with nothing sent and nothing in flight, not cleared. It now
+    stays pending until a poll finds its receipt (or, still none, drops it)."""
+    from offchain_risk.keeper.store import CONFIRMED, PENDING
+
+    node, tx = _polling_manager(count=3)
+    tx.poll(10)  # the manager's first look at the chain
+    sent = tx.send("liquidation", "0x" + "cc" * 20, "0x01", 100_000, account=7)
+    assert sent.nonce == 3
+    node.count = 4  # mined: counted, receipt not served yet
+    first = tx.poll(11)
+    assert (first.dropped, first.confirmed, first.bumped) == ([], [], [])
+    assert [t.account for t in tx.in_flight("liquidation")] == [7]  # still skipped by scans
+    node.receipts[sent.hash] = {"status": "0x1", "blockNumber": hex(11)}
+    second = tx.poll(12)
+    assert [(t.account, t.mined_block) for t in second.confirmed] == [(7, 11)]
+    assert {t.hash: t.status for t in tx.store.txs()} == {sent.hash: CONFIRMED}
+    assert PENDING not in {t.status for t in tx.store.txs()}
+
+
+def test_poll__nonce_used_by_an_unknown_transaction__dropped_at_the_next_poll():
+    from offchain_risk.keeper.store import DROPPED
+
+    node, tx = _polling_manager(count=3)
+    tx.poll(10)
+    sent = tx.send("liquidation", "0x" + "cc" * 20, "0x01", 100_000, account=7)
+    node.count = 4  # another sender's transaction took nonce 3
+    assert tx.poll(11).dropped == []
+    assert [t.hash for t in tx.poll(12).dropped] == [sent.hash]
+    assert {t.hash: t.status for t in tx.store.txs()} == {sent.hash: DROPPED}
+    assert tx.in_flight("liquidation") == []

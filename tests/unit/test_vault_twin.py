@@ -57,3 +57,25 @@ def test_from_word__unpacks_the_engine_layout():
 def test_rate_cap__bad_values__refused(args):
     with pytest.raises(ValueError):
         RateCap(*args)
+
+
+def test_rebased__the_engine_rules_in_its_order():
+    """A snapshot is refused as `ledger.set_vault_snapshot` refuses it (its revert string);
+    an accepted one never raises the cap at the moment it is installed."""
+    c, now = cap(growth=1_000), T0 + YEAR
+    day = 86_400
+    for args, reason in (
+        ((WAD, T0, 1_000), "snapshot not newer"),
+        ((WAD, now - 6 * day, 1_000), "snapshot too recent"),
+        ((c.cap(now - 7 * day) + 1, now - 7 * day, 1_000), "ratio above cap"),
+        ((WAD, now - 7 * day, 10_001), "growth too high"),
+        ((c.cap(now - 30 * day), now - 30 * day, 1_001), "cap would rise"),
+    ):
+        with pytest.raises(ValueError, match=f"vault: {reason}"):
+            c.rebased(*args, now=now)
+    # At the cap of its time with the same growth, re-basing compounds: refused above;
+    # with no growth on top it holds the cap of that time.
+    at_cap = c.rebased(c.cap(now - 30 * day), now - 30 * day, 0, now)
+    assert at_cap.cap(now) == c.cap(now - 30 * day) and at_cap.snapshot_time == now - 30 * day
+    lower = c.rebased(WAD // 2, now - 7 * day, 10_000, now)  # lower, faster: from then on
+    assert lower.cap(now) == WAD // 2 + WAD // 2 * 7 * day // YEAR

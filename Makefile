@@ -116,7 +116,7 @@ test-unit: install
 test-contracts: build
 	ape test tests/contracts --network $(NETWORK) $(PYTEST_ARGS)
 
-# Long campaigns on 2 cores. First the differentials (2,000 titanoboa and 100 devnet
+# Long campaigns on 2 cores. First the differentials (20,000 revm and 100 devnet
 # portfolios) and the other properties at HYPOTHESIS_PROFILE=soak (2,000 examples each),
 # ~45 min. Then the stateful model's long profile on revm (no node): two processes, one per
 # core, each FUZZ_LONG_EXAMPLES (2,500) x up to 100 steps, 500,000 steps in all (half an
@@ -126,7 +126,7 @@ FUZZ_LONG_EXAMPLES ?= 2500
 fuzz: build
 	HYPOTHESIS_PROFILE=soak DIFFERENTIAL_EXAMPLES=100 \
 	  ape test tests/contracts/test_differential.py --network $(NETWORK) -p no:cacheprovider
-	HYPOTHESIS_PROFILE=soak DIFFERENTIAL_EXAMPLES_BOA=2000 \
+	HYPOTHESIS_PROFILE=soak DIFFERENTIAL_EXAMPLES_REVM=20000 \
 	  python -m pytest tests/fuzz -p no:ape_test -p no:cacheprovider \
 	  --deselect tests/fuzz/test_stateful.py::TestBallast::runTest \
 	  --deselect tests/fuzz/test_stateful.py::TestHostile::runTest

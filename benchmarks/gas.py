@@ -598,7 +598,7 @@ def render() -> str:
             "Reaching 150k needs a batched engine setter (one call, one listed check, one "
             "event for all assets), a change to ledger.vy.",
             "",
-            "Options (groundwork: pricing and the vol feed, no option trades yet). The "
+            "Options: pricing and the vol feed. The "
             "`black76` rows are the pricing module's own gas, measured inside its probe "
             "(`contracts/test/Black76Probe.vy`) from `msg.gas` around the internal call, so "
             "they hold no dispatch, calldata or intrinsic gas. A price is one `wad_ln`, one "
@@ -610,6 +610,30 @@ def render() -> str:
             "runs): two `ecrecover`s, the checks, and one curve of five slots (cold on the "
             "first curve of an expiry); `vol()` reads the curve and the heartbeat and runs one "
             "`wad_ln`.",
+            "",
+            "Option books (`OptionBook`: the rows `margin(): 4 perps + 8 options (2 expiries) "
+            "+ 2 collateral` and `option fill (8th leg, both sides hold options)`) miss both "
+            "250k targets. They run last, with funding on in every perp market (the desk takes "
+            "the other side of every option fill). Per live leg the book reads the vol feed "
+            "(`vol()`: a curve of five slots and one `wad_ln`, not cached per expiry) and "
+            "prices seven times: the mark, and three anchor prices (the underlying moved by "
+            "its lowest shock, unmoved, moved by its highest) at each of the two moved vols; "
+            "`sqrt(tau / YEAR)` is computed once per leg and `ln(F / K)` once per anchor "
+            "price (`black76._price_delta_at`), so a valuation after the first skips its "
+            "`isqrt`, most of its `wad_ln`s and the domain check. Then 16 scenarios x 2 vol "
+            "directions of a chord or two tangents in unchecked arithmetic with stated "
+            "bounds, the losses summed unrounded and rounded once per scenario. Measured in "
+            "titanoboa's profiler on three legs, about half of a leg is the seven valuations "
+            "and a third the scenario loop. The rule before this one (a second-order Taylor "
+            "loss from one valuation) cost about a fifth less but covered 79.9% of random "
+            "books (ARCHITECTURE.md, options: coverage). A fill computes margin for both "
+            "sides after the trade and, for a side below IM or borrowing, before it too. "
+            "What would bring it down, in order: read each expiry's curve once, fewer margin "
+            "computations per fill, and a valuation sharing one exponential between an "
+            "anchor's two vols. Perp rows pay for the option bit's test and mask in "
+            "`_margin` (a perp fill about +300 gas, a liquidation slice about +400; `settle` "
+            "keeps its steps inline, since internal functions shared with `settle_option` "
+            "cost +749 in titanoboa).",
             "",
             "Vault shares (`margin(): 1 collateral, vault shares` against `margin(): 1 "
             "collateral, WETH`, the same 5 units in one sub-account) miss the target of at "

@@ -501,7 +501,12 @@ def option_margin(
         ok = ok and leg_ok
     worst: int256 = floor_num + convert(short_min, int256) * constants.WAD_BPS
     for k: uint256 in range(constants.MAX_SCENARIOS):
-        worst = max(worst, losses[k] + max(up[k], down[k]) * constants.WAD_BPS)
+        worst = max(
+            worst,
+            losses[k]
+            + fixed_math._ceil_div(max(up[k], down[k]), constants.IWAD)
+            * constants.WAD_BPS,
+        )
     return value_num + value * constants.WAD_BPS, worst, ok
 
 
@@ -609,11 +614,17 @@ def _market(u: uint256, liq: bool) -> Market:
 @pure
 def _shocked(f: uint256, shock: int256) -> uint256:
     """
-    @dev The price `f` moved by `shock` bps (at least -10,000), truncated
-         towards `f`: the scenario price and the anchors' alike.
+    @dev The price `f` moved by `shock` bps (at least MIN_SHOCK_BPS, at most
+         int16's 32,767), truncated towards `f`: the scenario price and the
+         anchors' alike (the scenario loop in `_leg` inlines it). With
+         f <= MAX_PRICE the product is below 2**116 and the result in
+         [0, 4.3 f].
     """
     fi: int256 = convert(f, int256)
-    return convert(fi + fi * shock // constants.IBPS, uint256)
+    return convert(
+        unsafe_add(fi, unsafe_div(unsafe_mul(fi, shock), constants.IBPS)),
+        uint256,
+    )
 
 
 @internal
@@ -692,8 +703,10 @@ def _leg(
 ):
     """
     @dev One leg of `s` units, a long one when `long` (which picks the mark
-         when `s` is 0): (per-unit mark, short-option minimum, ok, losses
-         with vol up, losses with vol down), WAD; the leg is worth
+         when `s` is 0): (per-unit mark, short-option minimum, ok, `up` and
+         `down` plus the leg's losses with vol up and with vol down), the
+         mark and minimum WAD, the losses WAD * WAD, unrounded (the sum over
+         legs is rounded up once, in `option_margin`); the leg is worth
          `s * mark`, rounded down.
          Expired: marked at intrinsic at the settlement price (or, until
          it is recorded, at the oracle price, not ok), no scenario loss.
@@ -706,7 +719,7 @@ def _leg(
          bounds it from above (a short's value, rounded up, at most F' for
          a call or K for a put) and each anchor's tangent from below (a
          long's, less the delta error, at least intrinsic). The loss is
-         s * (mark - that), rounded up: never below full revaluation's.
+         s * (mark - that): never below full revaluation's.
     """
     o: Instrument = self._instrument(id)
     f: uint256 = mkt.price
@@ -740,9 +753,15 @@ def _leg(
         # Outside the pricing domain the option is worth its intrinsic
         # value to far below a wei per unit; scenarios reprice it so.
         return self._intrinsic_leg(o, s, f, mkt.shocks, short_min, ok, up, down)
-    m: int256 = convert(
-        black76._price(f, o.strike, vol, tau, o.is_call, not long), int256
+    black76._check(f, o.strike, vol, tau)
+    sqrt_t: int256 = black76._sqrt_t(tau)
+    ln_f: int256 = black76._moneyness(f, o.strike)
+    mark: uint256 = 0
+    slope: int256 = 0
+    mark, slope = black76._price_delta_at(
+        f, o.strike, vol, ln_f, sqrt_t, o.is_call, not long
     )
+    m: int256 = convert(mark, int256)
     if s == 0:
         return m, short_min, ok, up, down
     # The vol move: vol_shock * sqrt(30 days / max(tau, 7 days)), WAD;
@@ -753,80 +772,156 @@ def _leg(
             VOL_TENOR * constants.WAD * constants.WAD // max(tau, VOL_FLOOR)
         ) // constants.WAD
     )
-    a_up: int256[6] = self._anchors(
-        o, mkt, min(vol + d, constants.MAX_VOL), tau, long
+    a_up: int256[6] = empty(int256[6])
+    a_down: int256[6] = empty(int256[6])
+    a_up, a_down = self._anchors(
+        o,
+        mkt,
+        [
+            min(vol + d, constants.MAX_VOL),
+            vol - min(d, vol - constants.MIN_VOL),
+        ],
+        ln_f,
+        sqrt_t,
+        long,
     )
-    a_down: int256[6] = self._anchors(
-        o, mkt, vol - min(d, vol - constants.MIN_VOL), tau, long
-    )
+    # Bounds, stated once: prices and strikes are at most MAX_PRICE = 2**100
+    # (engine prices; _priced), so every per-unit value, the gap between
+    # two prices and a delta plus DELTA_ERR stay below 2**102, each product
+    # below 2**204, and |s| <= 2**100 keeps s times a value gap below 2**203
+    # and 16 legs' sum of losses far inside int256.
     fi: int256 = convert(f, int256)
+    ki: int256 = convert(o.strike, int256)
     lo: int256 = convert(mkt.low, int256)
     hi: int256 = convert(mkt.high, int256)
+    e: int256 = convert(black76.DELTA_ERR, int256)
     shocks: uint256 = mkt.shocks
     for k: uint256 in range(constants.MAX_SCENARIOS):
         shock: int256 = convert(convert(shocks << 240, bytes32), int256) >> 240
         shocks = shocks >> 16
-        fn: int256 = convert(self._shocked(f, shock), int256)
-        # The anchors around F': (low, unmoved) below F, else (unmoved, high).
+        # _shocked(f, shock), inlined.
+        fn: int256 = unsafe_add(
+            fi, unsafe_div(unsafe_mul(fi, shock), constants.IBPS)
+        )
+        # The anchors around F': (low, unmoved) below F, else (unmoved,
+        # high); x = F' - F_0 >= 0, w = F_1 - F_0 >= x.
         i: uint256 = 2
-        f0: int256 = fi
-        f1: int256 = hi
+        x: int256 = unsafe_sub(fn, fi)
+        w: int256 = unsafe_sub(hi, fi)
         if shock < 0:
             i = 0
-            f0 = lo
-            f1 = fi
-        up[k] += fixed_math._ceil_div(
-            s * (m - self._bound(o, fn, f0, f1, a_up, i, long)), constants.IWAD
-        )
-        down[k] += fixed_math._ceil_div(
-            s * (m - self._bound(o, fn, f0, f1, a_down, i, long)),
-            constants.IWAD,
-        )
+            x = unsafe_sub(fn, lo)
+            w = unsafe_sub(fi, lo)
+        v_up: int256 = a_up[i]
+        v_down: int256 = a_down[i]
+        if long:
+            # The larger tangent less the delta error, at least intrinsic.
+            c: int256 = max(unsafe_sub(ki, fn), 0)
+            if o.is_call:
+                c = max(unsafe_sub(fn, ki), 0)
+            v_up = max(
+                max(
+                    v_up + self._div_down(unsafe_mul(a_up[i + 1] - e, x)),
+                    a_up[i + 2]
+                    + self._div_down(
+                        unsafe_mul(a_up[i + 3] + e, unsafe_sub(x, w))
+                    ),
+                ),
+                c,
+            )
+            v_down = max(
+                max(
+                    v_down + self._div_down(unsafe_mul(a_down[i + 1] - e, x)),
+                    a_down[i + 2]
+                    + self._div_down(
+                        unsafe_mul(a_down[i + 3] + e, unsafe_sub(x, w))
+                    ),
+                ),
+                c,
+            )
+        else:
+            # The chord, rounded up, at most F' (call) or K (put).
+            if w != 0:
+                v_up += self._div_up(unsafe_mul(a_up[i + 2] - v_up, x), w)
+                v_down += self._div_up(unsafe_mul(a_down[i + 2] - v_down, x), w)
+            cap: int256 = ki
+            if o.is_call:
+                cap = fn
+            v_up = min(v_up, cap)
+            v_down = min(v_down, cap)
+        up[k] += unsafe_mul(s, m - v_up)
+        down[k] += unsafe_mul(s, m - v_down)
     return m, short_min, ok, up, down
 
 
 @internal
 @pure
 def _anchors(
-    o: Instrument, mkt: Market, vol: uint256, tau: uint256, long: bool
-) -> int256[6]:
+    o: Instrument,
+    mkt: Market,
+    vols: uint256[2],
+    ln_f: int256,
+    sqrt_t: int256,
+    long: bool,
+) -> (int256[6], int256[6]):
     """
     @dev Value (rounded against the holder) and delta per unit at the three
-         anchor prices (low, unmoved, high) and `vol`, WAD:
-         [v_low, delta_low, v, delta, v_high, delta_high]. An anchor outside
-         the pricing domain takes its intrinsic value and slope.
+         anchor prices (low, unmoved, high), at each of `vols` (up, down),
+         WAD: [v_low, delta_low, v, delta, v_high, delta_high] per vol. An
+         anchor outside the pricing domain takes its intrinsic value and
+         slope. The caller checked the option's inputs at the unmoved price
+         (black76._check; the vols lie within the vol domain) and passes
+         its ln(F / K) and sqrt(tau / YEAR); each anchor price's logarithm
+         serves both vols.
     """
-    out: int256[6] = empty(int256[6])
+    out: int256[6][2] = empty(int256[6][2])
     # The unmoved anchor first: a side with no shock reuses it.
     for j: uint256 in [1, 0, 2]:
         fa: uint256 = mkt.price
-        if j == 0:
+        ln_a: int256 = ln_f
+        priced: bool = True
+        if j != 1:
             fa = mkt.low
-        elif j == 2:
-            fa = mkt.high
-        v: int256 = out[2]
-        delta: int256 = out[3]
-        if j == 1 or fa != mkt.price:
-            v, delta = self._anchor(o, fa, vol, tau, long)
-        out[2 * j] = v
-        out[2 * j + 1] = delta
-    return out
+            if j == 2:
+                fa = mkt.high
+            if fa == mkt.price:
+                for i: uint256 in range(2):
+                    out[i][2 * j] = out[i][2]
+                    out[i][2 * j + 1] = out[i][3]
+                continue
+            priced = self._priced(o, fa)
+            if priced:
+                ln_a = black76._moneyness(fa, o.strike)
+        for i: uint256 in range(2):
+            v: int256 = 0
+            delta: int256 = 0
+            v, delta = self._anchor(o, fa, priced, vols[i], ln_a, sqrt_t, long)
+            out[i][2 * j] = v
+            out[i][2 * j + 1] = delta
+    return out[0], out[1]
 
 
 @internal
 @pure
 def _anchor(
-    o: Instrument, fa: uint256, vol: uint256, tau: uint256, long: bool
+    o: Instrument,
+    fa: uint256,
+    priced: bool,
+    vol: uint256,
+    ln_a: int256,
+    sqrt_t: int256,
+    long: bool,
 ) -> (int256, int256):
     """
-    @dev Value (rounded against the holder) and delta per unit at `fa`;
-         outside the pricing domain the intrinsic value and its slope.
+    @dev Value (rounded against the holder) and delta per unit at `fa`
+         (`ln_a` = ln(fa / K)); outside the pricing domain (not `priced`)
+         the intrinsic value and its slope.
     """
-    if self._priced(o, fa):
+    if priced:
         v: uint256 = 0
         delta: int256 = 0
-        v, delta = black76._price_delta(
-            fa, o.strike, vol, tau, o.is_call, not long
+        v, delta = black76._price_delta_at(
+            fa, o.strike, vol, ln_a, sqrt_t, o.is_call, not long
         )
         return convert(v, int256), delta
     if o.is_call and fa > o.strike:
@@ -838,45 +933,24 @@ def _anchor(
 
 @internal
 @pure
-def _bound(
-    o: Instrument,
-    fn: int256,
-    f0: int256,
-    f1: int256,
-    a: int256[6],
-    i: uint256,
-    long: bool,
-) -> int256:
+def _div_down(x: int256, d: int256 = constants.IWAD) -> int256:
     """
-    @dev A bound of the per-unit value at `fn` in [f0, f1] from the anchors
-         `a[i:i+4]` (value and delta at f0, then at f1), against the holder:
-         a short's from above (the chord, rounded up, capped at F' for a
-         call and K for a put), a long's from below (the larger tangent,
-         less DELTA_ERR per unit of distance, floored at intrinsic).
+    @dev x / d rounded towards negative infinity, for 0 < d and |x| < 2**254.
     """
-    v0: int256 = a[i]
-    v1: int256 = a[i + 2]
-    ki: int256 = convert(o.strike, int256)
-    if not long:
-        v: int256 = v0
-        if f1 != f0:
-            # |v1 - v0| < 2**101, fn - f0 < 2**101.
-            v += fixed_math._ceil_div((v1 - v0) * (fn - f0), f1 - f0)
-        if o.is_call:
-            return min(v, fn)
-        return min(v, ki)
-    e: int256 = convert(black76.DELTA_ERR, int256)
-    # |delta| <= WAD, |fn - f| < 2**101.
-    t0: int256 = v0 + fixed_math._floor_div(
-        a[i + 1] * (fn - f0) - e * (fn - f0), constants.IWAD
-    )
-    t1: int256 = v1 + fixed_math._floor_div(
-        a[i + 3] * (fn - f1) + e * (fn - f1), constants.IWAD
-    )
-    intrinsic: int256 = max(ki - fn, 0)
-    if o.is_call:
-        intrinsic = max(fn - ki, 0)
-    return max(max(t0, t1), intrinsic)
+    if x >= 0:
+        return unsafe_div(x, d)
+    return unsafe_div(unsafe_sub(unsafe_add(x, 1), d), d)
+
+
+@internal
+@pure
+def _div_up(x: int256, d: int256) -> int256:
+    """
+    @dev x / d rounded towards positive infinity, for 0 < d and |x| < 2**254.
+    """
+    if x <= 0:
+        return unsafe_div(x, d)
+    return unsafe_div(unsafe_add(unsafe_sub(x, 1), d), d)
 
 
 @internal
@@ -922,7 +996,6 @@ def _intrinsic_leg(
         v: int256 = max(ki - fn, 0)
         if o.is_call:
             v = max(fn - ki, 0)
-        loss: int256 = fixed_math._ceil_div(s * (m - v), constants.IWAD)
-        up[k] += loss
-        down[k] += loss
+        up[k] += s * (m - v)
+        down[k] += s * (m - v)
     return m, short_min, ok, up, down

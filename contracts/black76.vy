@@ -155,17 +155,35 @@ def _cdf(x: int256, pdf: int256) -> int256:
 
 @internal
 @pure
-def _d(f: uint256, k: uint256, sigma: uint256, tau: uint256) -> D:
+def _sqrt_t(tau: uint256) -> int256:
     """
-    @dev d1, d2, s, sqrt(tau / YEAR) and both densities, for checked inputs.
+    @dev sqrt(tau / YEAR), WAD, for a checked tau.
     """
     # tau < 2**27 and the year fraction below 4 WAD.
     t: uint256 = tau * constants.WAD // constants.YEAR
-    sqrt_t: int256 = convert(isqrt(t * constants.WAD), int256)
+    return convert(isqrt(t * constants.WAD), int256)
+
+
+@internal
+@pure
+def _moneyness(f: uint256, k: uint256) -> int256:
+    """
+    @dev ln(F / K), WAD, for checked F and K.
+    """
+    return math._wad_ln(convert(f * constants.WAD // k, int256))
+
+
+@internal
+@pure
+def _d(f: uint256, k: uint256, sigma: uint256, m: int256, sqrt_t: int256) -> D:
+    """
+    @dev d1, d2, s, sqrt(tau / YEAR) and both densities, for checked inputs,
+         given m = _moneyness(f, k) and sqrt_t = _sqrt_t(tau) (a caller
+         valuing one option at several prices and vols computes each once).
+    """
     # sigma <= 5 WAD, sqrt_t <= 2 WAD: s <= 10 WAD; tau >= 1 s gives
     # sqrt_t >= 1.7e14 and s >= 1.7e12 (sigma >= 1e16).
     s: int256 = convert(sigma, int256) * sqrt_t // constants.IWAD
-    m: int256 = math._wad_ln(convert(f * constants.WAD // k, int256))
     # |m| <= ln(1e4) < 10 WAD: m * WAD < 2**127.
     d1: int256 = m * constants.IWAD // s + s // 2
     d2: int256 = d1 - s
@@ -253,7 +271,27 @@ def _price_delta(
          the exact delta.
     """
     self._check(f, k, sigma, tau)
-    d: D = self._d(f, k, sigma, tau)
+    return self._price_delta_at(
+        f, k, sigma, self._moneyness(f, k), self._sqrt_t(tau), is_call, roundup
+    )
+
+
+@internal
+@pure
+def _price_delta_at(
+    f: uint256,
+    k: uint256,
+    sigma: uint256,
+    m: int256,
+    sqrt_t: int256,
+    is_call: bool,
+    roundup: bool,
+) -> (uint256, int256):
+    """
+    @dev `_price_delta` for inputs the caller has checked (`_check`), given
+         m = _moneyness(f, k) and sqrt_t = _sqrt_t(tau).
+    """
+    d: D = self._d(f, k, sigma, m, sqrt_t)
     v: uint256 = 0
     c1: int256 = 0
     v, c1 = self._central(f, k, is_call, d)
@@ -286,7 +324,7 @@ def _valuation(
          Greeks truncate towards zero.
     """
     self._check(f, k, sigma, tau)
-    d: D = self._d(f, k, sigma, tau)
+    d: D = self._d(f, k, sigma, self._moneyness(f, k), self._sqrt_t(tau))
     v: uint256 = 0
     c1: int256 = 0
     v, c1 = self._central(f, k, is_call, d)

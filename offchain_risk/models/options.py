@@ -396,8 +396,9 @@ def option_leg_exact(
     leg: OptionLeg, now: int, liq: bool, long: bool | None = None
 ) -> tuple[int, int, bool, list, list]:
     """``OptionBook._leg``: (per-unit mark, short-option minimum, ok, losses vol up, vol
-    down), WAD; the leg is worth ``floor(size * mark / WAD)``. ``long`` picks the mark (a
-    long's or a short's); default: the sign of ``leg.size``."""
+    down): mark and minimum WAD, losses WAD * WAD unrounded (the book's sum is rounded up
+    once, in :func:`option_margin_exact`); the leg is worth ``floor(size * mark / WAD)``.
+    ``long`` picks the mark (a long's or a short's); default: the sign of ``leg.size``."""
     s, k, f = leg.size, leg.strike, leg.forward
     if long is None:
         long = s > 0
@@ -421,7 +422,7 @@ def option_leg_exact(
         for shock in leg.shocks:
             fn = _shocked(f, shock)
             v = max(fn - k, 0) if leg.is_call else max(k - fn, 0)
-            losses.append(_ceil_div(s * (m - v), WAD))
+            losses.append(s * (m - v))
         return m, short_min, ok, losses, list(losses)
     mark = price_exact(f, k, vol, tau, leg.is_call, not long)
     if s == 0:
@@ -437,7 +438,7 @@ def option_leg_exact(
             fn = _shocked(f, shock)
             f0, f1 = (low, f) if shock < 0 else (f, high)
             value = _bound(leg, fn, f0, f1, at[f0], at[f1], long)
-            losses.append(_ceil_div(s * (mark - value), WAD))
+            losses.append(s * (mark - value))
         out.append(losses)
     return mark, short_min, ok, out[0], out[1]
 
@@ -494,7 +495,7 @@ def option_margin_exact(
         down = [a + b for a, b in zip(down, d, strict=True)]
     worst = floor_num + short_min * WAD_BPS
     for k, linear in enumerate(losses):
-        worst = max(worst, linear + max(up[k], down[k]) * WAD_BPS)
+        worst = max(worst, linear + _ceil_div(max(up[k], down[k]), WAD) * WAD_BPS)
     return value_num + value * WAD_BPS, worst, ok
 
 

@@ -27,7 +27,7 @@ WAD = 10**18
 
 class BoaChain:
     """titanoboa's global environment behind the interface `revm_env.RevmEnv` offers:
-    `load`, `at`, `anchor`, `timestamp`, `time_travel`, `eoa` and `Error`."""
+    `load`, `at`, `anchor`, `prank`, `timestamp`, `time_travel`, `eoa` and `Error`."""
 
     Error = boa.BoaError
 
@@ -45,6 +45,11 @@ class BoaChain:
     def anchor(self) -> Iterator[None]:
         with boa.env.anchor():
             yield
+
+    @contextmanager
+    def prank(self, address: str) -> Iterator[None]:
+        """Transactions inside may come from `address` (`sender=`), code or not."""
+        yield
 
     @property
     def timestamp(self) -> int:

@@ -1,11 +1,12 @@
-"""The devnet stack (boa_stack) with a vol feed and the option book, in titanoboa: ETH and
-BTC on the strike grid, two ETH expiries with curves and three listed ETH options, and two
-funded accounts (maker and trader, sub-account 1). Shared by the option tests."""
+"""The devnet stack (boa_stack) with a vol feed and the option book, in titanoboa (or on
+any chain boa_stack deploys to: revm_env.RevmEnv for volume): ETH and BTC on the strike
+grid, two ETH expiries with curves and three listed ETH options, and two funded accounts
+(maker and trader, sub-account 1). Shared by the option tests."""
 
 from __future__ import annotations
 
 import boa
-from boa_stack import CONTRACTS, deploy
+from boa_stack import CONTRACTS, BoaChain, deploy
 from eip712.messages import EIP712Domain
 from eth_account import Account
 
@@ -24,16 +25,21 @@ SIGNER = Account.from_key((7_019).to_bytes(32, "big"))
 class Options:
     """The devnet stack plus a vol feed (1 of 1) and the option book, ETH listed."""
 
-    def __init__(self):
-        self.s = deploy()
-        self.feed = boa.load(str(CONTRACTS / "VolFeed.vy"), [SIGNER.address], 1)
+    def __init__(self, chain=None, stack=None):
+        """On `chain` (titanoboa's by default), on top of `stack` (a boa_stack.BoaStack
+        deployed there) or a fresh deployment."""
+        self.chain = chain or BoaChain()
+        self.s = stack or deploy(self.chain)
+        self.feed = self.chain.load(CONTRACTS / "VolFeed.vy", [SIGNER.address], 1)
         self.feed.set_underlying(ETH, VOL_HEARTBEAT)
         self.feed.set_underlying(BTC, VOL_HEARTBEAT)
-        self.book = boa.load(str(CONTRACTS / "OptionBook.vy"), self.s.engine.address, self.feed)
+        self.book = self.chain.load(
+            CONTRACTS / "OptionBook.vy", self.s.engine.address, self.feed.address
+        )
         self.s.funding.set_option_book(self.book.address)
         self.book.set_grid(ETH, 100 * WAD, VOL_SHOCK, SHORT_MIN_BPS)
         self.book.set_grid(BTC, 1_000 * WAD, VOL_SHOCK, SHORT_MIN_BPS)
-        now = boa.env.evm.patch.timestamp
+        now = self.chain.timestamp
         self.expiry = (now // DAY + 7) * DAY + EXPIRY_TIME
         self.far = self.expiry + 21 * DAY
         for expiry in (self.expiry, self.far):
@@ -62,7 +68,7 @@ class Options:
             skew=skew,
             curvature=curvature,
             forward=forward,
-            observed_at=boa.env.evm.patch.timestamp,
+            observed_at=self.chain.timestamp,
             nonce=self.feed.next_nonce(),
             deadline=2**40,
             eip712_domain=domain,

@@ -375,6 +375,22 @@ class RevmEnv:
             self.evm.revert(checkpoint)
             self._set_block(timestamp, number)
 
+    @contextmanager
+    def prank(self, address: str) -> Iterator[None]:
+        """Transactions inside may come from `address` (`sender=`) though it holds code,
+        which revm refuses (EIP-3607): its code is set aside meanwhile, so nothing inside
+        may call into it."""
+        from pyrevm import AccountInfo
+
+        info, code = self.evm.basic(address), self.evm.get_code(address)
+        self.evm.insert_account_info(address, AccountInfo(balance=info.balance, nonce=info.nonce))
+        try:
+            yield
+        finally:
+            self.evm.insert_account_info(
+                address, AccountInfo(balance=info.balance, nonce=info.nonce, code=code)
+            )
+
     @property
     def timestamp(self) -> int:
         return self.evm.env.block.timestamp

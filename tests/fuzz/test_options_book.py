@@ -30,9 +30,9 @@ from offchain_risk.units import INSURANCE, unpack_int16
 
 
 @pytest.fixture(scope="module")
-def _deployed():
+def _deployed(devnet_stack):
     with boa.env.anchor():
-        yield Options()
+        yield Options(stack=devnet_stack)
 
 
 @pytest.fixture

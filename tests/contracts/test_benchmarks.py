@@ -51,6 +51,7 @@ def test_deployables__fit_eip170(project):
         "Lens",
         "RiskGovernor",
         "VolFeed",
+        "OptionBook",
         "RateSnapshots",
     }
     assert set(sizes) == set(snapshot.load()["bytecode_bytes"])

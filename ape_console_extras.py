@@ -17,6 +17,9 @@ held; and, with a quote feed, its price, peg rate and the IM term of the account
     In [5]: health_table()                      # every account, least healthy first
     In [6]: liquidate(trader)                   # the desk liquidates what the policy allows
     In [7]: greeks(legs, vol=0.6, by="venue")   # option legs' delta, gamma, vega, theta
+    In [8]: calls = list_options("ETH", days=7, strikes=[2_200])  # option book, vol curve
+    In [9]: trade_option(trader, calls[(2_200, "call")], -2, 40)  # sell 2 calls at $40
+    In [10]: settle_options(trader)             # after expiry: record the price, pay out
 
 `Engine`, `WAD` and `account_id` are there for direct calls on `d.engine`.
 
@@ -36,9 +39,10 @@ import numpy as np
 
 from offchain_risk import devnet
 from offchain_risk.chain import WAD, AccountState, Engine, account_id
+from offchain_risk.keeper.vol_signer import VolSigner
 from offchain_risk.models.funding import FundingParams, MarketFunding, index_at, owed
 from offchain_risk.models.margin import QuotePeg, peg_margin
-from offchain_risk.units import QUOTE_ASSET
+from offchain_risk.units import DAY, QUOTE_ASSET
 
 MANIFEST_ENV = "BALLAST_MANIFEST"
 DEFAULT_MANIFEST = Path("deployments/local.json")
@@ -352,20 +356,87 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         forwards = {a: _oracle(symbol) for a, symbol in ids.items()}
         return greeks_table(rows, forwards, vol, ape_chain.blocks.head.timestamp, by, ids)
 
-    def trade(who: Any, symbol: str, size: float, price: float | None = None, sub: int = 0) -> Any:
-        """`who` takes `size` (signed, whole units) of the perp from the desk's signed order
-        at `price` (default: the oracle price)."""
+    def trade(
+        who: Any, symbol: str | int, size: float, price: float | None = None, sub: int = 0
+    ) -> Any:
+        """`who` takes `size` (signed, whole units) of the perp (or, given an instrument id,
+        the option) from the desk's signed order at `price` (default: the oracle price)."""
         d = _d()
         if "desk_funded" not in current and d.engine.cash(account_id(str(desk), 0)) == 0:
             fund(desk, "USDC", 10_000_000)
         current["desk_funded"] = True
         client = Engine(d.engine, d.book, d.lens)
         wad = int(size * WAD)
+        market = symbol if isinstance(symbol, int) else d.symbols[symbol]
         px = int((price if price is not None else _oracle(symbol)) * WAD)
-        order = client.order(desk, d.symbols[symbol], -wad, px, next(nonces), 2**40)
+        order = client.order(desk, market, -wad, px, next(nonces), 2**40)
         return client.fill(
             order, client.sign(desk, order), abs(wad), account_id(str(who), sub), sender=who
         )
+
+    def _option_book() -> Any:
+        """The deployment's option book: on first use a vol feed (test accounts 4 and 5
+        sign, 2 of 2) and an OptionBook installed on the engine, every market on a grid
+        (strike step 1% of its price, vol shock 15 points at 30 days, short minimum 50 bps)."""
+        if "options" not in current:
+            d = _d()
+            signers = sorted(
+                getattr(accounts, "test_accounts", accounts)[4:6], key=lambda a: int(str(a), 16)
+            )
+            heartbeats = {a: 86_400 for a in d.symbols.values()}
+            feed = devnet.deploy_vol_feed(project, owner, signers, 2, heartbeats)
+            grids = {
+                a: (max(int(_oracle(s) / 100), 1) * WAD, 15 * WAD // 100, 50)
+                for s, a in d.symbols.items()
+            }
+            book = devnet.deploy_option_book(project, d, owner, feed, grids)
+            current["options"] = book, VolSigner(feed, signers, owner)
+            names.update(options=book, vol_feed=feed)
+        return current["options"]
+
+    def list_options(
+        symbol: str, days: int, strikes: list[float], vol: float = 0.6
+    ) -> dict[tuple[float, str], int]:
+        """List a call and a put at each of `strikes` (USD, on the market's grid) expiring at
+        08:00 UTC `days` ahead, publish a flat `vol` curve for that expiry at the oracle
+        price, and return their instrument ids by (strike, "call" / "put")."""
+        from ape import chain as ape_chain
+
+        from offchain_risk.keeper.vol_signer import EXPIRY_TIME, VolCurve
+
+        book, signer = _option_book()
+        asset = _d().symbols[symbol]
+        expiry = (ape_chain.blocks.head.timestamp // DAY + days) * DAY + EXPIRY_TIME
+        signer.publish(VolCurve(asset, expiry, int(vol * WAD), 0, 0, int(_oracle(symbol) * WAD)))
+        book.set_oi_cap(asset, expiry, 2**200, sender=owner)
+        ids = {}
+        for strike in strikes:
+            for kind in ("call", "put"):
+                id = book.instrument_id(asset, expiry, int(strike * WAD), kind == "call")
+                if not book.listed(id):
+                    book.list_option(asset, expiry, int(strike * WAD), kind == "call", sender=owner)
+                ids[(strike, kind)] = id
+        print(f"{symbol} options expiring {expiry} (unix, 08:00 UTC): {len(ids)} listed")
+        return ids
+
+    def trade_option(who: Any, instrument: int, size: float, premium: float, sub: int = 0) -> Any:
+        """`who` takes `size` (signed, whole units: negative sells) of an option from the
+        desk's signed order at `premium` (USD per unit)."""
+        return trade(who, instrument, size, premium, sub)
+
+    def settle_options(who: Any, sub: int = 0) -> Any:
+        """Record the settlement price of every expired expiry `who` holds (the oracle price
+        now, once) and settle its expired legs to cash."""
+        book, _ = _option_book()
+        target = account_id(str(who), sub)
+        for id in book.account_legs(target):
+            i = book.instrument(id)
+            if book.settlement_price(i.underlying, i.expiry) == 0:
+                book.record_settlement(i.underlying, i.expiry, sender=desk)
+        before = _d().engine.cash(target)
+        tx = book.settle_expired(target, sender=desk)
+        print(f"settled to cash: {usd(_d().engine.cash(target) - before)} USD")
+        return tx
 
     def state(who: Any, sub: int = 0) -> ShownState:
         """Print the sub-account's cash, equity, MM, IM and health (USD) and its legs;
@@ -494,6 +565,9 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         greeks_table=greeks_table,
         list_vault=list_vault,
         vault_rate=vault_rate,
+        list_options=list_options,
+        trade_option=trade_option,
+        settle_options=settle_options,
         owner=owner,
         desk=desk,
         trader=trader,

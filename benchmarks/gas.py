@@ -265,11 +265,10 @@ def _option_book(
 
     deployer, bench = accounts[0], accounts[3]
     signers, relayer = list(accounts[4:6]), accounts[7]
-    feed = project.VolFeed.deploy(signers, 2, sender=deployer)
-    feed.set_underlying(0, 86_400, sender=deployer)
-    book = project.OptionBook.deploy(d.engine, feed, sender=deployer)
-    d.engine.set_option_book(book, sender=deployer)
-    book.set_grid(0, 100 * WAD, 15 * WAD // 100, 50, sender=deployer)
+    feed = devnet.deploy_vol_feed(project, deployer, signers, 2, {0: 86_400})
+    book = devnet.deploy_option_book(
+        project, d, deployer, feed, {0: (100 * WAD, 15 * WAD // 100, 50)}
+    )
     signer = VolSigner(feed, signers, relayer)
     now = web3.eth.get_block("latest")["timestamp"]
     instruments = []

@@ -327,6 +327,23 @@ def deploy_vol_feed(
     return feed
 
 
+def deploy_option_book(
+    project: Any,
+    d: Deployment,
+    deployer: Any,
+    vol_feed: Any,
+    grids: dict[int, tuple[int, int, int]],
+) -> Any:
+    """Deploy an OptionBook over ``d``'s engine and ``vol_feed``, install it on the engine
+    (once per engine) and set each underlying's grid: ``grids`` maps the engine's asset id to
+    (strike step WAD, vol shock at 30 days WAD, short-option minimum bps)."""
+    book = project.OptionBook.deploy(d.engine, vol_feed, sender=deployer)
+    d.engine.set_option_book(book, sender=deployer)
+    for underlying, (strike_step, vol_shock, short_min_bps) in grids.items():
+        book.set_grid(underlying, strike_step, vol_shock, short_min_bps, sender=deployer)
+    return book
+
+
 def deploy_rate_snapshots(project: Any, d: Deployment, deployer: Any, governor: Any) -> Any:
     """Deploy the signed rate-cap entry (``RateSnapshots``: the governor's signers move
     vault rate caps and lower funding caps) and install it as the engine's snapshot

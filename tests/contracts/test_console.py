@@ -117,3 +117,37 @@ def test_show__funding_on__prints_rate_cap_and_what_the_position_owes(
     assert "BTC funding" not in out  # funding never on there
     assert s.equity == 50_000 * 10**18 + 10**18  # in equity already, not yet in cash
     assert s.cash == 50_000 * 10**18
+
+
+def test_options__listed_traded_liquidated_settled_from_the_console(
+    accounts, project, chain, capsys
+):
+    """Options end to end in the console: the book and a vol curve on first use, a short
+    call from the desk, its margin in `show`, the desk's liquidation after a rally, and
+    settlement to cash after expiry."""
+    names = _extras().ape_init_extras(accounts=accounts, project=project)
+    d = names["deploy"]()
+    trader = names["trader"]
+    ids = names["list_options"]("ETH", days=7, strikes=[2_200])
+    assert set(ids) == {(2_200, "call"), (2_200, "put")}
+    book = names["options"]
+    call = ids[(2_200, "call")]
+    names["deposit"](trader, "USDC", 400)
+    a = names["account_id"](str(trader.address), 0)
+    names["trade_option"](trader, call, -1, 40)  # sells one call to the desk at $40
+    assert book.size(a, call) == -(10**18) and d.engine.cash(a) == 440 * 10**18
+    equity, mm, _ = d.engine.margin(a)
+    assert 0 < mm < equity
+    names["set_price"]("ETH", 2_400)
+    assert d.engine.margin(a)[0] < d.engine.margin(a)[1]  # below maintenance
+    names["liquidate"](trader)
+    left = book.size(a, call)
+    assert -(10**18) < left <= 0
+    chain.pending_timestamp = book.instrument(call).expiry + 60
+    names["set_price"]("ETH", 2_300)
+    capsys.readouterr()
+    cash = d.engine.cash(a)
+    names["settle_options"](trader)
+    assert d.engine.cash(a) - cash == left * 100  # (2,300 - 2,200) per call, WAD
+    assert "settled to cash: " in capsys.readouterr().out
+    assert list(book.account_legs(a)) == []

@@ -419,11 +419,6 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         print(f"{symbol} options expiring {expiry} (unix, 08:00 UTC): {len(ids)} listed")
         return ids
 
-    def trade_option(who: Any, instrument: int, size: float, premium: float, sub: int = 0) -> Any:
-        """`who` takes `size` (signed, whole units: negative sells) of an option from the
-        desk's signed order at `premium` (USD per unit)."""
-        return trade(who, instrument, size, premium, sub)
-
     def settle_options(who: Any, sub: int = 0) -> Any:
         """Record the settlement price of every expired expiry `who` holds (the oracle price
         now, once) and settle its expired legs to cash."""
@@ -566,7 +561,7 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         list_vault=list_vault,
         vault_rate=vault_rate,
         list_options=list_options,
-        trade_option=trade_option,
+        trade_option=trade,
         settle_options=settle_options,
         owner=owner,
         desk=desk,

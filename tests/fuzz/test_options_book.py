@@ -404,33 +404,24 @@ def test_liquidate__options_only_full_slice__every_leg_moved(opt):
     assert opt.book.size(liquidator, opt.call) == -100 * WAD
 
 
-def test_liquidate__healthy_options_book__refused(opt):
-    opt.fill(opt.call, -10 * WAD, 50 * WAD)
+def _liquidation_refused(opt, message):
+    """A liquidator's whole-book liquidation of the maker's account is refused with
+    `message`, and nothing moves."""
     who, liquidator = _liquidator(opt)
     opt.refused(
-        "liquidations: account is healthy",
-        opt.s.liquidations.liquidate,
-        opt.m,
-        liquidator,
-        WAD,
-        2**255 - 1,
-        sender=who,
+        message, opt.s.liquidations.liquidate, opt.m, liquidator, WAD, 2**255 - 1, sender=who
     )
+
+
+def test_liquidate__healthy_options_book__refused(opt):
+    opt.fill(opt.call, -10 * WAD, 50 * WAD)
+    _liquidation_refused(opt, "liquidations: account is healthy")
 
 
 def test_liquidate__options_book_without_price__refused(opt):
     _short_calls_then_rally(opt)
-    who, liquidator = _liquidator(opt)
     boa.env.time_travel(seconds=2 * 86_400)  # the ETH feed is stale, no fallback
-    opt.refused(
-        "oracle: invalid price",
-        opt.s.liquidations.liquidate,
-        opt.m,
-        liquidator,
-        WAD,
-        2**255 - 1,
-        sender=who,
-    )
+    _liquidation_refused(opt, "oracle: invalid price")
 
 
 def test_liquidate_legs__not_engine__refused(opt):

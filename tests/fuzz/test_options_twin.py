@@ -54,8 +54,8 @@ class Book:
 
     def legs(self, opt: Options, ids: dict, shocks: tuple, liq: bool) -> list[OptionLeg]:
         engine = opt.s.engine
-        f = opt.s.funding.liquidation_price(ETH) if liq else engine.price(ETH)[0]
-        f_ok = engine.price(ETH)[1]
+        price, f_ok = engine.price(ETH)
+        f = opt.s.funding.liquidation_price(ETH) if liq else price
         out = []
         for id, s in self.sizes.items():
             if s == 0:

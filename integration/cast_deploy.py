@@ -180,7 +180,7 @@ LOCAL_ASSET_BOUNDS = dict(
 
 #: The deploy config's top-level sections (``offchain_risk/deploy.py`` knows the same set).
 SECTIONS = frozenset(
-    {"engine", "liquidation", "governor", "markets", "vol_feed", "vaults", "quote"}
+    {"engine", "liquidation", "governor", "markets", "vol_feed", "vaults", "quote", "options"}
 )
 
 
@@ -244,6 +244,11 @@ def load(path: Path) -> dict:
     unknown = set(raw) - SECTIONS
     if unknown:
         raise DeployError(f"{path}: unknown sections {sorted(unknown)}")
+    if "options" in raw:
+        raise DeployError(
+            f"{path}: options: this script does not deploy an option book; "
+            "deploy it with `ape run deploy` (offchain_risk/deploy.py)"
+        )
     # A key this script does not know would be deployed differently from `ape run deploy`
     # (which validates the same file): refuse it rather than ignore it.
     for section, known in KNOWN_KEYS.items():

@@ -33,6 +33,19 @@ has no funding.
 them), the heartbeat of its curves and the markets listed as underlyings (the engine's asset
 ids); the manifest names it ``contracts.vol_feed`` with ``parameters.vol_feed``.
 
+``[options]`` (which needs ``[vol_feed]``) deploys an ``OptionBook`` over the engine and that
+vol feed after the feed, installs it on the engine (``set_option_book``, once per engine) and
+sets a grid per ``[options.<symbol>]``: a market listed as a vol feed underlying (never a vault
+share), with ``strike_step`` (USD), ``vol_shock`` (the scenario vol move at 30 days, a fraction:
+0.15 is 15 vol points), ``short_min_bps`` and optionally ``oi_cap``, the long open-interest cap
+to give each expiry when it is listed (units of the underlying, for ``set_oi_cap``: the book caps
+each expiry, 0 until set, so the deploy sets none and only records it). The bounds are
+``OptionBook.set_grid``'s. The manifest
+names the book ``contracts.option_book`` with ``parameters.options`` (WAD, bps), and
+:func:`check_manifest` compares the book's grids and the engine's installed book with it.
+``deployments/config/local.toml`` states the table only as a commented example (ETH and BTC),
+so a local deploy installs no option book unless its config states one.
+
 ``deployments/config/local.toml`` is also the devnet listing of
 :mod:`offchain_risk.devnet`: one source for ``ape run deploy``, the console, the tests and
 the keeper's ``--deploy``.
@@ -53,8 +66,11 @@ from offchain_risk.models.liquidation import LiquidationPolicy
 from offchain_risk.models.margin import MAX_SCENARIOS, pad_scenarios
 from offchain_risk.models.vault import VAULT_CLASSES, RateCap
 from offchain_risk.units import (
+    BPS,
     MAX_FUNDING_CAP,
     MAX_FUNDING_CONVERGENCE,
+    MAX_PRICE,
+    MIN_OPTION_PRICE,
     QUOTE_ASSET,
     WAD,
     to_wad,
@@ -112,6 +128,10 @@ FUNDING_KEYS = ("convergence_hours", "interest", "cap")
 _VOL_FEED_KEYS = {"signers", "threshold", "heartbeat", "underlyings"}
 #: contracts/constants.vy MAX_HEARTBEAT: the longest heartbeat the VolFeed accepts.
 MAX_VOL_HEARTBEAT = 7 * 86_400
+#: ``[options.<symbol>]``: an underlying's grid (``oi_cap`` optional).
+OPTION_KEYS = ("strike_step", "vol_shock", "short_min_bps", "oi_cap")
+#: contracts/OptionBook.vy MAX_VOL_SHOCK: the largest vol shock (WAD) ``set_grid`` accepts.
+MAX_VOL_SHOCK = WAD
 _VAULT_KEYS = {"symbol", "underlying", "class", "vault_address"}
 _QUOTE_KEYS = {"feed", "price", "heartbeat", "peg_bps"}
 _GOVERNOR_KEYS = {
@@ -126,7 +146,7 @@ _GOVERNOR_KEYS = {
 
 #: The deploy config's top-level sections (``integration/cast_deploy.py`` knows the same set).
 SECTIONS = frozenset(
-    {"engine", "liquidation", "governor", "markets", "vol_feed", "vaults", "quote"}
+    {"engine", "liquidation", "governor", "markets", "vol_feed", "options", "vaults", "quote"}
 )
 
 
@@ -171,6 +191,26 @@ class VolFeedConfig:
     threshold: int
     heartbeat: int
     underlyings: tuple[str, ...]  # market symbols
+
+
+@dataclass(frozen=True)
+class OptionGridConfig:
+    """An underlying's grid in the option book (``[options.<symbol>]``), in chain units:
+    strikes on multiples of ``strike_step`` (WAD), the scenario vol move at 30 days
+    (``vol_shock``, WAD: 0.15 * WAD is 15 vol points), the short-option minimum (bps of the
+    price per unit short) and the long open-interest cap to give a newly listed expiry
+    (``set_oi_cap``, WAD units of the underlying; None: not stated)."""
+
+    symbol: str  # a market listed as a vol feed underlying
+    strike_step: int
+    vol_shock: int
+    short_min_bps: int
+    oi_cap: int | None = None
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """(strike step, vol shock, short minimum) as ``OptionBook.set_grid`` takes them."""
+        return self.strike_step, self.vol_shock, self.short_min_bps
 
 
 @dataclass(frozen=True)
@@ -229,6 +269,12 @@ class DeployConfig:
     vol_feed: VolFeedConfig | None = None
     vaults: tuple[VaultConfig, ...] = ()  # listed after the markets, in this order
     quote: QuoteConfig | None = None
+    options: tuple[OptionGridConfig, ...] = ()  # an option book's grids (needs the vol feed)
+
+    def option_grids(self, symbols: dict[str, int]) -> dict[int, tuple[int, int, int]]:
+        """The grids as ``devnet.deploy_option_book`` takes them: asset id (``symbols``) ->
+        (strike step WAD, vol shock WAD, short minimum bps)."""
+        return {symbols[o.symbol]: o.grid for o in self.options}
 
     @property
     def shocks(self) -> np.ndarray:
@@ -389,6 +435,8 @@ def load_config(path: str | Path) -> DeployConfig:
         raise _fail(path, "governor.threshold", f"{threshold} not in [1, {len(signers)} signers]")
     if len(set(signers)) != len(signers):
         raise _fail(path, "governor.signers", "a signer is listed twice")
+    vol_feed = _vol_feed(path, raw["vol_feed"], symbols) if "vol_feed" in raw else None
+    vaults = _vaults(path, raw.get("vaults", []), markets)
     return DeployConfig(
         markets=tuple(markets),
         im_multiplier=_number(
@@ -416,9 +464,12 @@ def load_config(path: str | Path) -> DeployConfig:
         limits=_limits(path, gov.get("limits", {})),
         global_bounds=_global_bounds(path, gov.get("global_bounds", {})),
         asset_bounds=_asset_bounds(path, "governor.asset_bounds", gov.get("asset_bounds", {})),
-        vol_feed=_vol_feed(path, raw["vol_feed"], symbols) if "vol_feed" in raw else None,
-        vaults=_vaults(path, raw.get("vaults", []), markets),
+        vol_feed=vol_feed,
+        vaults=vaults,
         quote=_quote(path, raw.get("quote"), engine.get("heartbeat", 86_400)),
+        options=_options(path, raw["options"], vol_feed, symbols, vaults)
+        if "options" in raw
+        else (),
     )
 
 
@@ -559,6 +610,70 @@ def _vol_feed(path: Path, raw: Any, symbols: list[str]) -> VolFeedConfig:
     return VolFeedConfig(signers, int(threshold), int(heartbeat), tuple(underlyings))
 
 
+def _options(
+    path: Path,
+    raw: Any,
+    vol_feed: VolFeedConfig | None,
+    symbols: list[str],
+    vaults: tuple[VaultConfig, ...],
+) -> tuple[OptionGridConfig, ...]:
+    """``[options]``: one ``[options.<symbol>]`` grid per underlying, each a market listed as
+    a vol feed underlying, with ``OptionBook.set_grid``'s bounds: ``strike_step`` (USD) in
+    [MIN_OPTION_PRICE, MAX_PRICE], ``vol_shock`` (a fraction) at most MAX_VOL_SHOCK (1: 100
+    vol points), ``short_min_bps`` whole bps at most 10,000; ``oi_cap`` (optional, units of
+    the underlying) at least 0."""
+    where = "options"
+    if vol_feed is None:
+        raise _fail(
+            path, where, "an option book needs a [vol_feed] (its legs are valued at its vols)"
+        )
+    if not isinstance(raw, dict) or not raw:
+        raise _fail(path, where, "expected a grid per underlying market symbol, as [options.ETH]")
+    vault_symbols = {v.symbol for v in vaults}
+    out = []
+    for symbol, grid in raw.items():
+        where = f"options.{symbol}"
+        if not isinstance(grid, dict):
+            raise _fail(
+                path,
+                where,
+                f"expected a table of {', '.join(OPTION_KEYS)}, as [options.ETH]",
+            )
+        if symbol in vault_symbols:
+            raise _fail(path, where, f"{symbol!r} is a vault share: it cannot be an underlying")
+        if symbol not in symbols:
+            raise _fail(path, where, f"{symbol!r} is not a listed market; markets: {symbols}")
+        if symbol not in vol_feed.underlyings:
+            raise _fail(
+                path,
+                where,
+                f"{symbol!r} is not a vol feed underlying; vol_feed.underlyings: "
+                f"{list(vol_feed.underlyings)}",
+            )
+        _table(path, where, grid, OPTION_KEYS)
+        for key in OPTION_KEYS[:3]:
+            if key not in grid:
+                raise _fail(path, where, f"missing {key!r}")
+        lo, hi = MIN_OPTION_PRICE / WAD, MAX_PRICE / WAD  # USD
+        step_usd = _number(path, f"{where}.strike_step", grid["strike_step"], lo, hi)
+        step = to_wad(step_usd)
+        if not MIN_OPTION_PRICE <= step <= MAX_PRICE:  # at a bound, after rounding to WAD
+            raise _fail(
+                path, f"{where}.strike_step", f"{step} WAD outside [10**9, 2**100] (set_grid's)"
+            )
+        shock = to_wad(
+            _number(path, f"{where}.vol_shock", grid["vol_shock"], 0, MAX_VOL_SHOCK // WAD)
+        )
+        short_min = _number(path, f"{where}.short_min_bps", grid["short_min_bps"], 0, BPS)
+        if short_min != int(short_min):
+            raise _fail(path, f"{where}.short_min_bps", f"expected whole bps, got {short_min}")
+        oi_cap = None
+        if "oi_cap" in grid:
+            oi_cap = to_wad(_number(path, f"{where}.oi_cap", grid["oi_cap"], 0, 2**100))
+        out.append(OptionGridConfig(symbol, step, shock, int(short_min), oi_cap))
+    return tuple(out)
+
+
 def _table(path: Path, where: str, raw: Any, keys: tuple[str, ...]) -> dict:
     if not isinstance(raw, dict):
         raise _fail(path, where, "expected a table")
@@ -672,7 +787,8 @@ def deploy_config(
 ) -> tuple[Any, Any]:
     """Deploy ``cfg``: the engine, its venue, lens and liquidation policy, every market, a
     RiskGovernor over ``signers`` when the config names any, with the config's limits and
-    bounds, and the ``[vol_feed]`` over ``vol_signers`` (``d.vol_feed``).
+    bounds, the ``[vol_feed]`` over ``vol_signers`` (``d.vol_feed``) and the ``[options]``
+    book over it, installed on the engine (``engine.option_book()``).
     (``devnet.Deployment``, governor)."""
     if not local and cfg.needs_mocks():
         raise ConfigError(
@@ -682,6 +798,8 @@ def deploy_config(
         raise ValueError("one account per configured signer")
     if len(vol_signers) != (len(cfg.vol_feed.signers) if cfg.vol_feed else 0):
         raise ValueError("one account per configured vol feed signer")
+    if cfg.options and cfg.vol_feed is None:
+        raise ConfigError("options: an option book needs a [vol_feed]")
     settings = governor_settings(cfg, local=local) if signers else None
     from ape import Contract
 
@@ -723,6 +841,8 @@ def deploy_config(
             v.threshold,
             {d.symbols[u]: v.heartbeat for u in v.underlyings},
         )
+    if cfg.options:
+        devnet.deploy_option_book(project, d, deployer, d.vol_feed, cfg.option_grids(d.symbols))
     deploy_vaults(project, d, deployer, cfg, governor, settings)
     deploy_quote(project, d, deployer, cfg)
     deploy_funding(d, deployer, cfg)
@@ -856,6 +976,10 @@ def build_manifest(
     if getattr(d, "vol_feed", None) is not None and cfg.vol_feed is not None:
         contracts["vol_feed"] = str(d.vol_feed.address)
         parameters["vol_feed"] = vol_feed_parameters(cfg.vol_feed, d.symbols, vol_signers)
+    book = str(d.engine.option_book())
+    if book != ZERO_ADDRESS:  # the engine's, as installed (once per engine)
+        contracts["option_book"] = book
+        parameters["options"] = option_parameters(cfg.options, d.symbols)
     return {
         "version": MANIFEST_VERSION,
         "network": network,
@@ -884,6 +1008,23 @@ def vol_feed_parameters(v: VolFeedConfig, symbols: dict[str, int], signers: list
         "threshold": v.threshold,
         "heartbeat": v.heartbeat,
         "underlyings": {u: int(symbols[u]) for u in v.underlyings},
+    }
+
+
+def option_parameters(options: tuple[OptionGridConfig, ...], symbols: dict[str, int]) -> dict:
+    """The manifest's ``parameters.options``: per underlying symbol its asset id, the grid as
+    ``OptionBook.grid`` holds it (strike step and vol shock WAD, short minimum bps) and the
+    open-interest cap to give a newly listed expiry (WAD units of the underlying; None: not
+    stated; not on chain until an expiry is capped)."""
+    return {
+        o.symbol: {
+            "asset": int(symbols[o.symbol]),
+            "strike_step_wad": o.strike_step,
+            "vol_shock_wad": o.vol_shock,
+            "short_min_bps": o.short_min_bps,
+            "oi_cap_wad": o.oi_cap,
+        }
+        for o in options
     }
 
 
@@ -1065,6 +1206,32 @@ def check_manifest(manifest: dict, project: Any, chain_id: int) -> list[str]:
                 problems.append(f"{symbol}: governor bounds differ")
     if "vol_feed" in manifest["contracts"]:
         problems += _check_vol_feed(project.VolFeed.at(manifest["contracts"]["vol_feed"]), manifest)
+    problems += _check_option_book(manifest, project, engine)
+    return problems
+
+
+def _check_option_book(manifest: dict, project: Any, engine: Any) -> list[str]:
+    """How the engine's installed option book and its grids differ from
+    ``contracts.option_book`` and ``parameters.options``."""
+    c = manifest["contracts"]
+    installed, stated = str(engine.option_book()), c.get("option_book", ZERO_ADDRESS)
+    if installed != stated:
+        return [f"the engine's option book {installed} != {stated}"]
+    if "option_book" not in c:
+        return []
+    grids = manifest["parameters"].get("options")
+    if grids is None:
+        return ["the manifest names an option book without its parameters"]
+    book = project.OptionBook.at(stated)
+    problems = []
+    if str(book.owner()) != manifest["deployer"]:
+        problems.append(f"option book owner {book.owner()} != deployer {manifest['deployer']}")
+    if str(book.vol_feed()) != c.get("vol_feed", ZERO_ADDRESS):
+        problems.append(f"option book vol feed {book.vol_feed()} != {c.get('vol_feed')}")
+    for symbol, g in grids.items():
+        held = tuple(int(x) for x in book.grid(g["asset"]))
+        if held != (g["strike_step_wad"], g["vol_shock_wad"], g["short_min_bps"]):
+            problems.append(f"{symbol}: option grid differs")
     return problems
 
 
@@ -1201,6 +1368,11 @@ def run_deploy(
             + (
                 f", a {cfg.vol_feed.threshold}-of-{len(vol_signers)} vol feed"
                 if cfg.vol_feed
+                else ""
+            )
+            + (
+                f", an option book on {', '.join(o.symbol for o in cfg.options)}"
+                if cfg.options
                 else ""
             )
             + f") to {network.name} (chain {network.chain_id}) from {deployer.address}?"

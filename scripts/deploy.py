@@ -7,7 +7,9 @@
 The manifest (addresses, block, parameters) goes to ``deployments/<config name>.json``; an
 existing one is never replaced without ``--force``. On a local network the deployer is test
 account 0 and the feeds and tokens are mocks; elsewhere ``--account`` is required, the config
-must name existing feeds and tokens, and the deploy asks for confirmation first.
+must name existing feeds and tokens, and the deploy asks for confirmation first. A config's
+``[options]`` deploys an option book over its ``[vol_feed]`` and installs it on the engine
+(``contracts.option_book`` in the manifest).
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ DEFAULT_CONFIG = Path("deployments/config/local.toml")
 )
 @click.option("--force", is_flag=True, help="Replace an existing manifest")
 def cli(network, config_path, alias, params, out, force):
-    """Deploy the engine, markets, feeds and risk governor of a config; write the manifest."""
+    """Deploy the engine, markets, feeds, risk governor, vol feed and option book of a config;
+    write the manifest."""
     try:
         cfg = deploy.load_config(config_path)
     except deploy.ConfigError as exc:

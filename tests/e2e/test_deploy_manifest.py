@@ -1,5 +1,6 @@
 """`ape run deploy` from a config file: the manifest matches the chain, is never silently
-replaced, and a non-local network asks first."""
+replaced, and a non-local network asks first; a config's `[options]` installs an option
+book."""
 
 from __future__ import annotations
 
@@ -8,11 +9,27 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import ape
 import pytest
 
 from offchain_risk import deploy
+from offchain_risk.units import DAY, EXPIRY_TIME, WAD
 
 CONFIG = Path(__file__).resolve().parents[2] / "deployments" / "config" / "local.toml"
+# The grids of local.toml's commented [options] example (strike steps of 100 and 1,000
+# USD, a 15 vol point shock at 30 days, a 50 bps short minimum) and a cap for BTC expiries.
+OPTIONS = """
+[options.ETH]
+strike_step = 100
+vol_shock = 0.15
+short_min_bps = 50
+
+[options.BTC]
+strike_step = 1000
+vol_shock = 0.15
+short_min_bps = 50
+oi_cap = 250
+"""
 
 
 def _network(chain, name: str, is_local: bool) -> SimpleNamespace:
@@ -87,6 +104,72 @@ def test_run_deploy__local_config__manifest_matches_the_chain(
     assert vol["underlyings"] == {"ETH": 0, "BTC": 1} and vol["heartbeat"] == 7_200
     assert d.vol_feed.threshold() == 2 and d.vol_feed.signer_count() == 3
     assert [d.vol_feed.heartbeat(a) for a in range(4)] == [7_200, 7_200, 0, 0]
+    # no [options]: no option book installed or recorded
+    assert d.engine.option_book() == deploy.ZERO_ADDRESS
+    assert "option_book" not in manifest["contracts"] and "options" not in manifest["parameters"]
+
+
+def test_run_deploy__options__book_deployed_installed_and_recorded(
+    project, chain, owner, local_network, tmp_path
+):
+    config = tmp_path / "options.toml"
+    config.write_text(CONFIG.read_text() + OPTIONS)
+    cfg = deploy.load_config(config)
+    manifest = deploy.run_deploy(project, local_network, owner, cfg, config, tmp_path / "m.json")
+    c = manifest["contracts"]
+    d = deploy.load_deployment(project, manifest)
+    book = project.OptionBook.at(c["option_book"])
+    # over the engine and the config's vol feed, installed on the engine, the deployer's
+    assert d.engine.option_book() == book.address
+    assert book.engine() == c["engine"] and book.vol_feed() == c["vol_feed"]
+    assert book.owner() == owner
+    shock = 15 * WAD // 100
+    assert tuple(book.grid(0)) == (100 * WAD, shock, 50)
+    assert tuple(book.grid(1)) == (1_000 * WAD, shock, 50)
+    assert tuple(book.grid(2)) == (0, 0, 0)  # SOL: not an underlying
+    assert manifest["parameters"]["options"] == {
+        "ETH": {
+            "asset": 0,
+            "strike_step_wad": 100 * WAD,
+            "vol_shock_wad": shock,
+            "short_min_bps": 50,
+            "oi_cap_wad": None,
+        },
+        "BTC": {
+            "asset": 1,
+            "strike_step_wad": 1_000 * WAD,
+            "vol_shock_wad": shock,
+            "short_min_bps": 50,
+            "oi_cap_wad": 250 * WAD,
+        },
+    }
+    assert deploy.check_manifest(manifest, project, chain.chain_id) == []
+    # the grid is the book's: a strike on it lists, one off it is refused
+    expiry = (chain.blocks.head.timestamp // DAY + 7) * DAY + EXPIRY_TIME
+    book.list_option(0, expiry, 2_200 * WAD, True, sender=owner)
+    with ape.reverts("options: strike off grid"):
+        book.list_option(0, expiry, 2_250 * WAD, True, sender=owner)
+    # check_manifest: grids that differ, a book the engine does not hold, a book left out
+    bad = json.loads(json.dumps(manifest))
+    bad["parameters"]["options"]["ETH"]["vol_shock_wad"] = 20 * WAD // 100
+    bad["parameters"]["options"]["BTC"]["short_min_bps"] = 100
+    assert deploy.check_manifest(bad, project, chain.chain_id) == [
+        "ETH: option grid differs",
+        "BTC: option grid differs",
+    ]
+    other = project.OptionBook.deploy(d.engine, d.vol_feed, sender=owner)
+    bad = json.loads(json.dumps(manifest))
+    bad["contracts"]["option_book"] = str(other.address)
+    assert deploy.check_manifest(bad, project, chain.chain_id) == [
+        f"the engine's option book {book.address} != {other.address}"
+    ]
+    bad = json.loads(json.dumps(manifest))
+    del bad["contracts"]["option_book"], bad["parameters"]["options"]
+    assert deploy.check_manifest(bad, project, chain.chain_id) == [
+        f"the engine's option book {book.address} != {deploy.ZERO_ADDRESS}"
+    ]
+    with ape.reverts("settlement: book already set"):  # one book per engine
+        d.engine.set_option_book(other, sender=owner)
 
 
 def test_check_manifest__tampered__names_every_difference(

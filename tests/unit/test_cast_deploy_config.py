@@ -157,6 +157,19 @@ def test_sections__both_deployers_know_the_same_top_level_sections(tmp_path):
         deploy.load_config(bad)
 
 
+def test_load__options__refused_with_the_deployer_that_does_them(tmp_path):
+    """The option book is the Ape deployer's alone: a config with [options] is refused by
+    name here, never deployed without its book."""
+    config = CONFIG.read_text()
+    example = config[config.index("# [options.ETH]") :].split("\n\n")[0]
+    block = "\n".join(line.removeprefix("#").strip() for line in example.splitlines())
+    path = tmp_path / "options.toml"
+    path.write_text(config + "\n" + block + "\n")
+    assert deploy.load_config(path).options  # the Ape deployer takes it
+    with pytest.raises(cast_deploy.DeployError, match=r"options: this script does not deploy"):
+        cast_deploy.load(path)
+
+
 FUNDING = {
     "ETH": "funding = { convergence_hours = 8, interest = 0.00001, cap = 0.002 }",
     "SOL": "funding = { convergence_hours = 16, cap = 0.001 }",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import tomllib
 from click.testing import CliRunner
 
 from offchain_risk import deploy, devnet
@@ -381,3 +382,191 @@ def test_load_config__bad_quote__names_the_file_and_field(tmp_path, section, mes
     with pytest.raises(deploy.ConfigError, match=message) as info:
         deploy.load_config(path)
     assert str(path) in str(info.value)
+
+
+# The option book's grids as the tests use them (local.toml has them commented out).
+OPTIONS = """
+[options.ETH]
+strike_step = 100
+vol_shock = 0.15
+short_min_bps = 50
+
+[options.BTC]
+strike_step = 1000
+vol_shock = 0.15
+short_min_bps = 50
+"""
+VOL_FEED = (
+    '[vol_feed]\nsigners = ["test:5", "test:6", "test:7"]\nthreshold = 2\nheartbeat = 7200\n'
+    'underlyings = ["ETH", "BTC"]\n'
+)
+
+
+def _in_options(old: str, new: str, count: int = 1):
+    """An edit of the appended ``[options]`` tables alone (local.toml's commented example
+    holds the same lines)."""
+    return lambda t: t.replace(OPTIONS, OPTIONS.replace(old, new, count))
+
+
+def _options_config(tmp_path, text: str) -> deploy.DeployConfig:
+    path = tmp_path / "options.toml"
+    path.write_text(text)
+    return deploy.load_config(path)
+
+
+def test_local_toml__options_example__commented_out_with_the_tests_grids():
+    text = CONFIG.read_text()
+    example = [
+        line.removeprefix("# ")
+        for line in text.splitlines()
+        if line.startswith(("# [options.", "# strike_step", "# vol_shock", "# short_min_bps"))
+    ]
+    assert tomllib.loads("\n".join(example)) == tomllib.loads(OPTIONS)
+    assert deploy.load_config(CONFIG).options == ()  # the devnet installs no option book
+    assert "options" in deploy.SECTIONS
+
+
+def test_load_config__options__grids_in_chain_units(tmp_path):
+    cfg = _options_config(tmp_path, CONFIG.read_text() + OPTIONS)
+    assert cfg.options == (
+        deploy.OptionGridConfig("ETH", 100 * WAD, 15 * WAD // 100, 50),
+        deploy.OptionGridConfig("BTC", 1_000 * WAD, 15 * WAD // 100, 50),
+    )
+    symbols = {m.symbol: i for i, m in enumerate(cfg.markets)}
+    # what devnet.deploy_option_book takes: asset id -> (strike step, vol shock, short minimum)
+    assert cfg.option_grids(symbols) == {
+        0: (100 * WAD, 15 * WAD // 100, 50),
+        1: (1_000 * WAD, 15 * WAD // 100, 50),
+    }
+    assert deploy.option_parameters(cfg.options, symbols)["BTC"] == {
+        "asset": 1,
+        "strike_step_wad": 1_000 * WAD,
+        "vol_shock_wad": 15 * WAD // 100,
+        "short_min_bps": 50,
+        "oi_cap_wad": None,
+    }
+
+
+def test_load_config__options_at_set_grids_bounds__accepted(tmp_path):
+    options = OPTIONS.replace("strike_step = 100\n", "strike_step = 1e-9\n")
+    options = options.replace("vol_shock = 0.15", "vol_shock = 1", 1)
+    options = options.replace("short_min_bps = 50", "short_min_bps = 10000\noi_cap = 0", 1)
+    eth, btc = _options_config(tmp_path, CONFIG.read_text() + options).options
+    assert eth == deploy.OptionGridConfig("ETH", 10**9, WAD, 10_000, 0)
+    assert btc.oi_cap is None
+    options = options.replace("vol_shock = 0.15", "vol_shock = 0\noi_cap = 2500.5")
+    btc = _options_config(tmp_path, CONFIG.read_text() + options).options[1]
+    assert (btc.vol_shock, btc.oi_cap) == (0, 2_500 * WAD + WAD // 2)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.replace(VOL_FEED, ""),
+            r"options: an option book needs a \[vol_feed\]",
+        ),
+        (
+            _in_options("[options.BTC]", "[options.DOGE]"),
+            r"options.DOGE: 'DOGE' is not a listed market; "
+            r"markets: \['ETH', 'BTC', 'SOL', 'LINK'\]",
+        ),
+        (
+            _in_options("[options.BTC]", "[options.SOL]"),
+            r"options.SOL: 'SOL' is not a vol feed underlying; vol_feed.underlyings: "
+            r"\['ETH', 'BTC'\]",
+        ),
+        (
+            _in_options("[options.BTC]", "[options.sWETH]"),
+            r"options.sWETH: 'sWETH' is a vault share: it cannot be an underlying",
+        ),
+        (
+            _in_options("strike_step = 100\n", "strike = 100\n"),
+            r"options.ETH: unknown keys \['strike'\]",
+        ),
+        (
+            _in_options(
+                "strike_step = 1000\nvol_shock = 0.15\nshort_min_bps = 50",
+                "strike_step = 1000\nvol_shock = 0.15",
+            ),
+            r"options.BTC: missing 'short_min_bps'",
+        ),
+        (
+            _in_options("strike_step = 100\n", "strike_step = 0\n"),
+            r"options.ETH.strike_step: 0 outside \[1e-09, 1267650600228.2295\]",
+        ),
+        (
+            _in_options("strike_step = 100\n", "strike_step = 1e-10\n"),
+            r"options.ETH.strike_step: 1e-10 outside \[1e-09,",
+        ),
+        (
+            _in_options("strike_step = 1000", "strike_step = 2e12"),
+            r"options.BTC.strike_step: 2000000000000.0 outside \[1e-09, 1267650600228.2295\]",
+        ),
+        (
+            _in_options("strike_step = 1000", "strike_step = 1267650600228.2295"),
+            r"options.BTC.strike_step: 1267650600228229500000000000000 WAD outside "
+            r"\[10\*\*9, 2\*\*100\]",
+        ),
+        (
+            _in_options("strike_step = 100\n", 'strike_step = "100"\n'),
+            r"options.ETH.strike_step: expected a number, got '100'",
+        ),
+        (
+            _in_options("vol_shock = 0.15", "vol_shock = 1.5"),
+            r"options.ETH.vol_shock: 1.5 outside \[0, 1\]",
+        ),
+        (
+            _in_options("vol_shock = 0.15", "vol_shock = -0.05"),
+            r"options.ETH.vol_shock: -0.05 outside \[0, 1\]",
+        ),
+        (
+            _in_options("vol_shock = 0.15", "vol_shock = true"),
+            r"options.ETH.vol_shock: expected a number, got True",
+        ),
+        (
+            _in_options("short_min_bps = 50", "short_min_bps = 10001"),
+            r"options.ETH.short_min_bps: 10001 outside \[0, 10000\]",
+        ),
+        (
+            _in_options("short_min_bps = 50", "short_min_bps = 12.5"),
+            r"options.ETH.short_min_bps: expected whole bps, got 12.5",
+        ),
+        (
+            _in_options("short_min_bps = 50", "short_min_bps = 50\noi_cap = -1"),
+            r"options.ETH.oi_cap: -1 outside \[0, ",
+        ),
+        (
+            _in_options("[options.ETH]", "[options]"),
+            r"options.strike_step: expected a table of strike_step, vol_shock, short_min_bps, "
+            r"oi_cap, as \[options.ETH\]",
+        ),
+        (
+            lambda t: t.replace(OPTIONS, "\n[options]\n"),
+            r"options: expected a grid per underlying market symbol, as \[options.ETH\]",
+        ),
+        (
+            _in_options("[options.BTC]", "[option.BTC]"),
+            r"top level: unknown sections \['option'\]",
+        ),
+    ],
+)
+def test_load_config__bad_options__names_the_file_and_field(tmp_path, edit, message):
+    text = CONFIG.read_text() + OPTIONS
+    assert VOL_FEED in text
+    edited = edit(text)
+    assert edited != text
+    path = tmp_path / "bad.toml"
+    path.write_text(edited)
+    with pytest.raises(deploy.ConfigError, match=message) as info:
+        deploy.load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_deploy_config__options_without_vol_feed__refused_before_any_transaction(tmp_path):
+    from dataclasses import replace
+
+    cfg = replace(_options_config(tmp_path, CONFIG.read_text() + OPTIONS), vol_feed=None)
+    signers = [object()] * len(cfg.signers)  # never used: refused first
+    with pytest.raises(deploy.ConfigError, match=r"options: an option book needs a \[vol_feed\]"):
+        deploy.deploy_config(None, None, cfg, local=True, signers=signers)

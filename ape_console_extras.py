@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from offchain_risk import devnet
-from offchain_risk.chain import WAD, AccountState, Engine, account_id
+from offchain_risk.chain import WAD, AccountState, Engine, account_id, settlement_round
 from offchain_risk.keeper.vol_signer import VolSigner
 from offchain_risk.models.funding import FundingParams, MarketFunding, index_at, owed
 from offchain_risk.models.margin import QuotePeg, peg_margin
@@ -420,14 +420,17 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         return ids
 
     def settle_options(who: Any, sub: int = 0) -> Any:
-        """Record the settlement price of every expired expiry `who` holds (the oracle price
-        now, once) and settle its expired legs to cash."""
+        """Record the settlement price of every expired expiry `who` holds (the answer of the
+        underlying feed's first valid round at or after expiry, once) and settle its expired
+        legs to cash."""
         book, _ = _option_book()
         target = account_id(str(who), sub)
         for id in book.account_legs(target):
             i = book.instrument(id)
             if book.settlement_price(i.underlying, i.expiry) == 0:
-                book.record_settlement(i.underlying, i.expiry, sender=desk)
+                feed = _d().feeds[i.underlying]
+                round_id = settlement_round(feed, i.expiry)
+                book.record_settlement(i.underlying, i.expiry, round_id, sender=desk)
         before = _d().engine.cash(target)
         tx = book.settle_expired(target, sender=desk)
         print(f"settled to cash: {usd(_d().engine.cash(target) - before)} USD")

@@ -302,6 +302,57 @@ def _option_book(
             f"execution {execution:,}",
         )
     )
+    rows += _option_liquidation(d, deployer, bench, accounts[1], ref)
+    rows += _option_expiry(d, client, fill, deployer, bench, book, instruments[0])
+    return rows
+
+
+def _option_liquidation(d: Any, deployer: Any, bench: Any, desk: Any, ref: int) -> list[Row]:
+    """A partial liquidation of the reference book (4 perps + 8 options + 2 collateral) by
+    a liquidator with cash only: its cash withdrawn down to just above IM, then every market
+    falls until it is below MM. (The same book, not a new one: each fill's steps trace stays
+    in anvil's memory, and eight more option fills take it past this machine's.)"""
+    engine = d.engine
+    equity, _, im = engine.margin(ref)
+    spare = min(equity - im - 2_000 * WAD, engine.cash(ref))  # WAD
+    engine.withdraw(ref, d.cash, spare // 10**12, sender=bench)
+    prices = [engine.price(market)[0] / WAD for market in range(4)]
+    scale = 1.0
+    while engine.health(ref) >= 0:
+        scale -= 0.005
+        assert scale > 0.3, "the reference book stays above MM"
+        for market in range(4):
+            d.set_price(MARKETS[market].symbol, prices[market] * scale, sender=deployer)
+    liquidator = Engine.account_id(desk, 2)  # cash only: new slots, like the "fresh" row
+    engine.deposit(liquidator, d.cash, 10**7 * USDC, sender=desk)
+    preview = d.liquidations.liquidation_preview(ref, WAD)
+    tx = d.liquidations.liquidate(ref, liquidator, WAD, 2**255 - 1, sender=desk)
+    note = f"f = {preview.fraction / WAD:.1%}, liquidator with cash only"
+    return [Row("liquidate: 4 perps + 8 options + 2 collateral (fresh)", tx.gas_used, note)]
+
+
+def _option_expiry(
+    d: Any, client: Any, fill: Any, deployer: Any, bench: Any, book: Any, instrument: int
+) -> list[Row]:
+    """Expiry of the first expiry's options: the settlement price recorded (the feed's first
+    round after expiry, the round before it read too), and one expired leg settled."""
+    from ape import chain
+
+    from offchain_risk.chain import settlement_round
+
+    holder = client.account_id(bench, 45)
+    d.engine.deposit(holder, d.cash, 10_000 * USDC, sender=bench)
+    fill(bench, instrument, WAD, 40, sub=45)
+    i = book.instrument(instrument)
+    chain.mine(timestamp=i.expiry + 60)
+    for market in range(len(MARKETS)):
+        symbol = MARKETS[market].symbol
+        d.set_price(symbol, d.engine.price(market)[0] / WAD, sender=deployer)
+    round_id = settlement_round(d.feeds[i.underlying], i.expiry)
+    tx = book.record_settlement(i.underlying, i.expiry, round_id, sender=bench)
+    rows = [Row("record_settlement (first round after expiry)", tx.gas_used, "2 rounds read")]
+    tx = book.settle_expired(holder, sender=bench)
+    rows.append(Row("settle_expired: one expired leg", tx.gas_used, "cash moves, leg removed"))
     return rows
 
 
@@ -633,6 +684,20 @@ def render() -> str:
             "`_margin` (a perp fill about +300 gas, a liquidation slice about +400; `settle` "
             "keeps its steps inline, since internal functions shared with `settle_option` "
             "cost +749 in titanoboa).",
+            "",
+            "The option book's liquidation (`liquidate: 4 perps + 8 options + 2 collateral "
+            "(fresh)`: the reference book with its cash withdrawn to about 2,000 USD above "
+            "IM, every market down until it is below MM, the slice taken by a liquidator "
+            "holding cash only) misses the 250k target by the same cause, more times over: "
+            "the policy computes the account's margin (liquidation valuation: every leg's "
+            "seven valuations and its scenarios) for its plan, the slice moves every leg "
+            "(`liquidate_legs`: each leg's mark, a size-0 valuation without anchors, and "
+            "two size slots and the legs array on both sides), and the liquidator's IM check "
+            "values the eight legs it now holds. `record_settlement` reads two feed rounds "
+            "through the engine (`round_price`: the named round and the one before it, each "
+            "a gas-capped `getRoundData`) and writes one slot; `settle_expired` of one leg "
+            "reads the instrument's settlement price, removes the leg and its open interest "
+            "and moves its value to cash through the engine.",
             "",
             "Vault shares (`margin(): 1 collateral, vault shares` against `margin(): 1 "
             "collateral, WETH`, the same 5 units in one sub-account) miss the target of at "

@@ -61,6 +61,7 @@ exports: (
     ledger.guardian,
     ledger.paused,
     ledger.liquidation_price,
+    ledger.round_price,
     ledger.price_band,
     ledger.cash_token,
     ledger.debt,

@@ -10,12 +10,13 @@
         scenario a bound of the full-revaluation loss under the underlying's
         shock and a vol move up and down scaled by sqrt(30 days / max(time to
         expiry, 7 days)): Black-76 at three anchor prices, chords and
-        tangents between them (`_leg`); plus a short-option minimum. Orders are the order book's (OrderBook.vy):
-        an order whose market is an instrument id (constants.OPTION_ID set)
-        settles here through the engine (settlement._settle_option).
-        At expiry anyone records the settlement price (the underlying's first
-        valid oracle price read at or after expiry) and settles an account's
-        expired legs to cash (`settle_expired`).
+        tangents between them (`_leg`); plus a short-option minimum. Orders
+        are the order book's (OrderBook.vy): an order whose market is an
+        instrument id (constants.OPTION_ID set) settles here through the
+        engine (settlement._settle_option). At expiry anyone records the
+        settlement price (the answer of the underlying feed's first valid
+        round at or after expiry) and settles an account's expired legs to
+        cash (`settle_expired`).
 @custom:security Only the engine calls `apply_trade`; it checks both sides'
         margin with the trade applied before. A stale or missing vol makes
         `option_margin` report not-ok, which blocks risk-increasing trades
@@ -41,6 +42,10 @@ interface IEngine:
     def price(asset: uint256) -> (uint256, bool): view
     def liquidation_price(asset: uint256) -> uint256: view
     def shock_word(asset: uint256) -> uint256: view
+    def asset_word(asset: uint256) -> uint256: view
+    def round_price(asset: uint256, round_id: uint256) -> (
+        uint256, uint256
+    ): view
     def settle_option_cash(
         account: uint256, amount: int256, holds: bool
     ): nonpayable
@@ -58,6 +63,8 @@ VOL_FLOOR: constant(uint256) = 7 * constants.DAY
 # Largest |size| of one trade or leg, WAD units of the underlying: keeps every
 # product below 2**255 (size * price <= 2**200).
 MAX_OPTION_SIZE: constant(uint256) = 2**100
+# Rounds `record_settlement` walks back past invalid ones after expiry.
+SETTLE_LOOKBACK: constant(uint256) = 8
 # Instrument id layout (constants.OPTION_ID | strike << 49 | expiry << 9 |
 # underlying << 1 | is_call).
 STRIKE_SHIFT: constant(uint256) = 49
@@ -186,6 +193,9 @@ def set_grid(
     p: uint256 = 0
     ok: bool = False
     p, ok = staticcall engine.price(underlying)  # reverts unless listed
+    assert (
+        staticcall engine.asset_word(underlying) & ledger.VAULT_BIT == 0
+    ), "options: vault underlying"
     self.grid[underlying] = Grid(
         strike_step=strike_step,
         vol_shock=vol_shock,
@@ -247,19 +257,39 @@ def set_oi_cap(underlying: uint256, expiry: uint256, cap: uint256):
 
 
 @external
-def record_settlement(underlying: uint256, expiry: uint256):
+def record_settlement(underlying: uint256, expiry: uint256, round_id: uint256):
     """
-    @notice Record the settlement price of (underlying, expiry): the
-            underlying's valid oracle price now, at or after expiry, once.
+    @notice Record the settlement price of (underlying, expiry), once: the
+            answer of the underlying feed's first valid round at or after
+            expiry, named by `round_id`. The round must be complete, valid
+            and updated at or after expiry; walking back, every round before
+            it up to the first one updated before expiry must be invalid (at
+            most SETTLE_LOOKBACK rounds, or to the start of the feed's
+            phase). So no caller chooses the price by choosing when to call.
     """
     assert expiry <= block.timestamp, "options: not expired"
     assert (
         self.settlement_price[underlying][expiry] == 0
     ), "options: already recorded"
     p: uint256 = 0
-    ok: bool = False
-    p, ok = staticcall engine.price(underlying)
-    assert ok, "oracle: invalid price"
+    t: uint256 = 0
+    p, t = staticcall engine.round_price(underlying, round_id)
+    assert p != 0, "options: bad round"
+    assert (
+        t >= expiry and t <= block.timestamp
+    ), "options: round not after expiry"
+    r: uint256 = round_id
+    for _: uint256 in range(SETTLE_LOOKBACK):
+        # Chainlink ids are phase << 64 | round: round 1 opens a phase.
+        if r & (2**64 - 1) <= 1:
+            break
+        r -= 1
+        q: uint256 = 0
+        q, t = staticcall engine.round_price(underlying, r)
+        assert t != 0, "options: round unreadable"
+        if t < expiry:
+            break
+        assert q == 0, "options: not the first round"
     self.settlement_price[underlying][expiry] = p
     log SettlementPrice(underlying=underlying, expiry=expiry, price=p)
 

@@ -1059,6 +1059,25 @@ def price(asset: uint256) -> (uint256, bool):
 
 @external
 @view
+def round_price(asset: uint256, round_id: uint256) -> (uint256, uint256):
+    """
+    @notice (answer in WAD, updatedAt) of round `round_id` of a listed
+            asset's feed (for a vault share, its underlying's feed); (0, 0)
+            when the feed cannot answer for that round, price 0 for an
+            incomplete round or an answer a live read would refuse
+            (`oracle._read_round`).
+    """
+    self._check_listed(asset)
+    word: uint256 = self.asset_word[asset]
+    return oracle._read_round(
+        convert(word & (2**FEED_BITS - 1), address),
+        round_id,
+        (word >> FEED_DECIMALS_SHIFT) & 255,
+    )
+
+
+@external
+@view
 def liquidation_price(asset: uint256) -> uint256:
     """
     @notice The price (WAD) a liquidation uses for a listed asset: its feed's

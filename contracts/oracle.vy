@@ -87,6 +87,75 @@ def _read(
 
 @internal
 @view
+def _read_round(
+    feed: address, round_id: uint256, feed_decimals: uint256
+) -> (uint256, uint256):
+    """
+    @dev (price in WAD, updatedAt) of the feed's round `round_id`
+         (`getRoundData`), read like `_read`: (0, 0) when the call
+         fails or answers malformed data or another round; price 0 for an
+         incomplete round (answeredInRound < roundId) or an answer `_scaled`
+         refuses. No heartbeat: a past round is judged by its time alone.
+    """
+    assert msg.gas >= FEED_GAS_RESERVE, "oracle: out of gas"
+    ok: bool = False
+    data: Bytes[160] = b""
+    ok, data = raw_call(
+        feed,
+        abi_encode(round_id, method_id=method_id("getRoundData(uint80)")),
+        max_outsize=160,
+        gas=FEED_GAS,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    if not ok or len(data) != 160:
+        return 0, 0
+    rid: uint256 = 0
+    answer: int256 = 0
+    started_at: uint256 = 0
+    updated_at: uint256 = 0
+    answered_in_round: uint256 = 0
+    (rid, answer, started_at, updated_at, answered_in_round) = abi_decode(
+        data, (uint256, int256, uint256, uint256, uint256)
+    )
+    if rid != round_id:
+        return 0, 0
+    if answered_in_round < rid:
+        return 0, updated_at
+    return self._scaled(answer, feed_decimals), updated_at
+
+
+@internal
+@pure
+def _scaled(answer: int256, feed_decimals: uint256) -> uint256:
+    """
+    @dev A feed answer in WAD, 0 when it is non-positive, below one WAD unit
+         after scaling or above `constants.MAX_PRICE`: the steps `_read`
+         takes inline (it is on every margin computation's path, where a
+         call would cost about 120 gas a read). Scaling down for
+         feeds with more than 18 decimals rounds towards zero; no listed
+         feed has that many.
+    """
+    if answer <= 0:
+        return 0
+    price: uint256 = convert(answer, uint256)
+    if feed_decimals < 18:
+        # Scaling up only raises the price, so an answer already above the
+        # bound is invalid; checked first, the product stays below 2**160
+        # and cannot overflow (a huge answer must read as invalid, never
+        # revert the caller).
+        if price > constants.MAX_PRICE:
+            return 0
+        price *= 10**(18 - feed_decimals)
+    elif feed_decimals > 18:
+        price //= 10**(feed_decimals - 18)
+    if price > constants.MAX_PRICE:
+        return 0
+    return price
+
+
+@internal
+@view
 def _read_rate(vault: address, shares: uint256) -> (uint256, bool):
     """
     @dev (assets, answered) of an ERC-4626 vault's `convertToAssets(shares)`,

@@ -91,6 +91,40 @@ def signature_bytes(sig: Any) -> bytes:
     return _word(sig.r) + _word(sig.s) + bytes([sig.v])
 
 
+PHASE_ROUND = 2**64 - 1  # a Chainlink round id is phase << 64 | round in the phase
+
+
+def settlement_round(feed: Any, expiry: int) -> int:
+    """The round ``OptionBook.record_settlement`` takes for ``expiry``: the first valid round
+    (complete, positive answer) of ``feed`` updated at or after ``expiry``.
+
+    ``feed`` is any contract object with ``latestRoundData`` and ``getRoundData`` (Ape's or
+    titanoboa's). Walks back from the latest round, one call per round since expiry, to the
+    first round at or after expiry (or the start of the feed's phase), then forward past
+    invalid ones. Raises ``ValueError`` when the feed has no valid round at or after expiry.
+    """
+
+    def valid(data: Any) -> bool:
+        return data[1] > 0 and data[4] >= data[0]
+
+    latest = feed.latestRoundData()
+    if latest[3] < expiry:
+        raise ValueError(f"no round of {feed.address} at or after {expiry} yet")
+    rounds = {latest[0]: latest}
+    r = latest[0]
+    while r & PHASE_ROUND > 1:
+        before = feed.getRoundData(r - 1)
+        if before[3] < expiry:
+            break
+        r -= 1
+        rounds[r] = before
+    while not valid(rounds[r]):
+        if r == latest[0]:
+            raise ValueError(f"no valid round of {feed.address} at or after {expiry} yet")
+        r += 1
+    return r
+
+
 class Engine:
     """Typed reads over an Ape ``MarginEngine`` and signed orders on its ``OrderBook``."""
 

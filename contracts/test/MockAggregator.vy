@@ -4,7 +4,8 @@
 @notice The devnet oracle: the crash replay and tests push prices through it.
         The whole round lives in one storage word, so a read costs one SLOAD
         (a production Chainlink proxy + aggregator read costs more; see
-        benchmarks/RESULTS.md).
+        benchmarks/RESULTS.md); every round pushed is kept by id for
+        `getRoundData`, as an aggregator keeps its history.
 """
 
 # Feed decimals, as Chainlink USD feeds: 8.
@@ -14,6 +15,8 @@ feeder: public(address)
 # answer (int128, two's complement) | updatedAt << 128 (48 bits)
 # | roundId << 176 (40 bits) | answeredInRound << 216 (40 bits).
 round_word: uint256
+# Every round pushed, by round id, in the same layout.
+rounds: HashMap[uint256, uint256]
 
 
 event AnswerUpdated:
@@ -62,7 +65,30 @@ def set_round(
 @external
 @view
 def latestRoundData() -> (uint80, int256, uint256, uint256, uint80):
+    # `_round` inline: the gas benchmarks count this read in every margin().
     w: uint256 = self.round_word
+    raw: int256 = convert(w & (2**128 - 1), int256)
+    if raw >= 2**127:
+        raw -= 2**128
+    updated_at: uint256 = (w >> 128) & (2**48 - 1)
+    round_id: uint80 = convert((w >> 176) & (2**40 - 1), uint80)
+    answered: uint80 = convert(w >> 216, uint80)
+    return round_id, raw, updated_at, updated_at, answered
+
+
+@external
+@view
+def getRoundData(
+    round_id: uint80,
+) -> (uint80, int256, uint256, uint256, uint80):
+    w: uint256 = self.rounds[convert(round_id, uint256)]
+    assert w != 0, "aggregator: no round"
+    return self._round(w)
+
+
+@internal
+@pure
+def _round(w: uint256) -> (uint80, int256, uint256, uint256, uint80):
     raw: int256 = convert(w & (2**128 - 1), int256)
     if raw >= 2**127:
         raw -= 2**128
@@ -90,10 +116,12 @@ def _write(
     a: int256 = answer
     if a < 0:
         a += 2**128
-    self.round_word = (
+    w: uint256 = (
         convert(a, uint256)
         | (updated_at << 128)
         | (round_id << 176)
         | (answered_in_round << 216)
     )
+    self.round_word = w
+    self.rounds[round_id] = w
     log AnswerUpdated(current=answer, round_id=round_id, updated_at=updated_at)

@@ -122,6 +122,7 @@ interface IMarginEngine {
     function guardian() external view returns (address);
     function paused() external view returns (bool);
     function liquidation_price(uint256 asset) external view returns (uint256);
+    function round_price(uint256 asset, uint256 round_id) external view returns (uint256, uint256);
     function price_band() external view returns (uint256);
     function cash_token() external view returns (address);
     function debt() external view returns (uint256);

@@ -43,8 +43,8 @@ interface IOptionBook {
     function list_option(uint256 underlying, uint256 expiry, uint256 strike, bool is_call) external returns (uint256);
     /// @notice Cap on long open interest (WAD units) per underlying and expiry. Owner only; 0 stops new open interest.
     function set_oi_cap(uint256 underlying, uint256 expiry, uint256 cap) external;
-    /// @notice Record the settlement price of (underlying, expiry): the underlying's valid oracle price now, at or after expiry, once.
-    function record_settlement(uint256 underlying, uint256 expiry) external;
+    /// @notice Record the settlement price of (underlying, expiry), once: the answer of the underlying feed's first valid round at or after expiry, named by `round_id`. The round must be complete, valid and updated at or after expiry; walking back, every round before it up to the first one updated before expiry must be invalid (at most SETTLE_LOOKBACK rounds, or to the start of the feed's phase). So no caller chooses the price by choosing when to call.
+    function record_settlement(uint256 underlying, uint256 expiry, uint256 round_id) external;
     /// @notice Settle every expired leg of `account` whose settlement price is recorded: its value `size * intrinsic` moves to cash (rounded down, against the account) and the leg is removed. Anyone.
     function settle_expired(uint256 account) external;
     /// @notice The instrument-side rules of a trade (reverts when broken): listed, not expired, size and premium within bounds, leg count and open-interest cap. Called by the engine before settling.

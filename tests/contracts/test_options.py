@@ -11,6 +11,7 @@ import pytest
 from conftest import ETH, PRICES, USDC, WAD, acct, set_price
 
 from offchain_risk import devnet
+from offchain_risk.chain import settlement_round
 from offchain_risk.keeper.vol_signer import EXPIRY_TIME, VolCurve, VolSigner
 from offchain_risk.models.options import price_exact
 from offchain_risk.units import DAY
@@ -98,7 +99,7 @@ def test_option_book__trade_margin_liquidate_settle(
     # Expiry: anyone records the settlement price and settles each side's leg to cash.
     chain.pending_timestamp = expiry + 60
     set_price(feeds, owner, ETH, 2_300)
-    options.record_settlement(ETH, expiry, sender=keeper)
+    options.record_settlement(ETH, expiry, settlement_round(feeds[ETH], expiry), sender=keeper)
     assert options.settlement_price(ETH, expiry) == 2_300 * WAD
     cash_buyer = engine.cash(buyer)
     options.settle_expired(buyer, sender=keeper)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import boa
 import numpy as np
 import pytest
+from ballast_machine import VAULT, _list_vault
+from boa_stack import CONTRACTS
 from option_stack import (
     BTC,
     DAY,
@@ -23,6 +25,7 @@ from option_stack import (
     Options,
 )
 
+from offchain_risk.chain import settlement_round
 from offchain_risk.models.funding import index_at, owed
 from offchain_risk.models.margin import RiskParams
 from offchain_risk.models.options import OptionLeg, margin_with_options_exact
@@ -295,15 +298,95 @@ def test_settle_option_cash__not_book__refused(opt):
 # ----------------------------------------------------------------- expiry
 
 
-def _expire(opt, price_usd):
-    boa.env.time_travel(seconds=opt.expiry - boa.env.evm.patch.timestamp + 60)
-    for feed in opt.s.feeds.values():
-        feed.set_price(feed.latestRoundData()[1])
-    opt.s.feeds[ETH].set_price(price_usd * 10**8)
+def _expire(opt, price_usd, after=60):
+    """Past expiry by `after` seconds; every feed answers anew, ETH at `price_usd`."""
+    boa.env.time_travel(seconds=opt.expiry - boa.env.evm.patch.timestamp + after)
+    for asset, feed in opt.s.feeds.items():
+        feed.set_price(price_usd * 10**8 if asset == ETH else feed.latestRoundData()[1])
+
+
+def _record(opt, expiry=None):
+    expiry = expiry or opt.expiry
+    opt.book.record_settlement(ETH, expiry, settlement_round(opt.s.feeds[ETH], expiry))
+
+
+def _round(opt):
+    return opt.s.feeds[ETH].latestRoundData()[0]
 
 
 def test_record_settlement__before_expiry__refused(opt):
-    opt.refused("options: not expired", opt.book.record_settlement, ETH, opt.expiry)
+    round_id = _round(opt)
+    opt.refused("options: not expired", opt.book.record_settlement, ETH, opt.expiry, round_id)
+
+
+def test_record_settlement__caller_cannot_choose_a_later_price(opt):
+    """The settlement price is the first round's at or after expiry: a later round, at a
+    price better for one side, is refused however long after expiry it is named."""
+    _expire(opt, 2_300)
+    first = _round(opt)
+    boa.env.time_travel(seconds=3_600)
+    opt.s.feeds[ETH].set_price(2_600 * 10**8)
+    opt.refused(
+        "options: not the first round", opt.book.record_settlement, ETH, opt.expiry, first + 1
+    )
+    assert settlement_round(opt.s.feeds[ETH], opt.expiry) == first
+    opt.book.record_settlement(ETH, opt.expiry, first)
+    assert opt.book.settlement_price(ETH, opt.expiry) == 2_300 * WAD
+
+
+def test_record_settlement__round_before_expiry__refused(opt):
+    before = _round(opt)
+    _expire(opt, 2_300)
+    opt.refused(
+        "options: round not after expiry", opt.book.record_settlement, ETH, opt.expiry, before
+    )
+
+
+def test_record_settlement__unknown_round__refused(opt):
+    _expire(opt, 2_300)
+    for round_id in (_round(opt) + 1, 0, 2**80, 2**256 - 1):
+        opt.refused("options: bad round", opt.book.record_settlement, ETH, opt.expiry, round_id)
+
+
+def test_record_settlement__invalid_rounds_after_expiry__skipped(opt):
+    """Rounds without a valid answer (zero, incomplete) after expiry are passed over: the
+    first valid one settles, and an invalid one cannot be named."""
+    feed = opt.s.feeds[ETH]
+    _expire(opt, 0)  # round r: answer 0
+    zero = _round(opt)
+    now = boa.env.evm.patch.timestamp
+    feed.set_round(2_250 * 10**8, now, zero + 1, zero)  # incomplete
+    feed.set_round(2_300 * 10**8, now, zero + 2, zero + 2)
+    for round_id in (zero, zero + 1):
+        opt.refused("options: bad round", opt.book.record_settlement, ETH, opt.expiry, round_id)
+    assert settlement_round(feed, opt.expiry) == zero + 2
+    opt.book.record_settlement(ETH, opt.expiry, zero + 2)
+    assert opt.book.settlement_price(ETH, opt.expiry) == 2_300 * WAD
+
+
+def test_record_settlement__round_from_the_future__refused(opt):
+    _expire(opt, 2_300)
+    feed, now = opt.s.feeds[ETH], boa.env.evm.patch.timestamp
+    feed.set_round(2_300 * 10**8, now + 600, _round(opt) + 1, _round(opt) + 1)
+    round_id = _round(opt)
+    opt.refused(
+        "options: round not after expiry", opt.book.record_settlement, ETH, opt.expiry, round_id
+    )
+
+
+def test_record_settlement__feed_without_history__refused(opt):
+    """A feed that cannot answer `getRoundData` (here: one that reverts) records nothing."""
+    _expire(opt, 2_300)
+    hostile = opt.chain.load(CONTRACTS / "test/HostileAggregator.vy", 8, 2_300 * 10**8)
+    opt.s.admin.set_feed(ETH, hostile.address, 3_600)
+    opt.refused("options: bad round", opt.book.record_settlement, ETH, opt.expiry, 1)
+
+
+def test_set_grid__vault_share_underlying__refused(opt):
+    """A vault share's feed is its underlying's: a settlement price could not be read from
+    it, so no option lists on one."""
+    _list_vault(opt.chain, opt.s, opt.s.feeds[ETH])
+    opt.refused("options: vault underlying", opt.book.set_grid, VAULT, 100 * WAD, VOL_SHOCK, 0)
 
 
 def test_settle_expired__itm_call__payoff_moves_and_margin_drops(opt):
@@ -312,8 +395,9 @@ def test_settle_expired__itm_call__payoff_moves_and_margin_drops(opt):
     _expire(opt, 2_300)
     opt.publish(ETH, opt.far, 6 * WAD // 10, 2_300 * WAD)
     opt.refused("options: nothing to settle", opt.book.settle_expired, opt.m)  # no price yet
-    opt.book.record_settlement(ETH, opt.expiry)
-    opt.refused("options: already recorded", opt.book.record_settlement, ETH, opt.expiry)
+    _record(opt)
+    first = settlement_round(opt.s.feeds[ETH], opt.expiry)
+    opt.refused("options: already recorded", opt.book.record_settlement, ETH, opt.expiry, first)
     assert opt.book.settlement_price(ETH, opt.expiry) == 2_300 * WAD
     equity_before = opt.s.engine.margin(opt.m)[0]
     cash = [opt.s.engine.cash(a) for a in (opt.m, opt.t)]
@@ -334,7 +418,7 @@ def test_margin__expired_leg__no_scenario_loss(opt):
     opt.fill(opt.put, -WAD, 30 * WAD)
     live_mm = opt.s.engine.margin(opt.m)[1]
     _expire(opt, 2_000)
-    opt.book.record_settlement(ETH, opt.expiry)
+    _record(opt)
     equity, mm, _ = opt.s.engine.margin(opt.m)
     assert live_mm > 0 and mm == 0  # out of the money, expired: nothing at risk
     opt.book.settle_expired(opt.m)

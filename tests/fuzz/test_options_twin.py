@@ -24,6 +24,7 @@ import pytest
 from option_stack import ETH, SHORT_MIN_BPS, VOL_SHOCK, WAD, Options
 from revm_env import RevmEnv
 
+from offchain_risk.chain import settlement_round
 from offchain_risk.keeper.vol_signer import MAX_CURVATURE, MAX_SKEW, curve_vol
 from offchain_risk.models.options import OptionLeg, option_margin_exact, option_slice_exact
 from offchain_risk.units import (
@@ -124,7 +125,8 @@ def _books(opt: Options, ids: dict, count: int, seed: int) -> Iterator[Book]:
             now = chain.timestamp
             settled = {}
             if now >= opt.expiry and rng.random() < 0.5:
-                book.record_settlement(ETH, opt.expiry)
+                feed = opt.s.feeds[ETH]
+                book.record_settlement(ETH, opt.expiry, settlement_round(feed, opt.expiry))
                 settled[opt.expiry] = price
             trade = (False, 0, 0, 0, 0, 0, 0)
             sizes = {id: book.size(account, id) for id in book.account_legs(account)}

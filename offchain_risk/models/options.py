@@ -586,3 +586,191 @@ def option_scenario_losses(
                 new = np.where(size < 0, chord, np.maximum(tangent, intrinsic))
             out[:, i, j] = (size * (price - new)).sum(axis=1)
     return out
+
+
+def option_scenario_losses_batch(
+    size: np.ndarray,
+    underlying: np.ndarray,
+    strike: np.ndarray,
+    is_call: np.ndarray,
+    vol: np.ndarray,
+    tau_s: np.ndarray,
+    forward: np.ndarray,
+    shocks_bps: np.ndarray,
+    vol_shock: float | np.ndarray,
+) -> np.ndarray:
+    """:func:`option_scenario_losses` with ``full=False`` (the on-chain anchor rule) for
+    books whose legs span several underlyings, vectorised over books, legs and scenarios.
+
+    Legs are ``(n_books, n_legs)`` arrays (``size`` signed units, 0 for an empty slot);
+    ``underlying`` indexes the rows of ``forward`` ``(n_underlyings,)`` (each underlying's
+    price) and of ``shocks_bps`` ``(n_underlyings, K)`` (its scenario shocks); ``vol_shock``
+    a float or one per underlying. Returns ``(n_books, 2, K)`` USD losses, vol up and down:
+    the sum over underlyings ``u`` of ``option_scenario_losses(size * (underlying == u),
+    forward[underlying], strike, is_call, vol, tau_s, shocks_bps[u], vol_shock[u],
+    full=False)``, to float rounding.
+
+    The rule needs Black-76 at seven points per leg, not at every scenario and vol: the
+    mark, and price and delta at the three anchor forwards (lowest shock, none, highest) at
+    each moved vol, with one ``log(K)`` per leg (the anchor forwards' logs are per
+    underlying) and two normal CDFs per point. The scenarios follow from those:
+
+    - a short leg's chord is linear in its anchor values, with weights set by the
+      underlying and the scenario alone, so a book's shorts are summed per underlying and
+      anchor and every scenario comes from one ``(3 n_underlyings, K)`` product. The
+      chord's cap (``F`` for a call, ``K`` for a put) binds by rounding at most: at every
+      anchor a call is worth at most its forward and a put at most its strike, and the
+      chord interpolates the forward linearly; so it is left out;
+    - a long leg's value, the larger of its segment's two tangents and intrinsic value, is
+      taken elementwise over ``(K, n_long)`` per underlying (scenarios reordered falls
+      first, so each segment is one block) and summed per book with ``np.bincount``.
+    """
+    size = np.asarray(size, dtype=np.float64)
+    if size.ndim != 2:
+        raise ValueError("size must be (n_books, n_legs)")
+    n_books, n_legs = size.shape
+    fwd = np.asarray(forward, dtype=np.float64)
+    shocks = np.asarray(shocks_bps, dtype=np.float64) / 1e4  # (U, K)
+    if shocks.ndim != 2 or fwd.shape != (shocks.shape[0],):
+        raise ValueError("shocks_bps must be (n_underlyings, K) and forward (n_underlyings,)")
+    n_und, n_scen = shocks.shape
+    arrays = {
+        "underlying": np.asarray(underlying),
+        "strike": np.asarray(strike, dtype=np.float64),
+        "is_call": np.asarray(is_call, dtype=bool),
+        "vol": np.asarray(vol, dtype=np.float64),
+        "tau_s": np.asarray(tau_s, dtype=np.float64),
+    }
+    for name, a in arrays.items():
+        if a.shape != size.shape:
+            raise ValueError(f"{name} must have the shape of size {size.shape}, got {a.shape}")
+    if not np.isfinite(size).all():
+        raise ValueError("size must be finite")
+    if not (np.isfinite(fwd).all() and (fwd > 0).all()):
+        raise ValueError("forward must be finite and positive")
+    shift = np.broadcast_to(np.asarray(vol_shock, dtype=np.float64), (n_und,))
+    out = np.zeros((n_books, 2, n_scen))
+    legs = np.flatnonzero(size)  # held legs
+    if legs.size == 0 or n_scen == 0:
+        return out
+    u = arrays["underlying"].ravel()[legs].astype(np.intp)
+    if u.min() < 0 or u.max() >= n_und:
+        raise ValueError(f"underlying must index the {n_und} rows of shocks_bps")
+    # Held legs grouped: the longs of each underlying, then every short; book by book
+    # inside each group.
+    group = np.where(size.ravel()[legs] > 0, u, n_und)
+    order = np.argsort(group.astype(np.int16 if n_und < 2**15 else np.intp), kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(group, minlength=n_und + 1))])
+    legs, u = legs[order], u[order]
+    s = size.ravel()[legs]
+    k, v, tau = (arrays[name].ravel()[legs] for name in ("strike", "vol", "tau_s"))
+    for name, a in (("strike", k), ("vol", v), ("tau_s", tau)):
+        if not (np.isfinite(a).all() and (a > 0).all()):
+            raise ValueError(f"{name} must be finite and positive")
+    book = legs // n_legs
+
+    # The anchors of each underlying, as moves (U, 3): lowest shock, none, highest.
+    moves = np.stack(
+        [shocks.min(axis=1, initial=0.0), np.zeros(n_und), shocks.max(axis=1, initial=0.0)],
+        axis=1,
+    )
+    f_anchor = fwd[:, None] * (1 + moves)  # (U, 3) the tangents' points
+    priced = np.maximum(f_anchor, 1e-9)  # (U, 3) the forwards Black-76 prices at
+    # Black-76 with one CDF pair for calls and puts alike: price = sign * (F N(sign d1) -
+    # K N(sign d2)), delta = sign * N(sign d1); the sign folded into ln(F / K), F, K and s.
+    sign = np.where(arrays["is_call"].ravel()[legs], 1.0, -1.0)
+    log_k = np.log(k)
+    sm, sf = [], []  # per anchor: sign * ln(F_a / K), sign * F_a
+    for a in range(3):
+        m = np.log(priced[:, a]).take(u)
+        m -= log_k
+        m *= sign
+        sm.append(m)
+        sf.append(priced[:, a].take(u) * sign)
+    sk = sign * k
+    sqrt_t = np.sqrt(tau / YEAR)
+    d = shift.take(u) * np.sqrt(VOL_TENOR / np.maximum(tau, VOL_FLOOR))
+    moved_vols = (np.minimum(v + d, MAX_VOL / WAD), v - np.minimum(d, v - MIN_VOL / WAD))
+
+    def b76(sigma: np.ndarray, at: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(price, delta) of every held leg at vol ``sigma`` and each anchor in ``at``."""
+        sd = sigma * sqrt_t
+        half, ss = sign * (0.5 * sd), sign * sd
+        res = []
+        for a in at:
+            z = np.divide(sm[a], sd)
+            z += half  # sign * d1
+            n1 = ndtr(z)
+            z -= ss  # sign * d2
+            ndtr(z, out=z)
+            z *= sk
+            price = sf[a] * n1
+            price -= z
+            n1 *= sign
+            res.append((price, n1))
+        return res
+
+    mark = b76(v, (1,))[0][0]
+    anchors = [b76(sigma, (0, 1, 2)) for sigma in moved_vols]  # [vol][anchor]
+    out += np.bincount(book, weights=s * mark, minlength=n_books)[:, None, None]
+
+    # Shorts: per book and underlying, sum size * value at each (vol, anchor); the chord
+    # weights (U, 3, K) of scenario j put 1 - w on its segment's lower anchor, w on the upper.
+    shorts = slice(bounds[n_und], None)
+    if s[shorts].size:
+        row = book[shorts] * n_und + u[shorts]
+        sums = np.empty((n_books * n_und, 2, 3))
+        for i in range(2):
+            for a in range(3):
+                sums[:, i, a] = np.bincount(
+                    row, weights=s[shorts] * anchors[i][a][0][shorts], minlength=n_books * n_und
+                )
+        low, high = moves[:, :1], moves[:, 2:]
+        neg = shocks < 0
+        w_neg = np.where(neg, (shocks - low) / np.where(low < 0, -low, 1.0), 0.0)
+        w_pos = np.where(neg | (high == 0), 0.0, shocks / np.where(high > 0, high, 1.0))
+        weights = np.stack(
+            [np.where(neg, 1 - w_neg, 0.0), np.where(neg, w_neg, 1 - w_pos), w_pos], axis=1
+        )  # (U, 3, K)
+        sums = sums.reshape(n_books, n_und, 2, 3).transpose(0, 2, 1, 3)
+        out -= sums.reshape(n_books, 2, n_und * 3) @ weights.reshape(n_und * 3, n_scen)
+
+    # Longs, one underlying at a time, size times max(tangent at the segment's lower
+    # anchor, at its upper, intrinsic) as (vol, scenario, leg) arrays with the scenarios
+    # reordered falls first: a fall's segment is (lowest, none), any other's (none, highest).
+    total = np.zeros(2 * n_scen * n_books)  # (vol, scenario, book)
+    for w in range(n_und):
+        longs = slice(bounds[w], bounds[w + 1])
+        n_long = bounds[w + 1] - bounds[w]
+        if n_long == 0:
+            continue
+        sl = s[longs]
+        falls = shocks[w] < 0
+        scen = np.argsort(~falls, kind="stable")
+        n_neg = int(falls.sum())
+        fn = fwd[w] * (1 + shocks[w, scen])  # (K,) the shocked forwards
+        dx_side = (fn - np.where(falls[scen], f_anchor[w, 0], f_anchor[w, 2]))[:, None]
+        dx_mid = (fn - f_anchor[w, 1])[:, None]
+        intrinsic = np.subtract.outer(fn, k[longs])  # (K, n_long)
+        intrinsic *= sign[longs] * sl
+        np.maximum(intrinsic, 0.0, out=intrinsic)
+        new = np.empty((2, n_scen, n_long))
+        tangent = np.empty((n_scen, n_long))
+        for i in range(2):
+            (v_lo, d_lo), (v_mid, d_mid), (v_hi, d_hi) = (
+                (p[longs] * sl, dl[longs] * sl) for p, dl in anchors[i]
+            )
+            fall, rise = new[i, :n_neg], new[i, n_neg:]
+            np.multiply(dx_side[:n_neg], d_lo, out=fall)
+            fall += v_lo
+            np.multiply(dx_side[n_neg:], d_hi, out=rise)
+            rise += v_hi
+            np.multiply(dx_mid, d_mid, out=tangent)
+            tangent += v_mid
+            np.maximum(new[i], tangent, out=new[i])
+            np.maximum(new[i], intrinsic, out=new[i])
+        rows = (np.arange(2)[:, None] * n_scen + scen).reshape(-1, 1) * n_books
+        at = np.add(rows, book[longs], dtype=np.intp)  # (2 K, n_long) into total
+        total += np.bincount(at.ravel(), weights=new.ravel(), minlength=total.size)
+    out -= total.reshape(2, n_scen, n_books).transpose(2, 0, 1)
+    return out

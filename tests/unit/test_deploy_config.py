@@ -325,6 +325,12 @@ def test_load_config__bad_vol_feed_field__names_the_file_and_field(tmp_path, edi
 def test_load_config__bad_vault__names_the_file_and_field(tmp_path, edit, message):
     text = CONFIG.read_text()
     assert VAULT in text
+    _assert_refused(tmp_path, text, edit, message)
+
+
+def _assert_refused(tmp_path, text, edit, message):
+    """`edit(text)` written to a file is refused by `load_config` with `message`, the
+    error naming the file."""
     edited = edit(text)
     assert edited != text
     path = tmp_path / "bad.toml"
@@ -554,13 +560,7 @@ def test_load_config__options_at_set_grids_bounds__accepted(tmp_path):
 def test_load_config__bad_options__names_the_file_and_field(tmp_path, edit, message):
     text = CONFIG.read_text() + OPTIONS
     assert VOL_FEED in text
-    edited = edit(text)
-    assert edited != text
-    path = tmp_path / "bad.toml"
-    path.write_text(edited)
-    with pytest.raises(deploy.ConfigError, match=message) as info:
-        deploy.load_config(path)
-    assert str(path) in str(info.value)
+    _assert_refused(tmp_path, text, edit, message)
 
 
 def test_deploy_config__options_without_vol_feed__refused_before_any_transaction(tmp_path):

@@ -470,7 +470,7 @@ def option_margin(
     floor_num: int256,
     losses: int256[constants.MAX_SCENARIOS],
     prices_ok: bool,
-) -> (int256, int256, bool):
+) -> (int256, int256, bool, int256):
     """
     @notice The account's option legs joined to the engine's margin model
             (ledger._margin), in its numerators (WAD * WAD * BPS): returns
@@ -485,7 +485,9 @@ def option_margin(
             `trade.fraction` (a liquidation slice) values it after
             `liquidate_legs` moved that fraction of every leg: the rest of
             each leg as usual, the moved part at the cash it was paid
-            (`_moved_value`).
+            (`_moved_value`), and that cash is returned last (the
+            liquidator's payment for the legs, as `liquidate_legs` returns
+            it).
     """
     instrument: uint256 = 0
     delta: int256 = 0
@@ -493,6 +495,7 @@ def option_margin(
         instrument = trade.collateral
         delta = convert(convert(trade.position, bytes32), int256)
     value: int256 = 0
+    flow: int256 = 0
     short_min: uint256 = 0
     ok: bool = prices_ok
     up: int256[constants.MAX_SCENARIOS] = empty(int256[constants.MAX_SCENARIOS])
@@ -524,9 +527,9 @@ def option_margin(
         u, m, leg_ok, up, down = self._leg(
             id, s - moved, s > 0, liq, cache[underlying], up, down
         )
-        value += fixed_math._floor_div(
-            (s - moved) * u, constants.IWAD
-        ) + self._moved_value(moved, u)
+        paid: int256 = self._moved_value(moved, u)
+        flow += paid
+        value += fixed_math._floor_div((s - moved) * u, constants.IWAD) + paid
         short_min += m
         ok = ok and leg_ok
     worst: int256 = floor_num + convert(short_min, int256) * constants.WAD_BPS
@@ -537,7 +540,7 @@ def option_margin(
             + fixed_math._ceil_div(max(up[k], down[k]), constants.IWAD)
             * constants.WAD_BPS,
         )
-    return value_num + value * constants.WAD_BPS, worst, ok
+    return value_num + value * constants.WAD_BPS, worst, ok, flow
 
 
 # ------------------------------------------------------------------ views

@@ -48,7 +48,7 @@ interface IOptionBook:
         floor_num: int256,
         losses: int256[constants.MAX_SCENARIOS],
         prices_ok: bool,
-    ) -> (int256, int256, bool): view
+    ) -> (int256, int256, bool, int256): view
 
 
 # The quote asset's pseudo asset id in events and token records.
@@ -142,7 +142,7 @@ struct Margin:
     # valuation only perps need one (primary feed or a live fallback).
     prices_ok: bool
     # With Override.fraction: the cash the liquidatee receives for the slice
-    # (perp flows plus collateral payments); otherwise 0.
+    # (perp flows, collateral payments and option legs); otherwise 0.
     flow: int256
     # Liquidation valuation only: some collateral had no valid price and
     # counted at zero (it stays in the account; no bad debt is written off
@@ -1626,12 +1626,16 @@ def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
         # (rounded down) to `value_num`, and returns the worst of (linear +
         # option loss) over the scenarios and of (floor + short-option
         # minimum), rounded up, and whether its prices and vols were valid.
-        # `ov` carries a trade being checked (asset OPTION_TRADE).
-        value_num, worst, prices_ok = staticcall IOptionBook(
+        # `ov` carries a trade being checked (asset OPTION_TRADE); under a
+        # liquidation slice it also returns the cash the liquidator pays
+        # for the legs' moved part, which joins `flow`.
+        option_flow: int256 = 0
+        value_num, worst, prices_ok, option_flow = staticcall IOptionBook(
             self.option_book
         ).option_margin(
             account, liq, ov, value_num, floor_num, losses, prices_ok
         )
+        slice_flow += option_flow
     else:
         for k: uint256 in range(constants.MAX_SCENARIOS):
             worst = max(worst, losses[k])

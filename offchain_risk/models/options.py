@@ -477,11 +477,12 @@ def option_margin_exact(
     losses: list[int],
     prices_ok: bool,
     fraction: int = 0,
-) -> tuple[int, int, bool]:
+) -> tuple[int, int, bool, int]:
     """``OptionBook.option_margin``: the engine's numerators (WAD * WAD * BPS) with the
-    option legs joined: (value_num, worst of floor and scenario losses, prices_ok);
-    ``fraction`` (WAD): after a liquidation slice moved that part of every leg."""
-    value, short_min, ok = 0, 0, prices_ok
+    option legs joined: (value_num, worst of floor and scenario losses, prices_ok, flow);
+    ``fraction`` (WAD): after a liquidation slice moved that part of every leg, whose cash
+    (what the liquidator pays the account for the moved parts) is ``flow``."""
+    value, flow, short_min, ok = 0, 0, 0, prices_ok
     up, down = [0] * len(losses), [0] * len(losses)
     for leg in legs:
         if leg.size == 0:
@@ -489,14 +490,15 @@ def option_margin_exact(
         moved = moved_size(leg.size, fraction)
         rest = leg.size - moved
         mark, m, leg_ok, u, d = option_leg_exact(replace(leg, size=rest), now, liq, leg.size > 0)
-        value += _floor_div(rest * mark, WAD) + moved_value(moved, mark)
+        paid = moved_value(moved, mark)
+        value, flow = value + _floor_div(rest * mark, WAD) + paid, flow + paid
         short_min, ok = short_min + m, ok and leg_ok
         up = [a + b for a, b in zip(up, u, strict=True)]
         down = [a + b for a, b in zip(down, d, strict=True)]
     worst = floor_num + short_min * WAD_BPS
     for k, linear in enumerate(losses):
         worst = max(worst, linear + _ceil_div(max(up[k], down[k]), WAD) * WAD_BPS)
-    return value_num + value * WAD_BPS, worst, ok
+    return value_num + value * WAD_BPS, worst, ok, flow
 
 
 def margin_with_options_exact(
@@ -519,7 +521,7 @@ def margin_with_options_exact(
     shocks = pad_scenarios(np.asarray(params.shocks_bps))
     padded = replace(params, shocks_bps=shocks)
     value_num, floor_num, losses = margin_numerators([collateral], [size], prices_wad, padded)
-    value, worst, _ = option_margin_exact(
+    value, worst, _, _ = option_margin_exact(
         legs, now, False, int(value_num[0]), int(floor_num[0]), list(losses[0]), True
     )
     mm = max(_ceil_div(worst, WAD_BPS), 0)

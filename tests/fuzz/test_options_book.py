@@ -488,6 +488,42 @@ def test_liquidate__options_only_full_slice__every_leg_moved(opt):
     assert opt.book.size(liquidator, opt.call) == -100 * WAD
 
 
+def test_regression_liquidation_preview_cost_leaves_out_option_legs(opt):
+    """`liquidation_preview(...).cost` (the engine's slice `flow`) counted perps and
+    collateral only: the cash the liquidator pays for the moved option legs was missing, so
+    a keeper bounding `max_cost` by the preview was refused on a book with long options
+    (20 far calls and 150 ETH short, ETH at 2,400: preview -84,116 USD, paid -82,135 USD).
+    The preview's cost is now exact to the wei: `max_cost = cost` passes, one wei less is
+    refused with nothing moved."""
+    other = opt.s.account(opt.trader, 2)
+    opt.deposit(opt.trader, other, 1_000_000 * USDC)
+    opt.fill(opt.far_call, 20 * WAD, 120 * WAD)  # the maker buys 20 far calls
+    opt.fill(ETH, -150 * WAD, 2_000 * WAD, taker=other)  # and sells 150 ETH perps
+    boa.env.time_travel(seconds=60)
+    opt.s.feeds[ETH].set_price(2_400 * 10**8)
+    for expiry in (opt.expiry, opt.far):
+        opt.publish(ETH, expiry, 6 * WAD // 10, 2_400 * WAD)
+    who, liquidator = _liquidator(opt)
+    liquidations = opt.s.liquidations
+    preview = liquidations.liquidation_preview(opt.m, WAD)
+    assert 0 < preview.fraction < WAD
+    moved = opt.book.size(opt.m, opt.far_call) * preview.fraction // WAD
+    assert moved > 0  # the liquidator takes (and pays for) some of the calls
+    opt.refused(
+        "liquidations: cost above max_cost",
+        liquidations.liquidate,
+        opt.m,
+        liquidator,
+        WAD,
+        preview.cost - 1,
+        sender=who,
+    )
+    assert liquidations.liquidate(opt.m, liquidator, WAD, preview.cost, sender=who) == (
+        preview.fraction
+    )
+    assert opt.book.size(liquidator, opt.far_call) == moved
+
+
 def _liquidation_refused(opt, message):
     """A liquidator's whole-book liquidation of the maker's account is refused with
     `message`, and nothing moves."""

@@ -169,6 +169,8 @@ def test_option_margin__random_books__equal_twin_to_the_wei():
             got = opt.book.option_margin(b.account, True, slice_, *args)
             legs = b.legs(opt, ids, shocks, True)
             assert tuple(got) == option_margin_exact(legs, b.now, True, *args, fraction), b.n
+            # the slice's cash, as liquidate_legs pays it (the preview's part of the cost)
+            assert got[3] == option_slice_exact(legs, b.now, fraction)[0], b.n
             cut += 1
     assert compared == 2 * BOOKS and expired > 0 and hypothetical > 0 and cut > BOOKS // 2
     assert WAD_BPS == 10**22

@@ -1,15 +1,18 @@
-"""Index the engine's accounts from its ``AccountState`` and funding logs.
+"""Index the engine's accounts from its ``AccountState``, funding and option-leg logs.
 
 The engine emits the absolute post-state of every touched (account, asset) pair, so the
 latest log per pair is the account. Funding (docs/ARCHITECTURE.md#funding) is absolute too:
 a market's latest ``Funding(market, rate, index)`` log, with its block's time, is the
 market's funding word, and a position's latest ``FundingSettled(account, market, paid,
 index)`` log is its snapshot; unsettled funding is then ``models.funding.owed`` at the
-index now. The :class:`Indexer` backfills in chunks from the last
-processed block, follows the head, re-reads a look-back window every pass (a re-organised
-block is replaced as a whole) and commits each pass to the :class:`Store` atomically. The
-:class:`Book` is the in-memory mirror the scanner reads: exact ints per account and float64
-arrays ``(n_accounts, n_assets)`` for the vectorised scan.
+index now. The option legs are the engine's option book's (``engine.option_book()``, read
+while none is installed): an ``OptionPosition(account, instrument, size)`` log is a leg's new
+size, an ``OptionSettled`` one a leg settled to cash (size 0). The :class:`Indexer`
+backfills in chunks from the last processed block, follows the head, re-reads a look-back
+window every pass (a re-organised block is replaced as a whole) and commits each pass to the
+:class:`Store` atomically. The :class:`Book` is the in-memory mirror the scanner reads: exact
+ints per account and float64 arrays ``(n_accounts, n_assets)`` for the vectorised scan, and
+the accounts holding option legs (``options``), which the chain decides.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from offchain_risk.keeper.store import (
     CASH_ASSET,
     AccountEvent,
     FundingEvent,
+    LegEvent,
     SettledEvent,
     Store,
 )
@@ -46,6 +50,14 @@ FUNDING_SETTLED_TOPIC = "0x" + keccak(
     text="FundingSettled(uint256,uint256,int256,int256)"
 ).hex().removeprefix("0x")
 TOPICS = [ACCOUNT_STATE_TOPIC, FUNDING_TOPIC, FUNDING_SETTLED_TOPIC]
+OPTION_POSITION_TOPIC = "0x" + keccak(
+    text="OptionPosition(uint256,uint256,int256)"
+).hex().removeprefix("0x")
+OPTION_SETTLED_TOPIC = "0x" + keccak(
+    text="OptionSettled(uint256,uint256,int256,int256)"
+).hex().removeprefix("0x")
+OPTION_TOPICS = [OPTION_POSITION_TOPIC, OPTION_SETTLED_TOPIC]
+OPTION_BOOK_CALL = "0x" + keccak(text="option_book()")[:4].hex()
 
 
 def decode_account_state(raw: Any) -> AccountEvent:
@@ -98,6 +110,25 @@ def decode_funding_settled(raw: Any) -> SettledEvent:
     )
 
 
+def decode_leg(raw: Any) -> LegEvent:
+    """An option book's ``OptionPosition`` (the leg's new size) or ``OptionSettled`` (the
+    leg settled to cash: size 0) log as a :class:`LegEvent`."""
+    topics = raw["topics"]
+    topic = _hex(topics[0]) if topics else ""
+    if len(topics) != 3 or topic not in OPTION_TOPICS:
+        raise ValueError(f"not an option leg log: {raw}")
+    size = 0
+    if topic == OPTION_POSITION_TOPIC:
+        (size,) = decode(["int256"], bytes(raw["data"]))
+    return LegEvent(
+        block=int(raw["blockNumber"]),
+        log_index=int(raw["logIndex"]),
+        account=int.from_bytes(bytes(topics[1]), "big"),
+        instrument=int.from_bytes(bytes(topics[2]), "big"),
+        size=size,
+    )
+
+
 @dataclass
 class Logs:
     """One range of the engine's logs, decoded, each list in chain order."""
@@ -105,9 +136,10 @@ class Logs:
     accounts: list[AccountEvent] = field(default_factory=list)
     funding: list[FundingEvent] = field(default_factory=list)
     settled: list[SettledEvent] = field(default_factory=list)
+    legs: list[LegEvent] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.accounts) + len(self.funding) + len(self.settled)
+        return len(self.accounts) + len(self.funding) + len(self.settled) + len(self.legs)
 
 
 def _hex(value: Any) -> str:
@@ -118,12 +150,14 @@ def _hex(value: Any) -> str:
 
 @dataclass
 class AccountRecord:
-    """One account's exact balances (WAD ints): cash, {asset: (collateral, size, on)} and
-    {market: funding snapshot} (0 where never settled)."""
+    """One account's exact balances (WAD ints): cash, {asset: (collateral, size, on)},
+    {market: funding snapshot} (0 where never settled) and {instrument: option leg size}
+    (held legs only)."""
 
     cash: int = 0
     assets: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     snaps: dict[int, int] = field(default_factory=dict)
+    legs: dict[int, int] = field(default_factory=dict)
 
 
 class Book:
@@ -144,6 +178,7 @@ class Book:
         self.snap = np.zeros((cap, n_assets))  # (cap, n_assets) funding snapshots, USD/unit
         self.funding: dict[int, int] = {}
         self.ids = np.zeros(cap, dtype=object)  # (cap,) row -> account id, for fancy indexing
+        self.options: set[int] = set()  # accounts holding an option leg
 
     def __len__(self) -> int:
         return len(self.accounts)
@@ -217,6 +252,18 @@ class Book:
         self.records[e.account].snaps[e.market] = e.index
         self.snap[row, e.market] = e.index / WAD
 
+    def apply_leg(self, e: LegEvent) -> None:
+        self._row(e.account)
+        legs = self.records[e.account].legs
+        if e.size == 0:
+            legs.pop(e.instrument, None)
+        else:
+            legs[e.instrument] = e.size
+        if legs:
+            self.options.add(e.account)
+        else:
+            self.options.discard(e.account)
+
     def set_funding(self, events: list[FundingEvent]) -> None:
         """Each market's funding word from its latest ``Funding`` log (in chain order)."""
         for e in events:
@@ -227,6 +274,7 @@ class Book:
         if row is None:
             return
         self.records[account] = AccountRecord()
+        self.options.discard(account)
         self.cash[row] = 0.0
         self.collateral[row] = 0.0
         self.size[row] = 0.0
@@ -297,7 +345,18 @@ class Indexer:
         self.start_block = start_block
         self.chunk = chunk
         self.lookback = lookback
+        self.option_book: str | None = None  # the engine's, once one is installed
         self._loaded = False
+
+    def _find_option_book(self, head: int) -> None:
+        """The engine's option book at ``head``, while none is known (installed once: its
+        legs cannot move before it is, so a pass that finds it reads all of them)."""
+        if self.option_book is not None:
+            return
+        raw = self.w3.eth.call({"to": self.engine, "data": OPTION_BOOK_CALL}, head)
+        address = decode(["address"], bytes(raw))[0] if len(raw) == 32 else None
+        if address is not None and int(address, 16) != 0:
+            self.option_book = self.w3.to_checksum_address(address)
 
     def load(self) -> int:
         """Rebuild the book from the store (after a restart); returns the events replayed."""
@@ -308,19 +367,25 @@ class Indexer:
         for s in settled:
             self.book.apply_settled(s)
         self.book.set_funding(self.store.funding_words())
+        legs = self.store.legs()
+        for g in legs:
+            self.book.apply_leg(g)
         self._loaded = True
-        return len(events) + len(settled)
+        return len(events) + len(settled) + len(legs)
 
     def _logs(self, first: int, last: int) -> Logs:
         raws: list[Any] = []
+        addresses, topics = [self.engine], TOPICS
+        if self.option_book is not None:
+            addresses, topics = [self.engine, self.option_book], TOPICS + OPTION_TOPICS
         lo = first
         while lo <= last:
             hi = min(last, lo + self.chunk - 1)
             try:
                 raw = self.w3.eth.get_logs(
                     {
-                        "address": self.engine,
-                        "topics": [TOPICS],
+                        "address": addresses,
+                        "topics": [topics],
                         "fromBlock": lo,
                         "toBlock": hi,
                     }
@@ -337,7 +402,10 @@ class Indexer:
         times: dict[int, int] = {}
         for r in sorted(raws, key=lambda r: (int(r["blockNumber"]), int(r["logIndex"]))):
             topic = _hex(r["topics"][0]) if r["topics"] else ""
-            if topic == ACCOUNT_STATE_TOPIC:
+            if self.w3.to_checksum_address(r["address"]) != self.engine:
+                if topic in OPTION_TOPICS:  # the option book's: nothing else is asked of it
+                    out.legs.append(decode_leg(r))
+            elif topic == ACCOUNT_STATE_TOPIC:
                 out.accounts.append(decode_account_state(r))
             elif topic == FUNDING_TOPIC:
                 n = int(r["blockNumber"])
@@ -385,9 +453,12 @@ class Indexer:
         if first > head:
             return IndexResult(first, head, 0, reorg_block, 0)
         before = set() if fresh else self.store.accounts_since(first)
+        self._find_option_book(head)
         logs = self._logs(first, head)
         events = logs.accounts
-        self.store.commit_range(first, events, chain_hashes, head, logs.funding, logs.settled)
+        self.store.commit_range(
+            first, events, chain_hashes, head, logs.funding, logs.settled, logs.legs
+        )
         self.store.prune_blocks(hash_lo)
         if logs.funding or not fresh:
             # The latest word per market (a re-read range may have dropped some).
@@ -398,14 +469,23 @@ class Indexer:
                 self.book.apply(e)
             for s in logs.settled:
                 self.book.apply_settled(s)
+            for g in logs.legs:
+                self.book.apply_leg(g)
             return IndexResult(first, head, len(logs), reorg_block, len(self.book))
-        touched = before | {e.account for e in events} | {s.account for s in logs.settled}
+        touched = (
+            before
+            | {e.account for e in events}
+            | {s.account for s in logs.settled}
+            | {g.account for g in logs.legs}
+        )
         for account in touched:
             self.book.reset(account)
         for e in self.store.events(touched):
             self.book.apply(e)
         for s in self.store.settlements(touched):
             self.book.apply_settled(s)
+        for g in self.store.legs(touched):
+            self.book.apply_leg(g)
         return IndexResult(first, head, len(logs), reorg_block, len(touched))
 
 

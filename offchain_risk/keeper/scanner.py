@@ -18,6 +18,10 @@ How flagged accounts are decided (``confirm``):
 
 Whatever decides, the liquidator's preview and simulation run on chain before any send.
 
+Option legs: the twins value perps and collateral only, so an account holding an option leg
+(``Book.options``, from the option book's logs) is never flagged by them: the chain decides
+it (``healths``) every block, in every mode.
+
 Funding (docs/ARCHITECTURE.md#funding): both twins take each position's unsettled funding
 off equity, as ``ledger._margin`` does: ``owed(size, index now, snapshot)`` with the index
 moved to the block's time at the liquidation price from the market's indexed funding word
@@ -308,6 +312,7 @@ class ScanResult:
     excluded: int = 0  # accounts with a balance in an asset whose reads failed
     exact_ms: float = 0.0  # the exact twin's decisions
     on_chain: int = 0  # flagged accounts decided by ``healths``
+    options: int = 0  # accounts holding option legs (decided by ``healths``, in ``on_chain``)
     failed_assets: tuple[int, ...] = ()
     unpriced_assets: tuple[int, ...] = ()  # read, but no liquidation price
 
@@ -368,6 +373,8 @@ class Scanner:
         bound += mm
         near = np.less(equity, bound, out=b.near)
         near &= np.greater(mm, 0.0, out=b.flag)  # nothing to liquidate without a requirement
+        if self.book.options:  # the chain decides these (see the module doc)
+            near[[self.book.rows[x] for x in self.book.options]] = False
         excluded = None
         if market.failed:
             bad = ~market.known  # (a,)
@@ -512,6 +519,8 @@ class Scanner:
             confirmed, ask = self.decide(flagged, market)
         else:
             confirmed, ask = [], flagged
+        holders = sorted(a for a in self.book.options if partition is None or partition.holds(a))
+        ask = ask + holders
         t3 = time.perf_counter()
         threads = self.threads if mode == "parallel" else 1
         confirmed += self.confirm(ask, market.block, threads=threads)
@@ -520,15 +529,16 @@ class Scanner:
         return (
             ScanResult(
                 accounts=len(self.book),
-                flagged=len(flagged),
+                flagged=len(flagged) + len(holders),
                 confirmed=confirmed,
-                false_positives=len(flagged) - len(confirmed),
+                false_positives=len(flagged) + len(holders) - len(confirmed),
                 blocked=blocked,
                 numpy_ms=(t2 - t1) * 1e3,
                 chain_ms=((t1 - t0) + (t4 - t3)) * 1e3,
                 excluded=excluded,
                 exact_ms=(t3 - t2) * 1e3,
                 on_chain=len(ask),
+                options=len(holders),
                 failed_assets=tuple(sorted(market.failed)),
                 unpriced_assets=tuple(
                     a

@@ -9,6 +9,9 @@ resume without double work:
 * ``funding``: every ``Funding`` log (a market's rate and index, with the block's time: the
   market's funding word is its latest one) and ``settled``: every ``FundingSettled`` log (a
   position's funding snapshot is its latest one). Absolute values too.
+* ``legs``: every ``OptionPosition`` log of the engine's option book (a leg's new size) and
+  every ``OptionSettled`` one (the leg settled to cash: size 0). An account holding a leg is
+  decided by the chain (the scanner's twins value perps and collateral only).
 * ``blocks``: the hashes of the recent processed blocks, to detect re-organisations.
 * ``txs``: every transaction the keeper signed, with its nonce and status, so an account
   with a liquidation in flight is never liquidated again and a restart adopts the pending
@@ -59,6 +62,15 @@ CREATE TABLE IF NOT EXISTS settled (
     idx TEXT NOT NULL,               -- the position's new snapshot
     PRIMARY KEY (block, log_index)
 );
+CREATE TABLE IF NOT EXISTS legs (
+    block INTEGER NOT NULL,
+    log_index INTEGER NOT NULL,
+    account TEXT NOT NULL,
+    instrument TEXT NOT NULL,
+    size TEXT NOT NULL,              -- the leg's size after the log (0: closed or settled)
+    PRIMARY KEY (block, log_index)
+);
+CREATE INDEX IF NOT EXISTS legs_account ON legs (account, block, log_index);
 CREATE INDEX IF NOT EXISTS funding_market ON funding (market, block, log_index);
 CREATE INDEX IF NOT EXISTS settled_account ON settled (account, block, log_index);
 CREATE TABLE IF NOT EXISTS txs (
@@ -137,6 +149,18 @@ class SettledEvent:
     index: int
 
 
+@dataclass(frozen=True)
+class LegEvent:
+    """One option leg's new ``size`` (signed WAD units; 0: closed or settled to cash), from
+    the option book's ``OptionPosition`` or ``OptionSettled`` log."""
+
+    block: int
+    log_index: int
+    account: int
+    instrument: int
+    size: int
+
+
 @dataclass
 class SentTx:
     hash: str
@@ -208,9 +232,11 @@ class Store:
         last_block: int,
         funding: Iterable[FundingEvent] = (),
         settled: Iterable[SettledEvent] = (),
+        legs: Iterable[LegEvent] = (),
     ) -> None:
         """Atomically replace everything indexed from ``first_block`` on with ``events``
-        (and the funding logs), record the block hashes and move ``last_block``."""
+        (and the funding and option-leg logs), record the block hashes and move
+        ``last_block``."""
         funding_rows = [
             (f.block, f.log_index, f.market, str(f.rate), str(f.index), f.timestamp)
             for f in funding
@@ -218,6 +244,9 @@ class Store:
         settled_rows = [
             (s.block, s.log_index, str(s.account), s.market, str(s.paid), str(s.index))
             for s in settled
+        ]
+        leg_rows = [
+            (g.block, g.log_index, str(g.account), str(g.instrument), str(g.size)) for g in legs
         ]
         rows = [
             (
@@ -239,9 +268,11 @@ class Store:
                 self._db.execute("DELETE FROM blocks WHERE number >= ?", (first_block,))
                 self._db.execute("DELETE FROM funding WHERE block >= ?", (first_block,))
                 self._db.execute("DELETE FROM settled WHERE block >= ?", (first_block,))
+                self._db.execute("DELETE FROM legs WHERE block >= ?", (first_block,))
                 self._db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 self._db.executemany("INSERT INTO funding VALUES (?, ?, ?, ?, ?, ?)", funding_rows)
                 self._db.executemany("INSERT INTO settled VALUES (?, ?, ?, ?, ?, ?)", settled_rows)
+                self._db.executemany("INSERT INTO legs VALUES (?, ?, ?, ?, ?)", leg_rows)
                 self._db.executemany(
                     "INSERT OR REPLACE INTO blocks VALUES (?, ?)", sorted(block_hashes.items())
                 )
@@ -266,29 +297,34 @@ class Store:
     def accounts_since(self, first_block: int) -> set[int]:
         rows = self._db.execute(
             "SELECT DISTINCT account FROM events WHERE block >= ? "
-            "UNION SELECT DISTINCT account FROM settled WHERE block >= ?",
-            (first_block, first_block),
+            "UNION SELECT DISTINCT account FROM settled WHERE block >= ? "
+            "UNION SELECT DISTINCT account FROM legs WHERE block >= ?",
+            (first_block, first_block, first_block),
         )
         return {int(r[0]) for r in rows}
 
     def events(self, accounts: Iterable[int] | None = None) -> list[AccountEvent]:
         """Events in chain order: all of them, or those of ``accounts``."""
-        if accounts is None:
-            rows = self._db.execute("SELECT * FROM events ORDER BY block, log_index").fetchall()
-        else:
-            ids = [str(a) for a in accounts]
-            rows = []
-            for i in range(0, len(ids), 500):  # below SQLite's bound on parameters
-                part = ids[i : i + 500]
-                rows += self._db.execute(
-                    f"SELECT * FROM events WHERE account IN ({','.join('?' * len(part))})",
-                    part,
-                ).fetchall()
-            rows.sort(key=lambda r: (r[0], r[1]))
+        rows = self._in_order("SELECT * FROM events", accounts)
         return [
             AccountEvent(r[0], r[1], int(r[2]), r[3], int(r[4]), int(r[5]), int(r[6]), int(r[7]))
             for r in rows
         ]
+
+    def _in_order(self, select: str, accounts: Iterable[int] | None) -> list[tuple]:
+        """The rows of ``select`` (a table's block, log_index first), all of them or those of
+        ``accounts``, in chain order."""
+        if accounts is None:
+            return self._db.execute(select + " ORDER BY block, log_index").fetchall()
+        ids = [str(a) for a in accounts]
+        rows = []
+        for i in range(0, len(ids), 500):  # below SQLite's bound on parameters
+            part = ids[i : i + 500]
+            rows += self._db.execute(
+                f"{select} WHERE account IN ({','.join('?' * len(part))})", part
+            ).fetchall()
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return rows
 
     def funding_words(self) -> list[FundingEvent]:
         """The latest ``Funding`` log of each market."""
@@ -305,19 +341,17 @@ class Store:
 
     def settlements(self, accounts: Iterable[int] | None = None) -> list[SettledEvent]:
         """``FundingSettled`` logs in chain order: all of them, or those of ``accounts``."""
-        sql = "SELECT block, log_index, account, market, paid, idx FROM settled"
-        if accounts is None:
-            rows = self._db.execute(sql).fetchall()
-        else:
-            ids = [str(a) for a in accounts]
-            rows = []
-            for i in range(0, len(ids), 500):
-                part = ids[i : i + 500]
-                rows += self._db.execute(
-                    f"{sql} WHERE account IN ({','.join('?' * len(part))})", part
-                ).fetchall()
-        rows.sort(key=lambda r: (r[0], r[1]))
+        rows = self._in_order(
+            "SELECT block, log_index, account, market, paid, idx FROM settled", accounts
+        )
         return [SettledEvent(r[0], r[1], int(r[2]), r[3], int(r[4]), int(r[5])) for r in rows]
+
+    def legs(self, accounts: Iterable[int] | None = None) -> list[LegEvent]:
+        """Option-leg logs in chain order: all of them, or those of ``accounts``."""
+        rows = self._in_order(
+            "SELECT block, log_index, account, instrument, size FROM legs", accounts
+        )
+        return [LegEvent(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
     def funding_events(self) -> list[FundingEvent]:
         """Every ``Funding`` log, in chain order: the rate and index paths."""

@@ -12,6 +12,11 @@ from conftest import ETH, PRICES, USDC, WAD, acct, set_price
 
 from offchain_risk import devnet
 from offchain_risk.chain import settlement_round
+from offchain_risk.keeper.keeper import Keeper
+from offchain_risk.keeper.liquidator import LiquidatorConfig
+from offchain_risk.keeper.rpc import Contracts
+from offchain_risk.keeper.store import Store
+from offchain_risk.keeper.txs import LocalSigner, TxManager
 from offchain_risk.keeper.vol_signer import EXPIRY_TIME, VolCurve, VolSigner
 from offchain_risk.models.options import price_exact
 from offchain_risk.units import DAY
@@ -110,3 +115,65 @@ def test_option_book__trade_margin_liquidate_settle(
     options.settle_expired(liq, sender=keeper)
     assert engine.cash(liq) - cash_keeper == (-SIZE - left) * 100
     assert options.open_interest(ETH, expiry) == 0
+
+
+def test_keeper__short_calls_after_a_rally__found_by_the_chain_and_liquidated(
+    project,
+    deployment,
+    engine,
+    options,
+    call,
+    fund,
+    usdc,
+    trade,
+    maker,
+    trader,
+    keeper,
+    feeds,
+    owner,
+    chain,
+    tmp_path,
+):
+    """The keeper indexes the option book's legs (the book found through the engine) and
+    asks the chain about every holder each block: quiet, nothing is sent; after a rally the
+    seller of the calls, which its own twins value as cash alone, is liquidated until it is
+    back above MM, and the keeper's account holds the calls it took."""
+    start = chain.blocks.head.number
+    instrument, _ = call
+    fund(maker, usdc, 100_000 * USDC)
+    fund(trader, usdc, 4_000 * USDC)
+    fund(keeper, usdc, 1_000_000 * USDC)
+    seller, buyer, liq = acct(trader), acct(maker), acct(keeper)
+    trade(instrument, SIZE, 45, maker_acc=maker, taker_acc=trader)
+    d = deployment
+    c = Contracts.from_project(
+        project, chain.provider.web3, d.engine.address, d.liquidations.address, d.lens.address
+    )
+    store = Store(tmp_path / "k.db")
+    tx = TxManager(c.w3, LocalSigner(keeper.private_key), store)
+    bot = Keeper(
+        c, store, LiquidatorConfig(account=liq), tx=tx, sender=str(keeper), start_block=start
+    )
+
+    quiet = bot.tick()
+    assert bot.indexer.option_book == options.address
+    assert bot.book.options == {seller, buyer}
+    assert quiet.scan.options == 2 and quiet.scan.confirmed == [] and quiet.actions == []
+
+    set_price(feeds, owner, ETH, PRICES["ETH"] * 1.15)
+    equity, mm, _ = engine.margin(seller)
+    assert equity < mm
+    for _ in range(5):
+        chain.mine()
+        bot.tick()
+        if engine.margin(seller)[0] >= engine.margin(seller)[1]:
+            break
+    else:
+        raise AssertionError("the seller was never restored")
+    taken = options.size(liq, instrument)
+    assert taken < 0 and options.size(seller, instrument) == -SIZE - taken
+    chain.mine()
+    after = bot.tick()
+    assert [t.status for t in store.txs()] == ["confirmed"]  # one slice restored it
+    assert bot.book.options == {seller, buyer, liq}  # the keeper's own account holds calls
+    assert after.scan.options == 3 and after.scan.confirmed == [] and after.actions == []

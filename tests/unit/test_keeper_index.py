@@ -9,10 +9,14 @@ from offchain_risk.keeper.indexer import (
     ACCOUNT_STATE_TOPIC,
     FUNDING_SETTLED_TOPIC,
     FUNDING_TOPIC,
+    OPTION_BOOK_CALL,
+    OPTION_POSITION_TOPIC,
+    OPTION_SETTLED_TOPIC,
     Book,
     Indexer,
     decode_account_state,
     decode_funding_settled,
+    decode_leg,
 )
 from offchain_risk.keeper.store import CASH_ASSET, AccountEvent, Store
 from offchain_risk.models.funding import MarketFunding
@@ -55,12 +59,45 @@ def settled_log(index_in_block, account, market, paid, index):
     }
 
 
+OPTION_BOOK = "0x" + "22" * 20
+CALL, PUT = 2**255 | 7, 2**255 | 8  # instrument ids (OptionBook packs them; any id here)
+
+
+def leg_log(index_in_block, account, instrument, size, address=OPTION_BOOK):
+    """The option book's ``OptionPosition`` log of a leg's new size."""
+    return {
+        "address": address,
+        "logIndex": index_in_block,
+        "topics": [
+            bytes.fromhex(OPTION_POSITION_TOPIC[2:]),
+            account.to_bytes(32, "big"),
+            instrument.to_bytes(32, "big"),
+        ],
+        "data": encode(["int256"], [size]),
+    }
+
+
+def settled_leg_log(index_in_block, account, instrument, size, amount):
+    """The option book's ``OptionSettled`` log: the leg paid to cash at expiry."""
+    return {
+        "address": OPTION_BOOK,
+        "logIndex": index_in_block,
+        "topics": [
+            bytes.fromhex(OPTION_SETTLED_TOPIC[2:]),
+            account.to_bytes(32, "big"),
+            instrument.to_bytes(32, "big"),
+        ],
+        "data": encode(["int256", "int256"], [size, amount]),
+    }
+
+
 class FakeEth:
     def __init__(self, max_range=None):
         self.blocks: list[str] = ["0x" + "00" * 32]  # hashes; index = number
         self.logs: dict[int, list[dict]] = {}
         self.max_range = max_range
         self.calls: list[tuple[int, int]] = []
+        self.option_book: tuple[str, int] | None = None  # (address, block installed)
 
     @property
     def block_number(self):
@@ -69,7 +106,7 @@ class FakeEth:
     def mine(self, logs=(), salt="a"):
         n = len(self.blocks)
         self.blocks.append(f"0x{salt * 2}{n:062x}")
-        self.logs[n] = [dict(log, blockNumber=n) for log in logs]
+        self.logs[n] = [{"address": ENGINE, **log, "blockNumber": n} for log in logs]
         return n
 
     def reorg(self, depth, replacement):
@@ -89,7 +126,18 @@ class FakeEth:
         self.calls.append((lo, hi))
         if self.max_range is not None and hi - lo + 1 > self.max_range:
             raise ValueError(f"query exceeds max block range {self.max_range}")
-        return [log for n in range(lo, hi + 1) for log in self.logs.get(n, [])]
+        return [
+            log
+            for n in range(lo, hi + 1)
+            for log in self.logs.get(n, [])
+            if log["address"] in f["address"]
+        ]
+
+    def call(self, tx, block):
+        """``engine.option_book()`` at ``block``: the book from the block it was installed."""
+        assert tx == {"to": ENGINE, "data": OPTION_BOOK_CALL}, tx
+        installed = self.option_book is not None and block >= self.option_book[1]
+        return encode(["address"], [self.option_book[0] if installed else "0x" + "00" * 20])
 
 
 class FakeProvider:
@@ -331,3 +379,54 @@ def test_indexer__reorg_drops_funding_logs__earlier_word_and_snapshot_back():
     assert (m.index, m.rate) == (WAD, 10**15)
     assert (book.funding[0] >> 128) & (2**64 - 1) == before
     assert book.records[1].snaps == {0: WAD}
+
+
+def test_indexer__option_legs__holders_follow_trades_settlement_and_reorgs(tmp_path):
+    """Option holders come from the engine's installed book only: a leg opened, closed,
+    settled at expiry or dropped by a re-organisation moves the holder set; the same log from
+    another contract moves nothing; a restart rebuilds the same set from the store."""
+    eth = FakeEth()
+    eth.mine([raw_log(0, 0, 1, CASH, 100 * WAD)])
+    eth.option_book = (OPTION_BOOK, eth.mine())
+    eth.mine([leg_log(0, 1, CALL, -5 * WAD), leg_log(1, 2, CALL, 5 * WAD)])
+    eth.mine([leg_log(0, 3, PUT, WAD, address="0x" + "33" * 20)])  # a spoofed log
+    path = tmp_path / "k.db"
+    indexer, store, book = make(eth, Store(path), lookback=3)
+    indexer.sync()
+    assert indexer.option_book == OPTION_BOOK
+    assert book.options == {1, 2} and book.records[1].legs == {CALL: -5 * WAD}
+    assert 3 not in book.rows
+    eth.mine([leg_log(0, 2, PUT, -WAD), leg_log(1, 2, CALL, 0)])  # 2 swaps its call for a put
+    eth.mine([settled_leg_log(0, 1, CALL, -5 * WAD, -200 * WAD)])  # 1's call settles
+    indexer.sync()
+    assert book.options == {2} and book.records[2].legs == {PUT: -WAD}
+    assert book.records[1].legs == {} and book.records[1].cash == 100 * WAD
+    eth.reorg(1, [[]])  # the settlement never happened
+    indexer.sync()
+    assert book.options == {1, 2} and book.records[1].legs == {CALL: -5 * WAD}
+    store.close()
+    restarted, _, again = make(eth, Store(path), lookback=3)
+    restarted.load()
+    assert again.options == {1, 2} and again.records[2].legs == {PUT: -WAD}
+
+
+def test_indexer__no_option_book__engine_asked_each_pass_and_only_its_logs_read():
+    eth = FakeEth()
+    other = "0x" + "33" * 20  # an option book the engine never installed
+    eth.mine([raw_log(0, 0, 1, CASH, WAD), leg_log(1, 1, CALL, WAD, address=other)])
+    indexer, _, book = make(eth)
+    indexer.sync()
+    assert indexer.option_book is None and book.options == set()
+    eth.option_book = (OPTION_BOOK, eth.mine())
+    eth.mine([leg_log(0, 4, CALL, WAD)])
+    indexer.sync()
+    assert indexer.option_book == OPTION_BOOK and book.options == {4}
+
+
+def test_decode_leg__position_and_settled__sizes_and_wrong_topic_refused():
+    g = decode_leg(dict(leg_log(3, 9, CALL, -7), blockNumber=5))
+    assert (g.block, g.log_index, g.account, g.instrument, g.size) == (5, 3, 9, CALL, -7)
+    g = decode_leg(dict(settled_leg_log(0, 9, CALL, -7, 11), blockNumber=6))
+    assert (g.account, g.instrument, g.size) == (9, CALL, 0)
+    with pytest.raises(ValueError, match="not an option leg log"):
+        decode_leg(dict(settled_log(0, 9, 2, 0, 0), blockNumber=3))

@@ -19,7 +19,7 @@ from offchain_risk import devnet
 from offchain_risk.keeper.indexer import Book
 from offchain_risk.keeper.rpc import Contracts, RpcError
 from offchain_risk.keeper.scanner import Scanner, float_margin, read_market
-from offchain_risk.keeper.store import AccountEvent, FundingEvent, SettledEvent
+from offchain_risk.keeper.store import AccountEvent, FundingEvent, LegEvent, SettledEvent
 from offchain_risk.models.liquidation import is_liquidatable
 from offchain_risk.models.margin import margin_exact, pack_shocks, pad_scenarios
 from offchain_risk.units import WAD
@@ -50,6 +50,8 @@ class Endpoint:
         self.fail: dict[tuple[str, int], object] = {}
         self.words = pack_shocks(SHOCKS)
         self.timestamp = 1_700_000_000  # the block's time
+        self.margins: dict[int, tuple[int, int]] = {}  # account -> the chain's (equity, MM)
+        self.asked: list[int] = []  # accounts ``healths`` was asked about
 
     def _answer(self, call: dict | str) -> dict:
         if not isinstance(call, dict):  # eth_getBlockByNumber(tag, False)
@@ -58,13 +60,18 @@ class Endpoint:
         contract = self.engine if to == ENGINE else self.lens
         fn, args = contract.decode_function_input(data)
         name = fn.fn_name
-        asset = int(next(iter(args.values()))) if args else -1
+        first = next(iter(args.values()), -1)
+        asset = int(first) if isinstance(first, int) else -1
         bad = self.fail.get((name, asset))
         if isinstance(bad, dict):
             return {"error": bad}
         if isinstance(bad, bytes):
             return {"result": "0x" + bad.hex()}
-        if name == "num_assets":
+        if name == "healths":
+            self.asked += args["accounts"]
+            rows = [(*self.margins[a], 0, True, 0, False) for a in args["accounts"]]
+            out = encode(["(int256,uint256,uint256,bool,int256,bool)[]"], [rows])
+        elif name == "num_assets":
             out = encode(["uint256"], [N])
         elif name == "im_multiplier":
             out = encode(["uint256"], [3 * WAD // 2])
@@ -210,6 +217,31 @@ def test_twin__within_float_tolerance_of_mm__exact_twin_decides_to_the_wei():
     assert by[100].exact and by[100].equity == mm - 1 and by[100].mm == mm
     assert not by[102].exact
     assert [x.account for x in result.confirmed] == [102, 100]  # largest shortfall first
+
+
+def test_scan__option_holders__decided_by_the_chain_never_by_the_twins():
+    """The twins cannot see option legs: a holder the twin finds liquidatable (its long
+    calls cover it) and one it finds healthy (its short calls sink it) are both asked of the
+    chain, which decides them; an account without legs is decided by the twins as before."""
+    c = _contracts(endpoint := Endpoint(PRICES))
+    book = _book([(600 * WAD, LONG_ETH), (100_000 * WAD, LONG_ETH), (600 * WAD, LONG_ETH)])
+    call = 2**255 | 7
+    book.apply_leg(LegEvent(2, 0, 100, call, 3 * WAD))
+    book.apply_leg(LegEvent(2, 1, 101, call, -50 * WAD))
+    endpoint.margins = {100: (900 * WAD, 800 * WAD), 101: (1_000 * WAD, 4_000 * WAD)}
+    endpoint.margins[102] = (100 * WAD, 300 * WAD)  # asked only when the chain decides all
+    for confirm in ("twin", "exact", "chain"):
+        endpoint.asked = []
+        result, _ = Scanner(c, book).scan(confirm=confirm)
+        assert {x.account for x in result.confirmed} == {101, 102}, confirm
+        assert result.options == 2 and 101 in endpoint.asked and 100 in endpoint.asked
+        assert result.on_chain == (3 if confirm == "chain" else 2)
+    by = {x.account: x for x in result.confirmed}
+    assert (by[101].equity, by[101].mm) == (1_000 * WAD, 4_000 * WAD)
+    book.apply_leg(LegEvent(3, 0, 101, call, 0))  # closed: the twins decide it again
+    endpoint.asked = []
+    result, _ = Scanner(c, book).scan()
+    assert endpoint.asked == [100] and {x.account for x in result.confirmed} == {102}
 
 
 def test_decide__balance_in_an_unread_asset__sent_to_the_chain():

@@ -68,6 +68,12 @@ console: build
 deploy: build
 	ape run deploy --network $(NETWORK) $(DEPLOY_ARGS)
 
+# ape-foundry starts anvil with --steps-tracing, which keeps every step of every transaction
+# in the node's memory (the crash replay's option books and the gas benchmarks took one past
+# 20 GB): the suites, the benchmarks and the fuzz campaign run scripts/anvil-lean/anvil,
+# the same node without it. `make console` keeps Ape's (traces for debugging).
+test bench gas-snapshot fuzz: export PATH := $(CURDIR)/scripts/anvil-lean:$(PATH)
+
 # Three processes on two cores: the node-free suites (numpy twin, titanoboa and revm fuzz, in
 # .test-logs/offline.log) and the anvil suites in two sessions, each with its own anvil
 # (APE_FOUNDRY_HOST): ANVIL_TESTS_A (the end-to-end tests and the three heaviest contract

@@ -39,6 +39,12 @@ from offchain_risk.models.funding import FundingParams, cap_from_margin_gap
 from offchain_risk.models.margin import MAX_SCENARIOS, margin_exact
 from offchain_risk.replay.funding import BasisDesk, basis_premiums
 from offchain_risk.replay.listing import Listing, ListingConfig, calibrated_listing
+from offchain_risk.replay.options import (
+    OptionsSeeded,
+    generate_option_books,
+    option_grid,
+    seed_options,
+)
 from offchain_risk.replay.path import PricePath
 from offchain_risk.replay.seed import Seeded, generate_books, seed
 from offchain_risk.replay.txs import RawSender, sourced_account
@@ -72,10 +78,15 @@ class ReplayConfig:
     # With funding: the desk's hourly basis fills at the data's perp-over-spot premium
     # (offchain_risk.replay.funding.BasisDesk), the engine's funding samples.
     basis: bool = True
+    # Option books on Ballast's option book (offchain_risk.replay.options), with vol updates:
+    # the archetypes in turn on the replayed vol feed underlyings; 0 for none.
+    option_books: int = 16
 
     def __post_init__(self) -> None:
         if self.n_accounts < 1:
             raise ValueError("n_accounts must be at least 1")
+        if self.option_books < 0:
+            raise ValueError("option_books must be >= 0")
         if self.max_ticks < 1:
             raise ValueError("max_ticks must be at least 1")
 
@@ -115,6 +126,7 @@ class VenueRun:
     opening: dict[str, Any] = field(default_factory=dict)
     basis: BasisDesk | None = None  # the desk's hourly basis fills, with funding
     recalibrations: int = 0  # risk-engine calibrations the keeper's risk updater ran
+    options: OptionsSeeded | None = None  # the option books, on a venue with an option book
 
 
 @dataclass
@@ -147,6 +159,7 @@ def venue_config(
     im_multiplier: float | None = None,
     vol_feed: bool = False,
     funding: tuple[int, float] | None = None,
+    options: bool = False,
 ) -> deploy.DeployConfig:
     """A venue of the replay as a deploy config: the devnet's engine settings and policy,
     ``markets`` with their shocks, existing ``feeds`` (symbol -> address) when given, and a
@@ -154,7 +167,9 @@ def venue_config(
     ``im_multiplier``: IM / MM (the devnet's when None). ``vol_feed``: the devnet's vol feed
     (heartbeat, the underlyings among ``markets``) signed by the same ``signers``.
     ``funding``: (convergence hours, interest per hour) to switch on in every perp market,
-    each capped at :func:`funding_cap` of its listing."""
+    each capped at :func:`funding_cap` of its listing. ``options``: with the vol feed, an
+    option book over it, each underlying's strike grid from its opening price
+    (:func:`~offchain_risk.replay.options.option_grid`)."""
     local = deploy.local_config()
     im = local.im_multiplier if im_multiplier is None else im_multiplier
     vol = None
@@ -163,6 +178,10 @@ def venue_config(
         underlyings = tuple(u for u in local.vol_feed.underlyings if u in symbols)
         if underlyings:
             vol = deploy.VolFeedConfig(signers, threshold, local.vol_feed.heartbeat, underlyings)
+    grids = ()
+    if options and vol is not None:
+        prices = {m.symbol: m.price_usd for m in markets}
+        grids = tuple(option_grid(u, prices[u]) for u in vol.underlyings)
     return deploy.DeployConfig(
         markets=tuple(
             deploy.MarketConfig(
@@ -189,6 +208,7 @@ def venue_config(
         signers=signers,
         threshold=threshold,
         vol_feed=vol,
+        options=grids,
     )
 
 
@@ -317,6 +337,7 @@ def run_replay(
             threshold=2 if governed else 0,
             vol_feed=governed and config.vol_updates,
             funding=(config.funding_hours, config.funding_interest) if config.funding else None,
+            options=governed and config.vol_updates and config.option_books > 0,
         )
         vol_signers = risk_signers if cfg.vol_feed is not None else ()
         d, governor = deploy.deploy_config(
@@ -409,13 +430,19 @@ def run_replay(
     vol_clock.anchor = int(w3.eth.get_block("latest")["timestamp"])
     for v in venues:
         v.keeper.tick()  # index the seeded books (and land the first scheduled risk update)
+        if "option_book" in v.manifest["contracts"]:
+            # on the curves the keeper's vol updater just published
+            v.options = _seed_options(v, project, w3, path, config, sender, owner, desk, traders)
+            v.keeper.tick()  # index the option books
         states = healths(v.deployment.engine, v.seeded.accounts)
+        option_states = healths(v.deployment.engine, v.options.accounts if v.options else [])
         v.opening = {
             "im": sum(int(s.im) for s in states),
             "mm": sum(int(s.mm) for s in states),
             "equity": sum(int(s.equity) for s in states),
             "isolated_im": int(sum(isolated_im(v.seeded, v.market))),
             "insurance": int(v.deployment.engine.cash(0)),
+            "option_im": sum(int(s.im) for s in option_states),
             "block": int(w3.eth.block_number),
         }
     chain_start = int(w3.eth.get_block("latest")["timestamp"])
@@ -474,6 +501,49 @@ def run_replay(
         time.perf_counter() - t_start,
         seed_seconds,
         listing,
+    )
+
+
+def _seed_options(
+    v: VenueRun,
+    project: Any,
+    w3: Any,
+    path: PricePath,
+    config: ReplayConfig,
+    sender: RawSender,
+    owner: Any,
+    desk: Any,
+    traders: list[Any],
+) -> OptionsSeeded | None:
+    """Open ``config.option_books`` option books on ``v``'s option book, over the underlyings
+    whose curves its keeper published (see :mod:`offchain_risk.replay.options`)."""
+    published: dict[str, list[int]] = {}
+    names = {a: s for s, a in v.deployment.symbols.items()}
+    for _, res in v.keeper.vol_updater.runs:
+        for update in res.published:
+            published.setdefault(names[res.underlying], []).append(int(update.expiry))
+    underlyings = tuple(u for u in path.assets if u in published)
+    if not underlyings:
+        return None
+    opening = {a: float(p) for a, p in zip(path.assets, path.opening, strict=True)}
+    per_trader = -(-len(v.seeded.specs) // len(traders))
+    specs = generate_option_books(
+        config.option_books, underlyings, opening, len(traders), first_sub=1 + per_trader
+    )
+    contracts = v.manifest["contracts"]
+    return seed_options(
+        project,
+        w3,
+        v.deployment,
+        contracts["option_book"],
+        contracts["vol_feed"],
+        specs,
+        published,
+        sender=sender,
+        owner=owner,
+        desk=desk,
+        traders=traders,
+        desk_cash_usd=config.desk_cash_usd / 10,
     )
 
 

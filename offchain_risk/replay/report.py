@@ -52,6 +52,24 @@ class VenueSummary:
     pokes: int = 0
     vol_runs: tuple[VolRun, ...] = ()  # the keeper's vol surface runs, in order
     funding: tuple[FundingFlow, ...] = ()  # per perp market whose funding moved
+    options: OptionSummary | None = None  # the option books, when the venue has them
+
+
+@dataclass(frozen=True)
+class OptionSummary:
+    """The option books of a venue (Ballast's: the flat venue lists no options), apart
+    from the linear books the venues share."""
+
+    books: int
+    archetypes: dict[str, int]  # books per archetype
+    underlyings: dict[str, int]  # books per underlying
+    notional_usd: float  # underlying units x opening price, summed
+    im_open_usd: float  # IM of the option books at the opening
+    liquidations: int
+    accounts_liquidated: int
+    bad_debt_usd: float  # BadDebt on the option books
+    below_mm_end: int
+    closed: int  # no option leg nor perp left (MM = 0) at the end
 
 
 @dataclass(frozen=True)
@@ -228,6 +246,14 @@ class ReplayReport:
             lines.append(
                 f"risk engine recalibrations by Ballast's keeper: {r.venues[0].recalibrations}"
             )
+        o = self.ballast.options
+        if o is not None:
+            lines.append(
+                f"option books on {self.ballast.label}: {o.books}, opening IM "
+                f"${o.im_open_usd:,.0f} on ${o.notional_usd:,.0f} notional, {o.liquidations} "
+                f"liquidations ({o.accounts_liquidated} books), bad debt ${o.bad_debt_usd:,.0f}, "
+                f"{o.below_mm_end} below MM at the end, {o.closed} closed"
+            )
         if self.frontier is not None:
             lines.extend(frontier_lines(self.frontier))
         for v in self.venues:
@@ -245,12 +271,45 @@ def _events_by_step(blocks: list[int], venue_blocks: list[int]) -> np.ndarray:
     return np.searchsorted(np.asarray(venue_blocks), np.asarray(blocks, dtype=np.int64), "left")
 
 
+def summarize_options(v: VenueRun, liquidated: list, bad: list) -> OptionSummary | None:
+    """The option books' figures from the replay's ``Liquidated`` and ``BadDebt`` logs."""
+    o = v.options
+    if o is None:
+        return None
+    ids = set(o.accounts)
+    liq = [e for e in liquidated if e.account in ids]
+    states = healths(v.deployment.engine, o.accounts)
+
+    def count(key) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for spec in o.specs:
+            out[key(spec)] = out.get(key(spec), 0) + 1
+        return out
+
+    return OptionSummary(
+        books=len(o.accounts),
+        archetypes=count(lambda spec: spec.archetype),
+        underlyings=count(lambda spec: spec.underlying),
+        notional_usd=sum(spec.units * o.prices[spec.underlying] for spec in o.specs),
+        im_open_usd=v.opening.get("option_im", 0) / WAD,
+        liquidations=len(liq),
+        accounts_liquidated=len({e.account for e in liq}),
+        bad_debt_usd=sum(int(e.hole) for e in bad if e.account in ids) / WAD,
+        below_mm_end=sum(1 for st in states if int(st.mm) > 0 and int(st.equity) < int(st.mm)),
+        closed=sum(1 for st in states if int(st.mm) == 0),
+    )
+
+
 def summarize_venue(v: VenueRun, n_steps: int) -> VenueSummary:
     d = v.deployment
     start, stop = v.opening["block"], v.step_block[-1] if v.step_block else v.opening["block"]
     seeded = set(v.seeded.accounts)
-    liq = [e for e in d.liquidations.Liquidated.range(start, stop + 1) if e.account in seeded]
-    bad = list(d.engine.BadDebt.range(start, stop + 1))
+    liquidated = list(d.liquidations.Liquidated.range(start, stop + 1))
+    liq = [e for e in liquidated if e.account in seeded]
+    every_hole = list(d.engine.BadDebt.range(start, stop + 1))
+    # the books the venues share: an option book's hole is in its own summary
+    options = set() if v.options is None else set(v.options.accounts)
+    bad = [e for e in every_hole if e.account not in options]
     states = healths(d.engine, v.seeded.accounts)
     below = sum(1 for s in states if int(s.mm) > 0 and int(s.equity) < int(s.mm))
     closed = sum(1 for s in states if int(s.mm) == 0)
@@ -295,7 +354,40 @@ def summarize_venue(v: VenueRun, n_steps: int) -> VenueSummary:
         pokes=v.pokes,
         vol_runs=vol_runs(v),
         funding=venue_funding(v),
+        options=summarize_options(v, liquidated, every_hole),
     )
+
+
+def option_lines(o: OptionSummary) -> list[str]:
+    """The "Option books" section of the report."""
+
+    def counts(d: dict[str, int]) -> str:
+        return ", ".join(f"{k} {n}" for k, n in d.items())
+
+    rows = [
+        ["books", f"{o.books} ({counts(o.archetypes)}; {counts(o.underlyings)})"],
+        ["notional (underlying at the opening)", f"${o.notional_usd:,.0f}"],
+        ["margin used at the opening (IM)", f"${o.im_open_usd:,.0f}"],
+        ["liquidations (accounts)", f"{o.liquidations} ({o.accounts_liquidated})"],
+        ["bad debt", f"${o.bad_debt_usd:,.0f}"],
+        ["books below MM at the end", str(o.below_mm_end)],
+        ["books closed out", str(o.closed)],
+    ]
+    return [
+        "## Option books (Ballast)",
+        "",
+        "The risk engine's option archetypes (`backtest/options.py`) on Ballast's option book, "
+        "each on the listed expiry nearest 30 days among the curves the keeper published at "
+        "the opening, strikes at 90%, 100% and 110% of the opening price, the options sold to "
+        "a desk at the mark of the published curve, the delta-hedged call hedged in the perp, "
+        "cash trimmed to IM times the book's buffer (`offchain_risk/replay/options.py`). The "
+        "keeper asks the chain about every option holder each block. The flat venue lists no "
+        "options: these books are outside the headline, whose bad debt counts the shared "
+        "books only (the fund and the deficit are the venue's).",
+        "",
+        markdown_table(["", "figure"], rows),
+        "",
+    ]
 
 
 def venue_funding(v: VenueRun) -> tuple[FundingFlow, ...]:
@@ -622,6 +714,8 @@ def write_report(report: ReplayReport, out_dir: Path) -> tuple[Path, Path]:
             lines.append("No round left a book below MM.")
         outcomes = ", ".join(f"{k} {n}" for k, n in sorted(v.outcomes.items())) or "none"
         lines += ["", f"Keeper actions: {outcomes}.", ""]
+    if report.ballast.options is not None:
+        lines += option_lines(report.ballast.options)
     lines += vol_lines(report.ballast.vol_runs)
     lines += funding_lines([(v.label, v.funding) for v in report.venues])
     lines += _frontier_section(report, out_dir)

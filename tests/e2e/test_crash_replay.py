@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from offchain_risk.backtest.options import ARCHETYPES
 from offchain_risk.replay.funding import SPOT_USDT, basis_premiums
 from offchain_risk.replay.path import load_path
 from offchain_risk.replay.replay import ReplayConfig, healths, run_replay
@@ -44,11 +45,21 @@ def test_replay__keeper_running__no_bad_debt_and_every_book_above_mm_or_closed(r
     for state in healths(engine, ballast.seeded.accounts):
         assert state.prices_ok
         assert state.mm == 0 or state.equity >= state.mm
+    # the option books too: every archetype on BTC and ETH, on the published curves
+    options = ballast.options
+    assert len(options.accounts) == replay.config.option_books == report.ballast.options.books
+    assert {s.archetype for s in options.specs} == set(ARCHETYPES)
+    assert {s.underlying for s in options.specs} == {"BTC", "ETH"}
+    for state in healths(engine, options.accounts):
+        assert state.mm == 0 or state.equity >= state.mm
+    assert report.ballast.options.bad_debt_usd == 0 and report.ballast.options.im_open_usd > 0
     # not vacuous: the crash put books below MM and the keeper's account liquidated them
     liquidated = list(
         ballast.deployment.liquidations.Liquidated.range(start, ballast.step_block[-1] + 1)
     )
-    assert liquidated and report.ballast.liquidations == len(liquidated)
+    options = report.ballast.options
+    assert liquidated and report.ballast.liquidations + options.liquidations == len(liquidated)
+    assert options.liquidations > 0  # the option books were shocked too, and restored
     assert {e.liquidator for e in liquidated} == {ballast.seeded.keeper}
     assert all(s.cleared for s in ballast.shocks)
     # the fund took its share of every penalty and paid only the bounty top-ups of small

@@ -30,6 +30,13 @@ DEFAULT_ASSETS = "BTC,ETH,BNB,LINK"
 @click.option("--to", "end", default="2020-03-14", show_default=True, help="Last day, inclusive")
 @click.option("--assets", default=DEFAULT_ASSETS, show_default=True, help="Comma-separated")
 @click.option("--accounts", "n_accounts", default=300, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--option-books",
+    default=32,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Option books on Ballast (the option archetypes on BTC and ETH); 0 for none",
+)
 @click.option("--hours", type=click.IntRange(1), default=None, help="Replay only the first N hours")
 @click.option(
     "--mode",
@@ -56,7 +63,20 @@ DEFAULT_ASSETS = "BTC,ETH,BNB,LINK"
     default=None,
     help="Market data folder (default: $BALLAST_DATA_DIR or ../shared/data)",
 )
-def cli(network, start, end, assets, n_accounts, hours, mode, seed, baseline, out, data_dir):
+def cli(
+    network,
+    start,
+    end,
+    assets,
+    n_accounts,
+    option_books,
+    hours,
+    mode,
+    seed,
+    baseline,
+    out,
+    data_dir,
+):
     """Replay a crash on the local devnet (it mints mock tokens: local networks only)."""
     if not network.is_local:
         raise click.UsageError("the demo mints mock tokens: run it on a local network")
@@ -65,7 +85,13 @@ def cli(network, start, end, assets, n_accounts, hours, mode, seed, baseline, ou
         path = load_path(symbols, start, end, mode, max_hours=hours, data_dir=data_dir)
     except (ValueError, FileNotFoundError) as exc:
         raise click.BadParameter(str(exc)) from exc
-    config = ReplayConfig(n_accounts=n_accounts, seed=seed, baseline=baseline, data_dir=data_dir)
+    config = ReplayConfig(
+        n_accounts=n_accounts,
+        seed=seed,
+        baseline=baseline,
+        data_dir=data_dir,
+        option_books=option_books,
+    )
     click.echo(path.summary())
     click.echo("calibrating Ballast's markets on the data before the window (risk engine)")
     venues = 2 if baseline else 1

@@ -53,13 +53,23 @@ def keeper(accounts):
     return accounts[5]
 
 
+@pytest.fixture
+def sides(chain, fund, usdc, maker, trader, keeper):
+    """The maker, the trader and the keeper funded: (the trader's account, which sells the
+    calls, the maker's, which buys them, the keeper's, the block before the deposits)."""
+    start = chain.blocks.head.number
+    fund(maker, usdc, 100_000 * USDC)
+    fund(trader, usdc, 4_000 * USDC)
+    fund(keeper, usdc, 1_000_000 * USDC)
+    return acct(trader), acct(maker), acct(keeper), start
+
+
 def test_option_book__trade_margin_liquidate_settle(
     engine,
     liquidations,
     options,
     call,
-    fund,
-    usdc,
+    sides,
     trade,
     maker,
     trader,
@@ -69,10 +79,7 @@ def test_option_book__trade_margin_liquidate_settle(
     chain,
 ):
     instrument, expiry = call
-    fund(maker, usdc, 100_000 * USDC)
-    fund(trader, usdc, 4_000 * USDC)
-    fund(keeper, usdc, 1_000_000 * USDC)
-    seller, buyer, liq = acct(trader), acct(maker), acct(keeper)
+    seller, buyer, liq, _ = sides
 
     # Trade: the trader sells 10 calls to the maker at $45; the premium moves in cash.
     cash0 = engine.cash(seller), engine.cash(buyer)
@@ -123,8 +130,7 @@ def test_keeper__short_calls_after_a_rally__found_by_the_chain_and_liquidated(
     engine,
     options,
     call,
-    fund,
-    usdc,
+    sides,
     trade,
     maker,
     trader,
@@ -138,12 +144,8 @@ def test_keeper__short_calls_after_a_rally__found_by_the_chain_and_liquidated(
     asks the chain about every holder each block: quiet, nothing is sent; after a rally the
     seller of the calls, which its own twins value as cash alone, is liquidated until it is
     back above MM, and the keeper's account holds the calls it took."""
-    start = chain.blocks.head.number
     instrument, _ = call
-    fund(maker, usdc, 100_000 * USDC)
-    fund(trader, usdc, 4_000 * USDC)
-    fund(keeper, usdc, 1_000_000 * USDC)
-    seller, buyer, liq = acct(trader), acct(maker), acct(keeper)
+    seller, buyer, liq, start = sides
     trade(instrument, SIZE, 45, maker_acc=maker, taker_acc=trader)
     d = deployment
     c = Contracts.from_project(

@@ -63,32 +63,29 @@ OPTION_BOOK = "0x" + "22" * 20
 CALL, PUT = 2**255 | 7, 2**255 | 8  # instrument ids (OptionBook packs them; any id here)
 
 
-def leg_log(index_in_block, account, instrument, size, address=OPTION_BOOK):
-    """The option book's ``OptionPosition`` log of a leg's new size."""
+def _option_log(topic, index_in_block, account, instrument, data, address=OPTION_BOOK):
     return {
         "address": address,
         "logIndex": index_in_block,
         "topics": [
-            bytes.fromhex(OPTION_POSITION_TOPIC[2:]),
+            bytes.fromhex(topic[2:]),
             account.to_bytes(32, "big"),
             instrument.to_bytes(32, "big"),
         ],
-        "data": encode(["int256"], [size]),
+        "data": data,
     }
+
+
+def leg_log(index_in_block, account, instrument, size, address=OPTION_BOOK):
+    """The option book's ``OptionPosition`` log of a leg's new size."""
+    data = encode(["int256"], [size])
+    return _option_log(OPTION_POSITION_TOPIC, index_in_block, account, instrument, data, address)
 
 
 def settled_leg_log(index_in_block, account, instrument, size, amount):
     """The option book's ``OptionSettled`` log: the leg paid to cash at expiry."""
-    return {
-        "address": OPTION_BOOK,
-        "logIndex": index_in_block,
-        "topics": [
-            bytes.fromhex(OPTION_SETTLED_TOPIC[2:]),
-            account.to_bytes(32, "big"),
-            instrument.to_bytes(32, "big"),
-        ],
-        "data": encode(["int256", "int256"], [size, amount]),
-    }
+    data = encode(["int256", "int256"], [size, amount])
+    return _option_log(OPTION_SETTLED_TOPIC, index_in_block, account, instrument, data)
 
 
 class FakeEth:

@@ -6,7 +6,11 @@
         stuck (its `updatedAt` ages until the engine's heartbeat refuses it),
         and `set_price` no longer moves it; mode 3 burns about 5M gas before
         it answers (a feed that eats its caller's gas); mode 4 answers with
-        32 bytes instead of five words (malformed).
+        32 bytes instead of five words (malformed). Every round written is
+        kept by id for `getRoundData`, as an aggregator keeps its history;
+        the modes apply to it as to `latestRoundData` (a stuck feed answers
+        its history as stored), and a round never written reverts, as
+        MockAggregator's does.
 @custom:security Test only; never listed in production deployments.
 """
 
@@ -16,14 +20,25 @@ MODE_STUCK: constant(uint256) = 2
 MODE_BURN: constant(uint256) = 3
 MODE_SHORT: constant(uint256) = 4
 
+
+struct Round:
+    answer: int256
+    updated_at: uint256
+    answered_in_round: uint256
+    # Written (a round id never written reverts in `getRoundData`).
+    stored: bool
+
+
 decimals: public(uint8)
-# The hostility: MODE_LIVE, MODE_REVERT or MODE_STUCK.
+# The hostility: MODE_LIVE, MODE_REVERT, MODE_STUCK, MODE_BURN or MODE_SHORT.
 mode: public(uint256)
 # The current round (answer, updatedAt, roundId, answeredInRound).
 answer: public(int256)
 updated_at: public(uint256)
 round_id: public(uint256)
 answered_in_round: public(uint256)
+# Every round written, by round id.
+rounds: public(HashMap[uint256, Round])
 
 
 @deploy
@@ -65,12 +80,7 @@ def set_round(
 @view
 @raw_return
 def latestRoundData() -> Bytes[160]:
-    assert self.mode != MODE_REVERT, "aggregator: down"
-    if self.mode == MODE_BURN:
-        h: bytes32 = empty(bytes32)
-        for i: uint256 in range(100_000):
-            h = keccak256(concat(h, convert(i, bytes32)))
-        assert h != empty(bytes32)
+    self._hostility()
     if self.mode == MODE_SHORT:
         return abi_encode(self.answer)
     return abi_encode(
@@ -80,6 +90,43 @@ def latestRoundData() -> Bytes[160]:
         self.updated_at,
         convert(self.answered_in_round, uint80),
     )
+
+
+@external
+@view
+@raw_return
+def getRoundData(round_id: uint80) -> Bytes[160]:
+    """
+    @notice The round `round_id` as written, under the same modes as
+            `latestRoundData`; reverts for a round never written.
+    """
+    self._hostility()
+    r: Round = self.rounds[convert(round_id, uint256)]
+    assert r.stored, "aggregator: no round"
+    if self.mode == MODE_SHORT:
+        return abi_encode(r.answer)
+    return abi_encode(
+        round_id,
+        r.answer,
+        r.updated_at,
+        r.updated_at,
+        convert(r.answered_in_round, uint80),
+    )
+
+
+@internal
+@view
+def _hostility():
+    """
+    @dev What every read does before it answers: revert (MODE_REVERT) or
+         burn about 5M gas (MODE_BURN).
+    """
+    assert self.mode != MODE_REVERT, "aggregator: down"
+    if self.mode == MODE_BURN:
+        h: bytes32 = empty(bytes32)
+        for i: uint256 in range(100_000):
+            h = keccak256(concat(h, convert(i, bytes32)))
+        assert h != empty(bytes32)
 
 
 @internal
@@ -96,3 +143,9 @@ def _write(
     self.updated_at = updated_at
     self.round_id = round_id
     self.answered_in_round = answered_in_round
+    self.rounds[round_id] = Round(
+        answer=answer,
+        updated_at=updated_at,
+        answered_in_round=answered_in_round,
+        stored=True,
+    )

@@ -23,6 +23,7 @@ from option_stack import (
     VOL_SHOCK,
     WAD,
     Options,
+    RoundReader,
 )
 
 from offchain_risk.chain import settlement_round
@@ -374,12 +375,63 @@ def test_record_settlement__round_from_the_future__refused(opt):
     )
 
 
-def test_record_settlement__feed_without_history__refused(opt):
-    """A feed that cannot answer `getRoundData` (here: one that reverts) records nothing."""
-    _expire(opt, 2_300)
-    hostile = opt.chain.load(CONTRACTS / "test/HostileAggregator.vy", 8, 2_300 * 10**8)
+def _hostile_eth(opt):
+    """ETH priced by a HostileAggregator from before the expiry (its round 1, at 2,000);
+    past the expiry, its round 2 at 2,300 and, an hour on, round 3 at 2,600."""
+    hostile = opt.chain.load(CONTRACTS / "test/HostileAggregator.vy", 8, 2_000 * 10**8)
     opt.s.admin.set_feed(ETH, hostile.address, 3_600)
-    opt.refused("options: bad round", opt.book.record_settlement, ETH, opt.expiry, 1)
+    _expire(opt, 2_300)
+    hostile.set_price(2_300 * 10**8)
+    boa.env.time_travel(seconds=3_600)
+    hostile.set_price(2_600 * 10**8)
+    return hostile
+
+
+def test_record_settlement__hostile_feed_history__first_round_after_expiry(opt):
+    """HostileAggregator keeps its rounds: the settlement price is its first round's after
+    the expiry, read through `getRoundData`, as from any aggregator."""
+    hostile = _hostile_eth(opt)
+    assert RoundReader(hostile).getRoundData(2)[:2] == (2, 2_300 * 10**8)
+    assert settlement_round(RoundReader(hostile), opt.expiry) == 2
+    record = opt.book.record_settlement
+    opt.refused("options: round not after expiry", record, ETH, opt.expiry, 1)
+    opt.refused("options: not the first round", record, ETH, opt.expiry, 3)
+    with boa.reverts("aggregator: no round"):  # as MockAggregator, for a round never written
+        hostile.getRoundData(4)
+    opt.refused("options: bad round", record, ETH, opt.expiry, 4)
+    record(ETH, opt.expiry, 2)
+    assert opt.book.settlement_price(ETH, opt.expiry) == 2_300 * WAD
+
+
+@pytest.mark.parametrize("mode", [1, 3, 4], ids=["reverting", "gas-eating", "malformed"])
+def test_record_settlement__hostile_feed_history_unreadable__refused(opt, mode):
+    """A feed whose every read reverts, eats its gas or answers malformed answers its past
+    rounds so too: no settlement price is recorded until it recovers."""
+    hostile = _hostile_eth(opt)
+    hostile.set_mode(mode)
+    if mode == 4:
+        with pytest.raises(ValueError, match="answered 32 bytes"):
+            RoundReader(hostile).getRoundData(2)
+    elif mode == 1:
+        with boa.reverts("aggregator: down"):
+            hostile.getRoundData(2)
+    opt.refused("options: bad round", opt.book.record_settlement, ETH, opt.expiry, 2)
+    hostile.set_mode(0)
+    opt.book.record_settlement(ETH, opt.expiry, 2)
+    assert opt.book.settlement_price(ETH, opt.expiry) == 2_300 * WAD
+
+
+def test_record_settlement__stuck_feed__history_as_stored(opt):
+    """A stuck feed writes no new round but answers its history: the first round after the
+    expiry still settles, and a price pushed while stuck does not exist."""
+    hostile = _hostile_eth(opt)
+    hostile.set_mode(2)
+    hostile.set_price(3_000 * 10**8)  # ignored
+    assert RoundReader(hostile).latestRoundData()[:2] == (3, 2_600 * 10**8)
+    opt.refused("options: bad round", opt.book.record_settlement, ETH, opt.expiry, 4)
+    assert settlement_round(RoundReader(hostile), opt.expiry) == 2
+    opt.book.record_settlement(ETH, opt.expiry, 2)
+    assert opt.book.settlement_price(ETH, opt.expiry) == 2_300 * WAD
 
 
 def test_set_grid__vault_share_underlying__refused(opt):

@@ -1,5 +1,6 @@
 """The stateful fuzz model (ballast_machine.BallastMachine) on revm under the `quick`
-profile (`FUZZ_QUICK_EXAMPLES` x 100 steps, ~20,000).
+profile (`FUZZ_QUICK_EXAMPLES` x 100 steps, ~20,000), one example in four of them the
+machine with options (OptionsMachine), and the hostile runs (HostileMachine) beside them.
 
 `FUZZ_PROFILE=long` (make fuzz) runs the long campaign instead; `FUZZ_BACKEND=boa` runs the
 model in titanoboa (traces, ~15x slower). The quick profile is
@@ -17,13 +18,20 @@ import pytest
 from ballast_machine import (
     ETH,
     HOSTILE_EXAMPLES,
+    OPTION_EXAMPLES,
     PROFILES,
+    STATS,
+    VOL_HEARTBEAT,
     WAD,
     BallastMachine,
     HostileMachine,
+    OptionsMachine,
+    instrument,
 )
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
+
+from offchain_risk.models.options import instrument_id
 
 PROFILE = os.environ.get("FUZZ_PROFILE", "quick")
 EXAMPLES, STEPS = PROFILES[PROFILE]
@@ -50,7 +58,10 @@ def _settings(examples: int) -> settings:
 
 
 TestBallast = BallastMachine.TestCase
-TestBallast.settings = _settings(EXAMPLES)
+TestBallast.settings = _settings(EXAMPLES - OPTION_EXAMPLES[PROFILE])
+# The machine with option trades, vol moves and expiries, in one example in four.
+TestOptions = OptionsMachine.TestCase
+TestOptions.settings = _settings(OPTION_EXAMPLES[PROFILE])
 # The same machine with the hostile tokens listed, in one run in eight.
 TestHostile = HostileMachine.TestCase
 TestHostile.settings = _settings(HOSTILE_EXAMPLES[PROFILE])
@@ -135,3 +146,110 @@ def test_hostile_checks_catch_a_reentry(hostile_stack):
                 token.transfer(eoa, 0, sender=eoa)
     finally:
         machine.teardown()
+
+
+def _near_call(machine: OptionsMachine, strike_usd: int) -> int:
+    """The index (`trade_option`'s `k`) of the ETH call struck at `strike_usd` on the first
+    expiry, among the model's listed instruments."""
+    opt = machine.k.options
+    return opt.instruments.index(instrument_id(ETH, opt.expiries[0], strike_usd * WAD, True))
+
+
+def test_option_twin_catches_a_wrong_vol(machine_stack):
+    """`twin_agrees_with_contract` values option legs at the model's curves: a model whose
+    ATM vol is a hundredth of a vol point off the feed's sees the written calls' margin
+    differ."""
+    machine = OptionsMachine()
+    try:
+        k = _near_call(machine, 2_200)
+        machine.trade_option(
+            kind="open", m=1, t=3, k=k, notional=-20_000, offset_bps=0, part=1.0, fresh=True
+        )
+        machine.check_all()
+        assert machine.book[machine._acct(1)].legs  # the trade went through
+        key = instrument(machine.k.options.instruments[k])[:2]
+        atm, *rest = machine.curves[key]
+        machine.curves[key] = (atm + WAD // 10_000, *rest)
+        machine.prices_dirty = True
+        with pytest.raises(AssertionError):
+            machine.twin_agrees_with_contract()
+    finally:
+        machine.teardown()
+
+
+def test_option_settlement_invariant_catches_a_wei(machine_stack):
+    """Calls written in the money settle after expiry (the keepers record the price), both
+    sides; `option_settlement_is_conserved` and `cash_is_conserved` hold, and fail on a
+    model that believes settlements credited one wei more."""
+    machine = OptionsMachine()
+    try:
+        k = _near_call(machine, 1_800)
+        machine.trade_option(
+            kind="open", m=1, t=3, k=k, notional=-10_000, offset_bps=0, part=1.0, fresh=True
+        )
+        expiry = machine.k.options.expiries[0]
+        machine._pass_expiry(extra=60, keepers=True)
+        # The keepers recorded the price from the ETH feed's history: its first round after
+        # the expiry, the one the keepers pushed, at the ETH price then.
+        feed = machine.k.feeds[ETH]
+        assert machine.settled[ETH, expiry] == feed.answer() * 10**10 > 1_800 * WAD
+        assert STATS["settlement price recorded, from the feed's history"] >= 2  # ETH and BTC
+        for i in range(1, 5):  # mostly holders of expired legs: both sides
+            machine._settle_expired(i)
+        machine.check_all()
+        assert machine.settled_legs == 2 and machine.option_paid <= 0  # the dust is kept
+        machine.option_paid += 1
+        for check in (machine.option_settlement_is_conserved, machine.cash_is_conserved):
+            machine.pending |= {"settlement", "cash"}
+            with pytest.raises(AssertionError):
+                check()
+    finally:
+        machine.teardown()
+
+
+def test_stale_vols_block_new_option_risk_not_unwinds_or_liquidation(machine_stack):
+    """Past the vol heartbeat, writing more calls is refused ("oracle: invalid price"), both
+    sides of an unwind go through as risk-reducing, and once ETH rallies the writer can be
+    liquidated by a well-funded liquidator with every vol still stale."""
+    machine = OptionsMachine()
+    try:
+        write = dict(kind="open", m=1, t=3, k=_near_call(machine, 2_200), offset_bps=0, part=1.0)
+        machine.trade_option(**write, notional=-40_000, fresh=True)
+        writer = machine._acct(1)
+        machine._refresh()
+        ((id, short),) = machine.book[writer].legs
+        machine.wait(seconds=VOL_HEARTBEAT + 1)
+        refused = STATS["refused: oracle: invalid price"]
+        machine.trade_option(**write, notional=-5_000, fresh=False)
+        assert STATS["refused: oracle: invalid price"] == refused + 1
+        reducing = STATS["option trade side risk-reducing"]
+        machine.trade_option(
+            kind="close", m=1, t=3, k=0, notional=0, offset_bps=0, part=0.2, fresh=False
+        )
+        assert STATS["option trade side risk-reducing"] == reducing + 2
+        machine._refresh()
+        assert short < machine.book[writer].legs[0][1] < 0  # a fifth bought back
+        proven = STATS["liquidatable, proven, with option legs and stale vols"]
+        machine.move_vol(
+            u=ETH, e=0, kind="writer squeeze", bps=6_000, skew=0, signers=(0, 1), desk=False
+        )
+        machine.check_all()
+        assert machine.margins[writer].liquidatable
+        assert STATS["liquidatable, proven, with option legs and stale vols"] == proven + 1
+    finally:
+        machine.teardown()
+
+
+def test_option_runs_record_and_settle(machine_stack):
+    """The random option runs reach the end of an option's life: derandomised examples of
+    `OptionsMachine` (the first ten the quick profile's settings draw) record settlement
+    prices from the feeds' history and settle expired legs into cash, so the settlement
+    invariants check something (a feed without history once refused every recording)."""
+    from hypothesis.stateful import run_state_machine_as_test
+
+    before = STATS.copy()
+    derandomised = settings(_settings(10), derandomize=True, database=None)  # in any profile
+    run_state_machine_as_test(OptionsMachine, settings=derandomised)
+    ran = STATS - before
+    assert ran["settlement price recorded, from the feed's history"] > 0, ran
+    assert ran["option legs settled"] > 0, ran

@@ -241,6 +241,7 @@ def revert_reason(err: Exception) -> str:
         *OPTION_ERRORS,
         "liquidations: account is healthy",
         "liquidations: nothing to liquidate",
+        "liquidations: cost above max_cost",
     ):
         if known in text:
             return known
@@ -1969,11 +1970,13 @@ class BallastMachine(RuleBasedStateMachine):
         want = self._preview(acct, snap, fraction)
         fund = self.book[INSURANCE].cash
         deficit = before[1]
-        # The keeper's preview view equals the twin's, to the wei.
+        # The keeper's preview view equals the twin's, to the wei; the desk bounds what it
+        # pays by exactly the preview's cost (no slack: the cost is exact, option legs
+        # included, so a preview one wei short would refuse the liquidation).
         pv = self.s.liquidations.liquidation_preview(acct, fraction)
         assert self._preview_fields(pv) == self._preview_fields(want), (pv, want)
         try:
-            self.s.liquidations.liquidate(acct, self.k.desk, fraction, 2**255 - 1, sender=desk_who)
+            self.s.liquidations.liquidate(acct, self.k.desk, fraction, pv.cost, sender=desk_who)
         except self.chain.Error as err:
             # Only the desk's own IM may refuse a due liquidation: below IM, or a perp or an
             # option leg of its own without a liquidation price (its IM cannot be valued); or
@@ -2607,17 +2610,24 @@ class BallastMachine(RuleBasedStateMachine):
         self.s.cash.mint(who, amount)
         self.s.cash.approve(self.s.engine.address, amount, sender=who)
         self.s.admin.deposit(rescuer, self.s.cash.address, amount, sender=who)
-        want = pv = None
-        if self.book[acct].legs:
-            # The preview of a book with option legs equals the twin's (`_option_preview`).
-            want = self._preview(acct, self.book[acct], fraction)
-            pv = self.s.liquidations.liquidation_preview(acct, fraction)
-            assert self._preview_fields(pv) == self._preview_fields(want), (pv, want)
+        # The preview equals the twin's (`_preview`; with option legs `_option_preview`), and
+        # its cost is the bound to the wei: one wei below it is refused, moving nothing, and
+        # exactly it goes through.
+        want = self._preview(acct, self.book[acct], fraction)
+        pv = self.s.liquidations.liquidation_preview(acct, fraction)
+        assert self._preview_fields(pv) == self._preview_fields(want), (pv, want)
+        before = self._state(acct, rescuer, INSURANCE)
         try:
-            self.s.liquidations.liquidate(acct, rescuer, fraction, 2**255 - 1, sender=who)
+            self.s.liquidations.liquidate(acct, rescuer, fraction, pv.cost - 1, sender=who)
+        except self.chain.Error as err:
+            self._refused(before, revert_reason(err), ("liquidations: cost above max_cost",))
+        else:
+            raise AssertionError(f"liquidated for more than the preview's cost {pv.cost}")
+        try:
+            self.s.liquidations.liquidate(acct, rescuer, fraction, pv.cost, sender=who)
         except self.chain.Error as err:
             raise AssertionError(f"{acct} could not be liquidated: {err}") from err
-        if want is not None:
+        if self.book[acct].legs:
             # The liquidator (cash only: no funding of its own) paid the preview's cost to
             # the wei: the slice's collateral and perps less its reward (in equity: a perp's
             # price goes to its open notional), and the legs it took at the account's mark

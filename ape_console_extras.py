@@ -375,9 +375,26 @@ def ape_init_extras(accounts: Any, project: Any, chain: Any = None) -> dict[str,
         )
 
     def _option_book() -> Any:
-        """The deployment's option book: on first use a vol feed (test accounts 4 and 5
-        sign, 2 of 2) and an OptionBook installed on the engine, every market on a grid
-        (strike step 1% of its price, vol shock 15 points at 30 days, short minimum 50 bps)."""
+        """The deployment's option book: the one installed on the engine (a deploy config's
+        `[options]`), its curves signed by the vol feed's signers among this node's test
+        accounts; else, on first use, a vol feed (test accounts 4 and 5 sign, 2 of 2) and an
+        OptionBook installed on the engine, every market on a grid (strike step 1% of its
+        price, vol shock 15 points at 30 days, short minimum 50 bps)."""
+        if "options" not in current and int(_d().engine.option_book(), 16) != 0:
+            book = project.OptionBook.at(_d().engine.option_book())
+            feed = project.VolFeed.at(book.vol_feed())
+            test_accounts = getattr(accounts, "test_accounts", accounts)
+            signers = sorted(
+                (a for a in test_accounts if feed.is_signer(a)), key=lambda a: int(str(a), 16)
+            )
+            if len(signers) < feed.threshold():
+                raise RuntimeError(
+                    f"the installed vol feed {feed.address} needs {feed.threshold()} of its "
+                    "signers, which are not this node's test accounts: sign its curves with "
+                    "their keys (offchain_risk.keeper.vol_signer.VolSigner)"
+                )
+            current["options"] = book, VolSigner(feed, signers[: feed.threshold()], owner)
+            names.update(options=book, vol_feed=feed)
         if "options" not in current:
             d = _d()
             signers = sorted(

@@ -151,3 +151,25 @@ def test_options__listed_traded_liquidated_settled_from_the_console(
     assert d.engine.cash(a) - cash == left * 100  # (2,300 - 2,200) per call, WAD
     assert "settled to cash: " in capsys.readouterr().out
     assert list(book.account_legs(a)) == []
+
+
+def test_options__book_already_installed__the_console_uses_it_and_its_signers(accounts, project):
+    """An engine whose option book a deploy config installed (`[options]`): the console lists
+    and publishes on that book and its vol feed, signed by the feed's signers among the
+    node's test accounts, instead of installing a second one (which the engine refuses)."""
+    from offchain_risk import devnet
+
+    names = _extras().ape_init_extras(accounts=accounts, project=project)
+    d = names["deploy"]()
+    owner = accounts[0]
+    signers = sorted(accounts[6:9], key=lambda a: int(str(a), 16))
+    feed = devnet.deploy_vol_feed(project, owner, signers, 2, {d.symbols["ETH"]: 86_400})
+    grid = {d.symbols["ETH"]: (100 * 10**18, 15 * 10**16, 50)}
+    installed = devnet.deploy_option_book(project, d, owner, feed, grid)
+    nonce = feed.next_nonce()
+    ids = names["list_options"]("ETH", days=7, strikes=[2_200])
+    assert names["options"].address == installed.address
+    assert names["vol_feed"].address == feed.address
+    assert feed.next_nonce() == nonce + 1  # the curve, signed 2 of the feed's 3
+    assert all(installed.listed(i) for i in ids.values())
+    assert d.engine.option_book() == installed.address

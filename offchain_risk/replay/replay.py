@@ -442,7 +442,7 @@ def run_replay(
             "equity": sum(int(s.equity) for s in states),
             "isolated_im": int(sum(isolated_im(v.seeded, v.market))),
             "insurance": int(v.deployment.engine.cash(0)),
-            "option_im": sum(int(s.im) for s in option_states),
+            "option_ims": [int(s.im) for s in option_states],
             "block": int(w3.eth.block_number),
         }
     chain_start = int(w3.eth.get_block("latest")["timestamp"])

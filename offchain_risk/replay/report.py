@@ -8,7 +8,7 @@ health of every book, the fund and the deficit) into a :class:`ReplayReport`;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,8 @@ class OptionSummary:
     bad_debt_usd: float  # BadDebt on the option books
     below_mm_end: int
     closed: int  # no option leg nor perp left (MM = 0) at the end
+    # per archetype: (books, books liquidated, bad debt USD, opening IM USD)
+    by_archetype: dict[str, tuple[int, int, float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -172,10 +174,6 @@ def vol_lines(runs: tuple[VolRun, ...]) -> list[str]:
         lines.append("No surface was refused.")
     lines.append("")
     return lines
-
-    @property
-    def worst_shock(self) -> Shock | None:
-        return max(self.shocks, key=lambda s: s.hit, default=None)
 
 
 @dataclass(frozen=True)
@@ -286,17 +284,32 @@ def summarize_options(v: VenueRun, liquidated: list, bad: list) -> OptionSummary
             out[key(spec)] = out.get(key(spec), 0) + 1
         return out
 
+    liquidated_ids = {e.account for e in liq}
+    holes: dict[int, int] = {}
+    for e in bad:
+        holes[e.account] = holes.get(e.account, 0) + int(e.hole)
+    by_archetype: dict[str, tuple[int, int, float, float]] = {}
+    ims = v.opening["option_ims"]
+    for spec, account, im0 in zip(o.specs, o.accounts, ims, strict=True):
+        n, hit, hole, im = by_archetype.get(spec.archetype, (0, 0, 0.0, 0.0))
+        by_archetype[spec.archetype] = (
+            n + 1,
+            hit + (account in liquidated_ids),
+            hole + holes.get(account, 0) / WAD,
+            im + im0 / WAD,
+        )
     return OptionSummary(
         books=len(o.accounts),
         archetypes=count(lambda spec: spec.archetype),
         underlyings=count(lambda spec: spec.underlying),
         notional_usd=sum(spec.units * o.prices[spec.underlying] for spec in o.specs),
-        im_open_usd=v.opening.get("option_im", 0) / WAD,
+        im_open_usd=sum(ims) / WAD,
         liquidations=len(liq),
         accounts_liquidated=len({e.account for e in liq}),
         bad_debt_usd=sum(int(e.hole) for e in bad if e.account in ids) / WAD,
         below_mm_end=sum(1 for st in states if int(st.mm) > 0 and int(st.equity) < int(st.mm)),
         closed=sum(1 for st in states if int(st.mm) == 0),
+        by_archetype=by_archetype,
     )
 
 
@@ -373,6 +386,10 @@ def option_lines(o: OptionSummary) -> list[str]:
         ["books below MM at the end", str(o.below_mm_end)],
         ["books closed out", str(o.closed)],
     ]
+    per_kind = [
+        [kind, str(n), f"${im:,.0f}", str(hit), f"${hole:,.0f}"]
+        for kind, (n, hit, hole, im) in o.by_archetype.items()
+    ]
     return [
         "## Option books (Ballast)",
         "",
@@ -386,6 +403,10 @@ def option_lines(o: OptionSummary) -> list[str]:
         "books only (the fund and the deficit are the venue's).",
         "",
         markdown_table(["", "figure"], rows),
+        "",
+        markdown_table(
+            ["archetype", "books", "opening IM", "books liquidated", "bad debt"], per_kind
+        ),
         "",
     ]
 

@@ -240,11 +240,13 @@ def test_stale_vols_block_new_option_risk_not_unwinds_or_liquidation(machine_sta
         machine.teardown()
 
 
-def test_option_runs_record_and_settle(machine_stack):
+def test_option_runs_record_settlement_prices(machine_stack):
     """The random option runs reach the end of an option's life: derandomised examples of
     `OptionsMachine` (the first ten the quick profile's settings draw) record settlement
-    prices from the feeds' history and settle expired legs into cash, so the settlement
-    invariants check something (a feed without history once refused every recording)."""
+    prices from the feeds' history (a feed without history once refused every recording).
+    Whether they also settle a leg depends on the session's shared stack (about one example
+    in twenty-five does): `test_option_settlement_invariant_catches_a_wei` settles both
+    sides of a leg every time."""
     from hypothesis.stateful import run_state_machine_as_test
 
     before = STATS.copy()
@@ -252,4 +254,3 @@ def test_option_runs_record_and_settle(machine_stack):
     run_state_machine_as_test(OptionsMachine, settings=derandomised)
     ran = STATS - before
     assert ran["settlement price recorded, from the feed's history"] > 0, ran
-    assert ran["option legs settled"] > 0, ran

@@ -159,6 +159,49 @@ def slice_accounts(
     return cash, coll, size, on, flow_total
 
 
+def plan(
+    e: np.ndarray,
+    mm: np.ndarray,
+    policy: LiquidationPolicy,
+    requested: np.ndarray,
+    same_owner: np.ndarray,
+    live: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """``Liquidations._plan`` on object (Python int) arrays of n accounts: (fraction, allowed,
+    discount, penalty, fee, bounty, reward) from each account's equity ``e`` and ``mm``
+    before the slice (``live``: liquidatable), the fraction ``requested`` and whether the
+    liquidator has the same owner. ``fraction`` is not zeroed where not ``live``. Whatever
+    values the slice (perps, collateral, option legs) is the caller's."""
+    p = policy
+    # mm > e >= 0 wherever e >= 0 and live.
+    safe_mm = np.where(mm > 0, mm, 1)
+    shortfall = np.where(e > 0, (mm - e) * WAD // safe_mm, WAD)
+    discount = p.min_discount + (p.max_discount - p.min_discount) * shortfall // WAD
+    e_pos = np.maximum(e, 0)
+    c = np.minimum(discount * mm, e_pos * WAD)  # the penalty per unit fraction, * WAD
+    num = (WAD + p.target_buffer) * mm - e_pos * WAD
+    den = (WAD + p.target_buffer) * mm - c
+    den = np.where(live & (e >= 0), den, 1)
+    needed = np.minimum(-((-num * WAD) // den), WAD)
+    critical = e * WAD < p.critical_health * mm
+    allowed = np.where(
+        mm < p.dust_margin,
+        WAD,
+        np.where(critical, needed, np.minimum(needed, p.close_cap)),
+    )
+    allowed = np.where(e < 0, WAD, allowed)
+    fraction = np.minimum(requested, allowed)
+    penalty = np.minimum(-((-(discount * fraction * mm)) // (WAD * WAD)), e_pos * fraction // WAD)
+    penalty = np.where(e > 0, penalty, 0)
+    share = -((-(penalty * p.insurance_share)) // WAD)
+    fee = np.where(same_owner, penalty, share)
+    least = np.where(live, p.min_bounty * fraction // np.where(live, allowed, 1), 0)
+    bounty = np.where(same_owner | (mm == 0), 0, np.maximum(least - (penalty - fee), 0))
+    reward = penalty - fee + bounty
+
+    return fraction, allowed, discount, penalty, fee, bounty, reward
+
+
 def preview(
     cash: np.ndarray,
     collateral: np.ndarray,
@@ -188,34 +231,9 @@ def preview(
     unpriced = ((coll != 0) & no_price).any(axis=1)  # (n,)
     perp_blocked = ((sizes != 0) & no_price).any(axis=1)  # (n,)
     live = is_liquidatable(e, mm, ~perp_blocked, unpriced)
-    p = policy
-
-    # Vectorised plan on object (Python int) arrays; mm > e >= 0 wherever e >= 0 and live.
-    safe_mm = np.where(mm > 0, mm, 1)
-    shortfall = np.where(e > 0, (mm - e) * WAD // safe_mm, WAD)
-    discount = p.min_discount + (p.max_discount - p.min_discount) * shortfall // WAD
-    e_pos = np.maximum(e, 0)
-    c = np.minimum(discount * mm, e_pos * WAD)  # the penalty per unit fraction, * WAD
-    num = (WAD + p.target_buffer) * mm - e_pos * WAD
-    den = (WAD + p.target_buffer) * mm - c
-    den = np.where(live & (e >= 0), den, 1)
-    needed = np.minimum(-((-num * WAD) // den), WAD)
-    critical = e * WAD < p.critical_health * mm
-    allowed = np.where(
-        mm < p.dust_margin,
-        WAD,
-        np.where(critical, needed, np.minimum(needed, p.close_cap)),
+    fraction, allowed, discount, penalty, fee, bounty, reward = plan(
+        e, mm, policy, requested, same_owner, live
     )
-    allowed = np.where(e < 0, WAD, allowed)
-    fraction = np.minimum(requested, allowed)
-    penalty = np.minimum(-((-(discount * fraction * mm)) // (WAD * WAD)), e_pos * fraction // WAD)
-    penalty = np.where(e > 0, penalty, 0)
-    share = -((-(penalty * p.insurance_share)) // WAD)
-    fee = np.where(same_owner, penalty, share)
-    least = np.where(live, p.min_bounty * fraction // np.where(live, allowed, 1), 0)
-    bounty = np.where(same_owner | (mm == 0), 0, np.maximum(least - (penalty - fee), 0))
-    reward = penalty - fee + bounty
-
     fraction = np.where(live, fraction, 0)
     cash_a, coll_a, size_a, on_a, flow = slice_accounts(
         cash,

@@ -123,6 +123,7 @@ from offchain_risk.models.liquidation import (
     LiquidationPolicy,
     Preview,
     is_liquidatable,
+    plan,
     preview,
     slice_accounts,
 )
@@ -2122,29 +2123,17 @@ class BallastMachine(RuleBasedStateMachine):
 
         e, mm, _ = margin(0)
         unpriced = any(snap.coll[a] and prices[a] == 0 for a in range(ASSETS))
-        shortfall = (mm - e) * WAD // mm if e > 0 else WAD
-        discount = p.min_discount + (p.max_discount - p.min_discount) * shortfall // WAD
-        allowed = WAD
-        if e >= 0:
-            c = min(discount * mm, e * WAD)
-            num = (WAD + p.target_buffer) * mm - e * WAD
-            den = (WAD + p.target_buffer) * mm - c
-            allowed = min(-(-num * WAD // den), WAD)
-            if mm < p.dust_margin:
-                allowed = WAD
-            elif e * WAD >= p.critical_health * mm:
-                allowed = min(allowed, p.close_cap)
-        f = min(requested, allowed)
-        penalty = min(-(-discount * f * mm // (WAD * WAD)), e * f // WAD) if e > 0 else 0
-        fee = -(-penalty * p.insurance_share // WAD)
-        bounty = max(p.min_bounty * f // allowed - (penalty - fee), 0) if mm else 0
-        reward = penalty - fee + bounty
+
+        def one(x):
+            return np.array([x], dtype=object)
+
+        planned = plan(one(e), one(mm), p, one(requested), np.array([False]), np.array([True]))
+        f, allowed, discount, penalty, fee, bounty, reward = (int(x[0]) for x in planned)
         equity_after, mm_after, flow = margin(f)
         equity_after -= penalty
         hole = -e * f // WAD if e < 0 and not unpriced else 0
         if f == WAD and not unpriced and equity_after + hole < 0:
             hole = -equity_after
-        one = lambda x: np.array([x], dtype=object)  # noqa: E731
         return Preview(
             liquidatable=np.array([True]),
             fraction=one(f),

@@ -670,8 +670,10 @@ def _keep(v: VenueRun, step: int, path: PricePath, max_ticks: int, t_round: floa
         if ticks == 1:
             hit = confirmed
         sent += len(result.sent())
-        if result.sent():
-            _mined(v.keeper.tx)
+        # Everything the keeper's key sent this tick is mined before the next one, its vol
+        # updates included: left in the pool past the round, they were mined after the next
+        # round moved the clock an hour and reverted as expired.
+        _mined(v.keeper.tx)
         for action in result.actions:
             v.outcomes[action.outcome] = v.outcomes.get(action.outcome, 0) + 1
         if confirmed == 0:

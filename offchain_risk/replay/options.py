@@ -36,7 +36,6 @@ from offchain_risk.units import DAY, WAD, to_wad
 # the desk's sub-account that takes the other side of every option (next to its basis one)
 OPTION_DESK_SUB = BASIS_SUB + 1
 TENOR_DAYS = 30
-MONEYNESS = (0.9, 1.0, 1.1)  # the strikes the archetypes use, of the opening price
 VOL_SHOCK = 0.15  # the grid's vol move at 30 days (15 vol points)
 SHORT_MIN_BPS = 50  # the short-option minimum, of the price per unit short
 OPENING_CASH = 0.8  # cash deposited before the fills, of the book's notional (then trimmed)
@@ -62,12 +61,9 @@ class OptionsSeeded:
 
     specs: list[OptionBookSpec]
     accounts: list[int]
-    desk: int  # the option desk's account
     expiry: dict[str, int]  # underlying -> the books' expiry
     instruments: dict[tuple[str, str, float], int]  # (underlying, call|put, moneyness) -> id
-    premiums: dict[int, int]  # instrument -> the premium the desk paid, WAD per unit
     prices: dict[str, float]  # underlying -> its opening price, USD
-    transactions: int
 
 
 def strike_step(price: float) -> float:
@@ -233,7 +229,7 @@ def seed_options(
         if amount:
             sender.send(owner, cash, "mint", [str(who), amount], "mint")
             sender.send(who, cash, "approve", [d.engine.address, big], "approve")
-    count = sender.check()
+    sender.check()
 
     # One option-desk order per instrument (it buys every book's short) and per hedged
     # underlying (it sells the hedges), at the premium and the oracle price.
@@ -271,7 +267,7 @@ def seed_options(
         for market, size in [*sizes[i].items(), *([(asset, hedges[i])] if hedges[i] else [])]:
             order, sig = orders[market]
             sender.send(who, book, "fill", [order, sig, abs(size), acct], f"option {i} fill")
-    count += sender.check()
+    sender.check()
 
     # Trim each book's cash to IM * (1 + buffer), as the chain values it after the fills.
     for s, acct in zip(specs, accounts, strict=True):
@@ -280,6 +276,6 @@ def seed_options(
         excess = (min(int(equity) - int(int(im) * (1 + s.buffer)), held)) // 10**12 - 1
         if excess > 0:
             sender.send(traders[s.trader], engine, "withdraw", [acct, cash.address, excess], "trim")
-    count += sender.check()
+    sender.check()
     usd = {u: p / WAD for u, p in prices.items()}
-    return OptionsSeeded(specs, accounts, desk_id, expiry, instruments, premiums, usd, count)
+    return OptionsSeeded(specs, accounts, expiry, instruments, usd)

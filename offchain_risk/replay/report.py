@@ -61,7 +61,6 @@ class OptionSummary:
     from the linear books the venues share."""
 
     books: int
-    archetypes: dict[str, int]  # books per archetype
     underlyings: dict[str, int]  # books per underlying
     notional_usd: float  # underlying units x opening price, summed
     im_open_usd: float  # IM of the option books at the opening
@@ -278,12 +277,9 @@ def summarize_options(v: VenueRun, liquidated: list, bad: list) -> OptionSummary
     liq = [e for e in liquidated if e.account in ids]
     states = healths(v.deployment.engine, o.accounts)
 
-    def count(key) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for spec in o.specs:
-            out[key(spec)] = out.get(key(spec), 0) + 1
-        return out
-
+    underlyings: dict[str, int] = {}
+    for spec in o.specs:
+        underlyings[spec.underlying] = underlyings.get(spec.underlying, 0) + 1
     liquidated_ids = {e.account for e in liq}
     holes: dict[int, int] = {}
     for e in bad:
@@ -300,13 +296,12 @@ def summarize_options(v: VenueRun, liquidated: list, bad: list) -> OptionSummary
         )
     return OptionSummary(
         books=len(o.accounts),
-        archetypes=count(lambda spec: spec.archetype),
-        underlyings=count(lambda spec: spec.underlying),
+        underlyings=underlyings,
         notional_usd=sum(spec.units * o.prices[spec.underlying] for spec in o.specs),
         im_open_usd=sum(ims) / WAD,
         liquidations=len(liq),
-        accounts_liquidated=len({e.account for e in liq}),
-        bad_debt_usd=sum(int(e.hole) for e in bad if e.account in ids) / WAD,
+        accounts_liquidated=len(liquidated_ids),
+        bad_debt_usd=sum(holes.get(a, 0) for a in ids) / WAD,
         below_mm_end=sum(1 for st in states if int(st.mm) > 0 and int(st.equity) < int(st.mm)),
         closed=sum(1 for st in states if int(st.mm) == 0),
         by_archetype=by_archetype,
@@ -377,8 +372,10 @@ def option_lines(o: OptionSummary) -> list[str]:
     def counts(d: dict[str, int]) -> str:
         return ", ".join(f"{k} {n}" for k, n in d.items())
 
+    archetypes = counts({kind: row[0] for kind, row in o.by_archetype.items()})
+
     rows = [
-        ["books", f"{o.books} ({counts(o.archetypes)}; {counts(o.underlyings)})"],
+        ["books", f"{o.books} ({archetypes}; {counts(o.underlyings)})"],
         ["notional (underlying at the opening)", f"${o.notional_usd:,.0f}"],
         ["margin used at the opening (IM)", f"${o.im_open_usd:,.0f}"],
         ["liquidations (accounts)", f"{o.liquidations} ({o.accounts_liquidated})"],

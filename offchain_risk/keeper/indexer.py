@@ -5,8 +5,9 @@ latest log per pair is the account. Funding (docs/ARCHITECTURE.md#funding) is ab
 a market's latest ``Funding(market, rate, index)`` log, with its block's time, is the
 market's funding word, and a position's latest ``FundingSettled(account, market, paid,
 index)`` log is its snapshot; unsettled funding is then ``models.funding.owed`` at the
-index now. The option legs are the engine's option book's (``engine.option_book()``, read
-while none is installed): an ``OptionPosition(account, instrument, size)`` log is a leg's new
+index now. The option legs are the engine's option book's (``engine.option_book()``, asked
+once, then the engine's ``OptionBookSet(book)`` log while none is installed): an
+``OptionPosition(account, instrument, size)`` log is a leg's new
 size, an ``OptionSettled`` one a leg settled to cash (size 0). The :class:`Indexer`
 backfills in chunks from the last processed block, follows the head, re-reads a look-back
 window every pass (a re-organised block is replaced as a whole) and commits each pass to the
@@ -57,6 +58,7 @@ OPTION_SETTLED_TOPIC = "0x" + keccak(
     text="OptionSettled(uint256,uint256,int256,int256)"
 ).hex().removeprefix("0x")
 OPTION_TOPICS = [OPTION_POSITION_TOPIC, OPTION_SETTLED_TOPIC]
+OPTION_BOOK_SET_TOPIC = "0x" + keccak(text="OptionBookSet(address)").hex().removeprefix("0x")
 OPTION_BOOK_CALL = "0x" + keccak(text="option_book()")[:4].hex()
 
 
@@ -346,14 +348,18 @@ class Indexer:
         self.chunk = chunk
         self.lookback = lookback
         self.option_book: str | None = None  # the engine's, once one is installed
+        self._asked = False  # the engine asked for its book (once per process)
         self._loaded = False
 
     def _find_option_book(self, head: int) -> None:
-        """The engine's option book at ``head``, while none is known (installed once: its
-        legs cannot move before it is, so a pass that finds it reads all of them)."""
-        if self.option_book is not None:
+        """The engine's option book at ``head``, asked on the first pass only (a restart's
+        store may be past the installation); later passes watch the engine's
+        ``OptionBookSet`` log instead (:meth:`_logs`). Installed once: its legs cannot move
+        before it is, so the pass that finds it reads all of them."""
+        if self.option_book is not None or self._asked:
             return
         raw = self.w3.eth.call({"to": self.engine, "data": OPTION_BOOK_CALL}, head)
+        self._asked = True
         address = decode(["address"], bytes(raw))[0] if len(raw) == 32 else None
         if address is not None and int(address, 16) != 0:
             self.option_book = self.w3.to_checksum_address(address)
@@ -375,7 +381,7 @@ class Indexer:
 
     def _logs(self, first: int, last: int) -> Logs:
         raws: list[Any] = []
-        addresses, topics = [self.engine], TOPICS
+        addresses, topics = [self.engine], [*TOPICS, OPTION_BOOK_SET_TOPIC]
         if self.option_book is not None:
             addresses, topics = [self.engine, self.option_book], TOPICS + OPTION_TOPICS
         lo = first
@@ -414,6 +420,11 @@ class Indexer:
                 out.funding.append(decode_funding(r, times[n]))
             elif topic == FUNDING_SETTLED_TOPIC:
                 out.settled.append(decode_funding_settled(r))
+            elif topic == OPTION_BOOK_SET_TOPIC and self.option_book is None:
+                # Installed inside this range: read it again with the book's legs.
+                book = "0x" + bytes(r["topics"][1])[-20:].hex()
+                self.option_book = self.w3.to_checksum_address(book)
+                return self._logs(first, last)
         return out
 
     def _hashes(self, first: int, last: int) -> dict[int, str]:

@@ -10,6 +10,7 @@ from offchain_risk.keeper.indexer import (
     FUNDING_SETTLED_TOPIC,
     FUNDING_TOPIC,
     OPTION_BOOK_CALL,
+    OPTION_BOOK_SET_TOPIC,
     OPTION_POSITION_TOPIC,
     OPTION_SETTLED_TOPIC,
     Book,
@@ -88,6 +89,12 @@ def settled_leg_log(index_in_block, account, instrument, size, amount):
     return _option_log(OPTION_SETTLED_TOPIC, index_in_block, account, instrument, data)
 
 
+def book_set_log(index_in_block, book=OPTION_BOOK):
+    """The engine's ``OptionBookSet(book)`` log: its option book installed."""
+    topics = [bytes.fromhex(OPTION_BOOK_SET_TOPIC[2:]), bytes.fromhex(book[2:]).rjust(32, b"\0")]
+    return {"logIndex": index_in_block, "topics": topics, "data": b""}
+
+
 class FakeEth:
     def __init__(self, max_range=None):
         self.blocks: list[str] = ["0x" + "00" * 32]  # hashes; index = number
@@ -95,6 +102,7 @@ class FakeEth:
         self.max_range = max_range
         self.calls: list[tuple[int, int]] = []
         self.option_book: tuple[str, int] | None = None  # (address, block installed)
+        self.option_book_calls = 0
 
     @property
     def block_number(self):
@@ -133,6 +141,7 @@ class FakeEth:
     def call(self, tx, block):
         """``engine.option_book()`` at ``block``: the book from the block it was installed."""
         assert tx == {"to": ENGINE, "data": OPTION_BOOK_CALL}, tx
+        self.option_book_calls += 1
         installed = self.option_book is not None and block >= self.option_book[1]
         return encode(["address"], [self.option_book[0] if installed else "0x" + "00" * 20])
 
@@ -407,17 +416,31 @@ def test_indexer__option_legs__holders_follow_trades_settlement_and_reorgs(tmp_p
     assert again.options == {1, 2} and again.records[2].legs == {PUT: -WAD}
 
 
-def test_indexer__no_option_book__engine_asked_each_pass_and_only_its_logs_read():
+def test_indexer__no_option_book__engine_asked_once_then_its_install_log_watched():
+    """Without a book the engine is asked once (a restart's store may be past the
+    installation), not every block; the pass whose range holds the engine's
+    ``OptionBookSet`` log finds the book and reads the legs traded after it in that range.
+    A log of another contract never counts as the engine's book or its legs."""
     eth = FakeEth()
     other = "0x" + "33" * 20  # an option book the engine never installed
     eth.mine([raw_log(0, 0, 1, CASH, WAD), leg_log(1, 1, CALL, WAD, address=other)])
     indexer, _, book = make(eth)
-    indexer.sync()
+    for _ in range(3):
+        eth.mine()
+        indexer.sync()
     assert indexer.option_book is None and book.options == set()
-    eth.option_book = (OPTION_BOOK, eth.mine())
-    eth.mine([leg_log(0, 4, CALL, WAD)])
+    assert eth.option_book_calls == 1
+    eth.mine([dict(book_set_log(0, other), address=other)])  # not the engine's log
+    indexer.sync()
+    assert indexer.option_book is None
+    eth.option_book = (OPTION_BOOK, eth.mine([book_set_log(0)]))
+    eth.mine([leg_log(0, 4, CALL, WAD), leg_log(1, 5, PUT, -WAD, address=other)])
     indexer.sync()
     assert indexer.option_book == OPTION_BOOK and book.options == {4}
+    assert eth.option_book_calls == 1
+    eth.mine([leg_log(0, 6, PUT, -WAD)])
+    indexer.sync()
+    assert book.options == {4, 6} and eth.option_book_calls == 1
 
 
 def test_decode_leg__position_and_settled__sizes_and_wrong_topic_refused():

@@ -2736,7 +2736,7 @@ class OptionsMachine(BallastMachine):
     invariants hold trivially in `BallastMachine`'s runs, where no account holds a leg).
     Its own class so that the examples without options draw their steps as before (same
     rules, same derandomised examples), and the costlier examples with options are a
-    budgeted share of a run (OPTION_EXAMPLES)."""
+    budgeted share of a run (`mix`)."""
 
     @rule(
         kind=st.sampled_from(("open", "open", "close", "again")),
@@ -3010,19 +3010,27 @@ class HostileMachine(BallastMachine):
         raise AssertionError(f"a deposit of the {kind} token was credited")
 
 
-# (examples, steps per example). quick: `make test` (tests/fuzz/test_stateful.py), 20,000
-# steps, derandomised: about 2 minutes beside the anvil suites, a minute more than the 8,000
-# steps it ran before, as much as `make test`'s budget leaves (the finding it met at 520
-# examples is test_regression_liquidator_holding_unpriced_perp_is_refused); long: `make fuzz`,
-# per process (two run at once), 2 x 250,000 steps.
+# (examples, steps per example), each run as `mix` runs them. quick: `make test`
+# (tests/fuzz/test_stateful.py), derandomised: 500 examples, about 51,600 steps (20,600 at
+# 200 examples, the finding met at 520 of them before is
+# test_regression_liquidator_holding_unpriced_perp_is_refused); long: `make fuzz`, per process
+# (two run at once), 2 x 2,500 examples, about 2 x 260,000 steps.
 # Their times at the measured rates: benchmarks/RESULTS.md (`python -m benchmarks --fuzz`).
 PROFILES = {
-    "quick": (int(os.environ.get("FUZZ_QUICK_EXAMPLES", "200")), 100),
+    "quick": (int(os.environ.get("FUZZ_QUICK_EXAMPLES", "500")), 100),
     "long": (int(os.environ.get("FUZZ_LONG_EXAMPLES", "2500")), 100),
 }
-# Examples of the hostile runs (HostileMachine) beside them: one in eight more.
-HOSTILE_EXAMPLES = {name: max(examples // 8, 1) for name, (examples, _) in PROFILES.items()}
-# Of a profile's examples, those of OptionsMachine: one in four (the rest BallastMachine's).
-# An example with options costs about 1.5 without (its legs valued on chain and in the twin
-# at every re-read): the quick profile took 54 s against 41 s without them, side by side.
-OPTION_EXAMPLES = {name: max(examples // 4, 1) for name, (examples, _) in PROFILES.items()}
+
+
+def mix(examples: int) -> list[tuple[type, int]]:
+    """The machines a profile of ``examples`` runs, with their examples: one in four with
+    options (OptionsMachine: an example with options costs about 1.5 without, its legs valued
+    on chain and in the twin at every re-read), the rest BallastMachine's, and the hostile
+    runs (HostileMachine) beside them, one in eight more. tests/fuzz/test_stateful.py runs
+    this mix, and the throughput benchmark measures it."""
+    options = max(examples // 4, 1)
+    return [
+        (BallastMachine, examples - options),
+        (OptionsMachine, options),
+        (HostileMachine, max(examples // 8, 1)),
+    ]

@@ -17,8 +17,6 @@ import ballast_machine
 import pytest
 from ballast_machine import (
     ETH,
-    HOSTILE_EXAMPLES,
-    OPTION_EXAMPLES,
     PROFILES,
     STATS,
     VOL_HEARTBEAT,
@@ -27,6 +25,7 @@ from ballast_machine import (
     HostileMachine,
     OptionsMachine,
     instrument,
+    mix,
 )
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
@@ -57,14 +56,15 @@ def _settings(examples: int) -> settings:
     )
 
 
+# The machine, the machine with option trades, vol moves and expiries (one example in
+# four), and the machine with the hostile tokens listed (one run in eight more).
+MIX = dict(mix(EXAMPLES))
 TestBallast = BallastMachine.TestCase
-TestBallast.settings = _settings(EXAMPLES - OPTION_EXAMPLES[PROFILE])
-# The machine with option trades, vol moves and expiries, in one example in four.
+TestBallast.settings = _settings(MIX[BallastMachine])
 TestOptions = OptionsMachine.TestCase
-TestOptions.settings = _settings(OPTION_EXAMPLES[PROFILE])
-# The same machine with the hostile tokens listed, in one run in eight.
+TestOptions.settings = _settings(MIX[OptionsMachine])
 TestHostile = HostileMachine.TestCase
-TestHostile.settings = _settings(HOSTILE_EXAMPLES[PROFILE])
+TestHostile.settings = _settings(MIX[HostileMachine])
 
 
 def test_window_budget_invariant_catches_an_overrun(machine_stack):

@@ -48,7 +48,11 @@ def baseline_dir(rev: str) -> Path:
     return out
 
 
-def _import_machine(backend: str, fuzz_dir: Path = FUZZ_DIR):
+def _import_machine(backend: str, fuzz_dir: Path = FUZZ_DIR, profile: str = "long"):
+    """The model of ``fuzz_dir`` on ``backend``, as ``profile`` runs it (the long campaign
+    checks the invariants after every step, the quick profile after one in INVARIANT_EVERY):
+    imported once per spawned worker process."""
+    os.environ["FUZZ_PROFILE"] = profile
     for path in (str(fuzz_dir), str(FUZZ_DIR.parent)):
         if path not in sys.path:
             sys.path.insert(0, path)
@@ -75,9 +79,9 @@ def _settings(examples: int, steps: int, derandomize: bool = False):
     )
 
 
-def _worker(args: tuple[str, int, int, bool, Path]) -> dict:
-    backend, examples, steps, derandomize, fuzz_dir = args
-    bm = _import_machine(backend, fuzz_dir)
+def _worker(args: tuple[str, int, int, bool, Path, str]) -> dict:
+    backend, examples, steps, derandomize, fuzz_dir, profile = args
+    bm = _import_machine(backend, fuzz_dir, profile)
     from hypothesis.stateful import run_state_machine_as_test
 
     t0 = time.perf_counter()
@@ -100,6 +104,7 @@ def _worker(args: tuple[str, int, int, bool, Path]) -> dict:
         "steps": bm.STEPS[0],
         "states": set(bm.STATES),
         "stats": Counter(bm.STATS),
+        "every": getattr(bm, "INVARIANT_EVERY", 1),
     }
 
 
@@ -110,13 +115,15 @@ def measure(
     processes: int,
     derandomize: bool = False,
     fuzz_dir: Path = FUZZ_DIR,
+    profile: str = "long",
 ) -> dict:
     """Run `processes` workers of `examples` x `steps` each, in parallel (the model of
-    `fuzz_dir`: this tree's, or a baseline's)."""
+    `fuzz_dir`: this tree's, or a baseline's), as `profile` runs them."""
     ctx = mp.get_context("spawn")
     with ctx.Pool(processes) as pool:
         results = pool.map(
-            _worker, [(backend, examples, steps, derandomize, fuzz_dir) for _ in range(processes)]
+            _worker,
+            [(backend, examples, steps, derandomize, fuzz_dir, profile)] * processes,
         )
     states: set = set().union(*(r["states"] for r in results))
     stats: Counter = sum((r["stats"] for r in results), Counter())
@@ -137,6 +144,7 @@ def measure(
         "states": len(states),
         "stats": stats,
         "load": os.getloadavg()[0],
+        "every": results[0]["every"],
     }
 
 
@@ -154,10 +162,12 @@ def _profile_worker(args: tuple[int, int]) -> dict:
     from hypothesis.stateful import run_state_machine_as_test
 
     bm.stack()
+    bm.stack(hostile=True)
     profiler = cProfile.Profile()
     t0 = time.perf_counter()
     profiler.enable()
-    run_state_machine_as_test(bm.BallastMachine, settings=_settings(examples, steps))
+    for machine, n in bm.mix(examples):
+        run_state_machine_as_test(machine, settings=_settings(n, steps))
     profiler.disable()
     wall = time.perf_counter() - t0
     stats = pstats.Stats(profiler)
@@ -205,7 +215,7 @@ def run(
     quick_profile, long_profile = PROFILES["quick"], PROFILES["long"]
     qe = min(quick_examples or quick_profile[0], quick_profile[0])
     print(f"fuzz: quick profile, {qe} x {quick_profile[1]} on revm, 1 process ...", flush=True)
-    quick = measure("revm", qe, quick_profile[1], processes=1, derandomize=True)
+    quick = measure("revm", qe, quick_profile[1], processes=1, derandomize=True, profile="quick")
     # hypothesis ends some examples early: scale the steps actually run per example.
     quick["full_steps"] = round(quick["steps"] / qe * quick_profile[0])
     print(f"fuzz: long profile, {long_examples} x {long_profile[1]} x 2 on revm ...", flush=True)
@@ -219,7 +229,7 @@ def run(
         base["rev"] = baseline
     print(f"fuzz: long profile, {boa_examples} x {long_profile[1]} x 2 on titanoboa ...")
     boa = measure("boa", boa_examples, long_profile[1], processes=2)
-    print("fuzz: cProfile of 10 x 100 steps on revm ...", flush=True)
+    print("fuzz: cProfile of the long profile, 10 x 100 steps on revm ...", flush=True)
     prof = profile()
     return render(quick, long, boa, prof, quick_profile, long_profile, base)
 
@@ -247,10 +257,14 @@ def render(
         "## Fuzz throughput",
         "",
         "`python -m benchmarks --fuzz`: the stateful model of tests/fuzz/ballast_machine.py. A "
-        "step is one rule; every invariant runs after one step in INVARIANT_EVERY (4) and "
-        "after each example's last, on everything the steps since the last check touched "
-        "(the twin against the contract on the accounts touched, on all after a price, "
-        "parameter or clock move and every 12 steps; per-token conservation, deficit and "
+        "step is one rule; every invariant runs after "
+        + _every(long["every"])
+        + " in the long profile and after "
+        + _every(quick["every"])
+        + " in the quick one (INVARIANT_EVERY), and after each example's last, on everything "
+        "the steps since the last check touched (the twin against the contract on the "
+        "accounts touched, on all after a price, parameter or clock move and about every 10 "
+        "steps; per-token conservation, deficit and "
         "positions whenever balances were re-read; bounds and the window budget on every "
         "parameter read; a well-funded liquidator can liquidate every liquidatable account). "
         "Each run is its profile's mix of machines (`mix` in ballast_machine.py), as "
@@ -331,6 +345,10 @@ def render(
     return "\n".join(lines)
 
 
+def _every(n: int) -> str:
+    return "every step" if n == 1 else f"one step in {n}"
+
+
 def _against_targets(quick: dict, long: dict) -> str:
     per_hour = long["rate"] * 3600
     verdict = (
@@ -370,7 +388,8 @@ def _where_time_goes(prof: dict) -> str:
     signing = by.get("order and update signing (eth_account)", 0)
     rest = wall - by.get("contract calls", 0) - twin - signing
     return (
-        f"Where a step goes (cProfile of {steps:,} revm steps, one process; profiling slows it "
+        f"Where a step goes (cProfile of {steps:,} revm steps of the long profile, one process; "
+        "profiling slows it "
         f"to {ms(wall):.1f} ms a step): EVM {ms(evm):.2f} ms ({prof['calls'] / steps:.0f} "
         f"contract calls a step), ABI coding and the call wrapper {ms(coding):.2f} ms, the "
         f"numpy twin {ms(twin):.2f} ms, EIP-712 signing {ms(signing):.2f} ms, hypothesis and "

@@ -570,15 +570,20 @@ class MarginRow:
 
 
 # The invariants run after one step in INVARIANT_EVERY, and after the last step of every
-# example (teardown), not after each: what they check accumulates in between (the accounts
+# example (teardown). The long campaign (`FUZZ_PROFILE=long`, `make fuzz`) checks after every
+# step: the twin against the contract on the accounts each step touched, and a property
+# broken and restored within a few steps is caught. The quick profile in `make test` checks
+# after one step in 4: what the invariants check accumulates in between (the accounts
 # touched, the parameters read, the liquidation proof's state), so no account or update
-# escapes a check; what is lost is the states between two checks (a property broken and
-# restored within 4 steps). Checking after each step took about 40% of a step's CPU time (the
-# re-reads, the twin, the conservation reads); one check in 4 cuts a step's CPU time by about
-# a quarter (benchmarks/RESULTS.md). The rules that need the book fresh re-read it themselves
-# (`_refresh` is idempotent). A failure names its invariant and the steps since the
-# last passing check (the failing step is one of them; hypothesis then shrinks the example).
-INVARIANT_EVERY = int(os.environ.get("FUZZ_INVARIANT_EVERY", "4"))
+# escapes a check, and what is lost is the states between two checks; a step then costs about
+# three quarters of its CPU time (1.22 against 1.63 ms, benchmarks/RESULTS.md), which buys
+# the quick profile's 50,000 steps inside `make test`'s budget. The rules that need the book
+# fresh re-read it themselves (`_refresh` is idempotent). A failure names its invariant and
+# the steps since the last passing check (the failing step is one of them; hypothesis then
+# shrinks the example).
+INVARIANT_EVERY = int(
+    os.environ.get("FUZZ_INVARIANT_EVERY", "1" if os.environ.get("FUZZ_PROFILE") == "long" else "4")
+)
 # The twin against the contract on every account, and accounts no step touched re-read, once
 # in about 10 steps (rounded up to a check; besides after every price, parameter or clock
 # move, which re-reads all): a sweep costs about a step's time on revm (7 accounts x 6 reads,

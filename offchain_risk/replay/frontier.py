@@ -32,6 +32,8 @@ class SimResult:
     bad_debt_usd: float
     liquidations: int
     closed: int
+    liquidated: int = 0  # books liquidated at least once
+    penalties_usd: float = 0.0  # what the books paid their liquidators
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ class FrontierPoint:
     level: float
     opening_im_usd: float
     bad_debt_usd: float
+    # What the rule cost the traders: books liquidated at least once, books closed whole,
+    # penalties paid (a rule can keep bad debt low by closing books out early in a slide).
+    liquidated: int = 0
+    closed: int = 0
+    penalties_usd: float = 0.0
 
 
 def plan(
@@ -90,8 +97,9 @@ def simulate(
     equity0 = im0 * (1.0 + np.asarray(buffers, dtype=np.float64))
     # cash so that equity = cash + collateral * price * keep + size * price
     cash = equity0 - (coll * p0 * keep).sum(axis=1) - (size * p0).sum(axis=1)
-    bad_debt, liquidations, closed = 0.0, 0, 0
+    bad_debt, liquidations, closed, penalties = 0.0, 0, 0, 0.0
     alive = np.ones(len(cash), dtype=bool)
+    touched = np.zeros(len(cash), dtype=bool)
     for p in prices[1:]:
         for _ in range(max_passes):
             perp_usd, coll_usd = size * p, coll * p
@@ -104,6 +112,8 @@ def simulate(
             f = np.where(under, f, 0.0)
             after = equity - np.where(under, penalty, 0.0)  # never below zero by itself
             liquidations += int(under.sum())
+            touched |= under
+            penalties += float(np.where(under, penalty, 0.0).sum())
             full = under & (f >= 1.0)
             bad_debt += float(np.clip(-after[full], 0.0, None).sum())
             closed += int(full.sum())
@@ -116,7 +126,9 @@ def simulate(
                 cash,
             )
             alive &= ~full
-    return SimResult(float(im0.sum()), bad_debt, liquidations, closed)
+    return SimResult(
+        float(im0.sum()), bad_debt, liquidations, closed, int(touched.sum()), penalties
+    )
 
 
 def scenario_margin(shocks_bps: np.ndarray, floor_bps: np.ndarray, im_multiplier: float):
@@ -148,7 +160,17 @@ def sweep(
                 return rule.margin(perp, coll, level)
 
             r = simulate(margin, perp_units, collateral_units, buffers, prices, haircut, policy)
-            points.append(FrontierPoint(rule.name, level, r.opening_im_usd, r.bad_debt_usd))
+            points.append(
+                FrontierPoint(
+                    rule.name,
+                    level,
+                    r.opening_im_usd,
+                    r.bad_debt_usd,
+                    r.liquidated,
+                    r.closed,
+                    r.penalties_usd,
+                )
+            )
     return points
 
 

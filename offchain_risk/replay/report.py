@@ -594,10 +594,54 @@ def _frontier_section(report: ReplayReport, out_dir: Path) -> list[str]:
         else f"{len(beaten)} peer points have both less opening margin and less bad debt "
         "than Ballast's: " + ", ".join(f"{p.rule} x{p.level:g}" for p in beaten[:6]) + ".",
         "",
-        f"![frontier]({png.name})",
-        "",
     ]
+    if beaten:
+        lines += [*_traders_table(model, beaten), ""]
+    lines += [f"![frontier]({png.name})", ""]
     return lines
+
+
+def _traders_table(model, beaten) -> list[str]:
+    """What the peer points with less margin and less bad debt cost the traders, in the same
+    model as Ballast's opening listing: books liquidated, closed whole, penalties paid."""
+    rows = [
+        [
+            "Ballast's opening listing (model)",
+            f"${model.opening_im_usd:,.0f}",
+            f"${model.bad_debt_usd:,.0f}",
+            f"{model.liquidated:,}",
+            f"{model.closed:,}",
+            f"${model.penalties_usd:,.0f}",
+        ]
+    ]
+    rows += [
+        [
+            f"{p.rule} x{p.level:g}",
+            f"${p.opening_im_usd:,.0f}",
+            f"${p.bad_debt_usd:,.0f}",
+            f"{p.liquidated:,}",
+            f"{p.closed:,}",
+            f"${p.penalties_usd:,.0f}",
+        ]
+        for p in sorted(beaten, key=lambda p: p.opening_im_usd)
+    ]
+    return [
+        "What those points cost the traders (the same model, books liquidated at least once, "
+        "closed whole, and the penalties they paid): a rule asking less keeps its bad debt "
+        "low by liquidating the over-levered books early in the slide, before the gap.",
+        "",
+        markdown_table(
+            [
+                "rule",
+                "opening IM",
+                "bad debt",
+                "books liquidated",
+                "books closed out",
+                "penalties paid",
+            ],
+            rows,
+        ),
+    ]
 
 
 def _engine_lines(r: Replay) -> list[str]:

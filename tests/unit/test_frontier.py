@@ -48,7 +48,7 @@ def test_simulate__gap_through_equity__only_the_hole_is_bad_debt():
     prices = np.array([[100.0], [80.0]])
     r = simulate(_flat(0.1), ONE_K, np.zeros((1, 1)), np.zeros(1), prices, np.zeros(1), POLICY)
     assert r.bad_debt_usd == pytest.approx(5_000.0)
-    assert (r.liquidations, r.closed) == (1, 1)
+    assert (r.liquidations, r.closed, r.liquidated, r.penalties_usd) == (1, 1, 1, 0.0)
 
 
 def test_simulate__discount_above_equity__penalty_capped_at_equity_no_bad_debt():
@@ -90,6 +90,9 @@ def test_simulate__small_fall__partial_liquidation_restores_the_buffer():
     prices = np.array([[100.0], [94.0], [94.0]])
     r = simulate(_flat(0.1), ONE_K, np.zeros((1, 1)), np.zeros(1), prices, np.zeros(1), POLICY)
     assert r.bad_debt_usd == 0.0 and r.closed == 0 and r.liquidations == 1
+    # what the book paid is the plan's penalty at equity 9,000 and MM 9,400
+    _, penalty = plan(np.array([9_000.0]), np.array([9_400.0]), POLICY)
+    assert r.liquidated == 1 and r.penalties_usd == pytest.approx(penalty[0]) and penalty[0] > 0
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +156,41 @@ def test_dominating_and_equal_safety__pick_the_right_points():
     assert dominating(pts, 120.0, 0.0) == []
     safe = equal_safety(pts, 0.0)
     assert safe == {"flat": pts[1], "tiers": pts[3]}
+
+
+def test_sweep__points_carry_what_the_rule_cost_the_traders(crash):
+    """Each point counts the books it liquidated and closed and the penalties they paid, as
+    the model ran them: the same figures `simulate` returns for that rule and level."""
+    size, coll, buffers, prices = crash
+    haircut = np.array([0.02, 0.03, 0.1, 0.1])
+    rule = peer_rules(ASSETS)[0]
+    points = sweep((rule,), size, coll, buffers, prices, haircut, POLICY)
+    for p in points[:3]:
+        r = simulate(
+            lambda perp, c, lv=p.level: rule.margin(perp, c, lv),
+            size, coll, buffers, prices, haircut, POLICY,
+        )  # fmt: skip
+        assert (p.liquidated, p.closed, p.penalties_usd) == (
+            r.liquidated,
+            r.closed,
+            r.penalties_usd,
+        )
+        assert 0 < p.liquidated <= len(size) and p.closed <= p.liquidated
+        assert p.penalties_usd > 0
+
+
+def test_traders_table__ballast_first_then_the_cheaper_points_by_margin():
+    from offchain_risk.replay.frontier import SimResult
+    from offchain_risk.replay.report import _traders_table
+
+    model = SimResult(900.0, 120.0, 40, 10, 25, 300.0)
+    beaten = [
+        FrontierPoint("tiers", 0.75, 500.0, 80.0, 200, 90, 1_500.0),
+        FrontierPoint("flat", 0.01, 200.0, 5.0, 280, 150, 2_500.0),
+    ]
+    lines = _traders_table(model, beaten)
+    text = "\n".join(lines).splitlines()
+    rows = [line for line in text if line.startswith("| ") and "---" not in line][1:]
+    assert rows[0].startswith("| Ballast's opening listing (model) | $900 | $120 | 25 | 10 | $300")
+    assert rows[1].startswith("| flat x0.01 | $200 | $5 | 280 | 150 | $2,500")
+    assert rows[2].startswith("| tiers x0.75 | $500 | $80 | 200 | 90 | $1,500")

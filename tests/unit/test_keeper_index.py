@@ -158,11 +158,30 @@ class FakeProvider:
         return [{"id": i, **self.make_request(*r)} for i, r in enumerate(requests)]
 
     def make_request(self, method, params):
+        if method == "eth_getLogs":  # the node's JSON: hex strings
+            f = params[0]
+            try:
+                logs = self.eth.get_logs(
+                    dict(f, fromBlock=int(f["fromBlock"], 16), toBlock=int(f["toBlock"], 16))
+                )
+            except ValueError as exc:
+                return {"error": {"code": -32005, "message": str(exc)}}
+            return {"result": [_json_log(log) for log in logs]}
         assert method == "eth_getBlockByNumber", method
         n = int(params[0], 16)
         if n >= len(self.eth.blocks):
             return {"result": None}
         return {"result": {"hash": self.eth.blocks[n], "number": hex(n)}}
+
+
+def _json_log(log):
+    return {
+        "address": log["address"],
+        "blockNumber": hex(log["blockNumber"]),
+        "logIndex": hex(log["logIndex"]),
+        "topics": ["0x" + bytes(t).hex() for t in log["topics"]],
+        "data": "0x" + bytes(log["data"]).hex(),
+    }
 
 
 class FakeWeb3:

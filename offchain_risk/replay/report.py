@@ -626,9 +626,8 @@ def _traders_table(model, beaten) -> list[str]:
         for p in sorted(beaten, key=lambda p: p.opening_im_usd)
     ]
     return [
-        "What those points cost the traders (the same model, books liquidated at least once, "
-        "closed whole, and the penalties they paid): a rule asking less keeps its bad debt "
-        "low by liquidating the over-levered books early in the slide, before the gap.",
+        "What those points cost the traders, in the same model as Ballast's opening listing: "
+        "books liquidated at least once, books closed whole, and the penalties they paid.",
         "",
         markdown_table(
             [

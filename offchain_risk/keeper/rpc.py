@@ -184,9 +184,9 @@ class RpcError(RuntimeError):
         super().__init__(message)
 
 
-# Requests per HTTP batch: geth's default `--rpc.batch-request-limit`, and the cap of the
-# common hosted endpoints. anvil refuses a whole batch once its body is too large ("Invalid
-# request": the 29,487 previews of a 100,000-account shock block in one batch).
+# Requests per HTTP batch: geth's default `--rpc.batch-request-limit`. anvil refuses a whole
+# batch once its body is too large ("Invalid request": the 29,487 previews of a
+# 100,000-account shock block in one batch).
 BATCH_LIMIT = 1_000
 
 

@@ -127,7 +127,7 @@ test-contracts: build
 # Then the stateful model's long profile on revm (no node): two processes, one per core,
 # each FUZZ_LONG_EXAMPLES (2,500) x up to 100 steps in the quick profile's mix (options,
 # hostile tokens), about 540,000 steps in all, every invariant checked after every step
-# (about 8 minutes at the rate in benchmarks/RESULTS.md); failures land in
+# (about 7 minutes at the rate in benchmarks/RESULTS.md); failures land in
 # tests/fuzz/.hypothesis and replay first.
 FUZZ_LONG_EXAMPLES ?= 2500
 fuzz: build

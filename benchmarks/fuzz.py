@@ -79,24 +79,33 @@ def _settings(examples: int, steps: int, derandomize: bool = False):
     )
 
 
-def _worker(args: tuple[str, int, int, bool, Path, str]) -> dict:
-    backend, examples, steps, derandomize, fuzz_dir, profile = args
-    bm = _import_machine(backend, fuzz_dir, profile)
-    from hypothesis.stateful import run_state_machine_as_test
-
-    t0 = time.perf_counter()
+def _deploy(bm) -> None:
+    """The stacks the profile's machines run on (the hostile one from the mix on)."""
     bm.stack()
     if hasattr(bm, "mix"):
         bm.stack(hostile=True)
+
+
+def _run_mix(bm, examples: int, steps: int, derandomize: bool = False) -> None:
+    """The profile's mix of machines (with options, hostile), as test_stateful.py runs it;
+    a baseline model older than the mix runs its one machine."""
+    from hypothesis.stateful import run_state_machine_as_test
+
+    machines = bm.mix(examples) if hasattr(bm, "mix") else [(bm.BallastMachine, examples)]
+    for machine, n in machines:
+        run_state_machine_as_test(machine, settings=_settings(n, steps, derandomize))
+
+
+def _worker(args: tuple[str, int, int, bool, Path, str]) -> dict:
+    backend, examples, steps, derandomize, fuzz_dir, profile = args
+    bm = _import_machine(backend, fuzz_dir, profile)
+    t0 = time.perf_counter()
+    _deploy(bm)
     deploy_s = time.perf_counter() - t0
     # Not derandomized unless asked (the quick profile is): each spawned worker draws its
     # own hypothesis seed.
     t0, c0 = time.perf_counter(), time.process_time()
-    # The profile's mix of machines (with options, hostile), as test_stateful.py runs it; a
-    # baseline model older than the mix runs its one machine.
-    machines = bm.mix(examples) if hasattr(bm, "mix") else [(bm.BallastMachine, examples)]
-    for machine, n in machines:
-        run_state_machine_as_test(machine, settings=_settings(n, steps, derandomize))
+    _run_mix(bm, examples, steps, derandomize)
     return {
         "seconds": time.perf_counter() - t0,
         "cpu": time.process_time() - c0,  # this process's CPU time: what the load leaves out
@@ -159,15 +168,11 @@ BUCKETS = (
 def _profile_worker(args: tuple[int, int]) -> dict:
     examples, steps = args
     bm = _import_machine("revm")
-    from hypothesis.stateful import run_state_machine_as_test
-
-    bm.stack()
-    bm.stack(hostile=True)
+    _deploy(bm)
     profiler = cProfile.Profile()
     t0 = time.perf_counter()
     profiler.enable()
-    for machine, n in bm.mix(examples):
-        run_state_machine_as_test(machine, settings=_settings(n, steps))
+    _run_mix(bm, examples, steps)
     profiler.disable()
     wall = time.perf_counter() - t0
     stats = pstats.Stats(profiler)

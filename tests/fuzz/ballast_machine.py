@@ -569,6 +569,8 @@ class MarginRow:
         return bool(is_liquidatable(self.equity, self.mm, self.prices_ok, self.unpriced))
 
 
+# The profile this process runs: quick (`make test`) or long (`make fuzz`); see PROFILES.
+PROFILE = os.environ.get("FUZZ_PROFILE", "quick")
 # The invariants run after one step in INVARIANT_EVERY, and after the last step of every
 # example (teardown). The long campaign (`FUZZ_PROFILE=long`, `make fuzz`) checks after every
 # step: the twin against the contract on the accounts each step touched, and a property
@@ -581,9 +583,7 @@ class MarginRow:
 # fresh re-read it themselves (`_refresh` is idempotent). A failure names its invariant and
 # the steps since the last passing check (the failing step is one of them; hypothesis then
 # shrinks the example).
-INVARIANT_EVERY = int(
-    os.environ.get("FUZZ_INVARIANT_EVERY", "1" if os.environ.get("FUZZ_PROFILE") == "long" else "4")
-)
+INVARIANT_EVERY = int(os.environ.get("FUZZ_INVARIANT_EVERY", "1" if PROFILE == "long" else "4"))
 # The twin against the contract on every account, and accounts no step touched re-read, once
 # in about 10 steps (rounded up to a check; besides after every price, parameter or clock
 # move, which re-reads all): a sweep costs about a step's time on revm (7 accounts x 6 reads,
@@ -3019,7 +3019,7 @@ class HostileMachine(BallastMachine):
 # (tests/fuzz/test_stateful.py), derandomised: 500 examples, about 51,600 steps (20,600 at
 # 200 examples, the finding met at 520 of them before is
 # test_regression_liquidator_holding_unpriced_perp_is_refused); long: `make fuzz`, per process
-# (two run at once), 2 x 2,500 examples, about 2 x 260,000 steps.
+# (two run at once), 2 x 2,500 examples, about 2 x 270,000 steps.
 # Their times at the measured rates: benchmarks/RESULTS.md (`python -m benchmarks --fuzz`).
 PROFILES = {
     "quick": (int(os.environ.get("FUZZ_QUICK_EXAMPLES", "500")), 100),

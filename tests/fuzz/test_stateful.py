@@ -10,13 +10,13 @@ found are kept as named regression tests in test_regressions.py.
 """
 
 import dataclasses
-import os
 from pathlib import Path
 
 import ballast_machine
 import pytest
 from ballast_machine import (
     ETH,
+    PROFILE,
     PROFILES,
     STATS,
     VOL_HEARTBEAT,
@@ -32,7 +32,6 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from offchain_risk.models.options import instrument_id
 
-PROFILE = os.environ.get("FUZZ_PROFILE", "quick")
 EXAMPLES, STEPS = PROFILES[PROFILE]
 DATABASE = DirectoryBasedExampleDatabase(Path(__file__).parent / ".hypothesis")
 

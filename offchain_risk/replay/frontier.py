@@ -110,10 +110,11 @@ def simulate(
                 break
             f, penalty = plan(equity, mm, policy)
             f = np.where(under, f, 0.0)
-            after = equity - np.where(under, penalty, 0.0)  # never below zero by itself
+            paid = np.where(under, penalty, 0.0)
+            after = equity - paid  # never below zero by itself
             liquidations += int(under.sum())
             touched |= under
-            penalties += float(np.where(under, penalty, 0.0).sum())
+            penalties += float(paid.sum())
             full = under & (f >= 1.0)
             bad_debt += float(np.clip(-after[full], 0.0, None).sum())
             closed += int(full.sum())

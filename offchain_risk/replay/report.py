@@ -8,6 +8,7 @@ health of every book, the fund and the deficit) into a :class:`ReplayReport`;
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -277,9 +278,7 @@ def summarize_options(v: VenueRun, liquidated: list, bad: list) -> OptionSummary
     liq = [e for e in liquidated if e.account in ids]
     states = healths(v.deployment.engine, o.accounts)
 
-    underlyings: dict[str, int] = {}
-    for spec in o.specs:
-        underlyings[spec.underlying] = underlyings.get(spec.underlying, 0) + 1
+    underlyings = dict(Counter(spec.underlying for spec in o.specs))
     liquidated_ids = {e.account for e in liq}
     holes: dict[int, int] = {}
     for e in bad:
@@ -604,26 +603,20 @@ def _frontier_section(report: ReplayReport, out_dir: Path) -> list[str]:
 def _traders_table(model, beaten) -> list[str]:
     """What the peer points with less margin and less bad debt cost the traders, in the same
     model as Ballast's opening listing: books liquidated, closed whole, penalties paid."""
-    rows = [
-        [
-            "Ballast's opening listing (model)",
-            f"${model.opening_im_usd:,.0f}",
-            f"${model.bad_debt_usd:,.0f}",
-            f"{model.liquidated:,}",
-            f"{model.closed:,}",
-            f"${model.penalties_usd:,.0f}",
+
+    def row(name: str, r) -> list[str]:  # a SimResult or a FrontierPoint
+        return [
+            name,
+            f"${r.opening_im_usd:,.0f}",
+            f"${r.bad_debt_usd:,.0f}",
+            f"{r.liquidated:,}",
+            f"{r.closed:,}",
+            f"${r.penalties_usd:,.0f}",
         ]
-    ]
+
+    rows = [row("Ballast's opening listing (model)", model)]
     rows += [
-        [
-            f"{p.rule} x{p.level:g}",
-            f"${p.opening_im_usd:,.0f}",
-            f"${p.bad_debt_usd:,.0f}",
-            f"{p.liquidated:,}",
-            f"{p.closed:,}",
-            f"${p.penalties_usd:,.0f}",
-        ]
-        for p in sorted(beaten, key=lambda p: p.opening_im_usd)
+        row(f"{p.rule} x{p.level:g}", p) for p in sorted(beaten, key=lambda p: p.opening_im_usd)
     ]
     return [
         "What those points cost the traders, in the same model as Ballast's opening listing: "

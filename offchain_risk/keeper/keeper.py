@@ -138,12 +138,14 @@ class Keeper:
         dry_run_sender: str | None = None,
         gas: GasPolicy | None = None,
         nonces: NonceSource | None = None,
+        max_per_tick: int = LiquidatorConfig.max_per_tick,
         **kwargs: Any,
     ) -> Keeper:
         """A keeper on the deployment a manifest names (``ape run deploy`` wrote it; see
         :func:`offchain_risk.deploy.load_manifest`): signing with the Ape ``account``, or a
         dry run from ``dry_run_sender``. A manifest of another chain is refused.
-        ``nonces``: the source shared with other senders from the account's key."""
+        ``nonces``: the source shared with other senders from the account's key;
+        ``max_per_tick``: liquidations sent per tick."""
         from offchain_risk.chain import account_id
 
         c = Contracts.from_manifest(project, w3, manifest)
@@ -151,7 +153,7 @@ class Keeper:
         if owner is None:
             raise ValueError("a dry run needs dry_run_sender: the address to simulate from")
         config = kwargs.pop("liquidator_config", None) or LiquidatorConfig(
-            account=account_id(owner, liquidator_sub)
+            account=account_id(owner, liquidator_sub), max_per_tick=max_per_tick
         )
         tx = None
         if account is not None:

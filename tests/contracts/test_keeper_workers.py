@@ -235,6 +235,30 @@ def test_worker_build__vol_signers__its_keeper_publishes_through_its_own_signer(
     assert bot._build().vol_updater is None and len(calls) == 1
 
 
+@pytest.mark.parametrize(("partitions", "budget"), [(1, 200), (2, 100), (3, 67), (4, 50)])
+def test_worker_build__partitions_share_one_block_of_liquidations(
+    monkeypatch, tmp_path, partitions, budget
+):
+    """A block holds about 200 liquidations (the keeper's ``max_per_tick``); the tasks of one
+    block share them, rounded up, instead of each sending 200."""
+    from offchain_risk.keeper import bot
+
+    seen: list[dict] = []
+
+    def from_manifest(project, w3, manifest, store, **kwargs):
+        store.close()
+        seen.append(kwargs)
+        return SimpleNamespace(tx=object(), vol_updater=None)
+
+    monkeypatch.setattr(bot, "load_manifest", lambda path, chain_id: {"path": path})
+    monkeypatch.setattr(bot.Keeper, "from_manifest", from_manifest)
+    monkeypatch.setattr(bot, "PARTITIONS", partitions)
+    monkeypatch.setenv("BALLAST_KEEPER_DB", str(tmp_path / "k.db"))
+    monkeypatch.delenv("BALLAST_VOL_SIGNERS", raising=False)
+    bot._build()
+    assert seen[0]["max_per_tick"] == budget
+
+
 def test_workers__one_killed_mid_shock_then_all_restarted__each_account_handled_once(
     project, chain, deployment, engine, liquidations, owner, book, redis_url, tmp_path
 ):

@@ -41,7 +41,6 @@ import signal
 import statistics
 import threading
 import time
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +50,7 @@ from offchain_risk import deploy
 from offchain_risk.chain import account_id
 from offchain_risk.devnet import engine_at
 from offchain_risk.keeper.cluster import Cluster, indexed_block, liquidatable, start_redis
+from offchain_risk.keeper.rpc import rpc_one
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "deployments" / "config" / "local.toml"
@@ -185,26 +185,18 @@ def anvil(port: int, *extra: str):
 
 
 @contextmanager
-def block_clock(url: str, every_s: float = 1.0):
+def block_clock(w3, every_s: float = 1.0):
     """A block every ``every_s`` seconds, mined by ``anvil_mine`` from a thread (automine
     off, so sent transactions wait for the next block). Not anvil's interval mining: with
     it, anvil 1.7.1 ignores ``--prune-history`` and keeps every block's state (measured at
     100,000 accounts: about 34 MB a block without end, against a plateau at the limit)."""
-
-    def call(method: str, params: list) -> None:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-        request = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            if "error" in (reply := json.load(answer)):
-                raise RuntimeError(f"{method}: {reply['error']}")
-
     stop = threading.Event()
 
-    def mine() -> None:
+    def mine() -> None:  # web3 keeps an HTTP session per thread
         while not stop.wait(every_s):
-            call("anvil_mine", ["0x1"])
+            rpc_one(w3, "anvil_mine", ["0x1"])
 
-    call("evm_setAutomine", [False])
+    rpc_one(w3, "evm_setAutomine", [False])
     thread = threading.Thread(target=mine, name="block-clock", daemon=True)
     thread.start()
     try:
@@ -212,7 +204,7 @@ def block_clock(url: str, every_s: float = 1.0):
     finally:
         stop.set()
         thread.join(60)
-        call("evm_setAutomine", [True])
+        rpc_one(w3, "evm_setAutomine", [True])
 
 
 def seeded_book(project, test_accounts, n: int, port: int, cache: Path = CACHE) -> SeededBook:
@@ -369,7 +361,7 @@ def measure(project, test_accounts, sizes=(1_000,), port: int = 8567, folder=Non
                     with anvil(port + 1 + i, "--load-state", str(state)) as provider:
                         w3 = provider.web3
                         refresh_feeds(project, owner, book)
-                        with block_clock(provider.uri):
+                        with block_clock(w3):
                             run = run_workers(
                                 project, owner, w3, book, folder / f"{n}-{workers}", workers, url
                             )

@@ -66,11 +66,8 @@ def liquidatable(engine, accounts: list[int], block: int | None = None) -> set[i
     contract = w3.eth.contract(address=str(engine.address), abi=abi_of(engine.contract_type))
     parts = [accounts[i : i + 100] for i in range(0, len(accounts), 100)]
     calls = [(str(engine.address), encode_call(contract, "healths", (p,))) for p in parts]
-    tag = "latest" if block is None else hex(block)
     # 100 calls a batch: 1,000 of them (3 MB of calldata) are refused as an invalid request
-    answers = [
-        raw for i in range(0, len(calls), 100) for raw in eth_calls(w3, calls[i : i + 100], tag)
-    ]
+    answers = eth_calls(w3, calls, "latest" if block is None else hex(block), limit=100)
     return {
         a
         for part, raw in zip(parts, answers, strict=True)

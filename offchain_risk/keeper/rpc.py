@@ -222,10 +222,14 @@ def rpc_one(w3: Any, method: str, params: list) -> Any:
     return answer.get("result")
 
 
-def eth_calls(w3: Any, calls: list[tuple[str, str]], block: str = "latest") -> list[bytes]:
-    """``eth_call`` of each (to, calldata) in one batch; raises on the first error."""
+def eth_calls(
+    w3: Any, calls: list[tuple[str, str]], block: str = "latest", limit: int = BATCH_LIMIT
+) -> list[bytes]:
+    """``eth_call`` of each (to, calldata) in batches of at most ``limit``; raises on the
+    first error."""
     out = []
-    for r in rpc_batch(w3, [("eth_call", [{"to": to, "data": data}, block]) for to, data in calls]):
+    requests = [("eth_call", [{"to": to, "data": data}, block]) for to, data in calls]
+    for r in rpc_batch(w3, requests, limit):
         if isinstance(r, RpcError):
             raise r
         out.append(bytes.fromhex(r.removeprefix("0x")))

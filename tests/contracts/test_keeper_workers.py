@@ -202,6 +202,16 @@ def test_worker_drain__sigterm_mid_task__task_finishes_no_new_work_then_stops(mo
     assert stops == [(os.getpid(), signal.SIGINT)]
 
 
+def _fake_build(monkeypatch, tmp_path, from_manifest) -> None:
+    """``bot._build`` without a chain: the manifest is its path, the keeper what
+    ``from_manifest`` makes, the store a file in ``tmp_path``."""
+    from offchain_risk.keeper import bot
+
+    monkeypatch.setattr(bot, "load_manifest", lambda path, chain_id: {"path": path})
+    monkeypatch.setattr(bot.Keeper, "from_manifest", from_manifest)
+    monkeypatch.setenv("BALLAST_KEEPER_DB", str(tmp_path / "k.db"))
+
+
 def test_worker_build__vol_signers__its_keeper_publishes_through_its_own_signer(
     monkeypatch, tmp_path
 ):
@@ -222,10 +232,8 @@ def test_worker_build__vol_signers__its_keeper_publishes_through_its_own_signer(
         calls.append((manifest, keeper, names))
         return SimpleNamespace(signer=keeper.tx)
 
-    monkeypatch.setattr(bot, "load_manifest", lambda path, chain_id: {"path": path})
-    monkeypatch.setattr(bot.Keeper, "from_manifest", from_manifest)
+    _fake_build(monkeypatch, tmp_path, from_manifest)
     monkeypatch.setattr(bot, "build_vol_updater_for", build_vol)
-    monkeypatch.setenv("BALLAST_KEEPER_DB", str(tmp_path / "k.db"))
     monkeypatch.setenv("BALLAST_MANIFEST", "m.json")
     monkeypatch.setenv("BALLAST_VOL_SIGNERS", "test:5, test:6,")
     keeper = bot._build()
@@ -250,10 +258,8 @@ def test_worker_build__partitions_share_one_block_of_liquidations(
         seen.append(kwargs)
         return SimpleNamespace(tx=object(), vol_updater=None)
 
-    monkeypatch.setattr(bot, "load_manifest", lambda path, chain_id: {"path": path})
-    monkeypatch.setattr(bot.Keeper, "from_manifest", from_manifest)
+    _fake_build(monkeypatch, tmp_path, from_manifest)
     monkeypatch.setattr(bot, "PARTITIONS", partitions)
-    monkeypatch.setenv("BALLAST_KEEPER_DB", str(tmp_path / "k.db"))
     monkeypatch.delenv("BALLAST_VOL_SIGNERS", raising=False)
     bot._build()
     assert seen[0]["max_per_tick"] == budget

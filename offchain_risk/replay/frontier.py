@@ -2,20 +2,28 @@
 with Ballast's point on the same axes.
 
 The peer venues are not deployed: each rule at each level runs through :func:`simulate`, a
-numpy model of the replay (the same books, opened at the same buffer over the rule's own IM,
-the same oracle rounds, the devnet's liquidation policy as ``Liquidations.vy`` plans it:
-when equity E falls below MM the keeper takes the smallest pro-rata fraction f that restores
-``MM * (1 + target buffer)``, at most the close cap per call unless health is critical, and
-the book pays the penalty ``f * min(d * MM, max(E, 0))`` with d growing from the policy's
-minimum to its maximum as health falls to zero, so a liquidation never takes a book below
-zero; a book whose equity is negative is closed whole and its hole is bad debt). Ballast's
-own rule runs through the same model (its opening listing, held fixed) next to its measured
-point from the chain.
+numpy model of the replay (the same books, the same oracle rounds, the devnet's liquidation
+policy as ``Liquidations.vy`` plans it: when equity E falls below MM the keeper takes the
+smallest pro-rata fraction f that restores ``MM * (1 + target buffer)``, at most the close
+cap per call unless health is critical, and the book pays the penalty
+``f * min(d * MM, max(E, 0))`` with d growing from the policy's minimum to its maximum as
+health falls to zero, so a liquidation never takes a book below zero; a book whose equity is
+negative is closed whole and its hole is bad debt). Ballast's own rule runs through the same
+model (its opening listing, held fixed) next to its measured point from the chain.
+
+The frontier holds the capital fixed: every book holds, under every rule, the equity it
+holds on Ballast's chain (its buffer over Ballast's opening IM). A rule then decides what it
+asks (the margin axis: its IM at the opening) and when it liquidates, and nothing else, as
+in the backtest's frontier (the same books, the rule's margin against their losses). The
+sweep with every book funded at its rule's own IM (``own_im_points``) is kept beside it: it
+measures the traders' leverage as much as the rule (a rule asking 1% of gross makes every
+book 100x and closes it out in the first small steps of a slide, before the gap), so its bad
+debt is not monotone in a rule's level.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -81,20 +89,28 @@ def simulate(
     haircut: np.ndarray,
     policy: LiquidationPolicy,
     max_passes: int = 8,
+    equity: np.ndarray | None = None,
 ) -> SimResult:
     """Run books through price rounds under ``margin(perp_usd, collateral_usd) -> (mm, im)``.
 
     ``perp_units``, ``collateral_units``: (n_books, n_assets) signed perp size and collateral,
     whole tokens; ``buffers``: (n_books,) equity over IM at the opening, fraction of IM;
     ``prices``: (n_rounds + 1, n_assets) USD, row 0 the opening; ``haircut``: (n_assets,)
-    fraction taken off collateral value.
+    fraction taken off collateral value; ``equity``: (n_books,) USD equity at the opening,
+    the same under every rule (``buffers`` is then unused); a book whose MM is above it is
+    liquidated at the first round.
     """
     size = np.array(perp_units, dtype=np.float64)
     coll = np.array(collateral_units, dtype=np.float64)
     keep = 1.0 - np.asarray(haircut, dtype=np.float64)
     p0 = prices[0]
     _, im0 = margin(size * p0, coll * p0)
-    equity0 = im0 * (1.0 + np.asarray(buffers, dtype=np.float64))
+    if equity is None:
+        equity0 = im0 * (1.0 + np.asarray(buffers, dtype=np.float64))
+    else:
+        equity0 = np.array(equity, dtype=np.float64)
+        if equity0.shape != im0.shape:
+            raise ValueError(f"equity must be ({len(im0)},) USD, got shape {equity0.shape}")
     # cash so that equity = cash + collateral * price * keep + size * price
     cash = equity0 - (coll * p0 * keep).sum(axis=1) - (size * p0).sum(axis=1)
     bad_debt, liquidations, closed, penalties = 0.0, 0, 0, 0.0
@@ -151,8 +167,10 @@ def sweep(
     prices: np.ndarray,
     haircut: np.ndarray,
     policy: LiquidationPolicy,
+    equity: np.ndarray | None = None,
 ) -> list[FrontierPoint]:
-    """Every rule at every one of its levels through :func:`simulate`."""
+    """Every rule at every one of its levels through :func:`simulate` (``equity``: as there,
+    the books' capital under every rule; None: each rule funds them at its own IM)."""
     points = []
     for rule in rules:
         for level in rule.levels:
@@ -160,7 +178,16 @@ def sweep(
             def margin(perp, coll, rule=rule, level=level):
                 return rule.margin(perp, coll, level)
 
-            r = simulate(margin, perp_units, collateral_units, buffers, prices, haircut, policy)
+            r = simulate(
+                margin,
+                perp_units,
+                collateral_units,
+                buffers,
+                prices,
+                haircut,
+                policy,
+                equity=equity,
+            )
             points.append(
                 FrontierPoint(
                     rule.name,
@@ -182,17 +209,24 @@ def dominating(points: list[FrontierPoint], im_usd: float, bad_debt_usd: float):
 
 @dataclass(frozen=True)
 class Frontier:
-    points: list[FrontierPoint]  # every peer rule at every level
+    points: list[FrontierPoint]  # every peer rule at every level, books at Ballast's capital
     ballast_chain: tuple[float, float]  # (opening IM, bad debt) measured on the chain
     ballast_model: SimResult  # Ballast's opening listing through the same model
-    # the flat venue measured on the chain, and the same rule through the model: how far
-    # the model's bad debt is from the chain's (None without the baseline)
+    # the flat venue measured on the chain, and the same rule through the model at its own
+    # IM (as the chain funds it): how far the model's bad debt is from the chain's (None
+    # without the baseline)
     flat_chain: tuple[float, float] | None = None
     flat_model: FrontierPoint | None = None
+    # the same sweep with every book funded at the rule's own IM (see the module doc)
+    own_im_points: list[FrontierPoint] = field(default_factory=list)
 
     @property
     def dominated_by(self) -> list[FrontierPoint]:
         return dominating(self.points, *self.ballast_chain)
+
+    @property
+    def own_im_dominated_by(self) -> list[FrontierPoint]:
+        return dominating(self.own_im_points, *self.ballast_chain)
 
 
 def replay_frontier(
@@ -209,26 +243,24 @@ def replay_frontier(
     listing = replay.listing
     haircut = np.array([m.haircut_bps for m in listing.markets], dtype=np.float64) / 1e4
     policy = devnet.DEFAULT_POLICY  # both venues of the replay run it
-    points = sweep(peer_rules(path.assets), size, coll, buffers, prices, haircut, policy)
     floors = np.array([m.floor_bps for m in listing.markets], dtype=np.float64)
-    ballast = simulate(
-        scenario_margin(listing.shocks_bps, floors, listing.im_multiplier_wad / WAD),
-        size,
-        coll,
-        buffers,
-        prices,
-        haircut,
-        policy,
-    )
+    margin = scenario_margin(listing.shocks_bps, floors, listing.im_multiplier_wad / WAD)
+    ballast = simulate(margin, size, coll, buffers, prices, haircut, policy)
+    # the books' capital as Ballast's chain holds it: the buffer over its opening IM
+    _, im0 = margin(size * prices[0], coll * prices[0])
+    capital = im0 * (1.0 + buffers)
+    rules = peer_rules(path.assets)
+    points = sweep(rules, size, coll, buffers, prices, haircut, policy, equity=capital)
+    own_im = sweep(rules, size, coll, buffers, prices, haircut, policy)
     b = replay.venues[0]
     chain_point = (b.opening["im"] / WAD, float(ballast_bad_debt_usd))
     flat_chain = flat_model = None
     if flat_bad_debt_usd is not None and len(replay.venues) > 1:
         flat_chain = (replay.venues[1].opening["im"] / WAD, float(flat_bad_debt_usd))
         flat_model = next(
-            (p for p in points if p.rule == "flat % of gross" and p.level == 0.065), None
+            (p for p in own_im if p.rule == "flat % of gross" and p.level == 0.065), None
         )
-    return Frontier(points, chain_point, ballast, flat_chain, flat_model)
+    return Frontier(points, chain_point, ballast, flat_chain, flat_model, own_im)
 
 
 def envelope(points: list[FrontierPoint]) -> list[FrontierPoint]:
@@ -256,42 +288,48 @@ def equal_safety(points: list[FrontierPoint], bad_debt_usd: float) -> dict[str, 
 
 
 def plot_frontier(frontier: Frontier, path, title: str):
-    """Opening margin against bad debt: a line per peer rule, Ballast's points."""
+    """Opening margin against bad debt: a line per peer rule, Ballast's points; beside it
+    the same sweep with every book at its rule's own IM."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for rule in dict.fromkeys(p.rule for p in frontier.points):
-        pts = sorted((p for p in frontier.points if p.rule == rule), key=lambda p: p.level)
+    panels = [(frontier.points, "books at the capital they hold on Ballast (the frontier)")]
+    if frontier.own_im_points:
+        panels.append((frontier.own_im_points, "books at each rule's own IM x their buffer"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(8 * len(panels), 5), squeeze=False)
+    for ax, (points, subtitle) in zip(axes[0], panels, strict=True):
+        for rule in dict.fromkeys(p.rule for p in points):
+            pts = sorted((p for p in points if p.rule == rule), key=lambda p: p.level)
+            ax.plot(
+                [p.opening_im_usd / 1e6 for p in pts],
+                [p.bad_debt_usd / 1e3 for p in pts],
+                marker="o",
+                ms=3,
+                lw=1.2,
+                label=rule,
+            )
+        im, bad = frontier.ballast_chain
+        ax.plot(im / 1e6, bad / 1e3, "k*", ms=16, label="Ballast (on the chain)")
+        m = frontier.ballast_model
         ax.plot(
-            [p.opening_im_usd / 1e6 for p in pts],
-            [p.bad_debt_usd / 1e3 for p in pts],
-            marker="o",
-            ms=3,
-            lw=1.2,
-            label=rule,
+            m.opening_im_usd / 1e6,
+            m.bad_debt_usd / 1e3,
+            "ko",
+            mfc="none",
+            ms=9,
+            label="Ballast's opening listing (model)",
         )
-    im, bad = frontier.ballast_chain
-    ax.plot(im / 1e6, bad / 1e3, "k*", ms=16, label="Ballast (on the chain)")
-    m = frontier.ballast_model
-    ax.plot(
-        m.opening_im_usd / 1e6,
-        m.bad_debt_usd / 1e3,
-        "ko",
-        mfc="none",
-        ms=9,
-        label="Ballast's opening listing (model)",
-    )
-    if frontier.flat_chain is not None:
-        im, bad = frontier.flat_chain
-        ax.plot(im / 1e6, bad / 1e3, "bs", ms=9, label="flat 6.5% venue (on the chain)")
-    ax.set_xlabel("margin used at the opening, sum of IM ($M)")
-    ax.set_ylabel("bad debt ($k)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+        if frontier.flat_chain is not None:
+            im, bad = frontier.flat_chain
+            ax.plot(im / 1e6, bad / 1e3, "bs", ms=9, label="flat 6.5% venue (on the chain)")
+        ax.set_xlabel("margin used at the opening, sum of IM ($M)")
+        ax.set_ylabel("bad debt ($k)")
+        ax.set_title(subtitle, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

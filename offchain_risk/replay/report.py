@@ -518,6 +518,11 @@ def frontier_lines(frontier: Frontier) -> list[str]:
         if not beaten
         else f"  {len(beaten)} peer points have both less margin and less bad debt"
     )
+    if frontier.own_im_points:
+        lines.append(
+            f"  with every book at its rule's own IM: {len(frontier.own_im_dominated_by)} "
+            "peer points have both less margin and less bad debt"
+        )
     return lines
 
 
@@ -540,7 +545,11 @@ def _frontier_section(report: ReplayReport, out_dir: Path) -> list[str]:
         "Each peer rule swept over its own level (flat: the MM rate of gross; the others: a "
         "multiplier on their published parameters, `offchain_risk/models/peers.py`) through "
         "the same books, rounds and liquidation policy in a numpy model of the replay "
-        "(`offchain_risk/replay/frontier.py`); Ballast's point is the one measured on the "
+        "(`offchain_risk/replay/frontier.py`). Every book holds the same capital under every "
+        "rule: the equity it holds on Ballast's chain (its buffer over Ballast's opening IM). "
+        "A rule decides what it asks (the margin axis: its IM at the opening) and when it "
+        "liquidates; a rule whose MM is above a book's capital cuts it at the first round, "
+        "as if it had refused it. Ballast's point is the one measured on the "
         f"chain above: opening IM ${im:,.0f}, bad debt ${bad:,.0f}. Its opening listing "
         f"through the same model, held fixed (no keeper updates): ${model.opening_im_usd:,.0f}"
         f", bad debt ${model.bad_debt_usd:,.0f}.",
@@ -550,7 +559,8 @@ def _frontier_section(report: ReplayReport, out_dir: Path) -> list[str]:
         lines += [
             "How far the model is from the chain: the flat 6.5% venue took "
             f"${frontier.flat_chain[1]:,.0f} of bad debt on the chain and "
-            f"${frontier.flat_model.bad_debt_usd:,.0f} in the model (the model plans every "
+            f"${frontier.flat_model.bad_debt_usd:,.0f} in the model with its books at its own "
+            "IM, as the chain funds them (the model plans every "
             "liquidation as the contract does, in floats, each book below MM once per pass; "
             "the chain's keeper orders and batches them). The peer curves are the model's; "
             "Ballast's model point (its opening listing, without the keeper's "
@@ -596,7 +606,39 @@ def _frontier_section(report: ReplayReport, out_dir: Path) -> list[str]:
     ]
     if beaten:
         lines += [*_traders_table(model, beaten), ""]
+    lines += _own_im_lines(frontier)
     lines += [f"![frontier]({png.name})", ""]
+    return lines
+
+
+def _own_im_lines(frontier: Frontier) -> list[str]:
+    """The sweep with every book at its rule's own IM: what it shows and why it is not the
+    frontier."""
+    if not frontier.own_im_points:
+        return []
+    beaten = frontier.own_im_dominated_by
+    lines = [
+        "### With every book at its rule's own IM",
+        "",
+        "The same sweep with every book funded at its buffer over the rule's own IM (as the "
+        "flat venue's books are on the chain) measures the traders' leverage as much as the "
+        "rule: the cheaper the rule, the thinner every book, and in a one-way slide thin "
+        "books are cut down in its first small steps, before the gap. Bad debt is then not "
+        "monotone in a rule's level (right panel). "
+        + (
+            "No peer point has both less opening margin and less bad debt than Ballast's "
+            "there either."
+            if not beaten
+            else f"There, {len(beaten)} peer points have both less opening margin and less "
+            "bad debt than Ballast's: "
+            + ", ".join(f"{p.rule} x{p.level:g}" for p in beaten[:6])
+            + (", ..." if len(beaten) > 6 else "")
+            + "."
+        ),
+        "",
+    ]
+    if beaten:
+        lines += [*_traders_table(frontier.ballast_model, beaten), ""]
     return lines
 
 

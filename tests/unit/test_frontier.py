@@ -129,6 +129,67 @@ def test_sweep__every_rule__margin_rises_with_the_level_and_the_envelope_falls(c
         assert bad[0] > 0 and bad[-1] < 0.5 * bad[0]
 
 
+def _rank_corr(x, y) -> float:
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def test_sweep__equal_capital__bad_debt_falls_as_the_level_rises(crash):
+    """With every book holding the same capital under every rule (the frontier's model), a
+    rule only decides what it asks and when it liquidates: along each rule's levels the
+    loosest level takes the most bad debt, the tightest the least, and the order between is
+    the levels' (up to the path: a level can cut a book an hour earlier or later). Funded at
+    each rule's own IM instead, the loose levels' thin books are cut down in the slide
+    before the gap and take less bad debt than tighter ones."""
+    size, coll, buffers, prices = crash
+    haircut = np.zeros(len(ASSETS))
+    flat = peer_rules(ASSETS)[0]
+    _, im = flat.margin(size * prices[0], coll * prices[0], 0.065)
+    capital = im * (1.0 + buffers)
+    equal = sweep(peer_rules(ASSETS), size, coll, buffers, prices, haircut, POLICY, capital)
+    own = sweep(peer_rules(ASSETS), size, coll, buffers, prices, haircut, POLICY)
+    loose_beats_tight = 0
+    for rule in peer_rules(ASSETS):
+        bad = np.array([p.bad_debt_usd for p in equal if p.rule == rule.name])
+        assert bad[0] == bad.max() and bad[-1] == bad.min() and bad[0] > 0, rule.name
+        assert _rank_corr(np.array(rule.levels), bad) < -0.9, rule.name
+        # the capital is the same: the rule's margin axis is still its own IM
+        im_own = [p.opening_im_usd for p in own if p.rule == rule.name]
+        assert [p.opening_im_usd for p in equal if p.rule == rule.name] == im_own
+        own_bad = np.array([p.bad_debt_usd for p in own if p.rule == rule.name])
+        loose_beats_tight += int(own_bad[0] < own_bad.max())
+    assert loose_beats_tight == len(peer_rules(ASSETS))
+
+
+def test_simulate__equal_capital__one_figure_per_book_or_a_clear_error():
+    prices = np.array([[100.0], [94.0]])
+    # the same $12,000 of equity: MM 6% of gross leaves it alone, 10% liquidates it
+    for rate, liquidations in ((0.06, 0), (0.1, 1)):
+        r = simulate(
+            _flat(rate),
+            ONE_K,
+            np.zeros((1, 1)),
+            np.zeros(1),
+            prices,
+            np.zeros(1),
+            POLICY,
+            equity=np.array([12_000.0]),
+        )
+        assert r.liquidations == liquidations
+        assert r.opening_im_usd == pytest.approx(1.5 * rate * 100_000)
+    with pytest.raises(ValueError, match=r"equity must be \(1,\) USD"):
+        simulate(
+            _flat(0.1),
+            ONE_K,
+            np.zeros((1, 1)),
+            np.zeros(1),
+            prices,
+            np.zeros(1),
+            POLICY,
+            equity=np.array([1.0, 2.0]),
+        )
+
+
 def test_scenario_margin__ballast_rule__runs_through_the_same_model(crash):
     size, coll, buffers, prices = crash
     shocks = np.tile(np.array([-2_500, 2_500] * 8), (4, 1))
@@ -194,3 +255,24 @@ def test_traders_table__ballast_first_then_the_cheaper_points_by_margin():
     assert rows[0].startswith("| Ballast's opening listing (model) | $900 | $120 | 25 | 10 | $300")
     assert rows[1].startswith("| flat x0.01 | $200 | $5 | 280 | 150 | $2,500")
     assert rows[2].startswith("| tiers x0.75 | $500 | $80 | 200 | 90 | $1,500")
+
+
+def test_report__own_im_sweep__named_beside_the_frontier():
+    """The report judges Ballast on the equal-capital points and names what the own-IM sweep
+    shows beside them, with what its cheaper points cost the traders."""
+    from offchain_risk.replay.frontier import Frontier, SimResult
+    from offchain_risk.replay.report import _own_im_lines, frontier_lines
+
+    model = SimResult(900.0, 120.0, 40, 10, 25, 300.0)
+    equal = [FrontierPoint("flat", 0.01, 200.0, 500.0), FrontierPoint("flat", 0.2, 2e3, 0.0)]
+    own = [FrontierPoint("flat", 0.01, 200.0, 5.0, 280, 150, 2_500.0), equal[1]]
+    frontier = Frontier(equal, (900.0, 100.0), model, own_im_points=own)
+    assert frontier.dominated_by == [] and frontier.own_im_dominated_by == [own[0]]
+    text = "\n".join(frontier_lines(frontier))
+    assert "Ballast is on the frontier" in text
+    assert "own IM: 1 peer points have both less margin and less bad debt" in text
+    own_text = "\n".join(_own_im_lines(frontier))
+    assert "There, 1 peer points have both" in own_text and "flat x0.01" in own_text
+    assert "| flat x0.01 | $200 | $5 | 280 | 150 | $2,500" in own_text
+    fair = Frontier(equal, (900.0, 100.0), model, own_im_points=equal)
+    assert "there either" in "\n".join(_own_im_lines(fair))

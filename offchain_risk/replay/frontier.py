@@ -321,7 +321,8 @@ def plot_frontier(frontier: Frontier, path, title: str):
             ms=9,
             label="Ballast's opening listing (model)",
         )
-        if frontier.flat_chain is not None:
+        # the flat venue's chain books are funded at its own IM: the right panel's model
+        if frontier.flat_chain is not None and (ax is axes[0][-1]):
             im, bad = frontier.flat_chain
             ax.plot(im / 1e6, bad / 1e3, "bs", ms=9, label="flat 6.5% venue (on the chain)")
         ax.set_xlabel("margin used at the opening, sum of IM ($M)")

@@ -568,27 +568,34 @@ def _frontier_section(report: ReplayReport, out_dir: Path) -> list[str]:
             "",
         ]
     safe = equal_safety(frontier.points, bad)
+    # like for like: Ballast's listing held fixed through the same model
+    safe_model = equal_safety(frontier.points, model.bad_debt_usd)
     rows = []
     for rule in dict.fromkeys(p.rule for p in frontier.points):
-        p = safe.get(rule)
         published = [q for q in frontier.points if q.rule == rule]
-        rows.append(
-            [
-                rule,
-                f"x{p.level:g}" if p else "none in the sweep",
-                f"${p.opening_im_usd:,.0f}" if p else "",
-                f"{p.opening_im_usd / im - 1:+.0%}" if p else "",
-                f"${max(q.bad_debt_usd for q in published):,.0f} .. "
-                f"${min(q.bad_debt_usd for q in published):,.0f}",
-            ]
+        row = [rule]
+        for p, ballast_im in ((safe.get(rule), im), (safe_model.get(rule), model.opening_im_usd)):
+            row += (
+                [
+                    f"x{p.level:g}",
+                    f"${p.opening_im_usd:,.0f} ({p.opening_im_usd / ballast_im - 1:+.0%})",
+                ]
+                if p
+                else ["none in the sweep", ""]
+            )
+        row.append(
+            f"${max(q.bad_debt_usd for q in published):,.0f} .. "
+            f"${min(q.bad_debt_usd for q in published):,.0f}"
         )
+        rows.append(row)
     lines.append(
         markdown_table(
             [
                 "rule",
-                "cheapest level with bad debt <= Ballast's",
-                "its opening IM",
-                "vs Ballast",
+                "cheapest level with bad debt <= Ballast's on the chain",
+                "its opening IM (vs Ballast)",
+                "cheapest level with bad debt <= Ballast's listing (model)",
+                "its opening IM (vs the listing)",
                 "bad debt over the sweep",
             ],
             rows,

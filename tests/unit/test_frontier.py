@@ -276,3 +276,27 @@ def test_report__own_im_sweep__named_beside_the_frontier():
     assert "| flat x0.01 | $200 | $5 | 280 | 150 | $2,500" in own_text
     fair = Frontier(equal, (900.0, 100.0), model, own_im_points=equal)
     assert "there either" in "\n".join(_own_im_lines(fair))
+
+
+def test_report__frontier_section__chain_and_listing_comparisons_and_the_figure(tmp_path):
+    """The report's table prices each rule at Ballast's chain bad debt and at its listing's
+    bad debt in the model (like for like), and writes the two-panel figure."""
+    from types import SimpleNamespace
+
+    from offchain_risk.replay.frontier import Frontier, SimResult
+    from offchain_risk.replay.report import _frontier_section
+
+    model = SimResult(1_000.0, 150.0, 40, 10, 25, 300.0)
+    pts = [
+        FrontierPoint("flat", 0.05, 800.0, 300.0),
+        FrontierPoint("flat", 0.10, 1_500.0, 140.0),
+        FrontierPoint("flat", 0.20, 3_000.0, 90.0),
+    ]
+    frontier = Frontier(pts, (1_000.0, 100.0), model, own_im_points=pts)
+    times = np.array(["2020-03-11T01", "2020-03-15T00"], dtype="datetime64[s]")
+    path = SimpleNamespace(opening_time=times[0], times=times)
+    report = SimpleNamespace(frontier=frontier, replay=SimpleNamespace(path=path))
+    text = "\n".join(_frontier_section(report, tmp_path))
+    assert "| flat | x0.2 | $3,000 (+200%) | x0.1 | $1,500 (+50%) | $300 .. $90 |" in text
+    assert "Ballast is on the frontier" in text
+    assert (tmp_path / "frontier.png").stat().st_size > 0

@@ -159,7 +159,7 @@ def test_replay_frontier__march_2020__ballast_listing_on_the_equal_capital_front
     from offchain_risk.replay.seed import generate_books
 
     assets = ("BTC", "ETH", "BNB", "LINK")
-    path = load_path(assets, "2020-03-11T01:00:00", "2020-03-15T00:00:00", data_dir=data_dir)
+    path = load_path(assets, "2020-03-11", "2020-03-14", data_dir=data_dir)
     opening = dict(zip(assets, map(float, path.opening), strict=True))
     cfg = ReplayConfig()
     window_start = path.opening_time - np.timedelta64(3600, "s")

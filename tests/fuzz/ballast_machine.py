@@ -2160,20 +2160,27 @@ class BallastMachine(RuleBasedStateMachine):
         """Deposit enough cash for the desk to meet IM after taking all of `acct`: its own
         IM shortfall plus twice the account's IM (a position adds at most its own worst
         scenario loss to a portfolio's) plus what the take costs; but no more than the cash
-        token's deposit caps let it bring. Returns the fraction (WAD) of `acct` the desk's
-        capital then carries: all of it, or, past the caps, the share of the take left once
-        the desk's own shortfall is met (0: none)."""
+        token's deposit caps let it bring. Cash carries IM of its own (the quote's peg-loss
+        term, `ledger._peg_margin`: `rate` per unit below par or at a standing peg rate), so
+        a unit deposited meets `1 - rate` of the need. Returns the fraction (WAD) of `acct`
+        the desk's capital then carries: all of it, or, past the caps, the share of the take
+        left once the desk's own shortfall is met (0: none)."""
         desk = self.k.desk
         equity, _, im, _, _, _ = self.s.engine.healths([desk])[0]
         cost = self.s.liquidations.liquidation_preview(acct, WAD).cost
         shortfall = max(im - equity, 0)
         take = 2 * self.margins[acct].im + max(cost, 0)
-        amount = (shortfall + take) // CASH_SCALE + 1
+        keep = WAD_BPS - self.quote.rate  # of each unit of cash, what meets IM (WAD * BPS)
+        if keep <= 0:  # the quote at zero: no cash meets IM
+            STATS["desk not recapitalised: the quote is worthless"] += 1
+            return 0
+        amount = -(-(shortfall + take) * WAD_BPS // keep) // CASH_SCALE + 1
         room = self._cash_room(desk)
         fraction = WAD
         if amount > room:
             amount = room
-            fraction = WAD * max(room * CASH_SCALE - shortfall, 0) // max(take, 1)
+            brought = room * CASH_SCALE * keep // WAD_BPS
+            fraction = WAD * max(brought - shortfall, 0) // max(take, 1)
             STATS["desk recapitalised up to the deposit caps"] += 1
         if amount:
             _fund(self.s, self.k.owners[desk], desk, self.s.cash, amount)

@@ -583,3 +583,107 @@ def test_regression_minting_vault_shares_moves_their_price(machine_stack):
         assert machine.reported[4] == 2_100 * WAD  # 2,000 * 1.05, read after the mint
     finally:
         machine.teardown()
+
+
+# A keeper pass recapitalised the desk for a slice (`_recapitalise_desk`) with the quote 3.7%
+# below par, and the desk still could not take it ("the desk could not take a slice"): cash
+# carries IM of its own while the quote is off par (`ledger._peg_margin`), so the deposit
+# brought 96.3% of what the model counted. The contracts were right; the model now grosses
+# the deposit up by the peg rate. Shrunk by hypothesis.
+DESK_CANNOT_TAKE_ITS_SLICE = [
+    ("invalid_update", dict(asset=0, kind="bad nonce")),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=2)),
+    ("crash", dict(asset=0, keep_bps=659)),
+    ("fill", dict(m=1, market=0, notional=1266, offset_bps=0, part=0.1, t=1)),
+    ("liquidate", dict(fraction=2834, i=1)),
+    ("liquidate", dict(fraction=122_733_679_667, i=1)),
+    ("accrue_and_settle", dict(i=0, market=0, seconds=1)),
+    ("liquidate", dict(fraction=6248, i=1)),
+    ("fill", dict(m=1, market=3, notional=32768, offset_bps=-169, part=0.1747777880219144, t=2)),
+    ("depeg_quote", dict(bps=1)),
+    ("feed_outage", dict(asset=0, kind="zero")),
+    ("pump_thin_asset", dict(times=2)),
+    ("depeg_quote", dict(bps=-1094)),
+    ("move_price", dict(asset=0, bps=-237)),
+    ("move_price", dict(asset=0, bps=-1708)),
+    ("depeg_quote", dict(bps=162)),
+    ("crash", dict(asset=0, keep_bps=500)),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=34)),
+    ("depeg_quote", dict(bps=2)),
+    ("depeg_quote", dict(bps=208)),
+    ("feed_outage", dict(asset=0, kind="zero")),
+    ("feed_outage", dict(asset=0, kind="zero")),
+    ("pump_thin_asset", dict(times=3)),
+    ("feed_outage", dict(asset=0, kind="reverting")),
+    ("move_price", dict(asset=0, bps=-257)),
+    ("liquidate", dict(fraction=1_467_599_694, i=1)),
+    ("depeg_quote", dict(bps=243)),
+    ("feed_outage", dict(asset=0, kind="zero")),
+    ("keeper_pass", dict()),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=0)),
+    ("pump_thin_asset", dict(times=10)),
+    ("depeg_quote", dict(bps=0)),
+    ("pump_thin_asset", dict(times=5)),
+    ("vault_snapshot", dict(bps=0, growth=0, when=0)),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=3)),
+    ("crash", dict(asset=0, keep_bps=6999)),
+    ("feed_outage", dict(asset=0, kind="zero")),
+    ("feed_outage", dict(asset=0, kind="zero")),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=62)),
+    ("move_price", dict(asset=0, bps=-384)),
+    ("move_price", dict(asset=0, bps=-199)),
+    ("depeg_quote", dict(bps=-105)),
+    ("accrue_and_settle", dict(i=0, market=0, seconds=88)),
+    ("accrue_and_settle", dict(i=0, market=0, seconds=1138)),
+    ("depeg_quote", dict(bps=300)),
+    ("wait", dict(seconds=4801)),
+    ("vault_snapshot", dict(bps=104, growth=316, when=17)),
+    ("move_price", dict(asset=0, bps=339)),
+    ("depeg_quote", dict(bps=0)),
+    ("depeg_quote", dict(bps=-302)),
+    ("liquidate", dict(fraction=362881, i=1)),
+    ("move_price", dict(asset=0, bps=367)),
+    ("crash", dict(asset=0, keep_bps=2198)),
+    ("pump_thin_asset", dict(times=8)),
+    ("accrue_and_settle", dict(i=0, market=0, seconds=315)),
+    ("pump_thin_asset", dict(times=9)),
+    ("pump_thin_asset", dict(times=3)),
+    ("feed_outage", dict(asset=0, kind="zero")),
+    ("crash", dict(asset=0, keep_bps=500)),
+    ("move_price", dict(asset=0, bps=0)),
+    ("vault_snapshot", dict(bps=0, growth=0, when=0)),
+    ("fill", dict(m=1, market=0, notional=0, offset_bps=0, part=0.5511518843397067, t=1)),
+    ("accrue_and_settle", dict(i=0, market=0, seconds=1)),
+    ("accrue_and_settle", dict(i=0, market=0, seconds=1)),
+    ("wait", dict(seconds=1)),
+    ("fill", dict(m=1, market=0, notional=0, offset_bps=0, part=0.5443183300640335, t=1)),
+    ("depeg_quote", dict(bps=-370)),
+    ("crash", dict(asset=0, keep_bps=500)),
+    ("pump_thin_asset", dict(times=2)),
+    ("keeper_pass", dict()),
+]
+
+
+def test_regression_desk_recapitalised_under_a_depegged_quote_takes_its_slice(machine_stack):
+    before = STATS["desk recapitalised"]
+    machine = replay(DESK_CANNOT_TAKE_ITS_SLICE, keep=True)
+    try:
+        assert STATS["desk recapitalised"] > before
+        assert machine.quote.price_wad < WAD  # the quote below par when the desk took it
+        assert not any(machine.margins[a].liquidatable for a in machine.k.accounts[1:-1])
+    finally:
+        machine.teardown()

@@ -418,13 +418,15 @@ def _liquidations(
 
 
 def measure_risk_updates(project: Any, accounts: Any, d: devnet.Deployment) -> list[Row]:
-    """RiskGovernor.submit for all 8 assets at K = 16 with M = 2 of 3 signers.
+    """RiskGovernor.submit for all 8 assets at K = 16 (the devnet's shocks; the second shock
+    word of every asset stays zero) with M = 2 of 3 signers.
 
     Steady state: the nonce and every record already non-zero (the first update of a fresh
     governor pays ~17k more for the nonce's zero-to-non-zero write)."""
     from ape import chain
 
-    from offchain_risk.keeper.signer import ParamSet, RiskSigner
+    from offchain_risk.keeper.signer import FLOOR, HAIRCUT, ParamSet, RiskSigner
+    from offchain_risk.models.margin import MAX_SCENARIOS, flat_words, pack_shocks
 
     deployer, signers, relayer = accounts[0], list(accounts[4:7]), accounts[7]
     governor = devnet.deploy_governor(project, d, deployer, signers, 2, markets=MARKETS)
@@ -440,7 +442,8 @@ def measure_risk_updates(project: Any, accounts: Any, d: devnet.Deployment) -> l
         return client.submit(message, client.sign(message))
 
     tighter = base.copy()
-    tighter[:, :16] = base[:, :16] * 103 // 100  # |shock| up 3%: within the MM step
+    # |shock| up 3%: within the MM step
+    tighter[:, :MAX_SCENARIOS] = base[:, :MAX_SCENARIOS] * 103 // 100
     tx = submit(tighter, globals_)
     rows.append(
         Row("risk update: 8 assets, shocks (first)", tx.gas_used, "tighter by 3%; nonce 0 -> 1")
@@ -454,8 +457,8 @@ def measure_risk_updates(project: Any, accounts: Any, d: devnet.Deployment) -> l
         )
     )
     everything = tighter.copy()
-    everything[:, 16] += 10  # floor +10 bps
-    everything[:, 17] += 10  # haircut +10 bps
+    everything[:, FLOOR] += 10  # floor +10 bps
+    everything[:, HAIRCUT] += 10  # haircut +10 bps
     g = [globals_[0] + 10**16, globals_[1] + 10**15, globals_[2] + 10**15]
     tx = submit(everything, g)
     rows.append(
@@ -466,18 +469,17 @@ def measure_risk_updates(project: Any, accounts: Any, d: devnet.Deployment) -> l
         )
     )
     ramp = everything.copy()
-    ramp[0, 16] += 1_000  # a floor beyond the 500 bps step: ramps
+    ramp[0, FLOOR] += 1_000  # a floor beyond the 500 bps step: ramps
     tx = submit(ramp, g)
     rows.append(Row("risk update: 8 assets, one starts a ramp", tx.gas_used))
     chain.mine(timestamp=chain.pending_timestamp + 3_600)
     tx = governor.poke(0, sender=relayer)
     rows.append(Row("poke (floor ramp)", tx.gas_used))
-    # The engine's share alone: the same reads and 8 shock-word writes from a bare manager.
-    from offchain_risk.models.margin import pack_shocks
-
+    # The engine's share alone: the same reads and 8 shock writes from a bare manager.
     bare = project.BareRiskManager.deploy(sender=deployer)
     d.engine.set_risk_manager(bare, sender=deployer)
-    tx = bare.write(d.engine, assets, pack_shocks(base[:, :16]), sender=relayer)
+    words = flat_words(pack_shocks(base[:, :MAX_SCENARIOS]))
+    tx = bare.write(d.engine, assets, words, sender=relayer)
     rows.append(
         Row(
             "engine floor: 8 shock words, no governor",
@@ -525,7 +527,7 @@ def breakdown(rows: list[Row]) -> str:
     per_asset = (by_name["margin(): 8 perp(s)"].gas - by_name["margin(): 4 perp(s)"].gas) / 4
     feed = _execution(by_name["feed.latestRoundData() alone"].note)
     oracle = COLD_ACCOUNT + feed
-    slots = 3 * COLD_SLOAD  # position word, asset word, shock word
+    slots = 4 * COLD_SLOAD  # position word, asset word, both shock words
     arithmetic = per_asset - oracle - slots
     base = _execution(by_name["margin(): 1 perp(s)"].note) - per_asset
     extra_collateral = (
@@ -538,7 +540,7 @@ def breakdown(rows: list[Row]) -> str:
     return "\n".join(
         [
             f"margin(): each exposed perp {per_asset:,.0f} = oracle call ~{oracle:,} "
-            f"({COLD_ACCOUNT:,} cold account + {feed:,} feed read) + three cold slots "
+            f"({COLD_ACCOUNT:,} cold account + {feed:,} feed read) + four cold slots "
             f"{slots:,} + ~{arithmetic:,.0f} arithmetic",
             f"margin(): a collateral balance on an asset held as a perp ~{extra_collateral:,.0f}",
             f"margin(): fixed cost ~{base:,.0f}",
@@ -570,7 +572,8 @@ def render() -> str:
             "The listing: the devnet's four markets "
             "(ETH and BTC with WETH / WBTC collateral, SOL, LINK) plus four perp-only markets "
             "(AVAX, DOGE, BNB, MATIC), all on 8-decimal mock feeds that keep a round in one "
-            "storage word, K = 16 scenarios on every asset. The measurement starts from a "
+            "storage word, K = 16 scenarios on every asset (the chain holds 32: every "
+            "second shock word is zero). The measurement starts from a "
             "fixed deployer nonce, so contract addresses, and with them the calldata, are the "
             "same in every run.",
             "",
@@ -581,8 +584,9 @@ def render() -> str:
             "Where `margin()` gas goes. Each exposed perp (a quarter of `margin(): 8 perp(s)` "
             "minus `margin(): 4 perp(s)`) pays an oracle call (2,600 for the cold account "
             "plus the feed's own read, `feed.latestRoundData() alone` less its intrinsic gas), "
-            "three cold slots of 2,100 (position, asset word, shock word) and the arithmetic "
-            "(16 scenario multiply-accumulates, unpacking, value and floor sums). A collateral "
+            "four cold slots of 2,100 (position, asset word, both shock words) and the "
+            "arithmetic (16 scenario multiply-accumulates per non-zero shock word, unpacking, "
+            "value and floor sums). A collateral "
             "balance on an asset already held as a perp adds one cold slot and its value "
             "terms. The fixed cost is dispatch, the account bitmap, the cash and IM "
             "multiplier slots and the final max / rounding.",
@@ -634,17 +638,18 @@ def render() -> str:
             "The signed risk update (RiskGovernor v2, 8 assets, K = 16, M = 2 of 3) misses its "
             "target too, and the row `engine floor: 8 shock words, no governor` says why: a "
             "bare risk manager that makes the same engine reads and writes for the same 8 "
-            "assets, with no signature, check or storage of its own. Each `set_shock_word` "
+            "assets, with no signature, check or storage of its own. Each `set_shock_words` "
             "goes through the engine's fallback to MarginConfig by delegatecall, re-checks the "
-            "caller and the listing, range-checks 16 slots, writes the word and logs it. With "
+            "caller and the listing, range-checks 32 slots, writes both words and logs them. With "
             "the update's own calldata (four arrays and two signatures) and two `ecrecover`s, "
             "no governor on this engine interface can go below about 150k before it reads one "
             "word of its own. The governor adds, per asset, its state word (bounds, bucket, "
-            "floor / haircut lows and highs, row base) and the shocks' lowest and highest words "
-            "(three cold reads, up to three writes when the bucket's record moves), and per "
-            "update the nonce, threshold, signers, limits and the global record. The 16 slots "
-            "are checked word-parallel (SWAR: even and odd slots in 8 lanes of 32 bits with "
-            "guard bits); the same checks slot by slot measured 488,622 on this update. "
+            "floor / haircut lows and highs, row base) and the shocks' lowest and highest words, "
+            "two of each (five cold reads, up to five writes when the bucket's record moves), "
+            "and per update the nonce, threshold, signers, limits and the global record. The "
+            "16 slots of each shock word are checked word-parallel (SWAR: even and odd slots "
+            "in 8 lanes of 32 bits with guard bits); the same checks slot by slot measured "
+            "488,622 on this update at K = 16. "
             "Reaching 150k needs a batched engine setter (one call, one listed check, one "
             "event for all assets), a change to ledger.vy.",
             "",

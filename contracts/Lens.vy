@@ -67,7 +67,7 @@ interface IEngine:
     def asset_token(asset: uint256) -> address: view
     def oi_cap(asset: uint256) -> uint256: view
     def open_interest(asset: uint256) -> uint256: view
-    def shock_word(asset: uint256) -> uint256: view
+    def shock_word(asset: uint256, w: uint256) -> uint256: view
     def token_word(token: address) -> uint256: view
     def token_caps(token: address) -> uint256: view
 
@@ -174,12 +174,13 @@ def tokens(token: address) -> TokenView:
 @view
 def shocks(asset: uint256) -> int256[constants.MAX_SCENARIOS]:
     """
-    @notice The asset's 16 scenario shocks, bps.
+    @notice The asset's 32 scenario shocks, bps.
     """
-    word: uint256 = staticcall engine.shock_word(asset)
     out: int256[constants.MAX_SCENARIOS] = empty(
         int256[constants.MAX_SCENARIOS]
     )
-    for k: uint256 in range(constants.MAX_SCENARIOS):
-        out[k] = fixed_math._shock(word, k)
+    for w: uint256 in range(constants.SHOCK_WORDS):
+        word: uint256 = staticcall engine.shock_word(asset, w)
+        for k: uint256 in range(constants.SHOCKS_PER_WORD):
+            out[w * constants.SHOCKS_PER_WORD + k] = fixed_math._shock(word, k)
     return out

@@ -46,7 +46,7 @@ exports: (
     ledger.set_caps,
     ledger.set_oi_cap,
     ledger.set_shocks,
-    ledger.set_shock_word,
+    ledger.set_shock_words,
     ledger.set_debt_cap,
     ledger.set_im_multiplier,
     ledger.set_price_band,

@@ -41,7 +41,7 @@ exports: (ownable.owner, ownable.transfer_ownership)
 interface IEngine:
     def price(asset: uint256) -> (uint256, bool): view
     def liquidation_price(asset: uint256) -> uint256: view
-    def shock_word(asset: uint256) -> uint256: view
+    def shock_word(asset: uint256, w: uint256) -> uint256: view
     def asset_word(asset: uint256) -> uint256: view
     def round_price(asset: uint256, round_id: uint256) -> (
         uint256, uint256
@@ -82,13 +82,15 @@ struct Instrument:
 
 # What a valuation reads of an underlying once per call: its price (the
 # liquidation price in the liquidation valuation), whether it is valid, its
-# packed scenario shocks (engine.shock_word) and the anchors' prices: the
-# price moved by the lowest shock (or not at all when none is negative) and
-# by the highest (or not at all when none is positive).
+# packed scenario shocks (engine.shock_word, both words) and the anchors'
+# prices: the price moved by the lowest shock (or not at all when none is
+# negative) and by the highest (or not at all when none is positive).
+# An all-zero second word is a set of K <= 16 scenarios: scenarios 16..31
+# are left out (not valued as 16 vol-only moves), as before K = 32.
 struct Market:
     price: uint256
     ok: bool
-    shocks: uint256
+    shocks: uint256[constants.SHOCK_WORDS]
     low: uint256
     high: uint256
 
@@ -625,19 +627,25 @@ def _market(u: uint256, liq: bool) -> Market:
         ok = f != 0
     else:
         f, ok = staticcall engine.price(u)
-    word: uint256 = staticcall engine.shock_word(u)
+    words: uint256[constants.SHOCK_WORDS] = [
+        staticcall engine.shock_word(u, 0),
+        staticcall engine.shock_word(u, 1),
+    ]
     lo: int256 = 0
     hi: int256 = 0
-    shocks: uint256 = word
-    for k: uint256 in range(constants.MAX_SCENARIOS):
-        shock: int256 = convert(convert(shocks << 240, bytes32), int256) >> 240
-        shocks = shocks >> 16
-        lo = min(lo, shock)
-        hi = max(hi, shock)
+    for word: uint256 in words:
+        shocks: uint256 = word
+        for k: uint256 in range(constants.SHOCKS_PER_WORD):
+            shock: int256 = (
+                convert(convert(shocks << 240, bytes32), int256) >> 240
+            )
+            shocks = shocks >> 16
+            lo = min(lo, shock)
+            hi = max(hi, shock)
     return Market(
         price=f,
         ok=ok,
-        shocks=word,
+        shocks=words,
         low=self._shocked(f, lo),
         high=self._shocked(f, hi),
     )
@@ -828,8 +836,13 @@ def _leg(
     lo: int256 = convert(mkt.low, int256)
     hi: int256 = convert(mkt.high, int256)
     e: int256 = convert(black76.DELTA_ERR, int256)
-    shocks: uint256 = mkt.shocks
+    shocks: uint256 = mkt.shocks[0]
     for k: uint256 in range(constants.MAX_SCENARIOS):
+        if k == constants.SHOCKS_PER_WORD:
+            # The second word; all zero: K <= 16 (see Market).
+            shocks = mkt.shocks[1]
+            if shocks == 0:
+                break
         shock: int256 = convert(convert(shocks << 240, bytes32), int256) >> 240
         shocks = shocks >> 16
         # _shocked(f, shock), inlined.
@@ -1007,7 +1020,7 @@ def _intrinsic_leg(
     o: Instrument,
     s: int256,
     f: uint256,
-    shocks: uint256,
+    words: uint256[constants.SHOCK_WORDS],
     short_min: uint256,
     ok: bool,
     up: int256[constants.MAX_SCENARIOS],
@@ -1022,7 +1035,13 @@ def _intrinsic_leg(
     m: int256 = convert(self._intrinsic(o, f), int256)
     fi: int256 = convert(f, int256)
     ki: int256 = convert(o.strike, int256)
+    shocks: uint256 = words[0]
     for k: uint256 in range(constants.MAX_SCENARIOS):
+        if k == constants.SHOCKS_PER_WORD:
+            # The second word; all zero: K <= 16 (see Market).
+            shocks = words[1]
+            if shocks == 0:
+                break
         shock: int256 = convert(convert(shocks << 240, bytes32), int256) >> 240
         shocks = shocks >> 16
         fn: int256 = fi + fi * shock // constants.IBPS

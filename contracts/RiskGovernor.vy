@@ -71,17 +71,19 @@ UPDATE_TYPEHASH: constant(bytes32) = keccak256(
     "RiskUpdate(uint256[] assets,uint256[] shocks,uint256[] floors,uint256[] haircuts,uint256 im_multiplier,uint256 min_discount,uint256 max_discount,uint256 nonce,uint256 deadline)"
 )
 MAX_SIGNERS: constant(uint256) = 16
-# Per asset in the views: 16 shocks, then floor and haircut (bps).
-SLOTS: constant(uint256) = 18
-FLOOR: constant(uint256) = 16
-HAIRCUT: constant(uint256) = 17
+# Per asset in the views: 32 shocks, then floor and haircut (bps).
+SLOTS: constant(uint256) = constants.MAX_SCENARIOS + 2
+FLOOR: constant(uint256) = constants.MAX_SCENARIOS
+HAIRCUT: constant(uint256) = constants.MAX_SCENARIOS + 1
+# Shock words per update: two per asset (the engine's packing).
+MAX_WORDS: constant(uint256) = constants.SHOCK_WORDS * constants.MAX_ASSETS
 # Global values: IM multiplier, min and max discount (WAD).
 GLOBALS: constant(uint256) = 3
 MASK16: constant(uint256) = 2**16 - 1
 MASK32: constant(uint256) = 2**32 - 1
 MASK40: constant(uint256) = 2**40 - 1
 MASK64: constant(uint256) = 2**64 - 1
-# SWAR (see _check_shocks): 8 lanes of 32 bits.
+# SWAR (see _check_word): 8 lanes of 32 bits.
 ONES: constant(uint256) = max_value(uint256) // (2**32 - 1)
 LANES: constant(uint256) = ONES * (2**16 - 1)
 GUARD: constant(uint256) = ONES << 17
@@ -124,7 +126,9 @@ MAX_DISCOUNT: constant(uint256) = constants.WAD // 2
 
 struct RiskUpdate:
     assets: DynArray[uint256, constants.MAX_ASSETS]  # strictly increasing
-    shocks: DynArray[uint256, constants.MAX_ASSETS]  # 16 int16 bps, packed
+    # Two words of 16 int16 bps per asset (the engine's packing): asset
+    # i's scenarios 0..15 at 2i, 16..31 at 2i + 1.
+    shocks: DynArray[uint256, MAX_WORDS]
     floors: DynArray[uint256, constants.MAX_ASSETS]  # floor rate, bps
     haircuts: DynArray[uint256, constants.MAX_ASSETS]  # haircut, bps
     im_multiplier: uint256  # WAD
@@ -212,8 +216,11 @@ limits_word: uint256
 # base: the least "largest |shock| of the asset" held in it (the scale of the
 # per-bucket shock allowance).
 asset_state: HashMap[uint256, uint256]
-# Per asset: lowest and highest value of each shock held in the bucket of
-# `asset_state` (16 int16 slots, the engine's packing).
+# Per asset and shock word w, keyed `asset * SHOCK_WORDS + w`: lowest and
+# highest value of each shock held in the bucket of `asset_state` (16 int16
+# slots a word, the engine's packing). The key is computed unchecked: the
+# record is read and written only for assets the engine lists (governed, or
+# being synced), so asset < 2**8 and w < 2.
 shock_lo: HashMap[uint256, uint256]
 shock_hi: HashMap[uint256, uint256]
 # Per asset floor / haircut ramp (0 = none): origin, target, the values the
@@ -520,7 +527,7 @@ def submit(update: RiskUpdate, signatures: DynArray[Bytes[65], MAX_SIGNERS]):
     assert update.nonce == self.next_nonce, "governor: bad nonce"
     n: uint256 = len(update.assets)
     assert (
-        len(update.shocks) == n
+        len(update.shocks) == constants.SHOCK_WORDS * n
         and len(update.floors) == n
         and len(update.haircuts) == n
     ), "governor: length mismatch"
@@ -543,7 +550,11 @@ def submit(update: RiskUpdate, signatures: DynArray[Bytes[65], MAX_SIGNERS]):
             break
         self._update_asset(
             update.assets[i],
-            update.shocks[i],
+            # Unchecked: i < 32 (the loop's bound).
+            [
+                update.shocks[unsafe_mul(2, i)],
+                update.shocks[unsafe_add(unsafe_mul(2, i), 1)],
+            ],
             update.floors[i],
             update.haircuts[i],
             lim,
@@ -618,10 +629,7 @@ def poke(asset: uint256):
         base = st >> BASE_SHIFT
     else:
         # A new bucket: the shocks' record restarts from the engine too.
-        shocks: uint256 = staticcall engine.shock_word(asset)
-        self.shock_lo[asset] = shocks
-        self.shock_hi[asset] = shocks
-        base = convert(self._word_max(shocks), uint256)
+        base = self._restart_shocks(asset)
     # The bucket's MM budget: never above the lowest value held plus the step.
     step: int256 = convert(lim.mm_step_bps, int256)
     v_floor = max(min(v_floor, f_lo + step), cur_floor)
@@ -728,32 +736,38 @@ def asset_view(asset: uint256) -> AssetView:
     lim: Limits = self._limits()
     start: uint256 = block.timestamp // lim.window * lim.window
     st: uint256 = self.asset_state[asset]
-    current: uint256 = staticcall engine.shock_word(asset)
+    current: uint256[constants.SHOCK_WORDS] = self._engine_shocks(asset)
     aw: uint256 = staticcall engine.asset_word(asset)
     cur_floor: int256 = convert((aw >> ENGINE_FLOOR_SHIFT) & MASK16, int256)
     cur_haircut: int256 = convert((aw >> ENGINE_HAIRCUT_SHIFT) & MASK16, int256)
-    lo: uint256 = current
-    hi: uint256 = current
+    lo: uint256[constants.SHOCK_WORDS] = current
+    hi: uint256[constants.SHOCK_WORDS] = current
     v: AssetView = empty(AssetView)
     v.low[FLOOR] = cur_floor
     v.high[FLOOR] = cur_floor
     v.low[HAIRCUT] = cur_haircut
     v.high[HAIRCUT] = cur_haircut
-    m: int256 = self._word_max(current)
+    m: int256 = convert(self._shocks_max(current), int256)
     base: int256 = m
     if st & CONFIGURED != 0 and (st >> BUCKET_SHIFT) & MASK40 == start:
-        lo = self.shock_lo[asset]
-        hi = self.shock_hi[asset]
+        for w: uint256 in range(constants.SHOCK_WORDS):
+            key: uint256 = unsafe_add(
+                unsafe_mul(asset, constants.SHOCK_WORDS), w
+            )
+            lo[w] = self.shock_lo[key]
+            hi[w] = self.shock_hi[key]
         v.low[FLOOR] = min(self._field(st, FLOOR_LO_SHIFT), cur_floor)
         v.high[FLOOR] = max(self._field(st, FLOOR_HI_SHIFT), cur_floor)
         v.low[HAIRCUT] = min(self._field(st, HAIRCUT_LO_SHIFT), cur_haircut)
         v.high[HAIRCUT] = max(self._field(st, HAIRCUT_HI_SHIFT), cur_haircut)
         base = min(convert(st >> BASE_SHIFT, int256), m)
     for k: uint256 in range(constants.MAX_SCENARIOS):
-        c: int256 = self._slot(current, k)
+        w: uint256 = k // constants.SHOCKS_PER_WORD
+        j: uint256 = k % constants.SHOCKS_PER_WORD
+        c: int256 = self._slot(current[w], j)
         v.current[k] = c
-        v.low[k] = min(self._slot(lo, k), c)
-        v.high[k] = max(self._slot(hi, k), c)
+        v.low[k] = min(self._slot(lo[w], j), c)
+        v.high[k] = max(self._slot(hi[w], j), c)
     v.current[FLOOR] = cur_floor
     v.current[HAIRCUT] = cur_haircut
     v.update_allowance = convert(self._allowance(m, lim.update_rate), uint256)
@@ -870,7 +884,6 @@ def _sync_asset(asset: uint256, bounds: uint256):
     """
     aw: uint256 = staticcall engine.asset_word(asset)
     assert aw != 0, "governor: asset not listed"
-    shocks: uint256 = staticcall engine.shock_word(asset)
     floor_: int256 = convert((aw >> ENGINE_FLOOR_SHIFT) & MASK16, int256)
     haircut: int256 = convert((aw >> ENGINE_HAIRCUT_SHIFT) & MASK16, int256)
     lim: Limits = self._limits()
@@ -881,10 +894,8 @@ def _sync_asset(asset: uint256, bounds: uint256):
         floor_,
         haircut,
         haircut,
-        convert(self._word_max(shocks), uint256),
+        self._restart_shocks(asset),
     )
-    self.shock_lo[asset] = shocks
-    self.shock_hi[asset] = shocks
     self.ramp_word[asset] = 0
     log Synced(asset=asset)
 
@@ -938,7 +949,7 @@ def _digest(u: RiskUpdate) -> bytes32:
 
 @internal
 @pure
-def _hash_array(a: DynArray[uint256, constants.MAX_ASSETS]) -> bytes32:
+def _hash_array(a: DynArray[uint256, MAX_WORDS]) -> bytes32:
     """
     @dev EIP-712 encoding of `uint256[]`: keccak256 of the concatenated
          32-byte elements, i.e. the ABI encoding without its length word.
@@ -977,7 +988,7 @@ def _check_configured(st: uint256):
 @internal
 def _update_asset(
     asset: uint256,
-    shocks: uint256,
+    shocks: uint256[constants.SHOCK_WORDS],
     floor_bps: uint256,
     haircut_bps: uint256,
     lim: Limits,
@@ -998,12 +1009,10 @@ def _update_asset(
         and haircut_bps <= (st >> 48) & MASK16
     ), "governor: haircut out of bounds"
 
-    current: uint256 = staticcall engine.shock_word(asset)
+    current: uint256[constants.SHOCK_WORDS] = self._engine_shocks(asset)
     aw: uint256 = staticcall engine.asset_word(asset)
     cur_floor: int256 = convert((aw >> ENGINE_FLOOR_SHIFT) & MASK16, int256)
     cur_haircut: int256 = convert((aw >> ENGINE_HAIRCUT_SHIFT) & MASK16, int256)
-    lo: uint256 = current
-    hi: uint256 = current
     f_lo: int256 = cur_floor
     f_hi: int256 = cur_floor
     h_lo: int256 = cur_haircut
@@ -1011,20 +1020,71 @@ def _update_asset(
     base: uint256 = MASK16
     same_bucket: bool = (st >> BUCKET_SHIFT) & MASK40 == start
     if same_bucket:
-        lo = self.shock_lo[asset]
-        hi = self.shock_hi[asset]
         f_lo = self._field(st, FLOOR_LO_SHIFT)
         f_hi = self._field(st, FLOOR_HI_SHIFT)
         h_lo = self._field(st, HAIRCUT_LO_SHIFT)
         h_hi = self._field(st, HAIRCUT_HI_SHIFT)
         base = st >> BASE_SHIFT
-
-    new_lo: uint256 = 0
-    new_hi: uint256 = 0
-    new_base: uint256 = 0
-    new_lo, new_hi, new_base = self._check_shocks(
-        shocks, current, lo, hi, base, st, lim
+    # The 32 shocks, one packed word at a time (`_check_word`). Allowances
+    # are uniform across the asset's slots, both words: a slot moved by d bps
+    # changes a book's scenario loss by at most |exposure| * d, so a move
+    # within `rate` of the asset's largest |shock| (over both words) changes
+    # any book's MM by at most `rate` times its unhedged loss. Broadcasts
+    # (unchecked x * ONES) are of values below 2**16 (bounds, allowances
+    # <= 2**15, the step <= 10**4): each copy stays in its lane.
+    row: uint256 = self._shocks_max(current)
+    row_base: uint256 = min(base, row)
+    a_up: uint256 = unsafe_mul(
+        convert(
+            self._allowance(convert(row, int256), lim.update_rate), uint256
+        ),
+        ONES,
     )
+    a_win: uint256 = unsafe_mul(
+        convert(
+            self._allowance(convert(row_base, int256), lim.window_rate),
+            uint256,
+        ),
+        ONES,
+    )
+    down: uint256 = unsafe_mul(
+        32768 - ((st >> 64) & MASK16), ONES
+    )  # -shock_down_max, biased
+    up: uint256 = unsafe_mul(32768 + ((st >> 80) & MASK16), ONES)
+    step: uint256 = unsafe_mul(lim.mm_step_bps, ONES)
+    # The scenario set's worst moves over both words, biased (a zero slot
+    # counts as neither), and its new largest |shock|.
+    worst_down: uint256 = 32768
+    worst_up: uint256 = 32768
+    new_row: uint256 = 0
+    for w: uint256 in range(constants.SHOCK_WORDS):
+        key: uint256 = unsafe_add(unsafe_mul(asset, constants.SHOCK_WORDS), w)
+        lo: uint256 = current[w]
+        hi: uint256 = current[w]
+        if same_bucket:
+            lo = self.shock_lo[key]
+            hi = self.shock_hi[key]
+        new_lo: uint256 = 0
+        new_hi: uint256 = 0
+        d: uint256 = 0
+        u: uint256 = 0
+        r: uint256 = 0
+        new_lo, new_hi, d, u, r = self._check_word(
+            shocks[w], current[w], lo, hi, down, up, a_up, a_win, step
+        )
+        worst_down = min(worst_down, d)
+        worst_up = max(worst_up, u)
+        new_row = max(new_row, r)
+        # The record per word: an unmoved one is not written again.
+        if not same_bucket or new_lo != lo:
+            self.shock_lo[key] = new_lo
+        if not same_bucket or new_hi != hi:
+            self.shock_hi[key] = new_hi
+    assert worst_down + ((st >> 96) & MASK16) <= 32768 and (
+        worst_up >= 32768 + ((st >> 112) & MASK16)
+    ), "governor: shocks below floor"
+    new_base: uint256 = min(row_base, new_row)
+
     floor_applied: int256 = 0
     haircut_applied: int256 = 0
     floor_applied, f_lo, f_hi = self._check_value(
@@ -1051,10 +1111,6 @@ def _update_asset(
         new_st |= RAMP_BIT
     if new_st != st:
         self.asset_state[asset] = new_st
-    if not same_bucket or new_lo != lo:
-        self.shock_lo[asset] = new_lo
-    if not same_bucket or new_hi != hi:
-        self.shock_hi[asset] = new_hi
     if ramps:
         ramp_end: uint256 = block.timestamp + lim.ramp_duration
         written: uint256 = convert(floor_applied, uint256) | (
@@ -1078,8 +1134,8 @@ def _update_asset(
         # The signed values replace a pending ramp.
         self.ramp_word[asset] = 0
 
-    if shocks != current:
-        extcall engine.set_shock_word(asset, shocks)
+    if shocks[0] != current[0] or shocks[1] != current[1]:
+        extcall engine.set_shock_words(asset, shocks)
     if floor_applied != cur_floor or haircut_applied != cur_haircut:
         extcall engine.set_asset_risk(
             asset,
@@ -1090,23 +1146,23 @@ def _update_asset(
 
 @internal
 @pure
-def _check_shocks(
+def _check_word(
     new: uint256,
     current: uint256,
     lo: uint256,
     hi: uint256,
-    base: uint256,
-    bounds: uint256,
-    lim: Limits,
-) -> (uint256, uint256, uint256):
+    down: uint256,
+    up: uint256,
+    au: uint256,
+    aw: uint256,
+    step: uint256,
+) -> (uint256, uint256, uint256, uint256, uint256):
     """
-    @dev The 16 shocks of an update, all at once (SWAR): bounds, the per
-         update and per bucket allowances, the bucket's MM budget. Returns
-         the bucket's new lowest and highest words and its row base.
-         Allowances are uniform across the asset's slots: a slot moved by d
-         bps changes a book's scenario loss by at most |exposure| * d, so a
-         move within `rate` of the asset's largest |shock| changes any
-         book's MM by at most `rate` times its unhedged loss.
+    @dev The 16 shocks of one packed word, all at once (SWAR), against the
+         broadcast bounds `down` / `up` (biased), allowances `au` (per
+         update) and `aw` (per bucket) and MM `step`. Returns the word's new
+         bucket lowest and highest, its least and largest biased slot and
+         its largest |shock|.
          Layout: each word is biased (XOR BIAS16: int16 s -> s + 2**15, an
          order-preserving unsigned value) and split into its even and odd
          slots, 8 lanes of 32 bits each: every lane value stays below 2**17
@@ -1137,13 +1193,7 @@ def _check_shocks(
     a = (t >> 16) & LANES
     h1: uint256 = self._lane_max(a, c1)
 
-    # Bounds, every slot. Broadcasts here and below (unchecked x * ONES) are
-    # of values below 2**16 (bounds, allowances <= 2**15, the step <= 10**4):
-    # each copy stays in its lane.
-    down: uint256 = unsafe_mul(
-        32768 - ((bounds >> 64) & MASK16), ONES
-    )  # -shock_down_max, biased
-    up: uint256 = unsafe_mul(32768 + ((bounds >> 80) & MASK16), ONES)
+    # Bounds, every slot.
     assert (
         (unsafe_sub(n0 | GUARD, down) & GUARD)
         & (unsafe_sub(up | GUARD, n0) & GUARD)
@@ -1152,22 +1202,6 @@ def _check_shocks(
         == GUARD
     ), "governor: shock out of bounds"
 
-    # Allowances: uniform per asset, from its largest |shock| (see above).
-    row: uint256 = self._row_max(c0, c1)
-    row_base: uint256 = min(base, row)
-    au: uint256 = unsafe_mul(
-        convert(
-            self._allowance(convert(row, int256), lim.update_rate), uint256
-        ),
-        ONES,
-    )
-    aw: uint256 = unsafe_mul(
-        convert(
-            self._allowance(convert(row_base, int256), lim.window_rate),
-            uint256,
-        ),
-        ONES,
-    )
     # Per update, every slot (an unchanged slot meets it trivially).
     # Unchecked lane sums here and below stay under 2**17 (see the layout).
     x: uint256 = unsafe_add(c0, au)
@@ -1203,7 +1237,6 @@ def _check_shocks(
         )
         == 0
     ), "governor: shock moves too fast per window"
-    step: uint256 = unsafe_mul(lim.mm_step_bps, ONES)
     x = self._lane_max(l0, ZERO)
     y = self._lane_min(h0, ZERO)
     z = self._lane_max(l1, ZERO)
@@ -1226,20 +1259,19 @@ def _check_shocks(
         == 0
     ), "governor: shock beyond the MM step"
 
-    # The scenario set keeps its worst moves (0 counts as neither).
     worst_down: uint256 = 0
     worst_up: uint256 = 0
     worst_down, worst_up = self._extremes(n0, n1)
-    assert min(worst_down, 32768) + ((bounds >> 96) & MASK16) <= 32768 and (
-        max(worst_up, 32768) >= 32768 + ((bounds >> 112) & MASK16)
-    ), "governor: shocks below floor"
-
     x = self._lane_min(l0, n0)
     y = self._lane_min(l1, n1)
     z = self._lane_max(h0, n0)
     w = self._lane_max(h1, n1)
-    return (x | (y << 16)) ^ BIAS16, (z | (w << 16)) ^ BIAS16, min(
-        row_base, self._row_max(n0, n1)
+    return (
+        (x | (y << 16)) ^ BIAS16,
+        (z | (w << 16)) ^ BIAS16,
+        worst_down,
+        worst_up,
+        self._row_max(n0, n1),
     )
 
 
@@ -1248,7 +1280,7 @@ def _check_shocks(
 def _row_max(half0: uint256, half1: uint256) -> uint256:
     """
     @dev The largest |shock| of a split biased word (lanes as in
-         `_check_shocks`): |s| is max(u, 2**16 - u) - 2**15 for the biased
+         `_check_word`): |s| is max(u, 2**16 - u) - 2**15 for the biased
          u = s + 2**15, then the largest lane. Folding the upper lanes down
          shifts zeros into lanes that never reach lane 0 again.
     """
@@ -1275,7 +1307,7 @@ def _row_max(half0: uint256, half1: uint256) -> uint256:
 def _extremes(half0: uint256, half1: uint256) -> (uint256, uint256):
     """
     @dev The least and the largest biased slot of a split word (lanes as in
-         `_check_shocks`; folding as in `_row_max`).
+         `_check_word`; folding as in `_row_max`).
     """
     lo: uint256 = self._lane_min(half0, half1)
     hi: uint256 = self._lane_max(half0, half1)
@@ -1299,9 +1331,9 @@ def _extremes(half0: uint256, half1: uint256) -> (uint256, uint256):
 @pure
 def _lane_min(a: uint256, b: uint256) -> uint256:
     """
-    @dev Lane-wise min (lanes as in `_check_shocks`).
+    @dev Lane-wise min (lanes as in `_check_word`).
     """
-    # Unchecked: see the lane operations of `_check_shocks`.
+    # Unchecked: see the lane operations of `_check_word`.
     m: uint256 = unsafe_mul((unsafe_sub(b | GUARD, a) & GUARD) >> 17, LANE17_0)
     return (a & m) | (b & (LANE17 ^ m))
 
@@ -1310,9 +1342,9 @@ def _lane_min(a: uint256, b: uint256) -> uint256:
 @pure
 def _lane_max(a: uint256, b: uint256) -> uint256:
     """
-    @dev Lane-wise max (lanes as in `_check_shocks`).
+    @dev Lane-wise max (lanes as in `_check_word`).
     """
-    # Unchecked: see the lane operations of `_check_shocks`.
+    # Unchecked: see the lane operations of `_check_word`.
     m: uint256 = unsafe_mul((unsafe_sub(b | GUARD, a) & GUARD) >> 17, LANE17_0)
     return (b & m) | (a & (LANE17 ^ m))
 
@@ -1440,14 +1472,41 @@ def _slot(word: uint256, k: uint256) -> int256:
 
 @internal
 @pure
-def _word_max(word: uint256) -> int256:
+def _shocks_max(words: uint256[constants.SHOCK_WORDS]) -> uint256:
     """
-    @dev The largest |shock| of a packed word, bps.
+    @dev The largest |shock| of an asset's packed words, bps.
     """
-    biased: uint256 = word ^ BIAS16
-    return convert(
-        self._row_max(biased & LANES, (biased >> 16) & LANES), int256
-    )
+    m: uint256 = 0
+    for word: uint256 in words:
+        biased: uint256 = word ^ BIAS16
+        m = max(m, self._row_max(biased & LANES, (biased >> 16) & LANES))
+    return m
+
+
+@internal
+def _restart_shocks(asset: uint256) -> uint256:
+    """
+    @dev A new bucket's shock record: both words as the engine holds them.
+         Returns the asset's largest |shock|, the bucket's row base.
+    """
+    shocks: uint256[constants.SHOCK_WORDS] = self._engine_shocks(asset)
+    for w: uint256 in range(constants.SHOCK_WORDS):
+        key: uint256 = unsafe_add(unsafe_mul(asset, constants.SHOCK_WORDS), w)
+        self.shock_lo[key] = shocks[w]
+        self.shock_hi[key] = shocks[w]
+    return self._shocks_max(shocks)
+
+
+@internal
+@view
+def _engine_shocks(asset: uint256) -> uint256[constants.SHOCK_WORDS]:
+    """
+    @dev The asset's packed shock words as the engine holds them.
+    """
+    out: uint256[constants.SHOCK_WORDS] = empty(uint256[constants.SHOCK_WORDS])
+    for w: uint256 in range(constants.SHOCK_WORDS):
+        out[w] = staticcall engine.shock_word(asset, w)
+    return out
 
 
 @internal

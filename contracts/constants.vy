@@ -18,8 +18,11 @@ MAX_ASSETS: constant(uint256) = 32
 # (`set_feed`) and its standing peg-loss rate (the floor bps of
 # `set_asset_risk`). Listed at construction, without a feed (cash at par).
 QUOTE_ASSET: constant(uint256) = MAX_ASSETS
-# Joint scenarios per asset, packed as int16 bps into one storage word.
-MAX_SCENARIOS: constant(uint256) = 16
+# Joint scenarios per asset, int16 bps packed 16 to a storage word, in
+# SHOCK_WORDS words: scenario k is slot k % 16 of word k // 16.
+MAX_SCENARIOS: constant(uint256) = 32
+SHOCKS_PER_WORD: constant(uint256) = 16
+SHOCK_WORDS: constant(uint256) = 2
 # A scenario shock is a relative price move: -100% .. +327.67%.
 MIN_SHOCK_BPS: constant(int256) = -10000
 

@@ -163,8 +163,9 @@ cash_token: public(address)
 num_assets: public(uint256)
 # Packed feed | heartbeat | feed decimals | floor bps | haircut bps | flags.
 asset_word: public(HashMap[uint256, uint256])
-# K = 16 joint scenario shocks of the asset, int16 bps packed in one word.
-shock_word: public(HashMap[uint256, uint256])
+# K = 32 joint scenario shocks of the asset, int16 bps packed 16 to a word:
+# scenario k is slot k % 16 of word k // 16 (`shock_word(asset, w)`).
+shock_word: public(HashMap[uint256, uint256[constants.SHOCK_WORDS]])
 # The collateral token of an asset (empty for a perp-only underlying).
 asset_token: public(HashMap[uint256, address])
 # Long open interest (= short open interest) of the asset's perp, WAD units.
@@ -278,7 +279,7 @@ event OpenInterestCapSet:
 
 event ShocksSet:
     asset: indexed(uint256)
-    word: uint256
+    words: uint256[constants.SHOCK_WORDS]
 
 
 event DebtCapSet:
@@ -493,32 +494,34 @@ def set_oi_cap(asset: uint256, cap: uint256):
 @external
 def set_shocks(asset: uint256, shocks_bps: int256[constants.MAX_SCENARIOS]):
     """
-    @notice Set the asset's K = 16 joint scenario shocks (relative price
+    @notice Set the asset's K = 32 joint scenario shocks (relative price
             moves, bps, each in [-10000, 32767]); scenario k of every asset
             forms one joint scenario. Owner or risk manager.
     """
     self._check_risk_admin()
     self._check_listed(asset)
-    self._set_shock_word(asset, self._pack_shocks(shocks_bps))
+    self._set_shock_words(asset, self._pack_shocks(shocks_bps))
 
 
 @external
-def set_shock_word(asset: uint256, word: uint256):
+def set_shock_words(asset: uint256, words: uint256[constants.SHOCK_WORDS]):
     """
     @notice `set_shocks` with the shocks already packed as the engine holds
-            them: scenario k's int16 (two's complement) at bits 16k..16k+15.
-            Each must be >= -10000 bps. Owner or risk manager (the signed
-            update carries packed words).
+            them: scenario k's int16 (two's complement) at bits
+            16(k % 16)..16(k % 16)+15 of word k // 16. Each must be >= -10000
+            bps. Owner or risk manager (the signed update carries packed
+            words).
     """
     self._check_risk_admin()
     self._check_listed(asset)
-    for k: uint256 in range(constants.MAX_SCENARIOS):
-        # A slot below 2**15 is a rise; a fall must not pass -100%.
-        slot: uint256 = (word >> unsafe_mul(16, k)) & 65535
-        assert (
-            slot < 32768 or slot >= LOWEST_FALL_SLOT
-        ), "ledger: shock out of range"
-    self._set_shock_word(asset, word)
+    for w: uint256 in words:
+        for k: uint256 in range(constants.SHOCKS_PER_WORD):
+            # A slot below 2**15 is a rise; a fall must not pass -100%.
+            slot: uint256 = (w >> unsafe_mul(16, k)) & 65535
+            assert (
+                slot < 32768 or slot >= LOWEST_FALL_SLOT
+            ), "ledger: shock out of range"
+    self._set_shock_words(asset, words)
 
 
 @external
@@ -1432,8 +1435,12 @@ def _set_asset_risk(asset: uint256, floor_bps: uint256, haircut_bps: uint256):
 
 @internal
 @pure
-def _pack_shocks(shocks_bps: int256[constants.MAX_SCENARIOS]) -> uint256:
-    word: uint256 = 0
+def _pack_shocks(
+    shocks_bps: int256[constants.MAX_SCENARIOS],
+) -> uint256[constants.SHOCK_WORDS]:
+    words: uint256[constants.SHOCK_WORDS] = empty(
+        uint256[constants.SHOCK_WORDS]
+    )
     for k: uint256 in range(constants.MAX_SCENARIOS):
         s: int256 = shocks_bps[k]
         assert (
@@ -1441,14 +1448,16 @@ def _pack_shocks(shocks_bps: int256[constants.MAX_SCENARIOS]) -> uint256:
         ), "ledger: shock out of range"
         if s < 0:
             s += 65536
-        word |= convert(s, uint256) << (16 * k)
-    return word
+        words[k // constants.SHOCKS_PER_WORD] |= convert(s, uint256) << (
+            16 * (k % constants.SHOCKS_PER_WORD)
+        )
+    return words
 
 
 @internal
-def _set_shock_word(asset: uint256, word: uint256):
-    self.shock_word[asset] = word
-    log ShocksSet(asset=asset, word=word)
+def _set_shock_words(asset: uint256, words: uint256[constants.SHOCK_WORDS]):
+    self.shock_word[asset] = words
+    log ShocksSet(asset=asset, words=words)
 
 
 @internal
@@ -1519,6 +1528,7 @@ def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
     )
     prices_ok: bool = True
     unpriced: bool = False
+    wide: bool = False  # an exposed asset has a non-zero second shock word
     slice_flow: int256 = 0
     funding: int256 = 0  # unsettled funding the positions owe, WAD
 
@@ -1606,17 +1616,37 @@ def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
         ) * price
         floor_num += (coll + abs(size)) * price * floor_bps
         exposure: int256 = (coll + size) * price
-        shocks: uint256 = self.shock_word[a]
-        if exposure != 0 and shocks != 0:
-            for k: uint256 in range(constants.MAX_SCENARIOS):
-                # The low int16 of the word, sign-extended (fixed_math._shock
-                # with k = 0), then the next one moves down. Unchecked:
-                # bounded as in the docstring.
-                shock: int256 = (
-                    convert(convert(shocks << 240, bytes32), int256) >> 240
-                )
-                shocks = shocks >> 16
-                losses[k] = unsafe_sub(losses[k], unsafe_mul(exposure, shock))
+        if exposure != 0:
+            # Scenario k is slot k % 16 of word k // 16, one loop per word
+            # (written out: the index stays the loop's). An all-zero word
+            # moves nothing and is skipped; K <= 16 leaves the second so.
+            shocks: uint256 = self.shock_word[a][0]
+            if shocks != 0:
+                for k: uint256 in range(constants.SHOCKS_PER_WORD):
+                    # The low int16 of the word, sign-extended
+                    # (fixed_math._shock with k = 0), then the next one moves
+                    # down. Unchecked: bounded as in the docstring.
+                    shock: int256 = (
+                        convert(convert(shocks << 240, bytes32), int256) >> 240
+                    )
+                    shocks = shocks >> 16
+                    losses[k] = unsafe_sub(
+                        losses[k], unsafe_mul(exposure, shock)
+                    )
+            shocks = self.shock_word[a][1]
+            if shocks != 0:
+                wide = True
+                for k: uint256 in range(
+                    constants.SHOCKS_PER_WORD, constants.MAX_SCENARIOS
+                ):
+                    # As above, scenarios 16..31.
+                    shock: int256 = (
+                        convert(convert(shocks << 240, bytes32), int256) >> 240
+                    )
+                    shocks = shocks >> 16
+                    losses[k] = unsafe_sub(
+                        losses[k], unsafe_mul(exposure, shock)
+                    )
     worst: int256 = (
         floor_num  # ceil is monotonic: round the largest numerator once
     )
@@ -1638,6 +1668,8 @@ def _margin(account: uint256, ov: Override, liq: bool) -> Margin:
         slice_flow += option_flow
     else:
         for k: uint256 in range(constants.MAX_SCENARIOS):
+            if k == constants.SHOCKS_PER_WORD and not wide:
+                break  # no exposed asset has a second word: all zero
             worst = max(worst, losses[k])
     mm: uint256 = convert(
         max(fixed_math._ceil_div(worst, constants.WAD_BPS), 0), uint256

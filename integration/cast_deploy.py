@@ -20,7 +20,7 @@ Deploy order and wiring (docs/INTEGRATING.md explains each step):
  6. Liquidations(engine, policy...);   engine.set_liquidator(liquidations)
  7. Lens(engine)
  8. per market: a mock feed (8 decimals) and token on a local chain, engine.list_asset(...),
-    engine.set_shocks(asset, 16 shocks)
+    engine.set_shocks(asset, 32 shocks: the config's, zero-padded)
  9. with [governor] signers: RiskGovernor(engine, liquidations, signers, threshold, limits),
     set_asset_bounds per asset, set_global_bounds, set_guardian, then
     engine.set_risk_manager(governor) and liquidations.set_risk_manager(governor)
@@ -28,7 +28,7 @@ Deploy order and wiring (docs/INTEGRATING.md explains each step):
     listed underlying
 11. per [[vaults]] entry: a mock ERC-4626 vault over the underlying's token on a local chain,
     engine.list_asset(vault, the underlying's feed, ..., class haircut, not a perp),
-    engine.set_shock_word(asset, the underlying's), engine.list_vault(asset, class growth),
+    engine.set_shock_words(asset, the underlying's two), engine.list_vault(asset, class growth),
     governor.set_asset_bounds(asset, ...); then, with a governor,
     RateSnapshots(engine, governor) and engine.set_snapshot_manager(snapshots)
 12. with [quote]: its feed (a mock at 8 decimals on a local chain), then
@@ -65,6 +65,7 @@ LOCAL_CHAINS = (31337, 1337)
 TEST_MNEMONIC = "test test test test test test test test test test test junk"
 FEED_DECIMALS = 8
 QUOTE_ASSET = 32  # offchain_risk.units.QUOTE_ASSET: the quote asset's slot in the engine
+SCENARIOS = 32  # offchain_risk.units.MAX_SCENARIOS: set_shocks takes them all, zero-padded
 # offchain_risk.units (contracts/constants.vy): the funding parameters' bounds.
 MAX_FUNDING_CAP = WAD // 100  # 1% of the price per hour
 MAX_FUNDING_CONVERGENCE = 168  # hours
@@ -269,15 +270,17 @@ def load(path: Path) -> dict:
     markets = []
     for m in raw.get("markets", []):
         shocks = [int(s) for s in m["shocks_bps"]]
-        if not 1 <= len(shocks) <= 16:
-            raise DeployError(f"{path}: markets.{m['symbol']}.shocks_bps: 1 to 16 integers")
+        if not 1 <= len(shocks) <= SCENARIOS:
+            raise DeployError(
+                f"{path}: markets.{m['symbol']}.shocks_bps: 1 to {SCENARIOS} integers"
+            )
         markets.append(
             {
                 "symbol": m["symbol"],
                 "price": float(m.get("price", 1.0)),
                 "floor_bps": int(m["floor_bps"]),
                 "haircut_bps": int(m["haircut_bps"]),
-                "shocks_bps": shocks + [0] * (16 - len(shocks)),
+                "shocks_bps": shocks + [0] * (SCENARIOS - len(shocks)),
                 "token": m.get("token"),
                 "token_address": m.get("token_address"),
                 "feed": m.get("feed"),
@@ -566,7 +569,7 @@ def deploy(cfg: dict, c: Cast, *, local: bool, mnemonic: str = TEST_MNEMONIC) ->
             m["perp"],
             cfg["oi_cap_wad"],
         )
-        c.send(engine, "set_shocks(uint256,int256[16])", asset, m["shocks_bps"])
+        c.send(engine, f"set_shocks(uint256,int256[{SCENARIOS}])", asset, m["shocks_bps"])
         markets[m["symbol"]] = {
             "asset": asset,
             "feed": feed,
@@ -695,8 +698,11 @@ def deploy_vaults(
             False,
             0,
         )
-        word = c.call(engine, "shock_word(uint256)(uint256)", base["asset"]).split()[0]
-        c.send(engine, "set_shock_word(uint256,uint256)", asset, word)
+        words = [
+            c.call(engine, "shock_word(uint256,uint256)(uint256)", base["asset"], w).split()[0]
+            for w in range(2)
+        ]
+        c.send(engine, "set_shock_words(uint256,uint256[2])", asset, words)
         c.send(engine, "list_vault(uint256,uint256)", asset, v["max_growth_bps"])
         # the cap's snapshot as the engine holds it (units.unpack_vault_word's layout)
         held = int(c.call(engine, "vault_word(uint256)(uint256)", asset).split()[0])

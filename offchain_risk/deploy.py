@@ -164,7 +164,7 @@ class MarketConfig:
     price: float  # opening price of a mock feed (local networks)
     floor_bps: int
     haircut_bps: int
-    shocks_bps: tuple[int, ...]  # K <= 16, padded with zeros
+    shocks_bps: tuple[int, ...]  # K <= 32, padded with zeros
     token: tuple[str, str, int] | None = None  # (name, symbol, decimals) of a mock collateral
     token_address: str | None = None  # an existing collateral token (non-local networks)
     feed: str | None = None  # an existing Chainlink feed
@@ -278,7 +278,7 @@ class DeployConfig:
 
     @property
     def shocks(self) -> np.ndarray:
-        """(n_markets, 16) bps."""
+        """(n_markets, 32) bps (zero-padded)."""
         return pad_scenarios(np.array([m.shocks_bps for m in self.markets], dtype=np.int64))
 
     def engine_args(self) -> dict[str, Any]:
@@ -385,7 +385,9 @@ def load_config(path: str | Path) -> DeployConfig:
         where = f"markets.{m['symbol']}"
         shocks = m["shocks_bps"]
         if not isinstance(shocks, list) or not 1 <= len(shocks) <= MAX_SCENARIOS:
-            raise _fail(path, f"{where}.shocks_bps", "expected a list of 1 to 16 integers")
+            raise _fail(
+                path, f"{where}.shocks_bps", f"expected a list of 1 to {MAX_SCENARIOS} integers"
+            )
         if not all(isinstance(s, int) and -10_000 <= s <= 32_767 for s in shocks):
             raise _fail(path, f"{where}.shocks_bps", "shocks are integers in [-10000, 32767]")
         token = m.get("token")

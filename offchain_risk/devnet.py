@@ -16,7 +16,9 @@ import numpy as np
 
 from offchain_risk.deploy import ASSET_BOUND_KEYS, GLOBAL_BOUND_KEYS, LIMIT_KEYS, local_config
 from offchain_risk.models.liquidation import LiquidationPolicy
+from offchain_risk.models.margin import pad_scenarios
 from offchain_risk.models.vault import VAULT_CLASSES, VaultClass  # noqa: F401 (re-exported)
+from offchain_risk.units import SHOCK_WORDS
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -32,14 +34,15 @@ class MarketSpec:
 
 
 # The devnet listing is deployments/config/local.toml (`ape run deploy`'s default config):
-# markets in its order, their 16 joint scenarios (bps; correlated crypto-beta moves with
-# idiosyncratic columns; the risk engine's `calibrate` replaces them with fitted ones).
+# markets in its order, their 16 joint scenarios (bps, zero-padded to the chain's 32;
+# correlated crypto-beta moves with idiosyncratic columns; the risk engine's `calibrate`
+# replaces them with fitted ones).
 _LOCAL = local_config()
 MARKETS: tuple[MarketSpec, ...] = tuple(
     MarketSpec(m.symbol, m.price, m.floor_bps, m.haircut_bps, m.token, m.perp)
     for m in _LOCAL.markets
 )
-DEFAULT_SHOCKS_BPS: np.ndarray = _LOCAL.shocks  # (n_markets, 16)
+DEFAULT_SHOCKS_BPS: np.ndarray = _LOCAL.shocks  # (n_markets, 32)
 _ENGINE = _LOCAL.engine_args()  # the config's [engine] and [liquidation]: deploy's defaults
 
 
@@ -181,7 +184,8 @@ def deploy(
             oi_cap_wad,
             sender=deployer,
         )
-        engine.set_shocks(asset, [int(s) for s in shocks], sender=deployer)
+        row = pad_scenarios(np.array([shocks], dtype=np.int64))[0]
+        engine.set_shocks(asset, [int(s) for s in row], sender=deployer)
         d.feeds[asset] = feed
         d.symbols[spec.symbol] = asset
         if token is not ZERO_ADDRESS:
@@ -221,7 +225,8 @@ def list_vault(
         vault, d.feeds[base], heartbeat, floor_bps, klass.haircut_bps,
         cap_wad, cap_wad, False, 0, sender=owner,
     )  # fmt: skip
-    d.engine.set_shock_word(asset, d.engine.shock_word(base), sender=owner)
+    words = [d.engine.shock_word(base, w) for w in range(SHOCK_WORDS)]
+    d.engine.set_shock_words(asset, words, sender=owner)
     d.engine.list_vault(asset, klass.max_growth_bps, sender=owner)
     if governor is not None:
         bounds = {"floor_min": floor_bps} | _LOCAL.asset_bounds
@@ -236,11 +241,9 @@ def list_vault(
 def apply_params(d: Deployment, params: dict, sender: Any) -> list[str]:
     """Set a calibrated parameter set (``python -m offchain_risk calibrate``) on the engine.
 
-    Assets are matched by symbol; K < 16 scenarios are padded with zero shocks. Returns the
+    Assets are matched by symbol; K < 32 scenarios are padded with zero shocks. Returns the
     symbols that were set. Owner-only setters: `sender` must own the engine.
     """
-    from offchain_risk.models.margin import pad_scenarios
-
     missing = [s for s in params["shocks_bps"] if s not in d.symbols]
     if len(missing) == len(params["shocks_bps"]):
         raise ValueError(f"no asset of the parameter set is listed here: {missing}")

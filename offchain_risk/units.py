@@ -2,8 +2,9 @@
 
 ``contracts/constants.vy`` is the Vyper side; the names here are the same. Amounts, prices
 and ratios are WAD fixed point (``10**18`` is one token, one dollar, 100%); rates packed
-into storage words are bps (``10**4`` is 100%); a shock word holds 16 int16 bps, scenario
-``k`` in bits ``16k .. 16k+15``; an account id is ``owner << 96 | sub_id``.
+into storage words are bps (``10**4`` is 100%); an asset's 32 scenario shocks are int16 bps
+in two words (``engine.shock_word(asset, w)``), scenario ``k`` in bits ``16j .. 16j+15`` of
+word ``k // 16`` with ``j = k % 16``; an account id is ``owner << 96 | sub_id``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ INSURANCE = 0  # constants.INSURANCE: the insurance fund's account id
 SUB_BITS = 96  # an account id is owner << SUB_BITS | sub_id
 SUB_MASK = 2**SUB_BITS - 1
 MASK16 = 0xFFFF  # one 16-bit field of a packed word
-MAX_SCENARIOS = 16  # int16 shocks per asset word
+MAX_SCENARIOS = 32  # joint scenarios (int16 shocks) per asset
+SHOCKS_PER_WORD = 16  # int16 shocks per packed word
+SHOCK_WORDS = MAX_SCENARIOS // SHOCKS_PER_WORD  # packed words per asset
 MAX_ASSETS = 32  # asset ids 0 .. MAX_ASSETS - 1
 #: The quote (cash) asset's slot in the engine's per-asset words (its feed, its peg rate).
 QUOTE_ASSET = MAX_ASSETS
@@ -69,13 +72,41 @@ def pack_int16(values: Iterable[int]) -> int:
     return word
 
 
-def unpack_int16(word: int, n: int = MAX_SCENARIOS) -> list[int]:
+def unpack_int16(word: int, n: int = SHOCKS_PER_WORD) -> list[int]:
     """The first ``n`` int16 fields of ``word`` (see :func:`pack_int16`)."""
     out = []
     for k in range(n):
         v = (int(word) >> (16 * k)) & MASK16
         out.append(v - 0x10000 if v >= 0x8000 else v)
     return out
+
+
+def pack_shock_words(shocks_bps: Iterable[int]) -> list[int]:
+    """An asset's ``SHOCK_WORDS`` packed words of its (at most ``MAX_SCENARIOS``) shocks,
+    the engine's layout: scenario ``k`` in field ``k % 16`` of word ``k // 16``; missing
+    scenarios are zero."""
+    values = [int(v) for v in shocks_bps]
+    if len(values) > MAX_SCENARIOS:
+        raise ValueError(f"{len(values)} shocks, at most {MAX_SCENARIOS}")
+    return [
+        pack_int16(values[w * SHOCKS_PER_WORD : (w + 1) * SHOCKS_PER_WORD])
+        for w in range(SHOCK_WORDS)
+    ]
+
+
+def read_shocks(engine: object, asset: int) -> list[int]:
+    """The asset's ``MAX_SCENARIOS`` shocks (bps) as ``engine`` holds them: both of its
+    ``shock_word(asset, w)`` words, unpacked."""
+    return unpack_shock_words(engine.shock_word(asset, w) for w in range(SHOCK_WORDS))
+
+
+def unpack_shock_words(words: Iterable[int]) -> list[int]:
+    """The ``MAX_SCENARIOS`` shocks (bps) of an asset's packed words (see
+    :func:`pack_shock_words`)."""
+    words = [int(w) for w in words]
+    if len(words) != SHOCK_WORDS:
+        raise ValueError(f"{len(words)} shock words, expected {SHOCK_WORDS}")
+    return [s for w in words for s in unpack_int16(w, SHOCKS_PER_WORD)]
 
 
 def field16(word: int, shift: int) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from offchain_risk.models.margin import RiskParams, apply_trade, margin_exact
+from offchain_risk.units import MAX_SCENARIOS as K
 from offchain_risk.units import WAD
 
 ETH, BTC, SOL, LINK = 0, 1, 2, 3
@@ -78,11 +79,20 @@ class Book:
 class Example:
     deposits: tuple[int, int, int]  # USDC (whole), WETH (whole), WBTC (sats)
     steps: list[tuple[int, int, int, int | None]]  # market, size, price offset bps, move
-    shocks: np.ndarray  # (4, 16) bps
+    shocks: np.ndarray  # (4, 32) bps
     floors: list[int]
     haircuts: list[int]
     im_multiplier: int
     final_moves: list[int]
+
+
+def _shock_rows(drawn: tuple[list[int], bool]) -> np.ndarray:
+    """(4, 32) bps; with the flag, a K = 16 set: the second shock word of every asset zero."""
+    values, k16 = drawn
+    rows = np.array(values, dtype=np.int64).reshape(4, K)
+    if k16:
+        rows[:, K // 2 :] = 0
+    return rows
 
 
 price_move = st.integers(-6_000, 9_000)  # bps of the base price: 0.4x .. 1.9x
@@ -99,9 +109,9 @@ examples = st.builds(
         min_size=1,
         max_size=6,
     ),
-    shocks=st.lists(st.integers(-10_000, 32_767), min_size=64, max_size=64).map(
-        lambda v: np.array(v, dtype=np.int64).reshape(4, 16)
-    ),
+    shocks=st.tuples(
+        st.lists(st.integers(-10_000, 32_767), min_size=4 * K, max_size=4 * K), st.booleans()
+    ).map(_shock_rows),
     floors=st.lists(st.integers(0, 10_000), min_size=4, max_size=4),
     haircuts=st.lists(st.integers(0, 9_999), min_size=4, max_size=4),
     im_multiplier=st.integers(WAD, 10 * WAD),

@@ -17,16 +17,21 @@ from ..interfaces import IRiskEngine
 def write(
     engine: IRiskEngine,
     assets: DynArray[uint256, 32],
-    words: DynArray[uint256, 32],
+    words: DynArray[uint256, 64],
 ):
     """
-    @notice Set `words` as the shocks of `assets` on `engine`.
+    @notice Set `words` as the shocks of `assets` on `engine`: two words per
+            asset, asset i's at 2i and 2i + 1 (as a signed update carries them).
     """
     for i: uint256 in range(32):
         if i == len(assets):
             break
         a: uint256 = assets[i]
-        current: uint256 = staticcall engine.shock_word(a)
+        new: uint256[2] = [words[2 * i], words[2 * i + 1]]
+        current: uint256[2] = [
+            staticcall engine.shock_word(a, 0),
+            staticcall engine.shock_word(a, 1),
+        ]
         risk: uint256 = staticcall engine.asset_word(a)
-        if words[i] != current and risk != 0:
-            extcall engine.set_shock_word(a, words[i])
+        if (new[0] != current[0] or new[1] != current[1]) and risk != 0:
+            extcall engine.set_shock_words(a, new)

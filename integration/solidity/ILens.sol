@@ -52,7 +52,7 @@ interface ILens {
     function asset_config(uint256 asset) external view returns (AssetConfig memory);
     /// @notice The listing of a token: asset id (2**256 - 1 for cash), decimals, caps and total held (WAD).
     function tokens(address token) external view returns (TokenView memory);
-    /// @notice The asset's 16 scenario shocks, bps.
-    function shocks(uint256 asset) external view returns (int256[16] memory);
+    /// @notice The asset's 32 scenario shocks, bps.
+    function shocks(uint256 asset) external view returns (int256[32] memory);
     function engine() external view returns (address);
 }

@@ -43,7 +43,7 @@ interface IMarginEngine {
     event AssetListed(uint256 indexed asset, address indexed token, address feed, bool perp);
     event FeedSet(uint256 indexed asset, address feed, uint256 heartbeat, uint256 feed_decimals);
     event AssetRiskSet(uint256 indexed asset, uint256 floor_bps, uint256 haircut_bps);
-    event ShocksSet(uint256 indexed asset, uint256 word);
+    event ShocksSet(uint256 indexed asset, uint256[2] words);
     event DebtCapSet(uint256 debt_cap);
     event PausedSet(bool paused, address indexed by);
     event FallbackPriceSet(uint256 indexed asset, uint256 price, uint256 expiry, address indexed by);
@@ -62,7 +62,7 @@ interface IMarginEngine {
     function im_multiplier() external view returns (uint256);
     function num_assets() external view returns (uint256);
     function asset_word(uint256 arg0) external view returns (uint256);
-    function shock_word(uint256 arg0) external view returns (uint256);
+    function shock_word(uint256 arg0, uint256 arg1) external view returns (uint256);
     function open_interest(uint256 arg0) external view returns (uint256);
     function token_word(address arg0) external view returns (uint256);
     function account_assets(uint256 arg0) external view returns (uint256);
@@ -88,8 +88,8 @@ interface IMarginEngine {
     function set_asset_risk(uint256 asset, uint256 floor_bps, uint256 haircut_bps) external;
     function set_caps(address token, uint256 deposit_cap, uint256 account_cap) external;
     function set_oi_cap(uint256 asset, uint256 cap) external;
-    function set_shocks(uint256 asset, int256[16] calldata shocks_bps) external;
-    function set_shock_word(uint256 asset, uint256 word) external;
+    function set_shocks(uint256 asset, int256[32] calldata shocks_bps) external;
+    function set_shock_words(uint256 asset, uint256[2] calldata words) external;
     function set_debt_cap(uint256 debt_cap) external;
     function set_im_multiplier(uint256 im_multiplier) external;
     function set_price_band(uint256 price_band) external;

@@ -45,12 +45,12 @@ interface IRiskGovernor {
     }
 
     struct AssetView {
-        int256[18] current;
-        int256[18] low;
-        int256[18] high;
+        int256[34] current;
+        int256[34] low;
+        int256[34] high;
         uint256 update_allowance;
         uint256 window_allowance;
-        int256[18] ramp_target;
+        int256[34] ramp_target;
         uint256 ramp_start;
         uint256 ramp_end;
     }

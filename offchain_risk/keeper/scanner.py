@@ -63,7 +63,7 @@ from offchain_risk.models.margin import (
     RiskParams,
     margin_exact,
 )
-from offchain_risk.units import BPS, WAD, unpack_int16
+from offchain_risk.units import BPS, SHOCK_WORDS, WAD, unpack_shock_words
 
 log = logging.getLogger("ballast.keeper.scanner")
 
@@ -76,9 +76,10 @@ CONFIRM_MODES = ("twin", "exact", "parallel", "chain")
 MAX_PRICE = 2**100  # ledger: a liquidation price above this is not one the engine returns
 
 
-def unpack_shocks(word: int) -> list[int]:
-    """The engine's shock word: 16 int16 bps, scenario k in bits 16k..16k+15."""
-    return unpack_int16(word, MAX_SCENARIOS)
+def unpack_shocks(words: list[int]) -> list[int]:
+    """The engine's two shock words of an asset: 32 int16 bps, scenario k in field k % 16
+    of word k // 16."""
+    return unpack_shock_words(words)
 
 
 @dataclass(frozen=True)
@@ -109,16 +110,16 @@ class Market:
 
 
 def _asset(c: Contracts, raws: list) -> tuple[int, int, int, list[int]]:
-    """(price, floor_bps, haircut_bps, shocks) of one asset from its three answers; raises
+    """(price, floor_bps, haircut_bps, shocks) of one asset from its four answers; raises
     ValueError on an error answer or one that does not decode into the engine's ranges."""
     for raw in raws:
         if isinstance(raw, RpcError):
             raise ValueError(f"call failed: {raw}")
-    price_raw, cfg_raw, shock_raw = (bytes.fromhex(r.removeprefix("0x")) for r in raws)
+    price_raw, cfg_raw, *shock_raws = (bytes.fromhex(r.removeprefix("0x")) for r in raws)
     try:
         price = int(decode_output(c.engine, "liquidation_price", price_raw))
         cfg = decode_output(c.lens, "asset_config", cfg_raw)
-        shocks = unpack_shocks(decode(["uint256"], shock_raw)[0])
+        shocks = unpack_shocks([decode(["uint256"], raw)[0] for raw in shock_raws])
     except Exception as exc:  # eth_abi's decoding errors have no common base
         raise ValueError(f"undecodable answer: {exc}") from exc
     floor, haircut = int(cfg["floor_bps"]), int(cfg["haircut_bps"])
@@ -133,7 +134,7 @@ def _asset(c: Contracts, raws: list) -> tuple[int, int, int, list[int]]:
 
 def read_market(c: Contracts, block: int | str = "latest") -> Market:
     """Liquidation prices (``engine.liquidation_price``) and risk parameters
-    (``Lens.asset_config``, ``shock_word``, ``im_multiplier``) of every listed asset at
+    (``Lens.asset_config``, both ``shock_word``s, ``im_multiplier``) of every listed asset at
     ``block``, in two batched round trips. A dead or reverting feed reads as price 0 (the
     engine's reads are gas-capped and never revert). An asset whose own reads fail is
     recorded in ``Market.failed`` and logged as an alert; the other assets are read as
@@ -147,7 +148,9 @@ def read_market(c: Contracts, block: int | str = "latest") -> Market:
         calls += [
             (engine.address, encode_call(engine, "liquidation_price", (a,))),
             (lens.address, encode_call(lens, "asset_config", (a,))),
-            (engine.address, encode_call(engine, "shock_word", (a,))),
+        ]
+        calls += [
+            (engine.address, encode_call(engine, "shock_word", (a, w))) for w in range(SHOCK_WORDS)
         ]
     requests = [("eth_call", [{"to": to, "data": data}, tag]) for to, data in calls]
     out = rpc_batch(c.w3, [*requests, ("eth_getBlockByNumber", [tag, False])])
@@ -162,7 +165,8 @@ def read_market(c: Contracts, block: int | str = "latest") -> Market:
     failed: dict[int, str] = {}
     for a in range(n):
         try:
-            p, floor, haircut, shock = _asset(c, out[1 + 3 * a : 4 + 3 * a])
+            per = 2 + SHOCK_WORDS  # answers per asset
+            p, floor, haircut, shock = _asset(c, out[1 + per * a : 1 + per * (a + 1)])
         except ValueError as exc:
             failed[a] = str(exc)
             p, floor, haircut, shock = 0, 0, 0, [0] * MAX_SCENARIOS

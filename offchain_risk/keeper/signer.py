@@ -27,8 +27,9 @@ the passphrase in the environment variable ``BALLAST_SIGNER_PASSPHRASE``
 (:func:`load_signer`). The relayer that submits is a different account: the governor refuses a
 signer as relayer.
 
-Shapes: ``n`` assets in the update, ``K <= 16`` scenarios (padded with zero shocks to 16),
-``SLOTS = 18`` governed values per asset (16 shocks, floor, haircut).
+Shapes: ``n`` assets in the update, ``K <= 32`` scenarios (padded with zero shocks to 32),
+``SLOTS = 34`` governed values per asset (32 shocks, floor, haircut). The update carries two
+packed shock words per asset (asset i's at ``2i`` and ``2i + 1``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from eth_account import Account
 from eth_pydantic_types import abi
 
 from offchain_risk.chain import signature_bytes
-from offchain_risk.models.margin import MAX_SCENARIOS, pack_shocks, pad_scenarios
+from offchain_risk.models.margin import MAX_SCENARIOS, flat_words, pack_shocks, pad_scenarios
+from offchain_risk.units import read_shocks, unpack_shock_words
 
 WAD = 10**18
 BPS = 10**4
@@ -91,7 +93,7 @@ class ParamSet:
     """A target parameter set.
 
     assets: (n,) asset ids, strictly increasing.
-    shocks_bps: (n, K) joint scenario shocks, K <= 16.
+    shocks_bps: (n, K) joint scenario shocks, K <= 32.
     floor_bps, haircut_bps: (n,).
     im_multiplier_wad, min_discount_wad, max_discount_wad: global values (WAD).
     """
@@ -109,7 +111,9 @@ class ParamSet:
         shocks = np.asarray(self.shocks_bps)
         n = len(assets)
         if shocks.ndim != 2 or shocks.shape[0] != n or shocks.shape[1] > MAX_SCENARIOS:
-            raise ValueError(f"shocks_bps must be (n_assets={n}, K<=16), got {shocks.shape}")
+            raise ValueError(
+                f"shocks_bps must be (n_assets={n}, K<={MAX_SCENARIOS}), got {shocks.shape}"
+            )
         for name in ("shocks_bps", "floor_bps", "haircut_bps"):
             arr = np.asarray(getattr(self, name))
             if arr.size and not np.issubdtype(arr.dtype, np.integer):
@@ -125,7 +129,7 @@ class ParamSet:
 
     @property
     def values(self) -> np.ndarray:
-        """(n, SLOTS) int64: 16 shocks (zero-padded), floor, haircut."""
+        """(n, SLOTS) int64: 32 shocks (zero-padded), floor, haircut."""
         out = np.zeros((len(self.assets), SLOTS), dtype=np.int64)
         out[:, :MAX_SCENARIOS] = pad_scenarios(self.shocks_bps)
         out[:, FLOOR] = self.floor_bps
@@ -288,7 +292,7 @@ def shock_range(
     window_allowance: np.ndarray,
     mm_step_bps: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(lo, hi): (n, 16) the shock values the governor accepts now, slot by slot.
+    """(lo, hi): (n, 32) the shock values the governor accepts now, slot by slot.
 
     ``lo > hi`` where no move is possible: the slot must keep its current value.
     """
@@ -327,10 +331,14 @@ def mm_applied(
     return out
 
 
-def unpack_shocks(word: int) -> np.ndarray:
-    """(16,) int64 shocks of a packed int16 word."""
-    out = [(word >> (16 * k)) & 0xFFFF for k in range(MAX_SCENARIOS)]
-    return np.array([v - 65536 if v >= 32768 else v for v in out], dtype=np.int64)
+def unpack_shocks(words: Sequence[int]) -> np.ndarray:
+    """(32,) int64 shocks of an asset's two packed int16 words."""
+    return np.array(unpack_shock_words(words), dtype=np.int64)
+
+
+def engine_shocks(engine: Any, asset: int) -> np.ndarray:
+    """(32,) int64: the asset's shocks as the engine holds them (both words)."""
+    return np.array(read_shocks(engine, asset), dtype=np.int64)
 
 
 def load_signer(alias: str, passphrase_env: str = PASSPHRASE_ENV) -> Any:
@@ -527,7 +535,7 @@ class RiskSigner:
     def message(self, signed: ParamSet, nonce: int, deadline: int) -> RiskUpdate:
         return RiskUpdate(
             assets=[int(a) for a in signed.assets],
-            shocks=pack_shocks(pad_scenarios(signed.shocks_bps)),
+            shocks=flat_words(pack_shocks(pad_scenarios(signed.shocks_bps))),
             floors=[int(x) for x in signed.floor_bps],
             haircuts=[int(x) for x in signed.haircut_bps],
             im_multiplier=signed.im_multiplier_wad,
@@ -551,7 +559,7 @@ class RiskSigner:
         """Read the engine and the liquidation engine back: they must hold what was planned."""
         signed = plan.signed
         for i, asset in enumerate(int(a) for a in signed.assets):
-            shocks = unpack_shocks(self.engine.shock_word(asset))
+            shocks = engine_shocks(self.engine, asset)
             word = self.engine.asset_word(asset)
             floor_bps, haircut_bps = (
                 (word >> FLOOR_SHIFT) & 0xFFFF,

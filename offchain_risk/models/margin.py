@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from offchain_risk.units import BPS, MAX_PRICE, MAX_SCENARIOS, WAD, WAD_BPS, pack_int16
+from offchain_risk.units import BPS, MAX_PRICE, MAX_SCENARIOS, WAD, WAD_BPS, pack_shock_words
 
 MIN_SHOCK_BPS = -10_000
 MAX_SHOCK_BPS = 32_767
@@ -31,7 +31,7 @@ class RiskParams:
 
     floor_bps: (n_assets,) on-chain floor rate per unit of gross exposure.
     haircut_bps: (n_assets,) liquidity haircut on collateral value.
-    shocks_bps: (n_assets, K) joint scenario shocks, K <= 16.
+    shocks_bps: (n_assets, K) joint scenario shocks, K <= 32.
     im_multiplier_wad: IM / MM as WAD.
     """
 
@@ -44,7 +44,9 @@ class RiskParams:
         n = len(self.floor_bps)
         shocks = np.asarray(self.shocks_bps)
         if shocks.ndim != 2 or shocks.shape[0] != n or shocks.shape[1] > MAX_SCENARIOS:
-            raise ValueError(f"shocks_bps must be (n_assets={n}, K<=16), got {shocks.shape}")
+            raise ValueError(
+                f"shocks_bps must be (n_assets={n}, K<={MAX_SCENARIOS}), got {shocks.shape}"
+            )
         if len(self.haircut_bps) != n:
             raise ValueError("haircut_bps must have one entry per asset")
         if shocks.size and (shocks.min() < MIN_SHOCK_BPS or shocks.max() > MAX_SHOCK_BPS):
@@ -230,23 +232,33 @@ def margin_float(
     return mm, mm * im_multiplier
 
 
-def pack_shocks(shocks_bps: np.ndarray) -> list[int]:
-    """One uint256 word per asset: shock k as int16 in bits 16k..16k+15."""
+def pack_shocks(shocks_bps: np.ndarray) -> list[list[int]]:
+    """(n_assets, K) -> per asset its two uint256 words (``engine.shock_word(asset, w)``):
+    scenario k as int16 in bits 16j..16j+15 of word k // 16, j = k % 16. K <= 16 leaves the
+    second word zero. A signed update carries them flattened (:func:`flat_words`)."""
     shocks = np.asarray(shocks_bps)
     if shocks.ndim != 2 or shocks.shape[1] > MAX_SCENARIOS:
-        raise ValueError("shocks_bps must be (n_assets, K<=16)")
+        raise ValueError(f"shocks_bps must be (n_assets, K<={MAX_SCENARIOS})")
     words = []
     for row in shocks:
         values = [int(v) for v in row]
         for s in values:
             if not MIN_SHOCK_BPS <= s <= MAX_SHOCK_BPS:
                 raise ValueError(f"shock {s} bps outside [-10000, 32767]")
-        words.append(pack_int16(values))
+        words.append(pack_shock_words(values))
     return words
 
 
+def flat_words(words: list[list[int]]) -> list[int]:
+    """Per-asset shock words as a signed update and ``BareRiskManager.write`` carry them:
+    asset i's word w at ``2i + w``."""
+    return [w for pair in words for w in pair]
+
+
 def pad_scenarios(shocks_bps: np.ndarray) -> np.ndarray:
-    """(n_assets, K) -> (n_assets, 16): the chain's unused scenarios move nothing."""
+    """(n_assets, K) -> (n_assets, 32): the chain's unused scenarios move nothing (a zero
+    shock's linear loss is zero; an all-zero second word leaves scenarios 16..31 out of the
+    option book's valuation, see ``OptionBook.Market``)."""
     shocks = np.asarray(shocks_bps, dtype=np.int64)
     out = np.zeros((shocks.shape[0], MAX_SCENARIOS), dtype=np.int64)
     out[:, : shocks.shape[1]] = shocks

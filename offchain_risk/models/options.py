@@ -27,11 +27,13 @@ from offchain_risk.units import (
     MAX_MONEYNESS,
     MAX_OPTION_TIME,
     MAX_PRICE,
+    MAX_SCENARIOS,
     MAX_VOL,
     MIN_MONEYNESS,
     MIN_OPTION_PRICE,
     MIN_VOL,
     OPTION_ID,
+    SHOCKS_PER_WORD,
     VOL_FLOOR,
     VOL_TENOR,
     WAD,
@@ -324,7 +326,8 @@ class OptionLeg:
     underlying's price (strict: ``engine.price``; liquidation: ``liquidation_price``, 0 when
     none) and ``price_ok`` its flag; ``vol`` / ``vol_ok`` what ``VolFeed.vol`` answers;
     ``settlement`` the recorded settlement price (0 until recorded); ``shocks`` the
-    underlying's 16 scenario shocks (bps); ``vol_shock`` / ``short_min_bps`` its grid."""
+    underlying's scenario shocks (bps; at most MAX_SCENARIOS, zero-padded to them);
+    ``vol_shock`` / ``short_min_bps`` its grid."""
 
     size: int
     expiry: int
@@ -392,6 +395,17 @@ def _bound(leg: OptionLeg, fn: int, f0: int, f1: int, a0, a1, long: bool) -> int
     return max(t0, t1, intrinsic)
 
 
+def _scenarios(shocks: tuple[int, ...]) -> tuple[list[int], int]:
+    """The leg's shocks as the book holds them (zero-padded to MAX_SCENARIOS) and how many
+    it values: all, or the first SHOCKS_PER_WORD when the second word is all zero (a set
+    of K <= 16; ``OptionBook.Market``). The rest carry no option loss."""
+    out = [int(s) for s in shocks] + [0] * (MAX_SCENARIOS - len(shocks))
+    if len(out) != MAX_SCENARIOS:
+        raise ValueError(f"{len(shocks)} shocks, at most {MAX_SCENARIOS}")
+    valued = MAX_SCENARIOS if any(out[SHOCKS_PER_WORD:]) else SHOCKS_PER_WORD
+    return out, valued
+
+
 def option_leg_exact(
     leg: OptionLeg, now: int, liq: bool, long: bool | None = None
 ) -> tuple[int, int, bool, list, list]:
@@ -403,7 +417,9 @@ def option_leg_exact(
     if long is None:
         long = s > 0
     ok = leg.forward != 0 if liq else leg.price_ok
-    zero = [0] * len(leg.shocks)
+    shocks, valued = _scenarios(leg.shocks)
+    unvalued = [0] * (MAX_SCENARIOS - valued)
+    zero = [0] * MAX_SCENARIOS
     if leg.expiry <= now:
         sp = leg.settlement
         if sp == 0:
@@ -419,27 +435,28 @@ def option_leg_exact(
     if not _priced(k, f):
         m = _intrinsic(leg.is_call, k, f)
         losses = []
-        for shock in leg.shocks:
+        for shock in shocks[:valued]:
             fn = _shocked(f, shock)
             v = max(fn - k, 0) if leg.is_call else max(k - fn, 0)
             losses.append(s * (m - v))
+        losses += unvalued
         return m, short_min, ok, losses, list(losses)
     mark = price_exact(f, k, vol, tau, leg.is_call, not long)
     if s == 0:
         return mark, short_min, ok, list(zero), list(zero)
     d = leg.vol_shock * isqrt(VOL_TENOR * WAD * WAD // max(tau, VOL_FLOOR)) // WAD
-    low = _shocked(f, min(0, *leg.shocks))
-    high = _shocked(f, max(0, *leg.shocks))
+    low = _shocked(f, min(0, *shocks))
+    high = _shocked(f, max(0, *shocks))
     out = []
     for v in (min(vol + d, MAX_VOL), vol - min(d, vol - MIN_VOL)):
         at = {fa: _anchor(leg, fa, v, tau, long) for fa in {low, f, high}}
         losses = []
-        for shock in leg.shocks:
+        for shock in shocks[:valued]:
             fn = _shocked(f, shock)
             f0, f1 = (low, f) if shock < 0 else (f, high)
             value = _bound(leg, fn, f0, f1, at[f0], at[f1], long)
             losses.append(s * (mark - value))
-        out.append(losses)
+        out.append(losses + unvalued)
     return mark, short_min, ok, out[0], out[1]
 
 

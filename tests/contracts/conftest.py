@@ -278,7 +278,7 @@ def governed(engine, lens, governor, liquidations):
 
     def _snap(assets=(ETH, BTC, SOL, LINK)):
         return {
-            "shocks": [engine.shock_word(a) for a in assets],
+            "shocks": [engine.shock_word(a, w) for a in assets for w in range(2)],
             "risk": [
                 (lens.asset_config(a).floor_bps, lens.asset_config(a).haircut_bps) for a in assets
             ],
@@ -304,7 +304,8 @@ def sign_with(message, signers, sort=True) -> list[bytes]:
 @pytest.fixture(scope="session")
 def update_for(risk_signer):
     """`update_for(change)`: a signed update of the four devnet assets from the current
-    values, after `change(values (4, 18) int64, globals list)` edits them in place."""
+    values, after `change(values (4, 34) int64, globals list)` edits them in place (32 shocks,
+    then floor and haircut: keeper.signer.FLOOR, HAIRCUT)."""
     from offchain_risk.keeper.signer import ParamSet
 
     def _update(change=None, nonce=None, deadline=None, signers=None, assets=(0, 1, 2, 3)):

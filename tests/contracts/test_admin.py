@@ -14,7 +14,7 @@ def test_list_asset__perp_only__listed(lens, engine, feeds, owner):
     cfg = lens.asset_config(asset)
     assert (cfg.feed, cfg.heartbeat, cfg.feed_decimals, cfg.floor_bps) == (feeds[ETH], 3600, 8, 150)
     assert cfg.perp and cfg.oi_cap == 7 * WAD and cfg.token == ZERO
-    assert lens.shocks(asset) == [0] * 16
+    assert lens.shocks(asset) == [0] * 32
 
 
 @pytest.mark.parametrize(
@@ -45,13 +45,15 @@ def test_list_asset__stranger__reverts(engine, feeds, stranger):
 
 
 def test_set_shocks__round_trips_and_bounds(lens, engine, owner):
-    new = [-10_000, 32_767, 5, -5] + [0] * 12
+    new = [-10_000, 32_767, 5, -5] + [0] * 12 + [7, -9_999] + [0] * 13 + [32_000]
     engine.set_shocks(ETH, new, sender=owner)
     assert lens.shocks(ETH) == new
-    with ape.reverts("ledger: shock out of range"):
-        engine.set_shocks(ETH, [-10_001] + [0] * 15, sender=owner)
-    with ape.reverts("ledger: shock out of range"):
-        engine.set_shocks(ETH, [32_768] + [0] * 15, sender=owner)
+    assert engine.shock_word(ETH, 1) & 0xFFFF == 7  # scenario 16: field 0 of word 1
+    for k in (0, 16, 31):  # each word, its first and last scenario
+        with ape.reverts("ledger: shock out of range"):
+            engine.set_shocks(ETH, [0] * k + [-10_001] + [0] * (31 - k), sender=owner)
+        with ape.reverts("ledger: shock out of range"):
+            engine.set_shocks(ETH, [0] * k + [32_768] + [0] * (31 - k), sender=owner)
     assert lens.shocks(ETH) == new
 
 

@@ -33,8 +33,8 @@ PARAMS = {  # the shape `python -m offchain_risk calibrate` writes
 def test_apply_params__sets_listed_assets_and_pads_scenarios(lens, deployment, engine, owner):
     done = devnet.apply_params(deployment, PARAMS, owner)
     assert done == ["ETH", "SOL"]  # DOGE is not listed on this market
-    assert lens.shocks(ETH) == [-1700, 1600, -900] + [0] * 13
-    assert lens.shocks(SOL) == [-3000, 2900, -100] + [0] * 13
+    assert lens.shocks(ETH) == [-1700, 1600, -900] + [0] * 29
+    assert lens.shocks(SOL) == [-3000, 2900, -100] + [0] * 29
     cfg = lens.asset_config(SOL)
     assert (cfg.floor_bps, cfg.haircut_bps) == (50, 81)
     assert engine.im_multiplier() == 13 * WAD // 10

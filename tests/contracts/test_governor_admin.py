@@ -6,6 +6,7 @@ import pytest
 from conftest import ETH, WAD
 
 from offchain_risk import devnet
+from offchain_risk.keeper.signer import FLOOR
 
 ZERO = "0x0000000000000000000000000000000000000000"
 
@@ -143,11 +144,11 @@ def test_sync_asset__after_direct_owner_change__restarts_the_bucket(governor, en
     governor.sync_asset(ETH, sender=owner)  # the bucket starts at floor 100, haircut 200
     engine.set_asset_risk(ETH, 300, 700, sender=owner)  # the owner bypasses the governor
     view = governor.asset_view(ETH)
-    assert view.current[16:] == [300, 700]
-    assert view.low[16:] == [100, 200] and view.high[16:] == [300, 700]
+    assert view.current[FLOOR:] == [300, 700]
+    assert view.low[FLOOR:] == [100, 200] and view.high[FLOOR:] == [300, 700]
     tx = governor.sync_asset(ETH, sender=owner)
     view = governor.asset_view(ETH)
-    assert view.low[16:] == [300, 700] and view.high[16:] == [300, 700]
+    assert view.low[FLOOR:] == [300, 700] and view.high[FLOOR:] == [300, 700]
     assert tx.events.filter(governor.Synced)[0].asset == ETH
     with ape.reverts("governor: asset not governed"):
         governor.sync_asset(7, sender=owner)

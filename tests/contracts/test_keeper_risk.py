@@ -9,9 +9,9 @@ from offchain_risk.keeper.keeper import Keeper
 from offchain_risk.keeper.liquidator import LiquidatorConfig
 from offchain_risk.keeper.risk_updater import RiskUpdater, vol_scaled_target
 from offchain_risk.keeper.rpc import Contracts
-from offchain_risk.keeper.scanner import unpack_shocks
 from offchain_risk.keeper.signer import ParamSet
 from offchain_risk.keeper.store import Store
+from offchain_risk.units import MAX_SCENARIOS, read_shocks
 
 ASSETS = (0, 1, 2, 3)
 
@@ -44,12 +44,12 @@ def test_keeper__vol_jump__signed_update_lands_and_is_read_back(
     first = keeper.tick()  # the first update is due by schedule: calm, the base values
     assert first.risk_update.landed and first.risk_update.reason == "schedule"
     assert governor.next_nonce() == nonce + 1
-    assert [engine.shock_word(a) for a in ASSETS] == [
+    assert [engine.shock_word(a, w) for a in ASSETS for w in range(2)] == [
         int(w) for w in risk_signer.message(base, 0, 0).shocks
     ]
     calm = keeper.tick()
     assert calm.risk_update is None  # neither scheduled nor a jump
-    before = unpack_shocks(engine.shock_word(ETH))
+    before = read_shocks(engine, ETH)
     updates = []
     for price in (2_150, 1_950, 2_200):  # 7-12% moves against a 0.5% reference
         d.set_price("ETH", price, sender=owner)
@@ -60,11 +60,11 @@ def test_keeper__vol_jump__signed_update_lands_and_is_read_back(
     assert update is not None and update.landed and update.reason == "vol_jump"
     assert updates[1:] == [None, None]
     assert governor.next_nonce() == nonce + 2
-    after = unpack_shocks(engine.shock_word(ETH))
+    after = read_shocks(engine, ETH)
     # Tighter: every ETH shock at least as large in magnitude, the worst one larger.
     assert all(abs(a) >= abs(b) for a, b in zip(after, before, strict=True))
     assert min(after) < min(before)
-    assert list(update.plan.applied[ETH][:16]) == after
+    assert list(update.plan.applied[ETH][:MAX_SCENARIOS]) == after
     # The keeper's next scan values accounts with what landed.
     read = keeper.tick()
     assert read.risk_update is None

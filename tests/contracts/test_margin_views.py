@@ -27,7 +27,8 @@ def test_margin__btc_eth_pair__worst_joint_scenario(engine, usdc, fund, maker, t
     trade(ETH, 120 * WAD, 2_000)  # trader short 120 ETH (240,000)
     exposure = {BTC: 300_000 * WAD, ETH: -240_000 * WAD}
     losses = [
-        _ceil(-sum(exposure[a] * int(SHOCKS[a][k]) for a in exposure), 10_000) for k in range(16)
+        _ceil(-sum(exposure[a] * int(SHOCKS[a][k]) for a in exposure), 10_000)
+        for k in range(len(SHOCKS[0]))
     ]
     floor = 540_000 * WAD * 100 // 10_000
     worst = max(losses)

@@ -4,7 +4,7 @@ to its target, never faster than the budget, and never over an owner's override.
 import pytest
 from conftest import ETH, revert_message
 
-from offchain_risk.keeper.signer import update_tuple
+from offchain_risk.keeper.signer import FLOOR, HAIRCUT, update_tuple
 
 HOUR = 3_600
 RAMP = 6 * HOUR
@@ -16,8 +16,8 @@ def ramping(governor, engine, update_for, keeper):
     hours. Returns the submission receipt."""
 
     def change(v, g):
-        v[ETH, 16] = 900
-        v[ETH, 17] = 1_000
+        v[ETH, FLOOR] = 900
+        v[ETH, HAIRCUT] = 1_000
 
     message, sigs = update_for(change)
     return governor.submit(update_tuple(message), sigs, sender=keeper)
@@ -74,7 +74,7 @@ def test_poke__faster_than_the_budget__held_to_the_step(
     above the lowest value it held there; each new bucket allows another 500."""
     governor.set_limits((HOUR, 10**17, 5 * 10**16, 500, 60), sender=owner)
     chain.mine(timestamp=(chain.pending_timestamp // HOUR + 1) * HOUR + 1)
-    message, sigs = update_for(lambda v, g: v.__setitem__((ETH, 16), 2_000))
+    message, sigs = update_for(lambda v, g: v.__setitem__((ETH, FLOOR), 2_000))
     tx = governor.submit(update_tuple(message), sigs, sender=keeper)
     assert lens.asset_config(ETH).floor_bps == 600
     chain.mine(timestamp=tx.timestamp + 120)  # the ramp is over, the bucket is not
@@ -95,13 +95,13 @@ def test_poke__raises_the_window_reference(governor, ramping, update_for, keeper
         (854, "governor: loosens too fast per update"),  # 5% of 900 = 45
         (855, None),
     ):
-        message, sigs = update_for(lambda v, g, x=value: v.__setitem__((ETH, 16), x))
+        message, sigs = update_for(lambda v, g, x=value: v.__setitem__((ETH, FLOOR), x))
         if error:
             got = revert_message(governor, "submit", update_tuple(message), sigs, sender=keeper)
             assert got == error
         else:
             governor.submit(update_tuple(message), sigs, sender=keeper)
-    assert governor.asset_view(ETH).high[16] == 900
+    assert governor.asset_view(ETH).high[FLOOR] == 900
 
 
 def test_regression__poke_undoes_owner_override__override_stays(

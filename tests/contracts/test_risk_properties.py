@@ -18,11 +18,14 @@ from hypothesis import strategies as st
 
 from offchain_risk import devnet
 from offchain_risk.keeper.signer import (
+    FLOOR,
+    HAIRCUT,
     ParamSet,
     allowance,
-    unpack_shocks,
+    engine_shocks,
     update_tuple,
 )
+from offchain_risk.units import MAX_SCENARIOS as K
 
 ASSETS = (0, 1, 2, 3)
 WINDOW, WINDOW_RATE, UPDATE_RATE, MM_STEP, RAMP = devnet.GOVERNOR_LIMITS
@@ -38,24 +41,24 @@ action = st.tuples(
     st.sampled_from(["update", "update", "update", "poke"]),
     st.sampled_from([0, 1, 60, WINDOW // 2, WINDOW, 2 * WINDOW]),  # seconds before it
     st.lists(  # (asset row, slot, change) edits
-        st.tuples(st.integers(0, 3), st.integers(0, 17), pct), min_size=1, max_size=3
+        st.tuples(st.integers(0, 3), st.integers(0, K + 1), pct), min_size=1, max_size=3
     ),
     st.tuples(global_pct, global_pct, global_pct),  # IM multiplier, min and max discount
 )
 
 
 def held(lens, engine, liquidations) -> tuple[np.ndarray, np.ndarray]:
-    """(4, 18) asset values and (3,) global values the engine and liquidations hold."""
+    """(4, 34) asset values and (3,) global values the engine and liquidations hold."""
     rows = []
     for a in ASSETS:
         cfg = lens.asset_config(a)
-        rows.append([*unpack_shocks(engine.shock_word(a)), cfg.floor_bps, cfg.haircut_bps])
+        rows.append([*engine_shocks(engine, a), cfg.floor_bps, cfg.haircut_bps])
     globals_ = [engine.im_multiplier(), liquidations.min_discount(), liquidations.max_discount()]
     return np.array(rows, dtype=np.int64), np.array(globals_, dtype=object)
 
 
 def shock_moves_within(x, ref, rate) -> bool:
-    """(4, 16) shocks `x` within max(floor(row max |ref| * rate), 1) of `ref`, row by row."""
+    """(4, 32) shocks `x` within max(floor(row max |ref| * rate), 1) of `ref`, row by row."""
     x, ref = np.asarray(x, dtype=np.int64), np.asarray(ref, dtype=np.int64)
     # exact integers: bps * a WAD rate overflows int64
     allow = [max(int(m) * rate // WAD_, 1) for m in np.abs(ref).max(axis=1)]
@@ -66,11 +69,11 @@ def within_step(x, held) -> bool:
     """Shock magnitudes at most MM_STEP beyond `held`'s; floors and haircuts at most MM_STEP
     above `held`'s."""
     x, held = np.asarray(x, dtype=np.int64), np.asarray(held, dtype=np.int64)
-    shocks, h = x[:, :16], held[:, :16]
+    shocks, h = x[:, :K], held[:, :K]
     ok = np.all(shocks <= np.maximum(h, 0) + MM_STEP) and np.all(
         shocks >= np.minimum(h, 0) - MM_STEP
     )
-    return bool(ok and np.all(x[:, 16:] <= held[:, 16:] + MM_STEP))
+    return bool(ok and np.all(x[:, FLOOR:] <= held[:, FLOOR:] + MM_STEP))
 
 
 def within(x, ref, rate) -> np.ndarray:
@@ -83,10 +86,10 @@ def within(x, ref, rate) -> np.ndarray:
 def check_bounds(values, globals_) -> None:
     for a, spec in zip(ASSETS, devnet.MARKETS, strict=True):
         fmin, fmax, hmin, hmax, dmax, umax, dmin, umin = devnet.asset_bounds(spec)
-        shocks = values[a, :16]
+        shocks = values[a, :K]
         assert shocks.min() >= -dmax and shocks.max() <= umax
         assert -shocks.min() >= dmin and shocks.max() >= umin
-        assert fmin <= values[a, 16] <= fmax and hmin <= values[a, 17] <= hmax
+        assert fmin <= values[a, FLOOR] <= fmax and hmin <= values[a, HAIRCUT] <= hmax
     im_min, im_max, lo_min, lo_max, hi_min, hi_max = devnet.GLOBAL_BOUNDS
     assert im_min <= globals_[0] <= im_max
     assert lo_min <= globals_[1] <= lo_max and hi_min <= globals_[2] <= hi_max
@@ -116,8 +119,8 @@ def test_accepted_updates__stay_in_bounds_and_rate(
                 proposal = before[0].copy()
                 for row, slot, pct in edits:
                     proposal[row, slot] = int(proposal[row, slot] * (100 + pct) // 100)
-                proposal[:, :16] = np.clip(proposal[:, :16], -10_000, 32_767)
-                proposal[:, 16:] = np.clip(proposal[:, 16:], 0, 9_999)
+                proposal[:, :K] = np.clip(proposal[:, :K], -10_000, 32_767)
+                proposal[:, FLOOR:] = np.clip(proposal[:, FLOOR:], 0, 9_999)
                 g = [int(v) * (100 + p) // 100 for v, p in zip(before[1], gedits, strict=True)]
                 g[1] = min(g[1], g[2])
                 target = ParamSet.from_values(ASSETS, proposal, g)
@@ -133,16 +136,16 @@ def test_accepted_updates__stay_in_bounds_and_rate(
             values, globals_ = held(lens, engine, liquidations)
             check_bounds(values, globals_)
             # per update: against the values held just before it
-            assert shock_moves_within(values[:, :16], before[0][:, :16], UPDATE_RATE)
-            assert np.all(within(values[:, 16:], before[0][:, 16:], UPDATE_RATE))
+            assert shock_moves_within(values[:, :K], before[0][:, :K], UPDATE_RATE)
+            assert np.all(within(values[:, FLOOR:], before[0][:, FLOOR:], UPDATE_RATE))
             assert np.all(within(globals_, before[1], UPDATE_RATE))
             # per bucket: against every value held at some time in the current bucket
             bucket_start = now // WINDOW * WINDOW
             for i, (t, v, g) in enumerate(history):
                 superseded_at = history[i + 1][0] if i + 1 < len(history) else now
                 if superseded_at > bucket_start:
-                    assert shock_moves_within(values[:, :16], v[:, :16], WINDOW_RATE), (t, v)
-                    assert np.all(within(values[:, 16:], v[:, 16:], WINDOW_RATE))
+                    assert shock_moves_within(values[:, :K], v[:, :K], WINDOW_RATE), (t, v)
+                    assert np.all(within(values[:, FLOOR:], v[:, FLOOR:], WINDOW_RATE))
                     assert np.all(within(globals_, g, WINDOW_RATE))
                     assert within_step(values, v), (t, v, values)
             history.append((now, values, globals_))
@@ -154,14 +157,14 @@ def test_property_oracle__detects_a_fast_move():
     """The property's own rules reject what the governor must refuse (so the test can fail)."""
     assert not within([1349], [1500], WINDOW_RATE)[0]
     assert within([1350], [1500], WINDOW_RATE)[0]
-    row = np.zeros((4, 16), dtype=np.int64)
+    row = np.zeros((4, K), dtype=np.int64)
     row[:, 0] = -2_000
     moved = row.copy()
     moved[0, 1] = -201  # 201 bps from 0: beyond 10% of the row's 2,000
     assert not shock_moves_within(moved, row, WINDOW_RATE)
     moved[0, 1] = -200
     assert shock_moves_within(moved, row, WINDOW_RATE)
-    held = np.zeros((4, 18), dtype=np.int64)
+    held = np.zeros((4, K + 2), dtype=np.int64)
     stepped = held.copy()
-    stepped[0, 16] = MM_STEP + 1
+    stepped[0, FLOOR] = MM_STEP + 1
     assert not within_step(stepped, held)

@@ -7,6 +7,8 @@ from eip712.messages import hash_message
 from eth_account import Account
 
 from offchain_risk.keeper.signer import (
+    FLOOR,
+    HAIRCUT,
     PASSPHRASE_ENV,
     SECP256K1_N,
     ParamSet,
@@ -14,6 +16,7 @@ from offchain_risk.keeper.signer import (
     load_signer,
     update_tuple,
 )
+from offchain_risk.units import MAX_SCENARIOS as K
 
 HOUR = 3_600
 ASSETS = (0, 1, 2, 3)
@@ -27,7 +30,7 @@ def current(risk_signer) -> tuple[np.ndarray, list[int]]:
 def test_step__within_limits__one_step_round_trip(risk_signer, engine, liquidations):
     values, globals_ = current(risk_signer)
     values[ETH, :16] = np.minimum(values[ETH, :16] * 105 // 100, 20_000)  # tighter
-    values[BTC, 17] = 290  # haircut 300 -> 290: loosens 3.3%
+    values[BTC, HAIRCUT] = 290  # haircut 300 -> 290: loosens 3.3%
     globals_[0] = 2 * WAD
     target = ParamSet.from_values(ASSETS, values, globals_)
     plan = risk_signer.step(target)
@@ -52,7 +55,29 @@ def test_step__k_below_16__pads_with_zero_shocks(lens, risk_signer, engine):
     got = lens.shocks(ETH)
     assert got[:8] == [-1600, 1500, -1200, 1200, -800, 800, -2000, 1800]
     # 100 bps per update toward 0 (5% of ETH's largest shock, 2,000)
-    assert got[8:] == [-200, 200, -900, 900, 0, 0, -500, 500]
+    assert got[8:16] == [-200, 200, -900, 900, 0, 0, -500, 500]
+    assert got[16:] == [0] * 16  # the second word stays zero
+
+
+def test_step__k32_target__second_word_moves_at_the_row_allowance(lens, risk_signer, governor):
+    values, globals_ = current(risk_signer)
+    first = [int(x) for x in values[ETH, :16]]
+    target = ParamSet(
+        assets=np.array([ETH]),
+        shocks_bps=np.array([first + [-300, 300] + [0] * 14]),
+        floor_bps=np.array([values[ETH, FLOOR]]),
+        haircut_bps=np.array([values[ETH, HAIRCUT]]),
+        im_multiplier_wad=globals_[0],
+        min_discount_wad=globals_[1],
+        max_discount_wad=globals_[2],
+    )
+    plan = risk_signer.step(target)
+    assert not plan.final  # 300 bps is three updates' allowance
+    got = lens.shocks(ETH)
+    assert got[:16] == first
+    assert got[16:] == [-100, 100] + [0] * 14  # 5% of ETH's largest shock (2,000)
+    view = governor.asset_view(ETH)
+    assert (view.low[16], view.high[17]) == (-100, 100)
 
 
 def test_step__target_beyond_rate__reached_in_steps(risk_signer, engine, chain):
@@ -77,31 +102,31 @@ def test_step__target_beyond_rate__reached_in_steps(risk_signer, engine, chain):
     # never more than the per-update allowance: 5% of the asset's largest |shock|
     prev = start[ETH]
     for held in steps:
-        allow = max(np.abs(prev[:16]).max() * 5 // 100, 1)
-        assert np.all(np.abs(held[:16] - prev[:16]) <= allow)
+        allow = max(np.abs(prev[:K]).max() * 5 // 100, 1)
+        assert np.all(np.abs(held[:K] - prev[:K]) <= allow)
         prev = held
 
 
 def test_plan__beyond_caps__clipped_into_bounds(risk_signer):
     values, globals_ = current(risk_signer)
     values[ETH, 0] = -10_000
-    values[ETH, 16] = 5_000  # floor cap is 2,000
+    values[ETH, FLOOR] = 5_000  # floor cap is 2,000
     globals_[0] = 5 * WAD  # IM cap is 3
     plan = risk_signer.plan(ParamSet.from_values(ASSETS, values, globals_))
     assert plan.clipped
-    assert plan.signed.values[ETH, 16] == 2_000
+    assert plan.signed.values[ETH, FLOOR] == 2_000
     assert plan.signed.im_multiplier_wad == 3 * WAD
     # a shock moves by its allowance (100 bps); the floor 500 bps now, the rest ramps
     assert plan.signed.values[ETH, 0] == -1_600 and plan.applied[ETH, 0] == -1_600
-    assert plan.applied[ETH, 16] == 600
+    assert plan.applied[ETH, FLOOR] == 600
 
 
 def test_step__ramping_update__confirms_ramp_target(risk_signer, governor):
     values, globals_ = current(risk_signer)
-    values[ETH, 17] = 1_500
+    values[ETH, HAIRCUT] = 1_500
     plan = risk_signer.step(ParamSet.from_values(ASSETS, values, globals_))
-    assert plan.applied[ETH, 17] == 700
-    assert governor.asset_view(ETH).ramp_target[17] == 1_500
+    assert plan.applied[ETH, HAIRCUT] == 700
+    assert governor.asset_view(ETH).ramp_target[HAIRCUT] == 1_500
 
 
 def test_step__many_steps_in_one_bucket__never_refused(risk_signer, lens, chain):
@@ -113,7 +138,7 @@ def test_step__many_steps_in_one_bucket__never_refused(risk_signer, lens, chain)
     start = values.copy()
     values[ETH, :16] = values[ETH, :16] * 2  # far beyond every limit
     values[BTC, :16] = values[BTC, :16] // 2
-    values[ETH, 17] = 5_000
+    values[ETH, HAIRCUT] = 5_000
     target = ParamSet.from_values(ASSETS, values, globals_)
     for _ in range(4):
         plan = risk_signer.step(target)
@@ -122,7 +147,7 @@ def test_step__many_steps_in_one_bucket__never_refused(risk_signer, lens, chain)
     assert np.max(np.abs(held[ETH, :16] - start[ETH, :16])) == 200
     # BTC: 10% of the least largest |shock| held in the bucket (1,710 after the first step)
     assert np.max(np.abs(held[BTC, :16] - start[BTC, :16])) == 171
-    assert held[ETH, 17] == 700  # the haircut's budget; the rest ramps
+    assert held[ETH, HAIRCUT] == 700  # the haircut's budget; the rest ramps
 
 
 def test_step__owner_override__steps_from_the_engines_values(risk_signer, engine, owner):
@@ -171,6 +196,6 @@ def test_load_signer__keyfile_with_env_passphrase__signs_on_chain(
     governor.add_signer(signer, sender=owner)
     client = RiskSigner(governor, engine, liquidations, [signer, risk_signers[2]], keeper)
     values, globals_ = current(client)
-    values[ETH, 17] = 250
+    values[ETH, HAIRCUT] = 250
     client.step(ParamSet.from_values(ASSETS, values, globals_))
     assert lens.asset_config(ETH).haircut_bps == 250

@@ -6,6 +6,7 @@ import pytest
 from conftest import ETH, WAD
 
 from offchain_risk.models.margin import pack_shocks
+from offchain_risk.units import read_shocks
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -20,10 +21,10 @@ def test_set_risk_manager__owner_only_with_event(project, engine, owner, strange
 
 def test_risk_manager__sets_risk_parameters(engine, lens, owner, operator):
     engine.set_risk_manager(operator, sender=owner)
-    engine.set_shocks(ETH, [-100] * 16, sender=operator)
+    engine.set_shocks(ETH, [-100] * 32, sender=operator)
     engine.set_asset_risk(ETH, 150, 250, sender=operator)
     engine.set_im_multiplier(2 * WAD, sender=operator)
-    assert lens.shocks(ETH) == [-100] * 16
+    assert lens.shocks(ETH) == [-100] * 32
     cfg = lens.asset_config(ETH)
     assert (cfg.floor_bps, cfg.haircut_bps) == (150, 250)
     assert engine.im_multiplier() == 2 * WAD
@@ -51,13 +52,13 @@ def test_risk_manager__removed__loses_access(engine, owner, operator):
     assert engine.im_multiplier() == 3 * WAD // 2
 
 
-def test_set_shock_word__risk_manager_sets_packed_word(project, engine, lens, owner, operator):
+def test_set_shock_words__risk_manager_sets_packed_words(project, engine, lens, owner, operator):
     engine.set_risk_manager(operator, sender=owner)
-    shocks = [-10_000, 32_767, -1, 0] + [250 * k - 1_500 for k in range(12)]
-    [word] = pack_shocks([shocks])
-    tx = engine.set_shock_word(ETH, word, sender=operator)
-    assert engine.shock_word(ETH) == word and lens.shocks(ETH) == shocks
-    assert tx.decode_logs(project.MarginConfig.ShocksSet)[0].word == word
+    shocks = [-10_000, 32_767, -1, 0] + [250 * k - 1_500 for k in range(28)]
+    [words] = pack_shocks([shocks])
+    tx = engine.set_shock_words(ETH, words, sender=operator)
+    assert [engine.shock_word(ETH, w) for w in range(2)] == words and lens.shocks(ETH) == shocks
+    assert list(tx.decode_logs(project.MarginConfig.ShocksSet)[0].words) == words
 
 
 @pytest.mark.parametrize(
@@ -67,19 +68,22 @@ def test_set_shock_word__risk_manager_sets_packed_word(project, engine, lens, ow
         (32_768, "ledger: shock out of range"),  # int16 -32768
     ],
 )
-def test_set_shock_word__slot_out_of_range__reverts(engine, owner, operator, slot, error):
+def test_set_shock_words__slot_out_of_range__reverts(engine, owner, operator, slot, error):
     engine.set_risk_manager(operator, sender=owner)
-    before = engine.shock_word(ETH)
-    for k in (0, 15):  # first and last slot
-        with ape.reverts(error):
-            engine.set_shock_word(ETH, slot << (16 * k), sender=operator)
-    assert engine.shock_word(ETH) == before
+    before = read_shocks(engine, ETH)
+    for w in (0, 1):
+        for k in (0, 15):  # first and last slot of each word
+            words = [0, 0]
+            words[w] = slot << (16 * k)
+            with ape.reverts(error):
+                engine.set_shock_words(ETH, words, sender=operator)
+    assert read_shocks(engine, ETH) == before
 
 
-def test_set_shock_word__stranger_or_unlisted__reverts(engine, owner, stranger):
-    before = engine.shock_word(ETH)
+def test_set_shock_words__stranger_or_unlisted__reverts(engine, owner, stranger):
+    before = read_shocks(engine, ETH)
     with ape.reverts("ownable: caller is not the owner"):
-        engine.set_shock_word(ETH, 0, sender=stranger)
+        engine.set_shock_words(ETH, [0, 0], sender=stranger)
     with ape.reverts("ledger: asset not listed"):
-        engine.set_shock_word(9, 0, sender=owner)
-    assert engine.shock_word(ETH) == before
+        engine.set_shock_words(9, [0, 0], sender=owner)
+    assert read_shocks(engine, ETH) == before

@@ -14,7 +14,8 @@ from conftest import BTC, ETH, LINK, SOL, WAD, revert_message, sign_with, would_
 from eip712.messages import EIP712Domain
 
 from offchain_risk import devnet
-from offchain_risk.keeper.signer import RiskUpdate, update_tuple
+from offchain_risk.keeper.signer import FLOOR, HAIRCUT, RiskUpdate, update_tuple
+from offchain_risk.units import MAX_SCENARIOS, read_shocks
 
 HOUR = 3_600
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -47,7 +48,7 @@ def test_submit__within_limits__applies_and_bumps_nonce(
     def change(v, g):
         v[0, 0] -= 100  # ETH scenario 0: -1500 -> -1600 (5% of ETH's largest shock)
         v[1, 1] -= 60  # BTC scenario 1: 1200 -> 1140
-        v[2, 17] = 300  # SOL haircut 0 -> 300 bps, tighter
+        v[2, HAIRCUT] = 300  # SOL haircut 0 -> 300 bps, tighter
         g[0] = 2 * WAD  # IM 1.5 -> 2.0 at once
         g[2] = WAD * 12 // 100  # max discount 10% -> 12%
 
@@ -86,8 +87,8 @@ def test_submit__mm_tightening_beyond_step__ramps(
     lens, governor, engine, update_for, keeper, chain
 ):
     def change(v, g):
-        v[0, 16] = 900  # ETH floor 100 -> 900 bps: 500 now, the rest ramps
-        v[0, 17] = 500  # ETH haircut 200 -> 500 bps: within the step
+        v[0, FLOOR] = 900  # ETH floor 100 -> 900 bps: 500 now, the rest ramps
+        v[0, HAIRCUT] = 500  # ETH haircut 200 -> 500 bps: within the step
         g[0] = 3 * WAD  # IM at once, all the way
 
     message, sigs = update_for(change)
@@ -99,7 +100,7 @@ def test_submit__mm_tightening_beyond_step__ramps(
     assert event.asset == ETH and event.end == tx.timestamp + 6 * HOUR
     assert (event.floor_bps, event.haircut_bps) == (900, 500)
     view = governor.asset_view(ETH)
-    assert view.ramp_target[16:] == [900, 500] and view.ramp_end == event.end
+    assert view.ramp_target[FLOOR:] == [900, 500] and view.ramp_end == event.end
 
 
 def test_submit__shock_beyond_mm_step__reverts(governor, governed, update_for, owner, keeper):
@@ -145,10 +146,10 @@ def test_submit__signed_for_other_engine__reverts(
     d2 = devnet.deploy(project, owner)
     governor2 = devnet.deploy_governor(project, d2, owner, list(risk_signers), 2)
     message, sigs = update_for(lambda v, g: v.__setitem__((0, 0), -1600))
-    before2 = [d2.engine.shock_word(a) for a in range(4)]
+    before2 = [read_shocks(d2.engine, a) for a in range(4)]
     # signed for this governor, relayed to the other engine's governor
     refused(governor2, governed, message, sigs, keeper, "governor: not a signer")
-    assert [d2.engine.shock_word(a) for a in range(4)] == before2
+    assert [read_shocks(d2.engine, a) for a in range(4)] == before2
     # and the converse: signed for the other governor, relayed here
     other = RiskUpdate(
         **message.model_dump(),
@@ -299,9 +300,9 @@ def _set_global(i, value):
 @pytest.mark.parametrize(
     "change,error",
     [
-        (_set(ETH, 16, 99), "governor: floor out of bounds"),  # below the admin floor rate
-        (_set(ETH, 16, 2_001), "governor: floor out of bounds"),
-        (_set(BTC, 17, 5_001), "governor: haircut out of bounds"),
+        (_set(ETH, FLOOR, 99), "governor: floor out of bounds"),  # below the admin floor rate
+        (_set(ETH, FLOOR, 2_001), "governor: floor out of bounds"),
+        (_set(BTC, HAIRCUT, 5_001), "governor: haircut out of bounds"),
         (_set(SOL, 1, 20_001), "governor: shock out of bounds"),
         (_set_global(0, 3 * WAD + 1), "governor: IM multiplier out of bounds"),
         (_set_global(0, 6 * WAD // 5 - 1), "governor: IM multiplier out of bounds"),
@@ -366,7 +367,7 @@ def test_submit__min_discount_above_max__reverts(
         (_set(BTC, 1, 1109), "governor: shock moves too fast per update"),  # 90 bps for BTC
         (_set(ETH, 12, -101), "governor: shock moves too fast per update"),  # from zero too
         (_set(SOL, 0, 1), "governor: shock moves too fast per update"),  # crossing zero
-        (_set(BTC, 17, 284), "governor: loosens too fast per update"),  # 300 -> 285 at most
+        (_set(BTC, HAIRCUT, 284), "governor: loosens too fast per update"),  # 300 -> 285 at most
         (_set_global(0, 3 * WAD // 2 * 95 // 100 - 1), "governor: loosens too fast per update"),
         (_set_global(2, WAD // 10 * 95 // 100 - 1), "governor: loosens too fast per update"),
     ],
@@ -431,15 +432,15 @@ def test_submit__window__raising_a_haircut_raises_the_reference(
 ):
     """After a haircut rises, lowering it again is limited from the higher value."""
     at_bucket_start(chain)
-    message, sigs = update_for(_set(BTC, 17, 800))
+    message, sigs = update_for(_set(BTC, HAIRCUT, 800))
     submit(governor, message, sigs, keeper)
     chain.mine(timestamp=chain.pending_timestamp + 60)
-    message, sigs = update_for(_set(BTC, 17, 759))  # 5% of 800 = 40
+    message, sigs = update_for(_set(BTC, HAIRCUT, 759))  # 5% of 800 = 40
     refused(governor, governed, message, sigs, keeper, "governor: loosens too fast per update")
     for value in (760, 722):
-        message, sigs = update_for(_set(BTC, 17, value))
+        message, sigs = update_for(_set(BTC, HAIRCUT, value))
         submit(governor, message, sigs, keeper)
-    message, sigs = update_for(_set(BTC, 17, 719))  # 10% of 800 = 80: 720 is the limit
+    message, sigs = update_for(_set(BTC, HAIRCUT, 719))  # 10% of 800 = 80: 720 is the limit
     refused(governor, governed, message, sigs, keeper, "governor: loosens too fast per window")
     assert lens.asset_config(BTC).haircut_bps == 722
 
@@ -448,7 +449,7 @@ def test_submit__tightening__never_rate_limited(
     lens, governor, engine, liquidations, update_for, keeper
 ):
     def change(v, g):
-        v[BTC, 17] = 800  # haircut 300 -> 800: the 500 bps step, no ramp
+        v[BTC, HAIRCUT] = 800  # haircut 300 -> 800: the 500 bps step, no ramp
         g[0], g[1], g[2] = 3 * WAD, WAD // 20, WAD // 5
 
     message, sigs = update_for(change)
@@ -456,6 +457,63 @@ def test_submit__tightening__never_rate_limited(
     assert lens.asset_config(BTC).haircut_bps == 800
     assert engine.im_multiplier() == 3 * WAD
     assert liquidations.max_discount() == WAD // 5
+
+
+# ------------------------------------------------------ K = 32: the second word
+
+
+def test_submit__second_word_slot__record_per_word_limits_the_bucket(
+    lens, governor, update_for, keeper, governed, chain
+):
+    """Scenarios 16..31 live in the second shock word: checked and recorded like the first.
+    ETH's largest |shock| is 2,000 (first word): 100 bps per update, 200 per bucket."""
+    at_bucket_start(chain)
+    for x in (-100, -200):
+        message, sigs = update_for(lambda v, g, x=x: v.__setitem__((ETH, 20), x))
+        submit(governor, message, sigs, keeper)
+        assert lens.shocks(ETH)[20] == x
+    view = governor.asset_view(ETH)
+    assert (view.low[20], view.high[20]) == (-200, 0)
+    # 1 bps within the update's allowance, but 201 from the bucket's high of 0
+    message, sigs = update_for(lambda v, g: v.__setitem__((ETH, 20), -201))
+    refused(governor, governed, message, sigs, keeper, "governor: shock moves too fast per window")
+
+
+def test_submit__second_word_slot__beyond_the_update_allowance__reverts(
+    governor, update_for, keeper, governed
+):
+    message, sigs = update_for(lambda v, g: v.__setitem__((ETH, 31), 101))
+    refused(governor, governed, message, sigs, keeper, "governor: shock moves too fast per update")
+
+
+def test_submit__largest_shock_in_second_word__scales_both_words_allowance(
+    engine, lens, governor, update_for, keeper, owner, chain
+):
+    """The allowance is uniform per asset, from its largest |shock| over both words: 4,000 bps
+    in scenario 25 gives every slot 200 bps per update (first-word rows alone: 100)."""
+    row = [int(s) for s in lens.shocks(ETH)]
+    row[25] = -4_000
+    engine.set_shocks(ETH, row, sender=owner)  # the owner's override: the next base
+    at_bucket_start(chain)
+    assert governor.asset_view(ETH).update_allowance == 200
+    message, sigs = update_for(lambda v, g: v.__setitem__((ETH, 0), v[ETH, 0] - 200))
+    submit(governor, message, sigs, keeper)
+    assert lens.shocks(ETH)[0] == row[0] - 200
+
+
+@pytest.mark.parametrize("down_in", [0, 1])
+def test_submit__worst_moves_in_either_word__meet_the_floors(
+    engine, lens, governor, update_for, keeper, owner, chain, down_in
+):
+    """The scenario set keeps a 5% move each way over both words: a first word of rises
+    only (or falls only) with the other direction in the second word is accepted."""
+    up, down = [1_500] * 16, [-2_000] * 16
+    row = down + up if down_in == 0 else up + down
+    engine.set_shocks(ETH, row, sender=owner)
+    at_bucket_start(chain)
+    message, sigs = update_for(lambda v, g: v.__setitem__((ETH, 1), v[ETH, 1] + 50))
+    submit(governor, message, sigs, keeper)
+    assert lens.shocks(ETH)[1] == row[1] + 50
 
 
 # -------------------------------------------------------------- regressions
@@ -472,11 +530,11 @@ def test_regression__ramp_bypass_by_chaining__haircut_held_to_one_step(
     bps above the lowest value it held in the bucket, and the rest ramps."""
     at_bucket_start(chain)
     for i in range(1, 11):
-        message, sigs = update_for(_set(ETH, 17, min(200 + 500 * i, 5_000)))
+        message, sigs = update_for(_set(ETH, HAIRCUT, min(200 + 500 * i, 5_000)))
         submit(governor, message, sigs, keeper)
     assert lens.asset_config(ETH).haircut_bps == 700
     view = governor.asset_view(ETH)
-    assert view.ramp_target[17] == 5_000 and view.low[17] == 200
+    assert view.ramp_target[HAIRCUT] == 5_000 and view.low[HAIRCUT] == 200
 
 
 def test_regression__ramp_bypass_by_chaining__shock_held_to_the_bucket(
@@ -508,7 +566,7 @@ def test_regression__tightening_that_loosens_hedged_books__refused(
     one slot is tightening now: each moves within its asset's allowance (BTC 90 bps)."""
 
     def hedge_collapse(v, g):
-        for k in range(16):
+        for k in range(MAX_SCENARIOS):
             e, b = v[ETH, k], v[BTC, k]
             if abs(e) > abs(b):
                 v[BTC, k] = b + np.sign(b) * min(abs(e) - abs(b), 500)
@@ -522,7 +580,7 @@ def test_regression__tightening_that_loosens_hedged_books__refused(
     assert np.all(np.abs(after) >= np.abs(before))
 
     def book_mm(v):  # long 1 BTC, short 1 ETH (notional), bps of the notional
-        return max(0, int(np.max(-(v[BTC, :16] - v[ETH, :16]))))
+        return max(0, int(np.max(-(v[BTC, :MAX_SCENARIOS] - v[ETH, :MAX_SCENARIOS]))))
 
     assert (book_mm(before), book_mm(after)) == (600, 100)
     message, sigs = update_for(hedge_collapse)
@@ -539,11 +597,11 @@ def test_regression__stale_record__moves_from_the_engines_values(
     2 as a tightening of the stale 1.5. Every update now starts from what the engines hold."""
     engine.set_asset_risk(ETH, 100, 2_000, sender=owner)
     engine.set_im_multiplier(3 * WAD, sender=owner)
-    message, sigs = update_for(_set(ETH, 17, 700))
+    message, sigs = update_for(_set(ETH, HAIRCUT, 700))
     refused(governor, governed, message, sigs, keeper, "governor: loosens too fast per update")
     message, sigs = update_for(_set_global(0, 2 * WAD))
     refused(governor, governed, message, sigs, keeper, "governor: loosens too fast per update")
-    message, sigs = update_for(_set(ETH, 17, 1_900))  # 5% below the engine's value
+    message, sigs = update_for(_set(ETH, HAIRCUT, 1_900))  # 5% below the engine's value
     submit(governor, message, sigs, keeper)
     assert lens.asset_config(ETH).haircut_bps == 1_900
     assert engine.im_multiplier() == 3 * WAD

@@ -12,7 +12,7 @@ from conftest import BTC, ETH, SOL, USDC, WAD, acct, event, set_price
 from offchain_risk import devnet
 from offchain_risk.models.margin import RiskParams, margin_exact
 from offchain_risk.models.vault import RateCap
-from offchain_risk.units import YEAR, unpack_int16
+from offchain_risk.units import YEAR, read_shocks
 
 SEED = 100 * WAD  # WETH deposited into the vault before listing
 YIELD = 5 * WAD  # then donated: the listed rate is about 1.05
@@ -89,7 +89,7 @@ def twin_margin(engine, lens, account, prices):
     params = RiskParams(
         floor_bps=np.array([c.floor_bps for c in cfg]),
         haircut_bps=np.array([c.haircut_bps for c in cfg]),
-        shocks_bps=np.array([unpack_int16(engine.shock_word(a)) for a in range(n)]),
+        shocks_bps=np.array([read_shocks(engine, a) for a in range(n)]),
         im_multiplier_wad=engine.im_multiplier(),
     )
     positions = [engine.position(account, a) for a in range(n)]
@@ -131,7 +131,7 @@ def test_list_vault__prices_share_at_rate_times_feed(engine, lens, listed, feeds
     assert ok and price == twin_price(engine, feeds, asset, vault) == 2_000 * rate
     assert lens.asset_config(asset).haircut_bps == LIQUID_STAKING.haircut_bps
     assert not lens.asset_config(asset).perp
-    assert engine.shock_word(asset) == engine.shock_word(ETH)
+    assert read_shocks(engine, asset) == read_shocks(engine, ETH)
 
 
 def _vault_state(engine, asset):

@@ -20,7 +20,7 @@ from offchain_risk.units import QUOTE_ASSET, unpack_vault_word
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deployments" / "config" / "local.toml"
-PER_ASSET = ("asset_token", "open_interest", "oi_cap", "shock_word", "price")
+PER_ASSET = ("asset_token", "open_interest", "oi_cap", "price")
 QUOTE = "\n[quote]\nprice = 0.99\npeg_bps = 50\n"
 FUNDING = 'symbol = "ETH"\nfunding = { convergence_hours = 8, interest = -0.00001, cap = 0.002 }\n'
 
@@ -92,6 +92,7 @@ def on_chain(project, chain, manifest: dict) -> dict:
             "config": _plain(contracts["lens"].asset_config(a), roles),
             "shocks": list(contracts["lens"].shocks(a)),
             "engine": {f: _plain(getattr(engine, f)(a), roles) for f in PER_ASSET},
+            "shock_words": [engine.shock_word(a, w) for w in range(2)],
             "feed": (feed.decimals(), feed.latestRoundData()[1], _plain(feed.feeder(), roles)),
             "bounds": _plain(contracts["governor"].asset_bounds(a), roles),
             "governed": _plain(contracts["governor"].asset_view(a), roles),
@@ -106,6 +107,7 @@ def on_chain(project, chain, manifest: dict) -> dict:
             "config": _plain(contracts["lens"].asset_config(a), roles),
             "shocks": list(contracts["lens"].shocks(a)),
             "engine": {f: _plain(getattr(engine, f)(a), roles) for f in PER_ASSET},
+            "shock_words": [engine.shock_word(a, w) for w in range(2)],
             "vault": (vault.name(), vault.symbol(), _plain(vault.asset(), roles)),
             "cap": (ratio, growth, decimals),
             "bounds": _plain(contracts["governor"].asset_bounds(a), roles),

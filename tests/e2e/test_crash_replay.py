@@ -91,7 +91,7 @@ def test_replay__ballast_listed_and_kept_by_the_risk_engine(replayed):
     meta = listing.params["metadata"]
     assert meta["data_range"][1] == "2020-03-12T00:00:00Z"
     assert meta["horizon_hours"] == replay.config.listing.horizon.hours
-    assert listing.shocks_bps.shape == (len(ASSETS), 16)
+    assert listing.shocks_bps.shape == (len(ASSETS), 32)
     # the keeper recalibrated on the chain's clock during the nine hours
     assert replay.venues[0].recalibrations >= 2
     assert "## Risk engine" in md.read_text()

@@ -60,7 +60,7 @@ def owner(accounts):
 def test_load_config__local_toml__every_market_and_the_governor():
     cfg = deploy.load_config(CONFIG)
     assert [m.symbol for m in cfg.markets] == ["ETH", "BTC", "SOL", "LINK"]
-    assert cfg.shocks.shape == (4, 16)
+    assert cfg.shocks.shape == (4, 32)  # 16 configured, zero-padded to the chain's 32
     assert cfg.signers == ("test:5", "test:6", "test:7") and cfg.threshold == 2
     assert cfg.needs_mocks()  # feeds and tokens are mocks: local networks only
 

@@ -108,6 +108,8 @@ from revm_env import Revert, RevmEnv
 
 from offchain_risk import devnet
 from offchain_risk.keeper.signer import (
+    FLOOR,
+    SLOTS,
     AssetBounds,
     ChainView,
     GlobalBounds,
@@ -150,7 +152,9 @@ from offchain_risk.units import (
     MAX_FUNDING_CONVERGENCE,
     MAX_OPTION_LEGS,
     MAX_RATE_GROWTH_BPS,
+    MAX_SCENARIOS,
     QUOTE_ASSET,
+    SHOCK_WORDS,
     WAD_BPS,
 )
 
@@ -362,7 +366,7 @@ def stack(backend: str | None = None, hostile: bool = False) -> Stack:
             token.address, feed.address, HEARTBEAT, 500, 1_000, 10**12 * WAD, 10**12 * WAD,
             False, 0,
         )  # fmt: skip
-        s.admin.set_shocks(asset, [-3_000, 3_000] + [0] * 14)
+        s.admin.set_shocks(asset, [-3_000, 3_000] + [0] * (MAX_SCENARIOS - 2))
         refused[kind] = (token, feed)
     keys = [Account.from_key((0xB0 + i).to_bytes(32, "big")) for i in range(3)]  # risk signers
     for k in keys:
@@ -484,7 +488,7 @@ def _list_vault(chain: Any, s: BoaStack, eth_feed) -> tuple[Any, Any]:
         vault.address, eth_feed.address, HEARTBEAT, devnet.MARKETS[ETH].floor_bps,
         VAULT_CLASS.haircut_bps, 10**12 * WAD, 10**12 * WAD, False, 0,
     )  # fmt: skip
-    s.admin.set_shock_word(VAULT, s.engine.shock_word(ETH))
+    s.admin.set_shock_words(VAULT, [s.engine.shock_word(ETH, w) for w in range(SHOCK_WORDS)])
     s.funding.list_vault(VAULT, VAULT_CLASS.max_growth_bps)
     return vault, underlying
 
@@ -2240,7 +2244,7 @@ class BallastMachine(RuleBasedStateMachine):
     @precondition(_governance_due)
     @rule(
         assets=st.sets(st.sampled_from(range(N_ASSETS)), min_size=1, max_size=N_ASSETS),
-        moves=st.lists(st.integers(-3_000, 3_000), min_size=18, max_size=18),
+        moves=st.lists(st.integers(-3_000, 3_000), min_size=SLOTS, max_size=SLOTS),
         im_bps=st.integers(-5_000, 5_000),
         discount_bps=st.integers(-500, 500),
     )
@@ -2249,7 +2253,7 @@ class BallastMachine(RuleBasedStateMachine):
         view = self.signer.view(assets)
         values = view.current.copy()
         values = values + np.array(moves, dtype=np.int64)[None, :]
-        values[:, 16:] = np.maximum(values[:, 16:], 0)
+        values[:, FLOOR:] = np.maximum(values[:, FLOOR:], 0)
         g = [int(x) for x in view.global_current]
         target = ParamSet.from_values(
             assets,
@@ -2270,7 +2274,9 @@ class BallastMachine(RuleBasedStateMachine):
         STATS["signed update"] += 1
         self.params_dirty = True
         self._refresh()
-        np.testing.assert_array_equal(self.params.shocks_bps[assets], plan.applied[:, :16])
+        np.testing.assert_array_equal(
+            self.params.shocks_bps[assets], plan.applied[:, :MAX_SCENARIOS]
+        )
 
     @precondition(_governance_due)
     @rule(
@@ -2299,7 +2305,7 @@ class BallastMachine(RuleBasedStateMachine):
             deadline = view.timestamp - 1
         if kind == "floor above bound":
             values = view.current.copy()
-            values[0, 16] = view.bounds[0].floor_max + 1
+            values[0, FLOOR] = view.bounds[0].floor_max + 1
             signed = ParamSet.from_values(assets, values, [int(x) for x in view.global_current])
         message = self.signer.message(signed, nonce, deadline)
         sigs = self.signer.sign(message)
@@ -2350,7 +2356,7 @@ class BallastMachine(RuleBasedStateMachine):
             e.im_multiplier(),
             self.s.liquidations.min_discount(),
             self.s.liquidations.max_discount(),
-            tuple(e.shock_word(a) for a in range(N_ASSETS)),
+            tuple(e.shock_word(a, w) for a in range(N_ASSETS) for w in range(SHOCK_WORDS)),
             tuple(e.asset_word(a) for a in range(N_ASSETS)),
         )
 
@@ -2390,8 +2396,8 @@ class BallastMachine(RuleBasedStateMachine):
         for _ in range(count):
             view = self.signer.view(assets)
             values = view.current.copy()
-            values[:, :16] += direction * bps
-            values[:, 16:] = np.maximum(values[:, 16:] + direction * (bps // 10), 0)
+            values[:, :MAX_SCENARIOS] += direction * bps
+            values[:, FLOOR:] = np.maximum(values[:, FLOOR:] + direction * (bps // 10), 0)
             g = [int(x) for x in view.global_current]
             g = [max(x + direction * x * bps // BPS // 10, 1) for x in g]
             g[2] = max(g[2], g[1])

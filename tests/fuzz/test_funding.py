@@ -22,7 +22,7 @@ from offchain_risk.models.funding import (
     premium_of,
 )
 from offchain_risk.models.margin import RiskParams, margin_exact
-from offchain_risk.units import HOUR, MAX_FUNDING_CAP
+from offchain_risk.units import HOUR, MAX_FUNDING_CAP, read_shocks
 
 WAD = 10**18
 USDC = 10**6
@@ -340,7 +340,7 @@ def _check_equity(s, desk, accounts):
     params = RiskParams(
         floor_bps=np.array([(s.engine.asset_word(m) >> 200) & 0xFFFF for m in range(n_assets)]),
         haircut_bps=np.array([(s.engine.asset_word(m) >> 216) & 0xFFFF for m in range(n_assets)]),
-        shocks_bps=np.array([_shocks(s.engine.shock_word(m)) for m in range(n_assets)]),
+        shocks_bps=np.array([read_shocks(s.engine, m) for m in range(n_assets)]),
         im_multiplier_wad=s.engine.im_multiplier(),
     )
     twin = margin_exact(cash, coll, size, on, prices, params, funding_owed=funding)
@@ -348,14 +348,6 @@ def _check_equity(s, desk, accounts):
         m = s.engine.liquidation_margin(a, 0)
         assert (m.equity, m.mm, m.im) == (twin.equity[i], twin.mm[i], twin.im[i])
         assert s.funding.equity(a) == twin.equity[i]
-
-
-def _shocks(word):
-    out = []
-    for k in range(16):
-        v = (word >> (16 * k)) & 0xFFFF
-        out.append(v - 0x10000 if v >= 0x8000 else v)
-    return out
 
 
 def test_index_at__twin_formula(s):

@@ -27,7 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from offchain_risk import devnet
-from offchain_risk.keeper.signer import ParamSet, update_tuple
+from offchain_risk.keeper.signer import FLOOR, ParamSet, update_tuple
+from offchain_risk.units import MAX_SCENARIOS as K
+from offchain_risk.units import read_shocks
 
 WAD = 10**18
 N = 4
@@ -42,13 +44,11 @@ def _deployed(machine_stack):
 
 
 def held(k) -> tuple[np.ndarray, list[int]]:
-    """(4, 18) shocks, floor and haircut the engine holds; the three global values."""
+    """(4, 34) shocks, floor and haircut the engine holds; the three global values."""
     e = k.s.engine
     rows = []
     for a in range(N):
-        word = e.shock_word(a)
-        shocks = [(word >> (16 * i)) & 0xFFFF for i in range(16)]
-        shocks = [s - 65536 if s >= 32768 else s for s in shocks]
+        shocks = read_shocks(e, a)
         aw = e.asset_word(a)
         rows.append([*shocks, (aw >> 200) & 0xFFFF, (aw >> 216) & 0xFFFF])
     g = [e.im_multiplier(), k.s.liquidations.min_discount(), k.s.liquidations.max_discount()]
@@ -59,35 +59,35 @@ def mm(values: np.ndarray, books: np.ndarray) -> np.ndarray:
     """(n_books,) MM in USD * bps: max(worst scenario loss, floor, 0).
 
     books: (n_books, 4) exposures in USD (long > 0); floors on the gross exposure."""
-    shocks = values[:, :16]  # (4, 16)
-    losses = -(books @ shocks)  # (n_books, 16)
-    floor_ = np.abs(books) @ values[:, 16]
+    shocks = values[:, :K]  # (4, 32)
+    losses = -(books @ shocks)  # (n_books, 32)
+    floor_ = np.abs(books) @ values[:, FLOOR]
     return np.maximum(np.maximum(losses.max(axis=1), floor_), 0)
 
 
 def allowance(values: np.ndarray, books: np.ndarray, rate: int) -> np.ndarray:
     """(n_books,) how far MM may fall from `values` at `rate`: the larger of the unhedged
     scenario allowance and the floor allowance."""
-    row_max = [int(m) for m in np.abs(values[:, :16]).max(axis=1)]
+    row_max = [int(m) for m in np.abs(values[:, :K]).max(axis=1)]
     # exact integers: bps * a WAD rate overflows int64
     per_asset = np.array([max(m * rate // WAD, 1) for m in row_max], dtype=np.int64)
-    floors = np.array([max(int(f) * rate // WAD, 1) for f in values[:, 16]], dtype=np.int64)
+    floors = np.array([max(int(f) * rate // WAD, 1) for f in values[:, FLOOR]], dtype=np.int64)
     return np.maximum(np.abs(books) @ per_asset, np.abs(books) @ floors)
 
 
 def step_ok(now: np.ndarray, before: np.ndarray) -> bool:
-    shocks, prev = now[:, :16], before[:, :16]
+    shocks, prev = now[:, :K], before[:, :K]
     return bool(
         np.all(shocks <= np.maximum(prev, 0) + MM_STEP)
         and np.all(shocks >= np.minimum(prev, 0) - MM_STEP)
-        and np.all(now[:, 16:] <= before[:, 16:] + MM_STEP)
+        and np.all(now[:, FLOOR:] <= before[:, FLOOR:] + MM_STEP)
     )
 
 
 def hedge_collapse(values: np.ndarray, a: int, b: int) -> np.ndarray:
     """Finding 2's attack: each slot of the smaller leg grows toward the larger, <= 500 bps."""
     out = values.copy()
-    for k in range(16):
+    for k in range(K):
         x, y = out[a, k], out[b, k]
         if abs(x) > abs(y) and y != 0:
             out[b, k] = y + np.sign(y) * min(abs(x) - abs(y), 500)
@@ -111,7 +111,7 @@ action = st.one_of(
         st.just("edit"),
         st.sampled_from([0, 1, 60, WINDOW // 2, WINDOW]),
         st.lists(
-            st.tuples(st.integers(0, N - 1), st.integers(0, 17), st.integers(-600, 600)),
+            st.tuples(st.integers(0, N - 1), st.integers(0, K + 1), st.integers(-600, 600)),
             min_size=1,
             max_size=6,
         ),
@@ -124,7 +124,7 @@ action = st.one_of(
     st.tuples(
         st.just("plan"),
         st.sampled_from([0, 1, 60, WINDOW]),
-        st.lists(st.integers(-40, 60), min_size=18, max_size=18),  # % change of the target
+        st.lists(st.integers(-40, 60), min_size=K + 2, max_size=K + 2),  # % change of the target
     ),
 )
 
@@ -154,8 +154,8 @@ def check_sequence(k, books, actions) -> None:
         if kind == "plan":
             target = before.copy()
             target = target + target * np.array(arg, dtype=np.int64)[None, :] // 100
-            target[:, :16] = np.clip(target[:, :16], -10_000, 20_000)
-            target[:, 16:] = np.clip(target[:, 16:], 0, 9_999)
+            target[:, :K] = np.clip(target[:, :K], -10_000, 20_000)
+            target[:, FLOOR:] = np.clip(target[:, FLOOR:], 0, 9_999)
             try:
                 plan = signer.plan(ParamSet.from_values(assets, target, g), view)
             except ValueError:
@@ -168,8 +168,8 @@ def check_sequence(k, books, actions) -> None:
                     proposal[a, slot] += delta
             else:
                 proposal = hedge_collapse(proposal, *arg)
-            proposal[:, :16] = np.clip(proposal[:, :16], -10_000, 32_767)
-            proposal[:, 16:] = np.clip(proposal[:, 16:], 0, 9_999)
+            proposal[:, :K] = np.clip(proposal[:, :K], -10_000, 32_767)
+            proposal[:, FLOOR:] = np.clip(proposal[:, FLOOR:], 0, 9_999)
             signed = ParamSet.from_values(assets, proposal, g)
         message = signer.message(signed, view.nonce, view.timestamp + 600)
         sigs = signer.sign(message)
@@ -197,9 +197,9 @@ def test_property_oracle__flags_the_hedge_collapse():
     """The property fails on finding 2's update (so the test can fail): one update moving
     BTC's shocks toward ETH's cuts a long BTC / short ETH book's MM by far more than 5% of its
     unhedged loss."""
-    values = np.zeros((N, 18), dtype=np.int64)
-    values[:, :16] = devnet.DEFAULT_SHOCKS_BPS[:N]
-    values[:, 16] = [100, 100, 200, 300]
+    values = np.zeros((N, K + 2), dtype=np.int64)
+    values[:, :K] = devnet.DEFAULT_SHOCKS_BPS[:N]
+    values[:, FLOOR] = [100, 100, 200, 300]
     collapsed = hedge_collapse(values, 0, 1)
     pair = np.array([[-10_000, 10_000, 0, 0]])
     assert mm(collapsed, pair)[0] < mm(values, pair)[0] - allowance(values, pair, UPDATE_RATE)[0]

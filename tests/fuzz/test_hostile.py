@@ -26,7 +26,7 @@ def list_collateral(s, token, price_usd, haircut_bps=1_000):
         token.address, feed.address, HEARTBEAT, 500, haircut_bps, 10**12 * WAD, 10**12 * WAD,
         False, 0,
     )  # fmt: skip
-    s.admin.set_shocks(asset, [-3_000, 3_000] + [0] * 14)
+    s.admin.set_shocks(asset, [-3_000, 3_000] + [0] * 30)
     boa.env.register_contract(s.engine.address, s.engine)
     return asset, feed
 

@@ -30,7 +30,7 @@ from offchain_risk.chain import settlement_round
 from offchain_risk.models.funding import index_at, owed
 from offchain_risk.models.margin import RiskParams
 from offchain_risk.models.options import OptionLeg, margin_with_options_exact
-from offchain_risk.units import INSURANCE, unpack_int16
+from offchain_risk.units import INSURANCE, read_shocks
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +171,7 @@ def test_margin__perps_with_funding_and_options__equal_twin(opt):
     index = index_at(s.funding.funding_word(ETH), prices[ETH], now)
     due = owed(size[ETH], index, s.funding.funding_snap(m, ETH))
     assert due > 0  # the long pays the premium's funding
-    shocks = [unpack_int16(s.engine.shock_word(a)) for a in range(n_assets)]
+    shocks = [read_shocks(s.engine, a) for a in range(n_assets)]
     params = RiskParams(
         floor_bps=np.array([(s.engine.asset_word(a) >> 200) & 0xFFFF for a in range(n_assets)]),
         haircut_bps=np.array([(s.engine.asset_word(a) >> 216) & 0xFFFF for a in range(n_assets)]),

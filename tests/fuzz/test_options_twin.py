@@ -33,7 +33,7 @@ from offchain_risk.units import (
     NO_ASSET,
     OPTION_TRADE,
     WAD_BPS,
-    unpack_int16,
+    read_shocks,
 )
 
 BOOKS = int(os.environ.get("OPTION_TWIN_BOOKS", "200"))
@@ -144,10 +144,22 @@ def _books(opt: Options, ids: dict, count: int, seed: int) -> Iterator[Book]:
             yield Book(n, account, now, sizes, trade, vols, settled)
 
 
-def test_option_margin__random_books__equal_twin_to_the_wei():
+def _k32(row: list[int]) -> list[int]:
+    """A K = 32 row from a K = 16 one: the second word mirrors the first at 70% and holds
+    the set's lowest and highest shocks (the anchors come from the second word)."""
+    second = [-x * 7 // 10 for x in row[:16]]
+    second[3], second[11] = min(row) - 700, max(row) + 900
+    return row[:16] + second
+
+
+@pytest.mark.parametrize("k", [16, 32])
+def test_option_margin__random_books__equal_twin_to_the_wei(k):
     opt = Options(RevmEnv(timestamp=1_767_225_600))  # 2026-01-01
+    if k == 32:
+        opt.s.admin.set_shocks(ETH, _k32(read_shocks(opt.s.engine, ETH)))
     ids = _instruments(opt)
-    shocks = tuple(unpack_int16(opt.s.engine.shock_word(ETH)))
+    shocks = tuple(read_shocks(opt.s.engine, ETH))
+    assert any(shocks[16:]) == (k == 32)
     rng = random.Random(19)
     compared = expired = hypothetical = cut = 0
     for b in _books(opt, ids, BOOKS, seed=1919):
@@ -185,7 +197,7 @@ def boa_opt(devnet_stack):
 def test_liquidate_legs__random_books__equal_twin_to_the_wei(boa_opt):
     opt = boa_opt
     ids = _instruments(opt)
-    shocks = tuple(unpack_int16(opt.s.engine.shock_word(ETH)))
+    shocks = tuple(read_shocks(opt.s.engine, ETH))
     liquidator = opt.s.account(opt.s.actor("liquidator"), 0)
     rng = random.Random(29)
     sliced = 0

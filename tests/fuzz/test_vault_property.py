@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from offchain_risk.models.margin import RiskParams, margin_exact
 from offchain_risk.models.vault import RateCap
-from offchain_risk.units import unpack_int16
+from offchain_risk.units import read_shocks
 
 WAD = 10**18
 ETH = 0
@@ -43,7 +43,7 @@ def _listed(s):
     s.admin.list_asset(
         vault.address, s.feeds[ETH].address, 86_400, 100, 2_000, 10**30, 10**30, False, 0
     )
-    s.admin.set_shock_word(asset, s.engine.shock_word(ETH))
+    s.admin.set_shock_words(asset, [s.engine.shock_word(ETH, w) for w in range(2)])
     s.funding.list_vault(asset, 1_000)
     return asset, vault, weth
 
@@ -53,7 +53,7 @@ def _twin(s, account, n):
     params = RiskParams(
         floor_bps=np.array([c[4] for c in cfg]),
         haircut_bps=np.array([c[5] for c in cfg]),
-        shocks_bps=np.array([unpack_int16(s.engine.shock_word(a)) for a in range(n)]),
+        shocks_bps=np.array([read_shocks(s.engine, a) for a in range(n)]),
         im_multiplier_wad=s.engine.im_multiplier(),
     )
     pos = [s.engine.position(account, a) for a in range(n)]

@@ -78,7 +78,7 @@ class Endpoint:
         elif name == "liquidation_price":
             out = encode(["uint256"], [self.prices[asset]])
         elif name == "shock_word":
-            out = encode(["uint256"], [self.words[asset]])
+            out = encode(["uint256"], [self.words[asset][int(args["arg1"])]])
         elif name == "asset_config":
             m = devnet.MARKETS[asset]
             cfg = (LENS, LENS, 3600, 8, m.floor_bps, m.haircut_bps, True, 0, 0)

@@ -21,7 +21,7 @@ SYMBOLS = {"ETH": 0, "BTC": 1, "SOL": 2}
 def test_base_from_params__listed_assets_in_id_order():
     base, vols, horizon = base_from_params(PARAMS, SYMBOLS, (WAD // 50, WAD // 10))
     assert list(base.assets) == [0, 1]  # DOGE is not listed, SOL not calibrated
-    assert base.shocks_bps.shape == (2, 16)
+    assert base.shocks_bps.shape == (2, 32)
     assert list(base.shocks_bps[0, :2]) == [-1200, 1100] and base.shocks_bps[0, 2:].sum() == 0
     assert list(base.haircut_bps) == [20, 30] and list(vols) == [0.05, 0.04]
     assert horizon == 86_400 and base.im_multiplier_wad == 3 * WAD // 2

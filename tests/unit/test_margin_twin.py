@@ -10,6 +10,7 @@ from offchain_risk.models.margin import (
     WAD,
     RiskParams,
     apply_trade,
+    flat_words,
     margin_exact,
     margin_float,
     pack_shocks,
@@ -117,13 +118,27 @@ def test_apply_trade__close_flip_realises_pnl():
 
 def test_pack_shocks__int16_words_round_trip():
     shocks = np.array([[-10_000, 32_767, -1, 0, 5]])
-    [word] = pack_shocks(shocks)
+    [[word, high]] = pack_shocks(shocks)
     back = [((word >> (16 * k)) & 0xFFFF) for k in range(5)]
     assert [v - 65536 if v >= 32768 else v for v in back] == [-10_000, 32_767, -1, 0, 5]
-    assert pad_scenarios(shocks).shape == (1, 16)
+    assert high == 0  # K <= 16: the second word is zero
+    assert pad_scenarios(shocks).shape == (1, 32)
 
 
-@pytest.mark.parametrize("bad", [[[-10_001]], [[32_768]], np.zeros((1, 17), dtype=int)])
+def test_pack_shocks__k32__scenario_k_in_word_k_div_16():
+    shocks = np.arange(-16, 16).reshape(1, 32) * 100
+    [[low, high]] = pack_shocks(shocks)
+    assert low & 0xFFFF == (-1600) & 0xFFFF  # scenario 0
+    assert high & 0xFFFF == 0  # scenario 16
+    assert (high >> 16 * 15) & 0xFFFF == 1500  # scenario 31
+    assert flat_words(pack_shocks(np.vstack([shocks, -shocks]))) == [
+        low,
+        high,
+        *pack_shocks(-shocks)[0],
+    ]
+
+
+@pytest.mark.parametrize("bad", [[[-10_001]], [[32_768]], np.zeros((1, 33), dtype=int)])
 def test_pack_shocks__out_of_range__raises(bad):
     with pytest.raises(ValueError):
         pack_shocks(np.array(bad))
@@ -136,8 +151,8 @@ def test_margin_exact__bad_input__clear_errors():
         _one(0, [0.5, 0], [0, 0], [0, 0])
     with pytest.raises(ValueError, match="non-negative"):
         _one(0, [-1, 0], [0, 0], [0, 0])
-    with pytest.raises(ValueError, match="K<=16"):
-        RiskParams(np.array([0]), np.array([0]), np.zeros((1, 17), dtype=int), WAD)
+    with pytest.raises(ValueError, match="K<=32"):
+        RiskParams(np.array([0]), np.array([0]), np.zeros((1, 33), dtype=int), WAD)
     with pytest.raises(ValueError, match="im_multiplier"):
         RiskParams(np.array([0]), np.array([0]), np.zeros((1, 16), dtype=int), WAD - 1)
 

@@ -78,7 +78,7 @@ def test_replay_markets__lists_wrapped_collateral_for_eth_and_btc_only():
     specs, shocks = devnet.replay_markets({"BTC": 7_900.0, "ETH": 200.0, "BNB": 17.0})
     assert [s.symbol for s in specs] == ["BTC", "ETH", "BNB"]
     assert [s.token[1] if s.token else None for s in specs] == ["WBTC", "WETH", None]
-    assert shocks.shape == (3, 16)
+    assert shocks.shape == (3, 32)
     np.testing.assert_array_equal(shocks[0], devnet.DEFAULT_SHOCKS_BPS[1])
 
 

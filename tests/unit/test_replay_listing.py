@@ -77,7 +77,7 @@ def test_calibrated_listing__symbols_without_hand_written_rows__calibrated(marke
     listing = calibrated_listing(OPENING, ASOF, CFG, market)
     assert listing.calibrated == ("XRP", "ADA") and listing.fallback == ()
     assert [m.symbol for m in listing.markets] == ["XRP", "ADA"]
-    assert listing.shocks_bps.shape == (2, 16)
+    assert listing.shocks_bps.shape == (2, 32)
     # joint scenarios with moves both ways, sized for the 4 h horizon, not the devnet rows
     assert (listing.shocks_bps.min(axis=1) < 0).all() and (listing.shocks_bps.max(axis=1) > 0).all()
     assert listing.params["metadata"]["horizon_hours"] == MarginPeriodOfRisk().hours == 4

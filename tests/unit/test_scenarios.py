@@ -111,10 +111,10 @@ def test_fit_vertices__uncovering_start_or_wrong_shape__refused():
         fit_vertices(y[:, :2], np.ones((4, 3)))
 
 
-def test_reduce_to_shocks__k_above_16__raises():
+def test_reduce_to_shocks__k_above_32__raises():
     scen = ScenarioSet(np.zeros((100, 2)), ("A", "B"), 24, "test")
     with pytest.raises(ValueError, match="k must be"):
-        reduce_to_shocks(scen, k=17)
+        reduce_to_shocks(scen, k=33)
 
 
 def test_quantize_bps__rounds_magnitude_up_and_clips():

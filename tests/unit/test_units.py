@@ -26,6 +26,8 @@ def _vyper_constant(name: str) -> str:
         "BPS",
         "SUB_BITS",
         "MAX_SCENARIOS",
+        "SHOCKS_PER_WORD",
+        "SHOCK_WORDS",
         "MAX_ASSETS",
         "QUOTE_ASSET",
         "MAX_PRICE",
@@ -81,6 +83,17 @@ def test_pack_int16__round_trip_and_layout():
     assert units.field16(word, 16) == 1500
     with pytest.raises(ValueError, match="int16"):
         units.pack_int16([40_000])
+
+
+def test_pack_shock_words__two_words_scenario_k_in_word_k_div_16():
+    shocks = list(range(-16, 16))  # 32 scenarios, scenario k = k - 16
+    words = units.pack_shock_words(shocks)
+    assert len(words) == units.SHOCK_WORDS == 2
+    assert units.unpack_int16(words[1], 1) == [0]  # scenario 16 is field 0 of word 1
+    assert units.unpack_shock_words(words) == shocks
+    assert units.pack_shock_words(shocks[:16]) == [words[0], 0]  # K = 16: word 1 is zero
+    with pytest.raises(ValueError, match="at most 32"):
+        units.pack_shock_words([0] * 33)
 
 
 def test_account_id__owner_and_sub__packed_as_the_engine_does():

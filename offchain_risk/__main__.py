@@ -11,6 +11,7 @@ import numpy as np
 from offchain_risk.backtest.engine import BacktestConfig as BacktestDefaults
 from offchain_risk.calibrate import CalibrationConfig as CalibrationDefaults
 from offchain_risk.data import DataNotFoundError, available_assets, load_panel, parse_time
+from offchain_risk.units import MAX_SCENARIOS
 
 DEFAULT_BACKTEST_ASSETS = "BTC,ETH,BNB,LINK"
 
@@ -66,9 +67,9 @@ def _engine_options(command):
             "--k",
             "k",
             default=CalibrationDefaults.k,
-            type=click.IntRange(1, 16),
+            type=click.IntRange(1, MAX_SCENARIOS),
             show_default=True,
-            help="Number of joint scenarios (the chain holds at most 16).",
+            help=f"Number of joint scenarios (the chain holds at most {MAX_SCENARIOS}).",
         ),
         click.option(
             "--window-days",

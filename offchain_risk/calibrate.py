@@ -17,6 +17,7 @@ from offchain_risk.models.horizon import (
 )
 from offchain_risk.models.risk import var_es
 from offchain_risk.models.scenarios import (
+    DEFAULT_K,
     FilteredHistoricalSimulation,
     StudentTCopulaMonteCarlo,
     random_books,
@@ -32,7 +33,7 @@ PARAMS_VERSION = 1
 class CalibrationConfig:
     alpha: float = 0.99
     horizon_hours: int = MarginPeriodOfRisk().hours  # the margin period of risk (4 h)
-    k: int = 16
+    k: int = DEFAULT_K
     floor_bps: int = 50
     vol_model: str = "ewma"  # filter of the historical simulation: "ewma" or "garch"
     reference_position_usd: float = 5_000_000.0  # position size the haircut is set for

@@ -38,6 +38,7 @@ from offchain_risk.models.horizon import (
 )
 from offchain_risk.models.risk import exceedance_probability
 from offchain_risk.models.scenarios import (
+    DEFAULT_K,
     FilteredHistoricalSimulation,
     reduce_with_stress,
     select_stressed_period,
@@ -72,7 +73,7 @@ class BacktestConfig:
     # close-out size whose square-root impact widens every scenario (0: none), the one the
     # chain's calibration uses
     close_out_position_usd: float = CLOSE_OUT_REFERENCE_USD
-    k: int = 16
+    k: int = DEFAULT_K
     window_days: int = 730
     min_history_days: int = 14
     step_hours: int = 24

@@ -41,9 +41,9 @@ from offchain_risk.models.volatility import (
     ledoit_wolf_constant_correlation,
 )
 
-# The K a reduction picks unless told: what the calibrated parameter sets carry today. The
-# chain takes up to MAX_SCENARIOS (32); a set of K <= 16 leaves the second shock word zero.
-DEFAULT_K = 16
+# The K a reduction picks unless told: as many as the chain holds (two shock words per
+# asset). A set of K <= 16 leaves the second shock word zero.
+DEFAULT_K = MAX_SCENARIOS
 
 COPULA_NU_GRID = (2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0)
 

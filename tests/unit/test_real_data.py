@@ -76,7 +76,7 @@ def test_cli_calibrate__two_assets__writes_parameter_set(data_dir, tmp_path, mon
     ("args", "message"),
     [
         (["--assets", "BTC,NOPE"], "unknown asset"),
-        (["--k", "17"], "17"),
+        (["--k", "33"], "33"),
         (["--asof", "2023-02-31"], "bad --asof"),
     ],
 )

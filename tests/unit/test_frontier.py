@@ -163,31 +163,18 @@ def test_sweep__equal_capital__bad_debt_falls_as_the_level_rises(crash):
 
 def test_simulate__equal_capital__one_figure_per_book_or_a_clear_error():
     prices = np.array([[100.0], [94.0]])
+
+    def run(rate: float, equity: list[float]):
+        one_book = (ONE_K, np.zeros((1, 1)), np.zeros(1), prices, np.zeros(1), POLICY)
+        return simulate(_flat(rate), *one_book, equity=np.array(equity))
+
     # the same $12,000 of equity: MM 6% of gross leaves it alone, 10% liquidates it
     for rate, liquidations in ((0.06, 0), (0.1, 1)):
-        r = simulate(
-            _flat(rate),
-            ONE_K,
-            np.zeros((1, 1)),
-            np.zeros(1),
-            prices,
-            np.zeros(1),
-            POLICY,
-            equity=np.array([12_000.0]),
-        )
+        r = run(rate, [12_000.0])
         assert r.liquidations == liquidations
         assert r.opening_im_usd == pytest.approx(1.5 * rate * 100_000)
     with pytest.raises(ValueError, match=r"equity must be \(1,\) USD"):
-        simulate(
-            _flat(0.1),
-            ONE_K,
-            np.zeros((1, 1)),
-            np.zeros(1),
-            prices,
-            np.zeros(1),
-            POLICY,
-            equity=np.array([1.0, 2.0]),
-        )
+        run(0.1, [1.0, 2.0])
 
 
 def test_scenario_margin__ballast_rule__runs_through_the_same_model(crash):

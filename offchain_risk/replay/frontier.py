@@ -229,18 +229,16 @@ class Frontier:
         return dominating(self.own_im_points, *self.ballast_chain)
 
 
-def replay_frontier(
-    replay, ballast_bad_debt_usd: float, flat_bad_debt_usd: float | None = None
-) -> Frontier:
-    """The frontier of a finished :class:`~offchain_risk.replay.replay.Replay`, with
-    Ballast's (and the flat venue's) bad debt as measured on the chain."""
-    path = replay.path
-    specs = replay.venues[0].seeded.specs
+def model_sweeps(
+    path, specs, listing
+) -> tuple[SimResult, list[FrontierPoint], list[FrontierPoint]]:
+    """The replay's books ``specs`` over ``path``'s rounds through the model: Ballast's
+    ``listing`` held fixed, every peer rule with the books at the capital they hold on
+    Ballast's chain, and every peer rule with the books at the rule's own IM."""
     size = np.array([s.size for s in specs], dtype=np.float64)
     coll = np.array([s.collateral for s in specs], dtype=np.float64)
     buffers = np.array([s.buffer for s in specs], dtype=np.float64)
     prices = np.vstack([path.opening, path.prices])
-    listing = replay.listing
     haircut = np.array([m.haircut_bps for m in listing.markets], dtype=np.float64) / 1e4
     policy = devnet.DEFAULT_POLICY  # both venues of the replay run it
     floors = np.array([m.floor_bps for m in listing.markets], dtype=np.float64)
@@ -252,6 +250,17 @@ def replay_frontier(
     rules = peer_rules(path.assets)
     points = sweep(rules, size, coll, buffers, prices, haircut, policy, equity=capital)
     own_im = sweep(rules, size, coll, buffers, prices, haircut, policy)
+    return ballast, points, own_im
+
+
+def replay_frontier(
+    replay, ballast_bad_debt_usd: float, flat_bad_debt_usd: float | None = None
+) -> Frontier:
+    """The frontier of a finished :class:`~offchain_risk.replay.replay.Replay`, with
+    Ballast's (and the flat venue's) bad debt as measured on the chain."""
+    ballast, points, own_im = model_sweeps(
+        replay.path, replay.venues[0].seeded.specs, replay.listing
+    )
     b = replay.venues[0]
     chain_point = (b.opening["im"] / WAD, float(ballast_bad_debt_usd))
     flat_chain = flat_model = None

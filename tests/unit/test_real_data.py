@@ -149,9 +149,8 @@ def test_replay_frontier__march_2020__ballast_listing_on_the_equal_capital_front
     level rises. At each rule's own IM the cheap levels' thin books are cut in the slide
     before the 12 March gap, and cheap points look safer than Ballast: why the frontier
     holds the capital fixed (docs/RISK_MODEL.md, "Efficiency and the frontier")."""
-    from offchain_risk import devnet
     from offchain_risk.models.peers import peer_rules
-    from offchain_risk.replay.frontier import dominating, scenario_margin, simulate, sweep
+    from offchain_risk.replay.frontier import dominating, model_sweeps
     from offchain_risk.replay.listing import calibrated_listing
     from offchain_risk.replay.path import load_path
     from offchain_risk.replay.replay import COLLATERAL_ASSETS, ReplayConfig
@@ -164,23 +163,10 @@ def test_replay_frontier__march_2020__ballast_listing_on_the_equal_capital_front
     window_start = path.opening_time - np.timedelta64(3600, "s")
     listing = calibrated_listing(opening, window_start, cfg.listing, data_dir)
     specs = generate_books(cfg.n_accounts, assets, path.opening, COLLATERAL_ASSETS, 10, cfg.seed)
-    size = np.array([s.size for s in specs])
-    coll = np.array([s.collateral for s in specs])
-    buffers = np.array([s.buffer for s in specs])
-    prices = np.vstack([path.opening, path.prices])
-    haircut = np.array([m.haircut_bps for m in listing.markets]) / 1e4
-    floors = np.array([m.floor_bps for m in listing.markets], dtype=np.float64)
-    margin = scenario_margin(listing.shocks_bps, floors, listing.im_multiplier_wad / 1e18)
-    policy = devnet.DEFAULT_POLICY
-    ballast = simulate(margin, size, coll, buffers, prices, haircut, policy)
-    _, im0 = margin(size * prices[0], coll * prices[0])
-    capital = im0 * (1.0 + buffers)
-    rules = peer_rules(assets)
-    equal = sweep(rules, size, coll, buffers, prices, haircut, policy, capital)
+    ballast, equal, own = model_sweeps(path, specs, listing)
     assert ballast.bad_debt_usd > 0
     assert dominating(equal, ballast.opening_im_usd, ballast.bad_debt_usd) == []
-    for rule in rules:
+    for rule in peer_rules(assets):
         bad = [p.bad_debt_usd for p in equal if p.rule == rule.name]
         assert (np.diff(bad) <= 1.0).all(), rule.name
-    own = sweep(rules, size, coll, buffers, prices, haircut, policy)
     assert len(dominating(own, ballast.opening_im_usd, ballast.bad_debt_usd)) >= 10
